@@ -1,0 +1,33 @@
+"""nox sessions for this monorepo. Each one is a thin call into the cogfleet CLI.
+
+Sessions run in the environment where cogfleet is installed (see README: one
+``pip install -e '.[test]'``), so no session builds a virtualenv of its own.
+Variant-taking sessions read variants from posargs: ``nox -s render -- schnell dev``
+(no posargs = every variant).
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]  # safe defaults only: nothing here pushes
+nox.options.default_venv_backend = "none"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (pytest)."""
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff on cogfleet itself, then `cogfleet lint` on every variant."""
+    session.run("python", "-m", "ruff", "check", "src", "tests", "plugins", "noxfile.py")
+    session.run("cogfleet", "lint", *session.posargs)
+
+
+@nox.session
+def render(session: nox.Session) -> None:
+    """Render build folders: nox -s render -- [VARIANT...]."""
+    session.run("cogfleet", "render", *session.posargs)

@@ -1,0 +1,3 @@
+from cogfleet._cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,205 @@
+"""The ``cog-safe-push.yaml`` model: every key cog-safe-push accepts, plus open checkers.
+
+Files from existing cog-safe-push repos load unchanged. A test case holds ``inputs``
+and at most one checker key; which keys are checkers is decided by the plugins
+(:func:`cogfleet.hookspecs.cogfleet_register_checkers`), so teams can add their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cogfleet._checks import Checker
+from cogfleet._errors import ConfigError
+from cogfleet._yaml import load_yaml_text
+
+DEFAULT_TIMEOUT = 300
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TestCase(BaseModel):
+    """One test case: ``inputs`` plus zero or one checker key (validated by the loader)."""
+
+    __test__ = False  # not a pytest class
+    model_config = ConfigDict(extra="allow")
+
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def checker(self) -> tuple[str, Any] | None:
+        """``(key, expected)`` of the case's checker, or ``None`` (the prediction must succeed)."""
+        extra = self.model_extra or {}
+        return next(iter(extra.items()), None)
+
+
+class FuzzConfig(_Strict):
+    fixed_inputs: dict[str, Any] = Field(default_factory=dict)
+    disabled_inputs: list[str] = Field(default_factory=list)
+    iterations: int = Field(default=10, ge=0)
+    prompt: str | None = None
+    duration: int | None = None  # deprecated in cog-safe-push; accepted and ignored
+
+
+class PredictConfig(_Strict):
+    compare_outputs: bool = True
+    predict_timeout: int = Field(default=DEFAULT_TIMEOUT, gt=0)
+    test_cases: list[TestCase] = Field(default_factory=list)
+    fuzz: FuzzConfig | None = None
+
+
+class TrainConfig(_Strict):
+    destination: str | None = None
+    destination_hardware: str = "cpu"
+    train_timeout: int = Field(default=DEFAULT_TIMEOUT, gt=0)
+    test_cases: list[TestCase] = Field(default_factory=list)
+    fuzz: FuzzConfig | None = None
+
+
+class DeploymentConfig(_Strict):
+    owner: str | None = None
+    name: str | None = None
+    hardware: str | None = None
+    # cogfleet extension: scaling bounds (cog-safe-push: cpu 1-20, gpu 0-2)
+    min_instances: int | None = Field(default=None, ge=0)
+    max_instances: int | None = Field(default=None, ge=1)
+
+
+class SafePushConfig(_Strict):
+    """A whole ``cog-safe-push.yaml``."""
+
+    model: str
+    test_model: str | None = None
+    test_hardware: str = "cpu"
+    predict: PredictConfig | None = None
+    train: TrainConfig | None = None
+    deployment: DeploymentConfig | None = None
+    dockerfile: str | None = None
+    parallel: int = Field(default=4, ge=1)
+    fast_push: bool = False
+    use_cog_base_image: bool = True
+    ignore_schema_compatibility: bool = False
+    official_model: str | None = None
+
+    @field_validator("model", "test_model", "official_model")
+    @classmethod
+    def _owner_name(cls, value: str | None) -> str | None:
+        if value is not None and (value.count("/") != 1 or not all(value.split("/"))):
+            raise ValueError(f"expected 'owner/name', got {value!r}")
+        return value
+
+    @property
+    def effective_test_model(self) -> str:
+        return self.test_model or f"{self.model}-test"
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based YAML line of the node at ``loc`` (best effort)."""
+    try:
+        node: Any = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == str(part)), None)
+            key = next((k for k, v in node.value if k.value == str(part)), None)
+            if match is None:
+                break
+            line = (key or match).start_mark.line + 1
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parse_config(
+    text: str,
+    source: str | Path,
+    checkers: Mapping[str, Checker],
+) -> SafePushConfig:
+    """Parse and validate a rendered ``cog-safe-push.yaml``.
+
+    ``checkers`` maps the known checker keys to their :class:`Checker`; a key no
+    plugin claims, two checker keys in one case, or a value the checker rejects is a
+    ``ConfigError`` naming the file, the case index and the field.
+    """
+    data = load_yaml_text(text, source)
+    if not isinstance(data, dict):
+        raise ConfigError(source, "expected a mapping at the top level")
+    try:
+        config = SafePushConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(p for p in err["loc"] if p not in ("function-after",))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        raise ConfigError(source, f"{_dotted(loc)}: {msg}", line=_line_of(text, loc)) from None
+    for section_name in ("predict", "train"):
+        section = getattr(config, section_name)
+        if section is None:
+            continue
+        for index, case in enumerate(section.test_cases):
+            loc: tuple[Any, ...] = (section_name, "test_cases", index)
+            keys = list(case.model_extra or {})
+            unknown = [k for k in keys if k not in checkers]
+            if unknown:
+                raise ConfigError(
+                    source,
+                    f"{_dotted(loc)}: unknown checker {unknown[0]!r} "
+                    f"(known: {', '.join(sorted(checkers))})",
+                    line=_line_of(text, (*loc, unknown[0])),
+                )
+            if len(keys) > 1:
+                raise ConfigError(
+                    source,
+                    f"{_dotted(loc)}: at most one checker per test case, got {', '.join(keys)}",
+                    line=_line_of(text, loc),
+                )
+            if keys and checkers[keys[0]].validate is not None:
+                validate = checkers[keys[0]].validate
+                assert validate is not None
+                try:
+                    validate(case.model_extra[keys[0]])  # type: ignore[index]
+                except (ValueError, TypeError) as exc:
+                    raise ConfigError(
+                        source,
+                        f"{_dotted((*loc, keys[0]))}: {exc}",
+                        line=_line_of(text, (*loc, keys[0])),
+                    ) from None
+        fuzz = section.fuzz
+        if fuzz is not None:
+            overlap = set(fuzz.fixed_inputs) & set(fuzz.disabled_inputs)
+            if overlap:
+                raise ConfigError(
+                    source,
+                    f"{section_name}.fuzz: {sorted(overlap)[0]!r} is both fixed and disabled",
+                    line=_line_of(text, (section_name, "fuzz")),
+                )
+    if config.test_model is not None and config.test_model == config.model:
+        raise ConfigError(
+            source, "test_model: must differ from model", line=_line_of(text, ("test_model",))
+        )
+    return config

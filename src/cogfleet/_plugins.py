@@ -1,0 +1,209 @@
+"""The plugin manager: loading order, safety checks, and the typed facade the core calls.
+
+Order: cogfleet's built-ins (entry points in group ``cogfleet`` whose module is part of
+cogfleet), then third-party entry points, then the repo's ``plugins/*.py``.
+``COGFLEET_DISABLE_PLUGINS=a,b`` blocks plugins by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from cogfleet import PROJECT_NAME, hookspecs
+from cogfleet._checks import Checker
+from cogfleet._errors import PluginError
+
+if TYPE_CHECKING:
+    from cogfleet._repo import Variant
+    from cogfleet._result import RunResult
+
+DISABLE_ENV = "COGFLEET_DISABLE_PLUGINS"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    source: str
+    hooks: tuple[str, ...]
+
+
+class Plugins:
+    """Typed access to every hook; the core never calls ``pm.hook`` directly."""
+
+    def __init__(self, repo_root: Path | None = None, *, disabled: set[str] | None = None) -> None:
+        self.pm = pluggy.PluginManager(PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self._sources: dict[str, str] = {}
+        self._checkers: dict[str, Checker] | None = None
+        if disabled is None:
+            disabled = {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+        self.disabled = disabled
+        for name in disabled:
+            self.pm.set_blocked(name)
+        self._load_entry_points()
+        if repo_root is not None:
+            self._load_repo_plugins(repo_root)
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            name = self.pm.get_name(exc.plugin) or "?"
+            raise PluginError(
+                self._sources.get(name, name), f"plugin {name!r}: {exc}"
+            ) from None
+
+    # -- loading ---------------------------------------------------------------------
+
+    def _register(self, module: ModuleType | object, name: str, source: str) -> None:
+        if self.pm.is_blocked(name):
+            return
+        try:
+            self.pm.register(module, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(source, f"plugin {name!r}: {exc}") from None
+        except ValueError as exc:
+            raise PluginError(source, f"plugin {name!r}: {exc}") from None
+        self._sources[name] = source
+
+    def _load_entry_points(self) -> None:
+        eps = sorted(
+            entry_points(group=PROJECT_NAME),
+            key=lambda ep: (not ep.value.startswith(f"{PROJECT_NAME}."), ep.name),
+        )
+        for ep in eps:
+            if self.pm.is_blocked(ep.name):
+                continue
+            builtin = ep.value.startswith(f"{PROJECT_NAME}.")
+            dist = ep.dist.name if ep.dist is not None else "?"
+            source = "builtin" if builtin else f"entry point ({dist})"
+            try:
+                module = ep.load()
+            except Exception as exc:  # any import failure is reported by plugin name
+                raise PluginError(
+                    None, f"plugin {ep.name!r} ({ep.value}) failed to import: {exc}"
+                ) from None
+            self._register(module, ep.name, source)
+
+    def _load_repo_plugins(self, root: Path) -> None:
+        folder = root / "plugins"
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.glob("*.py")):
+            if path.name.startswith("_"):
+                continue
+            name = path.stem
+            rel = f"plugins/{path.name}"
+            if self.pm.is_blocked(name):
+                continue
+            mod_name = f"cogfleet_repo_plugins.{name}"
+            spec = importlib.util.spec_from_file_location(mod_name, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[mod_name] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:
+                sys.modules.pop(mod_name, None)
+                line = _error_line(exc, path)
+                raise PluginError(
+                    rel, f"plugin {name!r} failed to import: {type(exc).__name__}: {exc}", line
+                ) from None
+            self._register(module, name, rel)
+
+    # -- introspection -----------------------------------------------------------------
+
+    def describe(self) -> list[PluginInfo]:
+        """Every loaded plugin, where it came from, and the hooks it implements."""
+        out = []
+        for name, source in self._sources.items():
+            plugin = self.pm.get_plugin(name)
+            hooks = tuple(
+                sorted(
+                    caller.name
+                    for caller in self.pm.get_hookcallers(plugin) or []
+                )
+            )
+            out.append(PluginInfo(name=name, source=source, hooks=hooks))
+        return out
+
+    def source_of(self, plugin: object) -> str:
+        name = self.pm.get_name(plugin) or "?"
+        return f"{name} ({self._sources.get(name, '?')})"
+
+    # -- configure ---------------------------------------------------------------------
+
+    def checkers(self) -> dict[str, Checker]:
+        """Every registered checker by key; two plugins claiming one key is an error."""
+        if self._checkers is None:
+            found: dict[str, tuple[Checker, str]] = {}
+            for impl in self.pm.hook.cogfleet_register_checkers.get_hookimpls():
+                owner = self.source_of(impl.plugin)
+
+                def register(checker: Checker, _owner: str = owner) -> None:
+                    if not isinstance(checker, Checker):
+                        raise PluginError(None, f"plugin {_owner} registered a non-Checker")
+                    if checker.name in found:
+                        raise PluginError(
+                            None,
+                            f"checker {checker.name!r} is registered by both "
+                            f"{found[checker.name][1]} and {_owner}",
+                        )
+                    found[checker.name] = (checker, _owner)
+
+                impl.function(register=register)
+            self._checkers = {k: v[0] for k, v in sorted(found.items())}
+        return self._checkers
+
+    # -- render ------------------------------------------------------------------------
+
+    def template_variables(self, variant: Variant) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        # pluggy calls the last registered first; reverse so later plugins win
+        for answer in reversed(self.pm.hook.cogfleet_template_variables(variant=variant)):
+            if answer:
+                merged.update(answer)
+        return merged
+
+    def template_filters(self) -> dict[str, Callable[..., Any]]:
+        filters: dict[str, Callable[..., Any]] = {}
+
+        def register(name: str, func: Callable[..., Any]) -> None:
+            filters[name] = func
+
+        self.pm.hook.cogfleet_template_filters(register=register)
+        return filters
+
+    # -- lint --------------------------------------------------------------------------
+
+    def lint(self, variant: Variant, build_dir: Path) -> list[str]:
+        problems: list[str] = []
+        for answer in reversed(self.pm.hook.cogfleet_lint(variant=variant, build_dir=build_dir)):
+            problems.extend(answer or [])
+        return problems
+
+    # -- report ------------------------------------------------------------------------
+
+    def report(self, results: list[RunResult], options: dict[str, Any]) -> None:
+        self.pm.hook.cogfleet_report(results=results, options=options)
+
+
+def _error_line(exc: BaseException, path: Path) -> int | None:
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        return exc.lineno
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        if Path(tb.tb_frame.f_code.co_filename) == path:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line

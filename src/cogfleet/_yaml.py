@@ -1,0 +1,32 @@
+"""YAML loading with one-line errors that name the file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cogfleet._errors import ConfigError
+
+
+def load_yaml_text(text: str, source: str | Path) -> Any:
+    """Parse YAML ``text``; a syntax error becomes a ``ConfigError`` naming ``source`` and line."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or str(exc).splitlines()[0]
+        raise ConfigError(source, f"invalid YAML: {problem}", line=line) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, f"invalid YAML: {str(exc).splitlines()[0]}") from None
+
+
+def load_yaml_file(path: Path, display: str | Path | None = None) -> Any:
+    """Read and parse a YAML file (see :func:`load_yaml_text`)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(display or path, f"cannot read: {exc.strerror}") from None
+    return load_yaml_text(text, display or path)

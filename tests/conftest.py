@@ -1,0 +1,151 @@
+"""Shared fixtures: throw-away monorepos built from a dict of files, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from cogfleet._cli import main
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+PREDICT_PY = '''\
+from cog import BasePredictor, Input
+
+STEPS = 4
+
+
+class Predictor(BasePredictor):
+    def predict(
+        self,
+        prompt: str = Input(description="Text prompt"),
+        steps: int = Input(description="Steps", default=STEPS, ge=1, le=STEPS),
+    ) -> str:
+        return f"{prompt}:{steps}"
+'''
+
+BASIC_REPO: dict[str, str] = {
+    "models/fam/variants.yaml": """\
+        alpha:
+          model: acme/alpha
+          variables: {steps: 4}
+        beta:
+          model: acme/beta
+          variables: {steps: 8}
+        """,
+    "models/fam/predict.py": PREDICT_PY,
+    "templates/cog.yaml.j2": """\
+        # {{ variant }}
+        build:
+          python_version: "3.11"
+        {% include "partials/env.yaml.j2" %}
+        predict: "predict.py:Predictor"
+        """,
+    "templates/partials/env.yaml.j2": """\
+        environment:
+          - STEPS={{ steps }}
+        """,
+    "cog-safe-push-configs/alpha.yaml": """\
+        model: {{ model }}
+        predict:
+          test_cases:
+            - inputs: {prompt: hi}
+              exact_string: "hi:4"
+        """,
+    "cog-safe-push-configs/beta.yaml": """\
+        model: acme/beta
+        """,
+}
+
+
+def write_files(root: Path, files: dict[str, str | bytes | None]) -> None:
+    """Write ``files`` (relative path -> text; ``None`` deletes) under ``root``."""
+    for rel, content in files.items():
+        path = root / rel
+        if content is None:
+            if path.exists():
+                path.unlink()
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(textwrap.dedent(content), encoding="utf-8")
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path) -> Callable[..., Path]:
+    """Build a throw-away monorepo: ``make_repo()`` (the basic one) or ``make_repo(files)``."""
+
+    def _make(
+        files: dict[str, str | bytes | None] | None = None, *, base: bool = True
+    ) -> Path:
+        root = tmp_path / "repo"
+        root.mkdir(exist_ok=True)
+        merged: dict[str, str | bytes | None] = dict(BASIC_REPO) if base else {}
+        merged.update(files or {})
+        write_files(root, merged)
+        return root
+
+    return _make
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., CliResult]:
+    """Run the cogfleet CLI in-process: ``cli("render", "alpha", cwd=root)``."""
+
+    def _run(*args: str, cwd: Path | None = None) -> CliResult:
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return _run
+
+
+@pytest.fixture
+def demo_repo(tmp_path: Path) -> Iterator[Path]:
+    """A copy of this repository's demo monorepo (models, templates, configs, plugins)."""
+    root = tmp_path / "demo"
+    root.mkdir()
+    for name in ("models", "templates", "cog-safe-push-configs", "plugins", "tests/fixtures"):
+        src = REPO_ROOT / name
+        if src.exists():
+            shutil.copytree(
+                src, root / name, ignore=shutil.ignore_patterns("__pycache__", ".cogfleet")
+            )
+    yield root
+
+
+def run_console(*args: str, cwd: Path, env: dict[str, str] | None = None) -> CliResult:
+    """Run ``python -m cogfleet`` as a real process."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "cogfleet", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
