@@ -1,0 +1,152 @@
+"""Image helpers shared by the ``match_url`` checker and the AI judge (Pillow only).
+
+Comparison follows cog-safe-push's deterministic rule: same pixel size, and a mean
+per-pixel colour distance (Euclidean, RGB, 0..441) of at most :data:`PIXEL_THRESHOLD`.
+A re-encoded JPEG of the same picture passes; a changed picture does not.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageChops, ImageMath, UnidentifiedImageError
+
+#: File extensions treated as images (lower case, without the dot).
+IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif", "bmp", "webp", "tif", "tiff"})
+
+#: Highest mean per-pixel RGB distance at which two images still count as the same.
+PIXEL_THRESHOLD = 8.0
+
+# Spellings of one format that must compare equal ("photo.jpeg" matches "photo.jpg").
+_EXTENSION_ALIASES = {"jpeg": "jpg", "jpe": "jpg", "tiff": "tif", "mpeg": "mpg", "htm": "html"}
+
+# Pillow's format names mapped to the extension people write.
+_FORMAT_EXTENSIONS = {
+    "JPEG": "jpg",
+    "PNG": "png",
+    "WEBP": "webp",
+    "GIF": "gif",
+    "BMP": "bmp",
+    "TIFF": "tif",
+    "MPO": "jpg",
+}
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What Pillow reads from an image's header: ``format`` is an extension (``jpg``)."""
+
+    format: str
+    width: int
+    height: int
+
+    @property
+    def size(self) -> str:
+        """``WIDTHxHEIGHT``, as people write it."""
+        return f"{self.width}x{self.height}"
+
+
+def normalize_extension(ext: str) -> str:
+    """Lower-case ``ext`` without a dot, with aliases folded (``.JPEG`` -> ``jpg``)."""
+    ext = ext.lower().lstrip(".")
+    return _EXTENSION_ALIASES.get(ext, ext)
+
+
+def _open(data: bytes) -> Image.Image | None:
+    """Open ``data`` as an image, or ``None`` when Pillow cannot read it."""
+    try:
+        with warnings.catch_warnings():
+            # A huge image is still an image; the bomb check is a warning we do not want
+            # to turn into an error under strict warning filters.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            img.load()
+        return img
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def image_info(data: bytes) -> ImageInfo | None:
+    """Format and size of the image in ``data``, or ``None`` when it is not an image."""
+    img = _open(data)
+    if img is None:
+        return None
+    fmt = _FORMAT_EXTENSIONS.get(img.format or "", (img.format or "").lower())
+    return ImageInfo(format=fmt, width=img.width, height=img.height)
+
+
+def mean_pixel_distance(a: Image.Image, b: Image.Image) -> float:
+    """Mean Euclidean RGB distance between same-sized images ``a`` and ``b`` (0..441)."""
+    if a.size != b.size:
+        raise ValueError(f"image sizes differ: {a.width}x{a.height} vs {b.width}x{b.height}")
+    diff = ImageChops.difference(a.convert("RGB"), b.convert("RGB"))
+    red, green, blue = (band.convert("F") for band in diff.split())
+    dist = ImageMath.lambda_eval(
+        lambda v: (v["r"] * v["r"] + v["g"] * v["g"] + v["b"] * v["b"]) ** 0.5,
+        r=red,
+        g=green,
+        b=blue,
+    )
+    assert isinstance(dist, Image.Image)
+    # A box-filtered 1x1 resize is the mean of every pixel, computed in C.
+    mean = dist.resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
+    assert isinstance(mean, float | int)
+    return float(mean)
+
+
+def images_match(
+    expected: bytes, actual: bytes, *, threshold: float = PIXEL_THRESHOLD
+) -> tuple[bool, str]:
+    """Whether two encoded images show the same picture; the string says why not.
+
+    Sizes must be equal; then the mean per-pixel RGB distance must be at most
+    ``threshold``. Either side failing to decode is a mismatch, not an exception.
+    """
+    img_a = _open(expected)
+    if img_a is None:
+        return False, "the expected file is not a readable image"
+    img_b = _open(actual)
+    if img_b is None:
+        return False, "the output file is not a readable image"
+    if img_a.size != img_b.size:
+        return False, (
+            f"image sizes differ: expected {img_a.width}x{img_a.height}, "
+            f"got {img_b.width}x{img_b.height}"
+        )
+    distance = mean_pixel_distance(img_a, img_b)
+    if distance > threshold:
+        return False, (f"images differ: mean pixel distance {distance:.1f} is above {threshold:g}")
+    return True, f"images match (mean pixel distance {distance:.1f})"
+
+
+def to_api_image(
+    data: bytes, *, max_side: int = 1568, max_bytes: int = 5_000_000
+) -> tuple[str, bytes] | None:
+    """Re-encode an image for the Anthropic API: ``(media_type, bytes)`` or ``None``.
+
+    The API takes PNG, JPEG, WebP and GIF up to 5 MB; it scales large images down
+    itself, so sending more than ``max_side`` pixels a side only costs upload time.
+    Other formats (BMP, TIFF...) are converted to PNG; ``None`` when ``data`` is not
+    an image at all.
+    """
+    img = _open(data)
+    if img is None:
+        return None
+    accepted = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
+    fmt = img.format or ""
+    if fmt in accepted and max(img.size) <= max_side and len(data) <= max_bytes:
+        return accepted[fmt], data
+    if max(img.size) > max_side:
+        img.thumbnail((max_side, max_side))
+    if img.mode not in ("RGB", "RGBA", "L", "LA"):
+        img = img.convert("RGBA" if "A" in img.getbands() or img.mode == "P" else "RGB")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False)
+    if buf.tell() <= max_bytes:
+        return "image/png", buf.getvalue()
+    # Photographic content can still be too big as PNG; JPEG always fits at this size.
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="JPEG", quality=85)
+    return "image/jpeg", buf.getvalue()

@@ -1,0 +1,274 @@
+"""The five test-case checkers of the cog-safe-push config format, as a plugin.
+
+``exact_string``, ``match_url``, ``match_prompt``, ``jq_query`` and ``error_contains``
+mean what they mean in cog-safe-push; this module registers them through
+:func:`cogfleet_register_checkers` exactly as a third-party plugin would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import jq
+
+from cogfleet import _images, _judge, hookimpl
+from cogfleet._checks import (
+    CheckContext,
+    Checker,
+    CheckResult,
+    OutputFile,
+    decode_data_uri,
+    iter_file_refs,
+)
+from cogfleet._errors import RemoteError
+
+_SHOWN = 200
+
+
+def _short(value: Any, limit: int = _SHOWN) -> str:
+    """``value`` on one line, cut to ``limit`` characters; data URIs shown by type only."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if text.startswith("data:"):
+        return text.partition(",")[0] + ",…"
+    text = " ".join(text.split()) if "\n" in text else text
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _unexpected_status(ctx: CheckContext) -> CheckResult | None:
+    """A failure when a prediction that should succeed did not, else ``None``."""
+    if ctx.status == "succeeded":
+        return None
+    if ctx.error:
+        return CheckResult(False, f"prediction {ctx.status}: {_short(ctx.error, 500)}")
+    return CheckResult(False, f"prediction {ctx.status}")
+
+
+def _require_string(name: str) -> Callable[[Any], None]:
+    def validate(value: Any) -> None:
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{name} must be a non-empty string, got {_short(value)}")
+
+    return validate
+
+
+# --- exact_string -----------------------------------------------------------------
+
+
+def _validate_exact_string(value: Any) -> None:
+    # YAML reads `exact_string: 42` as a number; the model's string output "42" matches it.
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"exact_string must be a string, got {_short(value)}")
+
+
+def _check_exact_string(ctx: CheckContext) -> CheckResult:
+    failed = _unexpected_status(ctx)
+    if failed:
+        return failed
+    expected = ctx.expected if isinstance(ctx.expected, str) else str(ctx.expected)
+    output = ctx.output
+    # A model typed `-> list[str]` returning one item is how cog-safe-push configs are
+    # usually written against; treat it as that item.
+    if isinstance(output, list) and len(output) == 1 and isinstance(output[0], str):
+        output = output[0]
+    if isinstance(output, dict | list) or output is None:
+        return CheckResult(False, f"expected the string {_short(expected)!r}, got {_short(output)}")
+    got = output if isinstance(output, str) else str(output)
+    if got != expected:
+        return CheckResult(False, f"expected {_short(expected)!r}, got {_short(got)!r}")
+    return CheckResult(True, f"output is {_short(expected)!r}")
+
+
+# --- match_url --------------------------------------------------------------------
+
+
+def _validate_match_url(value: Any) -> None:
+    _require_string("match_url")(value)
+    if value.startswith("data:") and not decode_data_uri(value).data:
+        raise ValueError("match_url data URI holds no data")
+
+
+def _output_file(ctx: CheckContext) -> tuple[OutputFile | None, str]:
+    """The single file the output names (a URL, or a one-item list of one)."""
+    out = ctx.output
+    if isinstance(out, list) and len(out) == 1:
+        out = out[0]
+    if not isinstance(out, str) or not list(iter_file_refs(out)):
+        return None, f"expected a file output, got {_short(ctx.output)}"
+    return ctx.output_files()[0], ""
+
+
+def _check_match_url(ctx: CheckContext) -> CheckResult:
+    failed = _unexpected_status(ctx)
+    if failed:
+        return failed
+    got, why = _output_file(ctx)
+    if got is None:
+        return CheckResult(False, why)
+    try:
+        expected = ctx.read_file(ctx.expected)
+    except (OSError, ValueError) as exc:
+        return CheckResult(False, f"cannot read the expected file {_short(ctx.expected)}: {exc}")
+    ext_expected = _images.normalize_extension(expected.extension)
+    ext_got = _images.normalize_extension(got.extension)
+    if ext_expected != ext_got:
+        return CheckResult(
+            False,
+            f"expected a .{ext_expected or '?'} file like {_short(ctx.expected)}, "
+            f"got .{ext_got or '?'} ({got.name})",
+        )
+    if ext_expected in _images.IMAGE_EXTENSIONS:
+        ok, message = _images.images_match(expected.data, got.data)
+        return CheckResult(ok, message)
+    if expected.data == got.data:
+        return CheckResult(True, f"files are identical ({len(got.data)} bytes)")
+    # cog-safe-push compares only the type of non-image files: audio and video of a
+    # generative model differ run to run even when the model is unchanged.
+    return CheckResult(True, f"both are .{ext_got} files (content of .{ext_got} is not compared)")
+
+
+# --- match_prompt -----------------------------------------------------------------
+
+JUDGE_NOT_CONFIGURED = "AI judge is not configured (set ANTHROPIC_API_KEY)"
+
+
+def _check_match_prompt(ctx: CheckContext) -> CheckResult:
+    failed = _unexpected_status(ctx)
+    if failed:
+        return failed
+    prompt = str(ctx.expected)
+    files = ctx.output_files()
+    result, unverified = _judge.check_facts(prompt, ctx.output, files)
+    if result is not None and (not result.passed or not unverified):
+        return result
+    if ctx.judge is None:
+        return CheckResult(False, JUDGE_NOT_CONFIGURED)
+    try:
+        return ctx.judge(prompt, ctx.output, files)
+    except RemoteError as exc:
+        # As in cog-safe-push: a judge that cannot answer fails the case, it does not pass it.
+        return CheckResult(False, str(exc))
+
+
+# --- jq_query ---------------------------------------------------------------------
+
+
+def _jq_error(exc: ValueError) -> str:
+    """jq's message on one line: its ``jq: error`` lines without the source excerpt."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    errors = [line.removeprefix("jq: error: ") for line in lines if line.startswith("jq: error")]
+    return _short("; ".join(errors) if errors else " ".join(lines), 300).rstrip(":")
+
+
+def _validate_jq(value: Any) -> None:
+    _require_string("jq_query")(value)
+    try:
+        jq.compile(value)
+    except ValueError as exc:
+        raise ValueError(f"jq_query {value!r} does not compile: {_jq_error(exc)}") from None
+
+
+def _jq_truthy(value: Any) -> bool:
+    # jq's own rule (only false and null are false) plus "empty" results, so that
+    # `.images` on an empty list or `.caption` on "" fail as a reader would expect.
+    if value is None or value is False:
+        return False
+    if isinstance(value, str | list | dict):
+        return len(value) > 0
+    return True
+
+
+def _check_jq(ctx: CheckContext) -> CheckResult:
+    failed = _unexpected_status(ctx)
+    if failed:
+        return failed
+    data = ctx.output
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError:
+            return CheckResult(False, f"output is not JSON: {_short(ctx.output)}")
+    query = str(ctx.expected)
+    try:
+        results = jq.compile(query).input_value(data).all()
+    except ValueError as exc:
+        return CheckResult(False, f"jq {query!r} failed: {_jq_error(exc)}")
+    if not results:
+        return CheckResult(False, f"jq {query!r} produced no result on {_short(data)}")
+    value = results[0]
+    if not _jq_truthy(value):
+        return CheckResult(False, f"jq {query!r} gave {_short(value)} on {_short(data)}")
+    return CheckResult(True, f"jq {query!r} gave {_short(value)}")
+
+
+# --- error_contains ---------------------------------------------------------------
+
+
+def _check_error_contains(ctx: CheckContext) -> CheckResult:
+    wanted = str(ctx.expected)
+    if ctx.status == "succeeded":
+        return CheckResult(
+            False,
+            f"expected the prediction to fail with {_short(wanted)!r}, but it succeeded "
+            f"with {_short(ctx.output)}",
+        )
+    if ctx.status != "failed":
+        return CheckResult(
+            False,
+            f"expected the prediction to fail with {_short(wanted)!r}, but it was {ctx.status}",
+        )
+    error = ctx.error or ""
+    if wanted not in error:
+        return CheckResult(
+            False, f"expected the error to contain {_short(wanted)!r}, got {_short(error, 500)!r}"
+        )
+    return CheckResult(True, f"failed as expected: {_short(error)}")
+
+
+CHECKERS: tuple[Checker, ...] = (
+    Checker(
+        name="exact_string",
+        check=_check_exact_string,
+        validate=_validate_exact_string,
+        description="The output (a string, or a one-item list of one) equals the value exactly.",
+    ),
+    Checker(
+        name="match_url",
+        check=_check_match_url,
+        validate=_validate_match_url,
+        description=(
+            "The output file has the extension of the file at the URL, data URI or repo path; "
+            "images must have its size and near-identical pixels."
+        ),
+    ),
+    Checker(
+        name="match_prompt",
+        check=_check_match_prompt,
+        validate=_require_string("match_prompt"),
+        description=(
+            "The output matches a description: file type, size and count are verified "
+            "directly, the rest by the AI judge (majority of votes)."
+        ),
+    ),
+    Checker(
+        name="jq_query",
+        check=_check_jq,
+        validate=_validate_jq,
+        description="A jq query on the JSON output gives a true, non-empty result.",
+    ),
+    Checker(
+        name="error_contains",
+        check=_check_error_contains,
+        validate=_require_string("error_contains"),
+        expects_failure=True,
+        description="The prediction fails with an error containing the text.",
+    ),
+)
+
+
+@hookimpl
+def cogfleet_register_checkers(register: Callable[[Checker], None]) -> None:
+    """Register the five built-in checkers."""
+    for checker in CHECKERS:
+        register(checker)

@@ -1,0 +1,1 @@
+"""Local HTTP servers that speak the protocols of services unreachable from tests."""

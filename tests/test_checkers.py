@@ -1,0 +1,386 @@
+"""The five built-in checkers, on real images, real jq and the fake Anthropic API."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import mimetypes
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from cogfleet._checks import CheckContext, Checker, CheckResult, OutputFile, decode_data_uri
+from cogfleet._judge import AnthropicJudge
+from cogfleet._plugins import Plugins
+from cogfleet.builtins import checkers as builtin_checkers
+from cogfleet.builtins.checkers import JUDGE_NOT_CONFIGURED
+from tests.fakes.anthropic_server import FakeAnthropic
+
+CHECKERS: dict[str, Checker] = {c.name: c for c in builtin_checkers.CHECKERS}
+YES = '{"verdict": "yes", "reason": "it is a cat"}'
+NO = '{"verdict": "no", "reason": "it is a dog"}'
+
+
+def image_bytes(
+    size: tuple[int, int] = (64, 48),
+    color: tuple[int, int, int] = (200, 30, 30),
+    fmt: str = "PNG",
+    **save: Any,
+) -> bytes:
+    img = Image.new("RGB", size, color)
+    # A gradient stripe makes the picture non-uniform, so lossy codecs actually work on it.
+    for x in range(size[0]):
+        img.putpixel((x, 0), (x % 256, 0, 255 - x % 256))
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **save)
+    return buf.getvalue()
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def png_uri(**kw: Any) -> str:
+    return data_uri(image_bytes(fmt="PNG", **kw), "image/png")
+
+
+def make_reader(root: Path) -> Callable[[str], OutputFile]:
+    """A FileReader for data URIs and repo-relative paths, counting reads."""
+
+    def read(ref: str) -> OutputFile:
+        if ref.startswith("data:"):
+            return decode_data_uri(ref)
+        path = root / ref
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return OutputFile(name=path.name, data=path.read_bytes(), content_type=mime)
+
+    return read
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Callable[..., CheckContext]:
+    def _make(
+        expected: Any,
+        output: Any = None,
+        *,
+        status: str = "succeeded",
+        error: str | None = None,
+        judge: Any = None,
+    ) -> CheckContext:
+        return CheckContext(
+            expected=expected,
+            inputs={"prompt": "x"},
+            output=output,
+            error=error,
+            status=status,
+            prediction={"id": "p1", "status": status},
+            read_file=make_reader(tmp_path),
+            judge=judge,
+            repo_root=tmp_path,
+        )
+
+    return _make
+
+
+def run(name: str, context: CheckContext) -> CheckResult:
+    return CHECKERS[name].check(context)
+
+
+def test_plugin_registers_five_described_checkers() -> None:
+    found = Plugins().checkers()
+    names = {"exact_string", "match_url", "match_prompt", "jq_query", "error_contains"}
+    assert names <= set(found)
+    for name in names:
+        assert found[name].description
+    assert found["error_contains"].expects_failure
+    assert not found["exact_string"].expects_failure
+
+
+# --- exact_string -----------------------------------------------------------------
+
+
+def test_exact_string_passes_on_equal_string(ctx: Callable[..., CheckContext]) -> None:
+    assert run("exact_string", ctx("hello:4", "hello:4")).passed
+
+
+def test_exact_string_accepts_one_item_list(ctx: Callable[..., CheckContext]) -> None:
+    assert run("exact_string", ctx("hello", ["hello"])).passed
+
+
+def test_exact_string_fails_with_expected_and_got(ctx: Callable[..., CheckContext]) -> None:
+    result = run("exact_string", ctx("hello", "hullo"))
+    assert not result.passed
+    assert "'hello'" in result.message and "'hullo'" in result.message
+
+
+def test_exact_string_truncates_long_outputs(ctx: Callable[..., CheckContext]) -> None:
+    result = run("exact_string", ctx("short", "y" * 5000))
+    assert not result.passed
+    assert len(result.message) < 400
+
+
+def test_exact_string_compares_numbers_as_text(ctx: Callable[..., CheckContext]) -> None:
+    assert run("exact_string", ctx("42", 42)).passed
+    assert run("exact_string", ctx(42, "42")).passed
+    assert not run("exact_string", ctx("42", 43)).passed
+
+
+def test_exact_string_rejects_structured_output(ctx: Callable[..., CheckContext]) -> None:
+    result = run("exact_string", ctx("a", ["a", "b"]))
+    assert not result.passed
+    assert "expected the string" in result.message
+
+
+def test_exact_string_fails_on_failed_prediction(ctx: Callable[..., CheckContext]) -> None:
+    result = run("exact_string", ctx("a", None, status="failed", error="CUDA out of memory"))
+    assert not result.passed
+    assert result.message == "prediction failed: CUDA out of memory"
+
+
+def test_exact_string_validate_rejects_lists() -> None:
+    validate = CHECKERS["exact_string"].validate
+    assert validate is not None
+    validate("ok")
+    with pytest.raises(ValueError, match="must be a string"):
+        validate(["a"])
+
+
+# --- match_url --------------------------------------------------------------------
+
+
+def test_match_url_identical_png(ctx: Callable[..., CheckContext]) -> None:
+    uri = png_uri()
+    result = run("match_url", ctx(uri, uri))
+    assert result.passed, result.message
+
+
+def test_match_url_reads_expected_from_repo_path(
+    ctx: Callable[..., CheckContext], tmp_path: Path
+) -> None:
+    (tmp_path / "fixtures").mkdir()
+    (tmp_path / "fixtures" / "cat.png").write_bytes(image_bytes())
+    assert run("match_url", ctx("fixtures/cat.png", [png_uri()])).passed
+
+
+def test_match_url_tolerates_lossy_reencoding(ctx: Callable[..., CheckContext]) -> None:
+    expected = data_uri(image_bytes(fmt="JPEG", quality=95), "image/jpeg")
+    got = data_uri(image_bytes(fmt="JPEG", quality=70), "image/jpeg")
+    assert expected != got
+    result = run("match_url", ctx(expected, got))
+    assert result.passed, result.message
+
+
+def test_match_url_size_mismatch(ctx: Callable[..., CheckContext]) -> None:
+    result = run("match_url", ctx(png_uri(size=(64, 48)), png_uri(size=(48, 64))))
+    assert not result.passed
+    assert result.message == "image sizes differ: expected 64x48, got 48x64"
+
+
+def test_match_url_pixel_difference(ctx: Callable[..., CheckContext]) -> None:
+    result = run("match_url", ctx(png_uri(color=(200, 30, 30)), png_uri(color=(30, 30, 200))))
+    assert not result.passed
+    assert "mean pixel distance" in result.message
+
+
+def test_match_url_extension_mismatch(ctx: Callable[..., CheckContext]) -> None:
+    webp = data_uri(image_bytes(fmt="WEBP"), "image/webp")
+    result = run("match_url", ctx(png_uri(), webp))
+    assert not result.passed
+    assert "expected a .png file" in result.message and ".webp" in result.message
+
+
+def test_match_url_jpeg_and_jpg_are_one_extension(
+    ctx: Callable[..., CheckContext], tmp_path: Path
+) -> None:
+    jpg = image_bytes(fmt="JPEG", quality=90)
+    (tmp_path / "a.jpeg").write_bytes(jpg)
+    assert run("match_url", ctx("a.jpeg", data_uri(jpg, "image/jpeg"))).passed
+
+
+def test_match_url_non_image_compares_type_only(
+    ctx: Callable[..., CheckContext], tmp_path: Path
+) -> None:
+    (tmp_path / "a.wav").write_bytes(b"RIFF" + b"\0" * 100)
+    same = run("match_url", ctx("a.wav", data_uri(b"RIFF" + b"\0" * 100, "audio/x-wav")))
+    assert same.passed and "identical" in same.message
+    other = run("match_url", ctx("a.wav", data_uri(b"RIFF" + b"\1" * 50, "audio/x-wav")))
+    assert other.passed and "not compared" in other.message
+    mp3 = run("match_url", ctx("a.wav", data_uri(b"ID3" + b"\0" * 10, "audio/mpeg")))
+    assert not mp3.passed
+
+
+def test_match_url_needs_a_file_output(ctx: Callable[..., CheckContext]) -> None:
+    result = run("match_url", ctx(png_uri(), "just text"))
+    assert not result.passed
+    assert result.message.startswith("expected a file output")
+
+
+def test_match_url_missing_expected_file(ctx: Callable[..., CheckContext]) -> None:
+    result = run("match_url", ctx("fixtures/none.png", png_uri()))
+    assert not result.passed
+    assert "cannot read the expected file fixtures/none.png" in result.message
+
+
+def test_match_url_validate() -> None:
+    validate = CHECKERS["match_url"].validate
+    assert validate is not None
+    validate("https://example.com/a.png")
+    with pytest.raises(ValueError, match="non-empty string"):
+        validate("")
+    with pytest.raises(ValueError, match="invalid data URI"):
+        validate("data:image/png;base64,abc")
+    with pytest.raises(ValueError, match="holds no data"):
+        validate("data:image/png;base64,")
+
+
+# --- jq_query ---------------------------------------------------------------------
+
+
+def test_jq_on_object(ctx: Callable[..., CheckContext]) -> None:
+    output = {"images": ["a", "b"], "nsfw": False}
+    assert run("jq_query", ctx(".images | length == 2", output)).passed
+    failed = run("jq_query", ctx(".nsfw", output))
+    assert not failed.passed
+    assert "gave false" in failed.message
+
+
+def test_jq_on_json_string(ctx: Callable[..., CheckContext]) -> None:
+    output = json.dumps({"caption": "a cat", "score": 0.9})
+    assert run("jq_query", ctx('.caption | contains("cat")', output)).passed
+    assert not run("jq_query", ctx(".score > 0.95", output)).passed
+
+
+def test_jq_empty_and_null_results_fail(ctx: Callable[..., CheckContext]) -> None:
+    output = {"items": [], "name": None}
+    assert not run("jq_query", ctx(".items", output)).passed
+    assert not run("jq_query", ctx(".name", output)).passed
+    no_result = run("jq_query", ctx(".items[]", output))
+    assert not no_result.passed and "no result" in no_result.message
+
+
+def test_jq_on_non_json_string(ctx: Callable[..., CheckContext]) -> None:
+    result = run("jq_query", ctx(".a", "not json"))
+    assert not result.passed
+    assert result.message.startswith("output is not JSON")
+
+
+def test_jq_runtime_error_is_a_failure(ctx: Callable[..., CheckContext]) -> None:
+    result = run("jq_query", ctx(".a.b", {"a": 1}))
+    assert not result.passed
+    assert "Cannot index number" in result.message
+
+
+def test_jq_validate_rejects_bad_query_in_one_line() -> None:
+    validate = CHECKERS["jq_query"].validate
+    assert validate is not None
+    validate(".a | length > 0")
+    with pytest.raises(ValueError) as info:
+        validate(".a[")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("jq_query '.a[' does not compile: syntax error")
+
+
+# --- error_contains ---------------------------------------------------------------
+
+
+def test_error_contains_on_failed_prediction(ctx: Callable[..., CheckContext]) -> None:
+    context = ctx(
+        "prompt is too long",
+        None,
+        status="failed",
+        error="ValueError: prompt is too long (300 > 256)",
+    )
+    assert run("error_contains", context).passed
+
+
+def test_error_contains_wrong_error(ctx: Callable[..., CheckContext]) -> None:
+    result = run("error_contains", ctx("too long", None, status="failed", error="CUDA OOM"))
+    assert not result.passed
+    assert result.message == "expected the error to contain 'too long', got 'CUDA OOM'"
+
+
+def test_error_contains_on_success(ctx: Callable[..., CheckContext]) -> None:
+    result = run("error_contains", ctx("too long", "fine"))
+    assert not result.passed
+    assert result.message.startswith("expected the prediction to fail with 'too long'")
+
+
+def test_error_contains_on_canceled(ctx: Callable[..., CheckContext]) -> None:
+    result = run("error_contains", ctx("x", None, status="canceled"))
+    assert not result.passed and "canceled" in result.message
+
+
+# --- match_prompt -----------------------------------------------------------------
+
+
+def test_match_prompt_facts_only_needs_no_judge(ctx: Callable[..., CheckContext]) -> None:
+    webp = data_uri(image_bytes(size=(256, 256), fmt="WEBP"), "image/webp")
+    result = run("match_prompt", ctx("a 256x256px webp image", [webp]))
+    assert result.passed
+    assert result.message.startswith("verified without AI")
+
+
+def test_match_prompt_contradiction_makes_no_request(ctx: Callable[..., CheckContext]) -> None:
+    with FakeAnthropic(responder=[YES, YES, YES]) as fake:
+        judge = AnthropicJudge(api_key=fake.api_key, base_url=fake.base_url)
+        result = run("match_prompt", ctx("four png images of a cat", [png_uri()], judge=judge))
+        judge.close()
+        assert fake.requests == []
+    assert not result.passed
+    assert result.message == "expected 4 outputs, got 1"
+
+
+def test_match_prompt_unverified_without_judge(ctx: Callable[..., CheckContext]) -> None:
+    result = run("match_prompt", ctx("a png image of a cat", [png_uri()]))
+    assert not result.passed
+    assert result.message == JUDGE_NOT_CONFIGURED
+
+
+def test_match_prompt_failed_prediction(ctx: Callable[..., CheckContext]) -> None:
+    result = run("match_prompt", ctx("a cat", None, status="failed", error="boom"))
+    assert result == CheckResult(False, "prediction failed: boom")
+
+
+def test_match_prompt_asks_judge_with_images(ctx: Callable[..., CheckContext]) -> None:
+    bmp = data_uri(image_bytes(fmt="BMP"), "image/bmp")
+    with FakeAnthropic(responder=[YES, YES, YES]) as fake:
+        with AnthropicJudge(api_key=fake.api_key, base_url=fake.base_url, votes=3) as judge:
+            result = run("match_prompt", ctx("an image of a cat", [png_uri(), bmp], judge=judge))
+        requests = fake.requests
+    assert result.passed, result.message
+    assert "it is a cat" in result.message
+    # Two agreeing votes of three are a majority: the third is never asked.
+    assert len(requests) == 2
+    images = requests[0].images()
+    assert [i["source"]["media_type"] for i in images] == ["image/png", "image/png"]
+    for block in images:
+        img = Image.open(io.BytesIO(base64.b64decode(block["source"]["data"])))
+        assert img.size == (64, 48)
+    text = requests[0].text()
+    assert "an image of a cat" in text
+    assert "dimensions: 64x48" in text and "image format: bmp" in text
+    # Data URIs are replaced by placeholders, never sent as text.
+    assert "base64," not in text
+
+
+def test_match_prompt_majority_no(ctx: Callable[..., CheckContext]) -> None:
+    with FakeAnthropic(responder=[NO, YES, NO, YES]) as fake:
+        with AnthropicJudge(api_key=fake.api_key, base_url=fake.base_url, votes=3) as judge:
+            result = run("match_prompt", ctx("an image of a cat", png_uri(), judge=judge))
+        assert len(fake.requests) == 3
+    assert not result.passed
+    assert "1 yes, 2 no" in result.message and "it is a dog" in result.message
+
+
+def test_match_prompt_judge_error_fails_case(ctx: Callable[..., CheckContext]) -> None:
+    with FakeAnthropic(responder=[YES]) as fake:
+        with AnthropicJudge(api_key="sk-ant-wrong", base_url=fake.base_url) as judge:
+            result = run("match_prompt", ctx("a text about cats", "cats!", judge=judge))
+    assert not result.passed
+    assert result.message.startswith("AI judge: HTTP 401 authentication_error")
+    assert "sk-ant-wrong" not in result.message
