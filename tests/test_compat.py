@@ -1,0 +1,625 @@
+"""Tests for cogfleet._compat: schema backwards compatibility and schema file loading."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cogfleet._compat import check_compatibility, load_schema_file, resolve_refs
+from cogfleet._errors import ConfigError
+
+EXAMPLE = Path(__file__).parent / "fixtures" / "schema" / "example-openapi-schema.json"
+
+
+def make_doc(
+    props: dict[str, Any],
+    required: list[str] | None = None,
+    output: dict[str, Any] | None = None,
+    enums: dict[str, dict[str, Any]] | None = None,
+    training: tuple[dict[str, Any], list[str], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A Cog-shaped OpenAPI document with the given Input properties."""
+    schemas: dict[str, Any] = {
+        "Input": {"title": "Input", "type": "object", "properties": props},
+        "Output": output if output is not None else {"title": "Output", "type": "string"},
+    }
+    if required:
+        schemas["Input"]["required"] = required
+    for name, enum in (enums or {}).items():
+        schemas[name] = {"title": name, "description": "An enumeration.", **enum}
+    if training is not None:
+        train_props, train_required, train_output = training
+        schemas["TrainingInput"] = {
+            "title": "TrainingInput",
+            "type": "object",
+            "properties": train_props,
+            "required": train_required,
+        }
+        schemas["TrainingOutput"] = {"title": "Output", **train_output}
+    return {
+        "openapi": "3.0.2",
+        "info": {"title": "Cog", "version": "0.22.0"},
+        "paths": {},
+        "components": {"schemas": schemas},
+    }
+
+
+def choice(name: str, order: int = 0, default: Any = None) -> dict[str, Any]:
+    prop: dict[str, Any] = {
+        "allOf": [{"$ref": f"#/components/schemas/{name}"}],
+        "x-order": order,
+    }
+    if default is not None:
+        prop["default"] = default
+    return prop
+
+
+STEPS = {"type": "integer", "title": "Steps", "default": 20, "minimum": 1, "maximum": 50}
+PROMPT = {"type": "string", "title": "Prompt"}
+
+
+def breaks(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    return check_compatibility(old, new)
+
+
+# ------------------------------------------------------------------ whole documents
+
+
+def test_example_document_is_compatible_with_itself() -> None:
+    doc = json.loads(EXAMPLE.read_text())
+    assert check_compatibility(doc, copy.deepcopy(doc)) == []
+
+
+def test_example_document_with_lowered_maximum_breaks() -> None:
+    old = json.loads(EXAMPLE.read_text())
+    new = copy.deepcopy(old)
+    new["components"]["schemas"]["Input"]["properties"]["steps"]["maximum"] = 4
+    assert check_compatibility(old, new) == ["input 'steps': maximum lowered from 50 to 4"]
+
+
+def test_example_document_with_removed_scheduler_choice_breaks() -> None:
+    old = json.loads(EXAMPLE.read_text())
+    new = copy.deepcopy(old)
+    new["components"]["schemas"]["scheduler"]["enum"] = ["euler"]
+    assert check_compatibility(old, new) == ['input \'scheduler\': choices removed: "ddim", "dpm"']
+
+
+def test_missing_input_component_is_a_config_error() -> None:
+    doc = make_doc({"prompt": PROMPT})
+    with pytest.raises(ConfigError, match="new schema has no components.schemas.Input"):
+        check_compatibility(doc, {"openapi": "3.0.2", "components": {"schemas": {}}})
+
+
+def test_unresolvable_ref_is_a_config_error() -> None:
+    doc = make_doc({"scheduler": choice("scheduler")})
+    with pytest.raises(ConfigError, match="does not resolve"):
+        check_compatibility(doc, doc)
+
+
+# -------------------------------------------------------------------- breaking inputs
+
+
+def test_removed_input_breaks() -> None:
+    old = make_doc({"prompt": PROMPT, "steps": STEPS}, ["prompt"])
+    new = make_doc({"prompt": PROMPT}, ["prompt"])
+    assert breaks(old, new) == ["input 'steps': removed"]
+
+
+def test_changed_type_breaks() -> None:
+    old = make_doc({"steps": STEPS})
+    new = make_doc({"steps": {**STEPS, "type": "number"}})
+    assert breaks(old, new) == ["input 'steps': type changed from integer to number"]
+
+
+def test_added_minimum_breaks() -> None:
+    old = make_doc({"n": {"type": "integer", "default": 3}})
+    new = make_doc({"n": {"type": "integer", "default": 3, "minimum": 1}})
+    assert breaks(old, new) == ["input 'n': minimum added (1)"]
+
+
+def test_raised_minimum_breaks() -> None:
+    old = make_doc({"steps": STEPS})
+    new = make_doc({"steps": {**STEPS, "minimum": 2}})
+    assert breaks(old, new) == ["input 'steps': minimum raised from 1 to 2"]
+
+
+def test_added_maximum_breaks() -> None:
+    old = make_doc({"n": {"type": "number", "default": 3}})
+    new = make_doc({"n": {"type": "number", "default": 3, "maximum": 10.5}})
+    assert breaks(old, new) == ["input 'n': maximum added (10.5)"]
+
+
+def test_lowered_maximum_breaks() -> None:
+    old = make_doc({"steps": STEPS})
+    new = make_doc({"steps": {**STEPS, "maximum": 4}})
+    assert breaks(old, new) == ["input 'steps': maximum lowered from 50 to 4"]
+
+
+def test_float_bounds_print_like_integers() -> None:
+    old = make_doc({"steps": {**STEPS, "maximum": 50.0}})
+    new = make_doc({"steps": {**STEPS, "maximum": 4.0}})
+    assert breaks(old, new) == ["input 'steps': maximum lowered from 50 to 4"]
+
+
+def test_added_and_raised_min_length_break() -> None:
+    old = make_doc({"a": {"type": "string"}, "b": {"type": "string", "minLength": 1}})
+    new = make_doc(
+        {"a": {"type": "string", "minLength": 3}, "b": {"type": "string", "minLength": 5}}
+    )
+    assert breaks(old, new) == [
+        "input 'a': minLength added (3)",
+        "input 'b': minLength raised from 1 to 5",
+    ]
+
+
+def test_added_and_lowered_max_length_break() -> None:
+    old = make_doc({"a": {"type": "string"}, "b": {"type": "string", "maxLength": 100}})
+    new = make_doc(
+        {"a": {"type": "string", "maxLength": 30}, "b": {"type": "string", "maxLength": 77}}
+    )
+    assert breaks(old, new) == [
+        "input 'a': maxLength added (30)",
+        "input 'b': maxLength lowered from 100 to 77",
+    ]
+
+
+def test_changed_format_breaks() -> None:
+    old = make_doc({"image": {"type": "string", "format": "uri"}}, ["image"])
+    new = make_doc({"image": {"type": "string"}}, ["image"])
+    assert breaks(old, new) == ["input 'image': format changed from uri to none"]
+
+
+def test_removed_choices_are_listed() -> None:
+    old = make_doc(
+        {"scheduler": choice("scheduler", default="euler")},
+        enums={"scheduler": {"type": "string", "enum": ["euler", "ddim", "dpm"]}},
+    )
+    new = make_doc(
+        {"scheduler": choice("scheduler", default="euler")},
+        enums={"scheduler": {"type": "string", "enum": ["euler", "dpm"]}},
+    )
+    assert breaks(old, new) == ["input 'scheduler': choices removed: \"ddim\""]
+
+
+def test_changed_choice_type_breaks() -> None:
+    old = make_doc(
+        {"size": choice("size", default="512")},
+        enums={"size": {"type": "string", "enum": ["512", "1024"]}},
+    )
+    new = make_doc(
+        {"size": choice("size", default=512)},
+        enums={"size": {"type": "integer", "enum": [512, 1024]}},
+    )
+    assert breaks(old, new) == ["input 'size': choice type changed from string to integer"]
+
+
+def test_free_input_restricted_to_choices_breaks() -> None:
+    old = make_doc({"mode": {"type": "string", "default": "fast"}})
+    new = make_doc(
+        {"mode": choice("mode", default="fast")},
+        enums={"mode": {"type": "string", "enum": ["fast", "slow"]}},
+    )
+    assert breaks(old, new) == ['input \'mode\': now restricted to choices "fast", "slow"']
+
+
+def test_new_required_input_breaks() -> None:
+    old = make_doc({"prompt": PROMPT}, ["prompt"])
+    new = make_doc(
+        {"prompt": PROMPT, "image": {"type": "string", "format": "uri"}}, ["prompt", "image"]
+    )
+    assert breaks(old, new) == ["input 'image': new required input"]
+
+
+def test_optional_input_made_required_breaks() -> None:
+    old = make_doc({"seed": {"type": "integer", "nullable": True}})
+    new = make_doc({"seed": {"type": "integer"}}, ["seed"])
+    assert breaks(old, new) == [
+        "input 'seed': optional input made required",
+        "input 'seed': no longer accepts null",
+    ]
+
+
+def test_array_item_type_change_breaks() -> None:
+    old = make_doc({"tags": {"type": "array", "items": {"type": "string"}, "default": []}})
+    new = make_doc({"tags": {"type": "array", "items": {"type": "integer"}, "default": []}})
+    assert breaks(old, new) == ["input 'tags' items: type changed from string to integer"]
+
+
+def test_list_input_becoming_single_value_breaks() -> None:
+    old = make_doc({"tags": {"type": "array", "items": {"type": "string"}, "default": []}})
+    new = make_doc({"tags": {"type": "string", "default": ""}})
+    assert breaks(old, new) == ["input 'tags': type changed from array of string to string"]
+
+
+def test_pattern_added_breaks() -> None:
+    old = make_doc({"code": {"type": "string", "default": "ab"}})
+    new = make_doc({"code": {"type": "string", "default": "ab", "pattern": "^[a-z]+$"}})
+    assert breaks(old, new) == ["input 'code': pattern added (^[a-z]+$)"]
+
+
+def test_pattern_changed_breaks() -> None:
+    old = make_doc({"code": {"type": "string", "pattern": "^[a-z]+$"}})
+    new = make_doc({"code": {"type": "string", "pattern": "^[a-f]+$"}})
+    assert breaks(old, new) == ["input 'code': pattern changed from ^[a-z]+$ to ^[a-f]+$"]
+
+
+def test_union_input_losing_a_variant_breaks() -> None:
+    old = make_doc({"x": {"anyOf": [{"type": "string"}, {"type": "integer"}]}})
+    new = make_doc({"x": {"anyOf": [{"type": "string"}]}})
+    assert breaks(old, new) == ["input 'x': type changed from string | integer to string"]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    old = make_doc({"prompt": PROMPT, "steps": STEPS, "gone": {"type": "boolean"}}, ["prompt"])
+    new = make_doc(
+        {"prompt": {**PROMPT, "maxLength": 10}, "steps": {**STEPS, "minimum": 5}}, ["prompt"]
+    )
+    assert breaks(old, new) == [
+        "input 'prompt': maxLength added (10)",
+        "input 'steps': minimum raised from 1 to 5",
+        "input 'gone': removed",
+    ]
+
+
+# ------------------------------------------------------------------ compatible inputs
+
+
+def test_changed_default_description_title_and_order_are_compatible() -> None:
+    old = make_doc({"steps": {**STEPS, "description": "Steps", "x-order": 0}})
+    new = make_doc(
+        {"steps": {**STEPS, "default": 4, "description": "How many", "title": "N", "x-order": 3}}
+    )
+    assert breaks(old, new) == []
+
+
+def test_added_optional_inputs_are_compatible() -> None:
+    old = make_doc({"prompt": PROMPT}, ["prompt"])
+    new = make_doc(
+        {
+            "prompt": PROMPT,
+            "steps": STEPS,
+            "mask": {"type": "string", "format": "uri", "nullable": True},
+        },
+        ["prompt"],
+    )
+    assert breaks(old, new) == []
+
+
+def test_added_choices_are_compatible() -> None:
+    old = make_doc(
+        {"scheduler": choice("scheduler", default="euler")},
+        enums={"scheduler": {"type": "string", "enum": ["euler"]}},
+    )
+    new = make_doc(
+        {"scheduler": choice("scheduler", default="euler")},
+        enums={"scheduler": {"type": "string", "enum": ["euler", "ddim"]}},
+    )
+    assert breaks(old, new) == []
+
+
+def test_choices_dropped_entirely_widen_the_input() -> None:
+    old = make_doc(
+        {"mode": choice("mode", default="fast")},
+        enums={"mode": {"type": "string", "enum": ["fast", "slow"]}},
+    )
+    new = make_doc({"mode": {"type": "string", "default": "fast"}})
+    assert breaks(old, new) == []
+
+
+def test_widened_range_is_compatible() -> None:
+    old = make_doc({"steps": STEPS, "s": {"type": "string", "minLength": 2, "maxLength": 9}})
+    new = make_doc(
+        {
+            "steps": {**STEPS, "minimum": 0, "maximum": 100},
+            "s": {"type": "string", "minLength": 1, "maxLength": 90},
+        }
+    )
+    assert breaks(old, new) == []
+
+
+def test_removed_bounds_are_compatible() -> None:
+    old = make_doc({"steps": STEPS, "s": {"type": "string", "minLength": 2, "pattern": "^a"}})
+    new = make_doc({"steps": {"type": "integer", "default": 20}, "s": {"type": "string"}})
+    assert breaks(old, new) == []
+
+
+def test_required_input_made_optional_is_compatible() -> None:
+    old = make_doc({"prompt": PROMPT}, ["prompt"])
+    new = make_doc({"prompt": {**PROMPT, "default": "a cat"}})
+    assert breaks(old, new) == []
+
+
+def test_union_input_gaining_a_variant_is_compatible() -> None:
+    old = make_doc({"x": {"anyOf": [{"type": "string"}]}})
+    new = make_doc({"x": {"anyOf": [{"type": "string"}, {"type": "integer"}]}})
+    assert breaks(old, new) == []
+
+
+def test_enum_component_renamed_with_same_values_is_compatible() -> None:
+    old = make_doc(
+        {"mode": choice("mode", default="a")},
+        enums={"mode": {"type": "string", "enum": ["a", "b"]}},
+    )
+    new = make_doc(
+        {"mode": choice("Mode2", default="a")},
+        enums={"Mode2": {"type": "string", "enum": ["b", "a"]}},
+    )
+    assert breaks(old, new) == []
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def out(schema: dict[str, Any]) -> dict[str, Any]:
+    return make_doc({"prompt": PROMPT}, ["prompt"], output={"title": "Output", **schema})
+
+
+STR_LIST = {"type": "array", "items": {"type": "string"}}
+FILE = {"type": "string", "format": "uri"}
+
+
+def test_output_single_to_list_breaks() -> None:
+    assert breaks(out(FILE), out({"type": "array", "items": FILE})) == [
+        "Output: type changed from string (uri) to array of string (uri)"
+    ]
+
+
+def test_output_item_type_change_breaks() -> None:
+    old = out({"type": "array", "items": FILE})
+    new = out(STR_LIST)
+    assert breaks(old, new) == ["Output items: format changed from uri to none"]
+
+
+def test_output_list_and_iterator_are_compatible() -> None:
+    iterator = {**STR_LIST, "x-cog-array-type": "iterator"}
+    concatenate = {**iterator, "x-cog-array-display": "concatenate"}
+    assert breaks(out(STR_LIST), out(iterator)) == []
+    assert breaks(out(iterator), out(STR_LIST)) == []
+    assert breaks(out(iterator), out(concatenate)) == []
+
+
+def test_output_object_field_removed_or_retyped_breaks() -> None:
+    old = out(
+        {
+            "type": "object",
+            "properties": {
+                "image": {**FILE, "title": "Image"},
+                "caption": {"type": "string", "title": "Caption"},
+                "score": {"type": "number", "title": "Score"},
+            },
+            "required": ["image", "caption", "score"],
+        }
+    )
+    new = out(
+        {
+            "type": "object",
+            "properties": {
+                "image": {**FILE, "title": "Image"},
+                "score": {"type": "string", "title": "Score"},
+                "extra": {"type": "integer", "title": "Extra"},
+            },
+            "required": ["image", "score"],
+        }
+    )
+    assert breaks(old, new) == [
+        "Output.caption: removed",
+        "Output.score: type changed from number to string",
+    ]
+
+
+def test_output_object_field_made_optional_or_nullable_breaks() -> None:
+    old = out({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]})
+    new = out({"type": "object", "properties": {"a": {"type": "string", "nullable": True}}})
+    assert breaks(old, new) == ["Output.a: no longer always present", "Output.a: may now be null"]
+
+
+def test_output_object_field_added_is_compatible() -> None:
+    old = out({"type": "object", "properties": {"a": {"type": "string"}}})
+    new = out({"type": "object", "properties": {"a": {"type": "string"}, "b": FILE}})
+    assert breaks(old, new) == []
+
+
+def test_output_dict_value_type_change_breaks() -> None:
+    old = out({"type": "object", "additionalProperties": {"type": "number"}})
+    new = out({"type": "object", "additionalProperties": {"type": "string"}})
+    assert breaks(old, new) == ["Output values: type changed from number to string"]
+
+
+def test_output_title_change_is_compatible() -> None:
+    assert breaks(out({"type": "string"}), out({"type": "string", "title": "Result"})) == []
+
+
+# -------------------------------------------------------------------------- training
+
+
+TRAIN_OUT = {"type": "object", "properties": {"weights": FILE}, "required": ["weights"]}
+
+
+def trained(props: dict[str, Any], required: list[str], output: dict[str, Any]) -> dict:
+    return make_doc({"prompt": PROMPT}, ["prompt"], training=(props, required, output))
+
+
+def test_training_removed_breaks() -> None:
+    old = trained({"epochs": {"type": "integer", "default": 1}}, [], TRAIN_OUT)
+    new = make_doc({"prompt": PROMPT}, ["prompt"])
+    assert breaks(old, new) == ["TrainingInput: removed (the new version cannot be trained)"]
+
+
+def test_training_added_is_compatible() -> None:
+    old = make_doc({"prompt": PROMPT}, ["prompt"])
+    new = trained({"epochs": {"type": "integer", "default": 1}}, [], TRAIN_OUT)
+    assert breaks(old, new) == []
+
+
+def test_training_input_and_output_changes_break() -> None:
+    old = trained(
+        {"epochs": {"type": "integer", "default": 1, "maximum": 100}, "lr": {"type": "number"}},
+        [],
+        TRAIN_OUT,
+    )
+    new = trained(
+        {"epochs": {"type": "integer", "default": 1, "maximum": 10}, "data": FILE},
+        ["data"],
+        {"type": "object", "properties": {}},
+    )
+    assert breaks(old, new) == [
+        "TrainingInput.epochs: maximum lowered from 100 to 10",
+        "TrainingInput.lr: removed",
+        "TrainingInput.data: new required input",
+        "TrainingOutput.weights: removed",
+    ]
+
+
+# ------------------------------------------------------------------------ resolve_refs
+
+
+def test_resolve_refs_inlines_choice_enum_and_keeps_input_description() -> None:
+    doc = json.loads(EXAMPLE.read_text())
+    prop = doc["components"]["schemas"]["Input"]["properties"]["scheduler"]
+    assert resolve_refs(prop, doc) == {
+        "type": "string",
+        "enum": ["euler", "ddim", "dpm"],
+        "default": "euler",
+        "description": "Scheduler",
+        "x-order": 4,
+    }
+
+
+def test_resolve_refs_cuts_cycles() -> None:
+    doc = make_doc({})
+    doc["components"]["schemas"]["Node"] = {
+        "type": "object",
+        "properties": {"child": {"$ref": "#/components/schemas/Node"}},
+    }
+    resolved = resolve_refs({"$ref": "#/components/schemas/Node"}, doc)
+    assert resolved == {
+        "type": "object",
+        "properties": {"child": {"type": "object"}},
+    }
+
+
+# -------------------------------------------------------------------- load_schema_file
+
+
+def test_load_schema_file_reads_an_openapi_document(tmp_path: Path) -> None:
+    path = tmp_path / "schema.json"
+    path.write_text(EXAMPLE.read_text())
+    assert load_schema_file(path) == json.loads(EXAMPLE.read_text())
+
+
+def test_load_schema_file_accepts_a_version_object(tmp_path: Path) -> None:
+    doc = json.loads(EXAMPLE.read_text())
+    path = tmp_path / "version.json"
+    path.write_text(json.dumps({"id": "abc", "cog_version": "0.22.0", "openapi_schema": doc}))
+    assert load_schema_file(path) == doc
+
+
+def test_load_schema_file_accepts_a_model_object(tmp_path: Path) -> None:
+    doc = json.loads(EXAMPLE.read_text())
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps({"owner": "acme", "latest_version": {"openapi_schema": doc}}))
+    assert load_schema_file(path) == doc
+
+
+def test_load_schema_file_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.json"
+    with pytest.raises(ConfigError) as info:
+        load_schema_file(path)
+    assert str(info.value) == f"{path}: cannot read schema file: No such file or directory"
+
+
+def test_load_schema_file_invalid_json_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('{\n  "openapi": "3.0.2",\n  oops\n}\n')
+    with pytest.raises(ConfigError) as info:
+        load_schema_file(path)
+    assert info.value.line == 3
+    assert str(info.value).startswith(f"{path}:3: not valid JSON: ")
+
+
+def test_load_schema_file_rejects_a_non_cog_document(tmp_path: Path) -> None:
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"openapi": "3.0.2", "components": {"schemas": {}}}))
+    with pytest.raises(ConfigError, match="components.schemas.Input is missing"):
+        load_schema_file(path)
+
+
+def test_load_schema_file_rejects_a_json_array(tmp_path: Path) -> None:
+    path = tmp_path / "list.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="expected a JSON object"):
+        load_schema_file(path)
+
+
+def test_load_schema_file_rejects_a_version_without_schema(tmp_path: Path) -> None:
+    path = tmp_path / "version.json"
+    path.write_text(json.dumps({"id": "abc", "openapi_schema": None}))
+    with pytest.raises(ConfigError, match="openapi_schema is empty"):
+        load_schema_file(path)
+
+
+def test_load_schema_file_rejects_a_broken_ref(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(make_doc({"mode": choice("mode")})))
+    with pytest.raises(ConfigError) as info:
+        load_schema_file(path)
+    assert str(info.value) == (f"{path}: schema: $ref '#/components/schemas/mode' does not resolve")
+
+
+# ------------------------------------------------- schemas generated from real predictors
+
+
+PREDICTOR = """
+from typing import Iterator, Optional
+
+from cog import BasePredictor, Input, Path
+
+
+class Predictor(BasePredictor):
+    def predict(
+        self,
+        prompt: str = Input(description="Prompt"),
+        steps: int = Input(default=2, ge=1, le={le}),
+        scheduler: str = Input(default="euler", choices={choices}),
+        {extra}
+    ) -> {output}:  # only the schema is generated; never run
+        ...
+"""
+
+
+def generated(tmp_path: Path, name: str, **parts: str) -> dict[str, Any]:
+    from cogfleet._schema import generate_schema
+
+    build = tmp_path / name
+    build.mkdir()
+    values = {"le": "50", "choices": '["euler", "ddim", "dpm"]', "extra": "", "output": "str"}
+    values.update(parts)
+    (build / "predict.py").write_text(PREDICTOR.format(**values))
+    (build / "cog.yaml").write_text(
+        'build:\n  python_version: "3.11"\nrun: "predict.py:Predictor"\n'
+    )
+    return generate_schema(build)
+
+
+def test_generated_schemas_compare_as_expected(tmp_path: Path) -> None:
+    old = generated(tmp_path, "old")
+    same = generated(tmp_path, "same", extra="seed: Optional[int] = Input(default=None),")
+    assert check_compatibility(old, same) == []
+    new = generated(
+        tmp_path,
+        "new",
+        le="4",
+        choices='["euler", "dpm"]',
+        extra="image: Path = Input(description='Image'),",
+        output="Iterator[Path]",
+    )
+    assert check_compatibility(old, new) == [
+        "input 'steps': maximum lowered from 50 to 4",
+        "input 'scheduler': choices removed: \"ddim\"",
+        "input 'image': new required input",
+        "Output: type changed from string to array of string (uri)",
+    ]
