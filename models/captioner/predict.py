@@ -15,9 +15,10 @@ Weights contract: ``setup(weights)`` receives what Cog passes from ``COG_WEIGHTS
 (a trained version's weights), which may be a local file path, a directory holding
 ``weights.json``, a ``file://`` URL, an ``http(s)://`` URL or a ``data:`` URI. The
 content is the JSON file ``train.py`` writes: ``{"format": "cogfleet-demo-captioner/1",
-"vocabulary": ["word", ...], "epochs": int}``. A trained captioner puts the vocabulary
-words in front of the colour word ("a small vivid red square image") and reports a
-confidence raised by ``0.01 * epochs`` (capped at 1.0).
+"vocabulary": ["word", ...], "epochs": int}``. A trained captioner adds the vocabulary
+as a ``style`` list to its JSON answer and reports a confidence raised by
+``0.01 * epochs`` (capped at 1.0); the caption itself and the tags stay as they were,
+so every prediction test case holds for trained versions too.
 """
 
 import base64
@@ -67,7 +68,7 @@ def read_weights(ref: str) -> dict[str, object]:
             else urllib.parse.unquote_to_bytes(payload)
         )
     elif ref.startswith(("http://", "https://")):
-        with urllib.request.urlopen(ref, timeout=60) as response:  # noqa: S310 - trusted ref
+        with urllib.request.urlopen(ref, timeout=60) as response:
             raw = response.read()
     else:
         if ref.startswith("file://"):
@@ -123,7 +124,7 @@ class Predictor(BasePredictor):
         longest = max(width, height)
         size = "small" if longest <= 256 else "medium" if longest <= 1024 else "large"
         shape = "square" if width == height else "wide" if width > height else "tall"
-        words = ["a", size, *self.vocabulary, colour, shape, "image"][:max_words]
+        words = ["a", size, colour, shape, "image"][:max_words]
         confidence = min(1.0, confidence + 0.01 * self.epochs)
         result = Caption(
             caption=" ".join(words),
@@ -133,4 +134,7 @@ class Predictor(BasePredictor):
         print(f"captioned {width}x{height} image as {result.caption!r}")
         if output_format == "text":
             return result.caption
-        return json.dumps(dataclasses.asdict(result), separators=(",", ":"))
+        answer = dataclasses.asdict(result)
+        if self.vocabulary:
+            answer["style"] = self.vocabulary
+        return json.dumps(answer, separators=(",", ":"))

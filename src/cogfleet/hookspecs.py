@@ -106,9 +106,19 @@ def cogfleet_judge(ctx: PushContext) -> Judge | None:
 
 @hookspec(firstresult=True)
 def cogfleet_fuzz_inputs(
-    ctx: PushContext, schema: dict[str, Any], kind: str, count: int
+    ctx: PushContext,
+    schema: dict[str, Any],
+    kind: str,
+    count: int,
+    fixed_inputs: dict[str, Any],
+    disabled_inputs: list[str],
+    prompt: str | None,
 ) -> list[dict[str, Any]] | None:
     """Propose ``count`` fuzz inputs for the ``kind`` (``predict``/``train``) schema.
+
+    ``fixed_inputs`` must appear unchanged in every input (file inputs among them are
+    already uploaded URLs), ``disabled_inputs`` never; ``prompt`` is the config's
+    ``fuzz.prompt`` guidance for AI proposers.
 
     ``firstresult``: the first non-``None`` list wins. The built-in generator is
     ``trylast`` (boundaries first, then seeded random values); the AI proposer answers

@@ -1,0 +1,280 @@
+"""The safe-push pipeline: the core orders steps; plugins do the work.
+
+::
+
+    lint -> push-test -> gate steps (one by one) -> check steps (concurrently)
+         -> promote steps -> release steps
+
+Any failure stops the run before promotion, so the model is never touched by a
+build that did not pass every check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from cogfleet._checks import CheckContext, Judge
+from cogfleet._config import SafePushConfig, TestCase
+from cogfleet._errors import CheckFailed, CogfleetError
+from cogfleet._predict import FileCache, Outcome, Predictions
+from cogfleet._result import CaseResult, RunResult, StepResult
+
+if TYPE_CHECKING:
+    from cogfleet._plugins import Plugins
+    from cogfleet._repo import Variant
+    from cogfleet._target import Target
+
+Phase = Literal["gate", "check", "promote", "release"]
+PHASES: tuple[Phase, ...] = ("gate", "check", "promote", "release")
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    status: Literal["passed", "failed", "skipped"]
+    message: str = ""
+
+
+def passed(message: str = "") -> StepOutcome:
+    return StepOutcome("passed", message)
+
+
+def skipped(message: str) -> StepOutcome:
+    return StepOutcome("skipped", message)
+
+
+@dataclass(frozen=True)
+class Step:
+    """A pipeline step a plugin registers (see ``cogfleet_register_steps``)."""
+
+    name: str
+    phase: Phase
+    run: Callable[[PushContext], Awaitable[StepOutcome]]
+    order: int = 0
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    kind: Literal["run-start", "step-start", "step-done", "cases-planned", "case-done", "run-done"]
+    result: RunResult
+    step: StepResult | None = None
+    case: CaseResult | None = None
+    planned: int = 0
+
+
+@dataclass
+class PushOptions:
+    """What the command line asked for."""
+
+    no_push: bool = False
+    push_official_model: bool = False
+    fuzz_seed: int = 0
+    verbose: int = 0
+    create_models: bool = False  # the embedded local target is a sandbox: create what is missing
+
+
+@dataclass
+class PushContext:
+    """Everything a step sees for one variant."""
+
+    name: str
+    config: SafePushConfig
+    build_dir: Path
+    repo_root: Path | None
+    target: Target
+    plugins: Plugins
+    options: PushOptions
+    result: RunResult
+    predictions: Predictions
+    files: FileCache
+    variant: Variant | None = None
+    test_version: dict[str, Any] | None = None
+    live_version: dict[str, Any] | None = None
+    promoted_version: str | None = None
+    cases_planned: int = 0
+    _judge: Judge | None = field(default=None, repr=False)
+    _judge_loaded: bool = field(default=False, repr=False)
+
+    @property
+    def model(self) -> str:
+        return self.config.model
+
+    @property
+    def test_model(self) -> str:
+        return self.config.effective_test_model
+
+    @property
+    def test_schema(self) -> dict[str, Any]:
+        assert self.test_version is not None
+        schema: dict[str, Any] = self.test_version["openapi_schema"]
+        return schema
+
+    @property
+    def judge(self) -> Judge | None:
+        if not self._judge_loaded:
+            self._judge = self.plugins.pm.hook.cogfleet_judge(ctx=self)
+            self._judge_loaded = True
+        return self._judge
+
+    # -- progress ----------------------------------------------------------------------
+
+    def emit(self, kind: Any, **kwargs: Any) -> None:
+        self.plugins.pm.hook.cogfleet_progress(
+            event=ProgressEvent(kind=kind, result=self.result, **kwargs)
+        )
+
+    def plan_cases(self, count: int) -> None:
+        self.cases_planned += count
+        self.emit("cases-planned", planned=self.cases_planned)
+
+    def add_case(self, case: CaseResult) -> CaseResult:
+        self.result.cases.append(case)
+        self.emit("case-done", case=case, planned=self.cases_planned)
+        return case
+
+    # -- predictions and checks ----------------------------------------------------------
+
+    def file_inputs(self, schema: dict[str, Any], kind: str = "predict") -> set[str]:
+        """Names of inputs that take files (``format: uri``)."""
+        name = "Input" if kind == "predict" else "TrainingInput"
+        props = schema.get("components", {}).get("schemas", {}).get(name, {}).get("properties", {})
+        return {k for k, v in props.items() if v.get("format") == "uri"}
+
+    async def predict(
+        self, version: str, inputs: dict[str, Any], *, timeout: float | None = None
+    ) -> Outcome:
+        prepared = await self.predictions.prepare_inputs(
+            inputs, self.file_inputs(self.test_schema)
+        )
+        limit = timeout or (self.config.predict.predict_timeout if self.config.predict else 300)
+        return await self.predictions.predict(version, prepared, timeout=limit)
+
+    async def check_outcome(
+        self, outcome: Outcome, inputs: dict[str, Any], checker_key: str | None, expected: Any
+    ) -> tuple[bool, str]:
+        """Apply a checker (or the default "must succeed") to a finished prediction."""
+        if outcome.timed_out:
+            return False, outcome.error or "timed out"
+        checker = self.plugins.checkers().get(checker_key) if checker_key else None
+        if checker is None:
+            if outcome.succeeded:
+                return True, "succeeded"
+            return False, f"prediction {outcome.status}: {outcome.error or ''}".strip()
+        if not checker.expects_failure and not outcome.succeeded:
+            return False, f"prediction {outcome.status}: {outcome.error or ''}".strip()
+        check_ctx = CheckContext(
+            expected=expected,
+            inputs=inputs,
+            output=outcome.output,
+            error=outcome.error,
+            status=outcome.status,
+            prediction=outcome.prediction,
+            read_file=self.files,
+            judge=self.judge,
+            repo_root=self.repo_root,
+        )
+        try:
+            verdict = await asyncio.to_thread(checker.check, check_ctx)
+        except CogfleetError:
+            raise
+        except Exception as exc:  # a checker crashing is a failed check, not a crash
+            return False, f"checker {checker.name} raised {type(exc).__name__}: {exc}"
+        return verdict.passed, verdict.message
+
+    async def run_case(
+        self,
+        kind: Literal["test-case", "fuzz", "train-case"],
+        index: int,
+        case: TestCase | dict[str, Any],
+        *,
+        version: str,
+        timeout: float | None = None,
+    ) -> CaseResult:
+        """Predict on ``version`` with the case's inputs, check, and record the result."""
+        if isinstance(case, TestCase):
+            inputs, checker = case.inputs, case.checker
+        else:
+            inputs, checker = case, None
+        key, expected = checker if checker else (None, None)
+        outcome = await self.predict(version, inputs, timeout=timeout)
+        ok, message = await self.check_outcome(outcome, inputs, key, expected)
+        if kind == "fuzz" and ok and outcome.output in (None, "", [], {}):
+            ok, message = False, "empty output"
+        return self.add_case(
+            CaseResult(
+                kind=kind, index=index, inputs=inputs, checker=key,
+                status="passed" if ok else "failed", message=message,
+                prediction_id=outcome.id, duration_s=outcome.duration_s,
+            )
+        )
+
+
+async def _timed(
+    ctx: PushContext, name: str, body: Callable[[], Awaitable[StepOutcome]]
+) -> StepResult:
+    step = StepResult(name=name, status="passed")
+    ctx.emit("step-start", step=step)
+    start = time.monotonic()
+    try:
+        outcome = await body()
+        step.status, step.message = outcome.status, outcome.message
+    except CheckFailed as exc:
+        step.status, step.message = "failed", str(exc)
+    except CogfleetError as exc:
+        step.status, step.message = "failed", str(exc)
+    step.duration_s = time.monotonic() - start
+    ctx.result.steps.append(step)
+    ctx.emit("step-done", step=step)
+    return step
+
+
+def _skip_rest(ctx: PushContext, steps: list[Step], reason: str) -> None:
+    for step in steps:
+        if all(s.name != step.name for s in ctx.result.steps):
+            skipped_step = StepResult(name=step.name, status="skipped", message=reason)
+            ctx.result.steps.append(skipped_step)
+
+
+async def run_pipeline(ctx: PushContext, steps: list[Step]) -> RunResult:
+    """Run the whole safe push for one variant; never raises for a failed check."""
+    from cogfleet._target import lint_build, push_test
+
+    result = ctx.result
+    ctx.emit("run-start")
+    by_phase = {phase: sorted((s for s in steps if s.phase == phase), key=lambda s: s.order)
+                for phase in PHASES}
+    remaining = [s for phase in PHASES for s in by_phase[phase]]
+
+    async def fail_stop(reason: str) -> RunResult:
+        result.result = "failed"
+        _skip_rest(ctx, remaining, reason)
+        ctx.emit("run-done")
+        return result
+
+    if (await _timed(ctx, "lint", lambda: lint_build(ctx))).status == "failed":
+        return await fail_stop("lint failed")
+    if (await _timed(ctx, "push-test", lambda: push_test(ctx))).status == "failed":
+        return await fail_stop("push to the test model failed")
+
+    for step in by_phase["gate"]:
+        if (await _timed(ctx, step.name, lambda s=step: s.run(ctx))).status == "failed":
+            return await fail_stop(f"{step.name} failed")
+
+    checks = await asyncio.gather(
+        *(_timed(ctx, s.name, lambda s=s: s.run(ctx)) for s in by_phase["check"])
+    )
+    failed = [s.name for s in checks if s.status == "failed"]
+    if failed:
+        return await fail_stop(f"{', '.join(failed)} failed")
+
+    for phase in ("promote", "release"):
+        for step in by_phase[phase]:
+            if (await _timed(ctx, step.name, lambda s=step: s.run(ctx))).status == "failed":
+                return await fail_stop(f"{step.name} failed")
+    result.result = "passed"
+    ctx.emit("run-done")
+    return result

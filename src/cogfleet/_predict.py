@@ -1,0 +1,243 @@
+"""Running predictions and trainings on a target, with bounded concurrency.
+
+Every call waits through the API (``Prefer: wait``) instead of polling at a fixed
+interval; only a prediction that outlives the wait window is followed up with GETs
+(backing off). A timeout cancels the prediction on the server, and
+:meth:`Predictions.cancel_all` cancels everything in flight (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import replicate
+from replicate.exceptions import ReplicateError
+
+from cogfleet._checks import OutputFile, decode_data_uri
+from cogfleet._errors import ConfigError, RemoteError
+
+TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+MAX_WAIT = 60  # Replicate accepts Prefer: wait=1..60
+
+
+@dataclass
+class Outcome:
+    """The end state of one prediction or training."""
+
+    id: str | None
+    status: str
+    output: Any
+    error: str | None
+    logs: str
+    prediction: dict[str, Any]
+    duration_s: float
+    timed_out: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+
+def _as_dict(resource: Any) -> dict[str, Any]:
+    for attr in ("model_dump", "dict"):
+        fn = getattr(resource, attr, None)
+        if fn is not None:
+            data = fn()
+            return {k: v for k, v in data.items() if not k.startswith("_")}
+    return dict(vars(resource))
+
+
+@dataclass
+class FileCache:
+    """Reads URLs, data URIs and repo-relative paths once each (thread-safe)."""
+
+    repo_root: Path | None
+    headers: dict[str, str] = field(default_factory=dict)
+    _cache: dict[str, OutputFile] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    fetches: int = 0
+
+    def __call__(self, ref: str) -> OutputFile:
+        with self._lock:
+            hit = self._cache.get(ref)
+        if hit is not None:
+            return hit
+        result = self._read(ref)
+        with self._lock:
+            self._cache.setdefault(ref, result)
+            self.fetches += 1
+        return result
+
+    def _read(self, ref: str) -> OutputFile:
+        if ref.startswith("data:"):
+            return decode_data_uri(ref)
+        if ref.startswith(("http://", "https://")):
+            response = httpx.get(ref, headers=self.headers, follow_redirects=True, timeout=60)
+            response.raise_for_status()
+            name = Path(httpx.URL(ref).path).name or "output"
+            ctype = response.headers.get("content-type", "").split(";")[0] or (
+                mimetypes.guess_type(name)[0] or "application/octet-stream"
+            )
+            return OutputFile(name=name, data=response.content, content_type=ctype)
+        if self.repo_root is None:
+            raise ValueError(f"cannot resolve file reference {ref!r}")
+        path = (self.repo_root / ref).resolve()
+        if not path.is_file():
+            raise ValueError(f"file {ref!r} not found in the repo")
+        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return OutputFile(name=path.name, data=path.read_bytes(), content_type=ctype)
+
+
+class Predictions:
+    """Predictions on one target, at most ``parallel`` at once."""
+
+    def __init__(
+        self,
+        client: replicate.Client,
+        *,
+        parallel: int,
+        repo_root: Path | None,
+        on_request: Callable[[], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.semaphore = asyncio.Semaphore(parallel)
+        self.repo_root = repo_root
+        self.inflight: dict[str, Literal["prediction", "training"]] = {}
+        self._uploads: dict[Path, asyncio.Task[str]] = {}
+        self.on_request = on_request
+
+    # -- inputs ------------------------------------------------------------------------
+
+    async def prepare_inputs(self, inputs: dict[str, Any], file_inputs: set[str]) -> dict[str, Any]:
+        """Replace repo-relative file paths of file inputs by uploaded file URLs (once each)."""
+        prepared = dict(inputs)
+        for name in file_inputs & set(inputs):
+            value = inputs[name]
+            if not isinstance(value, str) or value.startswith(("data:", "http://", "https://")):
+                continue
+            if self.repo_root is None:
+                continue
+            path = (self.repo_root / value).resolve()
+            if not path.is_file():
+                raise ConfigError(None, f"input {name!r}: file {value!r} not found in the repo")
+            task = self._uploads.get(path)
+            if task is None:
+                task = asyncio.ensure_future(self._upload(path))
+                self._uploads[path] = task
+            prepared[name] = await task
+        return prepared
+
+    async def _upload(self, path: Path) -> str:
+        uploaded = await self.client.files.async_create(path)
+        url = uploaded.urls.get("get")
+        if not url:
+            raise RemoteError(f"file upload of {path.name} returned no URL")
+        return str(url)
+
+    # -- running -----------------------------------------------------------------------
+
+    async def predict(self, version: str, inputs: dict[str, Any], *, timeout: float) -> Outcome:
+        """Run one prediction on ``version`` (a version id) and wait for its end."""
+
+        async def create(wait: int) -> Any:
+            return await self.client.predictions.async_create(
+                version=version, input=inputs, wait=wait
+            )
+
+        return await self._run(create, self.client.predictions, "prediction", timeout)
+
+    async def train(
+        self, model: str, version: str, destination: str, inputs: dict[str, Any], *, timeout: float
+    ) -> Outcome:
+        """Train ``model:version`` into ``destination`` and wait for its end."""
+
+        async def create(wait: int) -> Any:
+            del wait  # trainings have no synchronous mode
+            return await self.client.trainings.async_create(
+                model=model, version=version, destination=destination, input=inputs
+            )
+
+        return await self._run(create, self.client.trainings, "training", timeout)
+
+    async def _run(
+        self,
+        create: Callable[[int], Awaitable[Any]],
+        namespace: Any,
+        kind: Literal["prediction", "training"],
+        timeout: float,
+    ) -> Outcome:
+        async with self.semaphore:
+            start = time.monotonic()
+            deadline = start + timeout
+            pid: str | None = None
+            try:
+                wait = max(1, min(MAX_WAIT, int(timeout)))
+                resource = await create(wait)
+                pid = resource.id
+                self.inflight[pid] = kind
+                delay = 0.1
+                while resource.status not in TERMINAL:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        await self._cancel(pid, kind)
+                        data = _as_dict(await namespace.async_get(pid))
+                        return Outcome(
+                            id=pid, status="canceled", output=data.get("output"),
+                            error=f"timed out after {timeout:g}s (canceled on the server)",
+                            logs=data.get("logs") or "", prediction=data,
+                            duration_s=time.monotonic() - start, timed_out=True,
+                        )
+                    await asyncio.sleep(min(delay, remaining))
+                    delay = min(delay * 1.6, 5.0)
+                    resource = await namespace.async_get(pid)
+                data = _as_dict(resource)
+                return Outcome(
+                    id=pid, status=resource.status, output=data.get("output"),
+                    error=data.get("error"), logs=data.get("logs") or "", prediction=data,
+                    duration_s=time.monotonic() - start,
+                )
+            except asyncio.CancelledError:
+                if pid is not None:
+                    await asyncio.shield(self._cancel(pid, kind))
+                raise
+            except ReplicateError as exc:
+                if exc.status == 422:
+                    return Outcome(
+                        id=pid, status="failed", output=None,
+                        error=f"invalid input: {exc.detail or exc}", logs="", prediction={},
+                        duration_s=time.monotonic() - start,
+                    )
+                raise RemoteError(f"{kind} failed: {exc.status} {exc.detail or exc}") from None
+            except httpx.HTTPError as exc:
+                raise RemoteError(f"{kind} failed: {type(exc).__name__}: {exc}") from None
+            finally:
+                if pid is not None:
+                    self.inflight.pop(pid, None)
+
+    async def _cancel(self, pid: str, kind: Literal["prediction", "training"]) -> None:
+        namespace = self.client.predictions if kind == "prediction" else self.client.trainings
+        try:
+            await namespace.async_cancel(pid)
+        except (ReplicateError, httpx.HTTPError):
+            pass  # already finished, or the server is gone; nothing left to stop
+
+    def cancel_all_sync(self) -> list[str]:
+        """Cancel everything in flight with blocking calls (safe after the loop stopped)."""
+        cancelled = []
+        for pid, kind in list(self.inflight.items()):
+            namespace = self.client.predictions if kind == "prediction" else self.client.trainings
+            try:
+                namespace.cancel(pid)
+                cancelled.append(pid)
+            except (ReplicateError, httpx.HTTPError):
+                pass
+        self.inflight.clear()
+        return cancelled

@@ -1,0 +1,252 @@
+"""Command-line front of the safe push: ``push``, ``test`` and ``safe-push``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cogfleet._config import FuzzConfig, PredictConfig, SafePushConfig, TestCase, parse_config
+from cogfleet._errors import ConfigError, UsageError
+from cogfleet._pipeline import PushOptions
+from cogfleet._plugins import Plugins
+from cogfleet._run import Job, RunSettings, run_jobs
+
+HELP_CONFIG = """\
+model: <owner>/<name>
+test_model: <owner>/<name>-test     # default: <model>-test
+test_hardware: cpu
+parallel: 4
+ignore_schema_compatibility: false
+official_model: <owner>/<name>      # used with --push-official-model
+deployment:
+  owner: <owner>
+  name: <name>
+  hardware: cpu
+predict:
+  compare_outputs: true
+  predict_timeout: 300
+  test_cases:
+    - inputs: {prompt: a cat}
+      exact_string: <exact output>
+    - inputs: {prompt: a cat}
+      match_url: <URL or repo-relative path of a reference output file>
+    - inputs: {prompt: a cat}
+      match_prompt: <what the output should be, e.g. 'a 1024x1024px jpg image of a cat'>
+    - inputs: {prompt: a cat}
+      jq_query: <jq query that must be truthy on JSON output>
+    - inputs: {prompt: ""}
+      error_contains: <text the error must contain>
+  fuzz:
+    fixed_inputs: {}
+    disabled_inputs: []
+    iterations: 10
+    prompt: <extra guidance for AI-proposed inputs>
+train:
+  destination: <owner>/<name>        # default: <test_model>-dest
+  destination_hardware: cpu
+  train_timeout: 300
+  test_cases: []
+"""
+
+
+def _value(text: str) -> Any:
+    text = text.strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_pairs(text: str) -> dict[str, Any]:
+    """``k=v;k=v`` with cog-safe-push's value typing (bool, int, float, else string)."""
+    out: dict[str, Any] = {}
+    for pair in (p for p in text.split(";") if p.strip()):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"invalid input {pair!r} (expected key=value)")
+        out[key.strip()] = _value(value)
+    return out
+
+
+def parse_test_case(text: str) -> TestCase:
+    """cog-safe-push's ``--test-case``: ``k=v;k=v`` + ``==exact``, ``==https://url``, ``~=prompt``."""
+    parts = re.split(r"(==|~=)", text, maxsplit=1)
+    case = TestCase(inputs=parse_pairs(parts[0]))
+    if len(parts) == 3:
+        op, expected = parts[1], parts[2]
+        if op == "~=":
+            key = "match_prompt"
+        elif expected.startswith(("http://", "https://")):
+            key = "match_url"
+        else:
+            key = "exact_string"
+        case = TestCase.model_validate({"inputs": case.inputs, key: expected})
+    return case
+
+
+def add_common_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("target and reports")
+    g.add_argument(
+        "--target", choices=["local", "replicate"],
+        default=os.environ.get("COGFLEET_TARGET", "local"),
+        help="where to push and predict (default: local, or $COGFLEET_TARGET)",
+    )
+    g.add_argument("--local-url", help="a running `cogfleet serve` (default: embedded server)")
+    g.add_argument("--report-json", metavar="PATH", help="write the JSON report")
+    g.add_argument("--junit-xml", metavar="PATH", help="write a JUnit XML report")
+    g.add_argument("--markdown", metavar="PATH",
+                   help="append a Markdown summary (default: $GITHUB_STEP_SUMMARY when set)")
+    g.add_argument("--fuzz-seed", type=int, default=0, help="seed of the built-in fuzz generator")
+    o = p.add_argument_group("cog-safe-push overrides")
+    o.add_argument("--test-model", default=argparse.SUPPRESS)
+    o.add_argument("--test-hardware", default=argparse.SUPPRESS)
+    o.add_argument("--no-compare-outputs", dest="compare_outputs", action="store_false",
+                   default=argparse.SUPPRESS)
+    o.add_argument("--predict-timeout", type=int, default=argparse.SUPPRESS)
+    o.add_argument("--fast-push", action="store_true", default=argparse.SUPPRESS,
+                   help="accepted for compatibility (cog >= 0.17 has no fast push)")
+    o.add_argument("--test-case", dest="test_cases", action="append", type=parse_test_case,
+                   default=argparse.SUPPRESS, metavar="CASE",
+                   help="k=v;k=v[==exact|==https://url|~=AI prompt] (repeatable)")
+    o.add_argument("--fuzz-fixed-inputs", type=parse_pairs, default=argparse.SUPPRESS,
+                   metavar="K=V;...")
+    o.add_argument("--fuzz-disabled-inputs", type=lambda s: [x for x in s.split(";") if x],
+                   default=argparse.SUPPRESS, metavar="K;...")
+    o.add_argument("--fuzz-iterations", type=int, default=argparse.SUPPRESS)
+    o.add_argument("--fuzz-prompt", default=argparse.SUPPRESS)
+    o.add_argument("--parallel", type=int, default=argparse.SUPPRESS)
+    o.add_argument("--ignore-schema-compatibility", action="store_true",
+                   default=argparse.SUPPRESS)
+    o.add_argument("--push-official-model", action="store_true",
+                   help="also push the tested build to official_model")
+
+
+def apply_overrides(config: SafePushConfig, ns: argparse.Namespace) -> SafePushConfig:
+    """Command-line flags win over the config file (as in cog-safe-push)."""
+    top: dict[str, Any] = {}
+    for key in ("test_model", "test_hardware", "parallel", "fast_push",
+                "ignore_schema_compatibility"):
+        if hasattr(ns, key):
+            top[key] = getattr(ns, key)
+    predict_keys = ("compare_outputs", "predict_timeout", "test_cases")
+    fuzz_map = {"fuzz_fixed_inputs": "fixed_inputs", "fuzz_disabled_inputs": "disabled_inputs",
+                "fuzz_iterations": "iterations", "fuzz_prompt": "prompt"}
+    predict_update = {k: getattr(ns, k) for k in predict_keys if hasattr(ns, k)}
+    fuzz_update = {v: getattr(ns, k) for k, v in fuzz_map.items() if hasattr(ns, k)}
+    if predict_update or fuzz_update:
+        predict = config.predict or PredictConfig()
+        if fuzz_update:
+            fuzz = predict.fuzz or FuzzConfig()
+            predict_update["fuzz"] = fuzz.model_copy(update=fuzz_update)
+        top["predict"] = predict.model_copy(update=predict_update)
+    if not top:
+        return config
+    try:
+        return SafePushConfig.model_validate(config.model_dump() | top)
+    except Exception as exc:  # pydantic's ValidationError, from a flag value
+        raise UsageError(f"invalid flag value: {str(exc).splitlines()[0]}") from None
+
+
+def _settings(ns: argparse.Namespace) -> RunSettings:
+    return RunSettings(
+        target=ns.target, local_url=ns.local_url, report_json=ns.report_json,
+        junit_xml=ns.junit_xml, markdown=ns.markdown,
+    )
+
+
+def _options(ns: argparse.Namespace, *, no_push: bool) -> PushOptions:
+    return PushOptions(
+        no_push=no_push, push_official_model=ns.push_official_model,
+        fuzz_seed=ns.fuzz_seed, verbose=ns.verbose,
+    )
+
+
+def cmd_push(ns: argparse.Namespace, *, no_push: bool | None = None) -> int:
+    """Safe push of monorepo variants (``test`` = without promotion)."""
+    from cogfleet._cli import _repo
+    from cogfleet._render import render_variants
+
+    repo = _repo(ns)
+    variants = repo.select(ns.variants)
+    plugins = Plugins(repo.root)
+    rendered = render_variants(repo, variants, plugins)
+    jobs = [
+        Job(name=r.variant.name, build_dir=r.build_dir,
+            config=apply_overrides(r.config, ns), variant=r.variant)
+        for r in rendered
+    ]
+    skip_push = ns.no_push if no_push is None else no_push
+    return run_jobs(jobs, _settings(ns), plugins, _options(ns, no_push=skip_push), repo.root)
+
+
+def cmd_test(ns: argparse.Namespace) -> int:
+    return cmd_push(ns, no_push=True)
+
+
+def cmd_safe_push(ns: argparse.Namespace) -> int:
+    """Drop-in for cog-safe-push, run inside a single Cog folder."""
+    if ns.help_config:
+        sys.stdout.write(HELP_CONFIG)
+        return 0
+    folder = Path.cwd()
+    if not (folder / "cog.yaml").is_file():
+        raise UsageError("safe-push runs in a Cog folder: no cog.yaml here")
+    plugins = Plugins(folder if (folder / "plugins").is_dir() else None)
+    config_path = Path(ns.config) if ns.config else folder / "cog-safe-push.yaml"
+    if ns.config and not config_path.is_file():
+        raise UsageError(f"--config {ns.config}: no such file")
+    if config_path.is_file():
+        text = config_path.read_text(encoding="utf-8")
+        if ns.model:
+            data = yaml.safe_load(text) or {}
+            data["model"] = ns.model
+            text = yaml.safe_dump(data, sort_keys=False)
+        config = parse_config(text, str(config_path.name if not ns.config else ns.config),
+                              plugins.checkers())
+    else:
+        if not ns.model:
+            raise UsageError("give MODEL (owner/name) or a cog-safe-push.yaml")
+        config = parse_config(
+            yaml.safe_dump({"model": ns.model, "predict": {"fuzz": {}}}), "<command line>",
+            plugins.checkers(),
+        )
+    config = apply_overrides(config, ns)
+    if config.effective_test_model == config.model:
+        raise ConfigError(None, "test_model must differ from model")
+    job = Job(name=config.model.split("/")[1], build_dir=folder, config=config)
+    return run_jobs([job], _settings(ns), plugins, _options(ns, no_push=ns.no_push), folder)
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``push``, ``test`` and ``safe-push`` to the CLI."""
+    p = sub.add_parser("push", parents=[common], help="safe push: test, then promote",
+                       description="Render, push to <model>-test, check, then promote.")
+    p.add_argument("variants", nargs="*", metavar="VARIANT", help="default: all")
+    p.add_argument("--no-push", action="store_true", help="test only; never touch the model")
+    add_common_flags(p)
+    p.set_defaults(handler=cmd_push)
+
+    p = sub.add_parser("test", parents=[common], help="safe push without promotion",
+                       description="Same as `push --no-push`.")
+    p.add_argument("variants", nargs="*", metavar="VARIANT", help="default: all")
+    add_common_flags(p)
+    p.set_defaults(handler=cmd_test)
+
+    p = sub.add_parser("safe-push", parents=[common], help="drop-in for cog-safe-push",
+                       description="Run cog-safe-push's pipeline in a single Cog folder.")
+    p.add_argument("model", nargs="?", metavar="MODEL", help="owner/name")
+    p.add_argument("--config", help="config file (default: ./cog-safe-push.yaml if present)")
+    p.add_argument("--help-config", action="store_true", help="print an example config")
+    p.add_argument("--no-push", action="store_true", help="test only; never touch the model")
+    add_common_flags(p)
+    p.set_defaults(handler=cmd_safe_push)

@@ -1,0 +1,335 @@
+"""Where versions are pushed and predictions run: the local server or Replicate.
+
+``local`` pushes a build folder to a cogfleet server (embedded, or ``--local-url``);
+``replicate`` pushes with ``cog push r8.im/<owner>/<name>`` and reads the version id
+from cog's output, then confirms it through the API.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import replicate
+from replicate.exceptions import ReplicateError
+
+from cogfleet._errors import CheckFailed, RemoteError, UsageError
+from cogfleet._http import ResilientTransport
+from cogfleet._pipeline import StepOutcome, passed
+
+if TYPE_CHECKING:
+    from cogfleet._pipeline import PushContext
+
+_DIGEST_PATTERNS = (
+    re.compile(r"^\S+: digest: sha256:([0-9a-f]{64}) size:", re.M),
+    re.compile(r"^\s+(?:├─ |└─ )?image\s+\S+@sha256:([0-9a-f]{64})\s*$", re.M),
+    re.compile(r"New Version: ([0-9a-f]{64})"),
+)
+
+
+def parse_cog_push_version(output: str) -> str | None:
+    """The version id in ``cog push`` output, trying cog's formats in order."""
+    for pattern in _DIGEST_PATTERNS:
+        match = pattern.search(output)
+        if match:
+            return match.group(1)
+    return None
+
+
+def split_model(model: str) -> tuple[str, str]:
+    owner, _, name = model.partition("/")
+    return owner, name
+
+
+@dataclass
+class PushFlags:
+    """``cog push`` flags that come from config or the command line."""
+
+    dockerfile: str | None = None
+    use_cog_base_image: bool = True
+    separate_weights: bool = False
+    secrets: list[str] = field(default_factory=list)
+
+
+class Target(abc.ABC):
+    """Base of both targets; holds the official client."""
+
+    name = "?"
+
+    def __init__(self, client: replicate.Client, transport: ResilientTransport) -> None:
+        self.client = client
+        self.transport = transport
+        self.create_models = False
+
+    # -- models ------------------------------------------------------------------------
+
+    async def get_model(self, model: str) -> Any | None:
+        owner, name = split_model(model)
+        try:
+            return await self.client.models.async_get(owner, name)
+        except ReplicateError as exc:
+            if exc.status == 404:
+                return None
+            raise RemoteError(f"{model}: {exc.status} {exc.detail or exc}") from None
+
+    async def ensure_model(self, model: str, *, hardware: str, visibility: str) -> bool:
+        """Create ``model`` when missing; True if it was created."""
+        if await self.get_model(model) is not None:
+            return False
+        owner, name = split_model(model)
+        try:
+            await self.client.models.async_create(
+                owner=owner, name=name, visibility=visibility, hardware=hardware
+            )
+        except ReplicateError as exc:
+            raise RemoteError(f"cannot create {model}: {exc.status} {exc.detail or exc}") from None
+        return True
+
+    async def latest_version(self, model: str) -> dict[str, Any] | None:
+        """The newest version of ``model`` (``None`` when it has none)."""
+        owner, name = split_model(model)
+        try:
+            mdl = await self.client.models.async_get(owner, name)
+            page = await mdl.versions.async_list()
+        except ReplicateError as exc:
+            raise RemoteError(f"{model}: {exc.status} {exc.detail or exc}") from None
+        results = list(getattr(page, "results", page))
+        if not results:
+            return None
+        return _version_dict(results[0])
+
+    async def get_version(self, model: str, version_id: str) -> dict[str, Any]:
+        owner, name = split_model(model)
+        try:
+            mdl = await self.client.models.async_get(owner, name)
+            version = await mdl.versions.async_get(version_id)
+        except ReplicateError as exc:
+            raise RemoteError(
+                f"{model}: version {version_id[:12]}: {exc.status} {exc.detail or exc}"
+            ) from None
+        return _version_dict(version)
+
+    async def version_ids(self, model: str) -> list[str]:
+        owner, name = split_model(model)
+        mdl = await self.client.models.async_get(owner, name)
+        page = await mdl.versions.async_list()
+        return [v.id for v in page]
+
+    # -- pushing -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def push(self, build_dir: Path, model: str, flags: PushFlags) -> str:
+        """Push ``build_dir`` as a new version of ``model``; return the version id."""
+
+    @abc.abstractmethod
+    async def promote(self, build_dir: Path, version_id: str, model: str, flags: PushFlags) -> str:
+        """Make the tested ``version_id`` (built from ``build_dir``) a version of ``model``."""
+
+    def close(self) -> None:
+        self.client._client.close()  # noqa: SLF001 - the client owns no public close
+
+
+def _version_dict(version: Any) -> dict[str, Any]:
+    data = version.dict() if hasattr(version, "dict") else dict(vars(version))
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
+def make_client(
+    base_url: str | None, token: str | None
+) -> tuple[replicate.Client, ResilientTransport]:
+    transport = ResilientTransport()
+    client = replicate.Client(
+        api_token=token,
+        base_url=base_url,
+        transport=transport,
+        timeout=httpx.Timeout(10.0, read=75.0, write=60.0, connect=10.0, pool=30.0),
+    )
+    return client, transport
+
+
+class LocalTarget(Target):
+    """The cogfleet local server (embedded or standalone)."""
+
+    name = "local"
+
+    def __init__(self, base_url: str, token: str, *, embedded: bool) -> None:
+        client, transport = make_client(base_url, token)
+        super().__init__(client, transport)
+        self.base_url = base_url
+        self.token = token
+        self.embedded = embedded
+        self.create_models = embedded
+
+    async def push(self, build_dir: Path, model: str, flags: PushFlags) -> str:
+        """Upload the build folder; the version id is its content hash."""
+        import asyncio
+
+        from cogfleet.server._push import push_build
+
+        owner, name = split_model(model)
+        # the official client's http stack (with retries) carries the upload
+        version = await asyncio.to_thread(push_build, self.client, owner, name, build_dir)
+        return str(version["id"])
+
+    async def promote(self, build_dir: Path, version_id: str, model: str, flags: PushFlags) -> str:
+        """Copy the tested version itself (same content, same id) onto ``model``."""
+        import asyncio
+
+        from cogfleet.server._push import promote_version
+
+        owner, name = split_model(model)
+        version = await asyncio.to_thread(promote_version, self.client, owner, name, version_id)
+        return str(version["id"])
+
+
+class ReplicateTarget(Target):
+    """api.replicate.com (or ``REPLICATE_BASE_URL``), pushing with the ``cog`` CLI."""
+
+    name = "replicate"
+
+    def __init__(self) -> None:
+        token = os.environ.get("REPLICATE_API_TOKEN")
+        if not token:
+            raise UsageError("--target replicate needs REPLICATE_API_TOKEN in the environment")
+        client, transport = make_client(os.environ.get("REPLICATE_BASE_URL"), token)
+        super().__init__(client, transport)
+        self.registry = os.environ.get("COG_REGISTRY_HOST", "r8.im")
+
+    def _cog(self) -> str:
+        cog = shutil.which("cog")
+        if cog is None:
+            raise UsageError("--target replicate needs the `cog` CLI on PATH")
+        return cog
+
+    async def push(self, build_dir: Path, model: str, flags: PushFlags) -> str:
+        import asyncio
+
+        image = f"{self.registry}/{model}"
+        args = [self._cog(), "push", image]
+        if flags.dockerfile:
+            args += ["--dockerfile", flags.dockerfile]
+        elif not flags.use_cog_base_image:
+            args += ["--use-cog-base-image=false"]
+        if flags.separate_weights:
+            args.append("--separate-weights")
+        for secret in flags.secrets:
+            args += ["--secret", secret]
+        env = {**os.environ, "NO_COLOR": "1"}
+        proc = await asyncio.create_subprocess_exec(
+            *args, cwd=build_dir, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        out_bytes, _ = await proc.communicate()
+        output = out_bytes.decode("utf-8", "replace")
+        if proc.returncode != 0:
+            tail = " | ".join(output.strip().splitlines()[-3:])
+            raise CheckFailed(f"cog push {image} failed (exit {proc.returncode}): {tail}")
+        version_id = parse_cog_push_version(output)
+        if version_id is None:
+            raise RemoteError(f"cog push {image}: no version id in cog's output")
+        await self.get_version(model, version_id)  # confirmed through the API
+        return version_id
+
+    async def promote(self, build_dir: Path, version_id: str, model: str, flags: PushFlags) -> str:
+        """Push the same build folder to ``model``; the schema must equal the tested one.
+
+        r8.im creates a version only through a registry push to the model's own
+        repository, so the tested image is pushed again from the same build folder.
+        Docker's layer cache makes that build a no-op and the registry already holds
+        every layer, so no model code is rebuilt or re-uploaded.
+        """
+        return await self.push(build_dir, model, flags)
+
+
+@contextlib.contextmanager
+def open_target(
+    name: str, *, repo_root: Path | None, local_url: str | None, token: str | None = None
+) -> Iterator[Target]:
+    """Open the target for the length of a command (starting the embedded server if needed)."""
+    if name == "replicate":
+        target: Target = ReplicateTarget()
+        try:
+            yield target
+        finally:
+            target.close()
+        return
+    if name != "local":
+        raise UsageError(f"--target must be local or replicate, got {name!r}")
+    if local_url:
+        local_token = token or os.environ.get("COGFLEET_LOCAL_TOKEN") or "cogfleet-local"
+        target = LocalTarget(local_url.rstrip("/"), local_token, embedded=False)
+        try:
+            yield target
+        finally:
+            target.close()
+        return
+    from cogfleet.server._embedded import LocalServer
+
+    state = (repo_root or Path.cwd()) / ".cogfleet" / "local"
+    with LocalServer(state_dir=state) as server:
+        target = LocalTarget(server.base_url, server.token, embedded=True)
+        try:
+            yield target
+        finally:
+            target.close()
+
+
+# --- the two core steps ----------------------------------------------------------------
+
+
+async def lint_build(ctx: PushContext) -> StepOutcome:
+    """Ruff and lint plugins on the build folder (cog.yaml and config were validated)."""
+    import asyncio
+
+    if ctx.variant is None:
+        from cogfleet._cogyaml import validate_cog_yaml
+
+        validate_cog_yaml(ctx.build_dir / "cog.yaml", ctx.build_dir)
+        from cogfleet.builtins.lint import ruff_problems
+
+        problems = await asyncio.to_thread(ruff_problems, ctx.build_dir, "")
+    else:
+        problems = await asyncio.to_thread(ctx.plugins.lint, ctx.variant, ctx.build_dir)
+    if problems:
+        raise CheckFailed("; ".join(problems[:10]))
+    return passed("ruff, cog.yaml and config are clean")
+
+
+async def push_test(ctx: PushContext) -> StepOutcome:
+    """The model must exist; create the test model if missing; push the build to it."""
+    target = ctx.target
+    notes = []
+    if await target.get_model(ctx.model) is None:
+        if not target.create_models:
+            raise CheckFailed(
+                f"model {ctx.model} does not exist on {target.name}; create it first"
+            )
+        await target.ensure_model(ctx.model, hardware=ctx.config.test_hardware, visibility="public")
+        notes.append(f"created {ctx.model} on the embedded local server")
+    if await target.ensure_model(
+        ctx.test_model, hardware=ctx.config.test_hardware, visibility="private"
+    ):
+        notes.append(f"created private {ctx.test_model} ({ctx.config.test_hardware})")
+    version_id = await target.push(ctx.build_dir, ctx.test_model, push_flags(ctx))
+    ctx.test_version = await target.get_version(ctx.test_model, version_id)
+    ctx.result.test_version = version_id
+    ctx.live_version = await target.latest_version(ctx.model)
+    notes.append(f"pushed {ctx.test_model}:{version_id[:12]}")
+    return passed("; ".join(notes))
+
+
+def push_flags(ctx: PushContext) -> PushFlags:
+    return PushFlags(
+        dockerfile=ctx.config.dockerfile,
+        use_cog_base_image=ctx.config.use_cog_base_image,
+        separate_weights=bool(getattr(ctx.options, "separate_weights", False)),
+        secrets=list(getattr(ctx.options, "secrets", []) or []),
+    )

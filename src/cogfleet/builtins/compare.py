@@ -1,0 +1,170 @@
+"""Built-in check step: compare the live and the test version's outputs.
+
+The same inputs run on both versions at once. The outputs must have the same type and
+structure. With a fixed ``seed`` input, strings and numbers must be equal and images
+the same size with near-identical pixels. Without a seed, equal outputs match and
+anything else goes to the AI judge; with no judge configured the step fails and says
+why (never a silent pass).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+from cogfleet import hookimpl
+from cogfleet._checks import OutputFile, iter_file_refs
+from cogfleet._errors import CheckFailed
+from cogfleet._pipeline import PushContext, Step, StepOutcome, passed, skipped
+from cogfleet._result import CaseResult
+
+FIXED_SEED = 42
+
+
+def _is_file_ref(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(("data:", "http://", "https://"))
+
+
+def structure_difference(a: Any, b: Any, path: str = "output") -> str | None:
+    """Where ``a`` and ``b`` differ in type or structure (``None`` when alike)."""
+    if _is_file_ref(a) != _is_file_ref(b):
+        return f"{path}: file vs value"
+    if isinstance(a, bool) or isinstance(b, bool):
+        return None if type(a) is type(b) else f"{path}: {type(a).__name__} vs {type(b).__name__}"
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return None
+    if type(a) is not type(b):
+        return f"{path}: {type(a).__name__} vs {type(b).__name__}"
+    if isinstance(a, list):
+        if len(a) != len(b):
+            return f"{path}: {len(a)} items vs {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            diff = structure_difference(x, y, f"{path}[{i}]")
+            if diff:
+                return diff
+    if isinstance(a, dict):
+        if set(a) != set(b):
+            return f"{path}: keys {sorted(a)} vs {sorted(b)}"
+        for key in a:
+            diff = structure_difference(a[key], b[key], f"{path}.{key}")
+            if diff:
+                return diff
+    return None
+
+
+def _files_match(x: OutputFile, y: OutputFile) -> tuple[bool, str]:
+    from cogfleet._images import images_match, normalize_extension
+
+    if normalize_extension(x.extension) != normalize_extension(y.extension):
+        return False, f"file types differ: {x.extension} vs {y.extension}"
+    if x.content_type.startswith("image/"):
+        return images_match(x.data, y.data)
+    if x.data == y.data:
+        return True, "identical files"
+    return False, f"files differ ({len(x.data)} vs {len(y.data)} bytes)"
+
+
+def seeded_difference(ctx: PushContext, a: Any, b: Any, path: str = "output") -> str | None:
+    """With a fixed seed: values equal, files alike (images near-identical)."""
+    if _is_file_ref(a):
+        ok, message = _files_match(ctx.files(a), ctx.files(b))
+        return None if ok else f"{path}: {message}"
+    if isinstance(a, list):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            diff = seeded_difference(ctx, x, y, f"{path}[{i}]")
+            if diff:
+                return diff
+        return None
+    if isinstance(a, dict):
+        for key in a:
+            diff = seeded_difference(ctx, a[key], b[key], f"{path}.{key}")
+            if diff:
+                return diff
+        return None
+    if isinstance(a, float) or isinstance(b, float):
+        return None if math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) else f"{path}: {a} vs {b}"
+    return None if a == b else f"{path}: {str(a)[:80]!r} vs {str(b)[:80]!r}"
+
+
+def _seed_input(schema: dict[str, Any]) -> str | None:
+    props = schema.get("components", {}).get("schemas", {}).get("Input", {}).get("properties", {})
+    seed = props.get("seed")
+    if seed is not None and seed.get("type") == "integer":
+        return "seed"
+    return None
+
+
+async def compare_outputs(ctx: PushContext) -> StepOutcome:
+    from cogfleet._fuzz import required_only_inputs
+
+    predict = ctx.config.predict
+    if predict is None or not predict.compare_outputs:
+        return skipped("compare_outputs is off")
+    if ctx.live_version is None:
+        return skipped(f"{ctx.model} has no version to compare with")
+    assert ctx.test_version is not None
+    checkers = ctx.plugins.checkers()
+    usable = [  # a case that expects a failure is no basis for comparing outputs
+        c for c in predict.test_cases
+        if not (c.checker and checkers[c.checker[0]].expects_failure)
+    ]
+    inputs = dict(usable[0].inputs) if usable else required_only_inputs(ctx.test_schema)
+    seed_name = _seed_input(ctx.test_schema)
+    if seed_name and seed_name not in inputs:
+        inputs[seed_name] = FIXED_SEED
+    seeded = seed_name is not None and seed_name in inputs
+    ctx.plan_cases(1)
+    live, test = await asyncio.gather(
+        ctx.predict(ctx.live_version["id"], inputs), ctx.predict(ctx.test_version["id"], inputs)
+    )
+
+    def record(ok: bool, message: str) -> CaseResult:
+        return ctx.add_case(
+            CaseResult(
+                kind="compare-outputs", index=0, inputs=inputs, checker=None,
+                status="passed" if ok else "failed", message=message,
+                prediction_id=test.id, duration_s=max(live.duration_s, test.duration_s),
+            )
+        )
+
+    if not live.succeeded or not test.succeeded:
+        which = "live" if not live.succeeded else "test"
+        bad = live if which == "live" else test
+        record(False, f"{which} prediction {bad.status}: {bad.error}")
+        raise CheckFailed(f"{which} prediction {bad.status}: {bad.error}")
+    diff = structure_difference(live.output, test.output)
+    if diff:
+        record(False, f"different output structure: {diff}")
+        raise CheckFailed(f"outputs differ in type or structure: {diff}")
+    if seeded:
+        diff = await asyncio.to_thread(seeded_difference, ctx, live.output, test.output)
+        if diff:
+            record(False, f"seed {inputs[seed_name]}: {diff}")  # type: ignore[index]
+            raise CheckFailed(f"outputs differ with a fixed seed: {diff}")
+        record(True, "outputs match with a fixed seed")
+        return passed(f"live {live.id} and test {test.id} match (seed {inputs[seed_name]})")  # type: ignore[index]
+    if live.output == test.output:
+        record(True, "outputs are equal")
+        return passed("outputs are equal")
+    judge = ctx.judge
+    compare = getattr(judge, "compare", None)
+    if compare is None:
+        message = (
+            "outputs differ and the model has no seed input; the AI judge is not "
+            "configured (set ANTHROPIC_API_KEY) to decide whether they match"
+        )
+        record(False, message)
+        raise CheckFailed(message)
+    live_files = [ctx.files(r) for r in iter_file_refs(live.output)]
+    test_files = [ctx.files(r) for r in iter_file_refs(test.output)]
+    verdict = await asyncio.to_thread(compare, live.output, test.output, live_files, test_files)
+    record(verdict.passed, f"AI judge: {verdict.message}")
+    if not verdict.passed:
+        raise CheckFailed(f"AI judge says the outputs do not match: {verdict.message}")
+    return passed(f"AI judge: {verdict.message}")
+
+
+@hookimpl
+def cogfleet_register_steps(register: Any) -> None:
+    register(Step(name="compare-outputs", phase="check", run=compare_outputs, order=10))

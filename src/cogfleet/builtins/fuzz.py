@@ -1,0 +1,84 @@
+"""Built-in check step: fuzzing, plus the two input proposers.
+
+The built-in generator (``trylast``) needs no AI: boundaries first, then seeded
+random values. With an AI judge that can propose (``ANTHROPIC_API_KEY``), Claude
+proposes the whole batch in one request. Either way every input is validated
+against the schema before a prediction is spent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from cogfleet import hookimpl
+from cogfleet._errors import CheckFailed, ConfigError
+from cogfleet._pipeline import PushContext, Step, StepOutcome, passed, skipped
+
+
+@hookimpl(trylast=True)
+def cogfleet_fuzz_inputs(
+    ctx: PushContext,
+    schema: dict[str, Any],
+    kind: str,
+    count: int,
+    fixed_inputs: dict[str, Any],
+    disabled_inputs: list[str],
+) -> list[dict[str, Any]]:
+    """Boundaries first, then random values from a seeded generator (no AI)."""
+    from cogfleet._fuzz import generate_inputs
+
+    return generate_inputs(
+        schema,
+        iterations=count,
+        fixed_inputs=fixed_inputs,
+        disabled_inputs=disabled_inputs,
+        seed=ctx.options.fuzz_seed,
+        kind=kind,  # type: ignore[arg-type]
+    )
+
+
+async def fuzz(ctx: PushContext) -> StepOutcome:
+    from cogfleet._fuzz import validate_inputs
+
+    predict = ctx.config.predict
+    settings = predict.fuzz if predict else None
+    if settings is None or settings.iterations == 0:
+        return skipped("no predict.fuzz section")
+    assert ctx.test_version is not None
+    schema = ctx.test_schema
+    # file inputs given as repo paths are uploaded once, so every input is schema-valid
+    fixed = await ctx.predictions.prepare_inputs(
+        dict(settings.fixed_inputs), ctx.file_inputs(schema)
+    )
+    try:
+        inputs: list[dict[str, Any]] = await asyncio.to_thread(
+            ctx.plugins.pm.hook.cogfleet_fuzz_inputs,
+            ctx=ctx, schema=schema, kind="predict", count=settings.iterations,
+            fixed_inputs=fixed, disabled_inputs=list(settings.disabled_inputs),
+            prompt=settings.prompt,
+        )
+    except ConfigError as exc:
+        raise CheckFailed(f"predict.{exc.message}") from None
+    valid = [i for i in inputs if not validate_inputs(schema, i)][: settings.iterations]
+    dropped = len(inputs) - len(valid)
+    if not valid:
+        raise CheckFailed("no fuzz input fits the schema")
+    ctx.plan_cases(len(valid))
+    results = await asyncio.gather(
+        *(ctx.run_case("fuzz", i, case, version=ctx.test_version["id"])
+          for i, case in enumerate(valid))
+    )
+    failed = [r for r in results if r.status == "failed"]
+    note = f" ({dropped} invalid proposals dropped)" if dropped else ""
+    if failed:
+        raise CheckFailed(
+            f"{len(failed)}/{len(results)} fuzz inputs failed{note}: "
+            + "; ".join(f"[{r.index}] {r.message} inputs={r.inputs}" for r in failed[:3])
+        )
+    return passed(f"{len(results)} fuzz inputs passed{note}")
+
+
+@hookimpl
+def cogfleet_register_steps(register: Any) -> None:
+    register(Step(name="fuzz", phase="check", run=fuzz, order=30))

@@ -1,0 +1,59 @@
+"""Built-in gate steps: schema lint and backwards compatibility with the live version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cogfleet import hookimpl
+from cogfleet._errors import CheckFailed
+from cogfleet._pipeline import PushContext, Step, StepOutcome, passed, skipped
+
+_INPUT_SCHEMAS = {"predict": "Input", "train": "TrainingInput"}
+
+
+@hookimpl
+def cogfleet_schema_lint(schema: dict[str, Any], kind: str) -> list[str]:
+    """Every input that is not deprecated must have a description (as cog-safe-push)."""
+    component = _INPUT_SCHEMAS[kind]
+    props = schema.get("components", {}).get("schemas", {}).get(component, {}).get("properties", {})
+    return [
+        f"{component}.{name}: no description"
+        for name, prop in props.items()
+        if not prop.get("deprecated") and not str(prop.get("description") or "").strip()
+    ]
+
+
+async def schema_lint(ctx: PushContext) -> StepOutcome:
+    kinds = ["predict"] + (
+        ["train"] if "TrainingInput" in ctx.test_schema.get("components", {}).get("schemas", {})
+        else []
+    )
+    problems: list[str] = []
+    for kind in kinds:
+        for answer in ctx.plugins.pm.hook.cogfleet_schema_lint(schema=ctx.test_schema, kind=kind):
+            problems.extend(answer or [])
+    if problems:
+        raise CheckFailed("; ".join(problems))
+    return passed(f"{', '.join(kinds)} schema clean")
+
+
+async def schema_compat(ctx: PushContext) -> StepOutcome:
+    from cogfleet._compat import check_compatibility
+
+    if ctx.live_version is None:
+        return skipped(f"{ctx.model} has no version yet")
+    if ctx.config.ignore_schema_compatibility:
+        return skipped("ignore_schema_compatibility is set")
+    breaks = check_compatibility(ctx.live_version["openapi_schema"], ctx.test_schema)
+    if breaks:
+        raise CheckFailed(
+            f"not backwards compatible with {ctx.model}:{ctx.live_version['id'][:12]}: "
+            + "; ".join(breaks)
+        )
+    return passed(f"compatible with {ctx.model}:{ctx.live_version['id'][:12]}")
+
+
+@hookimpl
+def cogfleet_register_steps(register: Any) -> None:
+    register(Step(name="schema-lint", phase="gate", run=schema_lint, order=10))
+    register(Step(name="schema-compat", phase="gate", run=schema_compat, order=20))

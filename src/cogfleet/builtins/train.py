@@ -1,0 +1,95 @@
+"""Built-in check step: training (cog-safe-push's ``train`` section).
+
+The test version is trained into the destination (default ``<test_model>-dest``);
+each train test case checks a training's output; then the predict test cases run on
+the trained version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from cogfleet import hookimpl
+from cogfleet._config import TestCase
+from cogfleet._errors import CheckFailed
+from cogfleet._pipeline import PushContext, Step, StepOutcome, passed, skipped
+from cogfleet._result import CaseResult
+from cogfleet._target import split_model
+
+
+async def train(ctx: PushContext) -> StepOutcome:
+    from cogfleet._fuzz import required_only_inputs
+
+    section = ctx.config.train
+    if section is None:
+        return skipped("no train section")
+    assert ctx.test_version is not None
+    destination = section.destination or f"{ctx.test_model}-dest"
+    await ctx.target.ensure_model(
+        destination, hardware=section.destination_hardware, visibility="private"
+    )
+    cases = section.test_cases or [
+        TestCase(inputs=required_only_inputs(ctx.test_schema, kind="train"))
+    ]
+    owner, name = split_model(ctx.test_model)
+    file_inputs = ctx.file_inputs(ctx.test_schema, "train")
+    ctx.plan_cases(len(cases))
+
+    async def one(index: int, case: TestCase) -> tuple[CaseResult, str | None]:
+        inputs = await ctx.predictions.prepare_inputs(case.inputs, file_inputs)
+        outcome = await ctx.predictions.train(
+            f"{owner}/{name}", ctx.test_version["id"], destination, inputs,  # type: ignore[index]
+            timeout=section.train_timeout,
+        )
+        key, expected = case.checker or (None, None)
+        ok, message = await ctx.check_outcome(outcome, case.inputs, key, expected)
+        trained = None
+        if outcome.succeeded and isinstance(outcome.output, dict):
+            trained = outcome.output.get("version")
+        record = ctx.add_case(
+            CaseResult(
+                kind="train-case", index=index, inputs=case.inputs, checker=key,
+                status="passed" if ok else "failed", message=message,
+                prediction_id=outcome.id, duration_s=outcome.duration_s,
+            )
+        )
+        return record, trained
+
+    trainings = await asyncio.gather(*(one(i, c) for i, c in enumerate(cases)))
+    failed = [r for r, _ in trainings if r.status == "failed"]
+    if failed:
+        raise CheckFailed(
+            f"{len(failed)}/{len(trainings)} trainings failed: "
+            + "; ".join(f"[{r.index}] {r.message}" for r in failed[:3])
+        )
+    trained_version = next((v for _, v in trainings if v), None)
+    if trained_version is None:
+        latest = await ctx.target.latest_version(destination)
+        if latest is None:
+            raise CheckFailed(f"training produced no version of {destination}")
+        trained_version = latest["id"]
+    predict_cases = ctx.config.predict.test_cases if ctx.config.predict else []
+    ctx.plan_cases(len(predict_cases))
+    results = await asyncio.gather(
+        *(
+            ctx.run_case("train-case", len(cases) + i, case, version=trained_version)
+            for i, case in enumerate(predict_cases)
+        )
+    )
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        raise CheckFailed(
+            f"{len(failed)}/{len(results)} test cases failed on the trained version "
+            f"{destination}:{trained_version[:12]}: "
+            + "; ".join(f"[{r.index}] {r.message}" for r in failed[:3])
+        )
+    return passed(
+        f"{len(trainings)} trainings into {destination} passed; "
+        f"{len(results)} test cases passed on {trained_version[:12]}"
+    )
+
+
+@hookimpl
+def cogfleet_register_steps(register: Any) -> None:
+    register(Step(name="train", phase="check", run=train, order=40))

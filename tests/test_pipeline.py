@@ -1,0 +1,291 @@
+"""The safe push end to end on the demo monorepo, against a real local server.
+
+Each test starts its own server (fresh state) on loopback, drives `cogfleet push` /
+`cogfleet test` through the CLI with `--local-url`, and reads the JSON report and the
+server's state through the official `replicate` client.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import replicate
+
+from cogfleet import ExitCode
+from cogfleet.server._embedded import LocalServer
+from tests.conftest import CliResult
+
+pytestmark = pytest.mark.slow
+
+SCHNELL = "cogfleet-demo/imagegen-schnell"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LocalServer]:
+    with LocalServer(state_dir=tmp_path / "state") as srv:
+        yield srv
+
+
+@pytest.fixture
+def client(server: LocalServer) -> replicate.Client:
+    return replicate.Client(api_token=server.token, base_url=server.base_url)
+
+
+def create_model(client: replicate.Client, model: str) -> None:
+    owner, name = model.split("/")
+    client.models.create(owner=owner, name=name, visibility="public", hardware="cpu")
+
+
+def versions(client: replicate.Client, model: str) -> list[str]:
+    return [v.id for v in client.models.get(model).versions.list()]
+
+
+class Pusher:
+    def __init__(self, cli: Callable[..., CliResult], repo: Path, server: LocalServer) -> None:
+        self.cli, self.repo, self.server = cli, repo, server
+        self.runs = 0
+
+    def __call__(self, *args: str) -> tuple[CliResult, Any]:
+        self.runs += 1
+        report = self.repo / f"report-{self.runs}.json"
+        result = self.cli(*args, "--local-url", self.server.base_url,
+                          "--report-json", str(report), cwd=self.repo)
+        data = json.loads(report.read_text()) if report.exists() else None
+        return result, data
+
+
+@pytest.fixture
+def push(cli: Callable[..., CliResult], demo_repo: Path, server: LocalServer) -> Pusher:
+    return Pusher(cli, demo_repo, server)
+
+
+def steps(report: dict[str, Any]) -> dict[str, str]:
+    return {s["name"]: s["status"] for s in report["steps"]}
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new))
+
+
+def test_model_must_exist(push):
+    result, report = push("push", "schnell")
+    assert result.code == ExitCode.CHECKS_FAILED
+    assert steps(report)["push-test"] == "failed"
+    assert f"model {SCHNELL} does not exist" in report["steps"][1]["message"]
+
+
+def test_passing_push_then_second_push(push, client):
+    create_model(client, SCHNELL)
+    result, report = push("push", "schnell")
+    assert result.code == ExitCode.OK, result.err
+    assert report["result"] == "passed" and report["pushed"] is True
+    assert report["target"] == "local" and report["test_model"] == f"{SCHNELL}-test"
+    assert report["version"] == report["test_version"]  # the tested build itself
+    assert steps(report) == {
+        "lint": "passed", "push-test": "passed", "schema-lint": "passed",
+        "schema-compat": "skipped", "compare-outputs": "skipped", "test-cases": "passed",
+        "fuzz": "passed", "train": "skipped", "promote": "passed",
+        "deployment": "skipped", "official-model": "skipped",
+    }
+    kinds = {c["kind"] for c in report["cases"]}
+    assert kinds == {"test-case", "fuzz"}
+    checkers = {c["checker"] for c in report["cases"] if c["kind"] == "test-case"}
+    assert checkers == {"match_url", "image_size", "error_contains", "match_prompt"}
+    assert all(c["prediction_id"] for c in report["cases"])
+    assert versions(client, SCHNELL) == [report["version"]]
+    # the private test model was created
+    assert client.models.get(f"{SCHNELL}-test").visibility == "private"
+
+    second, report2 = push("push", "schnell")
+    assert second.code == ExitCode.OK, second.err
+    assert steps(report2)["schema-compat"] == "passed"
+    assert steps(report2)["compare-outputs"] == "passed"
+    compare = [c for c in report2["cases"] if c["kind"] == "compare-outputs"]
+    assert compare[0]["message"] == "outputs match with a fixed seed"
+    assert "live" not in result.out  # progress goes to stderr
+    assert re.search(r"\[\d+/\d+\] test-case\[0\] match_url passed", second.err)
+
+
+def test_no_push_never_touches_the_model(push, client):
+    create_model(client, SCHNELL)
+    result, report = push("push", "schnell", "--no-push")
+    assert result.code == ExitCode.OK, result.err
+    assert report["pushed"] is False and report["version"] is None
+    assert steps(report)["promote"] == "skipped"
+    assert versions(client, SCHNELL) == []
+    test_result, test_report = push("test", "schnell")
+    assert test_result.code == ExitCode.OK and test_report["pushed"] is False
+    assert versions(client, SCHNELL) == []
+
+
+def _promote_first(push, client) -> list[str]:
+    create_model(client, SCHNELL)
+    result, _ = push("push", "schnell", "--no-compare-outputs")
+    assert result.code == ExitCode.OK, result.err
+    return versions(client, SCHNELL)
+
+
+def _assert_stopped(result, report, client, before, failed_step):
+    assert result.code == ExitCode.CHECKS_FAILED
+    assert report["result"] == "failed" and report["pushed"] is False
+    assert steps(report)[failed_step] == "failed"
+    assert steps(report)["promote"] == "skipped"
+    assert versions(client, SCHNELL) == before
+
+
+def test_schema_lint_failure_stops(push, client, demo_repo):
+    before = _promote_first(push, client)
+    edit(demo_repo / "models/imagegen/predict.py.j2",
+         'description="Skip the final smoothing pass (faster, sharper edges)", ', "")
+    result, report = push("push", "schnell")
+    _assert_stopped(result, report, client, before, "schema-lint")
+    assert "Input.go_fast: no description" in next(
+        s["message"] for s in report["steps"] if s["name"] == "schema-lint")
+
+
+def test_incompatible_schema_stops(push, client, demo_repo):
+    before = _promote_first(push, client)
+    edit(demo_repo / "models/imagegen/predict.py.j2", "ge=1, le=4, default=1", "ge=1, le=3, default=1")
+    result, report = push("push", "schnell")
+    _assert_stopped(result, report, client, before, "schema-compat")
+    message = next(s["message"] for s in report["steps"] if s["name"] == "schema-compat")
+    assert "num_outputs" in message and "maximum" in message
+    # the same push with the check waived goes through
+    waived, report2 = push("push", "schnell", "--ignore-schema-compatibility")
+    assert waived.code == ExitCode.OK, waived.err
+    assert steps(report2)["schema-compat"] == "skipped"
+
+
+def test_output_comparison_failure_stops(push, client, demo_repo):
+    before = _promote_first(push, client)
+    template = demo_repo / "models/imagegen/predict.py.j2"
+    text = template.read_text()
+    # a changed drawing: same schema, different pixels for the same seed
+    template.write_text(text.replace("hashlib.sha256(", "hashlib.sha512(", 1))
+    assert template.read_text() != text
+    result, report = push("push", "schnell")
+    _assert_stopped(result, report, client, before, "compare-outputs")
+    case = next(c for c in report["cases"] if c["kind"] == "compare-outputs")
+    assert case["status"] == "failed" and "seed" in case["message"]
+
+
+def test_failing_test_case_stops(push, client, demo_repo):
+    before = _promote_first(push, client)
+    edit(demo_repo / "cog-safe-push-configs/schnell.yaml",
+         "image_size: 256x256", "image_size: 512x512")
+    result, report = push("push", "schnell", "--no-compare-outputs")
+    _assert_stopped(result, report, client, before, "test-cases")
+    failed = [c for c in report["cases"] if c["status"] == "failed"]
+    assert [c["checker"] for c in failed] == ["image_size"]
+    assert "512x512" in failed[0]["message"]
+
+
+def test_fuzz_failure_stops_and_reports_inputs(push, client, demo_repo):
+    before = _promote_first(push, client)
+    template = demo_repo / "models/imagegen/predict.py.j2"
+    text = template.read_text()
+    marker = "        if not prompt"
+    assert marker in text
+    template.write_text(text.replace(
+        marker, '        if aspect_ratio == "21:9":\n'
+        '            raise RuntimeError("ultrawide is broken")\n' + marker, 1))
+    result, report = push("push", "schnell", "--no-compare-outputs", "--fuzz-iterations", "12")
+    _assert_stopped(result, report, client, before, "fuzz")
+    failed = [c for c in report["cases"] if c["kind"] == "fuzz" and c["status"] == "failed"]
+    assert failed and all(c["inputs"]["aspect_ratio"] == "21:9" for c in failed)
+    assert "ultrawide is broken" in failed[0]["message"]
+
+
+def test_train_then_predict_on_trained_version(push, client, demo_repo):
+    create_model(client, "cogfleet-demo/captioner")
+    result, report = push("push", "caption", "--no-compare-outputs")
+    assert result.code == ExitCode.OK, result.err + result.out
+    assert steps(report)["train"] == "passed"
+    train_cases = [c for c in report["cases"] if c["kind"] == "train-case"]
+    checkers = [c["checker"] for c in train_cases]
+    # two trainings (jq on the weights, an expected error), then the 3 predict cases
+    assert checkers[:2] == ["jq_query", "error_contains"]
+    assert len(train_cases) == 5 and all(c["status"] == "passed" for c in train_cases)
+    trained = versions(client, "cogfleet-demo/captioner-trained")
+    assert trained, "the destination got a version"
+    assert report["result"] == "passed"
+    # the trained version really carries the training's weights
+    with open(demo_repo / "models/captioner/examples/red.png", "rb") as image:
+        output = client.run(f"cogfleet-demo/captioner-trained:{trained[0]}", input={"image": image})
+    assert json.loads(output)["style"] == ["vivid", "glossy"]
+
+
+def test_deployment_created_then_updated(push, client, demo_repo):
+    create_model(client, SCHNELL)
+    config = demo_repo / "cog-safe-push-configs/schnell.yaml"
+    config.write_text(config.read_text() + "deployment:\n  name: schnell-prod\n  hardware: cpu\n")
+    result, report = push("push", "schnell", "--no-compare-outputs")
+    assert result.code == ExitCode.OK, result.err
+    message = next(s["message"] for s in report["steps"] if s["name"] == "deployment")
+    account = client.accounts.current().username
+    assert message.startswith(f"created deployment {account}/schnell-prod")
+    deployment = client.deployments.get(f"{account}/schnell-prod")
+    release = deployment.current_release
+    assert release.version == report["version"]
+    assert release.configuration.min_instances == 1 and release.configuration.max_instances == 20
+    again, report2 = push("push", "schnell", "--no-compare-outputs")
+    assert again.code == ExitCode.OK
+    message = next(s["message"] for s in report2["steps"] if s["name"] == "deployment")
+    assert message.startswith(f"updated deployment {account}/schnell-prod")
+    assert client.deployments.get(f"{account}/schnell-prod").current_release.number == 2
+
+
+def test_official_model_second_pass(push, client, demo_repo, monkeypatch):
+    create_model(client, SCHNELL)
+    config = demo_repo / "cog-safe-push-configs/schnell.yaml"
+    config.write_text(config.read_text() + "official_model: cogfleet-official/schnell\n")
+    monkeypatch.setenv("COGFLEET_OFFICIAL_MODEL_API_KEY", "sk-proxy-secret-123")
+    result, report = push("push", "schnell", "--no-compare-outputs", "--push-official-model")
+    assert result.code == ExitCode.OK, result.err
+    assert steps(report)["official-model"] == "passed"
+    assert versions(client, "cogfleet-official/schnell") == [report["version"]]
+    build = demo_repo / ".cogfleet/build/schnell"
+    assert not (build / ".cogfleet-official-api-key").exists()
+    everything = result.out + result.err + json.dumps(report)
+    assert "sk-proxy-secret-123" not in everything
+    # without the flag the official model is left alone
+    _, report2 = push("push", "schnell", "--no-compare-outputs")
+    assert steps(report2)["official-model"] == "skipped"
+
+
+def test_several_variants_in_one_command(push, client):
+    create_model(client, SCHNELL)
+    create_model(client, "cogfleet-demo/imagegen-dev")
+    result, reports = push("push", "schnell", "dev", "--no-compare-outputs")
+    assert result.code == ExitCode.OK, result.err
+    assert [r["variant"] for r in reports] == ["schnell", "dev"]
+    assert all(r["result"] == "passed" for r in reports)
+    assert reports[0]["version"] != reports[1]["version"]
+    # one failing variant fails the command, the other is still promoted
+    failing, reports2 = push("push", "schnell", "dev", "--test-case", "prompt=x==nope")
+    assert failing.code == ExitCode.CHECKS_FAILED
+    assert {r["variant"]: r["result"] for r in reports2} == {"schnell": "failed", "dev": "failed"}
+
+
+def test_junit_and_markdown_reports(push, client, demo_repo, monkeypatch):
+    import xml.etree.ElementTree as ET
+
+    create_model(client, SCHNELL)
+    summary = demo_repo / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    junit = demo_repo / "junit.xml"
+    result, report = push("push", "schnell", "--no-compare-outputs", "--junit-xml", str(junit))
+    assert result.code == ExitCode.OK
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "0"
+    names = [case.get("name") for case in suite.iter("testcase")]
+    assert "push-test" in names and any(n.startswith("test-case[0]") for n in names)
+    text = summary.read_text()
+    assert "`schnell` → `cogfleet-demo/imagegen-schnell`" in text and "| promote | passed |" in text
