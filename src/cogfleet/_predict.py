@@ -12,8 +12,9 @@ import asyncio
 import mimetypes
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +27,7 @@ from cogfleet._errors import ConfigError, RemoteError
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 MAX_WAIT = 60  # Replicate accepts Prefer: wait=1..60
+CLOCK_SKEW = timedelta(seconds=5)  # between this machine and the API's created_at
 
 
 @dataclass
@@ -113,6 +115,9 @@ class Predictions:
         self.inflight: dict[str, Literal["prediction", "training"]] = {}
         self._uploads: dict[Path, asyncio.Task[str]] = {}
         self.on_request = on_request
+        # for the interrupt sweep: a create call waiting on the API has no id yet
+        self.started_at = datetime.now(UTC) - CLOCK_SKEW
+        self.versions: set[str] = set()
 
     # -- inputs ------------------------------------------------------------------------
 
@@ -147,6 +152,8 @@ class Predictions:
     async def predict(self, version: str, inputs: dict[str, Any], *, timeout: float) -> Outcome:
         """Run one prediction on ``version`` (a version id) and wait for its end."""
 
+        self.versions.add(version)
+
         async def create(wait: int) -> Any:
             return await self.client.predictions.async_create(
                 version=version, input=inputs, wait=wait
@@ -158,6 +165,8 @@ class Predictions:
         self, model: str, version: str, destination: str, inputs: dict[str, Any], *, timeout: float
     ) -> Outcome:
         """Train ``model:version`` into ``destination`` and wait for its end."""
+
+        self.versions.add(version)
 
         async def create(wait: int) -> Any:
             del wait  # trainings have no synchronous mode
@@ -230,9 +239,25 @@ class Predictions:
             pass  # already finished, or the server is gone; nothing left to stop
 
     def cancel_all_sync(self) -> list[str]:
-        """Cancel everything in flight with blocking calls (safe after the loop stopped)."""
+        """Cancel everything this run started that is still running (blocking calls).
+
+        Besides the predictions whose ids are known, a create call that was still
+        waiting (``Prefer: wait``) when interrupted left a prediction whose id never
+        came back; those are found by listing the newest predictions and trainings
+        on this run's versions created since it started.
+        """
+        targets = dict(self.inflight)
+        for kind, namespace in (
+            ("prediction", self.client.predictions), ("training", self.client.trainings)
+        ):
+            try:
+                for item in _recent(namespace, self.started_at):
+                    if item.status not in TERMINAL and item.version in self.versions:
+                        targets.setdefault(item.id, kind)  # type: ignore[arg-type]
+            except (ReplicateError, httpx.HTTPError):
+                pass
         cancelled = []
-        for pid, kind in list(self.inflight.items()):
+        for pid, kind in targets.items():
             namespace = self.client.predictions if kind == "prediction" else self.client.trainings
             try:
                 namespace.cancel(pid)
@@ -241,3 +266,17 @@ class Predictions:
                 pass
         self.inflight.clear()
         return cancelled
+
+
+def _recent(namespace: Any, since: datetime) -> Iterator[Any]:
+    """Items of a newest-first listing created at or after ``since``."""
+    page = namespace.list()
+    while True:
+        for item in page.results:
+            created = datetime.fromisoformat(str(item.created_at).replace("Z", "+00:00"))
+            if created < since:
+                return
+            yield item
+        if not page.next:
+            return
+        page = namespace.list(cursor=page.next)
