@@ -31,3 +31,22 @@ def lint(session: nox.Session) -> None:
 def render(session: nox.Session) -> None:
     """Render build folders: nox -s render -- [VARIANT...]."""
     session.run("cogfleet", "render", *session.posargs)
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Render, lint and generate each variant's schema: nox -s build -- [VARIANT...]."""
+    session.run("cogfleet", "lint", *session.posargs)
+    session.run("cogfleet", "schema", "--summary", *session.posargs)
+
+
+@nox.session
+def test(session: nox.Session) -> None:
+    """Safe push without promotion: nox -s test -- VARIANT... [flags]."""
+    session.run("cogfleet", "test", *session.posargs)
+
+
+@nox.session
+def push(session: nox.Session) -> None:
+    """Safe push with promotion: nox -s push -- VARIANT... [flags]. Never a default session."""
+    session.run("cogfleet", "push", *session.posargs)

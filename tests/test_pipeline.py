@@ -152,7 +152,8 @@ def test_schema_lint_failure_stops(push, client, demo_repo):
 
 def test_incompatible_schema_stops(push, client, demo_repo):
     before = _promote_first(push, client)
-    edit(demo_repo / "models/imagegen/predict.py.j2", "ge=1, le=4, default=1", "ge=1, le=3, default=1")
+    template = demo_repo / "models/imagegen/predict.py.j2"
+    edit(template, "ge=1, le=4, default=1", "ge=1, le=3, default=1")
     result, report = push("push", "schnell")
     _assert_stopped(result, report, client, before, "schema-compat")
     message = next(s["message"] for s in report["steps"] if s["name"] == "schema-compat")

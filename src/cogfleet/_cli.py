@@ -141,15 +141,30 @@ def cmd_select(ns: argparse.Namespace) -> int:
 
 
 def cmd_schema(ns: argparse.Namespace) -> int:
-    """Print the OpenAPI schema the variant's version would get."""
-    from cogfleet._render import render_variant
+    """Print the OpenAPI schema each variant's version would get.
+
+    One variant: the document itself. ``--summary``: one line per variant with its
+    inputs (every variant when none is named), which proves each predictor imports
+    and its types are supported, i.e. that the variant builds.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cogfleet._render import render_variants
     from cogfleet._schema import dumps_schema, generate_schema
 
     repo = _repo(ns)
-    variant = repo.select([ns.variant])[0]
-    rendered = render_variant(repo, variant, _plugins(repo))
-    doc = generate_schema(rendered.build_dir)
-    _out(json.dumps(doc, indent=2) if ns.pretty else dumps_schema(doc))
+    variants = repo.select(ns.variants)
+    if not ns.summary and len(variants) != 1:
+        raise UsageError("schema: name one VARIANT (or use --summary)")
+    rendered = render_variants(repo, variants, _plugins(repo))
+    with ThreadPoolExecutor(max_workers=4) as pool:  # one subprocess per build folder
+        docs = list(pool.map(lambda r: generate_schema(r.build_dir), rendered))
+    if not ns.summary:
+        _out(json.dumps(docs[0], indent=2) if ns.pretty else dumps_schema(docs[0]))
+        return ExitCode.OK
+    for r, doc in zip(rendered, docs, strict=True):
+        inputs = doc["components"]["schemas"]["Input"]["properties"]
+        _out(f"{r.variant.name}: {len(inputs)} inputs ({', '.join(inputs)})")
     return ExitCode.OK
 
 
@@ -212,8 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list variant names")
 
     p = add("schema", cmd_schema, "print the OpenAPI schema the variant would get")
-    p.add_argument("variant", metavar="VARIANT")
+    p.add_argument("variants", nargs="*", metavar="VARIANT")
     p.add_argument("--pretty", action="store_true", help="indented JSON")
+    p.add_argument("--summary", action="store_true",
+                   help="one line per variant (default: every variant)")
 
     p = add("schema-diff", cmd_schema_diff, "exit 1 if NEW is not backwards compatible with OLD")
     p.add_argument("old", metavar="OLD", help="OpenAPI JSON file of the live version")

@@ -79,7 +79,7 @@ def parse_pairs(text: str) -> dict[str, Any]:
 
 
 def parse_test_case(text: str) -> TestCase:
-    """cog-safe-push's ``--test-case``: ``k=v;k=v`` + ``==exact``, ``==https://url``, ``~=prompt``."""
+    """cog-safe-push's ``--test-case``: ``k=v;k=v`` then ``==exact|==https://url|~=prompt``."""
     parts = re.split(r"(==|~=)", text, maxsplit=1)
     case = TestCase(inputs=parse_pairs(parts[0]))
     if len(parts) == 3:

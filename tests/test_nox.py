@@ -1,0 +1,47 @@
+"""The noxfile: thin sessions over the CLI, safe defaults, posargs as variants."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+
+
+def _nox(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run([sys.executable, "-m", "nox", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_sessions_are_listed_with_docstrings_and_safe_defaults():
+    proc = _nox("-l", cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr
+    lines = {line.split(" -> ")[0]: line for line in proc.stdout.splitlines() if " -> " in line}
+    selected = {name[2:] for name in lines if name.startswith("* ")}
+    assert selected == {"tests", "lint"}
+    for session in ("render", "build", "test", "push"):
+        assert f"- {session}" in lines, proc.stdout
+    assert all(line.split(" -> ")[1].strip() for line in lines.values())
+
+
+def test_render_session_takes_variants_as_posargs(make_repo):
+    root = make_repo()
+    shutil.copy(REPO_ROOT / "noxfile.py", root / "noxfile.py")
+    proc = _nox("-s", "render", "--", "beta", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert (root / ".cogfleet/build/beta/cog.yaml").is_file()
+    assert not (root / ".cogfleet/build/alpha").exists()
+    everything = _nox("-s", "render", cwd=root)
+    assert everything.returncode == 0 and (root / ".cogfleet/build/alpha/cog.yaml").is_file()
+    assert not (root / ".nox").exists()  # no virtualenv per session
+
+
+def test_build_session(demo_repo):
+    shutil.copy(REPO_ROOT / "noxfile.py", demo_repo / "noxfile.py")
+    proc = _nox("-s", "build", "--", "schnell", cwd=demo_repo)
+    assert proc.returncode == 0, proc.stderr
+    assert "schnell: 8 inputs" in proc.stdout

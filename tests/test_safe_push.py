@@ -1,0 +1,132 @@
+"""`cogfleet safe-push`: the cog-safe-push drop-in, run inside a single Cog folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import replicate
+import yaml
+
+from cogfleet import ExitCode
+from cogfleet._push_cli import parse_pairs, parse_test_case
+from cogfleet.server._embedded import LocalServer
+
+
+def test_test_case_syntax():
+    exact = parse_test_case("prompt=a cat;steps=4;fast=true;scale=1.5==hello")
+    assert exact.inputs == {"prompt": "a cat", "steps": 4, "fast": True, "scale": 1.5}
+    assert exact.checker == ("exact_string", "hello")
+    assert parse_test_case("x=1==https://example.com/a.png").checker == (
+        "match_url", "https://example.com/a.png")
+    prompt = parse_test_case("x=1~=an image of a cat")
+    assert prompt.checker == ("match_prompt", "an image of a cat")
+    assert parse_test_case("x=1").checker is None
+    assert parse_pairs("a=1;b=x") == {"a": 1, "b": "x"}
+
+
+def test_help_config_prints_a_valid_example(cli, tmp_path):
+    result = cli("safe-push", "--help-config", cwd=tmp_path)
+    assert result.code == ExitCode.OK
+    data = yaml.safe_load(result.out)
+    assert data["model"] and data["predict"]["test_cases"]
+    assert {k for c in data["predict"]["test_cases"] for k in c} >= {
+        "exact_string", "match_url", "match_prompt", "jq_query", "error_contains"}
+
+
+def test_outside_a_cog_folder(cli, tmp_path):
+    result = cli("safe-push", "acme/x", cwd=tmp_path)
+    assert result.code == ExitCode.USAGE_ERROR and "no cog.yaml here" in result.err
+
+
+ECHO = '''\
+from cog import BasePredictor, Input
+
+
+class Predictor(BasePredictor):
+    def predict(
+        self,
+        text: str = Input(description="Text to echo"),
+        times: int = Input(description="Repetitions", ge=1, le=3, default=1),
+    ) -> str:
+        if text == "boom":
+            raise ValueError("boom is not allowed")
+        return text * times
+'''
+
+
+@pytest.fixture
+def cog_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "echo"
+    folder.mkdir()
+    (folder / "cog.yaml").write_text(
+        'build:\n  python_version: "3.11"\nrun: predict.py:Predictor\n'
+    )
+    (folder / "predict.py").write_text(ECHO)
+    return folder
+
+
+@pytest.mark.slow
+def test_safe_push_in_a_cog_folder(cli, cog_folder, tmp_path):
+    with LocalServer(state_dir=tmp_path / "state") as srv:
+        client = replicate.Client(api_token=srv.token, base_url=srv.base_url)
+        client.models.create(owner="acme", name="echo", visibility="public", hardware="cpu")
+        report = tmp_path / "r.json"
+        result = cli(
+            "safe-push", "acme/echo", "--local-url", srv.base_url, "--report-json", str(report),
+            "--test-case", "text=hi;times=2==hihi", "--test-case", "text=yo",
+            "--fuzz-iterations", "3", "--fuzz-fixed-inputs", "text=abc", cwd=cog_folder,
+        )
+        assert result.code == ExitCode.OK, result.err
+        data = json.loads(report.read_text())
+        assert data["model"] == "acme/echo" and data["test_model"] == "acme/echo-test"
+        cases = [(c["kind"], c["checker"], c["status"]) for c in data["cases"]]
+        assert ("test-case", "exact_string", "passed") in cases
+        assert sum(k == "fuzz" for k, _, _ in cases) == 3
+        assert all(c["inputs"]["text"] == "abc" for c in data["cases"] if c["kind"] == "fuzz")
+        assert [v.id for v in client.models.get("acme/echo").versions.list()] == [data["version"]]
+
+        # a config file, and --no-push
+        (cog_folder / "cog-safe-push.yaml").write_text(
+            "model: acme/echo\npredict:\n  test_cases:\n"
+            "    - {inputs: {text: boom}, error_contains: not allowed}\n"
+            "    - {inputs: {text: a, times: 3}, exact_string: aaa}\n"
+        )
+        again = cli("safe-push", "--no-push", "--local-url", srv.base_url,
+                    "--report-json", str(report), cwd=cog_folder)
+        assert again.code == ExitCode.OK, again.err
+        data2 = json.loads(report.read_text())
+        assert data2["pushed"] is False
+        assert {s["name"]: s["status"] for s in data2["steps"]}["compare-outputs"] == "passed"
+
+        # a failing case stops before promotion
+        failing = cli("safe-push", "--local-url", srv.base_url, "--report-json", str(report),
+                      "--test-case", "text=a==b", cwd=cog_folder)
+        assert failing.code == ExitCode.CHECKS_FAILED
+        assert len(client.models.get("acme/echo").versions.list().results) == 1
+
+
+def test_schema_diff_command(cli, tmp_path):
+    example = Path(__file__).parent / "fixtures/schema/example-openapi-schema.json"
+    old = tmp_path / "old.json"
+    shutil.copy(example, old)
+    doc = json.loads(example.read_text())
+    props = doc["components"]["schemas"]["Input"]["properties"]
+    props["steps"]["maximum"] = 10
+    del props["guidance"]
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps(doc))
+    same = cli("schema-diff", str(old), str(old), cwd=tmp_path)
+    assert same.code == ExitCode.OK and same.out.strip() == "compatible"
+    broken = cli("schema-diff", str(old), str(new), cwd=tmp_path)
+    assert broken.code == ExitCode.CHECKS_FAILED
+    lines = broken.out.strip().splitlines()
+    assert len(lines) == 2
+    assert any("'steps'" in line and "maximum" in line for line in lines)
+    assert any("'guidance'" in line and "removed" in line for line in lines)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    error = cli("schema-diff", str(bad), str(new), cwd=tmp_path)
+    assert error.code == ExitCode.USAGE_ERROR and str(bad) in error.err
