@@ -290,3 +290,49 @@ def test_junit_and_markdown_reports(push, client, demo_repo, monkeypatch):
     assert "push-test" in names and any(n.startswith("test-case[0]") for n in names)
     text = summary.read_text()
     assert "`schnell` → `cogfleet-demo/imagegen-schnell`" in text and "| promote | passed |" in text
+
+
+def test_predict_timeout_cancels_on_the_server(tmp_path, cli, demo_repo):
+    with LocalServer(state_dir=tmp_path / "slow", latency=4) as slow:
+        slow_client = replicate.Client(api_token=slow.token, base_url=slow.base_url)
+        create_model(slow_client, SCHNELL)
+        push = Pusher(cli, demo_repo, slow)
+        result, report = push("test", "schnell", "--predict-timeout", "1",
+                              "--fuzz-iterations", "1", "--test-case", "prompt=quick")
+        assert result.code == ExitCode.CHECKS_FAILED
+        case = next(c for c in report["cases"] if c["kind"] == "test-case")
+        assert case["status"] == "failed" and "timed out after 1s" in case["message"]
+        prediction = slow_client.predictions.get(case["prediction_id"])
+        assert prediction.status == "canceled"
+
+
+AI_CASE = """\
+    - inputs: {prompt: a red fox, seed: 42}
+      match_prompt: a 256x256px webp image of a red fox in the snow
+"""
+
+
+def test_match_prompt_needs_the_judge_for_unverified_facts(push, client, demo_repo,
+                                                             monkeypatch):
+    from tests.fakes.anthropic_server import FakeAnthropic
+
+    create_model(client, SCHNELL)
+    config = demo_repo / "cog-safe-push-configs/schnell.yaml"
+    edit(config, "  test_cases:\n", "  test_cases:\n" + AI_CASE)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    without, report = push("test", "schnell")
+    assert without.code == ExitCode.CHECKS_FAILED
+    case = next(c for c in report["cases"] if c["kind"] == "test-case" and c["index"] == 0)
+    assert case["status"] == "failed" and "not configured" in case["message"]
+
+    with FakeAnthropic() as fake:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+        judged, report2 = push("test", "schnell")
+        assert judged.code == ExitCode.OK, judged.err
+        judge_calls = [r for r in fake.requests if "verdict" in r.text()]
+        # best of 3 stops at a majority of 2; the output image was attached
+        assert len(judge_calls) == 2 and judge_calls[0].images()
+        fuzz_calls = [r for r in fake.requests if "verdict" not in r.text()]
+        assert len(fuzz_calls) == 1  # the whole fuzz batch in one request
+        assert fake.api_key not in judged.out + judged.err + json.dumps(report2)

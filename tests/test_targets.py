@@ -98,7 +98,8 @@ def test_replicate_target_pushes_with_cog(fake_cog, replicate_env, client, run, 
     create_model(client, SCHNELL)
     config = demo_repo / "cog-safe-push-configs/schnell.yaml"
     config.write_text(config.read_text() + "use_cog_base_image: false\n")
-    result, report = run("push", "schnell", "--target", "replicate", "--no-compare-outputs")
+    result, report = run("push", "schnell", "--target", "replicate", "--no-compare-outputs",
+                         "--separate-weights", "--secret", "id=hf,src=/run/hf-token")
     assert result.code == ExitCode.OK, result.err
     build = demo_repo / ".cogfleet/build/schnell"
     assert report["target"] == "replicate"
@@ -110,6 +111,9 @@ def test_replicate_target_pushes_with_cog(fake_cog, replicate_env, client, run, 
     ]
     assert all(c["cwd"] == str(build) for c in calls)
     assert all("--use-cog-base-image=false" in c["argv"] for c in calls)
+    assert all("--separate-weights" in c["argv"] for c in calls)
+    assert all(c["secrets"] == [{"id": "hf", "src": "/run/hf-token", "existed": False}]
+               for c in calls)
     assert versions(client, SCHNELL) == [report["version"]]
 
 

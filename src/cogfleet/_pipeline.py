@@ -74,7 +74,8 @@ class PushOptions:
     push_official_model: bool = False
     fuzz_seed: int = 0
     verbose: int = 0
-    create_models: bool = False  # the embedded local target is a sandbox: create what is missing
+    separate_weights: bool = False  # cog push --separate-weights (replicate target)
+    secrets: list[str] = field(default_factory=list)  # cog push --secret id=...,src=...
 
 
 @dataclass

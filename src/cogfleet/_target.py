@@ -330,6 +330,6 @@ def push_flags(ctx: PushContext) -> PushFlags:
     return PushFlags(
         dockerfile=ctx.config.dockerfile,
         use_cog_base_image=ctx.config.use_cog_base_image,
-        separate_weights=bool(getattr(ctx.options, "separate_weights", False)),
-        secrets=list(getattr(ctx.options, "secrets", []) or []),
+        separate_weights=ctx.options.separate_weights,
+        secrets=list(ctx.options.secrets),
     )
