@@ -1,0 +1,21 @@
+"""The local Replicate-compatible server: HTTP API, state, and coglet runners."""
+
+from cogfleet.server._embedded import (
+    LocalServer,
+    add_serve_arguments,
+    run_serve,
+    serve_forever,
+    serve_main,
+)
+from cogfleet.server._push import promote_version, push_build, version_id_for
+
+__all__ = [
+    "LocalServer",
+    "add_serve_arguments",
+    "promote_version",
+    "push_build",
+    "run_serve",
+    "serve_forever",
+    "serve_main",
+    "version_id_for",
+]

@@ -1,0 +1,927 @@
+"""Run real Cog predictors under coglet (``python -m cog.server.http``), kept warm per key.
+
+A :class:`RunnerPool` owns one coglet process per *key* (the caller's name for a
+version + mode + environment). The first :meth:`RunnerPool.run` for a key starts
+coglet in the build folder, waits for ``/health-check`` to report ``READY``, and
+later calls reuse that process, so ``setup()`` runs once per process.
+
+How this module talks to coglet 0.23.1, and what a caller should know:
+
+* **Interpreter.** coglet starts its worker as plain ``python`` looked up on
+  ``PATH`` (not ``sys.executable``); without the venv first on ``PATH`` the worker
+  dies with ``No module named 'coglet'`` and ``/health-check`` stays ``STARTING``
+  forever. The pool puts the folder of ``python`` first on ``PATH`` (or a small
+  shim when that folder has no ``python``) and bounds start-up by ``setup_timeout``.
+* **Requests.** Each prediction is one synchronous ``POST /predictions`` (or
+  ``/trainings``) carrying our ``id`` and a ``webhook`` that points at a loopback
+  receiver inside this process. coglet posts ``start`` (status ``processing``),
+  ``logs`` (cumulative, throttled to about two a second) and ``output`` events
+  there; they are handed to ``on_update`` in order. The synchronous answer is the
+  final state, so updates that arrive after it are dropped. coglet answers a
+  *failed* or *canceled* request with ``logs: ""``; only its ``completed`` webhook
+  has them, so the pool takes the logs from that webhook in those cases. An
+  intermediate ``output`` is always a list, even when the final output is a single
+  value. ``started_at`` is when the ``start`` webhook arrived.
+* **Errors.** An exception in ``run()``/``predict()`` is an ordinary response with
+  ``status: failed`` and ``error: "Prediction failed: Prediction failed: <Type>: <msg>"``
+  (no traceback). Invalid input is HTTP 422 and raises :class:`InvalidInput`.
+  coglet validates only because ``.cog/openapi_schema.json`` exists in the build folder.
+  An explicit ``null`` for an optional input is a 422 in coglet; omit the key instead.
+* **Setup.** A failing ``setup()`` leaves coglet up with ``SETUP_FAILED``; the pool
+  stops that process and raises :class:`SetupFailed` with coglet's setup logs. On
+  failure coglet 0.23.1 keeps only one line, e.g. ``worker setup failed: ... Setup
+  failed: setup failed: RuntimeError: weights missing``: what ``setup()`` printed and
+  the traceback are lost (they are kept, prefixed ``[coglet::setup]``, when setup
+  succeeds). The next call starts a fresh process.
+* **Weights.** With ``env={"COG_WEIGHTS": value}`` coglet passes ``value`` unchanged,
+  as a plain ``str``, to ``setup(weights=...)`` when ``setup`` has a ``weights``
+  parameter (``cog.predictor.extract_setup_weights``: no download, no ``Path``); a
+  ``setup()`` without that parameter is called with no arguments and can still read
+  the environment variable. So pass a local file path (or a URL the predictor
+  fetches itself). ``COG_*`` variables of this process are never inherited.
+* **Files.** ``Path`` inputs accept ``data:`` URIs (and ``http(s)`` URLs, which are
+  unreachable offline). File outputs come back as ``data:<mime>;base64,...`` URIs
+  and are returned unchanged.
+* **Concurrency.** coglet's slot count comes only from ``COG_MAX_CONCURRENCY``,
+  which the pool sets from ``concurrency.max`` in cog.yaml (1 in train mode, where
+  ``train()`` is usually synchronous). Calls beyond that wait here for a free slot
+  instead of getting coglet's 409.
+* **Training.** A training runner is a separate ``--x-mode train`` server with only
+  ``COG_TRAIN_TYPE_STUB`` set: a predict-mode server that also has the train stub
+  exposes ``/trainings`` but then calls ``run()`` with the training inputs.
+* **Cancel.** ``POST /predictions/{id}/cancel`` raises ``CancelationException`` in a
+  sync predictor (``asyncio.CancelledError`` in an async one) and the request
+  answers ``status: canceled``; the process stays usable. Dropping the synchronous
+  request (a cancelled ``run()`` task) also cancels the work inside coglet, but
+  coglet frees that slot only when the worker has stopped (a new request meanwhile
+  gets 409), so the pool keeps the slot until coglet's ``completed`` webhook.
+* **Crashes.** If the worker process dies (``os._exit``, OOM), coglet answers
+  ``status: failed, error: "Worker crashed"``, reports ``UNHEALTHY`` and then gives
+  409 to every request; the pool drops such a runner so the next call starts a new
+  one. Predictions in flight when the pool closes also end as ``Worker crashed``.
+* **Processes.** Each coglet runs in its own session / process group together
+  with its worker; :meth:`RunnerPool.close` sends SIGTERM to the group, then
+  SIGKILL after a grace period. On Linux the child also gets
+  ``PR_SET_PDEATHSIG(SIGKILL)``, so it dies if the thread that started it (the
+  event loop's thread) dies; coglet's worker exits on its own when coglet dies.
+* **Logs.** coglet's stdout/stderr go to ``<log_dir>/<key>.log`` (a private
+  temporary folder, removed on close, when no ``log_dir`` is given). The child
+  environment drops variables that look like credentials (``*_TOKEN``,
+  ``*_API_KEY``, ``*SECRET*``, ``*PASSWORD*``, ``REPLICATE_*``, ``ANTHROPIC_*``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import inspect
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import h11
+import httpx
+
+from cogfleet._errors import ConfigError, RemoteError
+from cogfleet._yaml import load_yaml_file
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["predict", "train"]
+OnUpdate = Callable[[dict[str, Any]], Awaitable[None] | None]
+
+# Seconds between SIGTERM and SIGKILL when stopping a coglet process group.
+STOP_GRACE = 5.0
+# Health-check polling during start-up only: coglet has no readiness push.
+_POLL_FIRST = 0.02
+_POLL_MAX = 0.25
+# "completed" duplicates the HTTP answer but is the only place coglet puts the logs
+# of a failed or canceled prediction.
+_EVENTS = ["start", "output", "logs", "completed"]
+_TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+# Upper bound on waiting for that webhook after the HTTP answer.
+_COMPLETED_WAIT = 2.0
+# How long a 409 (slot still busy with a canceled prediction) is retried.
+_BUSY_RETRY = 10.0
+_SECRET_NAME = re.compile(
+    r"(^REPLICATE_|^ANTHROPIC_|^COG_|_TOKEN$|_API_KEY$|SECRET|PASSWORD)", re.IGNORECASE
+)
+_PR_SET_PDEATHSIG = 1
+
+
+class InvalidInput(Exception):
+    """coglet rejected the input (HTTP 422). ``detail`` is coglet's ``detail`` list."""
+
+    def __init__(self, detail: list[dict[str, Any]]) -> None:
+        self.detail = detail
+        parts = []
+        for item in detail:
+            loc = item.get("loc") or []
+            name = str(loc[-1]) if loc else "input"
+            parts.append(f"{name}: {item.get('msg', 'invalid')}")
+        super().__init__("; ".join(parts) or "invalid input")
+
+
+class SetupFailed(Exception):
+    """The predictor's ``setup()`` failed or coglet exited before it was ready."""
+
+    def __init__(self, message: str, logs: str) -> None:
+        self.logs = logs
+        super().__init__(message)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _load_libc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+# Loaded before any fork so the child does not call dlopen between fork and exec.
+_LIBC = _load_libc()
+
+
+def _child_preexec(parent_pid: int) -> Callable[[], None]:
+    """Make the child die with its parent (Linux ``PR_SET_PDEATHSIG``)."""
+
+    def preexec() -> None:
+        if _LIBC is not None:
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        # The parent may have died between fork and prctl; the signal would never come.
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    return preexec
+
+
+@dataclass(frozen=True)
+class _CogConfig:
+    predict_ref: str | None
+    train_ref: str | None
+    max_concurrency: int
+    environment: dict[str, str]
+
+
+def _read_cog_yaml(build_dir: Path) -> _CogConfig:
+    path = build_dir / "cog.yaml"
+    if not path.is_file():
+        raise ConfigError(path, "missing cog.yaml in the build folder")
+    data = load_yaml_file(path)
+    if not isinstance(data, dict):
+        raise ConfigError(path, "cog.yaml must be a mapping")
+    predict_ref = data.get("run") or data.get("predict")
+    train_ref = data.get("train")
+    for name, value in (("run/predict", predict_ref), ("train", train_ref)):
+        if value is not None and (not isinstance(value, str) or ".py:" not in value):
+            raise ConfigError(path, f"{name}: expected 'file.py:Name', got {value!r}")
+    concurrency = data.get("concurrency") or {}
+    if not isinstance(concurrency, dict):
+        raise ConfigError(path, "concurrency: must be a mapping")
+    max_c = concurrency.get("max", 1)
+    if not isinstance(max_c, int) or isinstance(max_c, bool) or max_c < 1:
+        raise ConfigError(path, f"concurrency.max: must be an integer >= 1, got {max_c!r}")
+    environment: dict[str, str] = {}
+    for entry in data.get("environment") or []:
+        if not isinstance(entry, str) or "=" not in entry:
+            raise ConfigError(path, f"environment: expected 'NAME=value', got {entry!r}")
+        name, _, value = entry.partition("=")
+        environment[name] = value
+    return _CogConfig(predict_ref, train_ref, max_c, environment)
+
+
+def _tail(path: Path, limit: int = 20_000) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    return data[-limit:].decode("utf-8", "replace")
+
+
+@dataclass
+class _Inflight:
+    """One prediction known to the pool, from ``run()`` entry to its return."""
+
+    prediction_id: str
+    on_update: OnUpdate | None
+    runner: _Runner | None = None
+    sent: bool = False
+    cancel_requested: bool = False
+    finished: bool = False
+    started_at: str | None = None
+    saw_processing: bool = False
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    completed: dict[str, Any] | None = None
+    completed_event: asyncio.Event = field(default_factory=asyncio.Event)
+    updates: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
+    consumer: asyncio.Task[None] | None = None
+
+    async def deliver(self) -> None:
+        """Hand webhook updates to ``on_update`` one at a time, in arrival order."""
+        while True:
+            update = await self.updates.get()
+            if update is None:
+                return
+            await self._call(update)
+
+    async def _call(self, update: dict[str, Any]) -> None:
+        if update.get("status") == "processing":
+            self.saw_processing = True
+        if self.on_update is None:
+            return
+        try:
+            result = self.on_update(update)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:  # a broken callback must not break the prediction
+            log.exception("on_update for %s failed", self.prediction_id)
+
+
+class _Runner:
+    """One coglet process for one key."""
+
+    def __init__(
+        self, key: str, build_dir: Path, mode: Mode, config: _CogConfig, log_path: Path
+    ) -> None:
+        self.key = key
+        self.build_dir = build_dir
+        self.mode = mode
+        self.config = config
+        self.log_path = log_path
+        self.slots = 1 if mode == "train" else config.max_concurrency
+        self.in_flight = 0
+        # run() calls holding this runner (waiting for start-up, a slot, or running).
+        self.users = 0
+        self.cond = asyncio.Condition()
+        self.proc: asyncio.subprocess.Process | None = None
+        self.port = 0
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.last_used = time.monotonic()
+        self.stopping = False
+        self.start_task: asyncio.Task[None] | None = None
+
+    @property
+    def route(self) -> str:
+        return "trainings" if self.mode == "train" else "predictions"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    async def stop(self) -> None:
+        """SIGTERM the process group, then SIGKILL after ``STOP_GRACE`` seconds."""
+        self.stopping = True
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_GRACE)
+            except TimeoutError:
+                pass
+        # Whatever is left in the group (the worker, or a hung leader) is killed outright.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+
+
+class _WebhookReceiver:
+    """A loopback HTTP/1.1 server that takes coglet's webhook POSTs."""
+
+    def __init__(self, dispatch: Callable[[str, bytes], None]) -> None:
+        self._dispatch = dispatch
+        self._token = secrets.token_urlsafe(16)
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def url(self, prediction_id: str) -> str:
+        quoted = urllib.parse.quote(prediction_id, safe="")
+        return f"http://127.0.0.1:{self.port}/{self._token}/{quoted}"
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h11.Connection(h11.SERVER)
+        target = b""
+        body = bytearray()
+        try:
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    conn.receive_data(await reader.read(65536))
+                elif isinstance(event, h11.Request):
+                    target, body = event.target, bytearray()
+                elif isinstance(event, h11.Data):
+                    body += event.data
+                elif isinstance(event, h11.EndOfMessage):
+                    status = self._route(target, bytes(body))
+                    response = h11.Response(status_code=status, headers=[("content-length", "0")])
+                    writer.write(conn.send(response) or b"")
+                    writer.write(conn.send(h11.EndOfMessage()) or b"")
+                    await writer.drain()
+                    if conn.our_state is h11.MUST_CLOSE:
+                        return
+                    conn.start_next_cycle()
+                else:  # ConnectionClosed or PAUSED
+                    return
+        except (h11.ProtocolError, ConnectionError):
+            return
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    def _route(self, target: bytes, body: bytes) -> int:
+        parts = target.decode("latin-1").split("?", 1)[0].strip("/").split("/")
+        if len(parts) != 2 or not secrets.compare_digest(parts[0], self._token):
+            return 404
+        self._dispatch(urllib.parse.unquote(parts[1]), body)
+        return 200
+
+
+class RunnerPool:
+    """Warm coglet processes, one per key, with per-runner concurrency limits.
+
+    Use inside one asyncio event loop; call :meth:`close` before the loop ends.
+    """
+
+    def __init__(
+        self,
+        *,
+        idle_timeout: float = 300.0,
+        python: str = sys.executable,
+        log_dir: Path | None = None,
+        setup_timeout: float = 600.0,
+    ) -> None:
+        """``idle_timeout``: seconds a runner may sit unused before it is stopped;
+        ``python``: interpreter with cog/coglet installed; ``log_dir``: where each
+        runner's ``<key>.log`` goes; ``setup_timeout``: limit on reaching READY."""
+        self.idle_timeout = idle_timeout
+        self.python = python
+        self.setup_timeout = setup_timeout
+        self._own_tmp: Path | None = None
+        if log_dir is None:
+            self._own_tmp = Path(tempfile.mkdtemp(prefix="cogfleet-runner-"))
+            log_dir = self._own_tmp
+        self.log_dir = log_dir
+        self._runners: dict[str, _Runner] = {}
+        self._stopping: set[_Runner] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self._inflight: dict[str, _Inflight] = {}
+        self._client: httpx.AsyncClient | None = None
+        self._receiver: _WebhookReceiver | None = None
+        self._reaper: asyncio.Task[None] | None = None
+        self._lock: asyncio.Lock | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ public
+
+    async def run(
+        self,
+        key: str,
+        build_dir: Path,
+        *,
+        mode: Mode,
+        prediction_id: str,
+        input: dict[str, Any],
+        env: dict[str, str] | None = None,
+        on_update: OnUpdate | None = None,
+    ) -> dict[str, Any]:
+        """Run one prediction (or training) on the runner for ``key``; return coglet's
+        final response plus ``started_at``/``completed_at``.
+
+        Starts the runner on first use (raises :class:`SetupFailed` if setup fails),
+        waits for a free slot, and raises :class:`InvalidInput` on coglet's 422.
+        ``on_update`` gets intermediate states (``status: processing`` at least once).
+        """
+        if self._closed:
+            raise RuntimeError("RunnerPool is closed")
+        if prediction_id in self._inflight:
+            raise ValueError(f"prediction {prediction_id!r} is already running")
+        await self._ensure_started()
+        inflight = _Inflight(prediction_id, on_update)
+        self._inflight[prediction_id] = inflight
+        handed_off = False
+        inflight.consumer = asyncio.create_task(inflight.deliver())
+        try:
+            runner = await self._runner_for(key, build_dir, mode, env)
+            inflight.runner = runner
+            async with runner.cond:
+                await runner.cond.wait_for(
+                    lambda: inflight.cancel_requested or runner.in_flight < runner.slots
+                )
+                if not inflight.cancel_requested:
+                    runner.in_flight += 1
+            if inflight.cancel_requested:
+                return await self._finish(inflight, self._canceled_before_start(inflight))
+            try:
+                result = await self._post(runner, inflight, input)
+                if result.get("status") == "failed" and not await self._healthy(runner):
+                    # e.g. the worker died ("Worker crashed"): coglet stays up but every
+                    # later request gets 409, so the next call starts a fresh process.
+                    self._retire(runner)
+            except asyncio.CancelledError:
+                # coglet cancels a dropped request but frees its slot only once the
+                # worker has stopped: hold our slot (and the webhook route) until then.
+                handed_off = True
+                task = asyncio.create_task(self._release_after_drop(runner, inflight))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+                raise
+            finally:
+                if not handed_off:
+                    await self._release_slot(runner)
+            return await self._finish(inflight, result)
+        finally:
+            if not handed_off:
+                self._forget(inflight)
+
+    async def cancel(self, prediction_id: str) -> bool:
+        """Cancel a prediction this pool is running or has queued; ``True`` if it was."""
+        inflight = self._inflight.get(prediction_id)
+        if inflight is None or inflight.finished:
+            return False
+        inflight.cancel_requested = True
+        runner = inflight.runner
+        if runner is not None:
+            async with runner.cond:
+                runner.cond.notify_all()
+        if not inflight.sent or runner is None:
+            return True  # run() sees the flag before it sends anything to coglet
+        if await self._send_cancel(runner, prediction_id):
+            return True
+        # coglet may not have registered the request yet: wait for its start event.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(inflight.started.wait(), timeout=5)
+        if inflight.finished:
+            return False
+        return await self._send_cancel(runner, prediction_id)
+
+    async def stop_idle(self) -> None:
+        """Stop runners with nothing in flight for longer than ``idle_timeout``."""
+        cutoff = time.monotonic() - self.idle_timeout
+        for key, runner in list(self._runners.items()):
+            if runner.users == 0 and runner.ready.done() and runner.last_used <= cutoff:
+                if self._runners.get(key) is runner:
+                    del self._runners[key]
+                log.info("stopping idle runner %s", key)
+                await self._stop(runner)
+
+    async def close(self) -> None:
+        """Stop every coglet process (the whole process group) and the webhook receiver."""
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
+        runners = list(self._runners.values())
+        self._runners.clear()
+        for runner in runners:
+            runner.stopping = True
+            if runner.start_task is not None and not runner.start_task.done():
+                runner.start_task.cancel()
+        await asyncio.gather(
+            *(r.start_task for r in runners if r.start_task is not None), return_exceptions=True
+        )
+        await asyncio.gather(*(self._stop(r) for r in runners), return_exceptions=True)
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self._receiver is not None:
+            await self._receiver.close()
+            self._receiver = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        if self._own_tmp is not None:
+            shutil.rmtree(self._own_tmp, ignore_errors=True)
+            self._own_tmp = None
+
+    def processes(self) -> list[int]:
+        """PIDs of live coglet processes: each runner's server and its worker(s)."""
+        runners = [*self._runners.values(), *self._stopping]
+        leaders = {r.proc.pid for r in runners if r.proc is not None and r.alive()}
+        return sorted(leaders | _group_members(leaders))
+
+    # ------------------------------------------------------------------ internals
+
+    def _forget(self, inflight: _Inflight) -> None:
+        inflight.finished = True
+        runner = inflight.runner
+        if runner is not None:
+            runner.users -= 1
+            runner.last_used = time.monotonic()
+        if self._inflight.get(inflight.prediction_id) is inflight:
+            del self._inflight[inflight.prediction_id]
+        if inflight.consumer is not None and not inflight.consumer.done():
+            inflight.consumer.cancel()
+
+    async def _release_slot(self, runner: _Runner) -> None:
+        async with runner.cond:
+            runner.in_flight -= 1
+            runner.cond.notify_all()
+
+    async def _release_after_drop(self, runner: _Runner, inflight: _Inflight) -> None:
+        try:
+            if runner.alive():
+                await self._send_cancel(runner, inflight.prediction_id)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(inflight.completed_event.wait(), STOP_GRACE)
+        finally:
+            self._forget(inflight)
+            await self._release_slot(runner)
+
+    async def _healthy(self, runner: _Runner) -> bool:
+        assert self._client is not None
+        if not runner.alive():
+            return False
+        try:
+            resp = await self._client.get(f"{runner.base_url}/health-check", timeout=5.0)
+            return resp.json().get("status") in ("READY", "BUSY")
+        except (httpx.TransportError, ValueError):
+            return False
+
+    def _retire(self, runner: _Runner) -> None:
+        """Drop a broken runner from the pool and stop it in the background."""
+        if self._runners.get(runner.key) is runner:
+            del self._runners[runner.key]
+        task = asyncio.create_task(self._stop(runner))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _stop(self, runner: _Runner) -> None:
+        # Still listed by processes() until the whole group is gone.
+        self._stopping.add(runner)
+        try:
+            await runner.stop()
+        finally:
+            self._stopping.discard(runner)
+
+    async def _ensure_started(self) -> None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(30.0), limits=httpx.Limits(max_keepalive_connections=20)
+            )
+        if self._receiver is None:
+            self._receiver = _WebhookReceiver(self._on_webhook)
+            await self._receiver.start()
+        if self._reaper is None:
+            self._reaper = asyncio.create_task(self._reap_idle())
+
+    async def _reap_idle(self) -> None:
+        # A periodic timer: idleness is a deadline, not an event anyone signals.
+        period = max(0.05, min(self.idle_timeout / 2, 30.0))
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.stop_idle()
+            except Exception:
+                log.exception("stopping idle runners failed")
+
+    def _on_webhook(self, prediction_id: str, body: bytes) -> None:
+        inflight = self._inflight.get(prediction_id)
+        if inflight is None or inflight.finished:
+            return
+        try:
+            update = json.loads(body)
+        except ValueError:
+            return
+        if not isinstance(update, dict):
+            return
+        if update.get("status") == "processing" and inflight.started_at is None:
+            inflight.started_at = _now()
+        inflight.started.set()
+        if update.get("status") in _TERMINAL:
+            # The final state is run()'s return value; keep it only for its logs.
+            inflight.completed = update
+            inflight.completed_event.set()
+            return
+        update["started_at"] = inflight.started_at
+        inflight.updates.put_nowait(update)
+
+    async def _runner_for(
+        self, key: str, build_dir: Path, mode: Mode, env: dict[str, str] | None
+    ) -> _Runner:
+        assert self._lock is not None
+        async with self._lock:
+            runner = self._runners.get(key)
+            if runner is not None and runner.ready.done() and not runner.alive():
+                # The process died (crash, OOM, external kill): clear its group, start afresh.
+                del self._runners[key]
+                await self._stop(runner)
+                runner = None
+            if runner is None:
+                config = _read_cog_yaml(build_dir)
+                if (config.train_ref if mode == "train" else config.predict_ref) is None:
+                    what = "train" if mode == "train" else "run (or predict)"
+                    raise ConfigError(build_dir / "cog.yaml", f"{what}: not set")
+                safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", key)[:120]
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                runner = _Runner(key, build_dir, mode, config, self.log_dir / f"{safe}.log")
+                self._runners[key] = runner
+                runner.start_task = asyncio.create_task(self._start(runner, env))
+            runner.users += 1
+        try:
+            await asyncio.shield(runner.ready)
+        except BaseException:
+            runner.users -= 1
+            failed = runner.ready.done() and runner.ready.exception() is not None
+            if failed and self._runners.get(key) is runner:
+                del self._runners[key]
+            raise
+        return runner
+
+    def _child_env(self, runner: _Runner, env: dict[str, str] | None) -> dict[str, str]:
+        child = {k: v for k, v in os.environ.items() if not _SECRET_NAME.search(k)}
+        child.update(runner.config.environment)
+        child.update(env or {})
+        child["PORT"] = str(runner.port)
+        child["COG_MAX_CONCURRENCY"] = str(runner.slots)
+        child["PYTHONUNBUFFERED"] = "1"
+        if runner.mode == "train":
+            child["COG_TRAIN_TYPE_STUB"] = str(runner.config.train_ref)
+            child.pop("COG_PREDICT_TYPE_STUB", None)
+        else:
+            child["COG_PREDICT_TYPE_STUB"] = str(runner.config.predict_ref)
+            child.pop("COG_TRAIN_TYPE_STUB", None)
+        child["PATH"] = self._python_dir() + os.pathsep + child.get("PATH", os.defpath)
+        return child
+
+    def _python_dir(self) -> str:
+        """A folder whose ``python`` is ``self.python`` (coglet runs ``python`` from PATH)."""
+        folder = Path(self.python).parent
+        candidate = folder / "python"
+        if candidate.exists() and os.path.samefile(candidate, self.python):
+            return str(folder)
+        if self._own_tmp is None:
+            self._own_tmp = Path(tempfile.mkdtemp(prefix="cogfleet-runner-"))
+        shim_dir = self._own_tmp / "bin"
+        shim = shim_dir / "python"
+        if not shim.exists():
+            shim_dir.mkdir(parents=True, exist_ok=True)
+            # A script (not a symlink) keeps the interpreter's own path, so venvs still work.
+            shim.write_text(f'#!/bin/sh\nexec "{self.python}" "$@"\n', encoding="utf-8")
+            shim.chmod(0o755)
+        return str(shim_dir)
+
+    async def _start(self, runner: _Runner, env: dict[str, str] | None) -> None:
+        try:
+            await self._spawn_until_ready(runner, env)
+        except BaseException as exc:
+            if runner.proc is not None:
+                await runner.stop()
+            if isinstance(exc, SetupFailed):
+                runner.ready.set_exception(exc)
+            elif isinstance(exc, Exception):
+                runner.ready.set_exception(
+                    SetupFailed(f"could not start coglet: {exc}", _tail(runner.log_path))
+                )
+            else:
+                runner.ready.set_exception(SetupFailed("start-up interrupted", ""))
+                raise
+        else:
+            runner.ready.set_result(None)
+        finally:
+            # Nobody may be awaiting the future any more (e.g. pool closing).
+            if runner.ready.done() and not runner.ready.cancelled():
+                runner.ready.exception()
+
+    async def _spawn_until_ready(self, runner: _Runner, env: dict[str, str] | None) -> None:
+        for _attempt in range(3):
+            runner.port = _free_port()
+            args = [self.python, "-m", "cog.server.http", "--host", "127.0.0.1"]
+            if runner.mode == "train":
+                args += ["--x-mode", "train"]
+            with runner.log_path.open("ab") as log_file:
+                runner.proc = await asyncio.create_subprocess_exec(
+                    *args,
+                    cwd=runner.build_dir,
+                    env=self._child_env(runner, env),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=log_file,
+                    start_new_session=True,
+                    preexec_fn=_child_preexec(os.getpid()),
+                )
+            if runner.stopping:
+                raise SetupFailed("the runner pool is closing", "")
+            try:
+                await self._wait_ready(runner)
+                return
+            except _PortTaken:
+                continue
+        raise SetupFailed("coglet could not bind a free port", _tail(runner.log_path))
+
+    async def _wait_ready(self, runner: _Runner) -> None:
+        assert self._client is not None and runner.proc is not None
+        deadline = time.monotonic() + self.setup_timeout
+        delay = _POLL_FIRST
+        while True:
+            if runner.proc.returncode is not None:
+                logs = _tail(runner.log_path)
+                if "Address already in use" in logs:
+                    raise _PortTaken
+                raise SetupFailed(f"coglet exited with code {runner.proc.returncode}", logs)
+            try:
+                resp = await self._client.get(f"{runner.base_url}/health-check", timeout=5.0)
+                health = resp.json()
+            except (httpx.TransportError, ValueError):
+                health = {}
+            status = health.get("status")
+            if status in ("READY", "BUSY"):
+                return
+            if status in ("SETUP_FAILED", "DEFUNCT", "UNHEALTHY"):
+                setup = health.get("setup") or {}
+                logs = setup.get("logs") or _tail(runner.log_path)
+                raise SetupFailed(f"setup failed ({status})", logs)
+            if time.monotonic() > deadline:
+                raise SetupFailed(
+                    f"coglet not ready after {self.setup_timeout:g}s", _tail(runner.log_path)
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _POLL_MAX)
+
+    async def _post(
+        self, runner: _Runner, inflight: _Inflight, input: dict[str, Any]
+    ) -> dict[str, Any]:
+        assert self._client is not None and self._receiver is not None
+        body = {
+            "id": inflight.prediction_id,
+            "input": input,
+            "webhook": self._receiver.url(inflight.prediction_id),
+            "webhook_events_filter": _EVENTS,
+        }
+        sent_at = _now()
+        inflight.sent = True
+        try:
+            resp = await self._send(runner, body)
+        except httpx.TransportError as exc:
+            if runner.alive():
+                raise
+            return {
+                "id": inflight.prediction_id,
+                "status": "failed",
+                "output": None,
+                "error": f"the model process exited unexpectedly: {exc}",
+                "logs": "",
+                "metrics": {},
+                "started_at": inflight.started_at or sent_at,
+            }
+        if resp.status_code == 422:
+            raise InvalidInput(resp.json().get("detail") or [])
+        if resp.status_code == 409 and not await self._healthy(runner):
+            self._retire(runner)
+            return {
+                "id": inflight.prediction_id,
+                "status": "failed",
+                "output": None,
+                "error": "Worker crashed (the model process stopped during another prediction)",
+                "logs": "",
+                "metrics": {},
+                "started_at": sent_at,
+            }
+        if resp.status_code != 200:
+            raise RemoteError(
+                f"coglet answered HTTP {resp.status_code} for {runner.route}: {resp.text[:500]}"
+            )
+        result: dict[str, Any] = resp.json()
+        if result.get("status") != "succeeded":
+            # coglet answers a failed or canceled request with empty logs, while its
+            # "completed" webhook carries them; that webhook is usually already here.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(inflight.completed_event.wait(), _COMPLETED_WAIT)
+            hooked = (inflight.completed or {}).get("logs") or ""
+            if len(hooked) > len(result.get("logs") or ""):
+                result["logs"] = hooked
+        result.setdefault("started_at", inflight.started_at or sent_at)
+        return result
+
+    async def _send(self, runner: _Runner, body: dict[str, Any]) -> httpx.Response:
+        assert self._client is not None
+        delay = _POLL_FIRST
+        deadline = time.monotonic() + _BUSY_RETRY
+        while True:
+            # No read timeout: a prediction takes as long as it takes; cancel() stops it.
+            resp = await self._client.post(
+                f"{runner.base_url}/{runner.route}",
+                json=body,
+                timeout=httpx.Timeout(None, connect=10.0),
+            )
+            # 409 means coglet is still finishing a canceled prediction in the slot we
+            # hold; it signals nothing when that ends, so retry briefly.
+            if resp.status_code != 409 or time.monotonic() > deadline:
+                return resp
+            if not await self._healthy(runner):
+                return resp
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _POLL_MAX)
+
+    async def _finish(self, inflight: _Inflight, result: dict[str, Any]) -> dict[str, Any]:
+        """Deliver pending updates in order, then complete ``result``."""
+        inflight.finished = True
+        inflight.started.set()
+        inflight.updates.put_nowait(None)
+        if inflight.consumer is not None:
+            await inflight.consumer
+        if not inflight.saw_processing and result.get("started_at"):
+            # Too fast for the start webhook to land: still report the running state once.
+            await inflight._call(
+                {
+                    "id": inflight.prediction_id,
+                    "status": "processing",
+                    "logs": "",
+                    "metrics": {},
+                    "started_at": result["started_at"],
+                }
+            )
+        for name in ("output", "error", "logs"):
+            result.setdefault(name, None if name != "logs" else "")
+        result.setdefault("metrics", {})
+        result.setdefault("id", inflight.prediction_id)
+        result["completed_at"] = _now()
+        return result
+
+    def _canceled_before_start(self, inflight: _Inflight) -> dict[str, Any]:
+        return {
+            "id": inflight.prediction_id,
+            "status": "canceled",
+            "output": None,
+            "error": None,
+            "logs": "",
+            "metrics": {},
+            "started_at": None,
+        }
+
+    async def _send_cancel(self, runner: _Runner, prediction_id: str) -> bool:
+        assert self._client is not None
+        quoted = urllib.parse.quote(prediction_id, safe="")
+        try:
+            resp = await self._client.post(f"{runner.base_url}/{runner.route}/{quoted}/cancel")
+        except httpx.TransportError:
+            return False
+        return resp.status_code == 200
+
+
+class _PortTaken(Exception):
+    """coglet lost the race for the port we picked; try another."""
+
+
+def _group_members(pgids: set[int]) -> set[int]:
+    """Live (non-zombie) processes whose process group is one of ``pgids`` (Linux)."""
+    found: set[int] = set()
+    if not pgids or not os.path.isdir("/proc"):
+        return found
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # Fields after the ")" that closes the command name: state ppid pgrp ...
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) >= 3 and fields[0] != "Z" and int(fields[2]) in pgids:
+            found.add(int(entry))
+    return found
