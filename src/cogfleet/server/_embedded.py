@@ -1,0 +1,244 @@
+"""Running the local server: in-process (:class:`LocalServer`) or as ``cogfleet serve``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import threading
+from pathlib import Path
+from types import TracebackType
+
+import uvicorn
+
+from cogfleet._errors import ExitCode, UsageError
+from cogfleet.server._app import LocalApi, ServerConfig, create_app
+
+DEFAULT_STATE_DIR = Path(".cogfleet") / "local"
+DEFAULT_PORT = 8765
+
+
+class _Server(uvicorn.Server):
+    """uvicorn server that reports start-up through a threading.Event."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+    def install_signal_handlers(self) -> None:
+        # Signals belong to the host program when embedded in a thread.
+        return
+
+
+class LocalServer:
+    """The local Replicate-compatible server on a free 127.0.0.1 port, in a background thread.
+
+    ``with LocalServer(state_dir=path) as srv:`` then use ``srv.base_url`` and
+    ``srv.token`` with ``replicate.Client(api_token=srv.token, base_url=srv.base_url)``.
+    Leaving the block stops the server and every coglet process it started.
+    Without a ``token`` any non-empty token is accepted and ``srv.token`` is ``"local"``.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path | str = DEFAULT_STATE_DIR,
+        token: str | None = None,
+        *,
+        latency: float = 0.0,
+        fail_rate: float = 0.0,
+        fail_seed: int | None = None,
+        rate_limit: float | None = None,
+        idle_timeout: float = 300.0,
+        page_size: int | None = None,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        self.config = ServerConfig(
+            state_dir=Path(state_dir),
+            token=token,
+            latency=latency,
+            fail_rate=fail_rate,
+            fail_seed=fail_seed,
+            rate_limit=rate_limit,
+            idle_timeout=idle_timeout,
+            page_size=page_size,
+        )
+        self.token = token or "local"
+        self.startup_timeout = startup_timeout
+        self.port = 0
+        self.api: LocalApi | None = None
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (what ``REPLICATE_BASE_URL`` should be set to)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LocalServer:
+        """Bind a free port and start serving; returns once requests are accepted."""
+        api, app = create_app(self.config)
+        self.api = api
+        # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose
+        # listener says so, and without it every response waits ~40 ms for a delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+            access_log=False,
+        )
+        server = _Server(config)
+        self._server = server
+
+        def run() -> None:
+            try:
+                asyncio.run(server.serve(sockets=[sock]))
+            except BaseException as exc:  # surfaced to the starting thread below
+                self._error = exc
+            finally:
+                sock.close()
+                server.ready.set()
+
+        self._thread = threading.Thread(target=run, name="cogfleet-local-server", daemon=True)
+        self._thread.start()
+        if not server.ready.wait(self.startup_timeout) or not server.started:
+            self.stop()
+            raise RuntimeError(f"local server did not start: {self._error or 'timeout'}")
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, cancel in-flight work and stop all coglet processes."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+        self._server = None
+        self._thread = None
+
+    def runner_processes(self) -> list[int]:
+        """Pids of the coglet processes currently running for this server."""
+        if self.api is None or self.api.pool is None:
+            return []
+        return list(self.api.pool.processes())
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def serve_forever(
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    state_dir: Path | str = DEFAULT_STATE_DIR,
+    token: str | None = None,
+    latency: float = 0.0,
+    fail_rate: float = 0.0,
+    rate_limit: float | None = None,
+    *,
+    idle_timeout: float = 300.0,
+    fail_seed: int | None = None,
+    page_size: int | None = None,
+) -> None:
+    """Serve in the foreground until SIGINT/SIGTERM (``cogfleet serve``)."""
+    config = ServerConfig(
+        state_dir=Path(state_dir),
+        token=token,
+        latency=latency,
+        fail_rate=fail_rate,
+        fail_seed=fail_seed,
+        rate_limit=rate_limit,
+        idle_timeout=idle_timeout,
+        page_size=page_size,
+    )
+    _api, app = create_app(config)
+    logging.getLogger("cogfleet.server").info("serving on http://%s:%d", host, port)
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``cogfleet serve`` options to ``parser``."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (8765)")
+    parser.add_argument(
+        "--state", type=Path, default=DEFAULT_STATE_DIR, help="state directory (.cogfleet/local)"
+    )
+    parser.add_argument(
+        "--token",
+        default=None,
+        help="required API token (default: any non-empty token; env COGFLEET_SERVE_TOKEN)",
+    )
+    parser.add_argument("--latency", type=float, default=0.0, help="extra seconds per prediction")
+    parser.add_argument(
+        "--fail-rate", type=float, default=0.0, help="share of API calls answered 503 (0..1)"
+    )
+    parser.add_argument("--fail-seed", type=int, default=None, help="seed for --fail-rate")
+    parser.add_argument(
+        "--rate-limit", type=float, default=None, help="requests per second before 429"
+    )
+    parser.add_argument(
+        "--idle-timeout", type=float, default=300.0, help="stop idle predictors after S seconds"
+    )
+    parser.add_argument("--page-size", type=int, default=None, help="items per list page")
+
+
+def run_serve(ns: argparse.Namespace) -> int:
+    """Run ``cogfleet serve`` from parsed arguments; returns the exit code."""
+    if not 0.0 <= ns.fail_rate <= 1.0:
+        raise UsageError(f"--fail-rate must be between 0 and 1, not {ns.fail_rate}")
+    if ns.rate_limit is not None and ns.rate_limit <= 0:
+        raise UsageError(f"--rate-limit must be positive, not {ns.rate_limit}")
+    if ns.latency < 0:
+        raise UsageError(f"--latency must not be negative, not {ns.latency}")
+    if ns.page_size is not None and ns.page_size < 1:
+        raise UsageError(f"--page-size must be at least 1, not {ns.page_size}")
+    token = ns.token or os.environ.get("COGFLEET_SERVE_TOKEN") or None
+    serve_forever(
+        ns.host,
+        ns.port,
+        ns.state,
+        token,
+        ns.latency,
+        ns.fail_rate,
+        ns.rate_limit,
+        idle_timeout=ns.idle_timeout,
+        fail_seed=ns.fail_seed,
+        page_size=ns.page_size,
+    )
+    return int(ExitCode.OK)
+
+
+def serve_main(args: argparse.Namespace | None = None, argv: list[str] | None = None) -> int:
+    """``cogfleet serve`` entry point: parse ``argv`` unless ``args`` is given."""
+    if args is None:
+        parser = argparse.ArgumentParser(prog="cogfleet serve")
+        add_serve_arguments(parser)
+        args = parser.parse_args(argv)
+    return run_serve(args)
+
+
+__all__ = [
+    "LocalServer",
+    "add_serve_arguments",
+    "run_serve",
+    "serve_forever",
+    "serve_main",
+]

@@ -1,0 +1,209 @@
+"""Pushing a build folder to the local server as a model version.
+
+The local server has no image registry, so a "push" uploads the build folder
+itself (``cog.yaml`` + source, as ``cogfleet render`` writes it) as a tar.gz to
+the cogfleet extension endpoint ``POST /v1/models/{owner}/{name}/versions``.
+The version id is a content hash of that folder, so the same folder always gets
+the same id and pushing it twice gives back the existing version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import os
+import tarfile
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import httpx
+import replicate
+
+from cogfleet._errors import ConfigError, RemoteError
+
+# Never part of a build: coglet's generated files, bytecode caches, and the rendered
+# publishing config (it describes how to push, not what is pushed).
+_EXCLUDED_DIRS = frozenset({".cog", "__pycache__", ".git"})
+_EXCLUDED_TOP_FILES = frozenset({"cog-safe-push.yaml"})
+
+PUSH_TIMEOUT = 300.0
+
+
+def build_files(build_dir: Path) -> list[tuple[str, Path]]:
+    """The files that make up a build: (relative posix path, absolute path), sorted."""
+    if not (build_dir / "cog.yaml").is_file():
+        raise ConfigError(str(build_dir), "not a build folder: cog.yaml is missing")
+    found: list[tuple[str, Path]] = []
+    for root, dirs, files in os.walk(build_dir):
+        dirs[:] = sorted(d for d in dirs if d not in _EXCLUDED_DIRS)
+        for fname in files:
+            full = Path(root) / fname
+            rel = full.relative_to(build_dir).as_posix()
+            if rel in _EXCLUDED_TOP_FILES or fname.endswith(".pyc"):
+                continue
+            if full.is_file():
+                found.append((rel, full))
+    return sorted(found)
+
+
+def version_id_for(build_dir: Path) -> str:
+    """The version id of a build folder: sha256 hex over sorted paths and file bytes."""
+    digest = hashlib.sha256()
+    for rel, full in build_files(Path(build_dir)):
+        data = full.read_bytes()
+        # Length-prefix each part so that no two different folders hash alike.
+        digest.update(f"{len(rel)}:{rel}:{len(data)}:".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def pack_build(build_dir: Path) -> bytes:
+    """A deterministic tar.gz of the build's files (the push upload body)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for rel, full in build_files(Path(build_dir)):
+            info = tarfile.TarInfo(rel)
+            data = full.read_bytes()
+            info.size = len(data)
+            info.mode = 0o755 if os.access(full, os.X_OK) else 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _safe_member(name: str) -> PurePosixPath:
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        raise ValueError(f"unsafe path in archive: {name!r}")
+    return path
+
+
+def unpack_build(body: bytes, dest: Path) -> None:
+    """Extract an uploaded tar.gz / tar / zip build into ``dest`` (no path escapes)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if body[:4] == b"PK\x03\x04":
+        with zipfile.ZipFile(io.BytesIO(body)) as zf:
+            for zinfo in zf.infolist():
+                if zinfo.is_dir():
+                    continue
+                target = dest / _safe_member(zinfo.filename)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(zf.read(zinfo))
+        return
+    try:
+        tar = tarfile.open(fileobj=io.BytesIO(body), mode="r:*")
+    except tarfile.TarError as exc:
+        raise ValueError(f"body is not a tar.gz, tar or zip archive: {exc}") from exc
+    with tar:
+        for member in tar.getmembers():
+            if member.isdir():
+                continue
+            if not member.isfile():
+                raise ValueError(f"only regular files are allowed in a build: {member.name!r}")
+            target = dest / _safe_member(member.name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            extracted = tar.extractfile(member)
+            assert extracted is not None  # regular files always have content
+            target.write_bytes(extracted.read())
+            if member.mode & 0o111:
+                target.chmod(0o755)
+
+
+def _raise_for(resp: httpx.Response, owner: str, name: str) -> dict[str, Any]:
+    if resp.status_code >= 400:
+        try:
+            body = resp.json()
+            detail = body.get("detail") or body.get("title") or resp.text
+        except ValueError:
+            detail = resp.text
+        raise RemoteError(f"push to {owner}/{name} failed ({resp.status_code}): {detail}")
+    result: dict[str, Any] = resp.json()
+    return result
+
+
+def _http(target: replicate.Client | str, token: str | None) -> tuple[httpx.Client, bool]:
+    if isinstance(target, str):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=target, headers=headers, timeout=PUSH_TIMEOUT), True
+    # The official client owns the base URL and the token; reuse its httpx client.
+    return target._client, False  # noqa: SLF001 - the client exposes no public raw-request API
+
+
+def _post_versions(
+    target: replicate.Client | str, token: str | None, owner: str, name: str, **kwargs: Any
+) -> dict[str, Any]:
+    http, owned = _http(target, token)
+    try:
+        resp = http.post(f"/v1/models/{owner}/{name}/versions", timeout=PUSH_TIMEOUT, **kwargs)
+    except httpx.HTTPError as exc:
+        raise RemoteError(f"push to {owner}/{name} failed: {exc}") from exc
+    finally:
+        if owned:
+            http.close()
+    return _raise_for(resp, owner, name)
+
+
+async def _async_post_versions(
+    base_url: str, token: str | None, owner: str, name: str, **kwargs: Any
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=PUSH_TIMEOUT) as http:
+        try:
+            resp = await http.post(f"/v1/models/{owner}/{name}/versions", **kwargs)
+        except httpx.HTTPError as exc:
+            raise RemoteError(f"push to {owner}/{name} failed: {exc}") from exc
+    return _raise_for(resp, owner, name)
+
+
+def push_build(
+    target: replicate.Client | str,
+    owner: str,
+    name: str,
+    build_dir: Path,
+    *,
+    token: str | None = None,
+) -> dict[str, Any]:
+    """Upload ``build_dir`` to the local server as a version of ``owner/name``.
+
+    ``target`` is a ``replicate.Client`` pointed at the local server, or its base URL
+    (then ``token`` is sent as the Bearer token). Returns the version object
+    (``id``, ``created_at``, ``cog_version``, ``openapi_schema``). Pushing the same
+    content again returns the existing version. Raises ``RemoteError`` on an HTTP
+    error (e.g. an invalid predictor gives the schema generator's message).
+    """
+    body = pack_build(Path(build_dir))
+    return _post_versions(
+        target, token, owner, name, content=body, headers={"Content-Type": "application/gzip"}
+    )
+
+
+def promote_version(
+    target: replicate.Client | str,
+    owner: str,
+    name: str,
+    version_id: str,
+    *,
+    token: str | None = None,
+) -> dict[str, Any]:
+    """Copy an existing version (same id, same build) onto model ``owner/name``."""
+    return _post_versions(target, token, owner, name, json={"from_version": version_id})
+
+
+async def async_push_build(
+    base_url: str, token: str | None, owner: str, name: str, build_dir: Path
+) -> dict[str, Any]:
+    """:func:`push_build` for asyncio callers (packing runs in a worker thread)."""
+    body = await asyncio.to_thread(pack_build, Path(build_dir))
+    return await _async_post_versions(
+        base_url, token, owner, name, content=body, headers={"Content-Type": "application/gzip"}
+    )
+
+
+async def async_promote_version(
+    base_url: str, token: str | None, owner: str, name: str, version_id: str
+) -> dict[str, Any]:
+    """:func:`promote_version` for asyncio callers."""
+    return await _async_post_versions(
+        base_url, token, owner, name, json={"from_version": version_id}
+    )

@@ -1,0 +1,157 @@
+"""SQLite store behind the local Replicate-compatible server.
+
+Every resource kind (models, versions, predictions, trainings, deployments, files)
+lives in one table of the same shape: a text key, an optional parent key (the
+model a version belongs to), an insertion sequence used for newest-first
+ordering and offset pagination, and the resource itself as a JSON document.
+One connection is shared by all requests and guarded by a lock: the server's
+work is tiny per call and SQLite serialises writers anyway, so a lock is the
+simplest way to make concurrent requests safe.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+KINDS = ("models", "versions", "predictions", "trainings", "deployments", "files")
+
+_TERMINAL = ("succeeded", "failed", "canceled")
+
+
+class Store:
+    """A small JSON document store on SQLite (WAL mode, one locked connection)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        # check_same_thread=False: the connection is used from the event loop thread
+        # and from worker threads; the lock above is what serialises access.
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        with self._lock:
+            for kind in KINDS:
+                self._db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {kind} ("
+                    " key TEXT PRIMARY KEY, parent TEXT, seq INTEGER NOT NULL,"
+                    " data TEXT NOT NULL)"
+                )
+                self._db.execute(f"CREATE INDEX IF NOT EXISTS {kind}_parent ON {kind}(parent, seq)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, n INT)")
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group several writes atomically (re-entrant with the store lock)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _next_seq(self) -> int:
+        row = self._db.execute("SELECT n FROM counters WHERE name='seq'").fetchone()
+        n = (row[0] if row else 0) + 1
+        self._db.execute("INSERT OR REPLACE INTO counters(name, n) VALUES ('seq', ?)", (n,))
+        return n
+
+    def put(self, kind: str, key: str, data: dict[str, Any], parent: str | None = None) -> None:
+        """Insert or replace a document; a replaced one keeps its position (and parent)."""
+        _check_kind(kind)
+        text = json.dumps(data, separators=(",", ":"))
+        with self._lock:
+            row = self._db.execute(f"SELECT seq FROM {kind} WHERE key=?", (key,)).fetchone()
+            if row:
+                self._db.execute(
+                    f"UPDATE {kind} SET data=?, parent=COALESCE(?, parent) WHERE key=?",
+                    (text, parent, key),
+                )
+            else:
+                self._db.execute(
+                    f"INSERT INTO {kind}(key, parent, seq, data) VALUES (?, ?, ?, ?)",
+                    (key, parent, self._next_seq(), text),
+                )
+
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        """The document stored under ``key``, or None."""
+        _check_kind(kind)
+        with self._lock:
+            row = self._db.execute(f"SELECT data FROM {kind} WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def delete(self, kind: str, key: str) -> bool:
+        """Delete a document; True if it existed."""
+        _check_kind(kind)
+        with self._lock:
+            cur = self._db.execute(f"DELETE FROM {kind} WHERE key=?", (key,))
+        return cur.rowcount > 0
+
+    def page(
+        self, kind: str, *, offset: int, limit: int, parent: str | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Newest-first documents ``offset..offset+limit`` and whether more follow."""
+        _check_kind(kind)
+        where, args = ("WHERE parent=?", [parent]) if parent is not None else ("", [])
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT data FROM {kind} {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                (*args, limit + 1, offset),
+            ).fetchall()
+        docs = [json.loads(r[0]) for r in rows]
+        return docs[:limit], len(docs) > limit
+
+    def first(self, kind: str, parent: str) -> dict[str, Any] | None:
+        """The newest document under ``parent`` (e.g. a model's latest version)."""
+        docs, _ = self.page(kind, offset=0, limit=1, parent=parent)
+        return docs[0] if docs else None
+
+    def find(self, kind: str, field: str, value: str) -> dict[str, Any] | None:
+        """The oldest document whose top-level JSON ``field`` equals ``value``."""
+        _check_kind(kind)
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT data FROM {kind} WHERE json_extract(data, ?) = ? ORDER BY seq ASC",
+                (f"$.{field}", value),
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def count(self, kind: str, parent: str | None = None) -> int:
+        """Number of documents (under ``parent`` when given)."""
+        _check_kind(kind)
+        with self._lock:
+            if parent is None:
+                row = self._db.execute(f"SELECT COUNT(*) FROM {kind}").fetchone()
+            else:
+                row = self._db.execute(
+                    f"SELECT COUNT(*) FROM {kind} WHERE parent=?", (parent,)
+                ).fetchone()
+        return int(row[0])
+
+    def unfinished(self, kind: str) -> list[dict[str, Any]]:
+        """Predictions or trainings that never reached a terminal status."""
+        _check_kind(kind)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT data FROM {kind} WHERE json_extract(data, '$.status') NOT IN (?, ?, ?)",
+                _TERMINAL,
+            ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+
+def _check_kind(kind: str) -> None:
+    # Table names cannot be bound as parameters; only the fixed set is ever interpolated.
+    if kind not in KINDS:
+        raise ValueError(f"unknown resource kind {kind!r}")
