@@ -119,3 +119,20 @@ def test_schnell_schema_has_cogs_shape(cli, demo_repo):
     dev = json.loads(cli("schema", "dev", cwd=demo_repo).out)
     dev_steps = dev["components"]["schemas"]["Input"]["properties"]["num_inference_steps"]
     assert (dev_steps["maximum"], dev_steps["default"]) == (50, 28)
+
+
+@pytest.mark.slow
+def test_schema_command_prints_what_a_pushed_version_gets(cli, demo_repo, tmp_path):
+    import replicate
+
+    from cogfleet.server._embedded import LocalServer
+    from cogfleet.server._push import push_build
+
+    printed = json.loads(cli("schema", "schnell", cwd=demo_repo).out)
+    with LocalServer(state_dir=tmp_path / "state") as srv:
+        client = replicate.Client(api_token=srv.token, base_url=srv.base_url)
+        client.models.create(owner="acme", name="s", visibility="private", hardware="cpu")
+        version = push_build(client, "acme", "s", demo_repo / ".cogfleet/build/schnell")
+        assert version["openapi_schema"] == printed
+        again = push_build(client, "acme", "s", demo_repo / ".cogfleet/build/schnell")
+        assert again["id"] == version["id"]  # same folder, same id
