@@ -255,7 +255,7 @@ class Predictions:
                     if item.status not in TERMINAL and item.version in self.versions:
                         targets.setdefault(item.id, kind)  # type: ignore[arg-type]
             except (ReplicateError, httpx.HTTPError):
-                pass
+                pass  # the sweep is best effort; known ids are still cancelled below
         cancelled = []
         for pid, kind in targets.items():
             namespace = self.client.predictions if kind == "prediction" else self.client.trainings
@@ -263,7 +263,7 @@ class Predictions:
                 namespace.cancel(pid)
                 cancelled.append(pid)
             except (ReplicateError, httpx.HTTPError):
-                pass
+                pass  # it finished meanwhile, or the server is gone
         self.inflight.clear()
         return cancelled
 

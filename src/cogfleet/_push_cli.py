@@ -63,7 +63,7 @@ def _value(text: str) -> Any:
         try:
             return cast(text)
         except ValueError:
-            pass
+            pass  # not this type; try the next
     return text
 
 
