@@ -33,7 +33,6 @@ import io
 import itertools
 import json
 import re
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -47,6 +46,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from cogfleet.server._threaded import ThreadedServer
 
 Responder = Callable[[dict[str, Any]], str]
 
@@ -416,21 +417,6 @@ def _as_responder(responder: Responder | Sequence[str] | None) -> Responder:
     return next_answer
 
 
-class _Server(uvicorn.Server):
-    """uvicorn that signals start-up and leaves signal handling to the host."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        self.ready.set()
-
-    def install_signal_handlers(self) -> None:
-        return
-
-
 _key_numbers = itertools.count(1)
 
 
@@ -469,8 +455,7 @@ class FakeAnthropic:
             retry_after_ms=retry_after_ms,
             failures_left=fail_first,
         )
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._http: ThreadedServer | None = None
 
     @property
     def base_url(self) -> str:
@@ -490,38 +475,18 @@ class FakeAnthropic:
 
     def start(self) -> FakeAnthropic:
         """Bind the port and serve; returns once connections are accepted."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(self._state), log_level="warning", lifespan="off", access_log=False
+        self._http = ThreadedServer(
+            create_app(self._state), name="fake-anthropic", host=self.host, port=self.port
         )
-        server = _Server(config)
-        self._server = server
-
-        def run() -> None:
-            try:
-                asyncio.run(server.serve(sockets=[sock]))
-            finally:
-                sock.close()
-                server.ready.set()
-
-        self._thread = threading.Thread(target=run, name="fake-anthropic", daemon=True)
-        self._thread.start()
-        if not server.ready.wait(30) or not server.started:
-            self.stop()
-            raise RuntimeError("fake Anthropic server did not start")
+        self._http.start()
+        self.port = self._http.port
         return self
 
     def stop(self) -> None:
         """Stop serving and wait for the thread."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        self._server = None
-        self._thread = None
+        if self._http is not None:
+            self._http.stop()
+        self._http = None
 
     def __enter__(self) -> FakeAnthropic:
         return self.start()

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
-import socket
-import threading
 from pathlib import Path
 from types import TracebackType
 
@@ -15,25 +12,10 @@ import uvicorn
 
 from cogfleet._errors import ExitCode, UsageError
 from cogfleet.server._app import LocalApi, ServerConfig, create_app
+from cogfleet.server._threaded import ThreadedServer
 
 DEFAULT_STATE_DIR = Path(".cogfleet") / "local"
 DEFAULT_PORT = 8765
-
-
-class _Server(uvicorn.Server):
-    """uvicorn server that reports start-up through a threading.Event."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        self.ready.set()
-
-    def install_signal_handlers(self) -> None:
-        # Signals belong to the host program when embedded in a thread.
-        return
 
 
 class LocalServer:
@@ -72,9 +54,7 @@ class LocalServer:
         self.startup_timeout = startup_timeout
         self.port = 0
         self.api: LocalApi | None = None
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
+        self._http: ThreadedServer | None = None
 
     @property
     def base_url(self) -> str:
@@ -85,47 +65,19 @@ class LocalServer:
         """Bind a free port and start serving; returns once requests are accepted."""
         api, app = create_app(self.config)
         self.api = api
-        # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose
-        # listener says so, and without it every response waits ~40 ms for a delayed ACK.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            app,
-            log_level="warning",
-            lifespan="on",
-            timeout_graceful_shutdown=5,
-            access_log=False,
+        self._http = ThreadedServer(
+            app, name="cogfleet-local-server", lifespan="on",
+            startup_timeout=self.startup_timeout,
         )
-        server = _Server(config)
-        self._server = server
-
-        def run() -> None:
-            try:
-                asyncio.run(server.serve(sockets=[sock]))
-            except BaseException as exc:  # surfaced to the starting thread below
-                self._error = exc
-            finally:
-                sock.close()
-                server.ready.set()
-
-        self._thread = threading.Thread(target=run, name="cogfleet-local-server", daemon=True)
-        self._thread.start()
-        if not server.ready.wait(self.startup_timeout) or not server.started:
-            self.stop()
-            raise RuntimeError(f"local server did not start: {self._error or 'timeout'}")
+        self._http.start()
+        self.port = self._http.port
         return self
 
     def stop(self) -> None:
         """Stop serving, cancel in-flight work and stop all coglet processes."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-        self._server = None
-        self._thread = None
+        if self._http is not None:
+            self._http.stop()
+        self._http = None
 
     def runner_processes(self) -> list[int]:
         """Pids of the coglet processes currently running for this server."""
