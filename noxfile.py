@@ -50,3 +50,15 @@ def test(session: nox.Session) -> None:
 def push(session: nox.Session) -> None:
     """Safe push with promotion: nox -s push -- VARIANT... [flags]. Never a default session."""
     session.run("cogfleet", "push", *session.posargs)
+
+
+@nox.session
+def matrix(session: nox.Session) -> None:
+    """CI matrix JSON: nox -s matrix -- [--changed-since REF] [--variants a,b|all]."""
+    session.run("cogfleet", "matrix", *session.posargs)
+
+
+@nox.session
+def canary(session: nox.Session) -> None:
+    """Push a tiny fresh model and predict on it: nox -s canary -- [--target replicate]."""
+    session.run("cogfleet", "canary", *session.posargs)

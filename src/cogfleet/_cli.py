@@ -255,8 +255,17 @@ def _push_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     register(sub, common)
 
 
+def _ci_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    from cogfleet._ci_cli import register
+
+    register(sub, common)
+
+
 # Command groups that live in their own modules.
-_EXTENSIONS: list[Callable[[Any, argparse.ArgumentParser], None]] = [_push_commands]
+_EXTENSIONS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
+    _push_commands,
+    _ci_commands,
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
