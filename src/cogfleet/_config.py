@@ -150,13 +150,13 @@ def parse_config(
         config = SafePushConfig.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if p not in ("function-after",))
+        where = tuple(p for p in err["loc"] if p not in ("function-after",))
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif err["type"] == "missing":
             msg = "required key is missing"
-        raise ConfigError(source, f"{_dotted(loc)}: {msg}", line=_line_of(text, loc)) from None
+        raise ConfigError(source, f"{_dotted(where)}: {msg}", line=_line_of(text, where)) from None
     for section_name in ("predict", "train"):
         section = getattr(config, section_name)
         if section is None:
@@ -178,11 +178,10 @@ def parse_config(
                     f"{_dotted(loc)}: at most one checker per test case, got {', '.join(keys)}",
                     line=_line_of(text, loc),
                 )
-            if keys and checkers[keys[0]].validate is not None:
-                validate = checkers[keys[0]].validate
-                assert validate is not None
+            validate = checkers[keys[0]].validate if keys else None
+            if validate is not None:
                 try:
-                    validate(case.model_extra[keys[0]])  # type: ignore[index]
+                    validate((case.model_extra or {})[keys[0]])
                 except (ValueError, TypeError) as exc:
                     raise ConfigError(
                         source,

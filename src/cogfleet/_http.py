@@ -62,8 +62,8 @@ class ResilientTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             hinted = retry_after_seconds(response.headers.get("retry-after"))
             if hinted is not None:
                 return min(hinted, self.max_delay)
-        backoff = self.base_delay * (2**attempt)
-        return min(backoff * random.uniform(0.8, 1.2), self.max_delay)
+        backoff: float = self.base_delay * (2**attempt) * random.uniform(0.8, 1.2)
+        return min(backoff, self.max_delay)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()

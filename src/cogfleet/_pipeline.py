@@ -15,6 +15,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -256,26 +257,21 @@ async def run_pipeline(ctx: PushContext, steps: list[Step]) -> RunResult:
         ctx.emit("run-done")
         return result
 
-    if (await _timed(ctx, "lint", lambda: lint_build(ctx))).status == "failed":
-        return await fail_stop("lint failed")
-    if (await _timed(ctx, "push-test", lambda: push_test(ctx))).status == "failed":
-        return await fail_stop("push to the test model failed")
-
-    for step in by_phase["gate"]:
-        if (await _timed(ctx, step.name, lambda s=step: s.run(ctx))).status == "failed":
+    core = [Step("lint", "gate", lint_build), Step("push-test", "gate", push_test)]
+    for step in core + by_phase["gate"]:
+        if (await _timed(ctx, step.name, partial(step.run, ctx))).status == "failed":
             return await fail_stop(f"{step.name} failed")
 
     checks = await asyncio.gather(
-        *(_timed(ctx, s.name, lambda s=s: s.run(ctx)) for s in by_phase["check"])
+        *(_timed(ctx, s.name, partial(s.run, ctx)) for s in by_phase["check"])
     )
     failed = [s.name for s in checks if s.status == "failed"]
     if failed:
         return await fail_stop(f"{', '.join(failed)} failed")
 
-    for phase in ("promote", "release"):
-        for step in by_phase[phase]:
-            if (await _timed(ctx, step.name, lambda s=step: s.run(ctx))).status == "failed":
-                return await fail_stop(f"{step.name} failed")
+    for step in by_phase["promote"] + by_phase["release"]:
+        if (await _timed(ctx, step.name, partial(step.run, ctx))).status == "failed":
+            return await fail_stop(f"{step.name} failed")
     result.result = "passed"
     ctx.emit("run-done")
     return result

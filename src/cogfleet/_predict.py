@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-import replicate
+from replicate.client import Client
 from replicate.exceptions import ReplicateError
 
 from cogfleet._checks import OutputFile, decode_data_uri
@@ -103,7 +103,7 @@ class Predictions:
 
     def __init__(
         self,
-        client: replicate.Client,
+        client: Client,
         *,
         parallel: int,
         repo_root: Path | None,

@@ -15,10 +15,10 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
-import replicate
+from replicate.client import Client
 from replicate.exceptions import ReplicateError
 
 from cogfleet._errors import CheckFailed, RemoteError, UsageError
@@ -64,7 +64,7 @@ class Target(abc.ABC):
 
     name = "?"
 
-    def __init__(self, client: replicate.Client, transport: ResilientTransport) -> None:
+    def __init__(self, client: Client, transport: ResilientTransport) -> None:
         self.client = client
         self.transport = transport
         self.create_models = False
@@ -80,7 +80,9 @@ class Target(abc.ABC):
                 return None
             raise RemoteError(f"{model}: {exc.status} {exc.detail or exc}") from None
 
-    async def ensure_model(self, model: str, *, hardware: str, visibility: str) -> bool:
+    async def ensure_model(
+        self, model: str, *, hardware: str, visibility: Literal["public", "private"]
+    ) -> bool:
         """Create ``model`` when missing; True if it was created."""
         if await self.get_model(model) is not None:
             return False
@@ -144,9 +146,9 @@ def _version_dict(version: Any) -> dict[str, Any]:
 
 def make_client(
     base_url: str | None, token: str | None
-) -> tuple[replicate.Client, ResilientTransport]:
+) -> tuple[Client, ResilientTransport]:
     transport = ResilientTransport()
-    client = replicate.Client(
+    client = Client(
         api_token=token,
         base_url=base_url,
         transport=transport,

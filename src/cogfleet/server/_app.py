@@ -49,6 +49,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -1038,6 +1039,10 @@ class LocalApi:
         self._hook_tasks.add(task)
         task.add_done_callback(self._hook_tasks.discard)
 
+    def _changed_since(self, pid: str, seen: int) -> bool:
+        """Whether prediction ``pid`` changed after generation ``seen`` (stream wake-up)."""
+        return self._generation.get(pid, -1) != seen
+
     async def predictions_stream(self, request: Request) -> Response:
         """GET /v1/streams/{id}: server-sent events of a streamable prediction."""
         pid = request.path_params["pid"]
@@ -1080,7 +1085,7 @@ class LocalApi:
                 async with cond:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(
-                            cond.wait_for(lambda seen=seen: self._generation.get(pid, -1) != seen),
+                            cond.wait_for(partial(self._changed_since, pid, seen)),
                             timeout=15,
                         )
                 # A comment line keeps idle connections open through proxies.

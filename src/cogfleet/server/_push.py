@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import httpx
-import replicate
+from replicate.client import Client
 
 from cogfleet._errors import ConfigError, RemoteError
 
@@ -122,7 +122,7 @@ def _raise_for(resp: httpx.Response, owner: str, name: str) -> dict[str, Any]:
     return result
 
 
-def _http(target: replicate.Client | str, token: str | None) -> tuple[httpx.Client, bool]:
+def _http(target: Client | str, token: str | None) -> tuple[httpx.Client, bool]:
     if isinstance(target, str):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=target, headers=headers, timeout=PUSH_TIMEOUT), True
@@ -131,7 +131,7 @@ def _http(target: replicate.Client | str, token: str | None) -> tuple[httpx.Clie
 
 
 def _post_versions(
-    target: replicate.Client | str, token: str | None, owner: str, name: str, **kwargs: Any
+    target: Client | str, token: str | None, owner: str, name: str, **kwargs: Any
 ) -> dict[str, Any]:
     http, owned = _http(target, token)
     try:
@@ -157,7 +157,7 @@ async def _async_post_versions(
 
 
 def push_build(
-    target: replicate.Client | str,
+    target: Client | str,
     owner: str,
     name: str,
     build_dir: Path,
@@ -166,7 +166,7 @@ def push_build(
 ) -> dict[str, Any]:
     """Upload ``build_dir`` to the local server as a version of ``owner/name``.
 
-    ``target`` is a ``replicate.Client`` pointed at the local server, or its base URL
+    ``target`` is a ``Client`` pointed at the local server, or its base URL
     (then ``token`` is sent as the Bearer token). Returns the version object
     (``id``, ``created_at``, ``cog_version``, ``openapi_schema``). Pushing the same
     content again returns the existing version. Raises ``RemoteError`` on an HTTP
@@ -179,7 +179,7 @@ def push_build(
 
 
 def promote_version(
-    target: replicate.Client | str,
+    target: Client | str,
     owner: str,
     name: str,
     version_id: str,
