@@ -118,16 +118,14 @@ class PushContext:
     @property
     def judge(self) -> Judge | None:
         if not self._judge_loaded:
-            self._judge = self.plugins.pm.hook.cogfleet_judge(ctx=self)
+            self._judge = self.plugins.judge(self)
             self._judge_loaded = True
         return self._judge
 
     # -- progress ----------------------------------------------------------------------
 
     def emit(self, kind: Any, **kwargs: Any) -> None:
-        self.plugins.pm.hook.cogfleet_progress(
-            event=ProgressEvent(kind=kind, result=self.result, **kwargs)
-        )
+        self.plugins.progress(ProgressEvent(kind=kind, result=self.result, **kwargs))
 
     def plan_cases(self, count: int) -> None:
         self.cases_planned += count

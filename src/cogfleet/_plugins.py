@@ -25,6 +25,8 @@ from cogfleet._checks import Checker
 from cogfleet._errors import PluginError
 
 if TYPE_CHECKING:
+    from cogfleet._checks import Judge
+    from cogfleet._pipeline import ProgressEvent, PushContext, Step
     from cogfleet._repo import Variant
     from cogfleet._result import RunResult
 
@@ -190,6 +192,49 @@ class Plugins:
         for answer in reversed(self.pm.hook.cogfleet_lint(variant=variant, build_dir=build_dir)):
             problems.extend(answer or [])
         return problems
+
+    # -- push / check / promote ------------------------------------------------------------
+
+    def steps(self) -> list[Step]:
+        """Every registered pipeline step; two plugins registering one name is an error."""
+        steps: dict[str, Step] = {}
+
+        def register(step: Step) -> None:
+            if step.name in steps:
+                raise PluginError(None, f"two plugins register the pipeline step {step.name!r}")
+            steps[step.name] = step
+
+        self.pm.hook.cogfleet_register_steps(register=register)
+        return list(steps.values())
+
+    def schema_lint(self, schema: dict[str, Any], kind: str) -> list[str]:
+        problems: list[str] = []
+        for answer in reversed(self.pm.hook.cogfleet_schema_lint(schema=schema, kind=kind)):
+            problems.extend(answer or [])
+        return problems
+
+    def judge(self, ctx: PushContext) -> Judge | None:
+        judge: Judge | None = self.pm.hook.cogfleet_judge(ctx=ctx)
+        return judge
+
+    def fuzz_inputs(
+        self,
+        ctx: PushContext,
+        schema: dict[str, Any],
+        kind: str,
+        count: int,
+        fixed_inputs: dict[str, Any],
+        disabled_inputs: list[str],
+        prompt: str | None,
+    ) -> list[dict[str, Any]]:
+        inputs: list[dict[str, Any]] = self.pm.hook.cogfleet_fuzz_inputs(
+            ctx=ctx, schema=schema, kind=kind, count=count, fixed_inputs=fixed_inputs,
+            disabled_inputs=disabled_inputs, prompt=prompt,
+        )
+        return inputs
+
+    def progress(self, event: ProgressEvent) -> None:
+        self.pm.hook.cogfleet_progress(event=event)
 
     # -- report ------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from cogfleet._config import SafePushConfig
 from cogfleet._errors import ExitCode
-from cogfleet._pipeline import PushContext, PushOptions, Step, run_pipeline
+from cogfleet._pipeline import PushContext, PushOptions, run_pipeline
 from cogfleet._plugins import Plugins
 from cogfleet._predict import FileCache, Predictions
 from cogfleet._repo import Variant
@@ -37,25 +37,11 @@ class RunSettings:
     markdown: str | None = None
 
 
-def collect_steps(plugins: Plugins) -> list[Step]:
-    steps: list[Step] = []
-    names: set[str] = set()
-
-    def register(step: Step) -> None:
-        if step.name in names:
-            raise ValueError(f"two plugins register the step {step.name!r}")
-        names.add(step.name)
-        steps.append(step)
-
-    plugins.pm.hook.cogfleet_register_steps(register=register)
-    return steps
-
-
 async def _run_all(
     jobs: list[Job], target: Target, plugins: Plugins, options: PushOptions,
     repo_root: Path | None, contexts: list[PushContext],
 ) -> list[RunResult]:
-    steps = collect_steps(plugins)
+    steps = plugins.steps()
     for job in jobs:
         result = RunResult(
             variant=job.name, model=job.config.model, test_model=job.config.effective_test_model,

@@ -53,7 +53,7 @@ async def fuzz(ctx: PushContext) -> StepOutcome:
     )
     try:
         inputs: list[dict[str, Any]] = await asyncio.to_thread(
-            ctx.plugins.pm.hook.cogfleet_fuzz_inputs,
+            ctx.plugins.fuzz_inputs,
             ctx=ctx, schema=schema, kind="predict", count=settings.iterations,
             fixed_inputs=fixed, disabled_inputs=list(settings.disabled_inputs),
             prompt=settings.prompt,

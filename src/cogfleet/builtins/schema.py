@@ -30,8 +30,7 @@ async def schema_lint(ctx: PushContext) -> StepOutcome:
     )
     problems: list[str] = []
     for kind in kinds:
-        for answer in ctx.plugins.pm.hook.cogfleet_schema_lint(schema=ctx.test_schema, kind=kind):
-            problems.extend(answer or [])
+        problems.extend(ctx.plugins.schema_lint(ctx.test_schema, kind))
     if problems:
         raise CheckFailed("; ".join(problems))
     return passed(f"{', '.join(kinds)} schema clean")
