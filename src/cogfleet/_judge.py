@@ -23,13 +23,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
-
-import anthropic
+from typing import TYPE_CHECKING, Any
 
 from cogfleet import _images
 from cogfleet._checks import CheckResult, OutputFile, iter_file_refs
 from cogfleet._errors import RemoteError, UsageError
+
+if TYPE_CHECKING:
+    import anthropic
 
 #: Model used when neither the caller nor ``COGFLEET_JUDGE_MODEL`` names one.
 DEFAULT_MODEL = "claude-sonnet-5-5"
@@ -428,6 +429,10 @@ class AnthropicJudge:
         self.model = model
         self.votes = votes
         self.max_tokens = max_tokens
+        # Imported here, not at module level: the client takes 1.5-2 s to import, and
+        # every command that loads the checkers (render, lint, push) would pay it.
+        import anthropic
+
         self._client = anthropic.Anthropic(
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
         )
@@ -457,21 +462,24 @@ class AnthropicJudge:
         self, content: str | list[dict[str, Any]], *, system: str | None, max_tokens: int
     ) -> str:
         """One Messages API call; the concatenated text of the answer."""
+        import anthropic  # already loaded by __init__
+
         kwargs: dict[str, Any] = {}
         if system is not None:
             kwargs["system"] = system
+        messages: list[Any] = [{"role": "user", "content": content}]
         try:
             message = self._client.messages.create(
                 model=self.model,
                 max_tokens=max_tokens,
-                messages=[{"role": "user", "content": content}],  # type: ignore[typeddict-item]
+                messages=messages,
                 **kwargs,
             )
         except anthropic.APIStatusError as exc:
             raise RemoteError(f"AI judge: {_status_message(exc)}") from None
         except anthropic.APIConnectionError as exc:
             raise RemoteError(
-                f"AI judge: cannot reach {self._client.base_url}: {_one_line(exc)}"
+                f"AI judge: cannot reach {self._client.base_url}: {_one_line(str(exc))}"
             ) from None
         return "".join(getattr(block, "text", "") for block in message.content)
 
