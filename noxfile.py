@@ -22,8 +22,9 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff on cogfleet itself, then `cogfleet lint` on every variant."""
-    session.run("python", "-m", "ruff", "check", "src", "tests", "plugins", "noxfile.py")
+    """ruff and mypy on cogfleet itself, then `cogfleet lint` on every variant."""
+    session.run("python", "-m", "ruff", "check", "src", "tests", "plugins", "noxfile.py", "bench")
+    session.run("python", "-m", "mypy", "src")
     session.run("cogfleet", "lint", *session.posargs)
 
 
@@ -62,3 +63,9 @@ def matrix(session: nox.Session) -> None:
 def canary(session: nox.Session) -> None:
     """Push a tiny fresh model and predict on it: nox -s canary -- [--target replicate]."""
     session.run("cogfleet", "canary", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks: pipeline vs critical path, scale, server overhead (bench/results.json)."""
+    session.run("python", "bench/run_all.py", *session.posargs)

@@ -245,11 +245,14 @@ async def run_pipeline(ctx: PushContext, steps: list[Step]) -> RunResult:
 
     result = ctx.result
     ctx.emit("run-start")
+    # the judge (and its client import) is made while lint and the push run, once
+    judge_ready = asyncio.ensure_future(asyncio.to_thread(lambda: ctx.judge))
     by_phase = {phase: sorted((s for s in steps if s.phase == phase), key=lambda s: s.order)
                 for phase in PHASES}
     remaining = [s for phase in PHASES for s in by_phase[phase]]
 
     async def fail_stop(reason: str) -> RunResult:
+        await judge_ready
         result.result = "failed"
         _skip_rest(ctx, remaining, reason)
         ctx.emit("run-done")
@@ -260,6 +263,7 @@ async def run_pipeline(ctx: PushContext, steps: list[Step]) -> RunResult:
         if (await _timed(ctx, step.name, partial(step.run, ctx))).status == "failed":
             return await fail_stop(f"{step.name} failed")
 
+    await judge_ready
     checks = await asyncio.gather(
         *(_timed(ctx, s.name, partial(s.run, ctx)) for s in by_phase["check"])
     )

@@ -9,11 +9,14 @@ import yaml
 
 from cogfleet._errors import ConfigError
 
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def load_yaml_text(text: str, source: str | Path) -> Any:
     """Parse YAML ``text``; a syntax error becomes a ``ConfigError`` naming ``source`` and line."""
     try:
-        return yaml.safe_load(text)
+        # libyaml's parser when present: the same safe loading, several times faster
+        return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None

@@ -7,12 +7,16 @@ import logging
 import os
 from pathlib import Path
 from types import TracebackType
-
-import uvicorn
+from typing import TYPE_CHECKING
 
 from cogfleet._errors import ExitCode, UsageError
-from cogfleet.server._app import LocalApi, ServerConfig, create_app
-from cogfleet.server._threaded import ThreadedServer
+
+if TYPE_CHECKING:
+    from cogfleet.server._app import LocalApi
+    from cogfleet.server._threaded import ThreadedServer
+
+# The server stack (uvicorn, starlette, the app) is imported where it is used: every
+# cogfleet command builds the CLI parser, which imports this module for `serve`'s flags.
 
 DEFAULT_STATE_DIR = Path(".cogfleet") / "local"
 DEFAULT_PORT = 8765
@@ -40,6 +44,8 @@ class LocalServer:
         page_size: int | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
+        from cogfleet.server._app import ServerConfig
+
         self.config = ServerConfig(
             state_dir=Path(state_dir),
             token=token,
@@ -63,6 +69,9 @@ class LocalServer:
 
     def start(self) -> LocalServer:
         """Bind a free port and start serving; returns once requests are accepted."""
+        from cogfleet.server._app import create_app
+        from cogfleet.server._threaded import ThreadedServer
+
         api, app = create_app(self.config)
         self.api = api
         self._http = ThreadedServer(
@@ -111,6 +120,10 @@ def serve_forever(
     page_size: int | None = None,
 ) -> None:
     """Serve in the foreground until SIGINT/SIGTERM (``cogfleet serve``)."""
+    import uvicorn
+
+    from cogfleet.server._app import ServerConfig, create_app
+
     config = ServerConfig(
         state_dir=Path(state_dir),
         token=token,
