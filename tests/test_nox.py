@@ -23,7 +23,7 @@ def test_sessions_are_listed_with_docstrings_and_safe_defaults():
     lines = {line.split(" -> ")[0]: line for line in proc.stdout.splitlines() if " -> " in line}
     selected = {name[2:] for name in lines if name.startswith("* ")}
     assert selected == {"tests", "lint"}
-    for session in ("render", "build", "test", "push", "matrix", "canary"):
+    for session in ("render", "build", "test", "push", "matrix", "canary", "bench"):
         assert f"- {session}" in lines, proc.stdout
     assert all(line.split(" -> ")[1].strip() for line in lines.values())
 
