@@ -10,6 +10,7 @@ retry fixes never becomes a verdict. It also counts requests (for benchmarks).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import random
 import threading
@@ -26,10 +27,8 @@ def retry_after_seconds(value: str | None) -> float | None:
     """Parse ``Retry-After`` (seconds or an HTTP date)."""
     if not value:
         return None
-    try:
+    with contextlib.suppress(ValueError):  # not seconds: then an HTTP date
         return max(0.0, float(value))
-    except ValueError:
-        pass  # not seconds: an HTTP date
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -9,6 +9,7 @@ interval; only a prediction that outlives the wait window is followed up with GE
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import mimetypes
 import threading
 import time
@@ -233,10 +234,9 @@ class Predictions:
 
     async def _cancel(self, pid: str, kind: Literal["prediction", "training"]) -> None:
         namespace = self.client.predictions if kind == "prediction" else self.client.trainings
-        try:
+        # failing means it already finished, or the server is gone: nothing left to stop
+        with contextlib.suppress(ReplicateError, httpx.HTTPError):
             await namespace.async_cancel(pid)
-        except (ReplicateError, httpx.HTTPError):
-            pass  # already finished, or the server is gone; nothing left to stop
 
     def cancel_all_sync(self) -> list[str]:
         """Cancel everything this run started that is still running (blocking calls).
@@ -250,20 +250,17 @@ class Predictions:
         for kind, namespace in (
             ("prediction", self.client.predictions), ("training", self.client.trainings)
         ):
-            try:
+            # the sweep is best effort; known ids are still cancelled below
+            with contextlib.suppress(ReplicateError, httpx.HTTPError):
                 for item in _recent(namespace, self.started_at):
                     if item.status not in TERMINAL and item.version in self.versions:
                         targets.setdefault(item.id, kind)  # type: ignore[arg-type]
-            except (ReplicateError, httpx.HTTPError):
-                pass  # the sweep is best effort; known ids are still cancelled below
         cancelled = []
         for pid, kind in targets.items():
             namespace = self.client.predictions if kind == "prediction" else self.client.trainings
-            try:
+            with contextlib.suppress(ReplicateError, httpx.HTTPError):  # finished meanwhile
                 namespace.cancel(pid)
                 cancelled.append(pid)
-            except (ReplicateError, httpx.HTTPError):
-                pass  # it finished meanwhile, or the server is gone
         self.inflight.clear()
         return cancelled
 

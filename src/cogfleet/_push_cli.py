@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -60,10 +61,8 @@ def _value(text: str) -> Any:
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
     for cast in (int, float):
-        try:
+        with contextlib.suppress(ValueError):  # not this type; try the next
             return cast(text)
-        except ValueError:
-            pass  # not this type; try the next
     return text
 
 
