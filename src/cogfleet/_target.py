@@ -8,6 +8,7 @@ from cog's output, then confirms it through the API.
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
 import os
 import re
@@ -172,8 +173,6 @@ class LocalTarget(Target):
 
     async def push(self, build_dir: Path, model: str, flags: PushFlags) -> str:
         """Upload the build folder; the version id is its content hash."""
-        import asyncio
-
         from cogfleet.server._push import push_build
 
         owner, name = split_model(model)
@@ -183,8 +182,6 @@ class LocalTarget(Target):
 
     async def promote(self, build_dir: Path, version_id: str, model: str, flags: PushFlags) -> str:
         """Copy the tested version itself (same content, same id) onto ``model``."""
-        import asyncio
-
         from cogfleet.server._push import promote_version
 
         owner, name = split_model(model)
@@ -212,8 +209,6 @@ class ReplicateTarget(Target):
         return cog
 
     async def push(self, build_dir: Path, model: str, flags: PushFlags) -> str:
-        import asyncio
-
         image = f"{self.registry}/{model}"
         args = [self._cog(), "push", image]
         if flags.dockerfile:
@@ -256,32 +251,22 @@ def open_target(
     name: str, *, repo_root: Path | None, local_url: str | None, token: str | None = None
 ) -> Iterator[Target]:
     """Open the target for the length of a command (starting the embedded server if needed)."""
-    if name == "replicate":
-        target: Target = ReplicateTarget()
-        try:
-            yield target
-        finally:
-            target.close()
-        return
-    if name != "local":
+    if name not in ("local", "replicate"):
         raise UsageError(f"--target must be local or replicate, got {name!r}")
-    if local_url:
-        local_token = token or os.environ.get("COGFLEET_LOCAL_TOKEN") or "cogfleet-local"
-        target = LocalTarget(local_url.rstrip("/"), local_token, embedded=False)
-        try:
-            yield target
-        finally:
-            target.close()
-        return
-    from cogfleet.server._embedded import LocalServer
+    with contextlib.ExitStack() as stack:
+        if name == "replicate":
+            target: Target = ReplicateTarget()
+        elif local_url:
+            local_token = token or os.environ.get("COGFLEET_LOCAL_TOKEN") or "cogfleet-local"
+            target = LocalTarget(local_url.rstrip("/"), local_token, embedded=False)
+        else:
+            from cogfleet.server._embedded import LocalServer
 
-    state = (repo_root or Path.cwd()) / ".cogfleet" / "local"
-    with LocalServer(state_dir=state) as server:
-        target = LocalTarget(server.base_url, server.token, embedded=True)
-        try:
-            yield target
-        finally:
-            target.close()
+            state = (repo_root or Path.cwd()) / ".cogfleet" / "local"
+            server = stack.enter_context(LocalServer(state_dir=state))
+            target = LocalTarget(server.base_url, server.token, embedded=True)
+        stack.enter_context(contextlib.closing(target))
+        yield target
 
 
 # --- the two core steps ----------------------------------------------------------------
@@ -289,8 +274,6 @@ def open_target(
 
 async def lint_build(ctx: PushContext) -> StepOutcome:
     """Ruff and lint plugins on the build folder (cog.yaml and config were validated)."""
-    import asyncio
-
     if ctx.variant is None:
         from cogfleet._cogyaml import validate_cog_yaml
 
