@@ -253,7 +253,8 @@ def test_official_model_second_pass(push, client, demo_repo, monkeypatch):
     assert steps(report)["official-model"] == "passed"
     assert versions(client, "cogfleet-official/schnell") == [report["version"]]
     build = demo_repo / ".cogfleet/build/schnell"
-    assert not (build / ".cogfleet-official-api-key").exists()
+    assert not any("sk-proxy-secret-123" in p.read_text(errors="ignore")
+                   for p in build.rglob("*") if p.is_file())
     everything = result.out + result.err + json.dumps(report)
     assert "sk-proxy-secret-123" not in everything
     # without the flag the official model is left alone

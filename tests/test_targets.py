@@ -143,10 +143,12 @@ def test_official_key_file_removed_when_push_fails_midway(
     assert steps(report)["promote"] == "passed"
     assert steps(report)["official-model"] == "failed"
     official = [c for c in _calls(fake_cog) if c["argv"][1] == "r8.im/cogfleet-official/schnell"]
-    assert official and official[0]["secrets"][0]["existed"] is True  # given to the build
+    given = official[0]["secrets"][0]
+    assert given["id"] == "api_key" and given["existed"] is True  # given to the build
     build = demo_repo / ".cogfleet/build/schnell"
+    assert not Path(given["src"]).is_relative_to(build)  # never inside the build folder
+    assert not Path(given["src"]).exists() and not Path(given["src"]).parent.exists()
     assert not any(secret in p.read_text(errors="ignore") for p in build.rglob("*") if p.is_file())
-    assert not (build / ".cogfleet-official-api-key").exists()
     assert secret not in result.out + result.err + json.dumps(report)
 
 

@@ -2,16 +2,20 @@
 
 With ``official_model`` in the config and ``--push-official-model``, the tested build
 is pushed to the official model too. A proxy model that calls another API gets its
-key through ``COGFLEET_OFFICIAL_MODEL_API_KEY``: it is written to a file in the
-build folder only for the length of the push (mode 600, passed to ``cog push`` as
-``--secret id=api_key,src=...``) and removed in a ``finally``, so it is never left in
-the build folder, printed, or reported.
+key through ``COGFLEET_OFFICIAL_MODEL_API_KEY``: it is written to a private file
+(mode 600, in a fresh folder outside the build folder, so it can never be copied
+into the image or uploaded with the build) for the length of the push, given to the
+build as ``cog push --secret id=api_key,src=<file>`` (a BuildKit secret mount), and
+removed in a ``finally``. It is never printed or reported.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from cogfleet import hookimpl
@@ -20,7 +24,6 @@ from cogfleet._pipeline import PushContext, Step, StepOutcome, passed, skipped
 from cogfleet._target import push_flags
 
 KEY_ENV = "COGFLEET_OFFICIAL_MODEL_API_KEY"
-KEY_FILE = ".cogfleet-official-api-key"
 
 
 async def official_model(ctx: PushContext) -> StepOutcome:
@@ -35,18 +38,19 @@ async def official_model(ctx: PushContext) -> StepOutcome:
     await ctx.target.ensure_model(official, hardware=ctx.config.test_hardware, visibility="public")
     flags = push_flags(ctx)
     key = os.environ.get(KEY_ENV)
-    key_path = ctx.build_dir / KEY_FILE
+    secret_dir = Path(tempfile.mkdtemp(prefix="cogfleet-secret-"))  # mode 700
     try:
         if key:
-            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            key_path = secret_dir / "api_key"
+            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(key)
-            flags = replace(flags, secrets=[*flags.secrets, f"id=api_key,src={KEY_FILE}"])
+            flags = replace(flags, secrets=[*flags.secrets, f"id=api_key,src={key_path}"])
         version_id = await ctx.target.promote(
             ctx.build_dir, ctx.test_version["id"], official, flags
         )
     finally:
-        key_path.unlink(missing_ok=True)
+        shutil.rmtree(secret_dir, ignore_errors=True)
     return passed(f"pushed {official}:{version_id[:12]}")
 
 
