@@ -237,12 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("new", metavar="NEW", help="OpenAPI JSON file of the new version")
 
     p = add("serve", cmd_serve, "run the local Replicate-compatible server")
-    try:
-        from cogfleet.server._embedded import add_serve_arguments
-    except ImportError:  # pragma: no cover - the server package is part of cogfleet
-        pass
-    else:
-        add_serve_arguments(p)
+    from cogfleet.server._embedded import add_serve_arguments
+
+    add_serve_arguments(p)
 
     for extend in _EXTENSIONS:
         extend(sub, common)

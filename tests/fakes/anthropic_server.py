@@ -108,7 +108,7 @@ class RecordedRequest:
 
 
 class _BadRequest(Exception):
-    pass
+    """A request the real API would answer with 400 invalid_request_error."""
 
 
 def _validate_block(block: Any, where: str) -> None:

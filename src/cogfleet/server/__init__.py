@@ -5,7 +5,6 @@ from cogfleet.server._embedded import (
     add_serve_arguments,
     run_serve,
     serve_forever,
-    serve_main,
 )
 from cogfleet.server._push import promote_version, push_build, version_id_for
 
@@ -16,6 +15,5 @@ __all__ = [
     "push_build",
     "run_serve",
     "serve_forever",
-    "serve_main",
     "version_id_for",
 ]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from cogfleet._errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from cogfleet.server._app import LocalApi
+    from cogfleet.server._app import LocalApi, ServerConfig
     from cogfleet.server._threaded import ThreadedServer
 
 # The server stack (uvicorn, starlette, the app) is imported where it is used: every
@@ -106,34 +106,12 @@ class LocalServer:
         self.stop()
 
 
-def serve_forever(
-    host: str = "127.0.0.1",
-    port: int = DEFAULT_PORT,
-    state_dir: Path | str = DEFAULT_STATE_DIR,
-    token: str | None = None,
-    latency: float = 0.0,
-    fail_rate: float = 0.0,
-    rate_limit: float | None = None,
-    *,
-    idle_timeout: float = 300.0,
-    fail_seed: int | None = None,
-    page_size: int | None = None,
-) -> None:
+def serve_forever(host: str, port: int, config: ServerConfig) -> None:
     """Serve in the foreground until SIGINT/SIGTERM (``cogfleet serve``)."""
     import uvicorn
 
-    from cogfleet.server._app import ServerConfig, create_app
+    from cogfleet.server._app import create_app
 
-    config = ServerConfig(
-        state_dir=Path(state_dir),
-        token=token,
-        latency=latency,
-        fail_rate=fail_rate,
-        fail_seed=fail_seed,
-        rate_limit=rate_limit,
-        idle_timeout=idle_timeout,
-        page_size=page_size,
-    )
     _api, app = create_app(config)
     logging.getLogger("cogfleet.server").info("serving on http://%s:%d", host, port)
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
@@ -175,29 +153,20 @@ def run_serve(ns: argparse.Namespace) -> int:
         raise UsageError(f"--latency must not be negative, not {ns.latency}")
     if ns.page_size is not None and ns.page_size < 1:
         raise UsageError(f"--page-size must be at least 1, not {ns.page_size}")
-    token = ns.token or os.environ.get("COGFLEET_SERVE_TOKEN") or None
-    serve_forever(
-        ns.host,
-        ns.port,
-        ns.state,
-        token,
-        ns.latency,
-        ns.fail_rate,
-        ns.rate_limit,
-        idle_timeout=ns.idle_timeout,
+    from cogfleet.server._app import ServerConfig
+
+    config = ServerConfig(
+        state_dir=Path(ns.state),
+        token=ns.token or os.environ.get("COGFLEET_SERVE_TOKEN") or None,
+        latency=ns.latency,
+        fail_rate=ns.fail_rate,
         fail_seed=ns.fail_seed,
+        rate_limit=ns.rate_limit,
+        idle_timeout=ns.idle_timeout,
         page_size=ns.page_size,
     )
+    serve_forever(ns.host, ns.port, config)
     return int(ExitCode.OK)
-
-
-def serve_main(args: argparse.Namespace | None = None, argv: list[str] | None = None) -> int:
-    """``cogfleet serve`` entry point: parse ``argv`` unless ``args`` is given."""
-    if args is None:
-        parser = argparse.ArgumentParser(prog="cogfleet serve")
-        add_serve_arguments(parser)
-        args = parser.parse_args(argv)
-    return run_serve(args)
 
 
 __all__ = [
@@ -205,5 +174,4 @@ __all__ = [
     "add_serve_arguments",
     "run_serve",
     "serve_forever",
-    "serve_main",
 ]

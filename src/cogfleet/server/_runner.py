@@ -306,10 +306,8 @@ class _Runner:
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(TimeoutError):  # then it is killed below
                 await asyncio.wait_for(proc.wait(), STOP_GRACE)
-            except TimeoutError:
-                pass
         # Whatever is left in the group (the worker, or a hung leader) is killed outright.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
