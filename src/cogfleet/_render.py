@@ -9,6 +9,7 @@ writes nothing; files whose bytes did not change are not rewritten; stale files 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -29,6 +30,7 @@ import jinja2
 
 from cogfleet._config import SafePushConfig, parse_config
 from cogfleet._errors import ConfigError, TemplateError
+from cogfleet._files import write_atomic
 from cogfleet._plugins import Plugins
 from cogfleet._repo import CONFIGS_DIR, DEFAULT_TEMPLATE, STATE_DIR, TEMPLATES_DIR, Repo, Variant
 
@@ -163,13 +165,9 @@ class _CompiledTemplates(jinja2.BytecodeCache):
         with self._lock:
             self._memory[bucket.key] = data
         path = self._path(bucket.key)
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only checkout still renders; it compiles again next time
+        # a read-only checkout still renders; it compiles again next time
+        with contextlib.suppress(OSError):
+            write_atomic(path, data)
 
 
 _CACHES: dict[Path, _CompiledTemplates] = {}
@@ -326,15 +324,10 @@ def _sync(build_dir: Path, files: dict[str, bytes]) -> tuple[list[str], list[str
     build_dir.mkdir(parents=True, exist_ok=True)
     for rel, data in files.items():
         target = build_dir / rel
-        try:
+        with contextlib.suppress(OSError):  # unreadable: rewrite it
             if target.is_file() and target.read_bytes() == data:
                 continue
-        except OSError:
-            pass
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        write_atomic(target, data)
         written.append(rel)
     for dirpath, dirnames, filenames in os.walk(build_dir, topdown=False):
         for fname in filenames:
@@ -483,13 +476,8 @@ def _save_manifest(repo: Repo, rendered: Rendered, plugins: Plugins) -> None:
         "config": rendered.files[CONFIG_NAME].decode("utf-8"),
     }
     path = _manifest_path(repo, variant)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(manifest, sort_keys=True))
-        os.replace(tmp, path)
-    except OSError:
-        pass  # no manifest only means the next render does the work again
+    with contextlib.suppress(OSError):  # no manifest only means the next render does the work
+        write_atomic(path, json.dumps(manifest, sort_keys=True).encode("utf-8"))
 
 
 def _up_to_date(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered | None:

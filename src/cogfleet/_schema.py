@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from cogfleet._errors import ConfigError
+from cogfleet._files import write_atomic
 
 COG_CLI_VERSION = "0.22.0"
 """The Cog CLI version whose static generator the documents reproduce (``info.version``)."""
@@ -451,10 +452,7 @@ def write_schema_file(build_dir: Path, doc: dict[str, Any]) -> Path:
     would write them.
     """
     path = build_dir / SCHEMA_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(dumps_schema(doc), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, dumps_schema(doc).encode("utf-8"))
     return path
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from cogfleet._files import write_atomic
 from cogfleet._plugins import Plugins
 from cogfleet._render import CONFIG_NAME, render_variant
 from cogfleet._repo import Repo, Variant
@@ -45,7 +46,5 @@ def select_variant(repo: Repo, variant: Variant, plugins: Plugins) -> list[Path]
         repo.root / CONFIG_NAME: rendered.files[CONFIG_NAME],
     }
     for path, data in targets.items():
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        write_atomic(path, data)
     return list(targets)

@@ -8,15 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from cogfleet import hookimpl
+from cogfleet._files import write_atomic
 from cogfleet._result import RunResult
 
 
 def _write(path: str | Path, text: str) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)
+    write_atomic(Path(path), text.encode("utf-8"))
 
 
 def to_json(results: list[RunResult]) -> str:
