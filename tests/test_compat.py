@@ -1,4 +1,4 @@
-"""Tests for cogfleet._compat: schema backwards compatibility and schema file loading."""
+"""Tests for cogfleet.schema._compat: schema backwards compatibility and schema file loading."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from cogfleet._compat import check_compatibility, load_schema_file, resolve_refs
 from cogfleet._errors import ConfigError
+from cogfleet.schema._compat import check_compatibility, load_schema_file, resolve_refs
 
 EXAMPLE = Path(__file__).parent / "fixtures" / "schema" / "example-openapi-schema.json"
 
@@ -592,7 +592,7 @@ class Predictor(BasePredictor):
 
 
 def generated(tmp_path: Path, name: str, **parts: str) -> dict[str, Any]:
-    from cogfleet._schema import generate_schema
+    from cogfleet.schema._document import generate_schema
 
     build = tmp_path / name
     build.mkdir()

@@ -1,4 +1,4 @@
-"""Tests for cogfleet._fuzz: fuzz inputs that always respect the version's schema."""
+"""Tests for cogfleet.schema._fuzz: fuzz inputs that always respect the version's schema."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from cogfleet._errors import ConfigError
-from cogfleet._fuzz import (
+from cogfleet.schema._fuzz import (
     fuzz_prompt,
     generate_inputs,
     input_properties,

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from cogfleet._errors import ConfigError
-from cogfleet._schema import (
+from cogfleet.schema._document import (
     COG_CLI_VERSION,
     dumps_schema,
     generate_schema,

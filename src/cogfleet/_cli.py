@@ -150,7 +150,7 @@ def cmd_schema(ns: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from cogfleet._render import render_variants
-    from cogfleet._schema import dumps_schema, generate_schema
+    from cogfleet.schema import dumps_schema, generate_schema
 
     repo = _repo(ns)
     variants = repo.select(ns.variants)
@@ -170,7 +170,7 @@ def cmd_schema(ns: argparse.Namespace) -> int:
 
 def cmd_schema_diff(ns: argparse.Namespace) -> int:
     """Exit 1 when NEW breaks OLD; one line per break."""
-    from cogfleet._compat import check_compatibility, load_schema_file
+    from cogfleet.schema import check_compatibility, load_schema_file
 
     old = load_schema_file(Path(ns.old))
     new = load_schema_file(Path(ns.new))

@@ -32,7 +32,7 @@ def cogfleet_fuzz_inputs(
     prompt: str | None,
 ) -> list[dict[str, Any]] | None:
     """Claude proposes the whole batch in one request, when an AI judge can propose."""
-    from cogfleet._fuzz import fuzz_prompt, parse_ai_batch
+    from cogfleet.schema import fuzz_prompt, parse_ai_batch
 
     propose = getattr(ctx.judge, "propose", None)
     if propose is None:

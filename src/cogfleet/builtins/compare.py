@@ -96,7 +96,7 @@ def _seed_input(schema: dict[str, Any]) -> str | None:
 
 
 async def compare_outputs(ctx: PushContext) -> StepOutcome:
-    from cogfleet._fuzz import required_only_inputs
+    from cogfleet.schema import required_only_inputs
 
     predict = ctx.config.predict
     if predict is None or not predict.compare_outputs:

@@ -26,7 +26,7 @@ def cogfleet_fuzz_inputs(
     disabled_inputs: list[str],
 ) -> list[dict[str, Any]]:
     """Boundaries first, then random values from a seeded generator (no AI)."""
-    from cogfleet._fuzz import generate_inputs
+    from cogfleet.schema import generate_inputs
 
     return generate_inputs(
         schema,
@@ -39,7 +39,7 @@ def cogfleet_fuzz_inputs(
 
 
 async def fuzz(ctx: PushContext) -> StepOutcome:
-    from cogfleet._fuzz import validate_inputs
+    from cogfleet.schema import validate_inputs
 
     predict = ctx.config.predict
     settings = predict.fuzz if predict else None

@@ -37,7 +37,7 @@ async def schema_lint(ctx: PushContext) -> StepOutcome:
 
 
 async def schema_compat(ctx: PushContext) -> StepOutcome:
-    from cogfleet._compat import check_compatibility
+    from cogfleet.schema import check_compatibility
 
     if ctx.live_version is None:
         return skipped(f"{ctx.model} has no version yet")

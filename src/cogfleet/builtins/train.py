@@ -19,7 +19,7 @@ from cogfleet._target import split_model
 
 
 async def train(ctx: PushContext) -> StepOutcome:
-    from cogfleet._fuzz import required_only_inputs
+    from cogfleet.schema import required_only_inputs
 
     section = ctx.config.train
     if section is None:

@@ -619,7 +619,7 @@ class LocalApi:
 
     async def _store_build(self, raw: bytes) -> dict[str, Any]:
         """Unpack an uploaded build content-addressed under builds/ and generate its schema."""
-        from cogfleet._schema import generate_schema, write_schema_file
+        from cogfleet.schema import generate_schema, write_schema_file
 
         tmp = self.state_dir / "tmp" / uuid.uuid4().hex
         try:

@@ -27,8 +27,8 @@ from typing import Any, Literal, TypeGuard
 
 import jsonschema
 
-from cogfleet._compat import component, resolve_refs
 from cogfleet._errors import ConfigError
+from cogfleet.schema._compat import component, resolve_refs
 
 __all__ = [
     "fuzz_prompt",

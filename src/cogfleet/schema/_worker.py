@@ -1,7 +1,7 @@
 """Child process that imports a Cog predictor/trainer and prints its OpenAPI document.
 
-Run as ``python -m cogfleet._schema_worker BUILD_DIR [--predict REF] [--train REF]``
-with BUILD_DIR as the working directory (:func:`cogfleet._schema.generate_schema`
+Run as ``python -m cogfleet.schema._worker BUILD_DIR [--predict REF] [--train REF]``
+with BUILD_DIR as the working directory (:func:`cogfleet.schema.generate_schema`
 does this). Without refs it reads ``BUILD_DIR/cog.yaml``.
 
 stdout carries exactly one JSON value: the document, or
@@ -38,7 +38,7 @@ from types import ModuleType, UnionType
 from typing import Any, NamedTuple
 
 from cogfleet._errors import ConfigError
-from cogfleet._schema import (
+from cogfleet.schema._document import (
     _go_float,
     assemble_document,
     merge_documents,
@@ -577,7 +577,7 @@ def build_document(build_dir: Path, predict_ref: str | None, train_ref: str | No
 
 def main(argv: list[str] | None = None) -> int:
     """Print the document (or a one-line user error) as JSON on the original stdout."""
-    parser = argparse.ArgumentParser(prog="python -m cogfleet._schema_worker")
+    parser = argparse.ArgumentParser(prog="python -m cogfleet.schema._worker")
     parser.add_argument("build_dir", type=Path)
     parser.add_argument("--predict")
     parser.add_argument("--train")

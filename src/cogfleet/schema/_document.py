@@ -3,7 +3,7 @@
 Cog >= 0.20 builds ``openapi_schema`` with a Go generator that reads the predictor
 source; the Python SDK no longer has schema code. cogfleet produces the same
 document by importing the predictor in a child process
-(:mod:`cogfleet._schema_worker`) and applying the Go generator's shape rules, then
+(:mod:`cogfleet.schema._worker`) and applying the Go generator's shape rules, then
 serialising it the way Go's ``encoding/json`` does, so the bytes match what
 ``cog build`` writes to ``.cog/openapi_schema.json`` and to the image label.
 
@@ -470,7 +470,7 @@ def generate_schema(build_dir: Path, *, timeout: float = 60) -> dict[str, Any]:
 
     Reads ``build_dir/cog.yaml`` (``run``/``predict`` and optional ``train``), then
     imports the predictor and trainer in one subprocess
-    (``python -m cogfleet._schema_worker``, cwd ``build_dir``). The returned dict
+    (``python -m cogfleet.schema._worker``, cwd ``build_dir``). The returned dict
     keeps Cog's key order, so :func:`dumps_schema` of it gives Cog's bytes.
 
     Raises :class:`ConfigError` naming the predictor/trainer file (for example
@@ -479,7 +479,7 @@ def generate_schema(build_dir: Path, *, timeout: float = 60) -> dict[str, Any]:
     """
     build_dir = Path(build_dir).resolve()
     predict_ref, train_ref = read_cog_refs(build_dir)
-    cmd = [sys.executable, "-m", "cogfleet._schema_worker", str(build_dir)]
+    cmd = [sys.executable, "-m", "cogfleet.schema._worker", str(build_dir)]
     if predict_ref:
         cmd += ["--predict", predict_ref]
     if train_ref:

@@ -15,7 +15,7 @@ added optional inputs, added choices, widened or removed ranges, and an output t
 switches between a list and an iterator (``x-cog-array-type``): both arrive as the
 same JSON array in the prediction's final ``output``.
 
-The module also holds the ``$ref`` resolution shared with :mod:`cogfleet._fuzz`.
+The module also holds the ``$ref`` resolution shared with :mod:`cogfleet.schema._fuzz`.
 """
 
 from __future__ import annotations

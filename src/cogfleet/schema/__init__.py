@@ -1,0 +1,80 @@
+"""Schema work: the OpenAPI document a build folder gets, compatibility, fuzz inputs.
+
+- :mod:`._document` assembles Cog's fixed components and paths, merges predict and
+  train documents and serialises them as Cog's Go generator does.
+- :mod:`._compat` decides whether a new document breaks an old one.
+- :mod:`._fuzz` derives valid inputs from a document.
+
+The fuzz helpers are loaded on first use (they pull in ``jsonschema``), so importing
+this package stays cheap for commands that only need a document.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from cogfleet.schema._compat import check_compatibility, component, load_schema_file, resolve_refs
+from cogfleet.schema._document import (
+    COG_CLI_VERSION,
+    SCHEMA_FILE,
+    assemble_document,
+    dumps_schema,
+    generate_schema,
+    is_merged_document,
+    merge_documents,
+    read_cog_refs,
+    title_case,
+    write_schema_file,
+)
+
+if TYPE_CHECKING:
+    from cogfleet.schema._fuzz import (
+        fuzz_prompt,
+        generate_inputs,
+        input_properties,
+        parse_ai_batch,
+        required_only_inputs,
+        validate_inputs,
+    )
+
+_LAZY = {
+    "fuzz_prompt": "_fuzz",
+    "generate_inputs": "_fuzz",
+    "input_properties": "_fuzz",
+    "parse_ai_batch": "_fuzz",
+    "required_only_inputs": "_fuzz",
+    "validate_inputs": "_fuzz",
+}
+
+__all__ = [
+    "COG_CLI_VERSION",
+    "SCHEMA_FILE",
+    "assemble_document",
+    "check_compatibility",
+    "component",
+    "dumps_schema",
+    "fuzz_prompt",
+    "generate_inputs",
+    "generate_schema",
+    "input_properties",
+    "is_merged_document",
+    "load_schema_file",
+    "merge_documents",
+    "parse_ai_batch",
+    "read_cog_refs",
+    "required_only_inputs",
+    "resolve_refs",
+    "title_case",
+    "validate_inputs",
+    "write_schema_file",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
