@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from cogfleet._errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from cogfleet.server._app import LocalApi, ServerConfig
+    from cogfleet.server._app import LocalApi
+    from cogfleet.server._core import ServerConfig
     from cogfleet.server._threaded import ThreadedServer
 
 # The server stack (uvicorn, starlette, the app) is imported where it is used: every
@@ -44,7 +45,7 @@ class LocalServer:
         page_size: int | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
-        from cogfleet.server._app import ServerConfig
+        from cogfleet.server._core import ServerConfig
 
         self.config = ServerConfig(
             state_dir=Path(state_dir),
@@ -153,7 +154,7 @@ def run_serve(ns: argparse.Namespace) -> int:
         raise UsageError(f"--latency must not be negative, not {ns.latency}")
     if ns.page_size is not None and ns.page_size < 1:
         raise UsageError(f"--page-size must be at least 1, not {ns.page_size}")
-    from cogfleet.server._app import ServerConfig
+    from cogfleet.server._core import ServerConfig
 
     config = ServerConfig(
         state_dir=Path(ns.state),

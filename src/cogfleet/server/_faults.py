@@ -7,7 +7,7 @@ Lets callers exercise their retry and back-off paths against real HTTP:
 * ``fail_rate=P``: that share of requests is answered 503 problem+json. The choice
   comes from ``random.Random(seed)``, so a fixed seed gives a reproducible sequence.
 
-(``--latency`` is not a middleware: it delays each prediction's start, see ``_app``.)
+(``--latency`` is not a middleware: it delays each prediction's start, see ``_runs``.)
 """
 
 from __future__ import annotations

@@ -1,0 +1,147 @@
+"""Files: ``/v1/files`` (upload, get, list, delete, download).
+
+Uploaded bytes live under ``<state>/files/<id>``; predictions that reference a
+file's URL get its bytes as a ``data:`` URI (coglet offline reads only those).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import mimetypes
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cogfleet.server._core import (
+    INVALID,
+    NOT_FOUND,
+    ApiError,
+    base_url,
+    paginate,
+)
+from cogfleet.server._state import Store
+
+MAX_FILE_SIZE = 100 * 1024 * 1024
+_FILE_URL_RE = re.compile(r"/v1/files/([A-Za-z0-9_-]+)(?:/download)?(?:\?.*)?$")
+
+
+def local_file_as_data_uri(store: Store, files_dir: Path, text: str) -> str:
+    """``text`` as a ``data:`` URI when it is the URL of a file on this server, else as is."""
+    if text.startswith(("http://", "https://")):
+        match = _FILE_URL_RE.search(text)
+        if match:
+            meta = store.get("files", match.group(1))
+            path = files_dir / match.group(1)
+            if meta is not None and path.is_file():
+                data = base64.b64encode(path.read_bytes()).decode()
+                return f"data:{meta['content_type']};base64,{data}"
+    return text
+
+
+class Files:
+    """The files resource."""
+
+    def __init__(self, store: Store, state_dir: Path, page_size: int | None) -> None:
+        self.store = store
+        self.dir = state_dir / "files"
+        self.page_size = page_size or 100
+
+    def routes(self) -> list[Route]:
+        """The routes of this resource family."""
+        return [
+            Route("/v1/files", self.index, methods=["GET"]),
+            Route("/v1/files", self.create, methods=["POST"]),
+            Route("/v1/files/{fid}", self.get, methods=["GET"]),
+            Route("/v1/files/{fid}", self.delete, methods=["DELETE"]),
+            Route("/v1/files/{fid}/download", self.download, methods=["GET"]),
+        ]
+
+    @staticmethod
+    def _render(doc: dict[str, Any], base: str) -> dict[str, Any]:
+        out = dict(doc)
+        out["urls"] = {"get": f"{base}/v1/files/{doc['id']}"}
+        return out
+
+    def _file(self, fid: str) -> dict[str, Any]:
+        doc = self.store.get("files", fid)
+        if doc is None:
+            raise ApiError(404, NOT_FOUND)
+        return doc
+
+    async def create(self, request: Request) -> Response:
+        """POST /v1/files (multipart ``content``, optional ``metadata``/``filename``/``type``)."""
+        async with request.form(max_part_size=MAX_FILE_SIZE) as form:
+            content = form.get("content")
+            if content is None or isinstance(content, str):
+                raise ApiError(422, "- content is required\n", INVALID)
+            data = await content.read()
+            filename = str(form.get("filename") or content.filename or "file")
+            ctype = str(
+                form.get("type")
+                or content.content_type
+                or mimetypes.guess_type(filename)[0]
+                or "application/octet-stream"
+            )
+            raw_meta = form.get("metadata")
+        metadata: Any = {}
+        if isinstance(raw_meta, str) and raw_meta.strip():
+            try:
+                metadata = json.loads(raw_meta)
+            except ValueError as exc:
+                raise ApiError(422, "- metadata: must be a JSON object\n", INVALID) from exc
+        if len(data) > MAX_FILE_SIZE:
+            raise ApiError(413, "Files must be less than 100MB in size")
+        fid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        (self.dir / fid).write_bytes(data)
+        created = datetime.now(UTC)
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        doc = {
+            "id": fid,
+            "name": filename,
+            "content_type": ctype,
+            "size": len(data),
+            "etag": md5,
+            "checksums": {"sha256": hashlib.sha256(data).hexdigest(), "md5": md5},
+            "metadata": metadata if isinstance(metadata, dict) else {},
+            "created_at": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "expires_at": (created + timedelta(days=1))
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+        }
+        self.store.put("files", fid, doc)
+        return JSONResponse(self._render(doc, base_url(request)), status_code=201)
+
+    async def get(self, request: Request) -> Response:
+        """GET /v1/files/{id}."""
+        doc = self._file(request.path_params["fid"])
+        return JSONResponse(self._render(doc, base_url(request)))
+
+    async def delete(self, request: Request) -> Response:
+        """DELETE /v1/files/{id}: 204."""
+        fid = request.path_params["fid"]
+        self._file(fid)
+        self.store.delete("files", fid)
+        (self.dir / fid).unlink(missing_ok=True)
+        return Response(status_code=204)
+
+    async def index(self, request: Request) -> Response:
+        """GET /v1/files (newest first)."""
+        base = base_url(request)
+        return paginate(
+            request, self.store, "files", lambda d: self._render(d, base), size=self.page_size
+        )
+
+    async def download(self, request: Request) -> Response:
+        """GET /v1/files/{id}/download: the bytes."""
+        fid = request.path_params["fid"]
+        doc = self._file(fid)
+        data = (self.dir / fid).read_bytes()
+        return Response(data, media_type=doc["content_type"])
