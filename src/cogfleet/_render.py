@@ -1,10 +1,20 @@
 """Render each variant's build folder from the family source and Jinja templates.
 
 ``.cogfleet/build/<variant>/`` receives the family's files, every ``*.j2`` rendered
-without its suffix, ``cog.yaml`` (from the family's own ``cog.yaml[.j2]``, the variant's
-``template``, or ``templates/cog.yaml.j2``) and the variant's config as
-``cog-safe-push.yaml``. Everything is rendered in memory first, so a template error
-writes nothing; files whose bytes did not change are not rewritten; stale files go.
+without its suffix, ``cog.yaml`` and the variant's config as ``cog-safe-push.yaml``.
+
+``cog.yaml`` comes from the variant's ``template`` (Jinja), else the family's own
+``cog.yaml[.j2]``, else ``templates/cog.yaml.j2``; with an ``overlay`` that file is the
+base, and the overlay is merged onto it as yq's ``*+`` would (see
+:mod:`cogfleet._overlay`; a base ending in ``.j2`` is rendered first).
+
+The family's files are what a ``cog build`` of its folder would take: its
+``.dockerignore`` applies, and a family whose source is the repository root leaves out
+the repo's own folders (configs, cogfleet state, other families), the files that make
+its ``cog.yaml`` and what ``cogfleet select`` writes there.
+
+Everything is rendered in memory first, so a template error writes nothing; files
+whose bytes did not change are not rewritten; stale files go.
 """
 
 from __future__ import annotations
@@ -29,14 +39,29 @@ from typing import Any
 import jinja2
 
 from cogfleet._config import SafePushConfig, parse_config
+from cogfleet._dockerignore import FILENAME as DOCKERIGNORE
+from cogfleet._dockerignore import DockerIgnore, walk
 from cogfleet._errors import ConfigError, TemplateError
 from cogfleet._files import write_atomic
+from cogfleet._overlay import merge_overlay, source_line
 from cogfleet._plugins import Plugins
-from cogfleet._repo import CONFIGS_DIR, DEFAULT_TEMPLATE, STATE_DIR, TEMPLATES_DIR, Repo, Variant
+from cogfleet._repo import (
+    DEFAULT_TEMPLATE,
+    MODELS_DIR,
+    PLUGINS_DIR,
+    STATE_DIR,
+    TEMPLATES_DIR,
+    Repo,
+    Variant,
+)
 
 CONFIG_NAME = "cog-safe-push.yaml"
-_SKIP_DIRS = {"__pycache__", ".cog", ".ruff_cache", ".pytest_cache", ".mypy_cache", ".git"}
-_SKIP_FILES = {"variants.yaml", ".DS_Store"}
+_SKIP_DIRS = frozenset(
+    {"__pycache__", ".cog", ".ruff_cache", ".pytest_cache", ".mypy_cache", ".git"}
+)
+_SKIP_FILES = {"variants.yaml", ".DS_Store", DOCKERIGNORE}
+#: Never model source when a family's source is the repository root: local state.
+LOCAL_STATE = (STATE_DIR, ".git", ".venv", ".nox", ".tox")
 _UNDEFINED_RE = re.compile(r"'([^']+)' is undefined")
 
 
@@ -56,6 +81,9 @@ class Rendered:
     digests: dict[str, str] = field(default_factory=dict, repr=False)
     resolved: dict[str, str | None] = field(default_factory=dict, repr=False)
     reused: bool = False  # the build folder was already up to date; nothing was rendered
+    # (file, text) of a base and its overlay, from which cog.yaml was merged: an error in
+    # cog.yaml then names the file and line the entry came from
+    cog_layers: list[tuple[str, str]] = field(default_factory=list, repr=False)
 
     @functools.cached_property
     def config(self) -> SafePushConfig:
@@ -190,7 +218,8 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def _searchpath(repo: Repo, variant: Variant) -> list[Path]:
-    return [variant.family_dir, repo.root / TEMPLATES_DIR, repo.root / CONFIGS_DIR, repo.root]
+    paths = [variant.family_dir, repo.root / TEMPLATES_DIR, repo.configs_dir, repo.root]
+    return list(dict.fromkeys(paths))
 
 
 def _environment(repo: Repo, variant: Variant, filters: dict[str, Any]) -> jinja2.Environment:
@@ -260,9 +289,14 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
     loader = env.loader
     assert isinstance(loader, _RecordingLoader)
     files: dict[str, bytes] = {}
-    family_has_cog_yaml = False
-    for path in _family_files(variant):
+    explicit = variant.template is not None or variant.overlay is not None
+    family_cog: str | None = None  # the family's own cog.yaml[.j2], relative to the family
+    for path in _family_files(repo, variant):
         rel_in_family = path.relative_to(variant.family_dir).as_posix()
+        if rel_in_family in ("cog.yaml", "cog.yaml.j2"):
+            family_cog = family_cog or rel_in_family
+            if explicit:
+                continue  # the variant names where its cog.yaml comes from
         loader.reads.add(_rel(path, repo.root))
         if path.name.endswith(".j2"):
             out_name = rel_in_family[: -len(".j2")]
@@ -272,17 +306,12 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
             out_name = rel_in_family
             files[out_name] = path.read_bytes()
             loader.digests[_rel(path, repo.root)] = _digest(files[out_name])
-        if out_name == "cog.yaml":
-            family_has_cog_yaml = True
-    if not family_has_cog_yaml:
-        template = variant.template or DEFAULT_TEMPLATE
-        if not (repo.root / template).is_file():
-            raise ConfigError(
-                repo.rel(variant.variants_file),
-                f"variant {variant.name!r}: no cog.yaml template ({template} does not exist)",
-            )
-        text = _render_one(env, template, template, context, variant)
-        files["cog.yaml"] = text.encode("utf-8")
+    dockerignore = variant.family_dir / DOCKERIGNORE
+    if dockerignore.is_file():  # decides which family files are copied
+        _read_plain(repo, loader, dockerignore)
+    cog_layers: list[tuple[str, str]] = []
+    if explicit or family_cog is None:
+        files["cog.yaml"] = _cog_yaml(repo, variant, env, context, family_cog, cog_layers)
     config_rel = repo.rel(variant.config_path)
     config_text = _render_one(env, config_rel, config_rel, context, variant)
     config = parse_config(config_text, config_rel, plugins.checkers())
@@ -301,19 +330,107 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
         reads=set(loader.reads),
         digests=dict(loader.digests),
         resolved=dict(loader.resolved),
+        cog_layers=cog_layers,
     )
     return rendered
 
 
-def _family_files(variant: Variant) -> list[Path]:
+def _read_plain(repo: Repo, loader: _RecordingLoader, path: Path) -> bytes:
+    """Read a file that is not a template, recording it as read (and its digest)."""
+    rel = _rel(path, repo.root)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(rel, f"cannot read: {exc.strerror}") from None
+    loader.reads.add(rel)
+    loader.digests[rel] = _digest(data)
+    return data
+
+
+def _text(data: bytes, rel: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(rel, f"not UTF-8 text (byte {exc.start})") from None
+
+
+def _cog_yaml(
+    repo: Repo,
+    variant: Variant,
+    env: jinja2.Environment,
+    context: dict[str, Any],
+    family_cog: str | None,
+    layers: list[tuple[str, str]],
+) -> bytes:
+    """The variant's cog.yaml: its template, or its base with its overlay merged on.
+
+    ``layers`` receives the base and the overlay as ``(file, text)`` when both are
+    plain YAML (a rendered template's lines are not its source's).
+    """
+    loader = env.loader
+    assert isinstance(loader, _RecordingLoader)
+    if variant.template is not None:
+        base_name, base_rel = variant.template, variant.template
+    elif variant.overlay is not None and family_cog is not None:
+        base_name = family_cog
+        base_rel = _rel(variant.family_dir / family_cog, repo.root)
+    else:
+        base_name = base_rel = DEFAULT_TEMPLATE
+        if not (repo.root / DEFAULT_TEMPLATE).is_file():
+            raise ConfigError(
+                repo.rel(variant.variants_file),
+                f"variant {variant.name!r}: no cog.yaml template ({DEFAULT_TEMPLATE} does not "
+                "exist)",
+            )
+    if variant.overlay is None:
+        return _render_one(env, base_name, base_rel, context, variant).encode("utf-8")
+    # with an overlay, only a .j2 base is a template (yq reads the base as plain YAML)
+    if base_rel.endswith(".j2"):
+        base_text = _render_one(env, base_name, base_rel, context, variant)
+    else:
+        base_text = _text(_read_plain(repo, loader, repo.root / base_rel), base_rel)
+    overlay_rel = variant.overlay
+    if overlay_rel.endswith(".j2"):
+        overlay_text = _render_one(env, overlay_rel, overlay_rel, context, variant)
+    else:
+        overlay_text = _text(_read_plain(repo, loader, repo.root / overlay_rel), overlay_rel)
+    merged = merge_overlay(base_text, overlay_text, base_rel, overlay_rel)
+    if not base_rel.endswith(".j2") and not overlay_rel.endswith(".j2"):
+        layers.extend([(base_rel, base_text), (overlay_rel, overlay_text)])
+    return merged.encode("utf-8")
+
+
+def _left_out(repo: Repo, variant: Variant) -> set[str]:
+    """Paths (relative to the family folder) that are never copied as family files."""
+    out: set[str] = set()
+    family_dir = variant.family_dir
+    for other in repo.variants.values():
+        if other.family_dir != family_dir:
+            continue
+        for rel in (other.template, other.overlay):  # they make cog.yaml, not the image
+            if rel is not None:
+                with contextlib.suppress(ValueError):
+                    out.add((repo.root / rel).relative_to(family_dir).as_posix())
+    if family_dir == repo.root:
+        out.update(LOCAL_STATE)
+        out.update({repo.settings.configs_dir, MODELS_DIR, TEMPLATES_DIR, PLUGINS_DIR})
+        out.update({"cog.yaml", CONFIG_NAME})  # what `cogfleet select` writes
+    return out
+
+
+def _family_files(repo: Repo, variant: Variant) -> list[Path]:
     """The family's files a render copies or renders, in a stable order."""
+    left_out = _left_out(repo, variant)
+    ignore = DockerIgnore.read(variant.family_dir)
     found = []
-    for dirpath, dirnames, filenames in os.walk(variant.family_dir):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
-        for fname in sorted(filenames):
-            if fname in _SKIP_FILES or fname.endswith((".pyc", ".pyo")):
-                continue
-            found.append(Path(dirpath) / fname)
+    for rel in walk(variant.family_dir, ignore, _SKIP_DIRS):
+        parts = rel.split("/")
+        if any("/".join(parts[: n + 1]) in left_out for n in range(len(parts))):
+            continue
+        name = parts[-1]
+        if name in _SKIP_FILES or name.endswith((".pyc", ".pyo")):
+            continue
+        found.append(variant.family_dir / rel)
     return found
 
 
@@ -370,8 +487,15 @@ def _write(repo: Repo, rendered: Rendered, plugins: Plugins) -> Rendered:
         )
     except ConfigError as exc:
         shutil.rmtree(rendered.build_dir, ignore_errors=True)
-        shown = f".cogfleet/build/{variant.name}/cog.yaml"
-        raise ConfigError(shown, exc.message, line=exc.line) from None
+        shown: str = f".cogfleet/build/{variant.name}/cog.yaml"
+        line = exc.line
+        if rendered.cog_layers and line:
+            found = source_line(rendered.files["cog.yaml"].decode("utf-8"), line,
+                                rendered.cog_layers)
+            if found is not None:
+                shown, line = found
+                exc.message += f" (merged into the cog.yaml of variant {variant.name!r})"
+        raise ConfigError(shown, exc.message, line=line) from None
     _save_manifest(repo, rendered, plugins)
     return rendered
 
@@ -457,7 +581,8 @@ def _variant_key(repo: Repo, variant: Variant, plugins: Plugins) -> str:
         "root": str(repo.root),
         "variant": [
             variant.name, variant.family, str(variant.family_dir), str(variant.config_path),
-            variant.model, variant.variables, variant.template,
+            variant.model, variant.variables, variant.template, variant.overlay,
+            variant.official_model, repo.settings.configs_dir,
         ],
         "template_variables": plugins.template_variables(variant),
     }
@@ -468,7 +593,7 @@ def _save_manifest(repo: Repo, rendered: Rendered, plugins: Plugins) -> None:
     variant = rendered.variant
     manifest = {
         "key": _variant_key(repo, variant, plugins),
-        "family": [_rel(p, repo.root) for p in _family_files(variant)],
+        "family": [_rel(p, repo.root) for p in _family_files(repo, variant)],
         "resolved": rendered.resolved,
         "inputs": rendered.digests,
         "outputs": {rel: _digest(data) for rel, data in rendered.files.items()},
@@ -491,7 +616,7 @@ def _up_to_date(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered | No
     ):
         return None
     try:
-        if manifest["family"] != [_rel(p, repo.root) for p in _family_files(variant)]:
+        if manifest["family"] != [_rel(p, repo.root) for p in _family_files(repo, variant)]:
             return None
         searchpath = [str(p) for p in _searchpath(repo, variant)]
         for name, rel in manifest["resolved"].items():

@@ -1,13 +1,29 @@
 """A cogfleet monorepo: where it is and which variants it declares.
 
-A variant is declared in ``models/<family>/variants.yaml``::
+A family's variants are declared in ``models/<family>/variants.yaml`` (or, for a repo
+whose model source is at the top, in ``variants.yaml`` there)::
 
     schnell:
       model: acme/imagegen-schnell      # owner/name on the target (optional when the config has it)
       variables: {max_steps: 4}         # Jinja variables for this variant's templates
-      template: templates/cog.yaml.j2   # optional: the cog.yaml template (default shown)
+      template: templates/cog.yaml.j2   # optional: the cog.yaml template or base (default shown)
+      overlay: overlays/schnell.yaml    # optional: merged onto the base as yq's *+ merges it
+      official_model: acme/schnell      # optional: where --push-official-model pushes
 
-and published with ``cog-safe-push-configs/<variant>.yaml``.
+or in the structured form, which names the family, its source folder and defaults for
+every variant (``{variant}`` in a default's text is the variant's name)::
+
+    family: flux
+    source: .                           # the model source, relative to this file's folder
+    defaults:
+      template: cog.yaml.template
+      overlay: model-cog-configs/{variant}.yaml
+    variants:
+      schnell: {}
+      dev: {official_model: acme/flux-dev}
+
+Each variant is published with ``<configs-dir>/<variant>.yaml`` (``configs-dir`` from
+``[tool.cogfleet]``, default ``cog-safe-push-configs``).
 """
 
 from __future__ import annotations
@@ -19,18 +35,21 @@ from pathlib import Path
 from typing import Any
 
 from cogfleet._errors import ConfigError, UsageError
+from cogfleet._settings import DEFAULT_CONFIGS_DIR, Settings, load_settings
 from cogfleet._yaml import load_yaml_file
 
 MODELS_DIR = "models"
 TEMPLATES_DIR = "templates"
-CONFIGS_DIR = "cog-safe-push-configs"
+CONFIGS_DIR = DEFAULT_CONFIGS_DIR
 PLUGINS_DIR = "plugins"
 STATE_DIR = ".cogfleet"
+VARIANTS_FILE = "variants.yaml"
 DEFAULT_TEMPLATE = f"{TEMPLATES_DIR}/cog.yaml.j2"
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _MODEL_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-_VARIANT_KEYS = {"model", "variables", "template"}
+_VARIANT_KEYS = {"model", "variables", "template", "overlay", "official_model"}
+_FAMILY_KEYS = {"family", "source", "defaults", "variants"}
 
 
 @dataclass(frozen=True)
@@ -44,16 +63,22 @@ class Variant:
     config_path: Path
     model: str | None = None
     variables: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-    template: str | None = None
+    template: str | None = None  # repo-relative: the cog.yaml template, or the overlay's base
+    overlay: str | None = None  # repo-relative: merged onto the base (yq *+)
+    official_model: str | None = None
 
     def to_json(self, root: Path) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "family": self.family,
             "model": self.model,
             "config": str(self.config_path.relative_to(root)),
             "variables": self.variables,
         }
+        for key in ("template", "overlay", "official_model"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
+        return data
 
 
 @dataclass
@@ -62,6 +87,11 @@ class Repo:
 
     root: Path
     variants: dict[str, Variant]
+    settings: Settings = field(default_factory=Settings)
+
+    @property
+    def configs_dir(self) -> Path:
+        return self.root / self.settings.configs_dir
 
     @property
     def build_root(self) -> Path:
@@ -91,49 +121,53 @@ class Repo:
             seen.setdefault(name, self.variants[name])
         return list(seen.values())
 
+    @staticmethod
+    def is_root(folder: Path) -> bool:
+        """True when ``folder`` declares variants (``models/`` or a top ``variants.yaml``)."""
+        return (folder / MODELS_DIR).is_dir() or (folder / VARIANTS_FILE).is_file()
+
     @classmethod
     def find_root(cls, start: Path | None = None) -> Path:
-        """The nearest folder at or above ``start`` (or ``$COGFLEET_REPO``) holding ``models/``."""
+        """The nearest monorepo at or above ``start`` (or ``$COGFLEET_REPO``)."""
         env = os.environ.get("COGFLEET_REPO")
         if env:
             root = Path(env).resolve()
-            if not (root / MODELS_DIR).is_dir():
-                raise UsageError(f"COGFLEET_REPO={env}: no {MODELS_DIR}/ folder there")
+            if not cls.is_root(root):
+                raise UsageError(
+                    f"COGFLEET_REPO={env}: no {MODELS_DIR}/ folder or {VARIANTS_FILE} there"
+                )
             return root
         here = (start or Path.cwd()).resolve()
         for folder in (here, *here.parents):
-            if (folder / MODELS_DIR).is_dir() and (folder / CONFIGS_DIR).is_dir():
+            if cls.is_root(folder) and (folder / load_settings(folder).configs_dir).is_dir():
                 return folder
         raise UsageError(
-            f"no cogfleet monorepo found at or above {here} "
-            f"(expected {MODELS_DIR}/ and {CONFIGS_DIR}/ folders; or use --repo)"
+            f"no cogfleet monorepo found at or above {here} (expected {MODELS_DIR}/ or "
+            f"{VARIANTS_FILE}, and the configs folder; run `cogfleet init` to adopt a repo, "
+            "or use --repo)"
         )
 
     @classmethod
     def load(cls, root: Path | None = None) -> Repo:
         """Discover the variants of the repo at ``root`` (found from the cwd when ``None``)."""
         root = (root or cls.find_root()).resolve()
+        settings = load_settings(root)
+        configs_dir = root / settings.configs_dir
         variants: dict[str, Variant] = {}
         declared_in: dict[str, Path] = {}
-        for vfile in sorted((root / MODELS_DIR).glob("*/variants.yaml")):
+        vfiles = sorted((root / MODELS_DIR).glob(f"*/{VARIANTS_FILE}"))
+        if (root / VARIANTS_FILE).is_file():
+            vfiles.append(root / VARIANTS_FILE)
+        for vfile in vfiles:
             rel = vfile.relative_to(root)
-            data = load_yaml_file(vfile, rel)
-            if data is None:
-                continue
-            if not isinstance(data, dict):
-                raise ConfigError(rel, "expected a mapping of variant name -> settings")
-            for name, spec in data.items():
-                name = str(name)
-                if not _NAME_RE.match(name):
+            for variant in _parse_file(root, vfile, configs_dir):
+                if variant.name in variants:
+                    other = declared_in[variant.name].relative_to(root)
                     raise ConfigError(
-                        rel, f"variant {name!r}: names are lower-case letters, digits, . _ -"
+                        rel, f"variant {variant.name!r} is also declared in {other}"
                     )
-                if name in variants:
-                    other = declared_in[name].relative_to(root)
-                    raise ConfigError(rel, f"variant {name!r} is also declared in {other}")
-                variants[name] = _parse_variant(root, vfile, name, spec or {})
-                declared_in[name] = vfile
-        configs_dir = root / CONFIGS_DIR
+                variants[variant.name] = variant
+                declared_in[variant.name] = vfile
         missing = [v for v in variants.values() if not v.config_path.is_file()]
         if missing:
             v = missing[0]
@@ -147,39 +181,124 @@ class Repo:
                     raise ConfigError(
                         cfg.relative_to(root),
                         f"config for unknown variant {cfg.stem!r}; declare it in "
-                        f"{MODELS_DIR}/<family>/variants.yaml (known: {', '.join(variants)})",
+                        f"{MODELS_DIR}/<family>/{VARIANTS_FILE} "
+                        f"(known: {', '.join(sorted(variants))})",
                     )
-        return cls(root=root, variants=dict(sorted(variants.items())))
+        return cls(root=root, variants=dict(sorted(variants.items())), settings=settings)
 
 
-def _parse_variant(root: Path, vfile: Path, name: str, spec: Any) -> Variant:
+def _parse_file(root: Path, vfile: Path, configs_dir: Path) -> list[Variant]:
+    """The variants one ``variants.yaml`` declares (flat or structured form)."""
     rel = vfile.relative_to(root)
-    if not isinstance(spec, dict):
-        raise ConfigError(rel, f"variant {name!r}: expected a mapping")
-    unknown = set(spec) - _VARIANT_KEYS
+    data = load_yaml_file(vfile, rel)
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        raise ConfigError(rel, "expected a mapping of variant name -> settings")
+    family = vfile.parent.name
+    family_dir = vfile.parent
+    defaults: dict[str, Any] = {}
+    if "variants" in data:  # the structured form
+        unknown = sorted(set(map(str, data)) - _FAMILY_KEYS)
+        if unknown:
+            raise ConfigError(
+                rel, f"unknown key {unknown[0]!r} (known: {', '.join(sorted(_FAMILY_KEYS))})"
+            )
+        family = data.get("family", family)
+        if not isinstance(family, str) or not _NAME_RE.match(family):
+            raise ConfigError(
+                rel, f"family: names are lower-case letters, digits, . _ -; got {family!r}"
+            )
+        source = data.get("source", ".")
+        family_dir = (vfile.parent / str(source)).resolve()
+        if not isinstance(source, str) or not _inside(family_dir, root) or not family_dir.is_dir():
+            raise ConfigError(rel, f"source: {source!r} is not a folder inside the repo")
+        defaults = data.get("defaults") or {}
+        if not isinstance(defaults, dict):
+            raise ConfigError(rel, "defaults: expected a mapping of variant settings")
+        _check_keys(rel, "defaults", defaults)
+        data = data.get("variants") or {}
+        if not isinstance(data, dict):
+            raise ConfigError(rel, "variants: expected a mapping of variant name -> settings")
+    out = []
+    for name, spec in data.items():
+        name = str(name)
+        if not _NAME_RE.match(name):
+            raise ConfigError(
+                rel, f"variant {name!r}: names are lower-case letters, digits, . _ -"
+            )
+        if spec is not None and not isinstance(spec, dict):
+            raise ConfigError(rel, f"variant {name!r}: expected a mapping")
+        merged = {k: _for_variant(v, name) for k, v in defaults.items()}
+        for key, value in (spec or {}).items():
+            if key == "variables" and isinstance(value, dict) and isinstance(
+                merged.get("variables"), dict
+            ):
+                value = {**merged["variables"], **value}
+            merged[key] = value
+        out.append(_parse_variant(root, vfile, name, merged, family, family_dir, configs_dir))
+    return out
+
+
+def _for_variant(value: Any, name: str) -> Any:
+    return value.replace("{variant}", name) if isinstance(value, str) else value
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _check_keys(rel: Path, where: str, spec: dict[Any, Any]) -> None:
+    unknown = set(map(str, spec)) - _VARIANT_KEYS
     if unknown:
         raise ConfigError(
             rel,
-            f"variant {name!r}: unknown key {sorted(unknown)[0]!r} "
+            f"{where}: unknown key {sorted(unknown)[0]!r} "
             f"(known: {', '.join(sorted(_VARIANT_KEYS))})",
         )
+
+
+def _parse_variant(
+    root: Path,
+    vfile: Path,
+    name: str,
+    spec: dict[str, Any],
+    family: str,
+    family_dir: Path,
+    configs_dir: Path,
+) -> Variant:
+    rel = vfile.relative_to(root)
+    _check_keys(rel, f"variant {name!r}", spec)
     model = spec.get("model")
     if model is not None and (not isinstance(model, str) or not _MODEL_RE.match(model)):
         raise ConfigError(rel, f"variant {name!r}: model must be 'owner/name', got {model!r}")
+    official = spec.get("official_model")
+    if official is not None and (not isinstance(official, str) or not _MODEL_RE.match(official)):
+        raise ConfigError(
+            rel, f"variant {name!r}: official_model must be 'owner/name', got {official!r}"
+        )
     variables = spec.get("variables") or {}
     if not isinstance(variables, dict):
         raise ConfigError(rel, f"variant {name!r}: variables must be a mapping")
-    template = spec.get("template")
-    if template is not None:
-        if not isinstance(template, str) or not (root / template).is_file():
-            raise ConfigError(rel, f"variant {name!r}: template {template!r} does not exist")
+    paths: dict[str, str | None] = {}
+    for key in ("template", "overlay"):
+        value = spec.get(key)
+        if value is not None:
+            target = (root / str(value)).resolve()
+            if not isinstance(value, str) or not _inside(target, root) or not target.is_file():
+                what = "template" if key == "template" else "overlay file"
+                raise ConfigError(rel, f"variant {name!r}: {what} {value!r} does not exist")
+            value = target.relative_to(root).as_posix()
+        paths[key] = value
     return Variant(
         name=name,
-        family=vfile.parent.name,
-        family_dir=vfile.parent,
+        family=family,
+        family_dir=family_dir,
         variants_file=vfile,
-        config_path=root / CONFIGS_DIR / f"{name}.yaml",
+        config_path=configs_dir / f"{name}.yaml",
         model=model,
         variables={str(k): v for k, v in variables.items()},
-        template=template,
+        template=paths["template"],
+        overlay=paths["overlay"],
+        official_model=official,
     )

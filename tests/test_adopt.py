@@ -1,0 +1,136 @@
+"""A model-ci-template shaped repo under cogfleet: overlays, the root as family source."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cogfleet import ExitCode
+from tests import mci_repo
+from tests.conftest import write_files
+
+
+@pytest.fixture
+def adopted(tmp_path: Path) -> Path:
+    """The model-ci-template repo with a hand-written variants.yaml and settings."""
+    root = tmp_path / "flux"
+    write_files(root, dict(mci_repo.FILES))
+    write_files(root, {"variants.yaml": mci_repo.VARIANTS_YAML,
+                       "pyproject.toml": mci_repo.PYPROJECT})
+    return root
+
+
+def test_list_shows_every_variant(adopted, cli):
+    result = cli("list", cwd=adopted)
+    assert result.code == ExitCode.OK, result.err
+    assert [line.split()[0] for line in result.out.splitlines()] == ["dev", "krea-dev", "schnell"]
+    assert all(line.split()[1] == "flux" for line in result.out.splitlines())
+
+
+def test_render_merges_base_and_overlay_as_yq(adopted, cli):
+    result = cli("render", cwd=adopted)
+    assert result.code == ExitCode.OK, result.err
+    for variant, expected in mci_repo.YQ_OUTPUT.items():
+        cog = yaml.safe_load((adopted / ".cogfleet/build" / variant / "cog.yaml").read_text())
+        assert cog == expected, variant
+        assert list(cog) == list(expected)  # key order as yq keeps it
+
+
+def test_render_copies_what_a_cog_build_of_the_root_takes(adopted, cli):
+    (adopted / "cog.yaml").write_text("stale: output of a select\n")  # never a source
+    (adopted / ".venv/lib").mkdir(parents=True)
+    (adopted / ".venv/lib/x.py").write_text("")
+    assert cli("render", "dev", cwd=adopted).code == ExitCode.OK
+    build = adopted / ".cogfleet/build/dev"
+    files = sorted(p.relative_to(build).as_posix() for p in build.rglob("*") if p.is_file())
+    assert "predict.py" in files and "common.py" in files and "helpers/text.py" in files
+    assert "cog.yaml" in files and "cog-safe-push.yaml" in files
+    for gone in ("model-cache/weights.bin", ".venv/lib/x.py", "cog.yaml.template",
+                 "model-cog-configs/dev.yaml", "safe-push-configs/dev.yaml", ".dockerignore",
+                 "variants.yaml"):
+        assert gone not in files
+    assert not any(f.startswith(".cogfleet") for f in files)
+    assert yaml.safe_load((build / "cog.yaml").read_text())["predict"] == "predict.py:DevPredictor"
+
+
+def test_overlay_errors_name_the_overlay(adopted, cli):
+    # the dev overlay appends to build.run, which this base has as a string: yq fails too
+    write_files(adopted, {"cog.yaml.template": "build:\n  python_version: '3.11'\n  run: echo\n"})
+    result = cli("render", "dev", cwd=adopted)
+    assert result.code == ExitCode.USAGE_ERROR
+    assert result.err.startswith(
+        "error: model-cog-configs/dev.yaml:3: build.run: cannot merge a list into the scalar"
+    ), result.err
+    # schnell's overlay adds nothing there: Cog's rules name the base, where the value is
+    result = cli("render", "schnell", cwd=adopted)
+    assert result.code == ExitCode.USAGE_ERROR
+    assert result.err.startswith("error: cog.yaml.template:3: build.run: 'echo' is not of type")
+    assert "variant 'schnell'" in result.err
+    assert not (adopted / ".cogfleet/build/schnell").exists()
+
+
+def test_missing_overlay_is_a_config_error_naming_it(adopted, cli):
+    (adopted / "model-cog-configs/dev.yaml").unlink()
+    result = cli("list", cwd=adopted)
+    assert result.code == ExitCode.USAGE_ERROR
+    assert "variants.yaml" in result.err
+    assert "overlay file 'model-cog-configs/dev.yaml' does not exist" in result.err
+
+
+def test_base_may_be_a_jinja_template(adopted, cli):
+    write_files(adopted, {
+        "cog.yaml.j2": "build:\n  gpu: false\n  python_version: \"{{ py }}\"\n"
+                       "environment:\n  - VARIANT={{ variant }}\n",
+        "variants.yaml": mci_repo.VARIANTS_YAML.replace("cog.yaml.template", "cog.yaml.j2")
+        .replace("schnell: {}", "schnell: {variables: {py: '3.12'}}")
+        .replace("dev: {}", "dev: {variables: {py: '3.11'}}")
+        .replace("krea-dev: {}", "krea-dev: {variables: {py: '3.11'}}"),
+    })
+    assert cli("render", cwd=adopted).code == ExitCode.OK
+    cog = yaml.safe_load((adopted / ".cogfleet/build/schnell/cog.yaml").read_text())
+    assert cog == {
+        "build": {"gpu": False, "python_version": "3.12"},
+        "environment": ["VARIANT=schnell"],
+        "predict": "predict.py:SchnellPredictor",
+    }
+    cog = yaml.safe_load((adopted / ".cogfleet/build/krea-dev/cog.yaml").read_text())
+    assert cog["environment"] == ["VARIANT=krea-dev", "MCI_KREA=1"]
+
+
+def test_overlay_per_variant_in_a_models_family(make_repo, cli):
+    root = make_repo({
+        "models/fam/variants.yaml": """\
+            alpha:
+              model: acme/alpha
+              variables: {steps: 4}
+              overlay: models/fam/overlays/alpha.yaml
+            beta:
+              model: acme/beta
+              variables: {steps: 8}
+            """,
+        "models/fam/overlays/alpha.yaml": "environment:\n  - EXTRA=1\nbuild:\n  gpu: false\n",
+    })
+    assert cli("render", cwd=root).code == ExitCode.OK
+    cog = yaml.safe_load((root / ".cogfleet/build/alpha/cog.yaml").read_text())
+    assert cog["environment"] == ["STEPS=4", "EXTRA=1"]
+    assert cog["build"] == {"python_version": "3.11", "gpu": False}
+    assert not (root / ".cogfleet/build/alpha/overlays").exists()
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+
+def test_affected_tracks_base_and_overlay(adopted, cli):
+    _git(adopted, "init", "-q", "-b", "main")
+    _git(adopted, "-c", "user.email=a@b", "-c", "user.name=a", "add", "-A")
+    _git(adopted, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "base")
+    write_files(adopted, {"model-cog-configs/dev.yaml": 'predict: "predict.py:DevPredictor"\n'})
+    result = cli("affected", "--since", "HEAD", "--explain", cwd=adopted)
+    assert result.out.splitlines() == ["dev: model-cog-configs/dev.yaml"]
+    write_files(adopted, {"cog.yaml.template": mci_repo.FILES["cog.yaml.template"] + "# x\n"})
+    result = cli("affected", "--since", "HEAD", cwd=adopted)
+    assert result.out.split() == ["dev", "krea-dev", "schnell"]
