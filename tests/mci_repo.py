@@ -12,13 +12,11 @@ VARIANTS = ("schnell", "dev", "krea-dev")
 COG_URL = "https://github.com/replicate/cog/releases/download/v0.16.9/cog_$(uname -s)_$(uname -m)"
 
 PREDICT_PY = '''\
-import os
-
 from cog import BasePredictor, Input
 
-os.environ.setdefault("MCI_MODE", "test")
+MODEL_CACHE = "model-cache"  # settings before the model's own imports, as Cog code has them
 
-from common import STYLE  # a sibling module (after setting the environment, as Cog code does)
+from common import STYLE  # a sibling module
 from helpers.text import shout  # a package next to it
 
 

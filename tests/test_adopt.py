@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from cogfleet import ExitCode
+from cogfleet._dockerignore import DockerIgnore, walk
 from tests import mci_repo
-from tests.conftest import write_files
+from tests.conftest import REPO_ROOT, write_files
 
 
 @pytest.fixture
@@ -134,3 +139,61 @@ def test_affected_tracks_base_and_overlay(adopted, cli):
     write_files(adopted, {"cog.yaml.template": mci_repo.FILES["cog.yaml.template"] + "# x\n"})
     result = cli("affected", "--since", "HEAD", cwd=adopted)
     assert result.out.split() == ["dev", "krea-dev", "schnell"]
+
+
+def test_select_leaves_the_root_a_cog_folder_as_the_select_script_did(adopted, cli):
+    result = cli("select", "krea-dev", cwd=adopted)
+    assert result.code == ExitCode.OK, result.err
+    cog = yaml.safe_load((adopted / "cog.yaml").read_text())
+    assert cog == mci_repo.YQ_OUTPUT["krea-dev"]  # what script/select.sh writes, in meaning
+    assert yaml.safe_load((adopted / "cog-safe-push.yaml").read_text())["model"] == (
+        "acme/flux-krea-dev"
+    )
+    # nothing else is written to the root: the predictor and its modules are already there
+    assert sorted(line.split()[-1] for line in result.out.splitlines()) == [
+        ".dockerignore", "cog-safe-push.yaml", "cog.yaml",
+    ]
+    ignore_text = (adopted / ".dockerignore").read_text()
+    assert ignore_text.startswith(mci_repo.FILES[".dockerignore"])  # the user's lines stay
+    # what `cog build` of the root takes: the model's files, not cogfleet's or other variants'
+    (adopted / ".cogfleet/local").mkdir(parents=True, exist_ok=True)
+    (adopted / ".cogfleet/local/state.db").write_text("")
+    taken = set(walk(adopted, DockerIgnore.read(adopted)))
+    assert {"predict.py", "common.py", "helpers/text.py", "helpers/__init__.py",
+            "cog.yaml"} <= taken
+    for rel in taken:
+        assert not rel.startswith((".cogfleet/", "safe-push-configs/", "model-cog-configs/",
+                                   "model-cache/", ".git/")), rel
+    assert "cog.yaml.template" not in taken and "variants.yaml" not in taken
+    # selecting again changes only what differs
+    again = cli("select", "dev", cwd=adopted)
+    assert sorted(line.split()[-1] for line in again.out.splitlines()) == [
+        "cog-safe-push.yaml", "cog.yaml",
+    ]
+    assert (adopted / ".dockerignore").read_text() == ignore_text
+
+
+@pytest.mark.slow
+def test_safe_push_of_the_selected_root_runs_the_multi_module_predictor(adopted, cli):
+    script = adopted / "script" / "select-model"
+    shutil.copy(REPO_ROOT / "script" / "select-model", script)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    chosen = subprocess.run([str(script), "schnell"], cwd=adopted, env=env,
+                            capture_output=True, text=True, check=False)
+    assert chosen.returncode == 0, chosen.stderr
+    report = adopted.parent / "report.json"
+    result = cli("safe-push", "--report-json", str(report), cwd=adopted)
+    assert result.code == ExitCode.OK, result.out + result.err
+    run = json.loads(report.read_text())  # one variant: one document
+    assert run["result"] == "passed" and run["model"] == "acme/flux-schnell"
+    # each case runs code from the sibling module, the second from the package too
+    cases = sorted(run["cases"], key=lambda c: c["index"])
+    assert [(c["status"], c["message"]) for c in cases] == [
+        ("passed", "output is 'flux:a cat:4'"), ("passed", "output is 'FLUX:A DOG:4!'"),
+    ]
+    builds = list((adopted / ".cogfleet/local/builds").iterdir())
+    assert len(builds) == 1
+    pushed = {p.relative_to(builds[0]).as_posix() for p in builds[0].rglob("*") if p.is_file()}
+    assert {"predict.py", "common.py", "helpers/text.py", "cog.yaml"} <= pushed
+    assert not any(p.startswith(("model-cache/", ".cogfleet/", "safe-push-configs/",
+                                 "model-cog-configs/")) for p in pushed), pushed

@@ -68,7 +68,8 @@ def test_lint_reports_ruff_problems_with_file(make_repo, cli):
     root = make_repo({"models/fam/predict.py": "import os\n" + open_predict()})
     result = cli("lint", "alpha", cwd=root)
     assert result.code == ExitCode.CHECKS_FAILED
-    assert ".cogfleet/build/alpha/predict.py:1:8: F401" in result.out
+    assert "models/fam/predict.py:1:8: F401" in result.out  # the source, not its copy
+    assert ".cogfleet" not in result.out
 
 
 def test_lint_passes_clean_variants(make_repo, cli):

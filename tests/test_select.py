@@ -11,22 +11,56 @@ from pathlib import Path
 import yaml
 
 from cogfleet import ExitCode
-from tests.conftest import REPO_ROOT
+from cogfleet._select import BLOCK_START
+from tests.conftest import PREDICT_PY, REPO_ROOT
 
 
 def test_select_writes_root_files(make_repo, cli):
     root = make_repo({"models/fam/requirements.txt": "pillow\n",
+                      "models/fam/helpers.py": "X = 1\n",
                       "templates/cog.yaml.j2": "build:\n  python_version: 3.11\n"
                       "  python_requirements: requirements.txt\npredict: predict.py:Predictor\n"})
     result = cli("select", "alpha", cwd=root)
     assert result.code == ExitCode.OK, result.err
-    cog = yaml.safe_load((root / "cog.yaml").read_text())
-    assert cog["predict"] == ".cogfleet/build/alpha/predict.py:Predictor"
-    assert cog["build"]["python_requirements"] == ".cogfleet/build/alpha/requirements.txt"
-    assert cog["build"]["python_version"] == "3.11"
-    assert (root / cog["predict"].split(":")[0]).is_file()
+    text = (root / "cog.yaml").read_text()
+    assert text.startswith("# written by `cogfleet select alpha` from models/fam")
+    cog = yaml.safe_load(text)
+    # references resolve from the root: the family's files are there, next to cog.yaml
+    assert cog["predict"] == "predict.py:Predictor"
+    assert cog["build"]["python_requirements"] == "requirements.txt"
+    assert "python_version: 3.11" in text  # as written, never the float 3.1
+    for name in ("predict.py", "requirements.txt", "helpers.py"):
+        assert (root / name).read_bytes() == (root / "models/fam" / name).read_bytes()
     config = yaml.safe_load((root / "cog-safe-push.yaml").read_text())
     assert config["model"] == "acme/alpha"
+    ignore = (root / ".dockerignore").read_text().splitlines()
+    for entry in (".cogfleet", ".git", ".venv", "models", "templates", "cog-safe-push-configs",
+                  "cog-safe-push.yaml"):
+        assert entry in ignore
+
+
+def test_select_again_replaces_what_it_wrote_and_never_overwrites_other_files(make_repo, cli):
+    root = make_repo({"models/other/variants.yaml": "gamma:\n  model: acme/gamma\n"
+                                                     "  variables: {steps: 2}\n",
+                      "models/other/predict.py": PREDICT_PY,
+                      "models/other/gamma_only.py": "Y = 2\n",
+                      "cog-safe-push-configs/gamma.yaml": "model: acme/gamma\n"})
+    assert cli("select", "gamma", cwd=root).code == ExitCode.OK
+    assert (root / "gamma_only.py").is_file()
+    assert cli("select", "alpha", cwd=root).code == ExitCode.OK
+    assert not (root / "gamma_only.py").exists()  # gamma's file went with its selection
+    assert (root / "predict.py").is_file()
+    block = (root / ".dockerignore").read_text()
+    assert block.count(BLOCK_START) == 1  # replaced, not added again
+    # a root file that select did not write stops it, naming the file
+    (root / "predict.py").unlink()
+    (root / ".cogfleet/select.json").unlink()
+    (root / "predict.py").write_text("# mine\n")
+    result = cli("select", "beta", cwd=root)
+    assert result.code == ExitCode.USAGE_ERROR
+    assert "predict.py exists in the repository root and was not written by cogfleet select" \
+        in result.err
+    assert (root / "predict.py").read_text() == "# mine\n"
 
 
 def test_select_list(make_repo, cli):

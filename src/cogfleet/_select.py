@@ -1,50 +1,192 @@
 """``cogfleet select``: the model-ci-template ``script/select-model`` contract.
 
-Writes ``cog.yaml`` and ``cog-safe-push.yaml`` for one variant into the repo root, so
-tools that expect a single Cog folder (``cog push``, ``cog-safe-push``) work on the
-monorepo. File references in ``cog.yaml`` point into the variant's build folder.
+After ``cogfleet select VARIANT`` the repository root is a Cog folder that ``cog build``,
+``cog push`` and ``cog-safe-push`` use as they would after the team's select script:
+
+- ``cog.yaml`` (the variant's, rendered and merged) and ``cog-safe-push.yaml`` are
+  written to the root, and every reference in ``cog.yaml`` resolves from there;
+- a family whose source is the root (a model-ci-template repo) needs nothing else: its
+  predictor and the modules it imports are already there. A family under
+  ``models/<family>/`` has its rendered files written to the root as well, so that a
+  predictor imports its siblings as it will in the image (Cog puts the folder, not the
+  predictor's subfolder, on ``sys.path``). Those files are listed in
+  ``.cogfleet/select.json``; the next select (or ``--clear``) removes them, and a root
+  file that select did not write is never overwritten;
+- ``.dockerignore`` gets a marked block (the rest of the file is left as it is) that
+  keeps cogfleet's state, local environments, the configs, overlays and templates and
+  the other families out of the build context.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from cogfleet._dockerignore import FILENAME as DOCKERIGNORE
+from cogfleet._errors import ConfigError, UsageError
 from cogfleet._files import write_atomic
 from cogfleet._plugins import Plugins
-from cogfleet._render import CONFIG_NAME, render_variant
-from cogfleet._repo import Repo, Variant
+from cogfleet._render import CONFIG_NAME, LOCAL_STATE, render_variant
+from cogfleet._repo import (
+    MODELS_DIR,
+    PLUGINS_DIR,
+    STATE_DIR,
+    TEMPLATES_DIR,
+    VARIANTS_FILE,
+    Repo,
+    Variant,
+)
+
+BLOCK_START = "# >>> cogfleet select: keeps cogfleet's files out of the build (edit outside)"
+BLOCK_END = "# <<< cogfleet select"
+_MANIFEST = "select.json"
+_ROOT_FILES = ("cog.yaml", CONFIG_NAME)
 
 
-def _rebase_ref(ref: str, prefix: str) -> str:
-    path, sep, name = ref.partition(":")
-    return f"{prefix}{path}{sep}{name}"
+@dataclass
+class Selection:
+    """What a select wrote and removed (repo-relative paths)."""
+
+    written: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def dockerignore_block(repo: Repo) -> str:
+    """The managed ``.dockerignore`` block: the same for every variant of the repo."""
+    entries = [*LOCAL_STATE, repo.settings.configs_dir, CONFIG_NAME, VARIANTS_FILE]
+    entries += [MODELS_DIR, TEMPLATES_DIR, PLUGINS_DIR]
+    for variant in repo.variants.values():
+        for rel in (variant.template, variant.overlay):
+            if rel is not None and rel != "cog.yaml":
+                entries.append(rel)
+    lines = sorted(dict.fromkeys(e.strip("/") for e in entries))
+    return "\n".join([BLOCK_START, *lines, BLOCK_END]) + "\n"
+
+
+def with_block(existing: str, block: str) -> str:
+    """``existing`` .dockerignore text with the managed block put in (or replaced)."""
+    lines = existing.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip("\n") == BLOCK_START), None)
+    if start is not None:
+        end = next(
+            (i for i in range(start, len(lines)) if lines[i].rstrip("\n") == BLOCK_END), None
+        )
+        if end is not None:
+            return "".join(lines[:start]) + block + "".join(lines[end + 1 :])
+    sep = "" if not existing or existing.endswith("\n\n") else (
+        "\n" if existing.endswith("\n") else "\n\n"
+    )
+    return existing + sep + block
+
+
+def _manifest_path(repo: Repo) -> Path:
+    return repo.root / STATE_DIR / _MANIFEST
+
+
+def _previous(repo: Repo) -> dict[str, str]:
+    """Root files the last select wrote for a ``models/`` family: path -> sha256."""
+    try:
+        data = json.loads(_manifest_path(repo).read_text())
+        files = data["files"]
+        return {str(k): str(v) for k, v in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _remove_previous(repo: Repo, previous: dict[str, str], keep: set[str]) -> list[str]:
+    """Remove what the last select wrote (unless written again, or edited since)."""
+    removed = []
+    for rel, digest in sorted(previous.items()):
+        if rel in keep:
+            continue
+        path = repo.root / rel
+        with contextlib.suppress(OSError):
+            if _digest(path.read_bytes()) == digest:
+                path.unlink()
+                removed.append(rel)
+                parent = path.parent
+                while parent != repo.root and not any(parent.iterdir()):
+                    parent.rmdir()
+                    parent = parent.parent
+    return removed
+
+
+def clear_selection(repo: Repo) -> Selection:
+    """Remove the root files of the last select (``cogfleet select --clear``)."""
+    previous = _previous(repo)
+    for name in _ROOT_FILES:
+        path = repo.root / name
+        if path.is_file() and path.read_bytes().startswith(b"# written by `cogfleet select"):
+            previous.setdefault(name, _digest(path.read_bytes()))
+    removed = _remove_previous(repo, previous, set())
+    _manifest_path(repo).unlink(missing_ok=True)
+    return Selection(removed=removed)
 
 
 def select_variant(repo: Repo, variant: Variant, plugins: Plugins) -> list[Path]:
-    """Render ``variant`` and write the root ``cog.yaml`` and ``cog-safe-push.yaml``."""
+    """Render ``variant`` and make the repository root its Cog folder (see the module doc).
+
+    Returns the files written (see :func:`select` for what was removed too).
+    """
+    return [repo.root / rel for rel in select(repo, variant, plugins).written]
+
+
+def select(repo: Repo, variant: Variant, plugins: Plugins) -> Selection:
+    """:func:`select_variant`, telling what was written and what was removed."""
+    if "cog.yaml" in (variant.template, variant.overlay):
+        raise ConfigError(
+            repo.rel(variant.variants_file),
+            f"variant {variant.name!r}: its cog.yaml is made from the root cog.yaml, which "
+            "select would overwrite; rename that file (e.g. cog.yaml.template)",
+        )
     rendered = render_variant(repo, variant, plugins)
-    prefix = f"{repo.rel(rendered.build_dir)}/"
-    cog = yaml.safe_load(rendered.files["cog.yaml"].decode("utf-8")) or {}
-    for key in ("run", "predict", "train"):
-        if isinstance(cog.get(key), str):
-            cog[key] = _rebase_ref(cog[key], prefix)
-    build = cog.get("build") or {}
-    if isinstance(build.get("python_requirements"), str):
-        build["python_requirements"] = prefix + build["python_requirements"]
     header = (
         f"# written by `cogfleet select {variant.name}` from {repo.rel(variant.family_dir)}; "
         "do not edit\n"
-    )
-    # python_version must stay a string ("3.10" is not 3.1)
-    if "python_version" in build:
-        build["python_version"] = str(build["python_version"])
-    cog_text = header + yaml.safe_dump(cog, sort_keys=False, default_flow_style=False)
-    targets = {
-        repo.root / "cog.yaml": cog_text.encode("utf-8"),
-        repo.root / CONFIG_NAME: rendered.files[CONFIG_NAME],
+    ).encode()
+    targets: dict[str, bytes] = {
+        "cog.yaml": header + rendered.files["cog.yaml"],
+        CONFIG_NAME: rendered.files[CONFIG_NAME],
     }
-    for path, data in targets.items():
+    materialized: dict[str, bytes] = {}
+    if variant.family_dir != repo.root:
+        materialized = {
+            rel: data for rel, data in rendered.files.items() if rel not in _ROOT_FILES
+        }
+    previous = _previous(repo)
+    clashes = sorted(
+        rel for rel in materialized
+        if (repo.root / rel).exists() and rel not in previous
+    )
+    if clashes:
+        raise UsageError(
+            f"select {variant.name}: {clashes[0]} exists in the repository root and was not "
+            f"written by cogfleet select; the root must take {repo.rel(variant.family_dir)}'s "
+            "files for the predictor to import its modules (move or rename that file)"
+        )
+    selection = Selection()
+    selection.removed = _remove_previous(repo, previous, set(materialized))
+    for rel, data in {**targets, **materialized}.items():
+        path = repo.root / rel
+        with contextlib.suppress(OSError):
+            if path.is_file() and path.read_bytes() == data:
+                selection.written.append(rel)
+                continue
         write_atomic(path, data)
-    return list(targets)
+        selection.written.append(rel)
+    manifest = {"variant": variant.name, "files": {r: _digest(d) for r, d in materialized.items()}}
+    write_atomic(_manifest_path(repo), json.dumps(manifest, sort_keys=True).encode())
+    ignore = repo.root / DOCKERIGNORE
+    current = ignore.read_text(encoding="utf-8") if ignore.is_file() else ""
+    updated = with_block(current, dockerignore_block(repo))
+    if updated != current:
+        write_atomic(ignore, updated.encode("utf-8"))
+        selection.written.append(DOCKERIGNORE)
+    return selection

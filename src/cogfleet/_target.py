@@ -278,7 +278,7 @@ async def lint_build(ctx: PushContext) -> StepOutcome:
         from cogfleet._cogyaml import validate_cog_yaml
 
         validate_cog_yaml(ctx.build_dir / "cog.yaml", ctx.build_dir)
-        from cogfleet.builtins.lint import ruff_problems
+        from cogfleet._ruff import ruff_problems
 
         problems = await asyncio.to_thread(ruff_problems, ctx.build_dir, "")
     else:

@@ -21,12 +21,15 @@ from typing import Any
 import httpx
 from replicate.client import Client
 
+from cogfleet._dockerignore import DockerIgnore, walk
 from cogfleet._errors import ConfigError, RemoteError
 
-# Never part of a build: coglet's generated files, bytecode caches, and the rendered
-# publishing config (it describes how to push, not what is pushed).
+# Never part of a build: coglet's generated files, bytecode caches, cogfleet's own state,
+# the rendered publishing config (it describes how to push, not what is pushed) and the
+# .dockerignore (it says what is pushed). Beyond these, the folder's .dockerignore
+# leaves out what `cog build` of the folder would leave out.
 _EXCLUDED_DIRS = frozenset({".cog", "__pycache__", ".git"})
-_EXCLUDED_TOP_FILES = frozenset({"cog-safe-push.yaml"})
+_EXCLUDED_TOP = frozenset({"cog-safe-push.yaml", ".dockerignore", ".cogfleet"})
 
 PUSH_TIMEOUT = 300.0
 
@@ -36,15 +39,12 @@ def build_files(build_dir: Path) -> list[tuple[str, Path]]:
     if not (build_dir / "cog.yaml").is_file():
         raise ConfigError(str(build_dir), "not a build folder: cog.yaml is missing")
     found: list[tuple[str, Path]] = []
-    for root, dirs, files in os.walk(build_dir):
-        dirs[:] = sorted(d for d in dirs if d not in _EXCLUDED_DIRS)
-        for fname in files:
-            full = Path(root) / fname
-            rel = full.relative_to(build_dir).as_posix()
-            if rel in _EXCLUDED_TOP_FILES or fname.endswith(".pyc"):
-                continue
-            if full.is_file():
-                found.append((rel, full))
+    for rel in walk(build_dir, DockerIgnore.read(build_dir), _EXCLUDED_DIRS):
+        if rel.split("/", 1)[0] in _EXCLUDED_TOP or rel.endswith(".pyc"):
+            continue
+        full = build_dir / rel
+        if full.is_file():
+            found.append((rel, full))
     return sorted(found)
 
 
