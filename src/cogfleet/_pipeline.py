@@ -7,6 +7,11 @@
 
 Any failure stops the run before promotion, so the model is never touched by a
 build that did not pass every check.
+
+An interrupt (:class:`Interrupt`) cancels the steps in flight, but never promotion
+and release: those run as one critical section that either has not started when the
+interrupt arrives (then nothing is promoted) or runs to its end (and the result says
+so). Either way the result records exactly what happened on the target.
 """
 
 from __future__ import annotations
@@ -32,6 +37,27 @@ if TYPE_CHECKING:
 
 Phase = Literal["gate", "check", "promote", "release"]
 PHASES: tuple[Phase, ...] = ("gate", "check", "promote", "release")
+
+
+class Interrupt:
+    """An interrupt request shared by every pipeline of a run (set by a signal handler).
+
+    ``request()`` is safe to call from a signal handler: it only sets a flag and calls
+    the ``on_request`` callback (which schedules the cancellation on the event loop).
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.on_request: Callable[[], None] | None = None
+
+    def request(self) -> None:
+        self.requested = True
+        if self.on_request is not None:
+            self.on_request()
+
+
+class Interrupted(Exception):
+    """Raised inside a pipeline when an interrupt stops it before promotion."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +124,9 @@ class PushContext:
     live_version: dict[str, Any] | None = None
     promoted_version: str | None = None
     cases_planned: int = 0
+    interrupt: Interrupt = field(default_factory=Interrupt)
+    running: list[str] = field(default_factory=list)  # steps in flight, for messages
+    critical: bool = False  # promotion or release under way: never cancelled halfway
     _judge: Judge | None = field(default=None, repr=False)
     _judge_loaded: bool = field(default=False, repr=False)
 
@@ -219,6 +248,7 @@ async def _timed(
     step = StepResult(name=name, status="passed")
     ctx.emit("step-start", step=step)
     start = time.monotonic()
+    ctx.running.append(name)
     try:
         outcome = await body()
         step.status, step.message = outcome.status, outcome.message
@@ -226,6 +256,15 @@ async def _timed(
         step.status, step.message = "failed", str(exc)
     except CogfleetError as exc:
         step.status, step.message = "failed", str(exc)
+    except asyncio.CancelledError:
+        # cancelled by an interrupt: the step did not finish, it neither passed nor failed
+        step.status, step.message = "skipped", "interrupted while running"
+        step.duration_s = time.monotonic() - start
+        ctx.result.steps.append(step)
+        ctx.emit("step-done", step=step)
+        raise
+    finally:
+        ctx.running.remove(name)
     step.duration_s = time.monotonic() - start
     ctx.result.steps.append(step)
     ctx.emit("step-done", step=step)
@@ -240,40 +279,77 @@ def _skip_rest(ctx: PushContext, steps: list[Step], reason: str) -> None:
 
 
 async def run_pipeline(ctx: PushContext, steps: list[Step]) -> RunResult:
-    """Run the whole safe push for one variant; never raises for a failed check."""
+    """Run the whole safe push for one variant; never raises for a failed check.
+
+    An interrupt (the task cancelled, or ``ctx.interrupt`` requested) stops the run
+    before promotion and returns the result marked ``interrupted``; once promotion has
+    started, promotion and release run to their end whatever arrives.
+    """
     from cogfleet._target import lint_build, push_test
 
     result = ctx.result
     ctx.emit("run-start")
-    # the judge (and its client import) is made while lint and the push run, once
-    judge_ready = asyncio.ensure_future(asyncio.to_thread(lambda: ctx.judge))
     by_phase = {phase: sorted((s for s in steps if s.phase == phase), key=lambda s: s.order)
                 for phase in PHASES}
     remaining = [s for phase in PHASES for s in by_phase[phase]]
+    # the judge (and its client import) is made while lint and the push run, once
+    judge_ready = asyncio.ensure_future(asyncio.to_thread(lambda: ctx.judge))
 
-    async def fail_stop(reason: str) -> RunResult:
-        await judge_ready
-        result.result = "failed"
-        _skip_rest(ctx, remaining, reason)
+    def finish(outcome: Literal["passed", "failed"], reason: str = "") -> RunResult:
+        result.result = outcome
+        if reason:
+            _skip_rest(ctx, remaining, reason)
         ctx.emit("run-done")
         return result
 
-    core = [Step("lint", "gate", lint_build), Step("push-test", "gate", push_test)]
-    for step in core + by_phase["gate"]:
-        if (await _timed(ctx, step.name, partial(step.run, ctx))).status == "failed":
-            return await fail_stop(f"{step.name} failed")
+    try:
+        if ctx.interrupt.requested:
+            raise Interrupted
+        core = [Step("lint", "gate", lint_build), Step("push-test", "gate", push_test)]
+        for step in core + by_phase["gate"]:
+            if (await _timed(ctx, step.name, partial(step.run, ctx))).status == "failed":
+                await judge_ready
+                return finish("failed", f"{step.name} failed")
 
-    await judge_ready
-    checks = await asyncio.gather(
-        *(_timed(ctx, s.name, partial(s.run, ctx)) for s in by_phase["check"])
-    )
-    failed = [s.name for s in checks if s.status == "failed"]
-    if failed:
-        return await fail_stop(f"{', '.join(failed)} failed")
+        await judge_ready
+        checks = await asyncio.gather(
+            *(_timed(ctx, s.name, partial(s.run, ctx)) for s in by_phase["check"])
+        )
+        failed = [s.name for s in checks if s.status == "failed"]
+        if failed:
+            return finish("failed", f"{', '.join(failed)} failed")
+        # Checked and entered in one go (no await between): an interrupt either came
+        # before, and nothing is promoted, or it comes after, and promotion finishes.
+        if ctx.interrupt.requested:
+            raise Interrupted
+        ctx.critical = True
+    except (asyncio.CancelledError, Interrupted):
+        judge_ready.cancel()
+        result.interrupted = True
+        return finish("failed", "interrupted")
 
+    critical = asyncio.ensure_future(_promote_and_release(ctx, by_phase))
+    while True:
+        try:
+            failed_step = await asyncio.shield(critical)
+            break
+        except asyncio.CancelledError:
+            # promotion is never left halfway: wait for it, then say it was interrupted
+            result.interrupted = True
+            if critical.done():
+                failed_step = critical.result()
+                break
+    ctx.critical = False
+    if ctx.interrupt.requested:
+        result.interrupted = True
+    if failed_step is not None:
+        return finish("failed", f"{failed_step} failed")
+    return finish("passed")
+
+
+async def _promote_and_release(ctx: PushContext, by_phase: dict[Phase, list[Step]]) -> str | None:
+    """The critical section: promote, then release; the name of the step that failed."""
     for step in by_phase["promote"] + by_phase["release"]:
         if (await _timed(ctx, step.name, partial(step.run, ctx))).status == "failed":
-            return await fail_stop(f"{step.name} failed")
-    result.result = "passed"
-    ctx.emit("run-done")
-    return result
+            return step.name
+    return None

@@ -49,6 +49,9 @@ class RunResult:
     target: str
     result: Literal["passed", "failed"] = "passed"
     pushed: bool = False
+    # an interrupt stopped the run before promotion, or arrived while promotion ran
+    # (which then finished: ``pushed`` and ``version`` say what the model holds)
+    interrupted: bool = False
     version: str | None = None
     test_version: str | None = None
     steps: list[StepResult] = field(default_factory=list)

@@ -1,16 +1,27 @@
-"""Running safe pushes: one pipeline per variant, all at once, one report and exit code."""
+"""Running safe pushes: one pipeline per variant, all at once, one report and exit code.
+
+SIGINT and SIGTERM during a run are turned into an :class:`~cogfleet._pipeline.Interrupt`:
+pipelines that are not promoting are cancelled (with their predictions), pipelines
+that are promoting or releasing finish first. The reports are written from what
+happened, and one line on stderr says what was canceled and where each model stands.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cogfleet._config import SafePushConfig
 from cogfleet._errors import ExitCode
-from cogfleet._pipeline import PushContext, PushOptions, run_pipeline
+from cogfleet._pipeline import Interrupt, PushContext, PushOptions, run_pipeline
 from cogfleet._plugins import Plugins
 from cogfleet._predict import FileCache, Predictions
 from cogfleet._repo import Variant
@@ -37,9 +48,36 @@ class RunSettings:
     markdown: str | None = None
 
 
+@contextlib.contextmanager
+def deferred_interrupts(interrupt: Interrupt) -> Iterator[Interrupt]:
+    """For the length of the block, SIGINT and SIGTERM request ``interrupt`` instead of
+    raising ``KeyboardInterrupt`` wherever the main thread happens to be.
+
+    Outside the main thread signals cannot be caught; the block then runs with the
+    interpreter's handlers (and the pipeline still never leaves promotion halfway).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupt
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in signals}
+
+    def handle(signum: int, frame: Any) -> None:
+        del signum, frame
+        interrupt.request()
+
+    for sig in signals:
+        signal.signal(sig, handle)
+    try:
+        yield interrupt
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 async def _run_all(
     jobs: list[Job], target: Target, plugins: Plugins, options: PushOptions,
-    repo_root: Path | None, contexts: list[PushContext],
+    repo_root: Path | None, contexts: list[PushContext], interrupt: Interrupt,
 ) -> list[RunResult]:
     steps = plugins.steps()
     for job in jobs:
@@ -54,10 +92,32 @@ async def _run_all(
                 predictions=Predictions(
                     target.client, parallel=job.config.parallel, repo_root=repo_root
                 ),
-                files=FileCache(repo_root), variant=job.variant,
+                files=FileCache(repo_root), variant=job.variant, interrupt=interrupt,
             )
         )
-    return list(await asyncio.gather(*(run_pipeline(ctx, steps) for ctx in contexts)))
+    tasks = [asyncio.ensure_future(run_pipeline(ctx, steps)) for ctx in contexts]
+    loop = asyncio.get_running_loop()
+
+    def cancel_unless_promoting() -> None:
+        for ctx, task in zip(contexts, tasks, strict=True):
+            if not task.done() and not ctx.critical:
+                task.cancel()
+            elif ctx.critical:
+                sys.stderr.write(
+                    f"interrupt: {ctx.name}: waiting for {', '.join(ctx.running) or 'promotion'}"
+                    f" to finish (promotion is never stopped halfway)\n"
+                )
+
+    def on_request() -> None:  # from the signal handler: hand over to the loop
+        loop.call_soon_threadsafe(cancel_unless_promoting)
+
+    interrupt.on_request = on_request
+    try:
+        # an interrupt that arrived while the target was being opened is seen by each
+        # pipeline before its first step
+        return list(await asyncio.gather(*tasks))
+    finally:
+        interrupt.on_request = None
 
 
 def run_jobs(
@@ -69,27 +129,52 @@ def run_jobs(
 ) -> int:
     """Run every job concurrently on one target; write reports; return the exit code."""
     contexts: list[PushContext] = []
-    with open_target(settings.target, repo_root=repo_root, local_url=settings.local_url) as target:
-        try:
-            results = asyncio.run(_run_all(jobs, target, plugins, options, repo_root, contexts))
-        except KeyboardInterrupt:
-            cancelled = [pid for ctx in contexts for pid in ctx.predictions.cancel_all_sync()]
-            if cancelled:
-                import sys
-
-                sys.stderr.write(f"interrupted: canceled {len(cancelled)} in-flight predictions\n")
-            _report(plugins, [c.result for c in contexts], settings, interrupted=True)
-            return ExitCode.INTERRUPTED
-    _report(plugins, results, settings)
+    interrupt = Interrupt()
+    with deferred_interrupts(interrupt):
+        with open_target(
+            settings.target, repo_root=repo_root, local_url=settings.local_url
+        ) as target:
+            results = asyncio.run(
+                _run_all(jobs, target, plugins, options, repo_root, contexts, interrupt)
+            )
+            cancelled = (
+                [pid for ctx in contexts for pid in ctx.predictions.cancel_all_sync()]
+                if any(r.interrupted for r in results) else []
+            )
+        _report(plugins, results, settings)
+    if interrupt.requested:
+        sys.stderr.write(interrupt_summary(results, cancelled) + "\n")
+    if any(r.interrupted for r in results):
+        return ExitCode.INTERRUPTED
     return ExitCode.OK if all(r.result == "passed" for r in results) else ExitCode.CHECKS_FAILED
 
 
-def _report(
-    plugins: Plugins, results: list[RunResult], settings: RunSettings, *, interrupted: bool = False
-) -> None:
-    if interrupted:
-        for result in results:
-            result.result = "failed"
+def interrupt_summary(results: list[RunResult], cancelled: list[str]) -> str:
+    """One line: what the interrupt canceled, and what state each model is in."""
+    stopped = [r for r in results if r.interrupted and not r.pushed]
+    parts = []
+    if not any(r.interrupted for r in results):
+        parts.append("interrupted after the run had finished: nothing was canceled")
+    elif stopped:
+        where = sorted({s.name for r in stopped for s in r.steps
+                        if s.message == "interrupted while running"})
+        during = f" during {', '.join(where)}" if where else " before the push"
+        parts.append(f"interrupted{during}: canceled {len(cancelled)} in-flight predictions")
+    else:
+        parts.append("interrupted during promotion: nothing was canceled")
+    for r in results:
+        if r.pushed and r.version:
+            finished = " (promotion was under way and finished)" if r.interrupted else ""
+            state = f"{r.model} promoted to {r.version[:12]}{finished}"
+        else:
+            tested = (f"; test version {r.test_model}:{r.test_version[:12]}"
+                      if r.test_version else "")
+            state = f"{r.model} not promoted{tested}"
+        parts.append(f"{r.variant}: {state}")
+    return "; ".join(parts)
+
+
+def _report(plugins: Plugins, results: list[RunResult], settings: RunSettings) -> None:
     options: dict[str, Any] = {
         "report_json": settings.report_json,
         "junit_xml": settings.junit_xml,

@@ -220,11 +220,19 @@ class ReplicateTarget(Target):
         for secret in flags.secrets:
             args += ["--secret", secret]
         env = {**os.environ, "NO_COLOR": "1"}
+        # In its own session: a Ctrl-C in the terminal reaches cogfleet, which decides
+        # (a promotion is never cut halfway; a test push is stopped below).
         proc = await asyncio.create_subprocess_exec(
-            *args, cwd=build_dir, env=env,
+            *args, cwd=build_dir, env=env, start_new_session=True,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )
-        out_bytes, _ = await proc.communicate()
+        try:
+            out_bytes, _ = await proc.communicate()
+        except asyncio.CancelledError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            await asyncio.shield(proc.wait())
+            raise
         output = out_bytes.decode("utf-8", "replace")
         if proc.returncode != 0:
             tail = " | ".join(output.strip().splitlines()[-3:])

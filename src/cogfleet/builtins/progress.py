@@ -40,6 +40,13 @@ def cogfleet_progress(event: ProgressEvent) -> None:
         )
     elif event.kind == "run-done":
         style = _STYLE[result.result]
+        verdict = result.result.upper()
         promoted = f" -> {result.model}:{result.version[:12]}" if result.version else ""
-        _console.print(f"{name} [{style}]{result.result.upper()}[/{style}]{promoted}", markup=True)
+        if result.interrupted:
+            if result.pushed:
+                promoted += " (interrupted during promotion, which finished)"
+            else:
+                style, verdict = "bold yellow", "INTERRUPTED"
+                promoted = f" {result.model} not promoted"
+        _console.print(f"{name} [{style}]{verdict}[/{style}]{promoted}", markup=True)
     sys.stderr.flush()
