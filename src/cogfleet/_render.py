@@ -15,6 +15,10 @@ its ``cog.yaml`` and what ``cogfleet select`` writes there.
 
 Everything is rendered in memory first, so a template error writes nothing; files
 whose bytes did not change are not rewritten; stale files go.
+
+Every rendered file keeps, line by line, the template file and line it came from
+(through ``{% include %}``, blocks and loops), so an error found in rendered text
+(a config key, a ``cog.yaml`` problem) names the file and line the user wrote.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import re
 import shutil
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +67,8 @@ _SKIP_FILES = {"variants.yaml", ".DS_Store", DOCKERIGNORE}
 #: Never model source when a family's source is the repository root: local state.
 LOCAL_STATE = (STATE_DIR, ".git", ".venv", ".nox", ".tox")
 _UNDEFINED_RE = re.compile(r"'([^']+)' is undefined")
+# a layer of a merged cog.yaml: (file, text, where each line came from when rendered)
+_Layer = tuple[str, str, list[tuple[str, int]] | None]
 
 
 @dataclass
@@ -81,9 +87,15 @@ class Rendered:
     digests: dict[str, str] = field(default_factory=dict, repr=False)
     resolved: dict[str, str | None] = field(default_factory=dict, repr=False)
     reused: bool = False  # the build folder was already up to date; nothing was rendered
-    # (file, text) of a base and its overlay, from which cog.yaml was merged: an error in
-    # cog.yaml then names the file and line the entry came from
-    cog_layers: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    # (file, text, line origins) of a base and its overlay, from which cog.yaml was
+    # merged: an error in cog.yaml then names the file and line the entry came from
+    cog_layers: list[_Layer] = field(default_factory=list, repr=False)
+    # rendered file -> for each of its lines, the [template file, line] it came from
+    sources: dict[str, list[tuple[str, int]]] = field(default_factory=dict, repr=False)
+
+    def source_position(self, rel: str, line: int | None) -> tuple[str, int | None]:
+        """Where line ``line`` of the build folder's file ``rel`` was written by the user."""
+        return source_position(self.sources, self.variant, rel, line)
 
     @functools.cached_property
     def config(self) -> SafePushConfig:
@@ -124,6 +136,7 @@ class _RecordingLoader(jinja2.FileSystemLoader):
         self.files: dict[str, str] = {}  # absolute filename -> repo-relative path
         self.digests: dict[str, str] = {}  # repo-relative path -> sha256 of its bytes
         self.resolved: dict[str, str | None] = {}  # template name -> repo-relative path
+        self.sources: dict[str, str] = {}  # absolute filename -> the text rendered
 
     def get_source(
         self, environment: jinja2.Environment, template: str
@@ -136,7 +149,15 @@ class _RecordingLoader(jinja2.FileSystemLoader):
         with open(found, "rb") as f:
             raw = f.read()
         # decoded as FileSystemLoader does (text mode: universal newlines)
-        source = io.TextIOWrapper(io.BytesIO(raw), encoding=self.encoding).read()
+        try:
+            source = io.TextIOWrapper(io.BytesIO(raw), encoding=self.encoding).read()
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise TemplateError(
+                _rel(Path(found), self.root),
+                f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+                line=line,
+            ) from None
         mtime = os.path.getmtime(found)
         filename = os.path.normpath(found)
         rel = _rel(Path(filename), self.root)
@@ -144,6 +165,7 @@ class _RecordingLoader(jinja2.FileSystemLoader):
         self.files[filename] = rel
         self.digests[rel] = _digest(raw)
         self.resolved[template] = rel
+        self.sources[filename] = source
 
         def uptodate() -> bool:
             try:
@@ -222,6 +244,79 @@ def _searchpath(repo: Repo, variant: Variant) -> list[Path]:
     return list(dict.fromkeys(paths))
 
 
+class _Chunk(str):
+    """A piece of rendered text that knows the template line it was written on."""
+
+    origin: tuple[str, int, bool]  # template filename, line, verbatim template text
+
+
+def _tracked(
+    template: jinja2.Template, render: Callable[[Any], Iterator[str]]
+) -> Callable[[Any], Iterator[str]]:
+    """Wrap a compiled render function so each chunk it yields carries its origin.
+
+    Chunks coming out of an ``{% include %}`` or a block already carry the included
+    template's origin and pass through unchanged. The line of a chunk is read from the
+    suspended generator's frame through the template's debug information.
+    """
+
+    def run(context: Any) -> Iterator[str]:
+        gen = render(context)
+        try:
+            for chunk in gen:
+                if type(chunk) is not _Chunk:
+                    frame = gen.gi_frame  # type: ignore[attr-defined]
+                    line = 1
+                    literal = False
+                    if frame is not None:
+                        line = template.get_corresponding_lineno(frame.f_lineno)
+                        literal = any(
+                            type(c) is str and c == chunk for c in frame.f_code.co_consts
+                        )
+                    tagged = _Chunk(chunk)
+                    tagged.origin = (template.filename or template.name or "?", line, literal)
+                    chunk = tagged
+                yield chunk
+        finally:
+            gen.close()  # type: ignore[attr-defined]
+
+    return run
+
+
+class _TrackedTemplate(jinja2.Template):
+    """A template whose render functions report where each piece of output came from."""
+
+    @classmethod
+    def _from_namespace(
+        cls, environment: jinja2.Environment, namespace: Any, globals: Any
+    ) -> Any:
+        template = super()._from_namespace(environment, namespace, globals)
+        template.root_render_func = _tracked(template, template.root_render_func)
+        template.blocks = {k: _tracked(template, f) for k, f in template.blocks.items()}
+        return template
+
+
+def _strict_filter(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter that fails on an undefined argument with the variable's name.
+
+    Without this, ``{{ use_gpu | tojson }}`` with ``use_gpu`` undefined fails inside
+    the filter with a TypeError about ``StrictUndefined`` that names no variable.
+    """
+
+    @functools.wraps(func)  # keeps jinja's pass_context/pass_environment marks
+    def strict(*args: Any, **kwargs: Any) -> Any:
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, jinja2.Undefined):
+                value._fail_with_undefined_error()
+        return func(*args, **kwargs)
+
+    return strict
+
+
+# filters whose point is to accept an undefined value
+_UNDEFINED_AWARE_FILTERS = {"default", "d"}
+
+
 def _environment(repo: Repo, variant: Variant, filters: dict[str, Any]) -> jinja2.Environment:
     loader = _RecordingLoader(_searchpath(repo, variant), repo.root)
     env = jinja2.Environment(
@@ -231,7 +326,12 @@ def _environment(repo: Repo, variant: Variant, filters: dict[str, Any]) -> jinja
         autoescape=False,
         bytecode_cache=_compiled_templates(repo.root),
     )
+    env.template_class = _TrackedTemplate
     env.filters.update(filters)
+    env.filters = {
+        name: func if name in _UNDEFINED_AWARE_FILTERS else _strict_filter(func)
+        for name, func in env.filters.items()
+    }
     return env
 
 
@@ -262,24 +362,87 @@ def _template_error(
     return TemplateError(where, f"{what} (variant {variant.name!r})", line=line)
 
 
+def _line_origins(
+    env: jinja2.Environment, chunks: list[str], loader: _RecordingLoader
+) -> list[tuple[str, int]]:
+    """For each line of the joined ``chunks``, the (repo-relative file, line) it came from.
+
+    A line's origin is that of its first non-blank piece. A template's debug
+    information gives the line of the construct before a piece of verbatim text, so
+    verbatim text is located in the template's lexed source: each of its lines then
+    gets its own line number.
+    """
+    tokens: dict[str, list[tuple[int, str]]] = {}
+    origins: list[tuple[str, int] | None] = [None]
+    blank = [True]
+    for chunk in chunks:
+        filename, line, literal = getattr(chunk, "origin", ("?", 1, False))
+        start = line
+        if literal:
+            if filename not in tokens:
+                source = loader.sources.get(filename, "")
+                tokens[filename] = [
+                    (ln, value) for ln, kind, value in env.lex(source) if kind == "data"
+                ]
+            # Constant expressions are folded into the text around them, so a chunk
+            # starts with the text as lexed: the longest such text, then the nearest.
+            found = [(len(text), -ln) for ln, text in tokens[filename]
+                     if text and ln >= line and chunk.startswith(text)]
+            start = -max(found)[1] if found else line
+        where = loader.files.get(filename, filename)
+        for offset, piece in enumerate(chunk.split("\n")):
+            if offset:
+                origins.append(None)
+                blank.append(True)
+            here = (where, start + offset if literal else start)
+            if origins[-1] is None or (blank[-1] and piece.strip()):
+                origins[-1] = here
+            if piece.strip():
+                blank[-1] = False
+    return [o or ("?", 1) for o in origins]
+
+
 def _render_one(
     env: jinja2.Environment,
     name: str,
     display: str,
     context: dict[str, Any],
     variant: Variant,
-) -> str:
+) -> tuple[str, list[tuple[str, int]]]:
+    """Render one template: its text and, per line, the source file and line."""
     loader = env.loader
     assert isinstance(loader, _RecordingLoader)
     try:
         template = env.get_template(name)
-        return template.render(context)
-    except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError) as exc:
+        try:
+            chunks = list(template.root_render_func(template.new_context(context)))
+        except Exception:  # noqa: BLE001 - as Template.render: rewrite the traceback
+            env.handle_exception()
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - filters are plugin code; any error is the template's
         raise _template_error(exc, display, variant, loader.files) from None
+    return "".join(chunks), _line_origins(env, chunks, loader)
+
+
+def source_position(
+    sources: dict[str, list[tuple[str, int]]], variant: Variant, rel: str, line: int | None
+) -> tuple[str, int | None]:
+    """The (repo-relative file, line) the user wrote for ``line`` of build file ``rel``."""
+    origins = sources.get(rel)
+    if origins is None:
+        return f"{STATE_DIR}/build/{variant.name}/{rel}", line
+    if len(origins) == 1 and origins[0][1] == 0:  # copied as it is: line for line
+        return origins[0][0], line
+    if line is None or not 1 <= line <= len(origins):
+        return origins[0][0], None
+    return origins[line - 1]
 
 
 def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered:
     """Render ``variant`` without touching the disk (beyond reading sources)."""
+    from cogfleet._config import _line_of
+
     context: dict[str, Any] = dict(plugins.template_variables(variant))
     context.update(variant.variables)
     context.update({"variant": variant.name, "family": variant.family})
@@ -289,6 +452,7 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
     loader = env.loader
     assert isinstance(loader, _RecordingLoader)
     files: dict[str, bytes] = {}
+    sources: dict[str, list[tuple[str, int]]] = {}
     explicit = variant.template is not None or variant.overlay is not None
     family_cog: str | None = None  # the family's own cog.yaml[.j2], relative to the family
     for path in _family_files(repo, variant):
@@ -300,27 +464,43 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
         loader.reads.add(_rel(path, repo.root))
         if path.name.endswith(".j2"):
             out_name = rel_in_family[: -len(".j2")]
-            text = _render_one(env, rel_in_family, _rel(path, repo.root), context, variant)
+            text, sources[out_name] = _render_one(
+                env, rel_in_family, _rel(path, repo.root), context, variant
+            )
             files[out_name] = text.encode("utf-8")
         else:
             out_name = rel_in_family
             files[out_name] = path.read_bytes()
             loader.digests[_rel(path, repo.root)] = _digest(files[out_name])
+            sources[out_name] = [(_rel(path, repo.root), 0)]  # line for line
     dockerignore = variant.family_dir / DOCKERIGNORE
     if dockerignore.is_file():  # decides which family files are copied
         _read_plain(repo, loader, dockerignore)
-    cog_layers: list[tuple[str, str]] = []
+    cog_layers: list[_Layer] = []
     if explicit or family_cog is None:
-        files["cog.yaml"] = _cog_yaml(repo, variant, env, context, family_cog, cog_layers)
+        files["cog.yaml"], cog_origins = _cog_yaml(
+            repo, variant, env, context, family_cog, cog_layers
+        )
+        if cog_origins is not None:
+            sources["cog.yaml"] = cog_origins
     config_rel = repo.rel(variant.config_path)
-    config_text = _render_one(env, config_rel, config_rel, context, variant)
-    config = parse_config(config_text, config_rel, plugins.checkers())
+    config_text, sources[CONFIG_NAME] = _render_one(env, config_rel, config_rel, context, variant)
+
+    def at_source(exc: ConfigError) -> ConfigError:
+        where, line = source_position(sources, variant, CONFIG_NAME, exc.line)
+        return type(exc)(where, exc.message, line=line)
+
+    try:
+        config = parse_config(config_text, config_rel, plugins.checkers())
+    except ConfigError as exc:
+        raise at_source(exc) from None
     if variant.model is not None and config.model != variant.model:
-        raise ConfigError(
+        raise at_source(ConfigError(
             config_rel,
             f"model: {config.model!r} differs from {variant.model!r} declared for variant "
             f"{variant.name!r} in {repo.rel(variant.variants_file)}",
-        )
+            line=_line_of(config_text, ("model",)),
+        ))
     files[CONFIG_NAME] = config_text.encode("utf-8")
     rendered = Rendered(
         variant=variant,
@@ -331,6 +511,7 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
         digests=dict(loader.digests),
         resolved=dict(loader.resolved),
         cog_layers=cog_layers,
+        sources=sources,
     )
     return rendered
 
@@ -360,12 +541,14 @@ def _cog_yaml(
     env: jinja2.Environment,
     context: dict[str, Any],
     family_cog: str | None,
-    layers: list[tuple[str, str]],
-) -> bytes:
+    layers: list[_Layer],
+) -> tuple[bytes, list[tuple[str, int]] | None]:
     """The variant's cog.yaml: its template, or its base with its overlay merged on.
 
-    ``layers`` receives the base and the overlay as ``(file, text)`` when both are
-    plain YAML (a rendered template's lines are not its source's).
+    Returns the bytes and, for a template, where each line came from. With an overlay,
+    ``layers`` receives the base and the overlay as ``(file, text, line origins)``
+    (origins for a rendered ``.j2`` layer, else ``None``: the text is the file's), so
+    an error in the merged file can be traced to the layer and line it came from.
     """
     loader = env.loader
     assert isinstance(loader, _RecordingLoader)
@@ -383,21 +566,26 @@ def _cog_yaml(
                 "exist)",
             )
     if variant.overlay is None:
-        return _render_one(env, base_name, base_rel, context, variant).encode("utf-8")
+        text, origins = _render_one(env, base_name, base_rel, context, variant)
+        return text.encode("utf-8"), origins
     # with an overlay, only a .j2 base is a template (yq reads the base as plain YAML)
+    base_origins: list[tuple[str, int]] | None = None
     if base_rel.endswith(".j2"):
-        base_text = _render_one(env, base_name, base_rel, context, variant)
+        base_text, base_origins = _render_one(env, base_name, base_rel, context, variant)
     else:
         base_text = _text(_read_plain(repo, loader, repo.root / base_rel), base_rel)
     overlay_rel = variant.overlay
+    overlay_origins: list[tuple[str, int]] | None = None
     if overlay_rel.endswith(".j2"):
-        overlay_text = _render_one(env, overlay_rel, overlay_rel, context, variant)
+        overlay_text, overlay_origins = _render_one(
+            env, overlay_rel, overlay_rel, context, variant
+        )
     else:
         overlay_text = _text(_read_plain(repo, loader, repo.root / overlay_rel), overlay_rel)
     merged = merge_overlay(base_text, overlay_text, base_rel, overlay_rel)
-    if not base_rel.endswith(".j2") and not overlay_rel.endswith(".j2"):
-        layers.extend([(base_rel, base_text), (overlay_rel, overlay_text)])
-    return merged.encode("utf-8")
+    layers.extend([(base_rel, base_text, base_origins),
+                   (overlay_rel, overlay_text, overlay_origins)])
+    return merged.encode("utf-8"), None
 
 
 def _left_out(repo: Repo, variant: Variant) -> set[str]:
@@ -487,15 +675,19 @@ def _write(repo: Repo, rendered: Rendered, plugins: Plugins) -> Rendered:
         )
     except ConfigError as exc:
         shutil.rmtree(rendered.build_dir, ignore_errors=True)
-        shown: str = f".cogfleet/build/{variant.name}/cog.yaml"
-        line = exc.line
-        if rendered.cog_layers and line:
-            found = source_line(rendered.files["cog.yaml"].decode("utf-8"), line,
-                                rendered.cog_layers)
+        where, line = rendered.source_position("cog.yaml", exc.line)
+        layers = rendered.cog_layers
+        if layers and exc.line:
+            found = source_line(rendered.files["cog.yaml"].decode("utf-8"), exc.line,
+                                [(str(i), text) for i, (_, text, _) in enumerate(layers)])
             if found is not None:
-                shown, line = found
+                layer, layer_line = found
+                file, _, origins = layers[int(layer)]
+                where, line = file, layer_line
+                if origins is not None and 1 <= layer_line <= len(origins):
+                    where, line = origins[layer_line - 1]
                 exc.message += f" (merged into the cog.yaml of variant {variant.name!r})"
-        raise ConfigError(shown, exc.message, line=line) from None
+        raise ConfigError(where, exc.message, line=line) from None
     _save_manifest(repo, rendered, plugins)
     return rendered
 
@@ -531,7 +723,7 @@ def render_variants(
 # The config's parse is deferred to the first use of ``Rendered.config``: it passed
 # with the same text and the same checkers when the manifest was written.
 
-_MANIFEST_VERSION = 1
+_MANIFEST_VERSION = 2
 _CODE_KEYS: weakref.WeakKeyDictionary[Plugins, str] = weakref.WeakKeyDictionary()
 _CODE_KEYS_LOCK = threading.Lock()
 
@@ -599,6 +791,7 @@ def _save_manifest(repo: Repo, rendered: Rendered, plugins: Plugins) -> None:
         "outputs": {rel: _digest(data) for rel, data in rendered.files.items()},
         "warnings": rendered.warnings,
         "config": rendered.files[CONFIG_NAME].decode("utf-8"),
+        "sources": rendered.sources,
     }
     path = _manifest_path(repo, variant)
     with contextlib.suppress(OSError):  # no manifest only means the next render does the work
@@ -642,17 +835,31 @@ def _up_to_date(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered | No
             files[rel] = data
         config_text: str = manifest["config"]
         warnings = list(manifest["warnings"])
-    except (OSError, KeyError, TypeError, AttributeError):
+        sources = {rel: [(str(f), int(n)) for f, n in lines]
+                   for rel, lines in manifest["sources"].items()}
+    except (OSError, KeyError, TypeError, AttributeError, ValueError):
         return None
     config_rel = repo.rel(variant.config_path)
     return Rendered(
         variant=variant,
         build_dir=build_dir,
         files=files,
-        parse_config=lambda: parse_config(config_text, config_rel, plugins.checkers()),
+        parse_config=lambda: _parse_at_source(config_text, config_rel, plugins, sources, variant),
         reads=set(manifest["inputs"]),
         warnings=warnings,
         digests=dict(manifest["inputs"]),
         resolved=dict(manifest["resolved"]),
         reused=True,
+        sources=sources,
     )
+
+
+def _parse_at_source(
+    text: str, config_rel: str, plugins: Plugins,
+    sources: dict[str, list[tuple[str, int]]], variant: Variant,
+) -> SafePushConfig:
+    try:
+        return parse_config(text, config_rel, plugins.checkers())
+    except ConfigError as exc:
+        where, line = source_position(sources, variant, CONFIG_NAME, exc.line)
+        raise type(exc)(where, exc.message, line=line) from None
