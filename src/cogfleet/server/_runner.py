@@ -66,8 +66,8 @@ How this module talks to coglet 0.23.1, and what a caller should know:
   event loop's thread) dies; coglet's worker exits on its own when coglet dies.
 * **Logs.** coglet's stdout/stderr go to ``<log_dir>/<key>.log`` (a private
   temporary folder, removed on close, when no ``log_dir`` is given). The child
-  environment drops variables that look like credentials (``*_TOKEN``,
-  ``*_API_KEY``, ``*SECRET*``, ``*PASSWORD*``, ``REPLICATE_*``, ``ANTHROPIC_*``).
+  environment has no credentials (see :mod:`cogfleet._credentials`) and no
+  ``COG_*`` settings of the parent; ``environment:`` from cog.yaml is added after.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ from typing import Any, Literal
 import h11
 import httpx
 
+from cogfleet._credentials import without_credentials
 from cogfleet._errors import ConfigError, RemoteError
 from cogfleet._yaml import load_yaml_file
 
@@ -118,9 +119,6 @@ _TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 _COMPLETED_WAIT = 2.0
 # How long a 409 (slot still busy with a canceled prediction) is retried.
 _BUSY_RETRY = 10.0
-_SECRET_NAME = re.compile(
-    r"(^REPLICATE_|^ANTHROPIC_|^COG_|_TOKEN$|_API_KEY$|SECRET|PASSWORD)", re.IGNORECASE
-)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -672,7 +670,7 @@ class RunnerPool:
         return runner
 
     def _child_env(self, runner: _Runner, env: dict[str, str] | None) -> dict[str, str]:
-        child = {k: v for k, v in os.environ.items() if not _SECRET_NAME.search(k)}
+        child = without_credentials(os.environ, drop_prefixes=("COG_",))
         child.update(runner.config.environment)
         child.update(env or {})
         child["PORT"] = str(runner.port)
