@@ -10,6 +10,7 @@ import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,6 +135,41 @@ def demo_repo(tmp_path: Path) -> Iterator[Path]:
                 src, root / name, ignore=shutil.ignore_patterns("__pycache__", ".cogfleet")
             )
     yield root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_env_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One store of isolated environments for the whole session.
+
+    Every local server of the session (embedded, ``cogfleet serve``, subprocesses)
+    builds into and reuses it through ``$COGFLEET_ENV_DIR``; uv's own download cache
+    is the machine's, so an environment costs a download once and a link after.
+    """
+    root = tmp_path_factory.mktemp("envs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COGFLEET_ENV_DIR", str(root))
+        yield root
+
+
+@pytest.fixture(scope="session")
+def env_store(shared_env_dir: Path) -> Any:
+    """The session's :class:`cogfleet.runtime.EnvStore`."""
+    from cogfleet.runtime import EnvStore
+
+    return EnvStore(shared_env_dir)
+
+
+LEGACY_COG = "0.15.8"
+"""The old SDK the suite runs for real (the Python server, before coglet)."""
+
+
+@pytest.fixture(scope="session")
+def legacy_env(env_store: Any) -> Any:
+    """An environment with Cog 0.15.8 (Python 3 of this interpreter, no other packages)."""
+    from cogfleet.runtime import read_build_spec
+
+    folder = REPO_ROOT / "tests" / "fixtures" / "legacy" / "echo"
+    return env_store.ensure(read_build_spec(folder, LEGACY_COG), LEGACY_COG)
 
 
 def run_console(*args: str, cwd: Path, env: dict[str, str] | None = None) -> CliResult:

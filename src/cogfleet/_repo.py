@@ -9,6 +9,7 @@ whose model source is at the top, in ``variants.yaml`` there)::
       template: templates/cog.yaml.j2   # optional: the cog.yaml template or base (default shown)
       overlay: overlays/schnell.yaml    # optional: merged onto the base as yq's *+ merges it
       official_model: acme/schnell      # optional: where --push-official-model pushes
+      cog_version: "0.15.8"             # optional: the Cog version (default: the repo's pin)
 
 or in the structured form, which names the family, its source folder and defaults for
 every variant (``{variant}`` in a default's text is the variant's name)::
@@ -34,9 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from cogfleet._errors import ConfigError, UsageError
 from cogfleet._settings import DEFAULT_CONFIGS_DIR, Settings, load_settings
 from cogfleet._yaml import load_yaml_file
+from cogfleet.runtime import CogPin, check_version, installed_pin
 
 MODELS_DIR = "models"
 TEMPLATES_DIR = "templates"
@@ -48,7 +52,7 @@ DEFAULT_TEMPLATE = f"{TEMPLATES_DIR}/cog.yaml.j2"
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _MODEL_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-_VARIANT_KEYS = {"model", "variables", "template", "overlay", "official_model"}
+_VARIANT_KEYS = {"model", "variables", "template", "overlay", "official_model", "cog_version"}
 _FAMILY_KEYS = {"family", "source", "defaults", "variants"}
 
 
@@ -66,6 +70,8 @@ class Variant:
     template: str | None = None  # repo-relative: the cog.yaml template, or the overlay's base
     overlay: str | None = None  # repo-relative: merged onto the base (yq *+)
     official_model: str | None = None
+    cog_pin: CogPin | None = None
+    """The variant's own ``cog_version:`` (None: the repository's pin applies)."""
 
     def to_json(self, root: Path) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -78,6 +84,8 @@ class Variant:
         for key in ("template", "overlay", "official_model"):
             if getattr(self, key) is not None:
                 data[key] = getattr(self, key)
+        if self.cog_pin is not None:
+            data["cog_version"] = self.cog_pin.version
         return data
 
 
@@ -92,6 +100,10 @@ class Repo:
     @property
     def configs_dir(self) -> Path:
         return self.root / self.settings.configs_dir
+
+    def pin_for(self, variant: Variant) -> CogPin:
+        """The Cog version ``variant`` builds and runs with (see :mod:`cogfleet.runtime`)."""
+        return variant.cog_pin or self.settings.cog_pin or installed_pin()
 
     @property
     def build_root(self) -> Path:
@@ -290,6 +302,11 @@ def _parse_variant(
                 raise ConfigError(rel, f"variant {name!r}: {what} {value!r} does not exist")
             value = target.relative_to(root).as_posix()
         paths[key] = value
+    cog_pin = None
+    if "cog_version" in spec:
+        line = _key_line(vfile, name, "cog_version")
+        version = check_version(spec["cog_version"], rel, line, f"variant {name!r}: cog_version")
+        cog_pin = CogPin(version, rel.as_posix(), line)
     return Variant(
         name=name,
         family=family,
@@ -301,4 +318,31 @@ def _parse_variant(
         template=paths["template"],
         overlay=paths["overlay"],
         official_model=official,
+        cog_pin=cog_pin,
     )
+
+
+def _key_line(vfile: Path, name: str, key: str) -> int | None:
+    """The 1-based line of a variant's ``key`` (or of the defaults' one) in ``vfile``."""
+    try:
+        top = yaml.compose(vfile.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+
+    def find(node: yaml.Node | None, path: tuple[str, ...]) -> int | None:
+        for index, part in enumerate(path):
+            if not isinstance(node, yaml.MappingNode):
+                return None
+            pair = next(((k, v) for k, v in node.value if k.value == part), None)
+            if pair is None:
+                return None
+            if index == len(path) - 1:
+                return int(pair[0].start_mark.line) + 1
+            node = pair[1]
+        return None
+
+    for path in ((name, key), ("variants", name, key), ("defaults", key)):
+        line = find(top, path)
+        if line is not None:
+            return line
+    return None

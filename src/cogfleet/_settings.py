@@ -11,12 +11,14 @@ Every key is optional; a missing file or table means the defaults.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cogfleet._errors import ConfigError
+from cogfleet.runtime import CogPin, check_version
 
 PYPROJECT = "pyproject.toml"
 DEFAULT_CONFIGS_DIR = "cog-safe-push-configs"
@@ -28,6 +30,8 @@ class Settings:
     """``[tool.cogfleet]``, validated; ``table`` keeps every key as written."""
 
     configs_dir: str = DEFAULT_CONFIGS_DIR
+    cog_pin: CogPin | None = None
+    """``cog-version``: the Cog every variant builds and runs with unless it says otherwise."""
     table: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
@@ -70,7 +74,27 @@ def load_settings(root: Path) -> Settings:
             PYPROJECT,
             f"[tool.cogfleet] configs-dir: expected a folder inside the repo, got {configs_dir!r}",
         )
-    return Settings(configs_dir=PurePosixPath(configs_dir).as_posix(), table=dict(table))
+    cog_pin = None
+    if "cog-version" in table:
+        line = _line_of_key(root / PYPROJECT, "cog-version")
+        what = "[tool.cogfleet] cog-version"
+        version = check_version(table["cog-version"], PYPROJECT, line, what)
+        cog_pin = CogPin(version, PYPROJECT, line)
+    return Settings(
+        configs_dir=PurePosixPath(configs_dir).as_posix(), cog_pin=cog_pin, table=dict(table)
+    )
+
+
+def _line_of_key(path: Path, key: str) -> int | None:
+    """The line of ``key =`` inside ``[tool.cogfleet]`` (best effort, for messages)."""
+    in_table = False
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if line.startswith("["):
+            in_table = re.fullmatch(r"\[\s*tool\s*\.\s*cogfleet\s*\]", line) is not None
+        elif in_table and re.match(rf'["\']?{re.escape(key)}["\']?\s*=', line):
+            return number
+    return None
 
 
 def _is_inner_path(text: str) -> bool:

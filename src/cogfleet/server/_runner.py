@@ -1,4 +1,4 @@
-"""Run real Cog predictors under coglet (``python -m cog.server.http``), kept warm per key.
+"""Run real Cog predictors under their SDK's server (``python -m cog.server.http``), kept warm.
 
 A :class:`RunnerPool` owns one coglet process per *key* (the caller's name for a
 version + mode + environment). The first :meth:`RunnerPool.run` for a key starts
@@ -64,6 +64,21 @@ How this module talks to coglet 0.23.1, and what a caller should know:
   SIGKILL after a grace period. On Linux the child also gets
   ``PR_SET_PDEATHSIG(SIGKILL)``, so it dies if the thread that started it (the
   event loop's thread) dies; coglet's worker exits on its own when coglet dies.
+* **Runtimes.** Each call names a :class:`Runtime`: the interpreter (an isolated
+  environment's ``bin/python``, or cogfleet's own) and which server its Cog SDK
+  ships. Everything above is coglet (SDK >= 0.17). SDKs 0.7 - 0.16 ship the Python
+  server (FastAPI + a worker process), driven the way Replicate drives it:
+  ``POST /predictions`` with ``Prefer: respond-async`` (202 at once; a sync request
+  re-validates its response and fails with 500 for ``int = Input(default=None)``
+  under pydantic 2), the final state from the ``completed`` webhook, and
+  ``--upload-url`` pointing at the receiver, which keeps each uploaded file and
+  answers with its own URL; those URLs are turned back into ``data:`` URIs in the
+  output, as coglet gives them. That server validates input with pydantic from the
+  predictor's signature (422 with pydantic's ``detail``), reads ``COG_*_TYPE_STUB``
+  (SDK >= 0.13; older ones read ``predict:``/``train:`` of cog.yaml), and exits
+  when ``setup()`` fails or the worker dies (its setup logs are in the log file).
+  A runtime's environment is isolated: ``PYTHONPATH``, ``PYTHONHOME`` and the user
+  site are not inherited.
 * **Logs.** coglet's stdout/stderr go to ``<log_dir>/<key>.log`` (a private
   temporary folder, removed on close, when no ``log_dir`` is given). The child
   environment has no credentials (see :mod:`cogfleet._credentials`) and no
@@ -73,11 +88,14 @@ How this module talks to coglet 0.23.1, and what a caller should know:
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ctypes
+import hashlib
 import inspect
 import json
 import logging
+import mimetypes
 import os
 import re
 import secrets
@@ -105,6 +123,21 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["predict", "train"]
 OnUpdate = Callable[[dict[str, Any]], Awaitable[None] | None]
+ServerKind = Literal["coglet", "legacy"]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What runs a version: an interpreter and the server its Cog SDK ships."""
+
+    python: str = sys.executable
+    server: ServerKind = "coglet"
+    isolated: bool = False
+    """True for an environment of its own (nothing of cogfleet's is inherited)."""
+
+    @property
+    def server_name(self) -> str:
+        return "coglet" if self.server == "coglet" else "cog.server.http"
 
 # Seconds between SIGTERM and SIGKILL when stopping a coglet process group.
 STOP_GRACE = 5.0
@@ -115,6 +148,8 @@ _POLL_MAX = 0.25
 # of a failed or canceled prediction.
 _EVENTS = ["start", "output", "logs", "completed"]
 _TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+# What of the Python server's final webhook (a whole PredictionResponse) is kept.
+_RESULT_KEYS = ("id", "status", "output", "error", "logs", "metrics", "started_at")
 # Upper bound on waiting for that webhook after the HTTP answer.
 _COMPLETED_WAIT = 2.0
 # How long a 409 (slot still busy with a canceled prediction) is retried.
@@ -262,12 +297,19 @@ class _Inflight:
 
 
 class _Runner:
-    """One coglet process for one key."""
+    """One model server process (coglet or the SDK's Python server) for one key."""
 
     def __init__(
-        self, key: str, build_dir: Path, mode: Mode, config: _CogConfig, log_path: Path
+        self,
+        key: str,
+        build_dir: Path,
+        mode: Mode,
+        config: _CogConfig,
+        log_path: Path,
+        runtime: Runtime,
     ) -> None:
         self.key = key
+        self.runtime = runtime
         self.build_dir = build_dir
         self.mode = mode
         self.config = config
@@ -313,13 +355,47 @@ class _Runner:
 
 
 class _WebhookReceiver:
-    """A loopback HTTP/1.1 server that takes coglet's webhook POSTs."""
+    """A loopback HTTP/1.1 server for the model servers' webhook POSTs and file PUTs.
+
+    ``POST /<token>/<prediction id>`` is a webhook. ``PUT /<token>/upload/<name>``
+    is an output file from the Python server's ``--upload-url``: it is kept in
+    memory and answered with ``Location: <its own URL>``, which
+    :meth:`inline_files` later turns into a ``data:`` URI.
+    """
 
     def __init__(self, dispatch: Callable[[str, bytes], None]) -> None:
         self._dispatch = dispatch
         self._token = secrets.token_urlsafe(16)
         self._server: asyncio.Server | None = None
+        self._files: dict[str, tuple[str, bytes]] = {}
         self.port = 0
+
+    @property
+    def upload_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{self._token}/upload/"
+
+    @property
+    def _files_prefix(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{self._token}/files/"
+
+    def inline_files(self, value: Any, *, keep: bool = False) -> Any:
+        """``value`` with every uploaded-file URL replaced by its ``data:`` URI.
+
+        ``keep``: leave the files stored (an intermediate output); otherwise each
+        one is dropped once inlined.
+        """
+        if isinstance(value, str) and value.startswith(self._files_prefix):
+            file_id = value[len(self._files_prefix) :].split("/", 1)[0]
+            found = self._files.get(file_id) if keep else self._files.pop(file_id, None)
+            if found is None:
+                return value
+            mime, data = found
+            return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+        if isinstance(value, list):
+            return [self.inline_files(item, keep=keep) for item in value]
+        if isinstance(value, dict):
+            return {k: self.inline_files(v, keep=keep) for k, v in value.items()}
+        return value
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -338,6 +414,8 @@ class _WebhookReceiver:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = h11.Connection(h11.SERVER)
         target = b""
+        method = b""
+        content_type = ""
         body = bytearray()
         try:
             while True:
@@ -345,12 +423,19 @@ class _WebhookReceiver:
                 if event is h11.NEED_DATA:
                     conn.receive_data(await reader.read(65536))
                 elif isinstance(event, h11.Request):
-                    target, body = event.target, bytearray()
+                    target, method, body = event.target, event.method, bytearray()
+                    content_type = next(
+                        (v.decode("latin-1") for k, v in event.headers if k == b"content-type"),
+                        "",
+                    )
                 elif isinstance(event, h11.Data):
                     body += event.data
                 elif isinstance(event, h11.EndOfMessage):
-                    status = self._route(target, bytes(body))
-                    response = h11.Response(status_code=status, headers=[("content-length", "0")])
+                    status, location = self._route(method, target, content_type, bytes(body))
+                    headers = [("content-length", "0")]
+                    if location:
+                        headers.append(("location", location))
+                    response = h11.Response(status_code=status, headers=headers)
                     writer.write(conn.send(response) or b"")
                     writer.write(conn.send(h11.EndOfMessage()) or b"")
                     await writer.drain()
@@ -366,16 +451,28 @@ class _WebhookReceiver:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    def _route(self, target: bytes, body: bytes) -> int:
+    def _route(
+        self, method: bytes, target: bytes, content_type: str, body: bytes
+    ) -> tuple[int, str | None]:
         parts = target.decode("latin-1").split("?", 1)[0].strip("/").split("/")
-        if len(parts) != 2 or not secrets.compare_digest(parts[0], self._token):
-            return 404
+        if len(parts) < 2 or not secrets.compare_digest(parts[0], self._token):
+            return 404, None
+        if method == b"PUT" and len(parts) == 3 and parts[1] == "upload":
+            name = urllib.parse.unquote(parts[2])
+            mime = content_type.split(";")[0].strip() or (
+                mimetypes.guess_type(name)[0] or "application/octet-stream"
+            )
+            file_id = secrets.token_hex(8)
+            self._files[file_id] = (mime, body)
+            return 201, f"{self._files_prefix}{file_id}/{urllib.parse.quote(name)}"
+        if len(parts) != 2:
+            return 404, None
         self._dispatch(urllib.parse.unquote(parts[1]), body)
-        return 200
+        return 200, None
 
 
 class RunnerPool:
-    """Warm coglet processes, one per key, with per-runner concurrency limits.
+    """Warm model servers, one per key, with per-runner concurrency limits.
 
     Use inside one asyncio event loop; call :meth:`close` before the loop ends.
     """
@@ -389,10 +486,11 @@ class RunnerPool:
         setup_timeout: float = 600.0,
     ) -> None:
         """``idle_timeout``: seconds a runner may sit unused before it is stopped;
-        ``python``: interpreter with cog/coglet installed; ``log_dir``: where each
-        runner's ``<key>.log`` goes; ``setup_timeout``: limit on reaching READY."""
+        ``python``: the default interpreter (with cog/coglet installed) for calls
+        that name no :class:`Runtime`; ``log_dir``: where each runner's
+        ``<key>.log`` goes; ``setup_timeout``: limit on reaching READY."""
         self.idle_timeout = idle_timeout
-        self.python = python
+        self.default_runtime = Runtime(python=python)
         self.setup_timeout = setup_timeout
         self._own_tmp: Path | None = None
         if log_dir is None:
@@ -421,12 +519,14 @@ class RunnerPool:
         input: dict[str, Any],
         env: dict[str, str] | None = None,
         on_update: OnUpdate | None = None,
+        runtime: Runtime | None = None,
     ) -> dict[str, Any]:
-        """Run one prediction (or training) on the runner for ``key``; return coglet's
-        final response plus ``started_at``/``completed_at``.
+        """Run one prediction (or training) on the runner for ``key``; return the
+        server's final response plus ``started_at``/``completed_at``.
 
-        Starts the runner on first use (raises :class:`SetupFailed` if setup fails),
-        waits for a free slot, and raises :class:`InvalidInput` on coglet's 422.
+        Starts the runner on first use under ``runtime`` (default: the pool's
+        interpreter with coglet; raises :class:`SetupFailed` if setup fails), waits
+        for a free slot, and raises :class:`InvalidInput` on the server's 422.
         ``on_update`` gets intermediate states (``status: processing`` at least once).
         """
         if self._closed:
@@ -439,7 +539,9 @@ class RunnerPool:
         handed_off = False
         inflight.consumer = asyncio.create_task(inflight.deliver())
         try:
-            runner = await self._runner_for(key, build_dir, mode, env)
+            runner = await self._runner_for(
+                key, build_dir, mode, env, runtime or self.default_runtime
+            )
             inflight.runner = runner
             async with runner.cond:
                 await runner.cond.wait_for(
@@ -568,8 +670,7 @@ class RunnerPool:
             await self._release_slot(runner)
 
     async def _healthy(self, runner: _Runner) -> bool:
-        assert self._client is not None
-        if not runner.alive():
+        if self._client is None or not runner.alive():  # closed pool, or a dead process
             return False
         try:
             resp = await self._client.get(f"{runner.base_url}/health-check", timeout=5.0)
@@ -635,10 +736,17 @@ class RunnerPool:
             inflight.completed_event.set()
             return
         update["started_at"] = inflight.started_at
+        if update.get("output") is not None and self._receiver is not None:
+            update["output"] = self._receiver.inline_files(update["output"], keep=True)
         inflight.updates.put_nowait(update)
 
     async def _runner_for(
-        self, key: str, build_dir: Path, mode: Mode, env: dict[str, str] | None
+        self,
+        key: str,
+        build_dir: Path,
+        mode: Mode,
+        env: dict[str, str] | None,
+        runtime: Runtime,
     ) -> _Runner:
         assert self._lock is not None
         async with self._lock:
@@ -655,7 +763,9 @@ class RunnerPool:
                     raise ConfigError(build_dir / "cog.yaml", f"{what}: not set")
                 safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", key)[:120]
                 self.log_dir.mkdir(parents=True, exist_ok=True)
-                runner = _Runner(key, build_dir, mode, config, self.log_dir / f"{safe}.log")
+                runner = _Runner(
+                    key, build_dir, mode, config, self.log_dir / f"{safe}.log", runtime
+                )
                 self._runners[key] = runner
                 runner.start_task = asyncio.create_task(self._start(runner, env))
             runner.users += 1
@@ -671,6 +781,12 @@ class RunnerPool:
 
     def _child_env(self, runner: _Runner, env: dict[str, str] | None) -> dict[str, str]:
         child = without_credentials(os.environ, drop_prefixes=("COG_",))
+        if runner.runtime.isolated:
+            # Nothing of cogfleet's own environment may leak into the model's imports.
+            for name in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP"):
+                child.pop(name, None)
+            child["PYTHONNOUSERSITE"] = "1"
+            child["VIRTUAL_ENV"] = str(Path(runner.runtime.python).parent.parent)
         child.update(runner.config.environment)
         child.update(env or {})
         child["PORT"] = str(runner.port)
@@ -679,26 +795,30 @@ class RunnerPool:
         if runner.mode == "train":
             child["COG_TRAIN_TYPE_STUB"] = str(runner.config.train_ref)
             child.pop("COG_PREDICT_TYPE_STUB", None)
+            if runner.runtime.server == "legacy" and runner.config.predict_ref:
+                # The Python server loads the predictor's types even in train mode.
+                child["COG_PREDICT_TYPE_STUB"] = runner.config.predict_ref
         else:
             child["COG_PREDICT_TYPE_STUB"] = str(runner.config.predict_ref)
             child.pop("COG_TRAIN_TYPE_STUB", None)
-        child["PATH"] = self._python_dir() + os.pathsep + child.get("PATH", os.defpath)
+        python_dir = self._python_dir(runner.runtime.python)
+        child["PATH"] = python_dir + os.pathsep + child.get("PATH", os.defpath)
         return child
 
-    def _python_dir(self) -> str:
-        """A folder whose ``python`` is ``self.python`` (coglet runs ``python`` from PATH)."""
-        folder = Path(self.python).parent
+    def _python_dir(self, python: str) -> str:
+        """A folder whose ``python`` is ``python`` (coglet runs ``python`` from PATH)."""
+        folder = Path(python).parent
         candidate = folder / "python"
-        if candidate.exists() and os.path.samefile(candidate, self.python):
+        if candidate.exists() and os.path.samefile(candidate, python):
             return str(folder)
         if self._own_tmp is None:
             self._own_tmp = Path(tempfile.mkdtemp(prefix="cogfleet-runner-"))
-        shim_dir = self._own_tmp / "bin"
+        shim_dir = self._own_tmp / "bin" / hashlib.sha256(python.encode()).hexdigest()[:12]
         shim = shim_dir / "python"
         if not shim.exists():
             shim_dir.mkdir(parents=True, exist_ok=True)
             # A script (not a symlink) keeps the interpreter's own path, so venvs still work.
-            shim.write_text(f'#!/bin/sh\nexec "{self.python}" "$@"\n', encoding="utf-8")
+            shim.write_text(f'#!/bin/sh\nexec "{python}" "$@"\n', encoding="utf-8")
             shim.chmod(0o755)
         return str(shim_dir)
 
@@ -712,7 +832,10 @@ class RunnerPool:
                 runner.ready.set_exception(exc)
             elif isinstance(exc, Exception):
                 runner.ready.set_exception(
-                    SetupFailed(f"could not start coglet: {exc}", _tail(runner.log_path))
+                    SetupFailed(
+                        f"could not start {runner.runtime.server_name}: {exc}",
+                        _tail(runner.log_path),
+                    )
                 )
             else:
                 runner.ready.set_exception(SetupFailed("start-up interrupted", ""))
@@ -727,9 +850,12 @@ class RunnerPool:
     async def _spawn_until_ready(self, runner: _Runner, env: dict[str, str] | None) -> None:
         for _attempt in range(3):
             runner.port = _free_port()
-            args = [self.python, "-m", "cog.server.http", "--host", "127.0.0.1"]
+            args = [runner.runtime.python, "-m", "cog.server.http", "--host", "127.0.0.1"]
             if runner.mode == "train":
                 args += ["--x-mode", "train"]
+            if runner.runtime.server == "legacy":
+                assert self._receiver is not None
+                args += ["--upload-url", self._receiver.upload_url]
             with runner.log_path.open("ab") as log_file:
                 runner.proc = await asyncio.create_subprocess_exec(
                     *args,
@@ -748,7 +874,9 @@ class RunnerPool:
                 return
             except _PortTaken:
                 continue
-        raise SetupFailed("coglet could not bind a free port", _tail(runner.log_path))
+        raise SetupFailed(
+            f"{runner.runtime.server_name} could not bind a free port", _tail(runner.log_path)
+        )
 
     async def _wait_ready(self, runner: _Runner) -> None:
         assert self._client is not None and runner.proc is not None
@@ -757,9 +885,11 @@ class RunnerPool:
         while True:
             if runner.proc.returncode is not None:
                 logs = _tail(runner.log_path)
-                if "Address already in use" in logs:
+                if "Address already in use" in logs or f"Port {runner.port} is already" in logs:
                     raise _PortTaken
-                raise SetupFailed(f"coglet exited with code {runner.proc.returncode}", logs)
+                raise SetupFailed(
+                    f"{runner.runtime.server_name} exited with code {runner.proc.returncode}", logs
+                )
             try:
                 resp = await self._client.get(f"{runner.base_url}/health-check", timeout=5.0)
                 health = resp.json()
@@ -774,7 +904,8 @@ class RunnerPool:
                 raise SetupFailed(f"setup failed ({status})", logs)
             if time.monotonic() > deadline:
                 raise SetupFailed(
-                    f"coglet not ready after {self.setup_timeout:g}s", _tail(runner.log_path)
+                    f"{runner.runtime.server_name} not ready after {self.setup_timeout:g}s",
+                    _tail(runner.log_path),
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, _POLL_MAX)
@@ -791,20 +922,13 @@ class RunnerPool:
         }
         sent_at = _now()
         inflight.sent = True
+        legacy = runner.runtime.server == "legacy"
         try:
-            resp = await self._send(runner, body)
+            resp = await self._send(runner, body, respond_async=legacy)
         except httpx.TransportError as exc:
             if runner.alive():
                 raise
-            return {
-                "id": inflight.prediction_id,
-                "status": "failed",
-                "output": None,
-                "error": f"the model process exited unexpectedly: {exc}",
-                "logs": "",
-                "metrics": {},
-                "started_at": inflight.started_at or sent_at,
-            }
+            return _exited(inflight, exc, inflight.started_at or sent_at)
         if resp.status_code == 422:
             raise InvalidInput(resp.json().get("detail") or [])
         if resp.status_code == 409 and not await self._healthy(runner):
@@ -818,9 +942,12 @@ class RunnerPool:
                 "metrics": {},
                 "started_at": sent_at,
             }
+        if legacy and resp.status_code == 202:
+            return await self._await_completed(runner, inflight, sent_at)
         if resp.status_code != 200:
             raise RemoteError(
-                f"coglet answered HTTP {resp.status_code} for {runner.route}: {resp.text[:500]}"
+                f"{runner.runtime.server_name} answered HTTP {resp.status_code} for "
+                f"{runner.route}: {resp.text[:500]}"
             )
         result: dict[str, Any] = resp.json()
         if result.get("status") != "succeeded":
@@ -834,15 +961,42 @@ class RunnerPool:
         result.setdefault("started_at", inflight.started_at or sent_at)
         return result
 
-    async def _send(self, runner: _Runner, body: dict[str, Any]) -> httpx.Response:
+    async def _await_completed(
+        self, runner: _Runner, inflight: _Inflight, sent_at: str
+    ) -> dict[str, Any]:
+        """The final state of an async prediction: its ``completed`` webhook.
+
+        Ends early, as a failed prediction, when the server process dies first.
+        """
+        assert runner.proc is not None and self._receiver is not None
+        done = asyncio.ensure_future(inflight.completed_event.wait())
+        exited = asyncio.ensure_future(runner.proc.wait())
+        try:
+            await asyncio.wait({done, exited}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (done, exited):
+                task.cancel()
+        if inflight.completed is None:
+            return _exited(inflight, "it stopped before the prediction finished", sent_at)
+        final = inflight.completed
+        result = {key: final.get(key) for key in _RESULT_KEYS if key in final}
+        result["output"] = self._receiver.inline_files(final.get("output"))
+        result.setdefault("started_at", inflight.started_at or sent_at)
+        return result
+
+    async def _send(
+        self, runner: _Runner, body: dict[str, Any], *, respond_async: bool = False
+    ) -> httpx.Response:
         assert self._client is not None
         delay = _POLL_FIRST
         deadline = time.monotonic() + _BUSY_RETRY
+        headers = {"Prefer": "respond-async"} if respond_async else None
         while True:
             # No read timeout: a prediction takes as long as it takes; cancel() stops it.
             resp = await self._client.post(
                 f"{runner.base_url}/{runner.route}",
                 json=body,
+                headers=headers,
                 timeout=httpx.Timeout(None, connect=10.0),
             )
             # 409 means coglet is still finishing a canceled prediction in the slot we
@@ -898,6 +1052,18 @@ class RunnerPool:
         except httpx.TransportError:
             return False
         return resp.status_code == 200
+
+
+def _exited(inflight: _Inflight, why: object, started_at: str) -> dict[str, Any]:
+    return {
+        "id": inflight.prediction_id,
+        "status": "failed",
+        "output": None,
+        "error": f"the model process exited unexpectedly: {why}",
+        "logs": "",
+        "metrics": {},
+        "started_at": started_at,
+    }
 
 
 class _PortTaken(Exception):
