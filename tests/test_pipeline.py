@@ -209,7 +209,10 @@ def test_train_then_predict_on_trained_version(push, client, demo_repo):
     result, report = push("push", "caption", "--no-compare-outputs")
     assert result.code == ExitCode.OK, result.err + result.out
     assert steps(report)["train"] == "passed"
-    train_cases = [c for c in report["cases"] if c["kind"] == "train-case"]
+    # cases are listed as they finish: in the order of the config by index
+    train_cases = sorted(
+        (c for c in report["cases"] if c["kind"] == "train-case"), key=lambda c: c["index"]
+    )
     checkers = [c["checker"] for c in train_cases]
     # two trainings (jq on the weights, an expected error), then the 3 predict cases
     assert checkers[:2] == ["jq_query", "error_contains"]

@@ -107,7 +107,7 @@ async def run_canary(
         folder = Path(tmp)
         write_canary(folder, marker)
         start = time.monotonic()
-        result.version = await target.push(folder, model, PushFlags())
+        result.version = (await target.push(folder, model, PushFlags()))["id"]
         result.push_s = time.monotonic() - start
     # the version must be on the canary model, not just somewhere on the target
     await target.get_version(model, result.version)

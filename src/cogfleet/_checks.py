@@ -75,6 +75,12 @@ def decode_data_uri(uri: str) -> OutputFile:
     return OutputFile(name=f"output{ext}", data=data, content_type=mime)
 
 
+def encode_data_uri(file: OutputFile) -> str:
+    """The ``data:<mime>;base64,...`` URI of ``file`` (the inverse of :func:`decode_data_uri`)."""
+    mime = file.content_type or "application/octet-stream"
+    return f"data:{mime};base64,{base64.b64encode(file.data).decode('ascii')}"
+
+
 def iter_file_refs(output: Any) -> Iterator[str]:
     """Yield every string in ``output`` that looks like a file (URL or data URI), in order."""
     if isinstance(output, str):

@@ -61,7 +61,14 @@ class PluginError(ConfigError):
 
 
 class RemoteError(CogfleetError):
-    """The target answered in a way cogfleet cannot work with."""
+    """The target answered in a way cogfleet cannot work with.
+
+    ``status`` is the HTTP status of the answer, when there was one.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class CheckFailed(CogfleetError):

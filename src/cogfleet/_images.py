@@ -104,21 +104,31 @@ def images_match(
     Sizes must be equal; then the mean per-pixel RGB distance must be at most
     ``threshold``. Either side failing to decode is a mismatch, not an exception.
     """
+    ok, message, _ = image_distance(expected, actual, threshold=threshold)
+    return ok, message
+
+
+def image_distance(
+    expected: bytes, actual: bytes, *, threshold: float = PIXEL_THRESHOLD
+) -> tuple[bool, str, float | None]:
+    """:func:`images_match` plus the mean pixel distance (``None`` when not comparable)."""
     img_a = _open(expected)
     if img_a is None:
-        return False, "the expected file is not a readable image"
+        return False, "the expected file is not a readable image", None
     img_b = _open(actual)
     if img_b is None:
-        return False, "the output file is not a readable image"
+        return False, "the output file is not a readable image", None
     if img_a.size != img_b.size:
         return False, (
             f"image sizes differ: expected {img_a.width}x{img_a.height}, "
             f"got {img_b.width}x{img_b.height}"
-        )
+        ), None
     distance = mean_pixel_distance(img_a, img_b)
     if distance > threshold:
-        return False, (f"images differ: mean pixel distance {distance:.1f} is above {threshold:g}")
-    return True, f"images match (mean pixel distance {distance:.1f})"
+        return False, (
+            f"images differ: mean pixel distance {distance:.1f} is above {threshold:g}"
+        ), distance
+    return True, f"images match (mean pixel distance {distance:.1f})", distance
 
 
 def to_api_image(

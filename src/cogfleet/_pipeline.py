@@ -17,9 +17,11 @@ so). Either way the result records exactly what happened on the target.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -82,6 +84,8 @@ class Step:
     phase: Phase
     run: Callable[[PushContext], Awaitable[StepOutcome]]
     order: int = 0
+    # started with the run, while earlier steps work; its result is ctx.prefetched[name]
+    prefetch: Callable[[PushContext], Awaitable[Any] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ class PushOptions:
     verbose: int = 0
     separate_weights: bool = False  # cog push --separate-weights (replicate target)
     secrets: list[str] = field(default_factory=list)  # cog push --secret id=...,src=...
+    keep_outputs: bool = False  # a report shows outputs: embed output files in the results
 
 
 @dataclass
@@ -127,8 +132,11 @@ class PushContext:
     interrupt: Interrupt = field(default_factory=Interrupt)
     running: list[str] = field(default_factory=list)  # steps in flight, for messages
     critical: bool = False  # promotion or release under way: never cancelled halfway
+    t0: float = field(default_factory=time.monotonic)  # when the run started
+    prefetched: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
     _judge: Judge | None = field(default=None, repr=False)
     _judge_loaded: bool = field(default=False, repr=False)
+    _judge_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def model(self) -> str:
@@ -146,10 +154,21 @@ class PushContext:
 
     @property
     def judge(self) -> Judge | None:
-        if not self._judge_loaded:
-            self._judge = self.plugins.judge(self)
-            self._judge_loaded = True
+        """The AI judge (made once; a thread asking while it is being made waits for it).
+
+        Code on the event loop uses :meth:`wait_judge` instead, which never blocks it.
+        """
+        with self._judge_lock:
+            if not self._judge_loaded:
+                self._judge = self.plugins.judge(self)
+                self._judge_loaded = True
         return self._judge
+
+    async def wait_judge(self) -> Judge | None:
+        """:attr:`judge` for the event loop: waits in a thread while the judge is made."""
+        if self._judge_loaded:
+            return self._judge
+        return await asyncio.to_thread(lambda: self.judge)
 
     # -- progress ----------------------------------------------------------------------
 
@@ -182,6 +201,15 @@ class PushContext:
         limit = timeout or (self.config.predict.predict_timeout if self.config.predict else 300)
         return await self.predictions.predict(version, prepared, timeout=limit)
 
+    async def kept_output(self, outcome: Outcome) -> Any:
+        """The output as reports keep it: file URLs embedded when a report shows outputs."""
+        if not self.options.keep_outputs:
+            return outcome.output
+        return await asyncio.to_thread(self.files.embed, outcome.output)
+
+    def since_start(self, moment: float) -> float:
+        return max(0.0, moment - self.t0) if moment else 0.0
+
     async def check_outcome(
         self, outcome: Outcome, inputs: dict[str, Any], checker_key: str | None, expected: Any
     ) -> tuple[bool, str]:
@@ -203,7 +231,7 @@ class PushContext:
             status=outcome.status,
             prediction=outcome.prediction,
             read_file=self.files,
-            judge=self.judge,
+            judge=await self.wait_judge(),
             repo_root=self.repo_root,
         )
         try:
@@ -237,7 +265,9 @@ class PushContext:
             CaseResult(
                 kind=kind, index=index, inputs=inputs, checker=key,
                 status="passed" if ok else "failed", message=message,
-                prediction_id=outcome.id, duration_s=outcome.duration_s,
+                prediction_id=outcome.id, duration_s=outcome.duration_s, expected=expected,
+                output=await self.kept_output(outcome), error=outcome.error,
+                prediction_url=outcome.url, started_s=self.since_start(outcome.started),
             )
         )
 
@@ -245,9 +275,9 @@ class PushContext:
 async def _timed(
     ctx: PushContext, name: str, body: Callable[[], Awaitable[StepOutcome]]
 ) -> StepResult:
-    step = StepResult(name=name, status="passed")
-    ctx.emit("step-start", step=step)
     start = time.monotonic()
+    step = StepResult(name=name, status="passed", started_s=ctx.since_start(start))
+    ctx.emit("step-start", step=step)
     ctx.running.append(name)
     try:
         outcome = await body()
@@ -271,6 +301,12 @@ async def _timed(
     return step
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a background task's error as seen: it matters only to the step awaiting it."""
+    if not future.cancelled():
+        future.exception()
+
+
 def _skip_rest(ctx: PushContext, steps: list[Step], reason: str) -> None:
     for step in steps:
         if all(s.name != step.name for s in ctx.result.steps):
@@ -288,17 +324,29 @@ async def run_pipeline(ctx: PushContext, steps: list[Step]) -> RunResult:
     from cogfleet._target import lint_build, push_test
 
     result = ctx.result
+    ctx.t0 = time.monotonic()
+    result.started_at = datetime.now(UTC).isoformat(timespec="seconds")
     ctx.emit("run-start")
     by_phase = {phase: sorted((s for s in steps if s.phase == phase), key=lambda s: s.order)
                 for phase in PHASES}
     remaining = [s for phase in PHASES for s in by_phase[phase]]
-    # the judge (and its client import) is made while lint and the push run, once
-    judge_ready = asyncio.ensure_future(asyncio.to_thread(lambda: ctx.judge))
+    # the judge (and its client import) is made while the run goes on, once; only a
+    # check that needs it waits for it
+    judge_ready = asyncio.ensure_future(ctx.wait_judge())
+    judge_ready.add_done_callback(_retrieve)
+    for step in remaining:  # look-ups of later steps overlap everything before them
+        started = step.prefetch(ctx) if step.prefetch else None
+        if started is not None:
+            ctx.prefetched[step.name] = asyncio.ensure_future(started)
+            ctx.prefetched[step.name].add_done_callback(_retrieve)
 
     def finish(outcome: Literal["passed", "failed"], reason: str = "") -> RunResult:
         result.result = outcome
         if reason:
             _skip_rest(ctx, remaining, reason)
+        for pending in ctx.prefetched.values():
+            pending.cancel()  # a look-up no step used any more
+        result.duration_s = time.monotonic() - ctx.t0
         ctx.emit("run-done")
         return result
 
@@ -311,7 +359,6 @@ async def run_pipeline(ctx: PushContext, steps: list[Step]) -> RunResult:
                 await judge_ready
                 return finish("failed", f"{step.name} failed")
 
-        await judge_ready
         checks = await asyncio.gather(
             *(_timed(ctx, s.name, partial(s.run, ctx)) for s in by_phase["check"])
         )

@@ -14,6 +14,7 @@ import mimetypes
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,12 +24,13 @@ import httpx
 from replicate.client import Client
 from replicate.exceptions import ReplicateError
 
-from cogfleet._checks import OutputFile, decode_data_uri
+from cogfleet._checks import OutputFile, decode_data_uri, encode_data_uri
 from cogfleet._errors import ConfigError, RemoteError
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 MAX_WAIT = 60  # Replicate accepts Prefer: wait=1..60
 CLOCK_SKEW = timedelta(seconds=5)  # between this machine and the API's created_at
+EMBED_LIMIT = 50_000_000  # larger output files keep their URL in reports
 
 
 @dataclass
@@ -43,10 +45,18 @@ class Outcome:
     prediction: dict[str, Any]
     duration_s: float
     timed_out: bool = False
+    started: float = 0.0  # time.monotonic() when it was created
 
     @property
     def succeeded(self) -> bool:
         return self.status == "succeeded"
+
+    @property
+    def url(self) -> str | None:
+        """Where a person sees this prediction on the target (its web page, else its API URL)."""
+        urls = self.prediction.get("urls") or {}
+        found = urls.get("web") or urls.get("get")
+        return str(found) if found else None
 
 
 def _as_dict(resource: Any) -> dict[str, Any]:
@@ -60,24 +70,68 @@ def _as_dict(resource: Any) -> dict[str, Any]:
 
 @dataclass
 class FileCache:
-    """Reads URLs, data URIs and repo-relative paths once each (thread-safe)."""
+    """Reads URLs, data URIs and repo-relative paths once each (thread-safe).
+
+    Two threads asking for the same reference at once share one read: the second
+    waits for the first instead of fetching again.
+    """
 
     repo_root: Path | None
     headers: dict[str, str] = field(default_factory=dict)
     _cache: dict[str, OutputFile] = field(default_factory=dict)
+    _pending: dict[str, Future[OutputFile]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     fetches: int = 0
 
     def __call__(self, ref: str) -> OutputFile:
         with self._lock:
             hit = self._cache.get(ref)
-        if hit is not None:
-            return hit
-        result = self._read(ref)
+            if hit is not None:
+                return hit
+            pending = self._pending.get(ref)
+            if pending is None:
+                pending = self._pending[ref] = Future()
+                owner = True
+            else:
+                owner = False
+        if not owner:
+            return pending.result()
+        try:
+            result = self._read(ref)
+        except BaseException as exc:
+            with self._lock:
+                del self._pending[ref]  # a failed read may be tried again
+            pending.set_exception(exc)
+            raise
         with self._lock:
-            self._cache.setdefault(ref, result)
+            self._cache[ref] = result
+            del self._pending[ref]
             self.fetches += 1
+        pending.set_result(result)
         return result
+
+    def embed(self, output: Any, *, max_bytes: int = EMBED_LIMIT) -> Any:
+        """``output`` with every file URL replaced by a ``data:`` URI of its bytes.
+
+        For reports that must show outputs after the target is gone. Files already
+        read (by a checker) are not fetched again; a file that cannot be fetched or is
+        larger than ``max_bytes`` keeps its URL.
+        """
+        if isinstance(output, str):
+            if not output.startswith(("http://", "https://")):
+                return output
+            try:
+                found = self(output)
+            except (httpx.HTTPError, ValueError, OSError):
+                return output
+            if len(found.data) > max_bytes:
+                return output
+            return encode_data_uri(found)
+        if isinstance(output, list):
+            return [self.embed(item, max_bytes=max_bytes) for item in output]
+        if isinstance(output, dict):
+            return {k: self.embed(v, max_bytes=max_bytes) for k, v in output.items()}
+        return output
 
     def _read(self, ref: str) -> OutputFile:
         if ref.startswith("data:"):
@@ -203,7 +257,7 @@ class Predictions:
                             id=pid, status="canceled", output=data.get("output"),
                             error=f"timed out after {timeout:g}s (canceled on the server)",
                             logs=data.get("logs") or "", prediction=data,
-                            duration_s=time.monotonic() - start, timed_out=True,
+                            duration_s=time.monotonic() - start, timed_out=True, started=start,
                         )
                     await asyncio.sleep(min(delay, remaining))
                     delay = min(delay * 1.6, 5.0)
@@ -212,7 +266,7 @@ class Predictions:
                 return Outcome(
                     id=pid, status=resource.status, output=data.get("output"),
                     error=data.get("error"), logs=data.get("logs") or "", prediction=data,
-                    duration_s=time.monotonic() - start,
+                    duration_s=time.monotonic() - start, started=start,
                 )
             except asyncio.CancelledError:
                 if pid is not None:
@@ -223,7 +277,7 @@ class Predictions:
                     return Outcome(
                         id=pid, status="failed", output=None,
                         error=f"invalid input: {exc.detail or exc}", logs="", prediction={},
-                        duration_s=time.monotonic() - start,
+                        duration_s=time.monotonic() - start, started=start,
                     )
                 raise RemoteError(f"{kind} failed: {exc.status} {exc.detail or exc}") from None
             except httpx.HTTPError as exc:

@@ -1,4 +1,11 @@
-"""The result of one safe push (one variant); every report is drawn from it."""
+"""The result of one safe push (one variant); every report is drawn from it.
+
+:meth:`RunResult.to_json` is the ``--report-json`` contract (ARCHITECTURE.md). Keys
+beyond the contract's are additions a reader may ignore; the HTML report is drawn from
+this JSON, so it carries what a person needs to judge the run: each prediction's
+outputs (files embedded as ``data:`` URIs when a report asked for them), a link to
+each prediction, the live output next to the test output, and the schema changes.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +34,32 @@ class StepResult:
     status: Status
     message: str = ""
     duration_s: float = 0.0
+    started_s: float = 0.0  # seconds after the run started
+
+
+@dataclass
+class FileComparison:
+    """How one file of the live output compared with the test output's file."""
+
+    path: str  # where in the output: ``output``, ``output[1]``, ``output.image``
+    match: bool
+    message: str
+    metric: str | None = None  # e.g. "mean pixel distance (RGB, 0-441)"
+    value: float | None = None
+    threshold: float | None = None
+
+
+@dataclass
+class Comparison:
+    """The live side of an output comparison (the case itself holds the test side)."""
+
+    live_version: str
+    live_prediction_id: str | None
+    live_prediction_url: str | None
+    live_output: Any
+    mode: Literal["seeded", "equal", "judge", "structure", "failed"]
+    seed: int | None = None
+    files: list[FileComparison] = field(default_factory=list)
 
 
 @dataclass
@@ -39,6 +72,25 @@ class CaseResult:
     message: str = ""
     prediction_id: str | None = None
     duration_s: float = 0.0
+    expected: Any = None  # the checker's configured value
+    output: Any = None
+    error: str | None = None
+    prediction_url: str | None = None
+    started_s: float = 0.0  # seconds after the run started
+    comparison: Comparison | None = None
+
+
+@dataclass
+class SchemaChange:
+    """One row of the schema-differences table (live version -> test version)."""
+
+    where: str  # "input 'steps'", "Output", "TrainingInput.epochs"
+    change: Literal["added", "removed", "changed"]
+    field: str  # the schema keyword that changed ("maximum", "type"...), or "" for the whole
+    live: str
+    test: str
+    breaking: bool
+    reason: str = ""
 
 
 @dataclass
@@ -56,6 +108,10 @@ class RunResult:
     test_version: str | None = None
     steps: list[StepResult] = field(default_factory=list)
     cases: list[CaseResult] = field(default_factory=list)
+    live_version: str | None = None
+    started_at: str | None = None  # ISO 8601, UTC
+    duration_s: float = 0.0
+    schema_changes: list[SchemaChange] = field(default_factory=list)
 
     @property
     def failed_step(self) -> StepResult | None:
@@ -64,8 +120,8 @@ class RunResult:
     def to_json(self) -> dict[str, Any]:
         """The report contract of ``--report-json`` (see ARCHITECTURE.md)."""
         data = asdict(self)
-        for step in data["steps"]:
-            step["duration_s"] = round(step["duration_s"], 3)
-        for case in data["cases"]:
-            case["duration_s"] = round(case["duration_s"], 3)
+        data["duration_s"] = round(data["duration_s"], 3)
+        for item in (*data["steps"], *data["cases"]):
+            item["duration_s"] = round(item["duration_s"], 3)
+            item["started_s"] = round(item["started_s"], 3)
         return data

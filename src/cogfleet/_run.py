@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ class RunSettings:
     report_json: str | None = None
     junit_xml: str | None = None
     markdown: str | None = None
+    html: str | None = None
 
 
 @contextlib.contextmanager
@@ -129,6 +130,8 @@ def run_jobs(
 ) -> int:
     """Run every job concurrently on one target; write reports; return the exit code."""
     contexts: list[PushContext] = []
+    if settings.report_json or settings.html:  # those reports show outputs: keep them
+        options = replace(options, keep_outputs=True)
     interrupt = Interrupt()
     with deferred_interrupts(interrupt):
         with open_target(
@@ -179,5 +182,6 @@ def _report(plugins: Plugins, results: list[RunResult], settings: RunSettings) -
         "report_json": settings.report_json,
         "junit_xml": settings.junit_xml,
         "markdown": settings.markdown or os.environ.get("GITHUB_STEP_SUMMARY") or None,
+        "html": settings.html,
     }
     plugins.report(results, options)

@@ -13,7 +13,7 @@ import contextlib
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 from replicate.client import Client
 from replicate.exceptions import ReplicateError
+from replicate.version import Versions
 
 from cogfleet._errors import CheckFailed, RemoteError, UsageError
 from cogfleet._http import ResilientTransport
@@ -97,23 +98,19 @@ class Target(abc.ABC):
         return True
 
     async def latest_version(self, model: str) -> dict[str, Any] | None:
-        """The newest version of ``model`` (``None`` when it has none)."""
-        owner, name = split_model(model)
-        try:
-            mdl = await self.client.models.async_get(owner, name)
-            page = await mdl.versions.async_list()
-        except ReplicateError as exc:
-            raise RemoteError(f"{model}: {exc.status} {exc.detail or exc}") from None
-        results = list(getattr(page, "results", page))
-        if not results:
-            return None
-        return _version_dict(results[0])
+        """The newest version of ``model`` (``None`` when it has none), in one request.
+
+        The model object carries its latest version, schema included.
+        """
+        found = await self.get_model(model)
+        if found is None:
+            raise RemoteError(f"{model}: 404 model not found")
+        return live_version(found)
 
     async def get_version(self, model: str, version_id: str) -> dict[str, Any]:
-        owner, name = split_model(model)
+        """One version of ``model`` (a single request: the model is not fetched first)."""
         try:
-            mdl = await self.client.models.async_get(owner, name)
-            version = await mdl.versions.async_get(version_id)
+            version = await Versions(self.client, split_model(model)).async_get(version_id)
         except ReplicateError as exc:
             raise RemoteError(
                 f"{model}: version {version_id[:12]}: {exc.status} {exc.detail or exc}"
@@ -121,20 +118,38 @@ class Target(abc.ABC):
         return _version_dict(version)
 
     async def version_ids(self, model: str) -> list[str]:
-        owner, name = split_model(model)
-        mdl = await self.client.models.async_get(owner, name)
-        page = await mdl.versions.async_list()
+        page = await Versions(self.client, split_model(model)).async_list()
         return [v.id for v in page]
 
     # -- pushing -----------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def push(self, build_dir: Path, model: str, flags: PushFlags) -> str:
-        """Push ``build_dir`` as a new version of ``model``; return the version id."""
+    async def push(self, build_dir: Path, model: str, flags: PushFlags) -> dict[str, Any]:
+        """Push ``build_dir`` as a new version of ``model``; return the version object."""
 
     @abc.abstractmethod
-    async def promote(self, build_dir: Path, version_id: str, model: str, flags: PushFlags) -> str:
-        """Make the tested ``version_id`` (built from ``build_dir``) a version of ``model``."""
+    async def promote(
+        self, build_dir: Path, version_id: str, model: str, flags: PushFlags
+    ) -> dict[str, Any]:
+        """Make the tested ``version_id`` (built from ``build_dir``) a version of ``model``.
+
+        Returns the version object on ``model`` (its schema included).
+        """
+
+    async def push_creating(
+        self, build_dir: Path, model: str, flags: PushFlags, *, hardware: str,
+        may_create: Callable[[], Awaitable[None]],
+    ) -> tuple[dict[str, Any], bool]:
+        """:meth:`push`, creating the (private) ``model`` first when it is missing.
+
+        ``may_create`` is awaited before a model is created and raises when it must
+        not be. Returns the version and whether the model was created.
+        """
+        created = False
+        if await self.get_model(model) is None:
+            await may_create()
+            created = await self.ensure_model(model, hardware=hardware, visibility="private")
+        return await self.push(build_dir, model, flags), created
 
     def close(self) -> None:
         self.client._client.close()  # noqa: SLF001 - the client owns no public close
@@ -143,6 +158,12 @@ class Target(abc.ABC):
 def _version_dict(version: Any) -> dict[str, Any]:
     data = version.dict() if hasattr(version, "dict") else dict(vars(version))
     return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
+def live_version(model: Any) -> dict[str, Any] | None:
+    """The latest version a model object carries (``None`` when it has none)."""
+    latest = getattr(model, "latest_version", None)
+    return _version_dict(latest) if latest is not None else None
 
 
 def make_client(
@@ -171,22 +192,43 @@ class LocalTarget(Target):
         self.embedded = embedded
         self.create_models = embedded
 
-    async def push(self, build_dir: Path, model: str, flags: PushFlags) -> str:
-        """Upload the build folder; the version id is its content hash."""
+    async def push(self, build_dir: Path, model: str, flags: PushFlags) -> dict[str, Any]:
+        """Upload the build folder; the version id is its content hash.
+
+        The answer is the version object itself (schema included): one request.
+        """
         from cogfleet.server._push import push_build
 
         owner, name = split_model(model)
         # the official client's http stack (with retries) carries the upload
-        version = await asyncio.to_thread(push_build, self.client, owner, name, build_dir)
-        return str(version["id"])
+        return await asyncio.to_thread(push_build, self.client, owner, name, build_dir)
 
-    async def promote(self, build_dir: Path, version_id: str, model: str, flags: PushFlags) -> str:
+    async def promote(
+        self, build_dir: Path, version_id: str, model: str, flags: PushFlags
+    ) -> dict[str, Any]:
         """Copy the tested version itself (same content, same id) onto ``model``."""
         from cogfleet.server._push import promote_version
 
         owner, name = split_model(model)
-        version = await asyncio.to_thread(promote_version, self.client, owner, name, version_id)
-        return str(version["id"])
+        return await asyncio.to_thread(promote_version, self.client, owner, name, version_id)
+
+    async def push_creating(
+        self, build_dir: Path, model: str, flags: PushFlags, *, hardware: str,
+        may_create: Callable[[], Awaitable[None]],
+    ) -> tuple[dict[str, Any], bool]:
+        """Push first; only a push to a missing model (404) creates it and pushes again.
+
+        The model exists on every push but the first, so the usual cost is the one
+        upload request, with no look-up before it.
+        """
+        try:
+            return await self.push(build_dir, model, flags), False
+        except RemoteError as exc:
+            if exc.status != 404:
+                raise
+        await may_create()
+        created = await self.ensure_model(model, hardware=hardware, visibility="private")
+        return await self.push(build_dir, model, flags), created
 
 
 class ReplicateTarget(Target):
@@ -208,7 +250,7 @@ class ReplicateTarget(Target):
             raise UsageError("--target replicate needs the `cog` CLI on PATH")
         return cog
 
-    async def push(self, build_dir: Path, model: str, flags: PushFlags) -> str:
+    async def push(self, build_dir: Path, model: str, flags: PushFlags) -> dict[str, Any]:
         image = f"{self.registry}/{model}"
         args = [self._cog(), "push", image]
         if flags.dockerfile:
@@ -240,10 +282,11 @@ class ReplicateTarget(Target):
         version_id = parse_cog_push_version(output)
         if version_id is None:
             raise RemoteError(f"cog push {image}: no version id in cog's output")
-        await self.get_version(model, version_id)  # confirmed through the API
-        return version_id
+        return await self.get_version(model, version_id)  # confirmed through the API
 
-    async def promote(self, build_dir: Path, version_id: str, model: str, flags: PushFlags) -> str:
+    async def promote(
+        self, build_dir: Path, version_id: str, model: str, flags: PushFlags
+    ) -> dict[str, Any]:
         """Push the same build folder to ``model``; the schema must equal the tested one.
 
         r8.im creates a version only through a registry push to the model's own
@@ -297,25 +340,54 @@ async def lint_build(ctx: PushContext) -> StepOutcome:
 
 
 async def push_test(ctx: PushContext) -> StepOutcome:
-    """The model must exist; create the test model if missing; push the build to it."""
+    """Push the build to the test model (created if missing); look up the live model meanwhile.
+
+    Two requests run at once: the upload of the build, and the model's look-up, whose
+    answer also carries the live version to compare with. Only when the test model
+    does not exist yet does the push wait for the look-up (no test model is created
+    for a model that does not exist) and create it.
+    """
     target = ctx.target
-    notes = []
-    if await target.get_model(ctx.model) is None:
-        if not target.create_models:
-            raise CheckFailed(
-                f"model {ctx.model} does not exist on {target.name}; create it first"
+    notes: list[str] = []
+    lookup = asyncio.ensure_future(target.get_model(ctx.model))
+    known: list[Any] = []
+
+    async def live_model() -> Any:
+        if known:
+            return known[0]
+        found = await asyncio.shield(lookup)
+        if found is None:
+            if not target.create_models:
+                raise CheckFailed(
+                    f"model {ctx.model} does not exist on {target.name}; create it first"
+                )
+            # the embedded server starts empty: its models are made on first use
+            await target.ensure_model(
+                ctx.model, hardware=ctx.config.test_hardware, visibility="public"
             )
-        await target.ensure_model(ctx.model, hardware=ctx.config.test_hardware, visibility="public")
-        notes.append(f"created {ctx.model} on the embedded local server")
-    if await target.ensure_model(
-        ctx.test_model, hardware=ctx.config.test_hardware, visibility="private"
-    ):
+            notes.append(f"created {ctx.model} on the embedded local server")
+            found = await target.get_model(ctx.model)
+        known.append(found)
+        return found
+
+    try:
+        version, created = await target.push_creating(
+            ctx.build_dir, ctx.test_model, push_flags(ctx),
+            hardware=ctx.config.test_hardware, may_create=live_model,
+        )
+        model = await live_model()
+    finally:
+        if not lookup.done():
+            lookup.cancel()  # the push failed first: its error is the one to report
+        elif not lookup.cancelled():
+            lookup.exception()  # retrieved (raised above, or moot after the push failed)
+    if created:
         notes.append(f"created private {ctx.test_model} ({ctx.config.test_hardware})")
-    version_id = await target.push(ctx.build_dir, ctx.test_model, push_flags(ctx))
-    ctx.test_version = await target.get_version(ctx.test_model, version_id)
-    ctx.result.test_version = version_id
-    ctx.live_version = await target.latest_version(ctx.model)
-    notes.append(f"pushed {ctx.test_model}:{version_id[:12]}")
+    ctx.test_version = version
+    ctx.result.test_version = version["id"]
+    ctx.live_version = live_version(model)
+    ctx.result.live_version = ctx.live_version["id"] if ctx.live_version else None
+    notes.append(f"pushed {ctx.test_model}:{version['id'][:12]}")
     return passed("; ".join(notes))
 
 

@@ -80,7 +80,10 @@ def cogfleet_register_steps(register: Callable[[Step], None]) -> None:
     then ``promote`` and ``release`` steps (deployment, official model) one after
     another, only if every earlier step passed and the run may write to the model.
     ``Step.run`` is ``async def run(ctx: PushContext) -> StepOutcome``; raising
-    :class:`cogfleet.CheckFailed` fails the step with its message. Returns nothing.
+    :class:`cogfleet.CheckFailed` fails the step with its message. ``Step.prefetch``
+    (optional) is called when the run starts and returns an awaitable (or ``None``):
+    a look-up the step will need, which then runs while the earlier steps work; the
+    step finds it in ``ctx.prefetched[name]``. Returns nothing.
     """
 
 
@@ -148,6 +151,6 @@ def cogfleet_report(results: list[RunResult], options: dict[str, Any]) -> None:
     ``results`` holds one :class:`~cogfleet._result.RunResult` per variant.
     ``options`` holds the command's report options: ``report_json`` and
     ``junit_xml`` (paths or ``None``), ``markdown`` (path or ``None``; the
-    ``$GITHUB_STEP_SUMMARY`` file when set). Every implementation is called; returns
-    nothing.
+    ``$GITHUB_STEP_SUMMARY`` file when set), ``html`` (path or ``None``: the
+    self-contained HTML page). Every implementation is called; returns nothing.
     """

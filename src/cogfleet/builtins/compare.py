@@ -17,9 +17,10 @@ from cogfleet import hookimpl
 from cogfleet._checks import OutputFile, iter_file_refs
 from cogfleet._errors import CheckFailed
 from cogfleet._pipeline import PushContext, Step, StepOutcome, passed, skipped
-from cogfleet._result import CaseResult
+from cogfleet._result import CaseResult, Comparison, FileComparison
 
 FIXED_SEED = 42
+DISTANCE_METRIC = "mean pixel distance (RGB, 0-441)"
 
 
 def _is_file_ref(value: Any) -> bool:
@@ -53,32 +54,44 @@ def structure_difference(a: Any, b: Any, path: str = "output") -> str | None:
     return None
 
 
-def _files_match(x: OutputFile, y: OutputFile) -> tuple[bool, str]:
-    from cogfleet._images import images_match, normalize_extension
+def _files_match(x: OutputFile, y: OutputFile, path: str) -> FileComparison:
+    from cogfleet._images import PIXEL_THRESHOLD, image_distance, normalize_extension
 
     if normalize_extension(x.extension) != normalize_extension(y.extension):
-        return False, f"file types differ: {x.extension} vs {y.extension}"
+        return FileComparison(path, False, f"file types differ: {x.extension} vs {y.extension}")
     if x.content_type.startswith("image/"):
-        return images_match(x.data, y.data)
+        ok, message, distance = image_distance(x.data, y.data)
+        return FileComparison(
+            path, ok, message, metric=DISTANCE_METRIC if distance is not None else None,
+            value=distance, threshold=PIXEL_THRESHOLD if distance is not None else None,
+        )
     if x.data == y.data:
-        return True, "identical files"
-    return False, f"files differ ({len(x.data)} vs {len(y.data)} bytes)"
+        return FileComparison(path, True, "identical files")
+    return FileComparison(path, False, f"files differ ({len(x.data)} vs {len(y.data)} bytes)")
 
 
-def seeded_difference(ctx: PushContext, a: Any, b: Any, path: str = "output") -> str | None:
-    """With a fixed seed: values equal, files alike (images near-identical)."""
+def seeded_difference(
+    ctx: PushContext, a: Any, b: Any, path: str = "output",
+    files: list[FileComparison] | None = None,
+) -> str | None:
+    """With a fixed seed: values equal, files alike (images near-identical).
+
+    Each pair of files compared is appended to ``files`` (for the report).
+    """
     if _is_file_ref(a):
-        ok, message = _files_match(ctx.files(a), ctx.files(b))
-        return None if ok else f"{path}: {message}"
+        found = _files_match(ctx.files(a), ctx.files(b), path)
+        if files is not None:
+            files.append(found)
+        return None if found.match else f"{path}: {found.message}"
     if isinstance(a, list):
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            diff = seeded_difference(ctx, x, y, f"{path}[{i}]")
+            diff = seeded_difference(ctx, x, y, f"{path}[{i}]", files)
             if diff:
                 return diff
         return None
     if isinstance(a, dict):
         for key in a:
-            diff = seeded_difference(ctx, a[key], b[key], f"{path}.{key}")
+            diff = seeded_difference(ctx, a[key], b[key], f"{path}.{key}", files)
             if diff:
                 return diff
         return None
@@ -118,48 +131,59 @@ async def compare_outputs(ctx: PushContext) -> StepOutcome:
     live, test = await asyncio.gather(
         ctx.predict(ctx.live_version["id"], inputs), ctx.predict(ctx.test_version["id"], inputs)
     )
+    live_output, test_output = await asyncio.gather(ctx.kept_output(live), ctx.kept_output(test))
+    files: list[FileComparison] = []
 
-    def record(ok: bool, message: str) -> CaseResult:
+    def record(ok: bool, message: str, mode: Any) -> CaseResult:
+        assert ctx.live_version is not None
+        comparison = Comparison(
+            live_version=ctx.live_version["id"], live_prediction_id=live.id,
+            live_prediction_url=live.url, live_output=live_output, mode=mode,
+            seed=inputs.get(seed_name) if seeded and seed_name else None, files=files,
+        )
         return ctx.add_case(
             CaseResult(
                 kind="compare-outputs", index=0, inputs=inputs, checker=None,
                 status="passed" if ok else "failed", message=message,
                 prediction_id=test.id, duration_s=max(live.duration_s, test.duration_s),
+                output=test_output, error=test.error, prediction_url=test.url,
+                started_s=ctx.since_start(min(live.started, test.started)),
+                comparison=comparison,
             )
         )
 
     if not live.succeeded or not test.succeeded:
         which = "live" if not live.succeeded else "test"
         bad = live if which == "live" else test
-        record(False, f"{which} prediction {bad.status}: {bad.error}")
+        record(False, f"{which} prediction {bad.status}: {bad.error}", "failed")
         raise CheckFailed(f"{which} prediction {bad.status}: {bad.error}")
     diff = structure_difference(live.output, test.output)
     if diff:
-        record(False, f"different output structure: {diff}")
+        record(False, f"different output structure: {diff}", "structure")
         raise CheckFailed(f"outputs differ in type or structure: {diff}")
     if seeded:
-        diff = await asyncio.to_thread(seeded_difference, ctx, live.output, test.output)
+        diff = await asyncio.to_thread(seeded_difference, ctx, live.output, test.output,
+                                       "output", files)
         if diff:
-            record(False, f"seed {inputs[seed_name]}: {diff}")  # type: ignore[index]
+            record(False, f"seed {inputs[seed_name]}: {diff}", "seeded")  # type: ignore[index]
             raise CheckFailed(f"outputs differ with a fixed seed: {diff}")
-        record(True, "outputs match with a fixed seed")
+        record(True, "outputs match with a fixed seed", "seeded")
         return passed(f"live {live.id} and test {test.id} match (seed {inputs[seed_name]})")  # type: ignore[index]
     if live.output == test.output:
-        record(True, "outputs are equal")
+        record(True, "outputs are equal", "equal")
         return passed("outputs are equal")
-    judge = ctx.judge
-    compare = getattr(judge, "compare", None)
+    compare = getattr(await ctx.wait_judge(), "compare", None)
     if compare is None:
         message = (
             "outputs differ and the model has no seed input; the AI judge is not "
             "configured (set ANTHROPIC_API_KEY) to decide whether they match"
         )
-        record(False, message)
+        record(False, message, "judge")
         raise CheckFailed(message)
     live_files = [ctx.files(r) for r in iter_file_refs(live.output)]
     test_files = [ctx.files(r) for r in iter_file_refs(test.output)]
     verdict = await asyncio.to_thread(compare, live.output, test.output, live_files, test_files)
-    record(verdict.passed, f"AI judge: {verdict.message}")
+    record(verdict.passed, f"AI judge: {verdict.message}", "judge")
     if not verdict.passed:
         raise CheckFailed(f"AI judge says the outputs do not match: {verdict.message}")
     return passed(f"AI judge: {verdict.message}")

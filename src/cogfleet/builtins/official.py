@@ -46,9 +46,10 @@ async def official_model(ctx: PushContext) -> StepOutcome:
             with os.fdopen(fd, "w") as fh:
                 fh.write(key)
             flags = replace(flags, secrets=[*flags.secrets, f"id=api_key,src={key_path}"])
-        version_id = await ctx.target.promote(
+        version = await ctx.target.promote(
             ctx.build_dir, ctx.test_version["id"], official, flags
         )
+        version_id = version["id"]
     finally:
         shutil.rmtree(secret_dir, ignore_errors=True)
     return passed(f"pushed {official}:{version_id[:12]}")

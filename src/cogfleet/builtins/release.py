@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from replicate.exceptions import ReplicateError
@@ -22,8 +23,9 @@ async def promote(ctx: PushContext) -> StepOutcome:
         return skipped("--no-push: the model is not touched")
     assert ctx.test_version is not None
     tested = ctx.test_version["id"]
-    version_id = await ctx.target.promote(ctx.build_dir, tested, ctx.model, push_flags(ctx))
-    promoted = await ctx.target.get_version(ctx.model, version_id)
+    # the answer is the promoted version itself: its schema needs no second request
+    promoted = await ctx.target.promote(ctx.build_dir, tested, ctx.model, push_flags(ctx))
+    version_id = promoted["id"]
     if promoted["openapi_schema"] != ctx.test_schema:
         raise CheckFailed(
             f"{ctx.model}:{version_id[:12]} has a different schema from the tested "
@@ -36,6 +38,30 @@ async def promote(ctx: PushContext) -> StepOutcome:
     return passed(f"promoted {ctx.model}:{version_id[:12]}{same}")
 
 
+async def _find_deployment(ctx: PushContext) -> tuple[str, str, bool]:
+    """``(owner, name, exists)`` of the configured deployment (two look-ups)."""
+    settings = ctx.config.deployment
+    assert settings is not None
+    client = ctx.target.client
+    name = settings.name or split_model(ctx.model)[1]
+    # deployments are created under the token's account; that is the default owner
+    owner = settings.owner or (await client.accounts.async_current()).username
+    try:
+        await client.deployments.async_get(f"{owner}/{name}")
+    except ReplicateError as exc:
+        if exc.status != 404:
+            raise
+        return owner, name, False
+    return owner, name, True
+
+
+def _prefetch_deployment(ctx: PushContext) -> Awaitable[tuple[str, str, bool]] | None:
+    """Look the deployment up while the checks run, when the run may get to it."""
+    if ctx.config.deployment is None or ctx.options.no_push:
+        return None
+    return _find_deployment(ctx)
+
+
 async def deployment(ctx: PushContext) -> StepOutcome:
     """Create or update the configured deployment to serve the promoted version."""
     settings = ctx.config.deployment
@@ -44,21 +70,15 @@ async def deployment(ctx: PushContext) -> StepOutcome:
     if ctx.options.no_push or ctx.promoted_version is None:
         return skipped("nothing was promoted")
     client = ctx.target.client
-    name = settings.name or split_model(ctx.model)[1]
     hardware = settings.hardware or "cpu"
     low, high = CPU_SCALING if hardware == "cpu" else GPU_SCALING
     min_instances = settings.min_instances if settings.min_instances is not None else low
     max_instances = settings.max_instances if settings.max_instances is not None else high
+    where = f"deployment {settings.owner or '<account>'}/{settings.name or ctx.model}"
     try:
-        # deployments are created under the token's account; that is the default owner
-        owner = settings.owner or (await client.accounts.async_current()).username
-        try:
-            await client.deployments.async_get(f"{owner}/{name}")
-            exists = True
-        except ReplicateError as exc:
-            if exc.status != 404:
-                raise
-            exists = False
+        lookup = ctx.prefetched.get("deployment")
+        owner, name, exists = await (lookup if lookup is not None else _find_deployment(ctx))
+        where = f"deployment {owner}/{name}"
         if exists:
             await client.deployments.async_update(
                 deployment_owner=owner, deployment_name=name, version=ctx.promoted_version,
@@ -72,9 +92,9 @@ async def deployment(ctx: PushContext) -> StepOutcome:
             )
             verb = "created"
     except ReplicateError as exc:
-        raise CheckFailed(f"deployment {owner}/{name}: {exc.status} {exc.detail or exc}") from None
+        raise CheckFailed(f"{where}: {exc.status} {exc.detail or exc}") from None
     return passed(
-        f"{verb} deployment {owner}/{name} -> {ctx.promoted_version[:12]} "
+        f"{verb} {where} -> {ctx.promoted_version[:12]} "
         f"({hardware}, {min_instances}-{max_instances} instances)"
     )
 
@@ -82,4 +102,5 @@ async def deployment(ctx: PushContext) -> StepOutcome:
 @hookimpl
 def cogfleet_register_steps(register: Any) -> None:
     register(Step(name="promote", phase="promote", run=promote))
-    register(Step(name="deployment", phase="release", run=deployment, order=10))
+    register(Step(name="deployment", phase="release", run=deployment, order=10,
+                  prefetch=_prefetch_deployment))

@@ -1,4 +1,4 @@
-"""Built-in reports: the JSON contract, JUnit XML and a Markdown summary."""
+"""Built-in reports: the JSON contract, JUnit XML, a Markdown summary and the HTML page."""
 
 from __future__ import annotations
 
@@ -18,8 +18,18 @@ def _write(path: str | Path, text: str) -> None:
 
 def to_json(results: list[RunResult]) -> str:
     """One object per variant for a single variant, else a list of them."""
-    docs = [r.to_json() for r in results]
+    return _dump([r.to_json() for r in results])
+
+
+def _dump(docs: list[dict[str, Any]]) -> str:
     return json.dumps(docs[0] if len(docs) == 1 else docs, indent=2) + "\n"
+
+
+def to_html(docs: list[dict[str, Any]]) -> str:
+    """The self-contained HTML page of JSON reports (see :mod:`cogfleet._html`)."""
+    from cogfleet._html import render_html
+
+    return render_html(docs)
 
 
 def to_junit(results: list[RunResult]) -> str:
@@ -98,8 +108,12 @@ def to_markdown(results: list[RunResult]) -> str:
 
 @hookimpl
 def cogfleet_report(results: list[RunResult], options: dict[str, Any]) -> None:
+    wanted = options.get("report_json") or options.get("html")
+    docs = [r.to_json() for r in results] if wanted else []
     if options.get("report_json"):
-        _write(options["report_json"], to_json(results))
+        _write(options["report_json"], _dump(docs))
+    if options.get("html"):
+        _write(options["html"], to_html(docs))
     if options.get("junit_xml"):
         _write(options["junit_xml"], to_junit(results))
     if options.get("markdown"):

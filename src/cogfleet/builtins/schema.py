@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from cogfleet import hookimpl
-from cogfleet._errors import CheckFailed
+from cogfleet._errors import CheckFailed, CogfleetError
 from cogfleet._pipeline import PushContext, Step, StepOutcome, passed, skipped
 
 _INPUT_SCHEMAS = {"predict": "Input", "train": "TrainingInput"}
@@ -41,9 +42,16 @@ async def schema_compat(ctx: PushContext) -> StepOutcome:
 
     if ctx.live_version is None:
         return skipped(f"{ctx.model} has no version yet")
+    from cogfleet.schema import schema_changes
+
+    live_schema = ctx.live_version["openapi_schema"]
+    # the table of every difference is for the reports, whether or not it is enforced
     if ctx.config.ignore_schema_compatibility:
+        with contextlib.suppress(CogfleetError):  # not checked, so not a failure either
+            ctx.result.schema_changes = schema_changes(live_schema, ctx.test_schema)
         return skipped("ignore_schema_compatibility is set")
-    breaks = check_compatibility(ctx.live_version["openapi_schema"], ctx.test_schema)
+    breaks = check_compatibility(live_schema, ctx.test_schema)
+    ctx.result.schema_changes = schema_changes(live_schema, ctx.test_schema, breaks)
     if breaks:
         raise CheckFailed(
             f"not backwards compatible with {ctx.model}:{ctx.live_version['id'][:12]}: "

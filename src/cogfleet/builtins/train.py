@@ -8,6 +8,7 @@ the trained version.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from cogfleet import hookimpl
@@ -18,6 +19,19 @@ from cogfleet._result import CaseResult
 from cogfleet._target import split_model
 
 
+def _destination(ctx: PushContext) -> str:
+    section = ctx.config.train
+    assert section is not None
+    return section.destination or f"{ctx.test_model}-dest"
+
+
+def _prefetch_destination(ctx: PushContext) -> Awaitable[Any] | None:
+    """Look the destination model up while the build is pushed."""
+    if ctx.config.train is None:
+        return None
+    return ctx.target.get_model(_destination(ctx))
+
+
 async def train(ctx: PushContext) -> StepOutcome:
     from cogfleet.schema import required_only_inputs
 
@@ -25,10 +39,12 @@ async def train(ctx: PushContext) -> StepOutcome:
     if section is None:
         return skipped("no train section")
     assert ctx.test_version is not None
-    destination = section.destination or f"{ctx.test_model}-dest"
-    await ctx.target.ensure_model(
-        destination, hardware=section.destination_hardware, visibility="private"
-    )
+    destination = _destination(ctx)
+    lookup = ctx.prefetched.get("train")
+    if lookup is None or await lookup is None:  # missing (or not looked up yet): create it
+        await ctx.target.ensure_model(
+            destination, hardware=section.destination_hardware, visibility="private"
+        )
     cases = section.test_cases or [
         TestCase(inputs=required_only_inputs(ctx.test_schema, kind="train"))
     ]
@@ -51,7 +67,9 @@ async def train(ctx: PushContext) -> StepOutcome:
             CaseResult(
                 kind="train-case", index=index, inputs=case.inputs, checker=key,
                 status="passed" if ok else "failed", message=message,
-                prediction_id=outcome.id, duration_s=outcome.duration_s,
+                prediction_id=outcome.id, duration_s=outcome.duration_s, expected=expected,
+                output=await ctx.kept_output(outcome), error=outcome.error,
+                prediction_url=outcome.url, started_s=ctx.since_start(outcome.started),
             )
         )
         return record, trained
@@ -92,4 +110,5 @@ async def train(ctx: PushContext) -> StepOutcome:
 
 @hookimpl
 def cogfleet_register_steps(register: Any) -> None:
-    register(Step(name="train", phase="check", run=train, order=40))
+    register(Step(name="train", phase="check", run=train, order=40,
+                  prefetch=_prefetch_destination))

@@ -4,6 +4,7 @@
   train documents and serialises them as Cog's Go generator does.
 - :mod:`._compat` decides whether a new document breaks an old one.
 - :mod:`._fuzz` derives valid inputs from a document.
+- :mod:`._changes` lists every difference of two documents (the reports' table).
 
 The fuzz helpers are loaded on first use (they pull in ``jsonschema``), so importing
 this package stays cheap for commands that only need a document.
@@ -29,6 +30,7 @@ from cogfleet.schema._document import (
 )
 
 if TYPE_CHECKING:
+    from cogfleet.schema._changes import schema_changes
     from cogfleet.schema._fuzz import (
         fuzz_prompt,
         generate_inputs,
@@ -45,6 +47,7 @@ _LAZY = {
     "parse_ai_batch": "_fuzz",
     "required_only_inputs": "_fuzz",
     "validate_inputs": "_fuzz",
+    "schema_changes": "_changes",
 }
 
 __all__ = [
@@ -65,6 +68,7 @@ __all__ = [
     "read_cog_refs",
     "required_only_inputs",
     "resolve_refs",
+    "schema_changes",
     "title_case",
     "validate_inputs",
     "write_schema_file",

@@ -117,7 +117,10 @@ def _raise_for(resp: httpx.Response, owner: str, name: str) -> dict[str, Any]:
             detail = body.get("detail") or body.get("title") or resp.text
         except ValueError:
             detail = resp.text
-        raise RemoteError(f"push to {owner}/{name} failed ({resp.status_code}): {detail}")
+        raise RemoteError(
+            f"push to {owner}/{name} failed ({resp.status_code}): {detail}",
+            status=resp.status_code,
+        )
     result: dict[str, Any] = resp.json()
     return result
 
