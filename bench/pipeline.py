@@ -11,7 +11,7 @@ creates the live version, the second one is measured.
 Printed: wall time of the second push, its critical path (see :func:`critical_path`)
 and their ratio, plus API requests per prediction counted on the server.
 
-    /work/venv/bin/python bench/pipeline.py [--latency 1] [--ai-latency 1] [--quick]
+    python bench/pipeline.py [--latency 1] [--ai-latency 1] [--quick]
 """
 
 from __future__ import annotations
@@ -104,6 +104,19 @@ def make_repo(dest: Path, *, parallel: int, fuzz: int, cases: int) -> Path:
     return dest
 
 
+def user_env(**extra: str) -> dict[str, str]:
+    """The environment of a user's shell for the commands measured.
+
+    Without ``PYTHONDONTWRITEBYTECODE`` (some sandboxes and CI images set it): a user's
+    Python keeps compiled bytecode, so only the first, unmeasured run compiles the
+    modules it imports. With it set, every ``cogfleet`` command would compile all of
+    them again (seconds on a busy 2-core machine), which no user's machine does.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(extra)
+    return env
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -115,15 +128,21 @@ class ServeProcess:
 
     _ACCESS_RE = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) (\S+) HTTP/[\d.]+" (\d{3})')
 
-    def __init__(self, state: Path, latency: float) -> None:
+    _TIMED_RE = re.compile(
+        r"request (GET|POST|PUT|PATCH|DELETE) (\S+) (\d{3}) ([\d.]+) ([\d.]+)$"
+    )
+
+    def __init__(self, state: Path, latency: float, request_latency: float = 0.0) -> None:
         self.port = _free_port()
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self._ready = threading.Event()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cogfleet", "serve", "--port", str(self.port),
-             "--state", str(state), "--latency", str(latency)],
+             "--state", str(state), "--latency", str(latency),
+             "--request-latency", str(request_latency)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,  # access log: stdout
+            env=user_env(),
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -170,8 +189,20 @@ class ServeProcess:
         found = []
         for line in lines:
             match = self._ACCESS_RE.search(line)
-            if match:
+            if match and not match.group(2).startswith("/bench-sync-"):  # a mark's own line
                 found.append((match.group(1), match.group(2).split("?")[0], int(match.group(3))))
+        return found
+
+    def timed_between(self, start: int, end: int) -> list[Request]:
+        """Requests logged by ``--request-latency`` between two marks, with their times."""
+        with self._changed:
+            lines = self.lines[start + 1 : end]
+        found = []
+        for line in lines:
+            match = self._TIMED_RE.search(line.strip())
+            if match and not match.group(2).startswith("/bench-sync-"):
+                found.append(Request(match.group(1), match.group(2), int(match.group(3)),
+                                     float(match.group(4)), float(match.group(5))))
         return found
 
     def stop(self) -> None:
@@ -203,6 +234,48 @@ def classify(method: str, path: str) -> str:
 
 
 CHECK_STEPS = ("compare-outputs", "test-cases", "fuzz")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One API request as the server logged it (start and end: wall-clock seconds)."""
+
+    method: str
+    path: str
+    status: int
+    start: float
+    end: float
+
+    @property
+    def kind(self) -> str:
+        return classify(self.method, self.path)
+
+
+def is_prediction_work(request: Request) -> bool:
+    """Requests that belong to the predictions themselves (runs, their files, uploads)."""
+    return request.kind.startswith("prediction") or request.kind == "files"
+
+
+def sequential_chain(requests: list[Request]) -> list[Request]:
+    """The longest chain of requests outside the predictions that ran one after another.
+
+    Each request in the chain starts after the previous one ended; requests that
+    overlap (a look-up sent while the push uploads) count once. Greedy by earliest
+    end gives the longest such chain.
+    """
+    chain: list[Request] = []
+    for request in sorted((r for r in requests if not is_prediction_work(r)),
+                          key=lambda r: r.end):
+        if not chain or request.start >= chain[-1].end:
+            chain.append(request)
+    return chain
+
+
+def repeated_fetches(requests: list[Request]) -> list[str]:
+    """``GET`` requests outside the predictions made more than once (fetched twice)."""
+    counts = Counter(f"{r.method} {r.path}" for r in requests
+                     if r.method == "GET" and not is_prediction_work(r))
+    return sorted(k for k, n in counts.items() if n > 1)
 
 
 @dataclass
@@ -324,21 +397,26 @@ def run(
     fuzz: int = 10,
     changed: bool = True,
     workdir: Path | None = None,
+    request_latency: float = 0.0,
 ) -> dict[str, Any]:
-    """Run the benchmark; return its figures (see the module docstring)."""
+    """Run the benchmark; return its figures (see the module docstring).
+
+    With ``request_latency`` R, every API request waits R seconds on the server (an API
+    R away) and the figures include ``round_trips``: how many requests outside the
+    predictions ran one after another (see :func:`sequential_chain`).
+    """
     with tempfile.TemporaryDirectory(prefix="cogfleet-bench-", dir=workdir) as tmp:
         base = Path(tmp)
         repo = make_repo(base / "repo", parallel=parallel, fuzz=fuzz, cases=cases)
-        server = ServeProcess(base / "state", latency)
+        server = ServeProcess(base / "state", latency, request_latency)
         try:
             with FakeAnthropic(api_key=None, latency=ai_latency) as fake:
-                env = {
-                    **os.environ,
-                    "ANTHROPIC_API_KEY": "sk-ant-bench",
-                    "ANTHROPIC_BASE_URL": fake.base_url,
-                    "COGFLEET_LOCAL_TOKEN": "bench",
-                    "NO_COLOR": "1",
-                }
+                env = user_env(
+                    ANTHROPIC_API_KEY="sk-ant-bench",
+                    ANTHROPIC_BASE_URL=fake.base_url,
+                    COGFLEET_LOCAL_TOKEN="bench",
+                    NO_COLOR="1",
+                )
                 env.pop("GITHUB_STEP_SUMMARY", None)
                 client = Client(api_token="bench", base_url=server.url)
                 owner, name = MODEL.split("/")
@@ -355,7 +433,9 @@ def run(
                 wall_s, code, out = _push(repo, server.url, env, base / "second.json")
                 if code != 0:
                     raise RuntimeError(f"measured push failed (exit {code}):\n{out[-3000:]}")
-                requests = server.requests_between(log_start, server.mark())
+                log_end = server.mark()
+                requests = server.requests_between(log_start, log_end)
+                timed = server.timed_between(log_start, log_end)
                 ai_requests = fake.requests[ai_mark:]
                 report = json.loads((base / "second.json").read_text())
                 report = report[0] if isinstance(report, list) else report
@@ -389,7 +469,7 @@ def run(
         predictions=created,
         fuzz_predictions=fuzz_predictions,
         parallel=parallel,
-        latency=latency,
+        latency=latency + request_latency,  # each prediction is one request, R away too
         model_s=model_s,
         ai_latency=ai_latency,
         fuzz_proposals=min(1, proposals),
@@ -419,6 +499,21 @@ def run(
         ),
         "api_requests_per_prediction": round(len(requests) / created, 3) if created else None,
         "ai_requests": {"fuzz_proposals": proposals, "judge": judge_calls},
+        **({"round_trips": round_trips(timed, request_latency)} if request_latency else {}),
+    }
+
+
+def round_trips(timed: list[Request], request_latency: float) -> dict[str, Any]:
+    """The sequential round trips of the measured push outside its predictions."""
+    chain = sequential_chain(timed)
+    outside = [r for r in timed if not is_prediction_work(r)]
+    return {
+        "request_latency_s": request_latency,
+        "sequential": len(chain),
+        "chain": [f"{r.method} {r.path}" for r in chain],
+        "requests_outside_predictions": len(outside),
+        "outside_predictions": sorted(f"{r.method} {r.path}" for r in outside),
+        "repeated_fetches": repeated_fetches(timed),
     }
 
 
@@ -445,6 +540,19 @@ def table_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
         ("pipeline: all API requests / prediction", f"{data['api_requests_per_prediction']:.2f}"),
         ("pipeline: AI requests (fuzz proposal + judge)",
          f"{data['ai_requests']['fuzz_proposals']} + {data['ai_requests']['judge']}"),
+    ] + round_trip_rows(data)
+
+
+def round_trip_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """Summary rows of a run with ``request_latency`` (none otherwise)."""
+    trips = data.get("round_trips")
+    if not trips:
+        return []
+    return [
+        (f"round trips: sequential outside predictions (API {trips['request_latency_s']:g} s away)",
+         f"{trips['sequential']} ({', '.join(trips['chain'])})"),
+        ("round trips: requests outside predictions / fetched twice",
+         f"{trips['requests_outside_predictions']} / {len(trips['repeated_fetches'])}"),
     ]
 
 
@@ -453,6 +561,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=1.0, help="server seconds/prediction")
     parser.add_argument("--ai-latency", type=float, default=1.0, help="seconds per AI request")
+    parser.add_argument(
+        "--request-latency", type=float, default=0.0, metavar="R",
+        help="server seconds per API request (an API R away); adds the round-trip figures",
+    )
     parser.add_argument("--parallel", type=int, default=4)
     parser.add_argument("--cases", type=int, default=6, help="test cases (1..6)")
     parser.add_argument("--fuzz", type=int, default=10, help="fuzz iterations")
@@ -465,7 +577,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.latency, args.ai_latency, args.cases, args.fuzz = 0.05, 0.05, 2, 2
     data = run(latency=args.latency, ai_latency=args.ai_latency, parallel=args.parallel,
-               cases=args.cases, fuzz=args.fuzz, changed=not args.same_build)
+               cases=args.cases, fuzz=args.fuzz, changed=not args.same_build,
+               request_latency=args.request_latency)
     for name, value in table_rows(data):
         print(f"{name:<50} {value}")
     print(json.dumps(data["api_requests"]))

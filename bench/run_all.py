@@ -1,11 +1,12 @@
 """Run every benchmark, print one table and write ``bench/results.json``.
 
-Runs, in order: the pipeline vs critical path (``bench/pipeline.py``), the scale
+Runs, in order: the pipeline vs critical path (``bench/pipeline.py``), the same push
+with the API a fixed latency away per request (sequential round trips), the scale
 figures (``bench/scale.py``) and the local server's overhead
 (``bench/server_overhead.py``, run as its own process and its table read back).
 On a 2-core machine the default run takes about two minutes (see ``bench/README.md``).
 
-    /work/venv/bin/python bench/run_all.py [--quick] [--output bench/results.json]
+    python bench/run_all.py [--quick] [--output bench/results.json]
 """
 
 from __future__ import annotations
@@ -97,19 +98,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=HERE / "results.json")
     parser.add_argument("--latency", type=float, default=1.0, help="pipeline: L per prediction")
     parser.add_argument("--ai-latency", type=float, default=1.0, help="pipeline: s per AI call")
+    parser.add_argument("--request-latency", type=float, default=0.5,
+                        help="round trips: seconds the API is away (per request)")
     args = parser.parse_args(argv)
 
     if args.quick:
         pipe_kw: dict[str, Any] = {"latency": 0.05, "ai_latency": 0.05, "cases": 2, "fuzz": 2}
+        trips_kw: dict[str, Any] = {**pipe_kw, "latency": 0.0, "request_latency": 0.05}
         scale_kw: dict[str, Any] = {"variants": 4, "families": 2, "repeat": 1}
         overhead_kw = {"requests": 8, "threads": 2}
     else:
         pipe_kw = {"latency": args.latency, "ai_latency": args.ai_latency}
+        # the same push with every API request R away (and no extra prediction latency)
+        trips_kw = {"latency": 0.0, "ai_latency": args.ai_latency,
+                    "request_latency": args.request_latency}
         scale_kw = {}
         overhead_kw = {"requests": 200, "threads": 8}
 
     started = time.perf_counter()
     pipe, pipe_s = _section("pipeline", lambda: pipeline.run(**pipe_kw))
+    trips, trips_s = _section("round trips", lambda: pipeline.run(**trips_kw))
     scl, scale_s = _section("scale", lambda: scale.run(**scale_kw))
     over, over_s = _section("server overhead", lambda: run_server_overhead(**overhead_kw))
 
@@ -119,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         ("scale", scl, scale.table_rows),
     ):
         rows += table(data) if data["status"] == "ok" else [(name, f"failed: {data['error']}")]
+    rows += (pipeline.round_trip_rows(trips) + [
+        ("round trips: wall time of the measured push", f"{trips['wall_s']:.2f} s")
+    ]) if trips["status"] == "ok" else [("round trips", f"failed: {trips['error']}")]
     rows += overhead_rows(over)
 
     width = max(len(r[0]) for r in rows)
@@ -133,16 +144,19 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"python": platform.python_version(), "cpus": _cpus(),
                     "platform": platform.platform()},
         "pipeline": pipe,
+        "round_trips": trips,
         "scale": scl,
         "server_overhead": over,
-        "seconds": {"pipeline": round(pipe_s, 1), "scale": round(scale_s, 1),
+        "seconds": {"pipeline": round(pipe_s, 1), "round_trips": round(trips_s, 1),
+                    "scale": round(scale_s, 1),
                     "server_overhead": round(over_s, 1),
                     "total": round(time.perf_counter() - started, 1)},
         "table": [{"figure": f, "value": v} for f, v in rows],
     }
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.output}")
-    failed = [n for n, d in (("pipeline", pipe), ("scale", scl), ("server overhead", over))
+    failed = [n for n, d in (("pipeline", pipe), ("round trips", trips), ("scale", scl),
+                             ("server overhead", over))
               if d["status"] != "ok"]
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)

@@ -11,7 +11,7 @@ command line, each command run ``--repeat`` times (median):
 * ``cogfleet matrix --changed-since HEAD`` after touching one family
 * ``nox -l`` with this repository's ``noxfile.py``
 
-    /work/venv/bin/python bench/scale.py [--variants 200] [--families 10] [--quick]
+    python bench/scale.py [--variants 200] [--families 10] [--quick]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ client, and the overhead is the client's wall time minus ``metrics.predict_time`
 (what coglet measured inside the predictor). Measured sequentially and with 8
 client threads at once; prints p50/p95 in milliseconds.
 
-    /work/venv/bin/python bench/server_overhead.py [--requests 200] [--threads 8]
+    python bench/server_overhead.py [--requests 200] [--threads 8]
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def _number(value: object) -> bool:
 @pytest.mark.slow
 def test_pipeline_quick_writes_figures(tmp_path: Path) -> None:
     out = tmp_path / "pipeline.json"
-    proc = _run_script("pipeline.py", "--quick", "--json", str(out))
+    proc = _run_script("pipeline.py", "--quick", "--request-latency", "0.05", "--json", str(out))
     data = json.loads(out.read_text())
     assert data["result"] == "passed"
     params = data["params"]
@@ -62,6 +62,52 @@ def test_pipeline_quick_writes_figures(tmp_path: Path) -> None:
     # the quick config keeps the two match_prompt cases: 2 votes each, plus one fuzz proposal
     assert data["ai_requests"] == {"fuzz_proposals": 1, "judge": 4}
     assert "wall / critical path" in proc.stdout
+    # outside the predictions the measured push makes three requests, none twice: the
+    # live model's look-up, the push to the test model and the promotion
+    trips = data["round_trips"]
+    assert trips["outside_predictions"] == sorted([
+        f"GET /v1/models/{pipeline_module().MODEL}",
+        f"POST /v1/models/{pipeline_module().MODEL}/versions",
+        f"POST /v1/models/{pipeline_module().TEST_MODEL}/versions",
+    ])
+    assert trips["repeated_fetches"] == []
+    assert 1 <= trips["sequential"] <= 3 and len(trips["chain"]) == trips["sequential"]
+    assert "round trips: sequential outside predictions" in proc.stdout
+
+
+def pipeline_module() -> Any:
+    sys.path.insert(0, str(BENCH))
+    try:
+        import pipeline
+    finally:
+        sys.path.remove(str(BENCH))
+    return pipeline
+
+
+def test_sequential_chain_counts_overlapping_requests_once() -> None:
+    bench = pipeline_module()
+    req = bench.Request
+    timed = [
+        req("GET", "/v1/models/a/m", 200, 0.0, 0.5),  # overlaps the push: one round trip
+        req("POST", "/v1/models/a/m-test/versions", 200, 0.01, 0.9),
+        req("POST", "/v1/predictions", 201, 1.0, 3.0),  # predictions do not count
+        req("GET", "/v1/files/x", 200, 3.0, 3.1),
+        req("POST", "/v1/models/a/m/versions", 200, 3.2, 3.7),
+        req("GET", "/v1/models/a/m", 200, 3.8, 4.0),  # the same look-up again
+    ]
+    chain = bench.sequential_chain(timed)
+    assert [r.path for r in chain] == ["/v1/models/a/m", "/v1/models/a/m/versions",
+                                       "/v1/models/a/m"]
+    assert bench.repeated_fetches(timed) == ["GET /v1/models/a/m"]
+
+
+def test_bench_names_no_machine_paths() -> None:
+    """Docs and scripts give commands any user can run (no paths of one machine)."""
+    texts = [*BENCH.glob("*.py"), BENCH / "README.md", REPO_ROOT / "README.md"]
+    for path in texts:
+        text = path.read_text()
+        for marker in ("/work/", "/root/", "/home/", "/Users/", "/venv/bin/"):
+            assert marker not in text, f"{path.name} names {marker}"
 
 
 def test_critical_path_formula() -> None:
@@ -108,12 +154,20 @@ def test_run_all_quick_writes_results(tmp_path: Path) -> None:
     proc = _run_script("run_all.py", "--quick", "--output", str(out))
     data = json.loads(out.read_text())
     assert data["quick"] is True
-    for section in ("pipeline", "scale", "server_overhead"):
+    for section in ("pipeline", "round_trips", "scale", "server_overhead"):
         assert data[section]["status"] == "ok", data[section]
     rows = data["server_overhead"]["rows"]
     assert [r["n"] for r in rows] == [8, 8]
     figures = [row["figure"] for row in data["table"]]
     assert any(f.startswith("pipeline: wall / critical path") for f in figures)
+    assert any(f.startswith("round trips: sequential outside predictions") for f in figures)
+    # the keys other tools read stay where they were
+    assert _number(data["pipeline"]["ratio"])
+    assert _number(data["pipeline"]["api_requests_per_prediction"])
+    assert _number(data["scale"]["commands"]["list"]["seconds"])
+    assert _number(data["scale"]["commands"]["render_warm"]["seconds"])
+    assert all(_number(row["overhead_p50_ms"]) for row in rows)
+    assert _number(data["round_trips"]["round_trips"]["sequential"])
     assert any(f.startswith("scale (4 variants): cogfleet render (all, warm)") for f in figures)
     assert any(f.startswith("server overhead: sequential") for f in figures)
     assert all(f in proc.stdout for f in figures)

@@ -98,8 +98,8 @@ class LocalApi:
         return [route for resource in self.resources for route in resource.routes()]
 
     def asgi(self) -> ASGIApp:
-        """The ASGI application: routes wrapped in auth and fault-injection middleware."""
-        from cogfleet.server._faults import FaultInjection
+        """The ASGI application: routes wrapped in auth, fault-injection and latency middleware."""
+        from cogfleet.server._faults import FaultInjection, NetworkLatency
 
         app = Starlette(routes=self.routes(), lifespan=self.lifespan)
         app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
@@ -111,6 +111,8 @@ class LocalApi:
                 seed=self.config.fail_seed,
                 rate_limit=self.config.rate_limit,
             )
+        if self.config.request_latency:
+            wrapped = NetworkLatency(wrapped, seconds=self.config.request_latency)
         return wrapped
 
 

@@ -49,6 +49,7 @@ class ServerConfig:
     state_dir: Path
     token: str | None = None
     latency: float = 0.0
+    request_latency: float = 0.0
     fail_rate: float = 0.0
     fail_seed: int | None = None
     rate_limit: float | None = None

@@ -38,6 +38,7 @@ class LocalServer:
         token: str | None = None,
         *,
         latency: float = 0.0,
+        request_latency: float = 0.0,
         fail_rate: float = 0.0,
         fail_seed: int | None = None,
         rate_limit: float | None = None,
@@ -51,6 +52,7 @@ class LocalServer:
             state_dir=Path(state_dir),
             token=token,
             latency=latency,
+            request_latency=request_latency,
             fail_rate=fail_rate,
             fail_seed=fail_seed,
             rate_limit=rate_limit,
@@ -114,7 +116,13 @@ def serve_forever(host: str, port: int, config: ServerConfig) -> None:
     from cogfleet.server._app import create_app
 
     _api, app = create_app(config)
-    logging.getLogger("cogfleet.server").info("serving on http://%s:%d", host, port)
+    # the server's own messages (and the --request-latency request log) go to stderr
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    server_log = logging.getLogger("cogfleet.server")
+    server_log.addHandler(handler)
+    server_log.setLevel(logging.INFO)
+    server_log.info("serving on http://%s:%d", host, port)
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
 
 
@@ -131,6 +139,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="required API token (default: any non-empty token; env COGFLEET_SERVE_TOKEN)",
     )
     parser.add_argument("--latency", type=float, default=0.0, help="extra seconds per prediction")
+    parser.add_argument(
+        "--request-latency", type=float, default=0.0, metavar="S",
+        help="extra seconds per API request, as if the API were S away (logs each request)",
+    )
     parser.add_argument(
         "--fail-rate", type=float, default=0.0, help="share of API calls answered 503 (0..1)"
     )
@@ -152,6 +164,8 @@ def run_serve(ns: argparse.Namespace) -> int:
         raise UsageError(f"--rate-limit must be positive, not {ns.rate_limit}")
     if ns.latency < 0:
         raise UsageError(f"--latency must not be negative, not {ns.latency}")
+    if ns.request_latency < 0:
+        raise UsageError(f"--request-latency must not be negative, not {ns.request_latency}")
     if ns.page_size is not None and ns.page_size < 1:
         raise UsageError(f"--page-size must be at least 1, not {ns.page_size}")
     from cogfleet.server._core import ServerConfig
@@ -160,6 +174,7 @@ def run_serve(ns: argparse.Namespace) -> int:
         state_dir=Path(ns.state),
         token=ns.token or os.environ.get("COGFLEET_SERVE_TOKEN") or None,
         latency=ns.latency,
+        request_latency=ns.request_latency,
         fail_rate=ns.fail_rate,
         fail_seed=ns.fail_seed,
         rate_limit=ns.rate_limit,

@@ -1,4 +1,5 @@
-"""Fault injection for the local server (``--fail-rate``, ``--rate-limit``).
+"""Fault injection for the local server (``--fail-rate``, ``--rate-limit``,
+``--request-latency``).
 
 Lets callers exercise their retry and back-off paths against real HTTP:
 
@@ -7,19 +8,27 @@ Lets callers exercise their retry and back-off paths against real HTTP:
 * ``fail_rate=P``: that share of requests is answered 503 problem+json. The choice
   comes from ``random.Random(seed)``, so a fixed seed gives a reproducible sequence.
 
+* ``request_latency=S``: every request waits S seconds before the app sees it, as if
+  the API were S seconds away, and is logged with its start and end time
+  (``cogfleet.server.requests``), so a caller's sequential round trips can be counted.
+
 (``--latency`` is not a middleware: it delays each prediction's start, see ``_runs``.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import logging
 import math
 import random
 import threading
 import time
 
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+request_log = logging.getLogger("cogfleet.server.requests")
 
 
 class FaultInjection:
@@ -91,3 +100,39 @@ class FaultInjection:
             await resp(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+class NetworkLatency:
+    """Pure ASGI middleware: each HTTP request waits ``seconds`` first (a distant API).
+
+    Each request is logged as ``request <METHOD> <path> <status> <start> <end>``
+    (wall-clock seconds since the epoch, with milliseconds).
+    """
+
+    def __init__(self, app: ASGIApp, *, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"request latency must not be negative, not {seconds}")
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.time()
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        await asyncio.sleep(self.seconds)
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            request_log.info(
+                "request %s %s %d %.3f %.3f",
+                scope.get("method", "?"), scope.get("path", "?"), status, start, time.time(),
+            )
