@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cogfleet._cli import main
+from cogfleet.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

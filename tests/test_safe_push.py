@@ -11,7 +11,7 @@ import replicate
 import yaml
 
 from cogfleet import ExitCode
-from cogfleet._push_cli import parse_pairs, parse_test_case
+from cogfleet.cli._push import parse_pairs, parse_test_case
 from cogfleet.server._embedded import LocalServer
 
 

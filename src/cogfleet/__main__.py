@@ -1,3 +1,3 @@
-from cogfleet._cli import main
+from cogfleet.cli import main
 
 raise SystemExit(main())

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cogfleet._errors import CheckFailed, UsageError
 from cogfleet._predict import Predictions
-from cogfleet._target import PushFlags, Target
+from cogfleet._target_base import PushFlags, Target
 
 CANARY_NAME = "cogfleet-canary"
 ENV_MODEL = "COGFLEET_CANARY_MODEL"

@@ -8,268 +8,35 @@
 Any failure stops the run before promotion, so the model is never touched by a
 build that did not pass every check.
 
-An interrupt (:class:`Interrupt`) cancels the steps in flight, but never promotion
-and release: those run as one critical section that either has not started when the
-interrupt arrives (then nothing is promoted) or runs to its end (and the result says
-so). Either way the result records exactly what happened on the target.
+An interrupt (:class:`~cogfleet._steps.Interrupt`) cancels the steps in flight, but
+never promotion and release: those run as one critical section that either has not
+started when the interrupt arrives (then nothing is promoted) or runs to its end (and
+the result says so). Either way the result records exactly what happened on the target.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from cogfleet._checks import CheckContext, Judge
-from cogfleet._config import SafePushConfig, TestCase
 from cogfleet._errors import CheckFailed, CogfleetError
-from cogfleet._predict import FileCache, Outcome, Predictions
-from cogfleet._result import CaseResult, RunResult, StepResult
-
-if TYPE_CHECKING:
-    from cogfleet._plugins import Plugins
-    from cogfleet._repo import Variant
-    from cogfleet._target import Target
-
-Phase = Literal["gate", "check", "promote", "release"]
-PHASES: tuple[Phase, ...] = ("gate", "check", "promote", "release")
-
-
-class Interrupt:
-    """An interrupt request shared by every pipeline of a run (set by a signal handler).
-
-    ``request()`` is safe to call from a signal handler: it only sets a flag and calls
-    the ``on_request`` callback (which schedules the cancellation on the event loop).
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.on_request: Callable[[], None] | None = None
-
-    def request(self) -> None:
-        self.requested = True
-        if self.on_request is not None:
-            self.on_request()
-
-
-class Interrupted(Exception):
-    """Raised inside a pipeline when an interrupt stops it before promotion."""
-
-
-@dataclass(frozen=True)
-class StepOutcome:
-    status: Literal["passed", "failed", "skipped"]
-    message: str = ""
-
-
-def passed(message: str = "") -> StepOutcome:
-    return StepOutcome("passed", message)
-
-
-def skipped(message: str) -> StepOutcome:
-    return StepOutcome("skipped", message)
-
-
-@dataclass(frozen=True)
-class Step:
-    """A pipeline step a plugin registers (see ``cogfleet_register_steps``)."""
-
-    name: str
-    phase: Phase
-    run: Callable[[PushContext], Awaitable[StepOutcome]]
-    order: int = 0
-    # started with the run, while earlier steps work; its result is ctx.prefetched[name]
-    prefetch: Callable[[PushContext], Awaitable[Any] | None] | None = None
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    kind: Literal["run-start", "step-start", "step-done", "cases-planned", "case-done", "run-done"]
-    result: RunResult
-    step: StepResult | None = None
-    case: CaseResult | None = None
-    planned: int = 0
-
-
-@dataclass
-class PushOptions:
-    """What the command line asked for."""
-
-    no_push: bool = False
-    push_official_model: bool = False
-    fuzz_seed: int = 0
-    verbose: int = 0
-    separate_weights: bool = False  # cog push --separate-weights (replicate target)
-    secrets: list[str] = field(default_factory=list)  # cog push --secret id=...,src=...
-    keep_outputs: bool = False  # a report shows outputs: embed output files in the results
-
-
-@dataclass
-class PushContext:
-    """Everything a step sees for one variant."""
-
-    name: str
-    config: SafePushConfig
-    build_dir: Path
-    repo_root: Path | None
-    target: Target
-    plugins: Plugins
-    options: PushOptions
-    result: RunResult
-    predictions: Predictions
-    files: FileCache
-    variant: Variant | None = None
-    test_version: dict[str, Any] | None = None
-    live_version: dict[str, Any] | None = None
-    promoted_version: str | None = None
-    cases_planned: int = 0
-    interrupt: Interrupt = field(default_factory=Interrupt)
-    running: list[str] = field(default_factory=list)  # steps in flight, for messages
-    critical: bool = False  # promotion or release under way: never cancelled halfway
-    t0: float = field(default_factory=time.monotonic)  # when the run started
-    prefetched: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
-    _judge: Judge | None = field(default=None, repr=False)
-    _judge_loaded: bool = field(default=False, repr=False)
-    _judge_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def model(self) -> str:
-        return self.config.model
-
-    @property
-    def test_model(self) -> str:
-        return self.config.effective_test_model
-
-    @property
-    def test_schema(self) -> dict[str, Any]:
-        assert self.test_version is not None
-        schema: dict[str, Any] = self.test_version["openapi_schema"]
-        return schema
-
-    @property
-    def judge(self) -> Judge | None:
-        """The AI judge (made once; a thread asking while it is being made waits for it).
-
-        Code on the event loop uses :meth:`wait_judge` instead, which never blocks it.
-        """
-        with self._judge_lock:
-            if not self._judge_loaded:
-                self._judge = self.plugins.judge(self)
-                self._judge_loaded = True
-        return self._judge
-
-    async def wait_judge(self) -> Judge | None:
-        """:attr:`judge` for the event loop: waits in a thread while the judge is made."""
-        if self._judge_loaded:
-            return self._judge
-        return await asyncio.to_thread(lambda: self.judge)
-
-    # -- progress ----------------------------------------------------------------------
-
-    def emit(self, kind: Any, **kwargs: Any) -> None:
-        self.plugins.progress(ProgressEvent(kind=kind, result=self.result, **kwargs))
-
-    def plan_cases(self, count: int) -> None:
-        self.cases_planned += count
-        self.emit("cases-planned", planned=self.cases_planned)
-
-    def add_case(self, case: CaseResult) -> CaseResult:
-        self.result.cases.append(case)
-        self.emit("case-done", case=case, planned=self.cases_planned)
-        return case
-
-    # -- predictions and checks ----------------------------------------------------------
-
-    def file_inputs(self, schema: dict[str, Any], kind: str = "predict") -> set[str]:
-        """Names of inputs that take files (``format: uri``)."""
-        name = "Input" if kind == "predict" else "TrainingInput"
-        props = schema.get("components", {}).get("schemas", {}).get(name, {}).get("properties", {})
-        return {k for k, v in props.items() if v.get("format") == "uri"}
-
-    async def predict(
-        self, version: str, inputs: dict[str, Any], *, timeout: float | None = None
-    ) -> Outcome:
-        prepared = await self.predictions.prepare_inputs(
-            inputs, self.file_inputs(self.test_schema)
-        )
-        limit = timeout or (self.config.predict.predict_timeout if self.config.predict else 300)
-        return await self.predictions.predict(version, prepared, timeout=limit)
-
-    async def kept_output(self, outcome: Outcome) -> Any:
-        """The output as reports keep it: file URLs embedded when a report shows outputs."""
-        if not self.options.keep_outputs:
-            return outcome.output
-        return await asyncio.to_thread(self.files.embed, outcome.output)
-
-    def since_start(self, moment: float) -> float:
-        return max(0.0, moment - self.t0) if moment else 0.0
-
-    async def check_outcome(
-        self, outcome: Outcome, inputs: dict[str, Any], checker_key: str | None, expected: Any
-    ) -> tuple[bool, str]:
-        """Apply a checker (or the default "must succeed") to a finished prediction."""
-        if outcome.timed_out:
-            return False, outcome.error or "timed out"
-        checker = self.plugins.checkers().get(checker_key) if checker_key else None
-        if checker is None:
-            if outcome.succeeded:
-                return True, "succeeded"
-            return False, f"prediction {outcome.status}: {outcome.error or ''}".strip()
-        if not checker.expects_failure and not outcome.succeeded:
-            return False, f"prediction {outcome.status}: {outcome.error or ''}".strip()
-        check_ctx = CheckContext(
-            expected=expected,
-            inputs=inputs,
-            output=outcome.output,
-            error=outcome.error,
-            status=outcome.status,
-            prediction=outcome.prediction,
-            read_file=self.files,
-            judge=await self.wait_judge(),
-            repo_root=self.repo_root,
-        )
-        try:
-            verdict = await asyncio.to_thread(checker.check, check_ctx)
-        except CogfleetError:
-            raise
-        except Exception as exc:  # a checker crashing is a failed check, not a crash
-            return False, f"checker {checker.name} raised {type(exc).__name__}: {exc}"
-        return verdict.passed, verdict.message
-
-    async def run_case(
-        self,
-        kind: Literal["test-case", "fuzz", "train-case"],
-        index: int,
-        case: TestCase | dict[str, Any],
-        *,
-        version: str,
-        timeout: float | None = None,
-    ) -> CaseResult:
-        """Predict on ``version`` with the case's inputs, check, and record the result."""
-        if isinstance(case, TestCase):
-            inputs, checker = case.inputs, case.checker
-        else:
-            inputs, checker = case, None
-        key, expected = checker if checker else (None, None)
-        outcome = await self.predict(version, inputs, timeout=timeout)
-        ok, message = await self.check_outcome(outcome, inputs, key, expected)
-        if kind == "fuzz" and ok and outcome.output in (None, "", [], {}):
-            ok, message = False, "empty output"
-        return self.add_case(
-            CaseResult(
-                kind=kind, index=index, inputs=inputs, checker=key,
-                status="passed" if ok else "failed", message=message,
-                prediction_id=outcome.id, duration_s=outcome.duration_s, expected=expected,
-                output=await self.kept_output(outcome), error=outcome.error,
-                prediction_url=outcome.url, started_s=self.since_start(outcome.started),
-            )
-        )
+from cogfleet._result import RunResult, StepResult
+from cogfleet._ruff import ruff_problems
+from cogfleet._steps import (
+    PHASES,
+    Interrupted,
+    Phase,
+    PushContext,
+    Step,
+    StepOutcome,
+    passed,
+    push_flags,
+)
+from cogfleet._target_base import live_version
 
 
 async def _timed(
@@ -321,8 +88,6 @@ async def run_pipeline(ctx: PushContext, steps: list[Step]) -> RunResult:
     before promotion and returns the result marked ``interrupted``; once promotion has
     started, promotion and release run to their end whatever arrives.
     """
-    from cogfleet._target import lint_build, push_test
-
     result = ctx.result
     ctx.t0 = time.monotonic()
     result.started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -400,3 +165,72 @@ async def _promote_and_release(ctx: PushContext, by_phase: dict[Phase, list[Step
         if (await _timed(ctx, step.name, partial(step.run, ctx))).status == "failed":
             return step.name
     return None
+
+
+# --- the two steps the core runs itself -------------------------------------------------
+
+
+async def lint_build(ctx: PushContext) -> StepOutcome:
+    """Ruff and lint plugins on the build folder (cog.yaml and config were validated)."""
+    if ctx.variant is None:
+        from cogfleet._cogyaml import validate_cog_yaml
+
+        validate_cog_yaml(ctx.build_dir / "cog.yaml", ctx.build_dir)
+        problems = await asyncio.to_thread(ruff_problems, ctx.build_dir, "")
+    else:
+        problems = await asyncio.to_thread(ctx.plugins.lint, ctx.variant, ctx.build_dir)
+    if problems:
+        raise CheckFailed("; ".join(problems[:10]))
+    return passed("ruff, cog.yaml and config are clean")
+
+
+async def push_test(ctx: PushContext) -> StepOutcome:
+    """Push the build to the test model (created if missing); look up the live model meanwhile.
+
+    Two requests run at once: the upload of the build, and the model's look-up, whose
+    answer also carries the live version to compare with. Only when the test model
+    does not exist yet does the push wait for the look-up (no test model is created
+    for a model that does not exist) and create it.
+    """
+    target = ctx.target
+    notes: list[str] = []
+    lookup = asyncio.ensure_future(target.get_model(ctx.model))
+    known: list[Any] = []
+
+    async def live_model() -> Any:
+        if known:
+            return known[0]
+        found = await asyncio.shield(lookup)
+        if found is None:
+            if not target.create_models:
+                raise CheckFailed(
+                    f"model {ctx.model} does not exist on {target.name}; create it first"
+                )
+            # the embedded server starts empty: its models are made on first use
+            await target.ensure_model(
+                ctx.model, hardware=ctx.config.test_hardware, visibility="public"
+            )
+            notes.append(f"created {ctx.model} on the embedded local server")
+            found = await target.get_model(ctx.model)
+        known.append(found)
+        return found
+
+    try:
+        version, created = await target.push_creating(
+            ctx.build_dir, ctx.test_model, push_flags(ctx),
+            hardware=ctx.config.test_hardware, may_create=live_model,
+        )
+        model = await live_model()
+    finally:
+        if not lookup.done():
+            lookup.cancel()  # the push failed first: its error is the one to report
+        elif not lookup.cancelled():
+            lookup.exception()  # retrieved (raised above, or moot after the push failed)
+    if created:
+        notes.append(f"created private {ctx.test_model} ({ctx.config.test_hardware})")
+    ctx.test_version = version
+    ctx.result.test_version = version["id"]
+    ctx.live_version = live_version(model)
+    ctx.result.live_version = ctx.live_version["id"] if ctx.live_version else None
+    notes.append(f"pushed {ctx.test_model}:{version['id'][:12]}")
+    return passed("; ".join(notes))

@@ -24,11 +24,11 @@ from cogfleet import PROJECT_NAME, hookspecs
 from cogfleet._checks import Checker
 from cogfleet._errors import PluginError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: rendering and linting never load the step machinery
     from cogfleet._checks import Judge
-    from cogfleet._pipeline import ProgressEvent, PushContext, Step
     from cogfleet._repo import Variant
     from cogfleet._result import RunResult
+    from cogfleet._steps import ProgressEvent, PushContext, Step
 
 DISABLE_ENV = "COGFLEET_DISABLE_PLUGINS"
 

@@ -1,6 +1,6 @@
 """Running safe pushes: one pipeline per variant, all at once, one report and exit code.
 
-SIGINT and SIGTERM during a run are turned into an :class:`~cogfleet._pipeline.Interrupt`:
+SIGINT and SIGTERM during a run are turned into an :class:`~cogfleet._steps.Interrupt`:
 pipelines that are not promoting are cancelled (with their predictions), pipelines
 that are promoting or releasing finish first. The reports are written from what
 happened, and one line on stderr says what was canceled and where each model stands.
@@ -21,12 +21,14 @@ from typing import Any
 
 from cogfleet._config import SafePushConfig
 from cogfleet._errors import ExitCode
-from cogfleet._pipeline import Interrupt, PushContext, PushOptions, run_pipeline
+from cogfleet._pipeline import run_pipeline
 from cogfleet._plugins import Plugins
 from cogfleet._predict import FileCache, Predictions
 from cogfleet._repo import Variant
 from cogfleet._result import RunResult
-from cogfleet._target import Target, open_target
+from cogfleet._steps import Interrupt, PushContext, PushOptions
+from cogfleet._target import open_target
+from cogfleet._target_base import Target
 
 
 @dataclass

@@ -7,28 +7,21 @@ from cog's output, then confirms it through the API.
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import contextlib
 import os
 import re
 import shutil
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import httpx
 from replicate.client import Client
-from replicate.exceptions import ReplicateError
-from replicate.version import Versions
 
 from cogfleet._errors import CheckFailed, RemoteError, UsageError
 from cogfleet._http import ResilientTransport
-from cogfleet._pipeline import StepOutcome, passed
-
-if TYPE_CHECKING:
-    from cogfleet._pipeline import PushContext
+from cogfleet._target_base import PushFlags, Target, split_model
 
 _DIGEST_PATTERNS = (
     re.compile(r"^\S+: digest: sha256:([0-9a-f]{64}) size:", re.M),
@@ -44,126 +37,6 @@ def parse_cog_push_version(output: str) -> str | None:
         if match:
             return match.group(1)
     return None
-
-
-def split_model(model: str) -> tuple[str, str]:
-    owner, _, name = model.partition("/")
-    return owner, name
-
-
-@dataclass
-class PushFlags:
-    """``cog push`` flags that come from config or the command line."""
-
-    dockerfile: str | None = None
-    use_cog_base_image: bool = True
-    separate_weights: bool = False
-    secrets: list[str] = field(default_factory=list)
-
-
-class Target(abc.ABC):
-    """Base of both targets; holds the official client."""
-
-    name = "?"
-
-    def __init__(self, client: Client, transport: ResilientTransport) -> None:
-        self.client = client
-        self.transport = transport
-        self.create_models = False
-
-    # -- models ------------------------------------------------------------------------
-
-    async def get_model(self, model: str) -> Any | None:
-        owner, name = split_model(model)
-        try:
-            return await self.client.models.async_get(owner, name)
-        except ReplicateError as exc:
-            if exc.status == 404:
-                return None
-            raise RemoteError(f"{model}: {exc.status} {exc.detail or exc}") from None
-
-    async def ensure_model(
-        self, model: str, *, hardware: str, visibility: Literal["public", "private"]
-    ) -> bool:
-        """Create ``model`` when missing; True if it was created."""
-        if await self.get_model(model) is not None:
-            return False
-        owner, name = split_model(model)
-        try:
-            await self.client.models.async_create(
-                owner=owner, name=name, visibility=visibility, hardware=hardware
-            )
-        except ReplicateError as exc:
-            raise RemoteError(f"cannot create {model}: {exc.status} {exc.detail or exc}") from None
-        return True
-
-    async def latest_version(self, model: str) -> dict[str, Any] | None:
-        """The newest version of ``model`` (``None`` when it has none), in one request.
-
-        The model object carries its latest version, schema included.
-        """
-        found = await self.get_model(model)
-        if found is None:
-            raise RemoteError(f"{model}: 404 model not found")
-        return live_version(found)
-
-    async def get_version(self, model: str, version_id: str) -> dict[str, Any]:
-        """One version of ``model`` (a single request: the model is not fetched first)."""
-        try:
-            version = await Versions(self.client, split_model(model)).async_get(version_id)
-        except ReplicateError as exc:
-            raise RemoteError(
-                f"{model}: version {version_id[:12]}: {exc.status} {exc.detail or exc}"
-            ) from None
-        return _version_dict(version)
-
-    async def version_ids(self, model: str) -> list[str]:
-        page = await Versions(self.client, split_model(model)).async_list()
-        return [v.id for v in page]
-
-    # -- pushing -----------------------------------------------------------------------
-
-    @abc.abstractmethod
-    async def push(self, build_dir: Path, model: str, flags: PushFlags) -> dict[str, Any]:
-        """Push ``build_dir`` as a new version of ``model``; return the version object."""
-
-    @abc.abstractmethod
-    async def promote(
-        self, build_dir: Path, version_id: str, model: str, flags: PushFlags
-    ) -> dict[str, Any]:
-        """Make the tested ``version_id`` (built from ``build_dir``) a version of ``model``.
-
-        Returns the version object on ``model`` (its schema included).
-        """
-
-    async def push_creating(
-        self, build_dir: Path, model: str, flags: PushFlags, *, hardware: str,
-        may_create: Callable[[], Awaitable[None]],
-    ) -> tuple[dict[str, Any], bool]:
-        """:meth:`push`, creating the (private) ``model`` first when it is missing.
-
-        ``may_create`` is awaited before a model is created and raises when it must
-        not be. Returns the version and whether the model was created.
-        """
-        created = False
-        if await self.get_model(model) is None:
-            await may_create()
-            created = await self.ensure_model(model, hardware=hardware, visibility="private")
-        return await self.push(build_dir, model, flags), created
-
-    def close(self) -> None:
-        self.client._client.close()  # noqa: SLF001 - the client owns no public close
-
-
-def _version_dict(version: Any) -> dict[str, Any]:
-    data = version.dict() if hasattr(version, "dict") else dict(vars(version))
-    return {k: v for k, v in data.items() if not k.startswith("_")}
-
-
-def live_version(model: Any) -> dict[str, Any] | None:
-    """The latest version a model object carries (``None`` when it has none)."""
-    latest = getattr(model, "latest_version", None)
-    return _version_dict(latest) if latest is not None else None
 
 
 def make_client(
@@ -197,7 +70,7 @@ class LocalTarget(Target):
 
         The answer is the version object itself (schema included): one request.
         """
-        from cogfleet.server._push import push_build
+        from cogfleet.server import push_build
 
         owner, name = split_model(model)
         # the official client's http stack (with retries) carries the upload
@@ -207,7 +80,7 @@ class LocalTarget(Target):
         self, build_dir: Path, version_id: str, model: str, flags: PushFlags
     ) -> dict[str, Any]:
         """Copy the tested version itself (same content, same id) onto ``model``."""
-        from cogfleet.server._push import promote_version
+        from cogfleet.server import promote_version
 
         owner, name = split_model(model)
         return await asyncio.to_thread(promote_version, self.client, owner, name, version_id)
@@ -311,90 +184,10 @@ def open_target(
             local_token = token or os.environ.get("COGFLEET_LOCAL_TOKEN") or "cogfleet-local"
             target = LocalTarget(local_url.rstrip("/"), local_token, embedded=False)
         else:
-            from cogfleet.server._embedded import LocalServer
+            from cogfleet.server import LocalServer
 
             state = (repo_root or Path.cwd()) / ".cogfleet" / "local"
             server = stack.enter_context(LocalServer(state_dir=state))
             target = LocalTarget(server.base_url, server.token, embedded=True)
         stack.enter_context(contextlib.closing(target))
         yield target
-
-
-# --- the two core steps ----------------------------------------------------------------
-
-
-async def lint_build(ctx: PushContext) -> StepOutcome:
-    """Ruff and lint plugins on the build folder (cog.yaml and config were validated)."""
-    if ctx.variant is None:
-        from cogfleet._cogyaml import validate_cog_yaml
-
-        validate_cog_yaml(ctx.build_dir / "cog.yaml", ctx.build_dir)
-        from cogfleet._ruff import ruff_problems
-
-        problems = await asyncio.to_thread(ruff_problems, ctx.build_dir, "")
-    else:
-        problems = await asyncio.to_thread(ctx.plugins.lint, ctx.variant, ctx.build_dir)
-    if problems:
-        raise CheckFailed("; ".join(problems[:10]))
-    return passed("ruff, cog.yaml and config are clean")
-
-
-async def push_test(ctx: PushContext) -> StepOutcome:
-    """Push the build to the test model (created if missing); look up the live model meanwhile.
-
-    Two requests run at once: the upload of the build, and the model's look-up, whose
-    answer also carries the live version to compare with. Only when the test model
-    does not exist yet does the push wait for the look-up (no test model is created
-    for a model that does not exist) and create it.
-    """
-    target = ctx.target
-    notes: list[str] = []
-    lookup = asyncio.ensure_future(target.get_model(ctx.model))
-    known: list[Any] = []
-
-    async def live_model() -> Any:
-        if known:
-            return known[0]
-        found = await asyncio.shield(lookup)
-        if found is None:
-            if not target.create_models:
-                raise CheckFailed(
-                    f"model {ctx.model} does not exist on {target.name}; create it first"
-                )
-            # the embedded server starts empty: its models are made on first use
-            await target.ensure_model(
-                ctx.model, hardware=ctx.config.test_hardware, visibility="public"
-            )
-            notes.append(f"created {ctx.model} on the embedded local server")
-            found = await target.get_model(ctx.model)
-        known.append(found)
-        return found
-
-    try:
-        version, created = await target.push_creating(
-            ctx.build_dir, ctx.test_model, push_flags(ctx),
-            hardware=ctx.config.test_hardware, may_create=live_model,
-        )
-        model = await live_model()
-    finally:
-        if not lookup.done():
-            lookup.cancel()  # the push failed first: its error is the one to report
-        elif not lookup.cancelled():
-            lookup.exception()  # retrieved (raised above, or moot after the push failed)
-    if created:
-        notes.append(f"created private {ctx.test_model} ({ctx.config.test_hardware})")
-    ctx.test_version = version
-    ctx.result.test_version = version["id"]
-    ctx.live_version = live_version(model)
-    ctx.result.live_version = ctx.live_version["id"] if ctx.live_version else None
-    notes.append(f"pushed {ctx.test_model}:{version['id'][:12]}")
-    return passed("; ".join(notes))
-
-
-def push_flags(ctx: PushContext) -> PushFlags:
-    return PushFlags(
-        dockerfile=ctx.config.dockerfile,
-        use_cog_base_image=ctx.config.use_cog_base_image,
-        separate_weights=ctx.options.separate_weights,
-        secrets=list(ctx.options.secrets),
-    )

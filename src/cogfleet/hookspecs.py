@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from cogfleet import hookspec
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: loading the plugin manager stays light
     from cogfleet._checks import Checker, Judge
-    from cogfleet._pipeline import ProgressEvent, PushContext, Step
     from cogfleet._repo import Variant
     from cogfleet._result import RunResult
+    from cogfleet._steps import ProgressEvent, PushContext, Step
 
 
 # --- configure -------------------------------------------------------------------

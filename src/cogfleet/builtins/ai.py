@@ -11,7 +11,7 @@ from typing import Any
 from cogfleet import hookimpl
 from cogfleet._checks import Judge
 from cogfleet._errors import RemoteError
-from cogfleet._pipeline import PushContext
+from cogfleet._steps import PushContext
 
 
 @hookimpl(trylast=True)

@@ -16,8 +16,8 @@ from typing import Any
 from cogfleet import hookimpl
 from cogfleet._checks import OutputFile, iter_file_refs
 from cogfleet._errors import CheckFailed
-from cogfleet._pipeline import PushContext, Step, StepOutcome, passed, skipped
 from cogfleet._result import CaseResult, Comparison, FileComparison
+from cogfleet._steps import PushContext, Step, StepOutcome, passed, skipped
 
 FIXED_SEED = 42
 DISTANCE_METRIC = "mean pixel distance (RGB, 0-441)"

@@ -13,7 +13,7 @@ from typing import Any
 
 from cogfleet import hookimpl
 from cogfleet._errors import CheckFailed, ConfigError
-from cogfleet._pipeline import PushContext, Step, StepOutcome, passed, skipped
+from cogfleet._steps import PushContext, Step, StepOutcome, passed, skipped
 
 
 @hookimpl(trylast=True)

@@ -20,8 +20,7 @@ from typing import Any
 
 from cogfleet import hookimpl
 from cogfleet._errors import CheckFailed
-from cogfleet._pipeline import PushContext, Step, StepOutcome, passed, skipped
-from cogfleet._target import push_flags
+from cogfleet._steps import PushContext, Step, StepOutcome, passed, push_flags, skipped
 
 KEY_ENV = "COGFLEET_OFFICIAL_MODEL_API_KEY"
 

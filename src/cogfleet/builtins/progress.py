@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cogfleet import hookimpl
-from cogfleet._pipeline import ProgressEvent
+from cogfleet._steps import ProgressEvent
 
 _console = Console(stderr=True, highlight=False, soft_wrap=True)
 _STYLE = {"passed": "green", "failed": "bold red", "skipped": "dim"}

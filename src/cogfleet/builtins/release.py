@@ -9,8 +9,8 @@ from replicate.exceptions import ReplicateError
 
 from cogfleet import hookimpl
 from cogfleet._errors import CheckFailed
-from cogfleet._pipeline import PushContext, Step, StepOutcome, passed, skipped
-from cogfleet._target import push_flags, split_model
+from cogfleet._steps import PushContext, Step, StepOutcome, passed, push_flags, skipped
+from cogfleet._target_base import split_model
 
 # cog-safe-push's scaling defaults for a new deployment
 CPU_SCALING = (1, 20)

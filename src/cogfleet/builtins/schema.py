@@ -7,7 +7,7 @@ from typing import Any
 
 from cogfleet import hookimpl
 from cogfleet._errors import CheckFailed, CogfleetError
-from cogfleet._pipeline import PushContext, Step, StepOutcome, passed, skipped
+from cogfleet._steps import PushContext, Step, StepOutcome, passed, skipped
 
 _INPUT_SCHEMAS = {"predict": "Input", "train": "TrainingInput"}
 

@@ -14,9 +14,9 @@ from typing import Any
 from cogfleet import hookimpl
 from cogfleet._config import TestCase
 from cogfleet._errors import CheckFailed
-from cogfleet._pipeline import PushContext, Step, StepOutcome, passed, skipped
 from cogfleet._result import CaseResult
-from cogfleet._target import split_model
+from cogfleet._steps import PushContext, Step, StepOutcome, passed, skipped
+from cogfleet._target_base import split_model
 
 
 def _destination(ctx: PushContext) -> str:

@@ -1,9 +1,8 @@
-"""Command-line front of CI: ``matrix``, ``affected`` and ``canary``."""
+"""CI commands: ``matrix``, ``affected`` and ``canary``."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -11,17 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-from replicate.exceptions import ReplicateError
-
 from cogfleet._errors import CogfleetError, ExitCode, UsageError
-
-# what fails a canary run besides cogfleet's own errors: the transport and the client
-_CANARY_ERRORS = (CogfleetError, ReplicateError, httpx.HTTPError, OSError, RuntimeError)
-
-
-def _out(text: str) -> None:
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+from cogfleet.cli._common import Command, add_target_flags, load_plugins, load_repo, out
 
 
 def _variant_names(text: str) -> list[str]:
@@ -34,11 +24,9 @@ def _variant_names(text: str) -> list[str]:
 def cmd_matrix(ns: argparse.Namespace) -> int:
     """Print the GitHub Actions matrix of the variants to build, as one line of JSON."""
     from cogfleet._affected import affected_variants, matrix, model_of
-    from cogfleet._cli import _repo
-    from cogfleet._plugins import Plugins
 
-    repo = _repo(ns)
-    plugins = Plugins(repo.root)
+    repo = load_repo(ns)
+    plugins = load_plugins(repo.root)
     wanted = {v.name for v in repo.select(_variant_names(ns.variants))} if ns.variants else None
     if ns.changed_since is not None:
         entries = [(a.variant, a.model) for a in affected_variants(repo, ns.changed_since, plugins)]
@@ -46,27 +34,26 @@ def cmd_matrix(ns: argparse.Namespace) -> int:
         entries = [(v.name, model_of(repo, v, plugins)) for v in repo.variants.values()]
     if wanted is not None:
         entries = [e for e in entries if e[0] in wanted]
-    _out(json.dumps(matrix(entries), separators=(",", ":")))
+    out(json.dumps(matrix(entries), separators=(",", ":")))
     return ExitCode.OK
 
 
 def cmd_affected(ns: argparse.Namespace) -> int:
     """Print the variants the changes since REF affect (``--explain``: and why)."""
     from cogfleet._affected import affected_variants
-    from cogfleet._cli import _repo
 
-    repo = _repo(ns)
+    repo = load_repo(ns)
     found = affected_variants(repo, ns.since)
     if ns.json:
-        _out(json.dumps([{"variant": a.variant, "model": a.model, "changed": a.reasons}
+        out(json.dumps([{"variant": a.variant, "model": a.model, "changed": a.reasons}
                          for a in found]))
         return ExitCode.OK
     for entry in found:
         if ns.explain:
             for reason in entry.reasons:
-                _out(f"{entry.variant}: {reason}")
+                out(f"{entry.variant}: {reason}")
         else:
-            _out(entry.variant)
+            out(entry.variant)
     if not found:
         sys.stderr.write(f"no variant is affected by the changes since {ns.since}\n")
     return ExitCode.OK
@@ -93,8 +80,16 @@ def _summary(line: str) -> None:
 
 def cmd_canary(ns: argparse.Namespace) -> int:
     """Push a tiny fresh model and check a prediction on exactly that version."""
+    import asyncio
+
+    import httpx
+    from replicate.exceptions import ReplicateError
+
     from cogfleet._canary import CanaryResult, account_owner, canary_model, run_canary
     from cogfleet._target import open_target
+
+    # what fails a canary run besides cogfleet's own errors: the transport and the client
+    canary_errors = (CogfleetError, ReplicateError, httpx.HTTPError, OSError, RuntimeError)
 
     model = canary_model(ns.model)  # a malformed name is a usage error (exit 2), not a failure
     start = time.monotonic()
@@ -109,7 +104,7 @@ def cmd_canary(ns: argparse.Namespace) -> int:
     try:
         with open_target(ns.target, repo_root=_canary_root(ns), local_url=ns.local_url) as target:
             result = asyncio.run(go(target))
-    except _CANARY_ERRORS as exc:
+    except canary_errors as exc:
         message = str(exc) or type(exc).__name__
         where = f"{ns.target} ({state['model'] or 'model not resolved'})"
         sys.stderr.write(
@@ -119,8 +114,8 @@ def cmd_canary(ns: argparse.Namespace) -> int:
         return ExitCode.CHECKS_FAILED
     total = time.monotonic() - start
     for step in result.steps:
-        _out(f"canary: {step}")
-    _out(f"canary: ok on {ns.target}: {result.model}:{result.version} in {total:.1f}s "
+        out(f"canary: {step}")
+    out(f"canary: ok on {ns.target}: {result.model}:{result.version} in {total:.1f}s "
          f"(push {result.push_s:.1f}s, prediction {result.predict_s:.1f}s)")
     _summary(f"### :white_check_mark: canary ok on {ns.target}\n\n"
              f"`{result.model}:{result.version}`: push {result.push_s:.1f}s, "
@@ -128,45 +123,46 @@ def cmd_canary(ns: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add ``matrix``, ``affected`` and ``canary`` to the CLI."""
-    p = sub.add_parser(
-        "matrix", parents=[common], help="CI matrix JSON of the variants to build",
-        description="Print {\"include\": [{\"variant\": ..., \"model\": ...}]} on one line, "
-        "for GitHub Actions' strategy.matrix: ${{ fromJson(...) }}.",
-    )
+def _matrix_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--changed-since", metavar="REF",
                    help="only variants affected by changes since REF (default: all variants)")
     p.add_argument("--variants", metavar="A,B|all",
                    help="only these variants (comma list, or 'all')")
-    p.set_defaults(handler=cmd_matrix)
 
-    p = sub.add_parser(
-        "affected", parents=[common], help="variants affected by changes since a ref",
-        description="List the variants that changes since REF affect (merge base of REF and "
-        "HEAD to the working tree).",
-    )
+
+def _affected_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", required=True, metavar="REF", help="base ref, e.g. origin/main")
     p.add_argument("--explain", action="store_true",
                    help="print 'variant: changed-file' for each reason")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(handler=cmd_affected)
 
-    p = sub.add_parser(
-        "canary", parents=[common], help="push a tiny model and check a prediction on it",
-        description="Push a freshly generated model with a unique marker to the canary model, "
-        "predict on exactly that version and check the marker comes back. Exit 1 on any "
-        "failure.",
-    )
-    p.add_argument(
-        "--target", choices=["local", "replicate"],
-        default=os.environ.get("COGFLEET_TARGET", "local"),
-        help="where to push and predict (default: local, or $COGFLEET_TARGET)",
-    )
-    p.add_argument("--local-url", help="a running `cogfleet serve` (default: embedded server)")
+
+def _canary_arguments(p: argparse.ArgumentParser) -> None:
+    add_target_flags(p)
     p.add_argument("--model", metavar="OWNER[/NAME]",
                    help="canary model, or its owner (name cogfleet-canary); default: "
                    "$COGFLEET_CANARY_MODEL, else <account>/cogfleet-canary")
     p.add_argument("--timeout", type=float, default=600.0,
                    help="seconds the prediction may take (default: 600)")
-    p.set_defaults(handler=cmd_canary)
+
+
+COMMANDS = [
+    Command(
+        "matrix", "CI matrix JSON of the variants to build", cmd_matrix, _matrix_arguments,
+        "Print {\"include\": [{\"variant\": ..., \"model\": ...}]} on one line, "
+        "for GitHub Actions' strategy.matrix: ${{ fromJson(...) }}.",
+    ),
+    Command(
+        "affected", "variants affected by changes since a ref", cmd_affected,
+        _affected_arguments,
+        "List the variants that changes since REF affect (merge base of REF and "
+        "HEAD to the working tree).",
+    ),
+    Command(
+        "canary", "push a tiny model and check a prediction on it", cmd_canary,
+        _canary_arguments,
+        "Push a freshly generated model with a unique marker to the canary model, "
+        "predict on exactly that version and check the marker comes back. Exit 1 on any "
+        "failure.",
+    ),
+]

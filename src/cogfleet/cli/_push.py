@@ -1,22 +1,21 @@
-"""Command-line front of the safe push: ``push``, ``test`` and ``safe-push``."""
+"""The safe push: ``push``, ``test`` and ``safe-push``."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from cogfleet._config import FuzzConfig, PredictConfig, SafePushConfig, TestCase, parse_config
 from cogfleet._errors import ConfigError, UsageError
-from cogfleet._pipeline import PushOptions
-from cogfleet._plugins import Plugins
-from cogfleet._run import Job, RunSettings, run_jobs
+from cogfleet.cli._common import Command, add_target_flags, load_plugins, load_repo
+
+if TYPE_CHECKING:
+    from cogfleet._config import SafePushConfig, TestCase
+    from cogfleet._run import RunSettings
+    from cogfleet._steps import PushOptions
 
 HELP_CONFIG = """\
 model: <owner>/<name>
@@ -79,6 +78,8 @@ def parse_pairs(text: str) -> dict[str, Any]:
 
 def parse_test_case(text: str) -> TestCase:
     """cog-safe-push's ``--test-case``: ``k=v;k=v`` then ``==exact|==https://url|~=prompt``."""
+    from cogfleet._config import TestCase
+
     parts = re.split(r"(==|~=)", text, maxsplit=1)
     case = TestCase(inputs=parse_pairs(parts[0]))
     if len(parts) == 3:
@@ -95,12 +96,7 @@ def parse_test_case(text: str) -> TestCase:
 
 def add_common_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("target and reports")
-    g.add_argument(
-        "--target", choices=["local", "replicate"],
-        default=os.environ.get("COGFLEET_TARGET", "local"),
-        help="where to push and predict (default: local, or $COGFLEET_TARGET)",
-    )
-    g.add_argument("--local-url", help="a running `cogfleet serve` (default: embedded server)")
+    add_target_flags(g)
     g.add_argument("--report-json", metavar="PATH", help="write the JSON report")
     g.add_argument("--junit-xml", metavar="PATH", help="write a JUnit XML report")
     g.add_argument("--markdown", metavar="PATH",
@@ -136,6 +132,8 @@ def add_common_flags(p: argparse.ArgumentParser) -> None:
 
 def apply_overrides(config: SafePushConfig, ns: argparse.Namespace) -> SafePushConfig:
     """Command-line flags win over the config file (as in cog-safe-push)."""
+    from cogfleet._config import FuzzConfig, PredictConfig, SafePushConfig
+
     top: dict[str, Any] = {}
     for key in ("test_model", "test_hardware", "parallel", "fast_push",
                 "ignore_schema_compatibility"):
@@ -161,6 +159,8 @@ def apply_overrides(config: SafePushConfig, ns: argparse.Namespace) -> SafePushC
 
 
 def _settings(ns: argparse.Namespace) -> RunSettings:
+    from cogfleet._run import RunSettings
+
     return RunSettings(
         target=ns.target, local_url=ns.local_url, report_json=ns.report_json,
         junit_xml=ns.junit_xml, markdown=ns.markdown,
@@ -168,6 +168,8 @@ def _settings(ns: argparse.Namespace) -> RunSettings:
 
 
 def _options(ns: argparse.Namespace, *, no_push: bool) -> PushOptions:
+    from cogfleet._steps import PushOptions
+
     return PushOptions(
         no_push=no_push, push_official_model=ns.push_official_model,
         fuzz_seed=ns.fuzz_seed, verbose=ns.verbose,
@@ -177,12 +179,12 @@ def _options(ns: argparse.Namespace, *, no_push: bool) -> PushOptions:
 
 def cmd_push(ns: argparse.Namespace, *, no_push: bool | None = None) -> int:
     """Safe push of monorepo variants (``test`` = without promotion)."""
-    from cogfleet._cli import _repo
     from cogfleet._render import render_variants
+    from cogfleet._run import Job, run_jobs
 
-    repo = _repo(ns)
+    repo = load_repo(ns)
     variants = repo.select(ns.variants)
-    plugins = Plugins(repo.root)
+    plugins = load_plugins(repo.root)
     rendered = render_variants(repo, variants, plugins)
     jobs = [
         Job(name=r.variant.name, build_dir=r.build_dir,
@@ -202,10 +204,15 @@ def cmd_safe_push(ns: argparse.Namespace) -> int:
     if ns.help_config:
         sys.stdout.write(HELP_CONFIG)
         return 0
+    import yaml
+
+    from cogfleet._config import parse_config
+    from cogfleet._run import Job, run_jobs
+
     folder = Path.cwd()
     if not (folder / "cog.yaml").is_file():
         raise UsageError("safe-push runs in a Cog folder: no cog.yaml here")
-    plugins = Plugins(folder if (folder / "plugins").is_dir() else None)
+    plugins = load_plugins(folder if (folder / "plugins").is_dir() else None)
     config_path = Path(ns.config) if ns.config else folder / "cog-safe-push.yaml"
     if ns.config and not config_path.is_file():
         raise UsageError(f"--config {ns.config}: no such file")
@@ -231,26 +238,30 @@ def cmd_safe_push(ns: argparse.Namespace) -> int:
     return run_jobs([job], _settings(ns), plugins, _options(ns, no_push=ns.no_push), folder)
 
 
-def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Add ``push``, ``test`` and ``safe-push`` to the CLI."""
-    p = sub.add_parser("push", parents=[common], help="safe push: test, then promote",
-                       description="Render, push to <model>-test, check, then promote.")
+def _push_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("variants", nargs="*", metavar="VARIANT", help="default: all")
     p.add_argument("--no-push", action="store_true", help="test only; never touch the model")
     add_common_flags(p)
-    p.set_defaults(handler=cmd_push)
 
-    p = sub.add_parser("test", parents=[common], help="safe push without promotion",
-                       description="Same as `push --no-push`.")
+
+def _test_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("variants", nargs="*", metavar="VARIANT", help="default: all")
     add_common_flags(p)
-    p.set_defaults(handler=cmd_test)
 
-    p = sub.add_parser("safe-push", parents=[common], help="drop-in for cog-safe-push",
-                       description="Run cog-safe-push's pipeline in a single Cog folder.")
+
+def _safe_push_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", metavar="MODEL", help="owner/name")
     p.add_argument("--config", help="config file (default: ./cog-safe-push.yaml if present)")
     p.add_argument("--help-config", action="store_true", help="print an example config")
     p.add_argument("--no-push", action="store_true", help="test only; never touch the model")
     add_common_flags(p)
-    p.set_defaults(handler=cmd_safe_push)
+
+
+COMMANDS = [
+    Command("push", "safe push: test, then promote", cmd_push, _push_arguments,
+            "Render, push to <model>-test, check, then promote."),
+    Command("test", "safe push without promotion", cmd_test, _test_arguments,
+            "Same as `push --no-push`."),
+    Command("safe-push", "drop-in for cog-safe-push", cmd_safe_push, _safe_push_arguments,
+            "Run cog-safe-push's pipeline in a single Cog folder."),
+]

@@ -1,0 +1,84 @@
+"""What every command module shares: the parser class, command records, output, loading.
+
+Command modules import only this module, :mod:`cogfleet._errors` and the standard
+library at module level; everything a command runs (the repo, rendering, the pipeline,
+the server, HTTP clients, pydantic) is imported inside its handler or its
+``arguments`` function, so building the parser costs nothing a command does not use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cogfleet._errors import UsageError
+
+if TYPE_CHECKING:
+    from cogfleet._plugins import Plugins
+    from cogfleet._repo import Repo
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so usage errors get exit code 2 and one line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its name, help line, handler, and the function that adds its flags.
+
+    ``arguments`` runs only when this command is the one being parsed, so a command's
+    flags may come from the module that implements it (``serve`` takes the server's).
+    """
+
+    name: str
+    help: str
+    handler: Handler
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    description: str | None = None  # default: the help line
+
+
+def out(text: str) -> None:
+    """Write one line (or block) to stdout."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def load_repo(ns: argparse.Namespace) -> Repo:
+    """The monorepo named by ``--repo``, or found from the current folder."""
+    from cogfleet._repo import Repo
+
+    root = Path(ns.repo).resolve() if ns.repo else None
+    if root is not None and not (root / "models").is_dir():
+        raise UsageError(f"--repo {ns.repo}: no models/ folder there")
+    return Repo.load(root)
+
+
+def load_plugins(root: Path | None) -> Plugins:
+    """Built-ins, entry points, and the ``plugins/`` folder of ``root`` (when given)."""
+    from cogfleet._plugins import Plugins
+
+    return Plugins(root)
+
+
+def add_target_flags(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--target`` and ``--local-url``: the same on every command that talks to a target."""
+    p.add_argument(
+        "--target", choices=["local", "replicate"],
+        default=os.environ.get("COGFLEET_TARGET", "local"),
+        help="where to push and predict (default: local, or $COGFLEET_TARGET)",
+    )
+    p.add_argument("--local-url", help="a running `cogfleet serve` (default: embedded server)")
+
+
+def variants_argument(p: argparse.ArgumentParser) -> None:
+    """Positional ``VARIANT...`` (default: every variant)."""
+    p.add_argument("variants", nargs="*", metavar="VARIANT", help="default: all")

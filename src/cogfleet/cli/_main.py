@@ -1,0 +1,86 @@
+"""The entry point: build the parser for the command being run, dispatch, map errors to exits.
+
+Exit codes (:class:`cogfleet.ExitCode`): 0 ok, 1 a check failed, 2 usage or
+configuration error, 130 interrupted. A known error prints one line
+``error: <file>:<line>: <what>``; ``-vvv`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from cogfleet import __version__
+from cogfleet._errors import CogfleetError, ExitCode
+from cogfleet.cli import _ci, _monorepo, _push, _schema, _serve
+from cogfleet.cli._common import Command, Parser
+
+# Every command, in the order `cogfleet --help` lists them; one module per command group.
+COMMANDS: list[Command] = [
+    *_monorepo.COMMANDS,
+    *_schema.COMMANDS,
+    *_serve.COMMANDS,
+    *_push.COMMANDS,
+    *_ci.COMMANDS,
+]
+
+
+def _command_name(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` runs: its first word (before it only -h and --version exist)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``cogfleet`` parser; with ``argv``, only the command it names gets its flags.
+
+    Every command is listed (so ``--help`` and unknown-command errors are complete),
+    but a command's flags are added only when it is the one being parsed: the modules
+    that define them (the server's, for ``serve``) are not imported otherwise.
+    """
+    wanted = None if argv is None else _command_name(argv)
+    parser = Parser(
+        prog="cogfleet",
+        description="Build, test and safely publish monorepos of Cog models to Replicate.",
+    )
+    parser.add_argument("--version", action="version", version=f"cogfleet {__version__}")
+    common = Parser(add_help=False)
+    common.add_argument("--repo", help="monorepo root (default: found from the current folder)")
+    common.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more output (-vvv: tracebacks)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for command in COMMANDS:
+        p = sub.add_parser(
+            command.name, parents=[common], help=command.help,
+            description=command.description or command.help,
+        )
+        p.set_defaults(handler=command.handler)
+        if command.arguments is not None and wanted in (None, command.name):
+            command.arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cogfleet`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = sum(a.count("v") for a in args if a.startswith("-v") and set(a[1:]) == {"v"})
+    verbose += args.count("--verbose")
+    try:
+        parser = build_parser(args)
+        ns = parser.parse_args(args)
+        if not getattr(ns, "handler", None):
+            parser.print_help()
+            return ExitCode.USAGE_ERROR
+        return int(ns.handler(ns))
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return ExitCode.INTERRUPTED
+    except CogfleetError as exc:
+        if verbose >= 3:
+            traceback.print_exc()
+        sys.stderr.write(f"error: {exc}\n")
+        return int(exc.exit_code)
+    except BrokenPipeError:
+        return ExitCode.OK

@@ -1,0 +1,117 @@
+"""Commands on the monorepo itself: ``list``, ``render``, ``lint``, ``plugins``, ``select``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from cogfleet._errors import ExitCode, UsageError
+from cogfleet.cli._common import Command, load_plugins, load_repo, out, variants_argument
+
+
+def cmd_list(ns: argparse.Namespace) -> int:
+    """List the variants of the monorepo."""
+    repo = load_repo(ns)
+    if ns.json:
+        out(json.dumps([v.to_json(repo.root) for v in repo.variants.values()], indent=2))
+        return ExitCode.OK
+    width = max((len(n) for n in repo.variants), default=0)
+    for v in repo.variants.values():
+        out(f"{v.name:<{width}}  {v.family:<12}  {v.model or '-'}")
+    return ExitCode.OK
+
+
+def cmd_render(ns: argparse.Namespace) -> int:
+    """Render build folders."""
+    from cogfleet._render import render_variants
+
+    repo = load_repo(ns)
+    variants = repo.select(ns.variants)
+    for rendered in render_variants(repo, variants, load_plugins(repo.root)):
+        changed = len(rendered.written) + len(rendered.removed)
+        out(
+            f"{rendered.variant.name}: {repo.rel(rendered.build_dir)} "
+            f"({len(rendered.files)} files, {changed} changed)"
+        )
+        for warning in rendered.warnings:
+            sys.stderr.write(f"warning: {warning}\n")
+    return ExitCode.OK
+
+
+def cmd_lint(ns: argparse.Namespace) -> int:
+    """Render, then lint each variant (ruff, cog.yaml, config, lint plugins)."""
+    from cogfleet._render import render_variants
+
+    repo = load_repo(ns)
+    variants = repo.select(ns.variants)
+    plugins = load_plugins(repo.root)
+    failed = False
+    for rendered in render_variants(repo, variants, plugins):
+        problems = plugins.lint(rendered.variant, rendered.build_dir)
+        for warning in rendered.warnings:
+            sys.stderr.write(f"warning: {warning}\n")
+        if problems:
+            failed = True
+            for problem in problems:
+                out(problem)
+        else:
+            out(f"{rendered.variant.name}: ok")
+    return ExitCode.CHECKS_FAILED if failed else ExitCode.OK
+
+
+def cmd_plugins(ns: argparse.Namespace) -> int:
+    """List loaded plugins, where each came from, and its hooks."""
+    try:
+        root = load_repo(ns).root
+    except UsageError:
+        root = None  # outside a monorepo: built-ins and entry points only
+    plugins = load_plugins(root)
+    infos = plugins.describe()
+    if ns.json:
+        out(json.dumps([info.__dict__ | {"hooks": list(info.hooks)} for info in infos]))
+        return ExitCode.OK
+    for info in infos:
+        out(f"{info.name}  [{info.source}]")
+        for hook in info.hooks:
+            out(f"    {hook}")
+    checkers = plugins.checkers()
+    out("checkers: " + ", ".join(checkers))
+    return ExitCode.OK
+
+
+def cmd_select(ns: argparse.Namespace) -> int:
+    """Write cog.yaml and cog-safe-push.yaml for one variant into the repo root."""
+    from cogfleet._select import select_variant
+
+    repo = load_repo(ns)
+    if ns.list:
+        for name in repo.variants:
+            out(name)
+        return ExitCode.OK
+    if not ns.variant:
+        raise UsageError("select: give a VARIANT or --list")
+    written = select_variant(repo, repo.select([ns.variant])[0], load_plugins(repo.root))
+    for path in written:
+        out(f"wrote {repo.rel(path)}")
+    return ExitCode.OK
+
+
+def _json_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _select_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("variant", nargs="?", metavar="VARIANT")
+    p.add_argument("--list", action="store_true", help="list variant names")
+
+
+COMMANDS = [
+    Command("list", "list the variants", cmd_list, _json_flag),
+    Command("render", "render build folders (.cogfleet/build/<variant>/)", cmd_render,
+            variants_argument),
+    Command("lint", "render and lint variants", cmd_lint, variants_argument),
+    Command("plugins", "list loaded plugins and their hooks", cmd_plugins, _json_flag),
+    Command("select", "write cog.yaml + cog-safe-push.yaml for a variant to the root",
+            cmd_select, _select_arguments),
+]

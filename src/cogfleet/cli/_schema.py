@@ -1,0 +1,72 @@
+"""Schema commands: ``schema`` (what a variant's version would get) and ``schema-diff``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from cogfleet._errors import ExitCode, UsageError
+from cogfleet.cli._common import Command, load_plugins, load_repo, out
+
+
+def cmd_schema(ns: argparse.Namespace) -> int:
+    """Print the OpenAPI schema each variant's version would get.
+
+    One variant: the document itself. ``--summary``: one line per variant with its
+    inputs (every variant when none is named), which proves each predictor imports
+    and its types are supported, i.e. that the variant builds.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cogfleet._render import render_variants
+    from cogfleet.schema import dumps_schema, generate_schema
+
+    repo = load_repo(ns)
+    variants = repo.select(ns.variants)
+    if not ns.summary and len(variants) != 1:
+        raise UsageError("schema: name one VARIANT (or use --summary)")
+    rendered = render_variants(repo, variants, load_plugins(repo.root))
+    with ThreadPoolExecutor(max_workers=4) as pool:  # one subprocess per build folder
+        docs = list(pool.map(lambda r: generate_schema(r.build_dir), rendered))
+    if not ns.summary:
+        out(json.dumps(docs[0], indent=2) if ns.pretty else dumps_schema(docs[0]))
+        return ExitCode.OK
+    for r, doc in zip(rendered, docs, strict=True):
+        inputs = doc["components"]["schemas"]["Input"]["properties"]
+        out(f"{r.variant.name}: {len(inputs)} inputs ({', '.join(inputs)})")
+    return ExitCode.OK
+
+
+def cmd_schema_diff(ns: argparse.Namespace) -> int:
+    """Exit 1 when NEW breaks OLD; one line per break."""
+    from cogfleet.schema import check_compatibility, load_schema_file
+
+    old = load_schema_file(Path(ns.old))
+    new = load_schema_file(Path(ns.new))
+    breaks = check_compatibility(old, new)
+    for line in breaks:
+        out(line)
+    if not breaks:
+        out("compatible")
+    return ExitCode.CHECKS_FAILED if breaks else ExitCode.OK
+
+
+def _schema_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("variants", nargs="*", metavar="VARIANT")
+    p.add_argument("--pretty", action="store_true", help="indented JSON")
+    p.add_argument("--summary", action="store_true",
+                   help="one line per variant (default: every variant)")
+
+
+def _schema_diff_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("old", metavar="OLD", help="OpenAPI JSON file of the live version")
+    p.add_argument("new", metavar="NEW", help="OpenAPI JSON file of the new version")
+
+
+COMMANDS = [
+    Command("schema", "print the OpenAPI schema the variant would get", cmd_schema,
+            _schema_arguments),
+    Command("schema-diff", "exit 1 if NEW is not backwards compatible with OLD", cmd_schema_diff,
+            _schema_diff_arguments),
+]
