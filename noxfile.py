@@ -22,9 +22,10 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff and mypy on cogfleet itself, then `cogfleet lint` on every variant."""
+    """ruff, mypy and the import layers (lint-imports) on cogfleet, then `cogfleet lint`."""
     session.run("python", "-m", "ruff", "check", "src", "tests", "plugins", "noxfile.py", "bench")
     session.run("python", "-m", "mypy", "src")
+    session.run("lint-imports")
     session.run("cogfleet", "lint", *session.posargs)
 
 
