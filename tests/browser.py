@@ -108,7 +108,7 @@ def launch_browser() -> Iterator[Browser]:
     Playwright's synchronous API keeps an event loop running in this thread while the
     browser is open, so code that calls ``asyncio.run`` (any ``cogfleet push``) must
     run before the browser starts or after it closed: use this inside the test, or
-    the module-scoped :func:`browser` fixture in modules that only look at pages.
+    the :func:`browser` fixture in tests that only look at pages.
     """
     executable = chromium_path()
     if executable is None:
@@ -127,7 +127,7 @@ def launch_browser() -> Iterator[Browser]:
             launched.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def browser() -> Iterator[Browser]:
     with launch_browser() as launched:
         yield launched

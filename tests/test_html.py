@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 from cogfleet._html import PREVIEW_SIDE, THUMB_SIDE, Renderer, load_reports, render_html
 from cogfleet._result import CaseResult, Comparison, FileComparison, RunResult, StepResult
 from cogfleet.schema import schema_changes
-from tests.browser import Browser, artifacts_dir, browser  # noqa: F401 - the fixture
+from tests.browser import Browser, artifacts_dir, browser, launch_browser  # noqa: F401
 
 CASES = 200
 
@@ -258,6 +258,16 @@ def test_renderer_thumbnails_and_budget() -> None:
         ({"variant": "x"}, "missing result, steps, cases"),
         ([{"variant": "x", "result": "passed", "steps": {}, "cases": []}], "must be lists"),
         ([1], "item 0: expected a JSON object"),
+        ({"variant": "x", "result": "passed", "steps": [{"name": "lint"}], "cases": []},
+         r"report: steps\[0\]: missing status"),
+        ({"variant": "x", "result": "passed", "cases": [],
+          "steps": [{"name": "lint", "status": "passed", "duration_s": "slow"}]},
+         r"steps\[0\]: duration_s must be int/float, not str"),
+        ({"variant": "x", "result": "passed", "steps": [],
+          "cases": [{"kind": "fuzz", "status": "passed", "inputs": [1]}]},
+         r"cases\[0\]: inputs must be dict, not list"),
+        ({"variant": "x", "result": "passed", "steps": [], "cases": ["fuzz"]},
+         r"cases\[0\] is not an object"),
     ],
 )
 def test_load_reports_rejects_what_is_not_a_report(data: Any, problem: str) -> None:
@@ -308,3 +318,74 @@ def test_report_in_a_real_browser(browser: Browser, page: Path) -> None:  # noqa
         check.page.screenshot(path=str(artifacts_dir() / "html-report.png"))
         pair.screenshot(path=str(artifacts_dir() / "html-report-comparison.png"))
         assert not check.console_errors, check.console_errors
+
+
+@pytest.mark.slow
+def test_real_push_report_in_a_browser(cli: Any, demo_repo: Path, tmp_path: Path) -> None:
+    """Two real pushes of the demo's schnell (--html), then the page in Chromium."""
+    import replicate
+
+    from cogfleet.server._embedded import LocalServer
+
+    pages = [tmp_path / "first.html", tmp_path / "second.html"]
+    with LocalServer(state_dir=tmp_path / "state") as server:
+        client = replicate.Client(api_token=server.token, base_url=server.base_url)
+        client.models.create(owner="cogfleet-demo", name="imagegen-schnell",
+                             visibility="public", hardware="cpu")
+        for page, name in zip(pages, ("first", "second"), strict=True):
+            result = cli("push", "schnell", "--local-url", server.base_url,
+                         "--report-json", str(tmp_path / f"{name}.json"),
+                         "--html", str(page), cwd=demo_repo)
+            assert result.code == 0, result.err
+    report = json.loads((tmp_path / "second.json").read_text())
+    compare = next(c for c in report["cases"] if c["kind"] == "compare-outputs")
+    assert compare["comparison"]["live_output"][0].startswith("data:image/")
+    assert all(c["prediction_url"].startswith(server.base_url) for c in report["cases"])
+    # drawn again from the JSON report: the same page
+    again = tmp_path / "again.html"
+    assert cli("report", str(tmp_path / "second.json"), "--html", str(again)).code == 0
+    assert again.read_text() == pages[1].read_text()
+    with launch_browser() as chromium, chromium.open(pages[1]) as check:
+        check.reveal_everything()
+        images = check.images()
+        assert images and all(i["width"] > 0 for i in images), images
+        pair = check.page.locator(".comparison").first
+        assert pair.locator(".side.live img, .side.test img").count() == 2
+        assert pair.locator(".side.diff img").count() == 1
+        assert "mean pixel distance" in pair.inner_text()
+        assert check.page.locator("article.case").count() == len(report["cases"])
+        check.page.screenshot(path=str(artifacts_dir() / "html-report-demo.png"), full_page=True)
+        assert not check.console_errors, check.console_errors
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "cannot read the report: No such file or directory"),
+        ("{not json", "not valid JSON"),
+        ('{"variant": "x"}', "not a cogfleet report: missing result, steps, cases"),
+    ],
+)
+def test_report_command_rejects_bad_input(
+    cli: Any, tmp_path: Path, content: str | None, problem: str
+) -> None:
+    source = tmp_path / "report.json"
+    if content is not None:
+        source.write_text(content)
+    page = tmp_path / "out.html"
+    result = cli("report", str(source), "--html", str(page), cwd=tmp_path)
+    assert result.code == 2
+    assert result.err.startswith(f"error: {source}") and problem in result.err
+    assert result.err.count("\n") == 1
+    assert not page.exists()
+
+
+def test_report_command_draws_a_saved_report(
+    cli: Any, tmp_path: Path, reports: list[dict[str, Any]]
+) -> None:
+    source = tmp_path / "report.json"
+    source.write_text(json.dumps(reports))
+    page = tmp_path / "out.html"
+    result = cli("report", str(source), "--html", str(page), cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert page.read_text() == render_html(reports)

@@ -371,7 +371,7 @@ def _variant_view(renderer: Renderer, report: dict[str, Any]) -> dict[str, Any]:
         sections.append({"kind": kind, "title": title, "cases": views, "failed": failed})
     known = {"variant", "model", "test_model", "target", "result", "pushed", "version",
              "test_version", "steps", "cases", "live_version", "started_at", "duration_s",
-             "schema_changes", "cog_version", "environment"}
+             "schema_changes", "cog_version", "environment", "interrupted"}
     extra = {k: v for k, v in report.items() if k not in known and isinstance(v, str | int | float)}
     return {
         **report,
@@ -419,24 +419,56 @@ def render_html(reports: list[dict[str, Any]], *, title: str = "cogfleet report"
     )
 
 
+def _check_fields(item: Any, where: str, kinds: dict[str, Any], required: tuple[str, ...]) -> None:
+    if not isinstance(item, dict):
+        raise ValueError(f"{where} is not an object")
+    for key in required:
+        if key not in item:
+            raise ValueError(f"{where}: missing {key}")
+    for key, kind in kinds.items():
+        value = item.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            raise ValueError(f"{where}: {key} must be {names}, not {type(value).__name__}")
+
+
+_NUMBER = (int, float)
+_REPORT_FIELDS = {"variant": str, "result": str, "model": str, "steps": list, "cases": list,
+                  "duration_s": _NUMBER, "schema_changes": list}
+_STEP_FIELDS = {"name": str, "status": str, "message": str, "duration_s": _NUMBER,
+                "started_s": _NUMBER}
+_CASE_FIELDS = {"kind": str, "status": str, "index": int, "inputs": dict, "message": str,
+                "checker": str, "duration_s": _NUMBER, "started_s": _NUMBER,
+                "comparison": dict, "prediction_id": str, "prediction_url": str}
+_CHANGE_FIELDS = {"where": str, "change": str, "field": str, "live": str, "test": str,
+                  "breaking": bool, "reason": str}
+
+
 def load_reports(data: Any) -> list[dict[str, Any]]:
     """The per-variant reports of a parsed ``--report-json`` file (one object or a list).
 
-    Raises ``ValueError`` naming what is missing when ``data`` is not a cogfleet report.
+    Raises ``ValueError`` naming the item and what is wrong when ``data`` is not a
+    cogfleet report, so the page is never drawn from something else.
     """
     docs = data if isinstance(data, list) else [data]
     if not docs:
         raise ValueError("the report holds no variant")
     for i, doc in enumerate(docs):
-        where = f"item {i}: " if isinstance(data, list) else ""
+        where = f"item {i}" if isinstance(data, list) else "report"
         if not isinstance(doc, dict):
-            raise ValueError(f"{where}expected a JSON object, got {type(doc).__name__}")
+            raise ValueError(f"{where}: expected a JSON object, got {type(doc).__name__}")
         missing = [k for k in ("variant", "result", "steps", "cases") if k not in doc]
         if missing:
-            raise ValueError(f"{where}not a cogfleet report: missing {', '.join(missing)}")
+            raise ValueError(f"{where}: not a cogfleet report: missing {', '.join(missing)}")
         if not isinstance(doc["steps"], list) or not isinstance(doc["cases"], list):
-            raise ValueError(f"{where}not a cogfleet report: steps and cases must be lists")
-        for j, item in enumerate([*doc["steps"], *doc["cases"]]):
-            if not isinstance(item, dict):
-                raise ValueError(f"{where}steps/cases entry {j} is not an object")
+            raise ValueError(f"{where}: not a cogfleet report: steps and cases must be lists")
+        _check_fields(doc, where, _REPORT_FIELDS, ())
+        for j, step in enumerate(doc["steps"]):
+            _check_fields(step, f"{where}: steps[{j}]", _STEP_FIELDS, ("name", "status"))
+        for j, case in enumerate(doc["cases"]):
+            _check_fields(case, f"{where}: cases[{j}]", _CASE_FIELDS, ("kind", "status"))
+        for j, row in enumerate(doc.get("schema_changes") or []):
+            _check_fields(row, f"{where}: schema_changes[{j}]", _CHANGE_FIELDS, ())
     return docs

@@ -5,6 +5,7 @@
 - ``_schema``: ``schema``, ``schema-diff``.
 - ``_serve``: ``serve``.
 - ``_push``: ``push``, ``test``, ``safe-push``.
+- ``_report``: ``report`` (a JSON report drawn again as HTML).
 - ``_ci``: ``matrix``, ``affected``, ``canary``.
 
 A new command group is a module with a ``COMMANDS`` list of

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from cogfleet import __version__
 from cogfleet._errors import CogfleetError, ExitCode
-from cogfleet.cli import _ci, _monorepo, _push, _schema, _serve
+from cogfleet.cli import _ci, _monorepo, _push, _report, _schema, _serve
 from cogfleet.cli._common import Command, Parser
 
 # Every command, in the order `cogfleet --help` lists them; one module per command group.
@@ -23,6 +23,7 @@ COMMANDS: list[Command] = [
     *_schema.COMMANDS,
     *_serve.COMMANDS,
     *_push.COMMANDS,
+    *_report.COMMANDS,
     *_ci.COMMANDS,
 ]
 

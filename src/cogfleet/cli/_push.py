@@ -99,6 +99,8 @@ def add_common_flags(p: argparse.ArgumentParser) -> None:
     add_target_flags(g)
     g.add_argument("--report-json", metavar="PATH", help="write the JSON report")
     g.add_argument("--junit-xml", metavar="PATH", help="write a JUnit XML report")
+    g.add_argument("--html", metavar="PATH",
+                   help="write the HTML report (one self-contained page)")
     g.add_argument("--markdown", metavar="PATH",
                    help="append a Markdown summary (default: $GITHUB_STEP_SUMMARY when set)")
     g.add_argument("--fuzz-seed", type=int, default=0, help="seed of the built-in fuzz generator")
@@ -163,7 +165,7 @@ def _settings(ns: argparse.Namespace) -> RunSettings:
 
     return RunSettings(
         target=ns.target, local_url=ns.local_url, report_json=ns.report_json,
-        junit_xml=ns.junit_xml, markdown=ns.markdown,
+        junit_xml=ns.junit_xml, markdown=ns.markdown, html=ns.html,
     )
 
 
