@@ -592,7 +592,7 @@ class Predictor(BasePredictor):
 
 
 def generated(tmp_path: Path, name: str, **parts: str) -> dict[str, Any]:
-    from cogfleet.schema._document import generate_schema
+    from cogfleet.schema import generate_schema
 
     build = tmp_path / name
     build.mkdir()

@@ -1,5 +1,8 @@
 """Schema work: the OpenAPI document a build folder gets, compatibility, fuzz inputs.
 
+- :mod:`._generate` gives a build folder's document under a Cog version, reading
+  the predictor's source (:mod:`._source`) without importing it, with that
+  version's rules (:mod:`._versions`, :mod:`._static`).
 - :mod:`._document` assembles Cog's fixed components and paths, merges predict and
   train documents and serialises them as Cog's Go generator does.
 - :mod:`._compat` decides whether a new document breaks an old one.
@@ -21,12 +24,19 @@ from cogfleet.schema._document import (
     SCHEMA_FILE,
     assemble_document,
     dumps_schema,
-    generate_schema,
     is_merged_document,
     merge_documents,
     read_cog_refs,
     title_case,
     write_schema_file,
+)
+from cogfleet.schema._generate import generate_schema
+from cogfleet.schema._versions import (
+    Rules,
+    UnknownCogVersion,
+    installed_cog_version,
+    parse_version,
+    rules_for,
 )
 
 if TYPE_CHECKING:
@@ -53,6 +63,8 @@ _LAZY = {
 __all__ = [
     "COG_CLI_VERSION",
     "SCHEMA_FILE",
+    "Rules",
+    "UnknownCogVersion",
     "assemble_document",
     "check_compatibility",
     "component",
@@ -61,13 +73,16 @@ __all__ = [
     "generate_inputs",
     "generate_schema",
     "input_properties",
+    "installed_cog_version",
     "is_merged_document",
     "load_schema_file",
     "merge_documents",
     "parse_ai_batch",
+    "parse_version",
     "read_cog_refs",
     "required_only_inputs",
     "resolve_refs",
+    "rules_for",
     "schema_changes",
     "title_case",
     "validate_inputs",

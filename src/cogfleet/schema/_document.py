@@ -1,29 +1,18 @@
-"""The OpenAPI document Cog's static generator (Cog >= 0.20) gives a build folder.
+"""The OpenAPI document around a model's inputs and outputs, and its exact bytes.
 
-Cog >= 0.20 builds ``openapi_schema`` with a Go generator that reads the predictor
-source; the Python SDK no longer has schema code. cogfleet produces the same
-document by importing the predictor in a child process
-(:mod:`cogfleet.schema._worker`) and applying the Go generator's shape rules, then
-serialising it the way Go's ``encoding/json`` does, so the bytes match what
-``cog build`` writes to ``.cog/openapi_schema.json`` and to the image label.
+Holds the parts that do not depend on the user's code: reading ``cog.yaml``,
+assembling the fixed components and paths of Cog's static generator, merging
+predict and train documents, and serialising a document the way the Cog CLI's
+Go ``encoding/json`` writes it (so the bytes match ``.cog/openapi_schema.json`` and
+the image label).
 
-This module holds the parts that need no user code: reading ``cog.yaml``,
-assembling the fixed components and paths, merging predict and train documents,
-and the Go-compatible serialiser. Everything that imports user code lives in the
-worker, one subprocess per build folder, so modules of different variants never
-share ``sys.modules``.
-
-``info.version`` is :data:`COG_CLI_VERSION` ("0.22.0"): the Go generator writes the
-*CLI* version there, and 0.22.0 is the CLI whose generator these rules follow
-(the SDK installed here, 0.23.1, ships no generator).
+``COG_CLI_VERSION`` ("0.22.0") is the newest Cog CLI whose generator cogfleet
+follows; it is ``info.version`` of documents for Cog 0.22 and later.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -46,7 +35,6 @@ __all__ = [
     "SCHEMA_FILE",
     "assemble_document",
     "dumps_schema",
-    "generate_schema",
     "is_merged_document",
     "merge_documents",
     "read_cog_refs",
@@ -140,6 +128,8 @@ def assemble_document(
     output_schema: dict[str, Any],
     enums: list[tuple[str, dict[str, Any]]],
     streaming: bool = False,
+    info_version: str = COG_CLI_VERSION,
+    cancel_title_case: bool = True,
 ) -> dict[str, Any]:
     """Build one single-mode document around ``Input``/``Output`` (as ``buildOpenAPISpec``).
 
@@ -251,7 +241,12 @@ def assemble_document(
                         "in": "path",
                         "name": cancel_param,
                         "required": True,
-                        "schema": {"title": title_case(cancel_param), "type": "string"},
+                        "schema": {
+                            "title": title_case(cancel_param)
+                            if cancel_title_case
+                            else cancel_param[:1].upper() + cancel_param[1:],
+                            "type": "string",
+                        },
                     }
                 ],
                 "responses": {
@@ -264,7 +259,7 @@ def assemble_document(
     }
     doc = {
         "components": {"schemas": schemas},
-        "info": {"title": "Cog", "version": COG_CLI_VERSION},
+        "info": {"title": "Cog", "version": info_version},
         "openapi": "3.0.2",
         "paths": paths,
     }
@@ -359,10 +354,10 @@ def _go_float(value: float) -> str:
 
 # Contexts that decide key order: Go's ordered maps (components.schemas, paths,
 # Input/Output "properties") keep insertion order, every plain map is sorted.
-_DOC, _COMPONENTS, _ORDERED, _SCHEMA, _PLAIN = range(5)
+_DOC, _COMPONENTS, _ORDERED, _SCHEMA, _PLAIN, _INPUT_PROPS, _KEEP, _KEEP_INPUT = range(8)
 
 
-def _child_context(context: int, key: str, value: Any) -> int:
+def _child_context(context: int, key: str, value: Any, keep_input_order: bool = False) -> int:
     if context == _DOC:
         if key == "paths":
             return _ORDERED
@@ -371,6 +366,10 @@ def _child_context(context: int, key: str, value: Any) -> int:
         return _SCHEMA
     if context == _COMPONENTS:
         return _ORDERED if key == "schemas" else _SCHEMA
+    if context == _INPUT_PROPS:
+        return _KEEP
+    if context == _KEEP:
+        return _PLAIN if key in ("default", "enum") else _SCHEMA
     if context == _SCHEMA:
         if key == "properties" and isinstance(value, dict):
             return _ORDERED
@@ -379,11 +378,25 @@ def _child_context(context: int, key: str, value: Any) -> int:
             return _PLAIN
         return _SCHEMA
     if context == _ORDERED:
+        if keep_input_order and key in ("Input", "TrainingInput"):
+            return _KEEP_INPUT
         return _SCHEMA
+    if context == _KEEP_INPUT:
+        if key == "properties" and isinstance(value, dict):
+            return _INPUT_PROPS
+        return _PLAIN if key in ("default", "enum") else _SCHEMA
     return _PLAIN
 
 
-def _encode(value: Any, context: int, indent: str | None, level: int, *, as_float: bool) -> str:
+def _encode(
+    value: Any,
+    context: int,
+    indent: str | None,
+    level: int,
+    *,
+    as_float: bool,
+    keep_input_order: bool = False,
+) -> str:
     if value is None:
         return "null"
     if value is True:
@@ -400,22 +413,28 @@ def _encode(value: Any, context: int, indent: str | None, level: int, *, as_floa
     if isinstance(value, (list, tuple)):
         if not value:
             return "[]"
-        items = [_encode(v, context, indent, level + 1, as_float=as_float) for v in value]
+        items = [
+            _encode(
+                v, context, indent, level + 1, as_float=as_float, keep_input_order=keep_input_order
+            )
+            for v in value
+        ]
         return _join("[", "]", items, indent, level)
     if isinstance(value, dict):
         if not value:
             return "{}"
-        keys = list(value) if context == _ORDERED else sorted(value)
+        keys = list(value) if context in (_ORDERED, _INPUT_PROPS, _KEEP) else sorted(value)
         sep = ": " if indent is not None else ":"
         items = [
             _go_string(str(k))
             + sep
             + _encode(
                 value[k],
-                _child_context(context, str(k), value[k]),
+                _child_context(context, str(k), value[k], keep_input_order),
                 indent,
                 level + 1,
                 as_float=as_float,
+                keep_input_order=keep_input_order,
             )
             for k in keys
         ]
@@ -430,95 +449,38 @@ def _join(open_: str, close: str, items: list[str], indent: str | None, level: i
     return open_ + inner + ("," + inner).join(items) + "\n" + indent * level + close
 
 
-def dumps_schema(doc: dict[str, Any]) -> str:
-    """Serialise ``doc`` byte-for-byte as Cog's generator does.
+def dumps_schema(doc: dict[str, Any], cog_version: str | None = None) -> str:
+    """Serialise ``doc`` byte-for-byte as the Cog CLI of ``cog_version`` writes it.
 
-    Single-mode documents are compact ``json.Marshal`` output: keys sorted except
-    the insertion-ordered ``components.schemas``, ``paths`` and ``properties``;
-    ``<``, ``>`` and ``&`` escaped as ``\\u003c``/``\\u003e``/``\\u0026``; floats in
-    Go's shortest form (``20`` not ``20.0``, ``1e-7`` not ``1e-07``). A merged
+    ``cog_version`` None means the installed Cog SDK's rules. Static generator
+    (Cog >= 0.17) single-mode documents are compact ``json.Marshal`` output: keys
+    sorted except the insertion-ordered ``components.schemas``, ``paths`` and
+    ``properties`` (and, before 0.19, the keys of each Input property); ``<``,
+    ``>`` and ``&`` escaped as ``\\u003c``/``\\u003e``/``\\u0026``; floats in Go's
+    shortest form (``20`` not ``20.0``, ``1e-7`` not ``1e-07``). A merged
     predict+train document (see :func:`is_merged_document`) is
     ``MarshalIndent(doc, "", "  ")`` of Go maps: every key sorted, two-space indent.
+    Cog <= 0.16 re-marshalled the SDK's document through Go maps: compact, every
+    key sorted.
     """
+    from cogfleet.schema._versions import rules_for
+
+    rules = rules_for(cog_version)
+    if not rules.static:
+        return _encode(doc, _PLAIN, None, 0, as_float=True)
     if is_merged_document(doc):
         return _encode(doc, _PLAIN, "  ", 0, as_float=True)
-    return _encode(doc, _DOC, None, 0, as_float=False)
+    return _encode(
+        doc, _DOC, None, 0, as_float=False, keep_input_order=not rules.sorted_property_keys
+    )
 
 
-def write_schema_file(build_dir: Path, doc: dict[str, Any]) -> Path:
+def write_schema_file(build_dir: Path, doc: dict[str, Any], cog_version: str | None = None) -> Path:
     """Write ``doc`` to ``build_dir/.cog/openapi_schema.json`` (what coglet validates with).
 
     Returns the path written. The bytes are :func:`dumps_schema`'s, as ``cog build``
-    would write them.
+    of ``cog_version`` would write them.
     """
     path = build_dir / SCHEMA_FILE
-    write_atomic(path, dumps_schema(doc).encode("utf-8"))
+    write_atomic(path, dumps_schema(doc, cog_version).encode("utf-8"))
     return path
-
-
-# ---------------------------------------------------------------------------
-# Generation through the worker subprocess
-# ---------------------------------------------------------------------------
-
-
-def _ref_file(ref: str | None) -> str:
-    return ref.split(":", 1)[0] if ref else "cog.yaml"
-
-
-def generate_schema(build_dir: Path, *, timeout: float = 60) -> dict[str, Any]:
-    """Return the OpenAPI document Cog >= 0.20 would generate for ``build_dir``.
-
-    Reads ``build_dir/cog.yaml`` (``run``/``predict`` and optional ``train``), then
-    imports the predictor and trainer in one subprocess
-    (``python -m cogfleet.schema._worker``, cwd ``build_dir``). The returned dict
-    keeps Cog's key order, so :func:`dumps_schema` of it gives Cog's bytes.
-
-    Raises :class:`ConfigError` naming the predictor/trainer file (for example
-    ``predict.py``) when it cannot be imported, uses unsupported types, or the
-    import takes longer than ``timeout`` seconds; never a traceback.
-    """
-    build_dir = Path(build_dir).resolve()
-    predict_ref, train_ref = read_cog_refs(build_dir)
-    cmd = [sys.executable, "-m", "cogfleet.schema._worker", str(build_dir)]
-    if predict_ref:
-        cmd += ["--predict", predict_ref]
-    if train_ref:
-        cmd += ["--train", train_ref]
-    env = dict(os.environ)
-    # Importing user code must not drop __pycache__ folders into a build context.
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    # The worker runs `-m` from build_dir; keep cogfleet importable even when it
-    # is not installed (tests run against the source tree).
-    package_root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), package_root) if p)
-    blamed = _ref_file(predict_ref or train_ref)
-    try:
-        proc = subprocess.run(
-            cmd,
-            cwd=build_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise ConfigError(blamed, f"importing the model took longer than {timeout:g}s") from None
-
-    result: Any = None
-    if proc.stdout.strip():
-        try:
-            result = json.loads(proc.stdout)
-        except json.JSONDecodeError:
-            result = None
-    if isinstance(result, dict) and isinstance(result.get("error"), dict):
-        err = result["error"]
-        raise ConfigError(err.get("file") or blamed, str(err.get("message")), err.get("line"))
-    if proc.returncode != 0 or not isinstance(result, dict):
-        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        reason = lines[-1].strip() if lines else f"schema worker exited with {proc.returncode}"
-        raise ConfigError(blamed, reason)
-    return result
