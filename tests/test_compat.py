@@ -90,7 +90,9 @@ def test_example_document_with_removed_scheduler_choice_breaks() -> None:
 
 def test_missing_input_component_is_a_config_error() -> None:
     doc = make_doc({"prompt": PROMPT})
-    with pytest.raises(ConfigError, match="new schema has no components.schemas.Input"):
+    with pytest.raises(
+        ConfigError, match="new schema has neither components.schemas.Input nor TrainingInput"
+    ):
         check_compatibility(doc, {"openapi": "3.0.2", "components": {"schemas": {}}})
 
 
@@ -544,7 +546,7 @@ def test_load_schema_file_invalid_json_names_the_line(tmp_path: Path) -> None:
 def test_load_schema_file_rejects_a_non_cog_document(tmp_path: Path) -> None:
     path = tmp_path / "other.json"
     path.write_text(json.dumps({"openapi": "3.0.2", "components": {"schemas": {}}}))
-    with pytest.raises(ConfigError, match="components.schemas.Input is missing"):
+    with pytest.raises(ConfigError, match="has neither Input nor TrainingInput"):
         load_schema_file(path)
 
 
@@ -623,3 +625,75 @@ def test_generated_schemas_compare_as_expected(tmp_path: Path) -> None:
         "input 'image': new required input",
         "Output: type changed from string to array of string (uri)",
     ]
+
+
+# --------------------------------------------------------------------------- train-only documents
+
+CORPUS = Path(__file__).parent / "fixtures" / "schema" / "corpus"
+
+
+def test_train_only_documents_are_compared(tmp_path: Path) -> None:
+    old = json.loads((CORPUS / "train_function" / "openapi.json").read_text())
+    assert "Input" not in old["components"]["schemas"]
+    assert check_compatibility(old, old) == []
+    new = copy.deepcopy(old)
+    props = new["components"]["schemas"]["TrainingInput"]["properties"]
+    props["steps"]["maximum"] = 100
+    del props["trigger_word"]
+    assert check_compatibility(old, new) == [
+        "TrainingInput.steps: maximum lowered from 6000 to 100",
+        "TrainingInput.trigger_word: removed",
+    ]
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(old))
+    assert load_schema_file(path) == old
+
+
+def test_predict_and_train_parts_whichever_exist() -> None:
+    both = json.loads((CORPUS / "predict_and_train" / "openapi.json").read_text())
+    predict_only = copy.deepcopy(both)
+    train_only = copy.deepcopy(both)
+    for key in ("TrainingInput", "TrainingOutput"):
+        del predict_only["components"]["schemas"][key]
+    for key in ("Input", "Output"):
+        del train_only["components"]["schemas"][key]
+    assert check_compatibility(both, train_only) == [
+        "Input: removed (the new version cannot run predictions)"
+    ]
+    assert check_compatibility(both, predict_only) == [
+        "TrainingInput: removed (the new version cannot be trained)"
+    ]
+    # Gaining a part is not a break; both parts are compared when both exist.
+    assert check_compatibility(train_only, both) == []
+    assert check_compatibility(predict_only, both) == []
+    changed = copy.deepcopy(both)
+    changed["components"]["schemas"]["Input"]["properties"]["lora_scale"]["maximum"] = 1
+    changed["components"]["schemas"]["TrainingInput"]["properties"]["steps"]["minimum"] = 5
+    assert check_compatibility(both, changed) == [
+        "input 'lora_scale': maximum lowered from 2 to 1",
+        "TrainingInput.steps: minimum raised from 1 to 5",
+    ]
+
+
+def test_schema_diff_command_on_train_only_documents(cli: Any, tmp_path: Path) -> None:
+    from cogfleet._errors import ExitCode
+
+    old_doc = json.loads((CORPUS / "train_function" / "openapi.json").read_text())
+    new_doc = copy.deepcopy(old_doc)
+    new_doc["components"]["schemas"]["TrainingInput"]["required"].append("steps")
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps(old_doc))
+    new.write_text(json.dumps(new_doc))
+    same = cli("schema-diff", str(old), str(old), cwd=tmp_path)
+    assert same.code == ExitCode.OK and same.out.strip() == "compatible"
+    broken = cli("schema-diff", str(old), str(new), cwd=tmp_path)
+    assert broken.code == ExitCode.CHECKS_FAILED
+    assert broken.out.strip() == "TrainingInput.steps: optional input made required"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"openapi": "3.0.2", "components": {"schemas": {}}}))
+    error = cli("schema-diff", str(other), str(new), cwd=tmp_path)
+    assert error.code == ExitCode.USAGE_ERROR
+    assert error.err.strip() == (
+        f"error: {other}: not a Cog OpenAPI document: components.schemas has neither Input "
+        "nor TrainingInput"
+    )

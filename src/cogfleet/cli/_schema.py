@@ -33,8 +33,13 @@ def cmd_schema(ns: argparse.Namespace) -> int:
         out(json.dumps(docs[0], indent=2) if ns.pretty else dumps_schema(docs[0]))
         return ExitCode.OK
     for r, doc in zip(rendered, docs, strict=True):
-        inputs = doc["components"]["schemas"]["Input"]["properties"]
-        out(f"{r.variant.name}: {len(inputs)} inputs ({', '.join(inputs)})")
+        parts = doc["components"]["schemas"]
+        line = []
+        for key, label in (("Input", "inputs"), ("TrainingInput", "training inputs")):
+            if key in parts:
+                names = list(parts[key].get("properties") or {})
+                line.append(f"{len(names)} {label} ({', '.join(names)})")
+        out(f"{r.variant.name}: {'; '.join(line)}")
     return ExitCode.OK
 
 

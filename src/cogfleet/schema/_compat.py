@@ -128,7 +128,8 @@ def load_schema_file(path: Path) -> dict[str, Any]:
 
     Raises:
         ConfigError: unreadable file, invalid JSON, not an OpenAPI document with
-            ``components.schemas.Input``, or a ``$ref`` that does not resolve.
+            ``components.schemas.Input`` or ``TrainingInput`` (a train-only model has
+            only the latter), or a ``$ref`` that does not resolve.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -147,8 +148,11 @@ def load_schema_file(path: Path) -> dict[str, Any]:
             raise ConfigError(path, "the version object's openapi_schema is empty")
     if not isinstance(doc, dict):
         raise ConfigError(path, "not an OpenAPI document (expected a JSON object)")
-    if component(doc, "Input") is None:
-        raise ConfigError(path, "not a Cog OpenAPI document: components.schemas.Input is missing")
+    if component(doc, "Input") is None and component(doc, "TrainingInput") is None:
+        raise ConfigError(
+            path,
+            "not a Cog OpenAPI document: components.schemas has neither Input nor TrainingInput",
+        )
     try:
         for name in ("Input", "Output", "TrainingInput", "TrainingOutput"):
             found = component(doc, name)
@@ -162,19 +166,28 @@ def load_schema_file(path: Path) -> dict[str, Any]:
 def check_compatibility(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """List the backwards-incompatible changes from OLD to NEW (empty = compatible).
 
-    OLD and NEW are whole Cog OpenAPI documents. Each line names what changed, e.g.
+    OLD and NEW are whole Cog OpenAPI documents: a predict part (``Input``/``Output``),
+    a train part (``TrainingInput``/``TrainingOutput``), or both. Each part OLD has
+    is compared; a part NEW dropped is a break. Each line names what changed, e.g.
     ``input 'steps': maximum lowered from 50 to 4``, ``Output: type changed from
     string to array of string``, ``TrainingInput.epochs: removed``.
 
     Raises:
-        ConfigError: a document without ``components.schemas.Input``, or a broken $ref.
+        ConfigError: a document with neither ``Input`` nor ``TrainingInput``, or a
+            broken $ref.
     """
     for label, doc in (("old", old), ("new", new)):
-        if component(doc, "Input") is None:
-            raise ConfigError(None, f"{label} schema has no components.schemas.Input")
+        if component(doc, "Input") is None and component(doc, "TrainingInput") is None:
+            raise ConfigError(
+                None, f"{label} schema has neither components.schemas.Input nor TrainingInput"
+            )
     problems: list[str] = []
-    problems += _compare_inputs(old, new, "Input", lambda name: f"input '{name}'")
-    problems += _compare_outputs(old, new, "Output")
+    if component(old, "Input") is not None:
+        if component(new, "Input") is None:
+            problems.append("Input: removed (the new version cannot run predictions)")
+        else:
+            problems += _compare_inputs(old, new, "Input", lambda name: f"input '{name}'")
+            problems += _compare_outputs(old, new, "Output")
     if component(old, "TrainingInput") is not None:
         if component(new, "TrainingInput") is None:
             problems.append("TrainingInput: removed (the new version cannot be trained)")
