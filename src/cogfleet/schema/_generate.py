@@ -3,7 +3,7 @@
 Nothing here imports user code: the predictor and trainer are read as source
 (:mod:`._source`), then rendered with the rules of the pinned Cog version
 (:mod:`._versions`): the static generator's rules for Cog >= 0.17
-(:mod:`._static`).
+(:mod:`._static`), the SDK-written document of Cog <= 0.16 (:mod:`._runtime`).
 """
 
 from __future__ import annotations
@@ -56,6 +56,10 @@ def generate_schema(build_dir: Path, cog_version: str | None = None) -> dict[str
         raise ConfigError(build_dir / "cog.yaml", str(exc)) from None
     predict_ref, train_ref = read_cog_refs(build_dir)
     try:
+        if not rules.static:
+            from cogfleet.schema._runtime import runtime_document
+
+            return runtime_document(build_dir, predict_ref, train_ref, rules)
         predict_doc = (
             _static_document(build_dir, predict_ref, train=False, rules=rules)
             if predict_ref

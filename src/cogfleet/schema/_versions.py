@@ -31,7 +31,7 @@ __all__ = [
     "rules_for",
 ]
 
-OLDEST_SUPPORTED = (0, 17, 0)
+OLDEST_SUPPORTED = (0, 9, 9)
 """The oldest Cog whose schema rules cogfleet reproduces."""
 
 NEWEST_KNOWN = (0, 23, 1)
