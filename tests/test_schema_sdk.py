@@ -138,8 +138,8 @@ def test_document_equals_the_sdk_output(
         assert "\n" not in str(info.value)
         return
     if case == "predict_and_train":
-        # Known gap: the combined predict+train document of a pydantic-2 SDK
-        # (enum components renamed per module) is not reproduced; cogfleet says so.
+        # Known gap: predict and train share a choices input name, which a pydantic-2
+        # SDK resolves by renaming the enum components per module; cogfleet says so.
         with pytest.raises(ConfigError, match="is not reproduced by cogfleet"):
             generate_schema(CORPUS / case, version)
         return

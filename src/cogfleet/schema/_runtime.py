@@ -16,7 +16,9 @@ major the image gets (:attr:`Rules.pydantic`):
 - a BaseModel output named ``Output`` is inlined, any other is a ``$ref`` to its
   own component.
 
-What the SDK refused is a :class:`SourceError` worded as the SDK words it.
+A model with a trainer gets the training components and paths too. What the SDK
+refused is a :class:`SourceError` worded as the SDK words it; so is the one case not
+reproduced (predict and train sharing a ``choices`` input name under pydantic 2).
 """
 
 from __future__ import annotations
@@ -269,8 +271,9 @@ class _Renderer:
     # -- Input -------------------------------------------------------------
 
     def inputs(
-        self, func: ast.FunctionDef | ast.AsyncFunctionDef, is_method: bool
+        self, func: ast.FunctionDef | ast.AsyncFunctionDef, is_method: bool, *, train: bool = False
     ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The ``Input`` (``TrainingInput``) component and the enum components."""
         args = func.args
         positional = [*args.posonlyargs, *args.args]
         defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults))
@@ -325,7 +328,11 @@ class _Renderer:
                     "title": name,
                     "type": base,
                 }
-                prop["allOf"] = [{"$ref": _REF + name}]
+                if train and self.p2:
+                    # The SDK's pydantic-2 fix-ups rewrite only Input's enum properties.
+                    prop["$ref"] = _REF + name
+                else:
+                    prop["allOf"] = [{"$ref": _REF + name}]
                 prop["x-order"] = order
             else:
                 prop["title"] = _title(name)
@@ -352,7 +359,8 @@ class _Renderer:
             if not has_default and (not nullable or (self.p2 and self.version < (0, 16, 9))):
                 required.append(name)
             properties[name] = prop
-        schema: dict[str, Any] = {"properties": properties, "title": "Input", "type": "object"}
+        title = "TrainingInput" if train else "Input"
+        schema: dict[str, Any] = {"properties": properties, "title": title, "type": "object"}
         had_optional_required = (
             self.p2
             and self.version >= (0, 16, 9)
@@ -404,7 +412,11 @@ class _Renderer:
 
     # -- Output ------------------------------------------------------------
 
-    def output(self, ann: Annotation | None, line: int | None) -> dict[str, Any]:
+    def output(
+        self, ann: Annotation | None, line: int | None, *, train: bool = False
+    ) -> dict[str, Any]:
+        """The ``Output`` (``TrainingOutput``) component."""
+        title = "TrainingOutput" if train else "Output"
         if ann is None:
             raise SourceError(
                 self.module.rel,
@@ -415,14 +427,14 @@ class _Renderer:
         if ann.kind == "simple":
             model = self._model_name(ann.name)
             if model is not None:
-                if model == "Output":
+                if model == title:
                     schema = self.model_schema(model, line)
-                    schema["title"] = "Output"
+                    schema["title"] = title
                     return schema
                 self.extra_components[model] = {**self.model_schema(model, line), "title": model}
                 return {"$ref": _REF + model}
         schema = self.output_fragment(ann, line)
-        schema["title"] = "Output"
+        schema["title"] = title
         return schema
 
     def _model_name(self, name: str) -> str | None:
@@ -739,6 +751,40 @@ def _skeleton(
     return components, paths
 
 
+def _target(
+    project: _Project, ref: str, *, train: bool
+) -> tuple[_Module, ast.FunctionDef | ast.AsyncFunctionDef, bool]:
+    """The method or function the SDK calls: (module, function, is a method)."""
+    file, _, name = ref.partition(":")
+    module = project.module(str(Path(file)))
+    if module is None:
+        raise SourceError(file, "file not found")
+    cls = next(
+        (c for c in module.tree.body if isinstance(c, ast.ClassDef) and c.name == name), None
+    )
+    if cls is not None and not train:
+        _, predict = _predict_methods(project, module, cls, set())
+        if predict is None:
+            raise SourceError(module.rel, "no predict method found in Predictor", cls.lineno)
+        return predict[0], predict[1], True
+    target_module, func = find_target(project, module, name, train, run_method=False)
+    return target_module, func, cls is not None
+
+
+def _render_mode(
+    rules: Rules, project: _Project, ref: str, *, train: bool
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(input component, output component, enum components, other components)."""
+    module, func, is_method = _target(project, ref, train=train)
+    models, _, kinds = project.models(module)
+    models = {k: v for k, v in models.items() if kinds.get(k) != "typeddict"}
+    renderer = _Renderer(rules, project, module, models)
+    input_schema, enums = renderer.inputs(func, is_method, train=train)
+    returns = module.annotation(func.returns) if func.returns is not None else None
+    output_schema = renderer.output(returns, func.lineno, train=train)
+    return input_schema, output_schema, enums, renderer.extra_components
+
+
 def runtime_document(
     build_dir: Path, predict_ref: str | None, train_ref: str | None, rules: Rules
 ) -> dict[str, Any]:
@@ -747,41 +793,41 @@ def runtime_document(
         raise SourceError(
             "cog.yaml", "Can't run predictions: 'predict' option not found in cog.yaml"
         )
-    if train_ref is not None:
-        raise SourceError(
-            train_ref.split(":", 1)[0],
-            f"the predict+train document of Cog {rules.version} (written by its SDK) is not "
-            "reproduced by cogfleet; pin Cog 0.17 or newer for a model with a trainer",
-        )
-    file, _, name = predict_ref.partition(":")
     project = _Project(build_dir)
-    module = project.module(str(Path(file)))
-    if module is None:
-        raise SourceError(file, "file not found")
-    cls = next(
-        (c for c in module.tree.body if isinstance(c, ast.ClassDef) and c.name == name), None
-    )
-    if cls is not None:
-        _, predict = _predict_methods(project, module, cls, set())
-        if predict is None:
-            raise SourceError(module.rel, "no predict method found in Predictor", cls.lineno)
-        target_module, func = predict
-        is_method = True
-    else:
-        target_module, func = find_target(project, module, name, False, run_method=False)
-        is_method = False
-    models, _, kinds = project.models(target_module)
-    models = {k: v for k, v in models.items() if kinds.get(k) != "typeddict"}
-    renderer = _Renderer(rules, project, target_module, models)
-    input_schema, enums = renderer.inputs(func, is_method)
-    output_schema = renderer.output(
-        target_module.annotation(func.returns) if func.returns is not None else None, func.lineno
+    input_schema, output_schema, enums, extra = _render_mode(
+        rules, project, predict_ref, train=False
     )
     components, paths = _skeleton(rules, _REF + "Input", _REF + "Output")
     components["Input"] = input_schema
     components["Output"] = output_schema
     components.update(enums)
-    components.update(renderer.extra_components)
+    components.update(extra)
+    if train_ref is not None:
+        train_input, train_output, train_enums, train_extra = _render_mode(
+            rules, project, train_ref, train=True
+        )
+        shared = sorted(set(enums) & set(train_enums))
+        if shared:
+            file = train_ref.split(":", 1)[0]
+            if rules.pydantic == 1:
+                # pydantic 1 maps both enum classes to one name and FastAPI fails.
+                raise SourceError(
+                    file,
+                    f"KeyError: <enum '{shared[0]}'> (choices inputs of the same name in "
+                    "predict and train)",
+                )
+            raise SourceError(
+                file,
+                f"choices input '{shared[0]}' in both predict and train: the document of Cog "
+                f"{rules.version} (pydantic 2 renames such enum components per module) is not "
+                "reproduced by cogfleet",
+            )
+        components.update(_training_components(rules))
+        components["TrainingInput"] = train_input
+        components["TrainingOutput"] = train_output
+        components.update(train_enums)
+        components.update(train_extra)
+        paths.update(_training_paths(rules))
     doc = {
         "components": {"schemas": components},
         "info": {"title": "Cog", "version": "0.1.0"},
@@ -790,6 +836,93 @@ def runtime_document(
     }
     _remove_title_next_to_ref(doc)
     return doc
+
+
+def _training_components(rules: Rules) -> dict[str, Any]:
+    """TrainingRequest/TrainingResponse: the prediction ones around TrainingInput/Output."""
+    p2 = rules.pydantic == 2
+    components, _ = _skeleton(rules, _REF + "TrainingInput", _REF + "TrainingOutput")
+    request = components["PredictionRequest"]
+    response = components["PredictionResponse"]
+    request["title"], response["title"] = "TrainingRequest", "TrainingResponse"
+    if p2:
+        # The pydantic-2 fix-ups of the SDK touch only the prediction components.
+        events = request["properties"]["webhook_events_filter"]
+        events["title"] = "Webhook Events Filter"
+        response["properties"]["output"]["nullable"] = True
+    return {"TrainingRequest": request, "TrainingResponse": response}
+
+
+def _training_paths(rules: Rules) -> dict[str, Any]:
+    p2 = rules.pydantic == 2
+    validation_error = {
+        "content": {"application/json": {"schema": {"$ref": _REF + "HTTPValidationError"}}},
+        "description": "Validation Error",
+    }
+    prefer = {
+        "in": "header",
+        "name": "prefer",
+        "required": False,
+        "schema": {"title": "Prefer", "type": "string"},
+    }
+    training_id = {
+        "in": "path",
+        "name": "training_id",
+        "required": True,
+        "schema": {"title": "Training ID", "type": "string"},
+    }
+    request_ref = {"$ref": _REF + "TrainingRequest"}
+    response = {
+        "content": {"application/json": {"schema": {"$ref": _REF + "TrainingResponse"}}},
+        "description": "Successful Response",
+    }
+    put_schema: dict[str, Any] = (
+        dict(request_ref) if p2 else {"allOf": [request_ref], "title": "Training Request"}
+    )
+    return {
+        "/trainings": {
+            "post": {
+                "operationId": "train_trainings_post",
+                "parameters": [prefer],
+                "requestBody": {"content": {"application/json": {"schema": request_ref}}},
+                "responses": {"200": response, "422": validation_error},
+                "summary": "Train",
+            }
+        },
+        "/trainings/{training_id}": {
+            "put": {
+                "operationId": "train_idempotent_trainings__training_id__put",
+                "parameters": [training_id, prefer],
+                "requestBody": {
+                    "content": {"application/json": {"schema": put_schema}},
+                    "required": True,
+                },
+                "responses": {"200": response, "422": validation_error},
+                "summary": "Train Idempotent",
+            }
+        },
+        "/trainings/{training_id}/cancel": {
+            "post": {
+                "operationId": "cancel_training_trainings__training_id__cancel_post",
+                "parameters": [training_id],
+                "responses": {
+                    "200": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "title": "Response Cancel Training Trainings  Training Id  "
+                                    "Cancel Post"
+                                }
+                            }
+                        },
+                        "description": "Successful Response",
+                    },
+                    "422": validation_error,
+                },
+                "summary": "Cancel Training",
+            }
+        },
+    }
 
 
 def _remove_title_next_to_ref(value: Any) -> None:
