@@ -18,6 +18,7 @@ Versions are plain strings (``"0.15.8"``); :func:`parse_version` gives the tuple
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -56,6 +57,7 @@ def parse_version(version: str) -> tuple[int, int, int]:
     return major, minor, patch
 
 
+@functools.cache
 def installed_cog_version() -> str:
     """The Cog SDK version installed with cogfleet (the default when nothing is pinned)."""
     from importlib.metadata import PackageNotFoundError, version
