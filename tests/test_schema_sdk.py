@@ -2,12 +2,14 @@
 
 Up to 0.16 ``cog build`` wrote the schema by running ``python -m
 cog.command.openapi_schema`` in the image. Here each SDK version of a small,
-representative set is really installed (uv, one virtualenv per version, built once
-per test session; uv's cache makes later sessions fast) together with the pydantic
-the Cog CLI of that version put in the image (``pydantic<2`` up to 0.14.7,
-``pydantic>=1.9,<3`` after). The SDK's module then writes the document for every
-predictor of the corpus, and cogfleet's static reading of the same source must give
-an equal document, or fail where the SDK failed.
+representative set is really installed, in the session's store of isolated
+environments (:class:`cogfleet.runtime.EnvStore`, built with uv once per session and
+shared with the other tests that run Cog 0.15.8), with the pydantic the Cog CLI of that
+version put in the image: ``pydantic<2`` from 0.11 to 0.14.7 (before 0.11 the SDK pins
+it itself), the newest pydantic 2 after (the CLI's ``pydantic>=1.9,<3``). The SDK's
+module then writes the document for every predictor of the corpus, and cogfleet's
+static reading of the same source must give an equal document, or fail where the SDK
+failed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -40,35 +41,20 @@ NOT_INSTALLED_MARK = "# not installed where schemas are made"
 """Lines of the corpus that import packages the SDK test environments do not have."""
 
 
-def _pydantic_requirement(version: str) -> str:
-    # What the Cog CLI's Dockerfile installs next to the SDK wheel.
-    return "pydantic<2" if parse_version(version) < (0, 14, 8) else "pydantic>=1.9,<3"
-
-
-def _uv() -> str:
-    from uv import find_uv_bin
-
-    return str(find_uv_bin())
-
-
-def _build_env(uv: str, root: Path, version: str) -> Path:
-    env_dir = root / f"cog-{version}"
-    python = env_dir / "bin" / "python"
-    run: dict[str, Any] = {"check": True, "capture_output": True, "text": True, "timeout": 600}
-    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(env_dir)], **run)
-    subprocess.run(
-        [
-            uv,
-            "pip",
-            "install",
-            "--quiet",
-            "--python",
-            str(python),
-            f"cog=={version}",
-            _pydantic_requirement(version),
-        ],
-        **run,
+def _environment(env_store: Any, root: Path, version: str) -> str:
+    """The interpreter of an environment with SDK ``version`` as its CLI would install it."""
+    folder = root / f"spec-{version}"
+    folder.mkdir()
+    packages = ""
+    if (0, 11, 0) <= parse_version(version) < (0, 14, 8):
+        packages = '  python_packages:\n    - "pydantic<2"\n'
+    (folder / "cog.yaml").write_text(
+        f'build:\n  python_version: "3.11"\n{packages}predict: "predict.py:Predictor"\n',
+        encoding="utf-8",
     )
+    from cogfleet.runtime import read_build_spec
+
+    python: str = env_store.ensure(read_build_spec(folder, version), version).python
     return python
 
 
@@ -86,14 +72,16 @@ def _copy_corpus(dest: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def sdk_documents(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+def sdk_documents(
+    tmp_path_factory: pytest.TempPathFactory, env_store: Any
+) -> dict[str, dict[str, Any]]:
     """version -> case -> the SDK's document (dict) or its error line (str)."""
     root = tmp_path_factory.mktemp("cog-sdks")
     folders = _copy_corpus(root / "corpus")
-    uv = _uv()
+    pythons = {version: _environment(env_store, root, version) for version in SDK_VERSIONS}
 
     def run(version: str) -> tuple[str, dict[str, Any]]:
-        python = _build_env(uv, root, version)
+        python = pythons[version]
         out = root / f"out-{version}"
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
         subprocess.run(
