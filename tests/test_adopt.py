@@ -197,3 +197,48 @@ def test_safe_push_of_the_selected_root_runs_the_multi_module_predictor(adopted,
     assert {"predict.py", "common.py", "helpers/text.py", "cog.yaml"} <= pushed
     assert not any(p.startswith(("model-cache/", ".cogfleet/", "safe-push-configs/",
                                  "model-cog-configs/")) for p in pushed), pushed
+
+
+OFFICIAL_VARIANTS = mci_repo.VARIANTS_YAML.replace(
+    "      overlay: model-cog-configs/{variant}.yaml\n",
+    "      overlay: model-cog-configs/{variant}.yaml\n"
+    "      official_model: acme-official/flux-{variant}\n",
+).replace("      dev: {}", "      dev: {official_model: null}")
+
+
+def test_official_model_missing_for_one_variant_stops_before_anything_runs(adopted, cli):
+    write_files(adopted, {"variants.yaml": OFFICIAL_VARIANTS})
+    result = cli("push", "dev", "--push-official-model", cwd=adopted)
+    assert result.code == ExitCode.USAGE_ERROR
+    assert "--push-official-model: dev has no official_model" in result.err
+    assert not (adopted / ".cogfleet/local").exists()  # no server was even started
+
+
+def test_official_model_in_variants_yaml_and_config_must_agree(adopted, cli):
+    write_files(adopted, {"variants.yaml": OFFICIAL_VARIANTS})
+    config = adopted / "safe-push-configs/schnell.yaml"
+    config.write_text(config.read_text() + "official_model: acme/other\n")
+    result = cli("render", "schnell", cwd=adopted)
+    assert result.code == ExitCode.USAGE_ERROR
+    assert result.err.startswith("error: safe-push-configs/schnell.yaml: official_model: "
+                                 "'acme/other' differs from 'acme-official/flux-schnell'")
+
+
+@pytest.mark.slow
+def test_official_model_per_variant_skips_the_variant_without_one(adopted, cli):
+    write_files(adopted, {"variants.yaml": OFFICIAL_VARIANTS})
+    report = adopted.parent / "report.json"
+    result = cli("push", "schnell", "dev", "--push-official-model", "--fuzz-iterations", "0",
+                 "--report-json", str(report), cwd=adopted)
+    assert result.code == ExitCode.OK, result.out + result.err
+    assert "note: dev has no official_model; its official-model push is skipped" in result.err
+    reports = json.loads(report.read_text())
+    runs = {r["variant"]: {s["name"]: s for s in r["steps"]} for r in reports}
+    assert runs["dev"]["official-model"]["status"] == "skipped"
+    assert runs["dev"]["promote"]["status"] == "passed"
+    assert runs["schnell"]["official-model"]["status"] == "passed"
+    assert runs["schnell"]["official-model"]["message"].startswith(
+        "pushed acme-official/flux-schnell:"
+    )
+    assert runs["schnell"]["fuzz"]["status"] == "skipped"
+    assert runs["schnell"]["fuzz"]["message"] == "fuzzing disabled (iterations: 0)"

@@ -185,3 +185,18 @@ def test_fuzz_fixed_and_disabled_overlap(checkers):
         checkers,
     )
     assert "'seed' is both fixed and disabled" in err
+
+
+def test_a_test_case_without_inputs_is_an_error(checkers):
+    err = _error(
+        """\
+        model: a/b
+        predict:
+          test_cases:
+            - inputs: {}
+              exact_string: ok
+            - exact_string: "no inputs"
+        """,
+        checkers,
+    )
+    assert err == "cfg.yaml:6: predict.test_cases[1].inputs: required key is missing"

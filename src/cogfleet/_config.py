@@ -26,12 +26,13 @@ class _Strict(BaseModel):
 
 
 class TestCase(BaseModel):
-    """One test case: ``inputs`` plus zero or one checker key (validated by the loader)."""
+    """One test case: ``inputs`` (required, as in cog-safe-push; ``{}`` for none) plus zero
+    or one checker key (validated by the loader)."""
 
     __test__ = False  # not a pytest class
     model_config = ConfigDict(extra="allow")
 
-    inputs: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, Any]
 
     @property
     def checker(self) -> tuple[str, Any] | None:

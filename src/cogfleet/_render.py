@@ -501,6 +501,10 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
             f"{variant.name!r} in {repo.rel(variant.variants_file)}",
             line=_line_of(config_text, ("model",)),
         ))
+    try:
+        config = _with_official_model(repo, variant, config, config_rel, config_text)
+    except ConfigError as exc:
+        raise at_source(exc) from None
     files[CONFIG_NAME] = config_text.encode("utf-8")
     rendered = Rendered(
         variant=variant,
@@ -604,6 +608,26 @@ def _left_out(repo: Repo, variant: Variant) -> set[str]:
         out.update({repo.settings.configs_dir, MODELS_DIR, TEMPLATES_DIR, PLUGINS_DIR})
         out.update({"cog.yaml", CONFIG_NAME})  # what `cogfleet select` writes
     return out
+
+
+def _with_official_model(
+    repo: Repo, variant: Variant, config: SafePushConfig, config_rel: str, config_text: str
+) -> SafePushConfig:
+    """The config with the variant's ``official_model`` (variants.yaml) in it."""
+    from cogfleet._config import _line_of
+
+    declared = variant.official_model
+    if declared is None:
+        return config
+    if config.official_model is not None and config.official_model != declared:
+        raise ConfigError(
+            config_rel,
+            f"official_model: {config.official_model!r} differs from {declared!r} declared "
+            f"for variant {variant.name!r} in {repo.rel(variant.variants_file)}",
+            line=_line_of(config_text, ("official_model",)),
+        )
+    config.official_model = declared
+    return config
 
 
 def _family_files(repo: Repo, variant: Variant) -> list[Path]:
@@ -844,7 +868,10 @@ def _up_to_date(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered | No
         variant=variant,
         build_dir=build_dir,
         files=files,
-        parse_config=lambda: _parse_at_source(config_text, config_rel, plugins, sources, variant),
+        parse_config=lambda: _with_official_model(
+            repo, variant, _parse_at_source(config_text, config_rel, plugins, sources, variant),
+            config_rel, config_text,
+        ),
         reads=set(manifest["inputs"]),
         warnings=warnings,
         digests=dict(manifest["inputs"]),

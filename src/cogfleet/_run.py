@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cogfleet._config import SafePushConfig
-from cogfleet._errors import ExitCode
+from cogfleet._errors import ExitCode, UsageError
 from cogfleet._pipeline import run_pipeline
 from cogfleet._plugins import Plugins
 from cogfleet._predict import FileCache, Predictions
@@ -123,6 +123,32 @@ async def _run_all(
         interrupt.on_request = None
 
 
+def official_model_notes(jobs: list[Job], requested: bool) -> list[str]:
+    """Decide the official-model push of each job before anything is pushed.
+
+    With ``--push-official-model``, a job whose config (or variant) names no
+    ``official_model`` is a usage error when it is the only one, and is skipped with a
+    note among several. Returns the notes.
+    """
+    if not requested:
+        return []
+    missing = [job for job in jobs if not job.config.official_model]
+    if missing and len(jobs) == 1:
+        job = missing[0]
+        where = (
+            f"its config or {job.variant.variants_file.name}" if job.variant is not None
+            else "cog-safe-push.yaml"
+        )
+        raise UsageError(
+            f"--push-official-model: {job.name} has no official_model; set it in {where}, "
+            "or leave the flag out (nothing was pushed)"
+        )
+    return [
+        f"note: {job.name} has no official_model; its official-model push is skipped"
+        for job in missing
+    ]
+
+
 def run_jobs(
     jobs: list[Job],
     settings: RunSettings,
@@ -131,6 +157,8 @@ def run_jobs(
     repo_root: Path | None,
 ) -> int:
     """Run every job concurrently on one target; write reports; return the exit code."""
+    for note in official_model_notes(jobs, options.push_official_model):
+        sys.stderr.write(note + "\n")
     contexts: list[PushContext] = []
     if settings.report_json or settings.html:  # those reports show outputs: keep them
         options = replace(options, keep_outputs=True)

@@ -43,8 +43,10 @@ async def fuzz(ctx: PushContext) -> StepOutcome:
 
     predict = ctx.config.predict
     settings = predict.fuzz if predict else None
-    if settings is None or settings.iterations == 0:
+    if settings is None:
         return skipped("no predict.fuzz section")
+    if settings.iterations == 0:
+        return skipped("fuzzing disabled (iterations: 0)")
     assert ctx.test_version is not None
     schema = ctx.test_schema
     # file inputs given as repo paths are uploaded once, so every input is schema-valid

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from cogfleet import hookimpl
-from cogfleet._errors import CheckFailed
 from cogfleet._steps import PushContext, Step, StepOutcome, passed, push_flags, skipped
 
 KEY_ENV = "COGFLEET_OFFICIAL_MODEL_API_KEY"
@@ -29,7 +28,9 @@ async def official_model(ctx: PushContext) -> StepOutcome:
     if not ctx.options.push_official_model:
         return skipped("--push-official-model not given")
     if not ctx.config.official_model:
-        raise CheckFailed("--push-official-model needs official_model in the config")
+        # decided before anything was pushed (see cogfleet._run.official_model_notes): a
+        # single variant without one stopped there; among several, this one is skipped
+        return skipped("no official_model for this variant (skipped)")
     if ctx.options.no_push or ctx.promoted_version is None:
         return skipped("nothing was promoted")
     assert ctx.test_version is not None
