@@ -220,7 +220,7 @@ def test_official_model_in_variants_yaml_and_config_must_agree(adopted, cli):
     config.write_text(config.read_text() + "official_model: acme/other\n")
     result = cli("render", "schnell", cwd=adopted)
     assert result.code == ExitCode.USAGE_ERROR
-    assert result.err.startswith("error: safe-push-configs/schnell.yaml: official_model: "
+    assert result.err.startswith("error: safe-push-configs/schnell.yaml:9: official_model: "
                                  "'acme/other' differs from 'acme-official/flux-schnell'")
 
 
