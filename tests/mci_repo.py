@@ -9,7 +9,7 @@ imports a sibling module and a package next to it.
 from __future__ import annotations
 
 VARIANTS = ("schnell", "dev", "krea-dev")
-COG_URL = "https://github.com/replicate/cog/releases/download/v0.16.9/cog_$(uname -s)_$(uname -m)"
+COG_URL = "https://github.com/replicate/cog/releases/download/v0.16.8/cog_$(uname -s)_$(uname -m)"
 
 PREDICT_PY = '''\
 from cog import BasePredictor, Input
