@@ -28,6 +28,8 @@ class BasePredictorFlux(BasePredictor):
         prompt: str = Input(description="Prompt"),
         loud: bool = Input(description="Shout", default=False),
     ) -> str:
+        if prompt == "fail":
+            raise ValueError("failed on purpose")
         text = f"{STYLE}:{prompt}:{self.steps}"
         return shout(text) if loud else text
 

@@ -38,6 +38,8 @@ def test_list_shows_every_variant(adopted, cli):
 def test_render_merges_base_and_overlay_as_yq(adopted, cli):
     result = cli("render", cwd=adopted)
     assert result.code == ExitCode.OK, result.err
+    # warnings say which variant they are about
+    assert "warning: krea-dev: predict: deprecated since cog 0.20; use run" in result.err
     for variant, expected in mci_repo.YQ_OUTPUT.items():
         cog = yaml.safe_load((adopted / ".cogfleet/build" / variant / "cog.yaml").read_text())
         assert cog == expected, variant

@@ -62,6 +62,10 @@ def test_unknown_variant_is_a_usage_error(root: Path, cli: Callable[..., CliResu
     empty = cli("matrix", "--variants", ",", cwd=root)
     assert empty.code == ExitCode.USAGE_ERROR
     assert "--variants" in empty.err
+    # an empty value (an unset workflow input) is an error too, never "every variant"
+    unset = cli("matrix", "--variants", "", cwd=root)
+    assert unset.code == ExitCode.USAGE_ERROR and unset.out == ""
+    assert "--variants" in unset.err
 
 
 def git(root: Path, *args: str) -> None:

@@ -63,6 +63,19 @@ def test_select_again_replaces_what_it_wrote_and_never_overwrites_other_files(ma
     assert (root / "predict.py").read_text() == "# mine\n"
 
 
+def test_select_clear_removes_what_select_wrote(make_repo, cli):
+    root = make_repo({"models/fam/helpers.py": "X = 1\n"})
+    assert cli("select", "alpha", cwd=root).code == ExitCode.OK
+    (root / "README.md").write_text("# mine\n")
+    result = cli("select", "--clear", cwd=root)
+    assert result.code == ExitCode.OK, result.err
+    assert sorted(line.split()[1] for line in result.out.splitlines()) == [
+        "cog-safe-push.yaml", "cog.yaml", "helpers.py", "predict.py",
+    ]
+    assert not (root / "helpers.py").exists() and not (root / "cog.yaml").exists()
+    assert (root / "README.md").read_text() == "# mine\n"
+
+
 def test_select_list(make_repo, cli):
     root = make_repo()
     assert cli("select", "--list", cwd=root).out.splitlines() == ["alpha", "beta"]

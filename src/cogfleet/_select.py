@@ -90,11 +90,12 @@ def _manifest_path(repo: Repo) -> Path:
     return repo.root / STATE_DIR / _MANIFEST
 
 
-def _previous(repo: Repo) -> dict[str, str]:
-    """Root files the last select wrote for a ``models/`` family: path -> sha256."""
+def _previous(repo: Repo, key: str = "files") -> dict[str, str]:
+    """Root files the last select wrote: path -> sha256 (``files``: a ``models/``
+    family's files; ``root``: cog.yaml and cog-safe-push.yaml)."""
     try:
         data = json.loads(_manifest_path(repo).read_text())
-        files = data["files"]
+        files = data[key]
         return {str(k): str(v) for k, v in files.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
@@ -120,11 +121,7 @@ def _remove_previous(repo: Repo, previous: dict[str, str], keep: set[str]) -> li
 
 def clear_selection(repo: Repo) -> Selection:
     """Remove the root files of the last select (``cogfleet select --clear``)."""
-    previous = _previous(repo)
-    for name in _ROOT_FILES:
-        path = repo.root / name
-        if path.is_file() and path.read_bytes().startswith(b"# written by `cogfleet select"):
-            previous.setdefault(name, _digest(path.read_bytes()))
+    previous = {**_previous(repo), **_previous(repo, "root")}
     removed = _remove_previous(repo, previous, set())
     _manifest_path(repo).unlink(missing_ok=True)
     return Selection(removed=removed)
@@ -181,7 +178,11 @@ def select(repo: Repo, variant: Variant, plugins: Plugins) -> Selection:
                 continue
         write_atomic(path, data)
         selection.written.append(rel)
-    manifest = {"variant": variant.name, "files": {r: _digest(d) for r, d in materialized.items()}}
+    manifest = {
+        "variant": variant.name,
+        "files": {r: _digest(d) for r, d in materialized.items()},
+        "root": {r: _digest(d) for r, d in targets.items()},
+    }
     write_atomic(_manifest_path(repo), json.dumps(manifest, sort_keys=True).encode())
     ignore = repo.root / DOCKERIGNORE
     current = ignore.read_text(encoding="utf-8") if ignore.is_file() else ""

@@ -27,7 +27,10 @@ def cmd_matrix(ns: argparse.Namespace) -> int:
 
     repo = load_repo(ns)
     plugins = load_plugins(repo.root)
-    wanted = {v.name for v in repo.select(_variant_names(ns.variants))} if ns.variants else None
+    wanted = (  # an empty --variants is an error, never "every variant"
+        {v.name for v in repo.select(_variant_names(ns.variants))}
+        if ns.variants is not None else None
+    )
     if ns.changed_since is not None:
         entries = [(a.variant, a.model) for a in affected_variants(repo, ns.changed_since, plugins)]
     else:

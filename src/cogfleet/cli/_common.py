@@ -57,8 +57,8 @@ def load_repo(ns: argparse.Namespace) -> Repo:
     from cogfleet._repo import Repo
 
     root = Path(ns.repo).resolve() if ns.repo else None
-    if root is not None and not (root / "models").is_dir():
-        raise UsageError(f"--repo {ns.repo}: no models/ folder there")
+    if root is not None and not Repo.is_root(root):
+        raise UsageError(f"--repo {ns.repo}: no models/ folder or variants.yaml there")
     return Repo.load(root)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from cogfleet._errors import ExitCode, UsageError
 from cogfleet.cli._common import Command, load_plugins, load_repo, out, variants_argument
@@ -35,7 +36,7 @@ def cmd_render(ns: argparse.Namespace) -> int:
             f"({len(rendered.files)} files, {changed} changed)"
         )
         for warning in rendered.warnings:
-            sys.stderr.write(f"warning: {warning}\n")
+            sys.stderr.write(f"warning: {rendered.variant.name}: {warning}\n")
     return ExitCode.OK
 
 
@@ -50,7 +51,7 @@ def cmd_lint(ns: argparse.Namespace) -> int:
     for rendered in render_variants(repo, variants, plugins):
         problems = plugins.lint(rendered.variant, rendered.build_dir)
         for warning in rendered.warnings:
-            sys.stderr.write(f"warning: {warning}\n")
+            sys.stderr.write(f"warning: {rendered.variant.name}: {warning}\n")
         if problems:
             failed = True
             for problem in problems:
@@ -81,19 +82,35 @@ def cmd_plugins(ns: argparse.Namespace) -> int:
 
 
 def cmd_select(ns: argparse.Namespace) -> int:
-    """Write cog.yaml and cog-safe-push.yaml for one variant into the repo root."""
-    from cogfleet._select import select_variant
+    """Make the repo root the Cog folder of one variant (as a select script does)."""
+    from cogfleet._select import clear_selection, select
 
     repo = load_repo(ns)
     if ns.list:
         for name in repo.variants:
             out(name)
         return ExitCode.OK
-    if not ns.variant:
-        raise UsageError("select: give a VARIANT or --list")
-    written = select_variant(repo, repo.select([ns.variant])[0], load_plugins(repo.root))
-    for path in written:
-        out(f"wrote {repo.rel(path)}")
+    if ns.clear:
+        selection = clear_selection(repo)
+    elif not ns.variant:
+        raise UsageError("select: give a VARIANT, --list or --clear")
+    else:
+        selection = select(repo, repo.select([ns.variant])[0], load_plugins(repo.root))
+    for rel in selection.removed:
+        out(f"removed {rel}")
+    for rel in selection.written:
+        out(f"wrote {rel}")
+    return ExitCode.OK
+
+
+def cmd_init(ns: argparse.Namespace) -> int:
+    """Adopt a model-ci-template repo in place, or scaffold a monorepo in an empty folder."""
+    from cogfleet._adopt import run_init
+
+    root = Path(ns.repo).resolve() if ns.repo else Path.cwd()
+    if not root.is_dir():
+        raise UsageError(f"--repo {ns.repo}: not a folder")
+    run_init(root, dry_run=ns.dry_run, out=out)
     return ExitCode.OK
 
 
@@ -104,9 +121,20 @@ def _json_flag(p: argparse.ArgumentParser) -> None:
 def _select_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("variant", nargs="?", metavar="VARIANT")
     p.add_argument("--list", action="store_true", help="list variant names")
+    p.add_argument("--clear", action="store_true",
+                   help="remove the root files the last select wrote")
+
+
+def _init_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="show what would be written")
 
 
 COMMANDS = [
+    Command("init", "adopt a select-script repo in place, or scaffold one", cmd_init,
+            _init_arguments,
+            description="In a model-ci-template repo (base cog.yaml, overlays, cog-safe-push "
+            "configs, select script), write variants.yaml and [tool.cogfleet] without moving "
+            "or rewriting any file; in an empty folder, scaffold a minimal monorepo."),
     Command("list", "list the variants", cmd_list, _json_flag),
     Command("render", "render build folders (.cogfleet/build/<variant>/)", cmd_render,
             variants_argument),

@@ -1,0 +1,637 @@
+"""``cogfleet init``: adopt a model-ci-template repo in place, or scaffold a new monorepo.
+
+**Adopting.** A repo of model-ci-template's shape keeps a base ``cog.yaml`` (usually
+``cog.yaml.template``), one overlay per variant merged onto it by its select script
+(``yq eval-all 'select(fileIndex == 0) *+ select(fileIndex == 1)' BASE OVERLAY``), one
+cog-safe-push config per variant (``safe-push-configs/`` or ``cog-safe-push-configs/``)
+and a push workflow. ``init`` reads the select script when there is one (else the
+usual names), the workflows (the Cog version they install, the official models they
+push), and writes:
+
+- ``variants.yaml``: the family at the repository root, its base and overlays, one entry
+  per variant that has both an overlay and a config, and the official models;
+- ``[tool.cogfleet]``, appended to ``pyproject.toml`` (created if missing): the configs
+  folder when it is not the default, and ``cog-version`` when a workflow pins one.
+
+No file of the repo is moved or rewritten. Before anything is written the plan is
+checked: every variant must load and render; otherwise nothing is written.
+
+**Scaffolding.** In an empty folder, ``init`` writes a minimal monorepo (one family with
+one variant, the shared template, its config, a noxfile and the workflows) whose
+``cogfleet push`` passes as it is.
+
+A layout that is neither is an error naming what was found and what is missing.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from cogfleet._errors import CogfleetError, ConfigError, UsageError
+from cogfleet._files import write_atomic
+from cogfleet._repo import MODELS_DIR, VARIANTS_FILE, Repo
+from cogfleet._settings import DEFAULT_CONFIGS_DIR, PYPROJECT, read_table
+from cogfleet.runtime import is_known
+
+CONFIG_DIRS = ("safe-push-configs", "cog-safe-push-configs")
+BASE_NAMES = (
+    "cog.yaml.template", "cog.template.yaml", "cog.yaml.tmpl", "cog.yaml.tpl", "cog.yaml.j2",
+)
+OVERLAY_DIRS = ("model-cog-configs", "cog-configs", "model-configs", "overlays")
+SELECT_SCRIPTS = (
+    "script/select.sh", "script/select-model", "script/select", "scripts/select.sh",
+    "scripts/select-model", "select.sh",
+)
+_VARIANT_ARG = re.compile(r"\$\{?(?:1|[A-Za-z_][A-Za-z0-9_]*)\}?")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_PIN_RES = (
+    re.compile(r"cog/releases/download/v?(\d+\.\d+\.\d+[0-9A-Za-z.+-]*)/cog"),
+    re.compile(r"\bcog==(\d+\.\d+\.\d+[0-9A-Za-z.+-]*)"),
+    re.compile(r"\bcog-version:\s*['\"]?v?(\d+\.\d+\.\d+[0-9A-Za-z.+-]*)"),
+)
+_OFFICIAL_RE = re.compile(
+    r"cog push\s+['\"]?r8\.im/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]*)"
+    r"\$\{\{\s*matrix\.\w+\s*\}\}([A-Za-z0-9_.-]*)"
+)
+_EXCLUDED_RE = re.compile(r"\"\$\{\{\s*matrix\.\w+\s*\}\}\"\s*!=\s*\"([A-Za-z0-9_.-]+)\"")
+
+
+class LayoutError(UsageError):
+    """The folder is neither empty nor a repo ``init`` can adopt (exit 2)."""
+
+
+@dataclass
+class Plan:
+    """What ``init`` would write: new files, text appended to files, and what it found."""
+
+    kind: str  # "adopt" or "scaffold"
+    files: dict[str, str] = field(default_factory=dict)
+    appends: dict[str, str] = field(default_factory=dict)
+    found: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# --- adopting --------------------------------------------------------------------------
+
+
+@dataclass
+class _Select:
+    script: str
+    base: str | None = None
+    overlay: str | None = None  # with {variant}
+    config: str | None = None  # with {variant}
+    concatenates: bool = False
+
+
+def _pattern(word: str) -> str | None:
+    """``model-cog-configs/$1.yaml`` -> ``model-cog-configs/{variant}.yaml``."""
+    try:
+        parts = shlex.split(word)
+    except ValueError:
+        return None
+    if len(parts) != 1:
+        return None
+    text, count = _VARIANT_ARG.subn("{variant}", parts[0])
+    return text if count == 1 else None
+
+
+def _read_select(root: Path) -> _Select | None:
+    """What the repo's select script merges and copies, when it is one of the known shapes."""
+    for rel in SELECT_SCRIPTS:
+        path = root / rel
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        text = re.sub(r"\\\n", " ", text)  # shell line continuations
+        found = _Select(script=rel)
+        merge = re.search(r"\byq\s+(?:eval-all|ea)\s+(['\"])(.*?)\1\s+(\S+)\s+(\S+)", text)
+        if merge:
+            if "*+" not in merge.group(2).replace(" ", ""):
+                raise LayoutError(
+                    f"{rel}: merges with {merge.group(2)!r}; cogfleet overlays merge as "
+                    "yq's *+ (maps deeply, lists appended); change the script or write "
+                    f"{VARIANTS_FILE} by hand"
+                )
+            found.base = _pattern(merge.group(3)) or merge.group(3).strip("'\"")
+            found.overlay = _pattern(merge.group(4))
+        else:
+            cat_base = re.search(r"\bcat\s+(\S+)\s*>\s*cog\.yaml\b", text)
+            cat_overlay = re.search(r"\bcat\s+(\S+)\s*>>\s*cog\.yaml\b", text)
+            if cat_base and cat_overlay:
+                found.base = cat_base.group(1).strip("'\"")
+                found.overlay = _pattern(cat_overlay.group(1))
+                found.concatenates = True
+        copy = re.search(r"\bcp\s+(\S+)\s+\.?/?cog-safe-push\.yaml\b", text)
+        if copy:
+            found.config = _pattern(copy.group(1))
+        if found.base or found.config:
+            return found
+    return None
+
+
+def _workflows(root: Path) -> list[tuple[str, str]]:
+    folder = root / ".github" / "workflows"
+    if not folder.is_dir():
+        return []
+    return [
+        (p.relative_to(root).as_posix(), p.read_text(encoding="utf-8", errors="replace"))
+        for p in sorted(folder.iterdir())
+        if p.suffix in (".yaml", ".yml") and p.is_file()
+    ]
+
+
+def _cog_pin(workflows: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """``(version, workflow)`` of the Cog the workflows install, when they pin one."""
+    pins: dict[str, list[str]] = {}
+    for rel, text in workflows:
+        for regex in _PIN_RES:
+            for match in regex.finditer(text):
+                pins.setdefault(match.group(1), []).append(rel)
+    if not pins:
+        return None
+    if len(pins) > 1:
+        # the workflow that pushes decides; several pushing workflows that disagree do not
+        pushing = {
+            v: rels for v, rels in pins.items()
+            if any("cog push" in t or "cog-safe-push" in t for r, t in workflows if r in rels)
+        }
+        if len(pushing) != 1:
+            listed = ", ".join(f"{v} ({', '.join(sorted(set(r)))})" for v, r in pins.items())
+            raise LayoutError(
+                f"the workflows pin different Cog versions: {listed}; "
+                "set [tool.cogfleet] cog-version yourself"
+            )
+        pins = pushing
+    version, rels = next(iter(pins.items()))
+    return version, sorted(set(rels))[0]
+
+
+def _official(workflows: list[tuple[str, str]]) -> tuple[str, set[str], str] | None:
+    """``(owner/prefix{variant}suffix, excluded variants, workflow)`` of official pushes."""
+    found: dict[str, tuple[set[str], str]] = {}
+    for rel, text in workflows:
+        for match in _OFFICIAL_RE.finditer(text):
+            pattern = f"{match.group(1)}/{match.group(2)}{{variant}}{match.group(3)}"
+            excluded = set(_EXCLUDED_RE.findall(text))
+            found.setdefault(pattern, (excluded, rel))
+    if len(found) != 1:
+        return None
+    pattern, (excluded, rel) = next(iter(found.items()))
+    return pattern, excluded, rel
+
+
+def _family_name(root: Path) -> str:
+    name = re.sub(r"[^a-z0-9._-]+", "-", root.name.lower()).strip("-._")
+    return name if name and _NAME_RE.match(name) else "models"
+
+
+def _one_of(root: Path, names: tuple[str, ...], what: str, *, folder: bool) -> str | None:
+    present = [n for n in names if ((root / n).is_dir() if folder else (root / n).is_file())]
+    if len(present) > 1:
+        raise LayoutError(
+            f"ambiguous {what}: found {' and '.join(present)}; keep one (or write "
+            f"{VARIANTS_FILE} by hand)"
+        )
+    return present[0] if present else None
+
+
+def _stems(folder: Path) -> set[str]:
+    return {p.stem for p in folder.glob("*.yaml") if p.is_file()} if folder.is_dir() else set()
+
+
+def plan_adopt(root: Path) -> Plan | None:
+    """The plan for a model-ci-template repo at ``root``; ``None`` when nothing of it is there."""
+    select = _read_select(root)
+    base = select.base if select and select.base else _one_of(
+        root, BASE_NAMES, "base cog.yaml", folder=False
+    )
+    overlay = select.overlay if select and select.overlay else None
+    if overlay is None:
+        overlay_dir = _one_of(root, OVERLAY_DIRS, "overlay folder", folder=True)
+        overlay = f"{overlay_dir}/{{variant}}.yaml" if overlay_dir else None
+    config = select.config if select and select.config else None
+    if config is None:
+        config_dir = _one_of(root, CONFIG_DIRS, "config folder", folder=True)
+        config = f"{config_dir}/{{variant}}.yaml" if config_dir else None
+    if not any((select, base, overlay, config)):
+        return None
+    found = [f"select script {select.script}"] if select else []
+    found += [f"base {base}"] if base else []
+    missing = []
+    if base is None or not (root / base).is_file():
+        missing.append(f"the base cog.yaml ({base or ' or '.join(BASE_NAMES)})")
+    overlay_folder = PurePosixPath(overlay).parent.as_posix() if overlay else None
+    if overlay is None or PurePosixPath(overlay).name != "{variant}.yaml":
+        missing.append("one overlay per variant (model-cog-configs/<variant>.yaml)")
+    config_folder = PurePosixPath(config).parent.as_posix() if config else None
+    if config is None or PurePosixPath(config).name != "{variant}.yaml":
+        missing.append(
+            f"one cog-safe-push config per variant ({' or '.join(CONFIG_DIRS)}/<variant>.yaml)"
+        )
+    overlays = _stems(root / overlay_folder) if overlay_folder else set()
+    configs = _stems(root / config_folder) if config_folder else set()
+    if overlay_folder:
+        found.append(f"{len(overlays)} overlays in {overlay_folder}/")
+    if config_folder:
+        found.append(f"{len(configs)} configs in {config_folder}/")
+    if not missing and not overlays:
+        missing.append(f"overlay files in {overlay_folder}/")
+    if missing:
+        raise LayoutError(
+            f"cannot adopt this repo: found {', '.join(found) or 'nothing usable'}; "
+            f"missing {'; '.join(missing)}"
+        )
+    assert base and overlay and config and config_folder is not None
+    config_only = sorted(configs - overlays)
+    if config_only:
+        raise LayoutError(
+            f"cannot adopt this repo: {config_folder}/{config_only[0]}.yaml has no overlay "
+            f"{overlay.replace('{variant}', config_only[0])} (found {len(overlays)} overlays, "
+            f"{len(configs)} configs)"
+        )
+    names = sorted(overlays & configs)
+    bad = [n for n in names if not _NAME_RE.match(n)]
+    if bad:
+        raise LayoutError(
+            f"cannot adopt this repo: variant name {bad[0]!r} (from {config_folder}/) must be "
+            "lower-case letters, digits, . _ -"
+        )
+    plan = Plan(kind="adopt", found=found)
+    if select and select.concatenates:
+        plan.notes.append(
+            f"{select.script} concatenates the overlay onto the base; cogfleet merges them "
+            "(yq *+), which is the same while an overlay only adds keys"
+        )
+    for name in sorted(overlays - configs):
+        plan.notes.append(
+            f"skipped {name}: {overlay.replace('{variant}', name)} has no config "
+            f"{config_folder}/{name}.yaml"
+        )
+    workflows = _workflows(root)
+    pin = _cog_pin(workflows)
+    official = _official(workflows)
+    if pin and not is_known(pin[0]):
+        plan.notes.append(
+            f"{pin[1]} installs Cog {pin[0]}, which this cogfleet does not know; set "
+            "[tool.cogfleet] cog-version yourself once it does (the installed Cog is used)"
+        )
+        pin = None
+    if pin:
+        plan.found.append(f"Cog {pin[0]} installed by {pin[1]}")
+    lines = [
+        "# Written by `cogfleet init`: this repo's variants. Each variant's cog.yaml is",
+        f"# {base} with the variant's overlay merged onto it (as yq's *+ merges them),",
+        f"# and its publishing config is {config_folder}/<variant>.yaml.",
+        f"family: {_family_name(root)}",
+        "source: .",
+        "defaults:",
+        f"  template: {base}",
+        f"  overlay: {overlay}",
+    ]
+    excluded: set[str] = set()
+    if official:
+        pattern, excluded, rel = official
+        lines.append(f"  official_model: {pattern}  # pushed after the safe push in {rel}")
+        plan.found.append(f"official models {pattern} pushed by {rel}")
+    lines.append("variants:")
+    for name in names:
+        if name in excluded:
+            lines.append(f"  {name}: {{official_model: null}}  # {official[2] if official else ''} "
+                         "does not push it")
+        else:
+            lines.append(f"  {name}: {{}}")
+    plan.files[VARIANTS_FILE] = "\n".join(lines) + "\n"
+    settings = []
+    if config_folder != DEFAULT_CONFIGS_DIR:
+        settings.append(f'configs-dir = "{config_folder}"')
+    if pin:
+        settings.append(f'cog-version = "{pin[0]}"  # the Cog {pin[1]} installs')
+    if settings:
+        table = read_table(root)
+        if table is not None:
+            raise LayoutError(
+                f"{PYPROJECT} already has [tool.cogfleet]; add {'; '.join(settings)} there "
+                "yourself, then run init again"
+            )
+        text = "[tool.cogfleet]\n" + "\n".join(settings) + "\n"
+        if (root / PYPROJECT).is_file():
+            plan.appends[PYPROJECT] = "\n" + text
+        else:
+            plan.files[PYPROJECT] = text
+    return plan
+
+
+# --- scaffolding -------------------------------------------------------------------------
+
+_SCAFFOLD_PREDICT = '''\
+from cog import BasePredictor, Input
+
+
+class Predictor(BasePredictor):
+    def predict(self, text: str = Input(description="What to echo", default="hello")) -> str:
+        return f"{text}!"
+'''
+
+_SCAFFOLD: dict[str, str] = {
+    f"{MODELS_DIR}/hello/variants.yaml": """\
+# The hello family's variants: name -> settings (see the cogfleet README).
+hello:
+  model: my-org/hello             # owner/name on Replicate
+  variables:                      # what templates/cog.yaml.j2 fills in
+    python_version: "3.11"
+""",
+    f"{MODELS_DIR}/hello/predict.py": _SCAFFOLD_PREDICT,
+    "templates/cog.yaml.j2": """\
+# cog.yaml of {{ family }}/{{ variant }}, rendered by cogfleet: edit this template or
+# models/{{ family }}/variants.yaml, not the rendered file.
+build:
+  python_version: "{{ python_version }}"
+run: "predict.py:Predictor"
+""",
+    f"{DEFAULT_CONFIGS_DIR}/hello.yaml": """\
+# cog-safe-push's config format (cogfleet safe-push --help-config shows every key)
+model: my-org/hello
+test_hardware: cpu
+predict:
+  test_cases:
+    - inputs: {text: hello}
+      exact_string: "hello!"
+  fuzz:
+    iterations: 3
+""",
+    "noxfile.py": '''\
+"""nox sessions: thin calls into the cogfleet command line (nox -l lists them)."""
+
+import nox
+
+nox.options.sessions = ["lint"]  # safe default: nothing here pushes
+nox.options.default_venv_backend = "none"  # run where cogfleet is installed
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Render and lint every variant: nox -s lint -- [VARIANT...]."""
+    session.run("cogfleet", "lint", *session.posargs)
+
+
+@nox.session
+def test(session: nox.Session) -> None:
+    """Safe push without promotion: nox -s test -- VARIANT... [flags]."""
+    session.run("cogfleet", "test", *session.posargs)
+
+
+@nox.session
+def push(session: nox.Session) -> None:
+    """Safe push: nox -s push -- VARIANT... [flags]. Never a default session."""
+    session.run("cogfleet", "push", *session.posargs)
+
+
+@nox.session
+def matrix(session: nox.Session) -> None:
+    """CI matrix JSON: nox -s matrix -- [--changed-since REF] [--variants a,b|all]."""
+    session.run("cogfleet", "matrix", *session.posargs)
+''',
+    ".gitignore": ".cogfleet/\n/cog.yaml\n/cog-safe-push.yaml\n__pycache__/\n",
+    ".github/workflows/ci.yaml": """\
+# Lint on every change; test the variants a pull request affects on Replicate.
+name: CI
+
+on:
+  pull_request:
+  push:
+    branches: [main]
+
+permissions:
+  contents: read
+
+jobs:
+  lint:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v5
+      - uses: actions/setup-python@v6
+        with:
+          python-version: "3.11"
+      - name: Install cogfleet
+        run: pip install cogfleet nox
+      - name: Lint
+        run: nox -s lint
+
+  plan:
+    runs-on: ubuntu-latest
+    outputs:
+      matrix: ${{ steps.matrix.outputs.matrix }}
+    steps:
+      - uses: actions/checkout@v5
+        with:
+          fetch-depth: 0
+      - uses: actions/setup-python@v6
+        with:
+          python-version: "3.11"
+      - name: Install cogfleet
+        run: pip install cogfleet nox
+      - name: Affected variants
+        id: matrix
+        env:
+          BASE: ${{ github.event.pull_request.base.sha || github.event.before }}
+        run: echo "matrix=$(nox -s matrix -- --changed-since "$BASE")" >> "$GITHUB_OUTPUT"
+
+  test:
+    needs: [lint, plan]
+    if: >-
+      github.event_name == 'pull_request' &&
+      fromJson(needs.plan.outputs.matrix).include[0] != null
+    runs-on: ubuntu-latest
+    strategy:
+      fail-fast: false
+      matrix: ${{ fromJson(needs.plan.outputs.matrix) }}
+    steps:
+      - uses: actions/checkout@v5
+      - uses: actions/setup-python@v6
+        with:
+          python-version: "3.11"
+      - name: Install cogfleet and cog
+        env:
+          COG_RELEASE: https://github.com/replicate/cog/releases/latest/download
+        run: |
+          pip install cogfleet nox
+          sudo curl -fsSL -o /usr/local/bin/cog "$COG_RELEASE/cog_$(uname -s)_$(uname -m)"
+          sudo chmod +x /usr/local/bin/cog
+      - name: cog login
+        env:
+          COG_TOKEN: ${{ secrets.COG_TOKEN }}
+        run: echo "$COG_TOKEN" | cog login --token-stdin
+      - name: Test ${{ matrix.variant }}
+        env:
+          VARIANT: ${{ matrix.variant }}
+          REPLICATE_API_TOKEN: ${{ secrets.REPLICATE_API_TOKEN }}
+          ANTHROPIC_API_KEY: ${{ secrets.ANTHROPIC_API_KEY }}
+        run: nox -s test -- "$VARIANT" --target replicate
+""",
+    ".github/workflows/push.yaml": """\
+# Safe push of chosen variants (Actions -> Push -> Run workflow).
+name: Push
+
+on:
+  workflow_dispatch:
+    inputs:
+      variants:
+        description: 'Variants to push: a comma-separated list or "all"'
+        type: string
+        required: true
+        default: all
+
+permissions:
+  contents: read
+
+jobs:
+  plan:
+    runs-on: ubuntu-latest
+    outputs:
+      matrix: ${{ steps.matrix.outputs.matrix }}
+    steps:
+      - uses: actions/checkout@v5
+      - uses: actions/setup-python@v6
+        with:
+          python-version: "3.11"
+      - name: Install cogfleet
+        run: pip install cogfleet nox
+      - name: Matrix
+        id: matrix
+        env:
+          VARIANTS: ${{ inputs.variants }}
+        run: echo "matrix=$(nox -s matrix -- --variants "$VARIANTS")" >> "$GITHUB_OUTPUT"
+
+  push:
+    needs: plan
+    runs-on: ubuntu-latest
+    strategy:
+      fail-fast: false
+      matrix: ${{ fromJson(needs.plan.outputs.matrix) }}
+    steps:
+      - uses: actions/checkout@v5
+      - uses: actions/setup-python@v6
+        with:
+          python-version: "3.11"
+      - name: Install cogfleet and cog
+        env:
+          COG_RELEASE: https://github.com/replicate/cog/releases/latest/download
+        run: |
+          pip install cogfleet nox
+          sudo curl -fsSL -o /usr/local/bin/cog "$COG_RELEASE/cog_$(uname -s)_$(uname -m)"
+          sudo chmod +x /usr/local/bin/cog
+      - name: cog login
+        env:
+          COG_TOKEN: ${{ secrets.COG_TOKEN }}
+        run: echo "$COG_TOKEN" | cog login --token-stdin
+      - name: Safe push of ${{ matrix.variant }}
+        env:
+          VARIANT: ${{ matrix.variant }}
+          REPLICATE_API_TOKEN: ${{ secrets.REPLICATE_API_TOKEN }}
+          ANTHROPIC_API_KEY: ${{ secrets.ANTHROPIC_API_KEY }}
+        run: nox -s push -- "$VARIANT" --target replicate
+""",
+}
+
+
+def plan_scaffold() -> Plan:
+    return Plan(
+        kind="scaffold",
+        files=dict(_SCAFFOLD),
+        notes=["next: cogfleet push hello (a full safe push on the local server)"],
+    )
+
+
+# --- the command -------------------------------------------------------------------------
+
+
+def _is_empty(root: Path) -> bool:
+    return not any(p.name != ".git" for p in root.iterdir())
+
+
+def plan_init(root: Path) -> Plan:
+    """What ``cogfleet init`` would do in ``root`` (raises for a layout it cannot use)."""
+    if Repo.is_root(root):
+        what = VARIANTS_FILE if (root / VARIANTS_FILE).is_file() else f"{MODELS_DIR}/"
+        raise LayoutError(f"{root} is already a cogfleet monorepo ({what} exists)")
+    if _is_empty(root):
+        return plan_scaffold()
+    plan = plan_adopt(root)
+    if plan is None:
+        present = sorted(p.name for p in root.iterdir() if p.name != ".git")[:8]
+        raise LayoutError(
+            f"cannot init here: the folder is not empty (found {', '.join(present)}) and has "
+            f"no model-ci-template layout (missing a base such as cog.yaml.template, "
+            f"overlays in model-cog-configs/ and configs in {' or '.join(CONFIG_DIRS)}/)"
+        )
+    return plan
+
+
+def apply_plan(root: Path, plan: Plan, verify: bool = True) -> list[str]:
+    """Write ``plan``; for an adoption, check the repo loads and renders, else undo it all."""
+    for rel in plan.files:
+        if (root / rel).exists():
+            raise LayoutError(f"{rel} already exists; init never overwrites a file")
+    originals: dict[str, bytes] = {}
+    written: list[str] = []
+    try:
+        for rel, text in plan.appends.items():
+            originals[rel] = (root / rel).read_bytes()
+            write_atomic(root / rel, originals[rel] + text.encode("utf-8"))
+            written.append(rel)
+        for rel, text in plan.files.items():
+            write_atomic(root / rel, text.encode("utf-8"))
+            written.append(rel)
+        if verify and plan.kind == "adopt":
+            _verify(root)
+    except (CogfleetError, OSError) as exc:
+        for rel in written:
+            if rel in originals:
+                write_atomic(root / rel, originals[rel])
+            else:
+                (root / rel).unlink(missing_ok=True)
+        if isinstance(exc, CogfleetError):
+            raise ConfigError(None, f"init wrote nothing: {exc}") from None
+        raise
+    return written
+
+
+def _verify(root: Path) -> None:
+    from cogfleet._plugins import Plugins
+    from cogfleet._render import render_in_memory
+
+    repo = Repo.load(root)
+    plugins = Plugins(repo.root)
+    for variant in repo.variants.values():
+        render_in_memory(repo, variant, plugins)
+
+
+def run_init(root: Path, *, dry_run: bool, out: Callable[[str], None]) -> None:
+    """``cogfleet init``: plan, show, and (unless ``dry_run``) write."""
+    plan = plan_init(root)
+    what = "adopting a model-ci-template repo" if plan.kind == "adopt" else (
+        "scaffolding a new monorepo"
+    )
+    out(f"{what}{' (dry run: nothing is written)' if dry_run else ''}")
+    if plan.found:
+        out("found: " + "; ".join(plan.found))
+    for note in plan.notes:
+        out(f"note: {note}")
+    if dry_run:
+        for rel, text in plan.files.items():
+            out(f"would write {rel}:")
+            out("".join(f"    {line}\n" for line in text.splitlines()))
+        for rel, text in plan.appends.items():
+            out(f"would append to {rel}:")
+            out("".join(f"    {line}\n" for line in text.strip("\n").splitlines()))
+        return
+    written = apply_plan(root, plan)
+    for rel in written:
+        out(f"{'appended [tool.cogfleet] to' if rel in plan.appends else 'wrote'} {rel}")
+    if plan.kind == "adopt":
+        out("next: cogfleet list; cogfleet render; cogfleet lint (see the README, "
+            "'Adopting an existing repo')")
