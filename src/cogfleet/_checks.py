@@ -28,10 +28,17 @@ from urllib.parse import unquote_to_bytes
 
 @dataclass(frozen=True)
 class CheckResult:
-    """The verdict of one checker on one prediction."""
+    """The verdict of one checker on one prediction.
+
+    A failed verdict may say what failed (``error_kind``): ``"checker"`` (the default:
+    the output is not what the case expects) or ``"judge"`` (the AI judge decided, or
+    could not). A URL that cannot be fetched is ``"network"``, which a checker gets by
+    letting :class:`cogfleet._errors.NetworkError` propagate.
+    """
 
     passed: bool
     message: str = ""
+    error_kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,7 +135,9 @@ class Checker:
     value when the config is loaded and raises ``ValueError`` with a one-line reason
     when it is unusable (for example a jq query that does not compile), so a bad
     config fails before any prediction is spent. ``expects_failure`` is true for
-    checkers that want the prediction to fail (``error_contains``).
+    checkers that want the prediction to fail (``error_contains``). ``fetches_expected``
+    is true for checkers whose value is a file to fetch (``match_url``): a URL there is
+    fetched before the prediction is spent, so an unreachable one fails the case at once.
     """
 
     name: str
@@ -136,3 +145,4 @@ class Checker:
     validate: Callable[[Any], None] | None = None
     expects_failure: bool = False
     description: str = ""
+    fetches_expected: bool = False

@@ -8,6 +8,7 @@
     │   ├── TemplateError         Jinja rendering failed (undefined variable, syntax)
     │   └── PluginError           a plugin failed to import or registered a bad hook
     ├── RemoteError               the target (local server or Replicate) answered badly (exit 2)
+    │   └── NetworkError          a URL could not be fetched: names the URL and the reason
     └── CheckFailed               a check failed; the pipeline stops (exit 1)
 
 A ``ConfigError`` carries the file (and line when known) so the message reads
@@ -69,6 +70,19 @@ class RemoteError(CogfleetError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class NetworkError(RemoteError):
+    """A URL (an input, a reference output) could not be fetched.
+
+    ``reason`` says why in a few words: the DNS lookup failed, the connection was
+    refused, it timed out, an HTTP status, or ``--offline``.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"cannot fetch {url}: {reason}")
 
 
 class CheckFailed(CogfleetError):

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import mimetypes
+import re
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -25,7 +28,7 @@ from replicate.client import Client
 from replicate.exceptions import ReplicateError
 
 from cogfleet._checks import OutputFile, decode_data_uri, encode_data_uri
-from cogfleet._errors import ConfigError, RemoteError
+from cogfleet._errors import ConfigError, NetworkError, RemoteError
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 MAX_WAIT = 60  # Replicate accepts Prefer: wait=1..60
@@ -68,6 +71,58 @@ def _as_dict(resource: Any) -> dict[str, Any]:
     return dict(vars(resource))
 
 
+_DNS_FAILURE = re.compile(
+    r"name or service not known|nodename nor servname|temporary failure in name resolution|"
+    r"no address associated|getaddrinfo failed|name resolution",
+    re.IGNORECASE,
+)
+FETCH_TIMEOUT = 60.0
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in found:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def network_reason(exc: httpx.HTTPError, timeout: float = FETCH_TIMEOUT) -> str:
+    """Why a fetch failed, in a few words: DNS, connect, timeout or the HTTP status."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        response = exc.response
+        return f"HTTP {response.status_code} {response.reason_phrase}".strip()
+    if isinstance(exc, httpx.TimeoutException):
+        what = "connecting" if isinstance(exc, httpx.ConnectTimeout) else "waiting for data"
+        return f"timed out after {timeout:g}s {what}"
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectError):
+        dns = any(isinstance(c, socket.gaierror) for c in _causes(exc))
+        if dns or _DNS_FAILURE.search(text):
+            return f"DNS lookup failed ({text})"
+        return f"connection failed ({text})"
+    return f"{type(exc).__name__}: {text}"
+
+
+def is_local_url(url: str) -> bool:
+    """True for URLs on this machine (loopback), which ``--offline`` still fetches."""
+    try:
+        host = httpx.URL(url).host
+    except httpx.InvalidURL:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_remote_url(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(("http://", "https://"))
+
+
 @dataclass
 class FileCache:
     """Reads URLs, data URIs and repo-relative paths once each (thread-safe).
@@ -78,7 +133,10 @@ class FileCache:
 
     repo_root: Path | None
     headers: dict[str, str] = field(default_factory=dict)
+    offline: bool = False  # URLs off this machine fail at once (NetworkError)
+    timeout: float = FETCH_TIMEOUT
     _cache: dict[str, OutputFile] = field(default_factory=dict)
+    _probed: dict[str, NetworkError | None] = field(default_factory=dict)
     _pending: dict[str, Future[OutputFile]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     fetches: int = 0
@@ -122,7 +180,7 @@ class FileCache:
                 return output
             try:
                 found = self(output)
-            except (httpx.HTTPError, ValueError, OSError):
+            except (NetworkError, httpx.HTTPError, ValueError, OSError):
                 return output
             if len(found.data) > max_bytes:
                 return output
@@ -133,12 +191,48 @@ class FileCache:
             return {k: self.embed(v, max_bytes=max_bytes) for k, v in output.items()}
         return output
 
+    def _refuse_offline(self, url: str) -> None:
+        if self.offline and not is_local_url(url):
+            raise NetworkError(url, "not fetched: --offline")
+
+    def probe(self, url: str) -> None:
+        """Check that ``url`` answers (status only, no body read), once per URL."""
+        with self._lock:
+            if url in self._cache:
+                return
+            if url in self._probed:
+                known = self._probed[url]
+                if known is not None:
+                    raise known
+                return
+        error: NetworkError | None = None
+        try:
+            self._refuse_offline(url)
+            with httpx.stream(
+                "GET", url, headers=self.headers, follow_redirects=True, timeout=self.timeout
+            ) as response:
+                response.raise_for_status()
+        except NetworkError as exc:
+            error = exc
+        except httpx.HTTPError as exc:
+            error = NetworkError(url, network_reason(exc, self.timeout))
+        with self._lock:
+            self._probed[url] = error
+        if error is not None:
+            raise error
+
     def _read(self, ref: str) -> OutputFile:
         if ref.startswith("data:"):
             return decode_data_uri(ref)
         if ref.startswith(("http://", "https://")):
-            response = httpx.get(ref, headers=self.headers, follow_redirects=True, timeout=60)
-            response.raise_for_status()
+            self._refuse_offline(ref)
+            try:
+                response = httpx.get(
+                    ref, headers=self.headers, follow_redirects=True, timeout=self.timeout
+                )
+                response.raise_for_status()
+            except httpx.HTTPError as exc:
+                raise NetworkError(ref, network_reason(exc, self.timeout)) from None
             name = Path(httpx.URL(ref).path).name or "output"
             ctype = response.headers.get("content-type", "").split(";")[0] or (
                 mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -151,6 +245,15 @@ class FileCache:
             raise ValueError(f"file {ref!r} not found in the repo")
         ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return OutputFile(name=path.name, data=path.read_bytes(), content_type=ctype)
+
+
+def input_urls(inputs: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(input name, URL)`` of every http(s) URL among ``inputs`` (lists included)."""
+    found: list[tuple[str, str]] = []
+    for name, value in inputs.items():
+        values = value if isinstance(value, list) else [value]
+        found.extend((name, v) for v in values if is_remote_url(v))
+    return found
 
 
 class Predictions:

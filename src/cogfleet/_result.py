@@ -62,6 +62,11 @@ class Comparison:
     files: list[FileComparison] = field(default_factory=list)
 
 
+#: What failed a case: the network (a URL that cannot be fetched), the model (the
+#: prediction failed, timed out or was refused), the checker, or the AI judge.
+ErrorKind = Literal["network", "model", "checker", "judge"]
+
+
 @dataclass
 class CaseResult:
     kind: Literal["test-case", "fuzz", "compare-outputs", "train-case"]
@@ -78,6 +83,7 @@ class CaseResult:
     prediction_url: str | None = None
     started_s: float = 0.0  # seconds after the run started
     comparison: Comparison | None = None
+    error_kind: ErrorKind | None = None  # failed cases only: network, model, checker, judge
 
 
 @dataclass
@@ -124,4 +130,7 @@ class RunResult:
         for item in (*data["steps"], *data["cases"]):
             item["duration_s"] = round(item["duration_s"], 3)
             item["started_s"] = round(item["started_s"], 3)
+        for case in data["cases"]:
+            if case["error_kind"] is None:
+                del case["error_kind"]  # only failed cases carry one
         return data

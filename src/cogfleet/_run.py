@@ -95,7 +95,8 @@ async def _run_all(
                 predictions=Predictions(
                     target.client, parallel=job.config.parallel, repo_root=repo_root
                 ),
-                files=FileCache(repo_root), variant=job.variant, interrupt=interrupt,
+                files=FileCache(repo_root, offline=options.offline), variant=job.variant,
+                interrupt=interrupt,
             )
         )
     tasks = [asyncio.ensure_future(run_pipeline(ctx, steps)) for ctx in contexts]

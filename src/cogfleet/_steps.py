@@ -20,10 +20,10 @@ from typing import Any, Literal, Protocol
 
 from cogfleet._checks import CheckContext, Checker, Judge
 from cogfleet._config import SafePushConfig, TestCase
-from cogfleet._errors import CogfleetError
-from cogfleet._predict import FileCache, Outcome, Predictions
+from cogfleet._errors import CogfleetError, NetworkError
+from cogfleet._predict import FileCache, Outcome, Predictions, input_urls, is_remote_url
 from cogfleet._repo import Variant
-from cogfleet._result import CaseResult, RunResult, StepResult
+from cogfleet._result import CaseResult, ErrorKind, RunResult, StepResult
 from cogfleet._target_base import PushFlags, Target
 
 Phase = Literal["gate", "check", "promote", "release"]
@@ -97,6 +97,7 @@ class PushOptions:
     separate_weights: bool = False  # cog push --separate-weights (replicate target)
     secrets: list[str] = field(default_factory=list)  # cog push --secret id=...,src=...
     keep_outputs: bool = False  # a report shows outputs: embed output files in the results
+    offline: bool = False  # URLs off this machine fail at once instead of being fetched
 
 
 class PluginHooks(Protocol):
@@ -224,19 +225,47 @@ class PushContext:
     def since_start(self, moment: float) -> float:
         return max(0.0, moment - self.t0) if moment else 0.0
 
+    async def unreachable(
+        self, inputs: dict[str, Any], checker_key: str | None = None, expected: Any = None
+    ) -> str | None:
+        """Why a URL the case needs cannot be fetched, or ``None`` when all can.
+
+        The URLs are the inputs' and, for a checker that fetches its value
+        (``match_url``), that value. Each URL is tried once per run.
+        """
+        for name, url in input_urls(inputs):
+            try:
+                await asyncio.to_thread(self.files.probe, url)
+            except NetworkError as exc:
+                return f"input {name!r}: {exc}"
+        checker = self.plugins.checkers().get(checker_key) if checker_key else None
+        if checker is not None and checker.fetches_expected and is_remote_url(expected):
+            try:
+                await asyncio.to_thread(self.files, expected)
+            except NetworkError as exc:
+                return f"{checker_key}: {exc}"
+        return None
+
     async def check_outcome(
         self, outcome: Outcome, inputs: dict[str, Any], checker_key: str | None, expected: Any
     ) -> tuple[bool, str]:
         """Apply a checker (or the default "must succeed") to a finished prediction."""
+        ok, message, _ = await self.verdict(outcome, inputs, checker_key, expected)
+        return ok, message
+
+    async def verdict(
+        self, outcome: Outcome, inputs: dict[str, Any], checker_key: str | None, expected: Any
+    ) -> tuple[bool, str, ErrorKind | None]:
+        """:meth:`check_outcome`, and what failed (``None`` when it passed)."""
         if outcome.timed_out:
-            return False, outcome.error or "timed out"
+            return False, outcome.error or "timed out", "model"
         checker = self.plugins.checkers().get(checker_key) if checker_key else None
         if checker is None:
             if outcome.succeeded:
-                return True, "succeeded"
-            return False, f"prediction {outcome.status}: {outcome.error or ''}".strip()
+                return True, "succeeded", None
+            return False, f"prediction {outcome.status}: {outcome.error or ''}".strip(), "model"
         if not checker.expects_failure and not outcome.succeeded:
-            return False, f"prediction {outcome.status}: {outcome.error or ''}".strip()
+            return False, f"prediction {outcome.status}: {outcome.error or ''}".strip(), "model"
         check_ctx = CheckContext(
             expected=expected,
             inputs=inputs,
@@ -250,11 +279,20 @@ class PushContext:
         )
         try:
             verdict = await asyncio.to_thread(checker.check, check_ctx)
+        except NetworkError as exc:
+            return False, str(exc), "network"
         except CogfleetError:
             raise
         except Exception as exc:  # a checker crashing is a failed check, not a crash
-            return False, f"checker {checker.name} raised {type(exc).__name__}: {exc}"
-        return verdict.passed, verdict.message
+            return False, f"checker {checker.name} raised {type(exc).__name__}: {exc}", "checker"
+        if verdict.passed:
+            return True, verdict.message, None
+        kind: ErrorKind = "checker"
+        if verdict.error_kind == "judge":
+            kind = "judge"
+        elif verdict.error_kind == "network":
+            kind = "network"
+        return False, verdict.message, kind
 
     async def run_case(
         self,
@@ -271,10 +309,20 @@ class PushContext:
         else:
             inputs, checker = case, None
         key, expected = checker if checker else (None, None)
+        # the URLs the config names (a fuzz case's fixed inputs were tried by the fuzz step)
+        problem = None if kind == "fuzz" else await self.unreachable(inputs, key, expected)
+        if problem is not None:  # no prediction is spent on a case that cannot run
+            return self.add_case(
+                CaseResult(
+                    kind=kind, index=index, inputs=inputs, checker=key, status="failed",
+                    message=problem, expected=expected, error_kind="network",
+                    started_s=self.since_start(time.monotonic()),
+                )
+            )
         outcome = await self.predict(version, inputs, timeout=timeout)
-        ok, message = await self.check_outcome(outcome, inputs, key, expected)
+        ok, message, error_kind = await self.verdict(outcome, inputs, key, expected)
         if kind == "fuzz" and ok and outcome.output in (None, "", [], {}):
-            ok, message = False, "empty output"
+            ok, message, error_kind = False, "empty output", "model"
         return self.add_case(
             CaseResult(
                 kind=kind, index=index, inputs=inputs, checker=key,
@@ -282,6 +330,7 @@ class PushContext:
                 prediction_id=outcome.id, duration_s=outcome.duration_s, expected=expected,
                 output=await self.kept_output(outcome), error=outcome.error,
                 prediction_url=outcome.url, started_s=self.since_start(outcome.started),
+                error_kind=None if ok else error_kind,
             )
         )
 

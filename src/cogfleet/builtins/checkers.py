@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import jq
@@ -143,12 +144,13 @@ def _check_match_prompt(ctx: CheckContext) -> CheckResult:
     if result is not None and (not result.passed or not unverified):
         return result
     if ctx.judge is None:
-        return CheckResult(False, JUDGE_NOT_CONFIGURED)
+        return CheckResult(False, JUDGE_NOT_CONFIGURED, error_kind="judge")
     try:
-        return ctx.judge(prompt, ctx.output, files)
+        verdict = ctx.judge(prompt, ctx.output, files)
     except RemoteError as exc:
         # As in cog-safe-push: a judge that cannot answer fails the case, it does not pass it.
-        return CheckResult(False, str(exc))
+        return CheckResult(False, str(exc), error_kind="judge")
+    return verdict if verdict.passed else replace(verdict, error_kind="judge")
 
 
 # --- jq_query ---------------------------------------------------------------------
@@ -237,6 +239,7 @@ CHECKERS: tuple[Checker, ...] = (
         name="match_url",
         check=_check_match_url,
         validate=_validate_match_url,
+        fetches_expected=True,
         description=(
             "The output file has the extension of the file at the URL, data URI or repo path; "
             "images must have its size and near-identical pixels."

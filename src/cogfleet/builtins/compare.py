@@ -15,11 +15,13 @@ from typing import Any
 
 from cogfleet import hookimpl
 from cogfleet._checks import OutputFile, iter_file_refs
-from cogfleet._errors import CheckFailed
-from cogfleet._result import CaseResult, Comparison, FileComparison
+from cogfleet._errors import CheckFailed, NetworkError
+from cogfleet._result import CaseResult, Comparison, ErrorKind, FileComparison
 from cogfleet._steps import PushContext, Step, StepOutcome, passed, skipped
 
 FIXED_SEED = 42
+# what failed a comparison, by how it was compared
+_KIND_OF_MODE: dict[str, ErrorKind] = {"failed": "model", "judge": "judge"}
 DISTANCE_METRIC = "mean pixel distance (RGB, 0-441)"
 
 
@@ -128,13 +130,20 @@ async def compare_outputs(ctx: PushContext) -> StepOutcome:
         inputs[seed_name] = FIXED_SEED
     seeded = seed_name is not None and seed_name in inputs
     ctx.plan_cases(1)
+    problem = await ctx.unreachable(inputs)
+    if problem is not None:  # no prediction is spent on inputs that cannot be fetched
+        ctx.add_case(CaseResult(
+            kind="compare-outputs", index=0, inputs=inputs, checker=None, status="failed",
+            message=problem, error_kind="network",
+        ))
+        raise CheckFailed(problem)
     live, test = await asyncio.gather(
         ctx.predict(ctx.live_version["id"], inputs), ctx.predict(ctx.test_version["id"], inputs)
     )
     live_output, test_output = await asyncio.gather(ctx.kept_output(live), ctx.kept_output(test))
     files: list[FileComparison] = []
 
-    def record(ok: bool, message: str, mode: Any) -> CaseResult:
+    def record(ok: bool, message: str, mode: Any, kind: ErrorKind | None = None) -> CaseResult:
         assert ctx.live_version is not None
         comparison = Comparison(
             live_version=ctx.live_version["id"], live_prediction_id=live.id,
@@ -149,6 +158,7 @@ async def compare_outputs(ctx: PushContext) -> StepOutcome:
                 output=test_output, error=test.error, prediction_url=test.url,
                 started_s=ctx.since_start(min(live.started, test.started)),
                 comparison=comparison,
+                error_kind=None if ok else (kind or _KIND_OF_MODE.get(mode, "checker")),
             )
         )
 
@@ -162,8 +172,12 @@ async def compare_outputs(ctx: PushContext) -> StepOutcome:
         record(False, f"different output structure: {diff}", "structure")
         raise CheckFailed(f"outputs differ in type or structure: {diff}")
     if seeded:
-        diff = await asyncio.to_thread(seeded_difference, ctx, live.output, test.output,
-                                       "output", files)
+        try:
+            diff = await asyncio.to_thread(seeded_difference, ctx, live.output, test.output,
+                                           "output", files)
+        except NetworkError as exc:
+            record(False, str(exc), "seeded", "network")
+            raise CheckFailed(f"cannot compare the outputs: {exc}") from None
         if diff:
             record(False, f"seed {inputs[seed_name]}: {diff}", "seeded")  # type: ignore[index]
             raise CheckFailed(f"outputs differ with a fixed seed: {diff}")
@@ -180,8 +194,12 @@ async def compare_outputs(ctx: PushContext) -> StepOutcome:
         )
         record(False, message, "judge")
         raise CheckFailed(message)
-    live_files = [ctx.files(r) for r in iter_file_refs(live.output)]
-    test_files = [ctx.files(r) for r in iter_file_refs(test.output)]
+    try:
+        live_files = [ctx.files(r) for r in iter_file_refs(live.output)]
+        test_files = [ctx.files(r) for r in iter_file_refs(test.output)]
+    except NetworkError as exc:
+        record(False, str(exc), "judge", "network")
+        raise CheckFailed(f"cannot compare the outputs: {exc}") from None
     verdict = await asyncio.to_thread(compare, live.output, test.output, live_files, test_files)
     record(verdict.passed, f"AI judge: {verdict.message}", "judge")
     if not verdict.passed:

@@ -13,6 +13,7 @@ from typing import Any
 
 from cogfleet import hookimpl
 from cogfleet._errors import CheckFailed, ConfigError
+from cogfleet._result import CaseResult
 from cogfleet._steps import PushContext, Step, StepOutcome, passed, skipped
 
 
@@ -49,6 +50,14 @@ async def fuzz(ctx: PushContext) -> StepOutcome:
         return skipped("fuzzing disabled (iterations: 0)")
     assert ctx.test_version is not None
     schema = ctx.test_schema
+    problem = await ctx.unreachable(dict(settings.fixed_inputs))
+    if problem is not None:  # every fuzz input would carry it: no prediction is spent
+        ctx.plan_cases(1)
+        ctx.add_case(CaseResult(
+            kind="fuzz", index=0, inputs=dict(settings.fixed_inputs), checker=None,
+            status="failed", message=f"fixed_inputs: {problem}", error_kind="network",
+        ))
+        raise CheckFailed(f"fixed_inputs: {problem}")
     # file inputs given as repo paths are uploaded once, so every input is schema-valid
     fixed = await ctx.predictions.prepare_inputs(
         dict(settings.fixed_inputs), ctx.file_inputs(schema)

@@ -53,13 +53,19 @@ async def train(ctx: PushContext) -> StepOutcome:
     ctx.plan_cases(len(cases))
 
     async def one(index: int, case: TestCase) -> tuple[CaseResult, str | None]:
+        key, expected = case.checker or (None, None)
+        problem = await ctx.unreachable(case.inputs, key, expected)
+        if problem is not None:  # no training is spent on a case that cannot run
+            return ctx.add_case(CaseResult(
+                kind="train-case", index=index, inputs=case.inputs, checker=key,
+                status="failed", message=problem, expected=expected, error_kind="network",
+            )), None
         inputs = await ctx.predictions.prepare_inputs(case.inputs, file_inputs)
         outcome = await ctx.predictions.train(
             f"{owner}/{name}", ctx.test_version["id"], destination, inputs,  # type: ignore[index]
             timeout=section.train_timeout,
         )
-        key, expected = case.checker or (None, None)
-        ok, message = await ctx.check_outcome(outcome, case.inputs, key, expected)
+        ok, message, error_kind = await ctx.verdict(outcome, case.inputs, key, expected)
         trained = None
         if outcome.succeeded and isinstance(outcome.output, dict):
             trained = outcome.output.get("version")
@@ -70,6 +76,7 @@ async def train(ctx: PushContext) -> StepOutcome:
                 prediction_id=outcome.id, duration_s=outcome.duration_s, expected=expected,
                 output=await ctx.kept_output(outcome), error=outcome.error,
                 prediction_url=outcome.url, started_s=ctx.since_start(outcome.started),
+                error_kind=None if ok else error_kind,
             )
         )
         return record, trained

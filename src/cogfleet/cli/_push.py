@@ -104,6 +104,8 @@ def add_common_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--markdown", metavar="PATH",
                    help="append a Markdown summary (default: $GITHUB_STEP_SUMMARY when set)")
     g.add_argument("--fuzz-seed", type=int, default=0, help="seed of the built-in fuzz generator")
+    g.add_argument("--offline", action="store_true",
+                   help="fail cases that need a URL off this machine at once (no fetching)")
     g.add_argument("--separate-weights", action="store_true",
                    help="cog push --separate-weights (replicate target)")
     g.add_argument("--secret", dest="secrets", action="append", default=[], metavar="SPEC",
@@ -174,7 +176,7 @@ def _options(ns: argparse.Namespace, *, no_push: bool) -> PushOptions:
 
     return PushOptions(
         no_push=no_push, push_official_model=ns.push_official_model,
-        fuzz_seed=ns.fuzz_seed, verbose=ns.verbose,
+        fuzz_seed=ns.fuzz_seed, verbose=ns.verbose, offline=ns.offline,
         separate_weights=ns.separate_weights, secrets=list(ns.secrets),
     )
 
