@@ -5,17 +5,9 @@ A plugin needs only ``from cogfleet import hookimpl``.
 
 from __future__ import annotations
 
-import pluggy
+from typing import TYPE_CHECKING, Any
 
-PROJECT_NAME = "cogfleet"
-
-hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
-"""Marker for hook implementations: ``@hookimpl def cogfleet_register_checkers(register): ...``."""
-
-hookspec = pluggy.HookspecMarker(PROJECT_NAME)
-"""Marker for hook specifications (used by :mod:`cogfleet.hookspecs`)."""
-
-from cogfleet._errors import (  # noqa: E402
+from cogfleet._errors import (
     CheckFailed,
     CogfleetError,
     ConfigError,
@@ -26,7 +18,33 @@ from cogfleet._errors import (  # noqa: E402
     UsageError,
 )
 
+PROJECT_NAME = "cogfleet"
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    import pluggy
+
+    hookimpl: pluggy.HookimplMarker
+    """Marker for hook implementations: ``@hookimpl def cogfleet_register_checkers(...)``."""
+
+    hookspec: pluggy.HookspecMarker
+    """Marker for hook specifications (used by :mod:`cogfleet.hookspecs`)."""
+
+
+def __getattr__(name: str) -> Any:
+    # The two markers are made on first use: commands that load no plugin (`--help`,
+    # `list`) then never import pluggy. After that they are plain module attributes.
+    if name in ("hookimpl", "hookspec"):
+        import pluggy
+
+        globals().update(
+            hookimpl=pluggy.HookimplMarker(PROJECT_NAME),
+            hookspec=pluggy.HookspecMarker(PROJECT_NAME),
+        )
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "PROJECT_NAME",

@@ -3,7 +3,8 @@
 A checker is what a test-case key such as ``exact_string`` or ``jq_query`` names.
 Plugins register them from :func:`cogfleet.hookspecs.cogfleet_register_checkers`::
 
-    from cogfleet import hookimpl, Checker, CheckResult
+    from cogfleet import hookimpl
+    from cogfleet._checks import Checker, CheckResult
 
     def _check(ctx):
         ...

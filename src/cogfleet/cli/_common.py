@@ -12,9 +12,8 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from cogfleet._errors import UsageError
 
@@ -32,12 +31,13 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     """One subcommand: its name, help line, handler, and the function that adds its flags.
 
     ``arguments`` runs only when this command is the one being parsed, so a command's
     flags may come from the module that implements it (``serve`` takes the server's).
+    (A named tuple, not a dataclass: ``dataclasses`` pulls in ``inspect`` and ``ast``,
+    which ``cogfleet --help`` has no use for.)
     """
 
     name: str

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from collections.abc import Sequence
 
 from cogfleet import __version__
@@ -40,6 +39,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     but a command's flags are added only when it is the one being parsed: the modules
     that define them (the server's, for ``serve``) are not imported otherwise.
     """
+    every = argv is None
     wanted = None if argv is None else _command_name(argv)
     parser = Parser(
         prog="cogfleet",
@@ -58,7 +58,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
             description=command.description or command.help,
         )
         p.set_defaults(handler=command.handler)
-        if command.arguments is not None and wanted in (None, command.name):
+        if command.arguments is not None and (every or wanted == command.name):
             command.arguments(p)
     return parser
 
@@ -80,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.INTERRUPTED
     except CogfleetError as exc:
         if verbose >= 3:
+            import traceback
+
             traceback.print_exc()
         sys.stderr.write(f"error: {exc}\n")
         return int(exc.exit_code)

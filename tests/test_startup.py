@@ -1,0 +1,90 @@
+"""Start-up structure: a command imports what it runs, and nothing else.
+
+Timings are measured in ``bench/startup.py``; these tests pin the structure that makes
+start-up fast: what ``cogfleet --help`` and ``cogfleet list`` import (checked in a fresh
+interpreter through ``sys.modules``), and that building only the running command's
+flags changes nothing a user sees.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cogfleet.cli import build_parser
+from cogfleet.cli._main import COMMANDS
+
+# Run in a fresh interpreter: the command, then the modules it imported, as JSON.
+PROBE = """\
+import json, sys
+from cogfleet.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+# Never needed to list commands or variants.
+HEAVY = [
+    "cogfleet.server", "cogfleet._run", "cogfleet._pipeline", "cogfleet._plugins",
+    "cogfleet._render", "cogfleet._target", "cogfleet.builtins", "cogfleet.schema",
+    "replicate", "anthropic", "httpx", "pydantic", "jinja2", "starlette", "uvicorn", "rich",
+    "jq", "jsonschema", "PIL", "pluggy",
+]
+
+
+def _imports(args: list[str], cwd: Path) -> tuple[int, set[str]]:
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], cwd=cwd, capture_output=True, text=True,
+        timeout=120, check=False,
+    )
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    return data["code"], set(data["modules"])
+
+
+def _loaded(modules: set[str], names: list[str]) -> list[str]:
+    return [n for n in names if any(m == n or m.startswith(n + ".") for m in modules)]
+
+
+def test_help_imports_no_command(tmp_path: Path) -> None:
+    code, modules = _imports(["--help"], tmp_path)
+    assert code == 0
+    assert _loaded(modules, [*HEAVY, "yaml"]) == []
+    assert "argparse" in modules  # the probe did run the command line
+
+
+def test_list_imports_only_the_repo(make_repo: Callable[..., Path]) -> None:
+    root = make_repo()
+    code, modules = _imports(["list"], root)
+    assert code == 0
+    assert "cogfleet._repo" in modules
+    assert _loaded(modules, HEAVY) == []
+
+
+def test_push_help_imports_neither_the_pipeline_nor_the_server(tmp_path: Path) -> None:
+    code, modules = _imports(["push", "--help"], tmp_path)
+    assert code == 0
+    assert _loaded(modules, HEAVY) == []
+
+
+def _help(
+    parser_args: list[str] | None, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> str:
+    parser = build_parser(parser_args)
+    with pytest.raises(SystemExit):
+        parser.parse_args(argv)
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["--help"], *([c.name, "--help"] for c in COMMANDS)])
+def test_each_command_reads_as_with_every_flag_built(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The parser built for one command prints what the parser with every flag prints."""
+    assert _help(argv, argv, capsys) == _help(None, argv, capsys)
