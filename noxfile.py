@@ -68,5 +68,5 @@ def canary(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks: pipeline vs critical path, scale, server overhead (bench/results.json)."""
+    """Benchmarks: pipeline, round trips, scale, start-up, server overhead (bench/results.json)."""
     session.run("python", "bench/run_all.py", *session.posargs)

@@ -2,7 +2,8 @@
 
 Runs, in order: the pipeline vs critical path (``bench/pipeline.py``), the same push
 with the API a fixed latency away per request (sequential round trips), the scale
-figures (``bench/scale.py``) and the local server's overhead
+figures (``bench/scale.py``), start-up times (``bench/startup.py``) and the local
+server's overhead
 (``bench/server_overhead.py``, run as its own process and its table read back).
 On a 2-core machine the default run takes about two minutes (see ``bench/README.md``).
 
@@ -28,6 +29,7 @@ if str(HERE) not in sys.path:  # run as a script: the sibling benchmarks import 
 
 import pipeline  # noqa: E402
 import scale  # noqa: E402
+import startup  # noqa: E402
 
 _ROW_RE = re.compile(
     r"^\|\s*(?P<scenario>[^|]+?)\s*\|\s*(?P<n>\d+)\s*\|\s*(?P<p50>[\d.]+)\s*\|"
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         pipe_kw: dict[str, Any] = {"latency": 0.05, "ai_latency": 0.05, "cases": 2, "fuzz": 2}
         trips_kw: dict[str, Any] = {**pipe_kw, "latency": 0.0, "request_latency": 0.05}
         scale_kw: dict[str, Any] = {"variants": 4, "families": 2, "repeat": 1}
+        startup_kw: dict[str, Any] = {"variants": 4, "families": 2, "repeat": 2}
         overhead_kw = {"requests": 8, "threads": 2}
     else:
         pipe_kw = {"latency": args.latency, "ai_latency": args.ai_latency}
@@ -113,18 +116,21 @@ def main(argv: list[str] | None = None) -> int:
         trips_kw = {"latency": 0.0, "ai_latency": args.ai_latency,
                     "request_latency": args.request_latency}
         scale_kw = {}
+        startup_kw = {}
         overhead_kw = {"requests": 200, "threads": 8}
 
     started = time.perf_counter()
     pipe, pipe_s = _section("pipeline", lambda: pipeline.run(**pipe_kw))
     trips, trips_s = _section("round trips", lambda: pipeline.run(**trips_kw))
     scl, scale_s = _section("scale", lambda: scale.run(**scale_kw))
+    start, startup_s = _section("startup", lambda: startup.run(**startup_kw))
     over, over_s = _section("server overhead", lambda: run_server_overhead(**overhead_kw))
 
     rows: list[tuple[str, str]] = []
     for name, data, table in (
         ("pipeline", pipe, pipeline.table_rows),
         ("scale", scl, scale.table_rows),
+        ("startup", start, startup.table_rows),
     ):
         rows += table(data) if data["status"] == "ok" else [(name, f"failed: {data['error']}")]
     rows += (pipeline.round_trip_rows(trips) + [
@@ -146,9 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline": pipe,
         "round_trips": trips,
         "scale": scl,
+        "startup": start,
         "server_overhead": over,
         "seconds": {"pipeline": round(pipe_s, 1), "round_trips": round(trips_s, 1),
-                    "scale": round(scale_s, 1),
+                    "scale": round(scale_s, 1), "startup": round(startup_s, 1),
                     "server_overhead": round(over_s, 1),
                     "total": round(time.perf_counter() - started, 1)},
         "table": [{"figure": f, "value": v} for f, v in rows],
@@ -156,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.output}")
     failed = [n for n, d in (("pipeline", pipe), ("round trips", trips), ("scale", scl),
-                             ("server overhead", over))
+                             ("startup", start), ("server overhead", over))
               if d["status"] != "ok"]
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)

@@ -148,13 +148,31 @@ def test_scale_quick_writes_figures(tmp_path: Path) -> None:
     assert _number(data["render_warm_speedup"])
 
 
+def test_startup_quick_writes_figures(tmp_path: Path) -> None:
+    out = tmp_path / "startup.json"
+    proc = _run_script("startup.py", "--quick", "--json", str(out))
+    data = json.loads(out.read_text())
+    assert data["status"] == "ok", data
+    assert data["params"]["variants"] == 4 and data["params"]["repeat"] == 2
+    assert set(data["commands"]) == {"help", "list"}
+    for item in data["commands"].values():
+        assert item["status"] == "ok", item
+        assert len(item["runs"]) == 2
+        assert all(_number(item[k]) for k in ("seconds", "fastest_s", "cpu_s", "import_s"))
+        assert item["fastest_s"] <= item["seconds"]
+        assert item["modules"] > 0
+        assert item["heavy"] == []  # neither command loads the server, clients or plugins
+    assert _number(data["python_floor"]["seconds"])
+    assert "startup: cogfleet list (4 variants)" in proc.stdout
+
+
 @pytest.mark.slow
 def test_run_all_quick_writes_results(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     proc = _run_script("run_all.py", "--quick", "--output", str(out))
     data = json.loads(out.read_text())
     assert data["quick"] is True
-    for section in ("pipeline", "round_trips", "scale", "server_overhead"):
+    for section in ("pipeline", "round_trips", "scale", "startup", "server_overhead"):
         assert data[section]["status"] == "ok", data[section]
     rows = data["server_overhead"]["rows"]
     assert [r["n"] for r in rows] == [8, 8]
@@ -168,6 +186,8 @@ def test_run_all_quick_writes_results(tmp_path: Path) -> None:
     assert _number(data["scale"]["commands"]["render_warm"]["seconds"])
     assert all(_number(row["overhead_p50_ms"]) for row in rows)
     assert _number(data["round_trips"]["round_trips"]["sequential"])
+    assert _number(data["startup"]["commands"]["help"]["seconds"])
+    assert _number(data["startup"]["commands"]["list"]["seconds"])
     assert any(f.startswith("scale (4 variants): cogfleet render (all, warm)") for f in figures)
     assert any(f.startswith("server overhead: sequential") for f in figures)
     assert all(f in proc.stdout for f in figures)
