@@ -37,9 +37,8 @@ def render(session: nox.Session) -> None:
 
 @nox.session
 def build(session: nox.Session) -> None:
-    """Render, lint and generate each variant's schema: nox -s build -- [VARIANT...]."""
-    session.run("cogfleet", "lint", *session.posargs)
-    session.run("cogfleet", "schema", "--summary", *session.posargs)
+    """Build what a push would run: nox -s build -- [VARIANT...] [--target replicate]."""
+    session.run("cogfleet", "build", *session.posargs)
 
 
 @nox.session

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from cogfleet import ExitCode
+from cogfleet.runtime import installed_version
 from tests.conftest import CliResult, run_console
+
+COG = installed_version()  # no pin in these repos: the installed Cog SDK
 
 # gamma declares no model in variants.yaml: the matrix takes it from its config
 EXTRA = {
@@ -22,9 +25,9 @@ EXTRA = {
 }
 
 ALL = [
-    {"variant": "alpha", "model": "acme/alpha"},
-    {"variant": "beta", "model": "acme/beta"},
-    {"variant": "gamma", "model": "acme/gamma-from-config"},
+    {"variant": "alpha", "model": "acme/alpha", "cog_version": COG},
+    {"variant": "beta", "model": "acme/beta", "cog_version": COG},
+    {"variant": "gamma", "model": "acme/gamma-from-config", "cog_version": COG},
 ]
 
 
@@ -40,7 +43,7 @@ def matrix_of(result: CliResult) -> list[dict[str, str]]:
     doc = json.loads(result.out)
     assert set(doc) == {"include"}
     for entry in doc["include"]:
-        assert set(entry) == {"variant", "model"}
+        assert set(entry) == {"variant", "model", "cog_version"}
     return list(doc["include"])
 
 
@@ -86,20 +89,39 @@ def test_changed_since_and_variants_intersect(root: Path, cli: Callable[..., Cli
         cli("matrix", "--changed-since", "HEAD", "--variants", "beta,gamma", cwd=root)
     ) == [ALL[1]]
     (root / "cog-safe-push-configs/gamma.yaml").write_text("model: acme/gamma-renamed\n")
+    renamed = {"variant": "gamma", "model": "acme/gamma-renamed", "cog_version": COG}
     assert matrix_of(cli("matrix", "--changed-since", "HEAD", "--variants", "gamma",
-                         cwd=root)) == [{"variant": "gamma", "model": "acme/gamma-renamed"}]
+                         cwd=root)) == [renamed]
 
 
 def test_console_script_output_is_only_the_json(root: Path):
     """A real process: nothing else on stdout, so $(cogfleet matrix) is the JSON."""
     result = run_console("matrix", "--variants", "alpha", cwd=root)
     assert result.code == 0, result.err
-    assert result.out == '{"include":[{"variant":"alpha","model":"acme/alpha"}]}\n'
+    assert result.out == (
+        f'{{"include":[{{"variant":"alpha","model":"acme/alpha","cog_version":"{COG}"}}]}}\n'
+    )
 
 
 def test_demo_repo_matrix(demo_repo: Path, cli: Callable[..., CliResult]):
     assert matrix_of(cli("matrix", cwd=demo_repo)) == [
-        {"variant": "caption", "model": "cogfleet-demo/captioner"},
-        {"variant": "dev", "model": "cogfleet-demo/imagegen-dev"},
-        {"variant": "schnell", "model": "cogfleet-demo/imagegen-schnell"},
+        {"variant": "caption", "model": "cogfleet-demo/captioner", "cog_version": COG},
+        {"variant": "dev", "model": "cogfleet-demo/imagegen-dev", "cog_version": COG},
+        {"variant": "schnell", "model": "cogfleet-demo/imagegen-schnell", "cog_version": COG},
     ]
+
+
+def test_matrix_carries_each_variants_pinned_cog(
+    root: Path, cli: Callable[..., CliResult]
+) -> None:
+    (root / "pyproject.toml").write_text('[tool.cogfleet]\ncog-version = "0.16.8"\n')
+    variants = root / "models/fam/variants.yaml"
+    variants.write_text(variants.read_text().replace(
+        "model: acme/beta", 'model: acme/beta\n  cog_version: "0.15.8"'))
+    pins = {e["variant"]: e["cog_version"] for e in matrix_of(cli("matrix", cwd=root))}
+    assert pins == {"alpha": "0.16.8", "beta": "0.15.8", "gamma": "0.16.8"}
+    assert cli("cog-version", cwd=root).out == "0.16.8\n"
+    assert cli("cog-version", "beta", cwd=root).out == "0.15.8\n"
+    assert cli("cog-version", "beta", "-v", cwd=root).out == (
+        "0.15.8 (models/fam/variants.yaml:6)\n"
+    )

@@ -116,6 +116,15 @@ def test_unknown_pin_is_exit_2_naming_file_and_line(
     assert result.err.count("\n") == 1  # one line, no traceback
 
 
+def test_safe_push_cog_version_flag_is_checked(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    (tmp_path / "cog.yaml").write_text('build:\n  python_version: "3.11"\npredict: "p.py:P"\n')
+    result = cli("safe-push", "acme/x", "--cog-version", "1.2.3", cwd=tmp_path)
+    assert result.code == 2
+    assert result.err.startswith('error: --cog-version: cog version "1.2.3" is not a released')
+
+
 # --- build specs ------------------------------------------------------------------------
 
 

@@ -297,6 +297,11 @@ def model_of(repo: Repo, variant: Variant, plugins: Plugins) -> str:
     return render_in_memory(repo, variant, plugins).model
 
 
-def matrix(entries: list[tuple[str, str]]) -> dict[str, list[dict[str, str]]]:
-    """GitHub Actions' ``strategy.matrix`` for ``(variant, model)`` pairs."""
-    return {"include": [{"variant": name, "model": model} for name, model in entries]}
+def matrix(entries: list[tuple[str, str, str]]) -> dict[str, list[dict[str, str]]]:
+    """GitHub Actions' ``strategy.matrix`` for ``(variant, model, cog_version)`` entries
+    (the jobs install the ``cog`` CLI of the variant's pinned Cog version)."""
+    return {
+        "include": [
+            {"variant": name, "model": model, "cog_version": cog} for name, model, cog in entries
+        ]
+    }

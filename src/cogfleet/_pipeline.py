@@ -232,5 +232,7 @@ async def push_test(ctx: PushContext) -> StepOutcome:
     ctx.result.test_version = version["id"]
     ctx.live_version = live_version(model)
     ctx.result.live_version = ctx.live_version["id"] if ctx.live_version else None
-    notes.append(f"pushed {ctx.test_model}:{version['id'][:12]}")
+    pushed = f"pushed {ctx.test_model}:{version['id'][:12]}"
+    runtime = target.runtime_summary(version["id"])
+    notes.append(f"{pushed} ({runtime})" if runtime else f"{pushed} (Cog {ctx.cog_version})")
     return passed("; ".join(notes))

@@ -118,6 +118,10 @@ class RunResult:
     started_at: str | None = None  # ISO 8601, UTC
     duration_s: float = 0.0
     schema_changes: list[SchemaChange] = field(default_factory=list)
+    cog_version: str | None = None
+    """The Cog version the variant is pinned to (and the local target ran)."""
+    environment: Literal["isolated", "current"] | None = None
+    """Where the version ran: its own environment (or image), or cogfleet's interpreter."""
 
     @property
     def failed_step(self) -> StepResult | None:

@@ -29,6 +29,7 @@ from cogfleet._result import RunResult
 from cogfleet._steps import Interrupt, PushContext, PushOptions
 from cogfleet._target import open_target
 from cogfleet._target_base import Target
+from cogfleet.runtime import CogPin, installed_pin
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Job:
     build_dir: Path
     config: SafePushConfig
     variant: Variant | None = None
+    cog_pin: CogPin | None = None
 
 
 @dataclass
@@ -84,9 +86,11 @@ async def _run_all(
 ) -> list[RunResult]:
     steps = plugins.steps()
     for job in jobs:
+        pin = job.cog_pin or installed_pin()
         result = RunResult(
             variant=job.name, model=job.config.model, test_model=job.config.effective_test_model,
-            target=target.name,
+            target=target.name, cog_version=pin.version,
+            environment="isolated" if target.name != "local" else options.environment,
         )
         contexts.append(
             PushContext(
@@ -96,7 +100,7 @@ async def _run_all(
                     target.client, parallel=job.config.parallel, repo_root=repo_root
                 ),
                 files=FileCache(repo_root, offline=options.offline), variant=job.variant,
-                interrupt=interrupt,
+                interrupt=interrupt, cog_pin=pin,
             )
         )
     tasks = [asyncio.ensure_future(run_pipeline(ctx, steps)) for ctx in contexts]

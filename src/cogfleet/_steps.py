@@ -25,6 +25,7 @@ from cogfleet._predict import FileCache, Outcome, Predictions, input_urls, is_re
 from cogfleet._repo import Variant
 from cogfleet._result import CaseResult, ErrorKind, RunResult, StepResult
 from cogfleet._target_base import PushFlags, Target
+from cogfleet.runtime import CogPin, EnvironmentKind, RuntimeOptions, installed_pin
 
 Phase = Literal["gate", "check", "promote", "release"]
 PHASES: tuple[Phase, ...] = ("gate", "check", "promote", "release")
@@ -98,6 +99,9 @@ class PushOptions:
     secrets: list[str] = field(default_factory=list)  # cog push --secret id=...,src=...
     keep_outputs: bool = False  # a report shows outputs: embed output files in the results
     offline: bool = False  # URLs off this machine fail at once instead of being fetched
+    environment: EnvironmentKind = "isolated"  # --env: the local target's environment
+    python: str | None = None  # --python: fallback when python_version is not installed
+    run_build_commands: bool = False  # --run-build-commands: run build.run locally
 
 
 class PluginHooks(Protocol):
@@ -140,6 +144,7 @@ class PushContext:
     predictions: Predictions
     files: FileCache
     variant: Variant | None = None
+    cog_pin: CogPin | None = None
     test_version: dict[str, Any] | None = None
     live_version: dict[str, Any] | None = None
     promoted_version: str | None = None
@@ -156,6 +161,11 @@ class PushContext:
     @property
     def model(self) -> str:
         return self.config.model
+
+    @property
+    def cog_version(self) -> str:
+        """The Cog version this variant is pinned to (the installed SDK by default)."""
+        return (self.cog_pin or installed_pin()).version
 
     @property
     def test_model(self) -> str:
@@ -335,11 +345,23 @@ class PushContext:
         )
 
 
+def runtime_options(ctx: PushContext) -> RuntimeOptions:
+    """How the variant's version runs: its pinned Cog and the environment asked for."""
+    return RuntimeOptions(
+        cog_version=ctx.cog_version,
+        environment=ctx.options.environment,
+        python=ctx.options.python,
+        run_build_commands=ctx.options.run_build_commands,
+    )
+
+
 def push_flags(ctx: PushContext) -> PushFlags:
-    """The ``cog push`` flags of this run: from the config and the command line."""
+    """The ``cog push`` flags of this run: from the config and the command line, and how
+    the local target runs the version."""
     return PushFlags(
         dockerfile=ctx.config.dockerfile,
         use_cog_base_image=ctx.config.use_cog_base_image,
         separate_weights=ctx.options.separate_weights,
         secrets=list(ctx.options.secrets),
+        runtime=runtime_options(ctx),
     )

@@ -22,6 +22,7 @@ from replicate.client import Client
 from cogfleet._errors import CheckFailed, RemoteError, UsageError
 from cogfleet._http import ResilientTransport
 from cogfleet._target_base import PushFlags, Target, split_model
+from cogfleet.runtime import cog_cli_version
 
 _DIGEST_PATTERNS = (
     re.compile(r"^\S+: digest: sha256:([0-9a-f]{64}) size:", re.M),
@@ -74,7 +75,12 @@ class LocalTarget(Target):
 
         owner, name = split_model(model)
         # the official client's http stack (with retries) carries the upload
-        return await asyncio.to_thread(push_build, self.client, owner, name, build_dir)
+        version = await asyncio.to_thread(
+            push_build, self.client, owner, name, build_dir, options=flags.runtime
+        )
+        # how the version runs is the push's own answer, not part of the version
+        self._runtime_notes[str(version["id"])] = _describe_runtime(version.pop("cogfleet", {}))
+        return version
 
     async def promote(
         self, build_dir: Path, version_id: str, model: str, flags: PushFlags
@@ -104,6 +110,22 @@ class LocalTarget(Target):
         return await self.push(build_dir, model, flags), created
 
 
+def _describe_runtime(info: dict[str, Any]) -> list[str]:
+    """``Cog 0.15.8, isolated environment 3f2a… (Python 3.11.7, cog.server.http)``…"""
+    if not info:
+        return []
+    head = f"Cog {info.get('cog_version')}"
+    if info.get("environment") == "current":
+        head += f", current environment (cogfleet's Python {info.get('python')})"
+    else:
+        head += (
+            f", isolated environment {str(info.get('environment_id', ''))[:12]} "
+            f"(Python {info.get('python')}, {info.get('server')}"
+        )
+        head += f", built in {info.get('seconds')} s)" if info.get("built") else ")"
+    return [head, *map(str, info.get("notes") or [])]
+
+
 class ReplicateTarget(Target):
     """api.replicate.com (or ``REPLICATE_BASE_URL``), pushing with the ``cog`` CLI."""
 
@@ -116,6 +138,7 @@ class ReplicateTarget(Target):
         client, transport = make_client(os.environ.get("REPLICATE_BASE_URL"), token)
         super().__init__(client, transport)
         self.registry = os.environ.get("COG_REGISTRY_HOST", "r8.im")
+        self._cli_version: str | None = None
 
     def _cog(self) -> str:
         cog = shutil.which("cog")
@@ -155,7 +178,22 @@ class ReplicateTarget(Target):
         version_id = parse_cog_push_version(output)
         if version_id is None:
             raise RemoteError(f"cog push {image}: no version id in cog's output")
-        return await self.get_version(model, version_id)  # confirmed through the API
+        version = await self.get_version(model, version_id)  # confirmed through the API
+        self._runtime_notes[version_id] = await self._cli_notes(flags.runtime.cog_version)
+        return version
+
+    async def _cli_notes(self, pinned: str) -> list[str]:
+        """Which cog CLI pushed, and a warning when it is not the pinned one."""
+        if self._cli_version is None:
+            self._cli_version = await asyncio.to_thread(cog_cli_version, self._cog()) or ""
+        if not self._cli_version:
+            return [f"Cog {pinned}"]
+        if self._cli_version == pinned:
+            return [f"Cog {pinned} (cog CLI)"]
+        return [
+            f"Cog {pinned}",
+            f"warning: pushed with the cog CLI {self._cli_version}, not the pinned {pinned}",
+        ]
 
     async def promote(
         self, build_dir: Path, version_id: str, model: str, flags: PushFlags

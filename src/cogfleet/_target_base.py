@@ -16,6 +16,7 @@ from replicate.exceptions import ReplicateError
 from replicate.version import Versions
 
 from cogfleet._errors import RemoteError
+from cogfleet.runtime import RuntimeOptions
 
 if TYPE_CHECKING:  # annotations only; the client stack is imported by whoever makes one
     from replicate.client import Client
@@ -30,12 +31,14 @@ def split_model(model: str) -> tuple[str, str]:
 
 @dataclass
 class PushFlags:
-    """``cog push`` flags that come from config or the command line."""
+    """``cog push`` flags that come from config or the command line, and how the
+    local target runs the version (its Cog version and environment)."""
 
     dockerfile: str | None = None
     use_cog_base_image: bool = True
     separate_weights: bool = False
     secrets: list[str] = field(default_factory=list)
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
 
 
 class Target(abc.ABC):
@@ -47,6 +50,12 @@ class Target(abc.ABC):
         self.client = client
         self.transport = transport
         self.create_models = False
+        self._runtime_notes: dict[str, list[str]] = {}
+
+    def runtime_summary(self, version_id: str) -> str | None:
+        """How the pushed version runs (Cog version, environment, notes), when known."""
+        notes = self._runtime_notes.get(version_id)
+        return "; ".join(notes) if notes else None
 
     # -- models ------------------------------------------------------------------------
 

@@ -3,9 +3,12 @@
 ``cog push r8.im/<owner>/<name> [flags]`` uploads the current folder to the server at
 ``$REPLICATE_BASE_URL`` with ``$REPLICATE_API_TOKEN`` (as cogfleet's local push does)
 and prints cog 0.17+'s real push output on stderr, with the version id as the image
-digest. Each call is appended to ``$FAKE_COG_LOG`` as a JSON line (argv, cwd, and
-whether each ``--secret`` source file existed during the push, never its content).
-``FAKE_COG_FAIL_FOR=<owner/name>`` makes a push to that model fail midway.
+digest. ``cog build -t IMAGE [flags]`` checks the folder is a Cog folder and prints
+cog's "Image built as" line. ``cog --version`` prints ``$FAKE_COG_VERSION`` (default:
+the installed Cog SDK's version, i.e. the default pin). Each push and build is
+appended to ``$FAKE_COG_LOG`` as a JSON line (argv, cwd, and whether each ``--secret``
+source file existed during the push, never its content).
+``FAKE_COG_FAIL_FOR=<owner/name>`` makes a push or build of that model fail midway.
 """
 
 from __future__ import annotations
@@ -24,12 +27,42 @@ def _log(entry: dict[str, object]) -> None:
             fh.write(json.dumps(entry) + "\n")
 
 
+def _version() -> str:
+    if os.environ.get("FAKE_COG_VERSION"):
+        return os.environ["FAKE_COG_VERSION"]
+    import importlib.metadata
+
+    return importlib.metadata.version("cog")
+
+
+def build(argv: list[str]) -> int:
+    """``cog build -t IMAGE [flags]`` in the current folder."""
+    err = sys.stderr
+    if "-t" not in argv[:-1]:
+        print("fake cog: build needs -t IMAGE", file=err)
+        return 2
+    image = argv[argv.index("-t") + 1]
+    cwd = Path.cwd()
+    _log({"argv": argv, "cwd": str(cwd), "cog_yaml": (cwd / "cog.yaml").is_file()})
+    if not (cwd / "cog.yaml").is_file():
+        print("ⅹ cog.yaml not found in " + str(cwd), file=err)
+        return 1
+    print(f"Building Docker image from environment in cog.yaml as {image}...", file=err)
+    if os.environ.get("FAKE_COG_FAIL_FOR") == image.partition("/")[2]:
+        print("error: failed to solve: process did not complete successfully", file=err)
+        return 1
+    print(f"Image built as {image}", file=err)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--version"]:
-        print("cog version 0.22.0 (fake)")
+        print(f"cog version {_version()} (built 2026-01-01T00:00:00Z) (fake)")
         return 0
+    if argv[:1] == ["build"]:
+        return build(argv)
     if argv[:1] != ["push"] or len(argv) < 2:
-        print("fake cog: only `cog push IMAGE` is supported", file=sys.stderr)
+        print("fake cog: only `cog push IMAGE` and `cog build -t IMAGE` work", file=sys.stderr)
         return 2
     image = argv[1]
     registry, _, model = image.partition("/")
@@ -52,12 +85,15 @@ def main(argv: list[str]) -> int:
         print(f"Pushing to {image}...", file=err)
         print("error: failed to push: unexpected EOF", file=err)
         return 1
+    from cogfleet.runtime import RuntimeOptions
     from cogfleet.server._push import push_build
 
     token = os.environ.get("REPLICATE_API_TOKEN", "")
     base_url = os.environ.get("REPLICATE_BASE_URL", "")
+    # the image's SDK is the CLI's own version
+    options = RuntimeOptions(cog_version=_version())
     try:
-        version = push_build(base_url, owner, name, cwd, token=token)
+        version = push_build(base_url, owner, name, cwd, token=token, options=options)
     except Exception as exc:  # a push failure looks like cog's
         print(f"error: {exc}", file=err)
         return 1

@@ -1,4 +1,4 @@
-"""CI commands: ``matrix``, ``affected`` and ``canary``."""
+"""CI commands: ``matrix``, ``affected``, ``canary`` and ``cog-version``."""
 
 from __future__ import annotations
 
@@ -32,13 +32,31 @@ def cmd_matrix(ns: argparse.Namespace) -> int:
         if ns.variants is not None else None
     )
     if ns.changed_since is not None:
-        entries = [(a.variant, a.model) for a in affected_variants(repo, ns.changed_since, plugins)]
+        pairs = [(a.variant, a.model) for a in affected_variants(repo, ns.changed_since, plugins)]
     else:
-        entries = [(v.name, model_of(repo, v, plugins)) for v in repo.variants.values()]
+        pairs = [(v.name, model_of(repo, v, plugins)) for v in repo.variants.values()]
     if wanted is not None:
-        entries = [e for e in entries if e[0] in wanted]
+        pairs = [e for e in pairs if e[0] in wanted]
+    entries = [(name, model, repo.pin_for(repo.variants[name]).version) for name, model in pairs]
     out(json.dumps(matrix(entries), separators=(",", ":")))
     return ExitCode.OK
+
+
+def cmd_cog_version(ns: argparse.Namespace) -> int:
+    """Print the Cog version a variant (or, without one, the repository) is pinned to."""
+    from cogfleet.runtime import installed_pin
+
+    repo = load_repo(ns)
+    if ns.variant:
+        pin = repo.pin_for(repo.select([ns.variant])[0])
+    else:
+        pin = repo.settings.cog_pin or installed_pin()
+    out(pin.describe() if ns.verbose else pin.version)
+    return ExitCode.OK
+
+
+def _cog_version_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("variant", nargs="?", metavar="VARIANT")
 
 
 def cmd_affected(ns: argparse.Namespace) -> int:
@@ -152,8 +170,15 @@ def _canary_arguments(p: argparse.ArgumentParser) -> None:
 COMMANDS = [
     Command(
         "matrix", "CI matrix JSON of the variants to build", cmd_matrix, _matrix_arguments,
-        "Print {\"include\": [{\"variant\": ..., \"model\": ...}]} on one line, "
-        "for GitHub Actions' strategy.matrix: ${{ fromJson(...) }}.",
+        "Print {\"include\": [{\"variant\": ..., \"model\": ..., \"cog_version\": ...}]} on "
+        "one line, for GitHub Actions' strategy.matrix: ${{ fromJson(...) }}.",
+    ),
+    Command(
+        "cog-version", "the Cog version a variant is pinned to", cmd_cog_version,
+        _cog_version_arguments,
+        "Print the Cog version VARIANT (default: the repository) builds and runs with: its "
+        "cog_version in variants.yaml, else [tool.cogfleet] cog-version, else the installed "
+        "Cog SDK. -v also says where the pin is written.",
     ),
     Command(
         "affected", "variants affected by changes since a ref", cmd_affected,

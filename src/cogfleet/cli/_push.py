@@ -1,9 +1,10 @@
-"""The safe push: ``push``, ``test`` and ``safe-push``."""
+"""The safe push: ``push``, ``test`` and ``safe-push``; and ``build``, what a push runs."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import sys
 from pathlib import Path
@@ -110,6 +111,7 @@ def add_common_flags(p: argparse.ArgumentParser) -> None:
                    help="cog push --separate-weights (replicate target)")
     g.add_argument("--secret", dest="secrets", action="append", default=[], metavar="SPEC",
                    help="cog push --secret id=NAME,src=PATH (replicate target; repeatable)")
+    add_environment_flags(p, env=True)
     o = p.add_argument_group("cog-safe-push overrides")
     o.add_argument("--test-model", default=argparse.SUPPRESS)
     o.add_argument("--test-hardware", default=argparse.SUPPRESS)
@@ -132,6 +134,27 @@ def add_common_flags(p: argparse.ArgumentParser) -> None:
                    default=argparse.SUPPRESS)
     o.add_argument("--push-official-model", action="store_true",
                    help="also push the tested build to official_model")
+
+
+def add_environment_flags(p: argparse.ArgumentParser, *, env: bool) -> None:
+    """How the local target runs a version: ``--env``, ``--python``, ``--run-build-commands``."""
+    e = p.add_argument_group("environment (local target)")
+    if env:
+        e.add_argument(
+            "--env", dest="environment", choices=["isolated", "current"], default="isolated",
+            help="isolated (default): an environment built from cog.yaml with the pinned Cog; "
+            "current: cogfleet's own interpreter (fast, not what Cog builds)",
+        )
+    e.add_argument("--python", metavar="X.Y",
+                   help="Python to use when cog.yaml's python_version is not installed (warned)")
+    e.add_argument("--run-build-commands", action="store_true",
+                   help="run cog.yaml's build.run commands in the environment's folder")
+
+
+def _python_flag(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"\d+\.\d+(\.\d+)?", value):
+        raise UsageError(f"--python: expected a version like 3.11, got {value!r}")
+    return value
 
 
 def apply_overrides(config: SafePushConfig, ns: argparse.Namespace) -> SafePushConfig:
@@ -178,6 +201,8 @@ def _options(ns: argparse.Namespace, *, no_push: bool) -> PushOptions:
         no_push=no_push, push_official_model=ns.push_official_model,
         fuzz_seed=ns.fuzz_seed, verbose=ns.verbose, offline=ns.offline,
         separate_weights=ns.separate_weights, secrets=list(ns.secrets),
+        environment=ns.environment, python=_python_flag(ns.python),
+        run_build_commands=ns.run_build_commands,
     )
 
 
@@ -192,7 +217,8 @@ def cmd_push(ns: argparse.Namespace, *, no_push: bool | None = None) -> int:
     rendered = render_variants(repo, variants, plugins)
     jobs = [
         Job(name=r.variant.name, build_dir=r.build_dir,
-            config=apply_overrides(r.config, ns), variant=r.variant)
+            config=apply_overrides(r.config, ns), variant=r.variant,
+            cog_pin=repo.pin_for(r.variant))
         for r in rendered
     ]
     skip_push = ns.no_push if no_push is None else no_push
@@ -201,6 +227,24 @@ def cmd_push(ns: argparse.Namespace, *, no_push: bool | None = None) -> int:
 
 def cmd_test(ns: argparse.Namespace) -> int:
     return cmd_push(ns, no_push=True)
+
+
+def cmd_build(ns: argparse.Namespace) -> int:
+    """Build what a push of each variant would run: its environment, or its image."""
+    from cogfleet._build import LOCAL_STATE, BuildJob, build_images, build_local
+    from cogfleet._render import render_variants
+
+    repo = load_repo(ns)
+    rendered = render_variants(repo, repo.select(ns.variants), load_plugins(repo.root))
+    jobs = [
+        BuildJob(r.variant.name, r.build_dir, r.config, repo.pin_for(r.variant)) for r in rendered
+    ]
+    if ns.target == "replicate":
+        return build_images(jobs)
+    return build_local(
+        jobs, repo.root / LOCAL_STATE, python=_python_flag(ns.python),
+        run_build_commands=ns.run_build_commands,
+    )  # fmt: skip
 
 
 def cmd_safe_push(ns: argparse.Namespace) -> int:
@@ -238,7 +282,14 @@ def cmd_safe_push(ns: argparse.Namespace) -> int:
     config = apply_overrides(config, ns)
     if config.effective_test_model == config.model:
         raise ConfigError(None, "test_model must differ from model")
-    job = Job(name=config.model.split("/")[1], build_dir=folder, config=config)
+    from cogfleet._settings import load_settings
+    from cogfleet.runtime import cli_pin, installed_pin
+
+    if ns.cog_version:
+        pin = cli_pin(ns.cog_version)
+    else:
+        pin = load_settings(folder).cog_pin or installed_pin()
+    job = Job(name=config.model.split("/")[1], build_dir=folder, config=config, cog_pin=pin)
     return run_jobs([job], _settings(ns), plugins, _options(ns, no_push=ns.no_push), folder)
 
 
@@ -258,7 +309,19 @@ def _safe_push_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="config file (default: ./cog-safe-push.yaml if present)")
     p.add_argument("--help-config", action="store_true", help="print an example config")
     p.add_argument("--no-push", action="store_true", help="test only; never touch the model")
+    p.add_argument("--cog-version", metavar="X.Y.Z",
+                   help="the Cog version to build and run with (default: [tool.cogfleet] "
+                        "cog-version of ./pyproject.toml, else the installed Cog SDK)")
     add_common_flags(p)
+
+
+def _build_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("variants", nargs="*", metavar="VARIANT", help="default: all")
+    p.add_argument("--target", choices=["local", "replicate"],
+                   default=os.environ.get("COGFLEET_TARGET", "local"),
+                   help="local: the environment; replicate: the image (default: local, or "
+                        "$COGFLEET_TARGET)")
+    add_environment_flags(p, env=False)
 
 
 COMMANDS = [
@@ -268,4 +331,9 @@ COMMANDS = [
             "Same as `push --no-push`."),
     Command("safe-push", "drop-in for cog-safe-push", cmd_safe_push, _safe_push_arguments,
             "Run cog-safe-push's pipeline in a single Cog folder."),
+    Command("build", "build what a push would run (environment or image)", cmd_build,
+            _build_arguments,
+            "Render, then build each variant's isolated environment (local target; a later "
+            "push only uploads) or, with --target replicate, its image with "
+            "`cog build -t r8.im/<model>`."),
 ]

@@ -14,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 # Pins are read by every command; environments only when something is built or run.
+from cogfleet.runtime._options import ENVIRONMENTS, EnvironmentKind, RuntimeOptions
 from cogfleet.runtime._pin import (
     CogPin,
     check_version,
@@ -22,6 +23,7 @@ from cogfleet.runtime._pin import (
 )
 from cogfleet.runtime._versions import (
     KNOWN_VERSIONS,
+    cog_cli_version,
     installed_version,
     is_known,
     sdk_requirements,
@@ -72,6 +74,7 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 __all__ = [
+    "ENVIRONMENTS",
     "ENV_DIR_VARIABLE",
     "KNOWN_VERSIONS",
     "BuildSpec",
@@ -80,12 +83,15 @@ __all__ = [
     "EnvInfo",
     "EnvStore",
     "Environment",
+    "EnvironmentKind",
     "IndexConfig",
     "Interpreter",
     "PythonNotFound",
+    "RuntimeOptions",
     "build_notes",
     "check_version",
     "cli_pin",
+    "cog_cli_version",
     "cuda_available",
     "disk_usage",
     "find_python",

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import re
+import subprocess
 from typing import Literal
 
 ServerKind = Literal["coglet", "legacy", "unsupported"]
@@ -122,3 +123,19 @@ def unknown_message(version: object) -> str:
     elif isinstance(version, float):
         hint += "; quote the version so YAML keeps it a string"
     return f"cog version {shown} is not a released Cog version ({hint})"
+
+
+_CLI_VERSION = re.compile(r"\bversion\s+v?(\d+\.\d+\.\d+)")
+
+
+def cog_cli_version(cog: str) -> str | None:
+    """The version ``cog --version`` of the CLI at ``cog`` reports (None: it does not say)."""
+    try:
+        out = subprocess.run(
+            [cog, "--version"], capture_output=True, text=True, timeout=60, check=False,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = _CLI_VERSION.search(out.stdout + out.stderr)
+    return match.group(1) if match else None

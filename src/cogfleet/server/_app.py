@@ -42,6 +42,7 @@ from cogfleet.server._files import Files
 from cogfleet.server._models import Models
 from cogfleet.server._predictions import Predictions
 from cogfleet.server._runs import Runs
+from cogfleet.server._runtimes import Runtimes
 from cogfleet.server._state import Store
 from cogfleet.server._trainings import Trainings
 from cogfleet.server._webhooks import Webhooks
@@ -59,9 +60,10 @@ class LocalApi:
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
         self.store = Store(self.state_dir / "state.sqlite3")
         self.webhooks = Webhooks(self.state_dir)
-        self.runs = Runs(config, self.store, self.webhooks)
+        self.runtimes = Runtimes(self.state_dir)
+        self.runs = Runs(config, self.store, self.webhooks, self.runtimes)
         size = config.page_size
-        self.models = Models(self.store, self.state_dir, size)
+        self.models = Models(self.store, self.state_dir, size, self.runtimes)
         self.resources: list[Any] = [
             Account(self.webhooks),
             self.models,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib.metadata
 import json
 import secrets
 from collections.abc import Callable
@@ -90,14 +89,6 @@ def parse_iso(text: str) -> datetime:
 def new_id() -> str:
     """A 26-character lowercase id like Replicate's prediction ids."""
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(26))
-
-
-def cog_version() -> str:
-    """The Cog SDK version the local runner uses (reported as ``cog_version``)."""
-    try:
-        return importlib.metadata.version("cog")
-    except importlib.metadata.PackageNotFoundError:
-        return "0.23.1"
 
 
 def public(doc: dict[str, Any]) -> dict[str, Any]:

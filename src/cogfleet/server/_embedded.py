@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -154,6 +155,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--idle-timeout", type=float, default=300.0, help="stop idle predictors after S seconds"
     )
     parser.add_argument("--page-size", type=int, default=None, help="items per list page")
+    parser.add_argument(
+        "--prune-envs", nargs="?", const="unused", choices=["unused", "all"], default=None,
+        help="remove the isolated environments no version of the state uses (or 'all'), "
+        "print what was freed, and exit",
+    )  # fmt: skip
 
 
 def run_serve(ns: argparse.Namespace) -> int:
@@ -168,6 +174,8 @@ def run_serve(ns: argparse.Namespace) -> int:
         raise UsageError(f"--request-latency must not be negative, not {ns.request_latency}")
     if ns.page_size is not None and ns.page_size < 1:
         raise UsageError(f"--page-size must be at least 1, not {ns.page_size}")
+    if ns.prune_envs is not None:
+        return _prune(Path(ns.state), everything=ns.prune_envs == "all")
     from cogfleet.server._core import ServerConfig
 
     config = ServerConfig(
@@ -182,6 +190,21 @@ def run_serve(ns: argparse.Namespace) -> int:
         page_size=ns.page_size,
     )
     serve_forever(ns.host, ns.port, config)
+    return int(ExitCode.OK)
+
+
+def _prune(state_dir: Path, *, everything: bool) -> int:
+    from cogfleet.server._runtimes import prune_environments
+
+    removed = prune_environments(state_dir, everything=everything)
+    for info in removed:
+        meta = info.meta
+        sys.stdout.write(
+            f"removed {info.key} (Cog {meta.get('cog_version')}, Python {meta.get('python')}, "
+            f"{info.size / 1e6:.1f} MB)\n"
+        )
+    freed = sum(info.size for info in removed) / 1e6
+    sys.stdout.write(f"{len(removed)} environment(s) removed, {freed:.1f} MB freed\n")
     return int(ExitCode.OK)
 
 

@@ -2,9 +2,16 @@
 
 ``POST /v1/models/{owner}/{name}/versions`` (cogfleet's, not Replicate's) takes a
 tar.gz / tar / zip of a build folder and adds it as a version (id = content hash,
-see ``_push.py``): 201 for a new version, 200 when the model already has it. The
-same endpoint with the JSON body ``{"from_version": "<id>"}`` copies an existing
-version (same id, same build) onto the model ("promote").
+see ``_push.py``): 201 for a new version, 200 when the model already has it. Query
+parameters say how the version runs (:class:`~cogfleet.runtime.RuntimeOptions`:
+``cog_version``, ``environment``, ``python``, ``run_build_commands``); the version
+records ``cog_version`` as Replicate does, its schema follows that Cog's rules, and
+an ``isolated`` push builds (or finds) its environment before it answers, so a
+requirement that does not resolve fails the push (422). The answer adds
+``cogfleet``: the environment, its Python and server, and notes on what of cog.yaml
+runs differently here (skipped ``build.run`` commands, ``gpu``). The same endpoint
+with the JSON body ``{"from_version": "<id>"}`` copies an existing version (same id,
+same build, same environment) onto the model ("promote").
 """
 
 from __future__ import annotations
@@ -22,19 +29,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cogfleet._errors import ConfigError
+from cogfleet.runtime import RuntimeOptions
 from cogfleet.server._core import (
     HARDWARE_SKUS,
     INVALID,
     NOT_FOUND,
     ApiError,
     base_url,
-    cog_version,
     now_iso,
     paginate,
     public,
     read_json,
 )
 from cogfleet.server._push import unpack_build, version_id_for
+from cogfleet.server._runtimes import EnvironmentFailed, Runtimes
 from cogfleet.server._state import Store
 
 _MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -44,10 +52,13 @@ _VERSION_RE = re.compile(r"^[0-9a-f]{64}$")
 class Models:
     """Models, their versions, and version look-ups for the other resources."""
 
-    def __init__(self, store: Store, state_dir: Path, page_size: int | None) -> None:
+    def __init__(
+        self, store: Store, state_dir: Path, page_size: int | None, runtimes: Runtimes
+    ) -> None:
         self.store = store
         self.state_dir = state_dir
         self.page_size = page_size
+        self.runtimes = runtimes
         self._push_locks: dict[str, asyncio.Lock] = {}
 
     def routes(self) -> list[Route]:
@@ -235,15 +246,21 @@ class Models:
                     "Invalid version or not permitted",
                 )
             return self._added(*self.add_version(owner, name, source))
+        try:
+            options = RuntimeOptions.from_query(request.query_params)
+        except ValueError as exc:
+            raise ApiError(422, str(exc), INVALID) from None
         raw = await request.body()
         if not raw:
             raise ApiError(400, "The request body must be a tar.gz, tar or zip of a build folder")
-        build = await self._store_build(raw)
-        return self._added(*self.add_version(owner, name, build))
+        build, info = await self._store_build(raw, options)
+        return self._added(*self.add_version(owner, name, build), extra={"cogfleet": info})
 
     @staticmethod
-    def _added(doc: dict[str, Any], created: bool) -> JSONResponse:
-        return JSONResponse(public(doc), status_code=201 if created else 200)
+    def _added(
+        doc: dict[str, Any], created: bool, extra: dict[str, Any] | None = None
+    ) -> JSONResponse:
+        return JSONResponse(public(doc) | (extra or {}), status_code=201 if created else 200)
 
     def add_version(
         self, owner: str, name: str, source: dict[str, Any]
@@ -261,20 +278,24 @@ class Models:
                 "openapi_schema": source["openapi_schema"],
                 "_build": source["_build"],
                 "_weights": source.get("_weights"),
+                "_runtime": source.get("_runtime"),
                 "_model": f"{owner}/{name}",
             }
             self.store.put("versions", key, doc, parent=f"{owner}/{name}")
         return doc, True
 
-    async def _store_build(self, raw: bytes) -> dict[str, Any]:
-        """Unpack an uploaded build content-addressed under builds/ and generate its schema."""
+    async def _store_build(
+        self, raw: bytes, options: RuntimeOptions
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Unpack an uploaded build content-addressed under builds/, generate its schema
+        and make its environment; (the version source, what to tell the pusher)."""
         from cogfleet.schema import generate_schema, write_schema_file
 
         tmp = self.state_dir / "tmp" / uuid.uuid4().hex
         try:
             try:
                 await asyncio.to_thread(unpack_build, raw, tmp)
-                vid = await asyncio.to_thread(version_id_for, tmp)
+                vid = await asyncio.to_thread(version_id_for, tmp, options)
             except (ValueError, ConfigError) as exc:
                 raise ApiError(422, str(exc), "Invalid build") from exc
             lock = self._push_locks.setdefault(vid, asyncio.Lock())
@@ -292,6 +313,17 @@ class Models:
                         raise ApiError(422, str(exc), "Invalid build") from exc
                     await asyncio.to_thread(write_schema_file, dest, doc)
                 schema = json.loads(schema_file.read_text())
+            try:
+                prepared = await self.runtimes.prepare(dest, options)
+            except EnvironmentFailed as exc:
+                raise ApiError(422, str(exc), "Environment build failed") from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return {"id": vid, "cog_version": cog_version(), "openapi_schema": schema, "_build": vid}
+        source = {
+            "id": vid,
+            "cog_version": options.cog_version,
+            "openapi_schema": schema,
+            "_build": vid,
+            "_runtime": Runtimes.record(options, prepared),
+        }
+        return source, {"cog_version": options.cog_version, **prepared.info}

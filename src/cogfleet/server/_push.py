@@ -23,6 +23,7 @@ from replicate.client import Client
 
 from cogfleet._dockerignore import DockerIgnore, walk
 from cogfleet._errors import ConfigError, RemoteError
+from cogfleet.runtime import RuntimeOptions
 
 # Never part of a build: coglet's generated files, bytecode caches, cogfleet's own state,
 # the rendered publishing config (it describes how to push, not what is pushed) and the
@@ -48,14 +49,19 @@ def build_files(build_dir: Path) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
-def version_id_for(build_dir: Path) -> str:
-    """The version id of a build folder: sha256 hex over sorted paths and file bytes."""
+def version_id_for(build_dir: Path, options: RuntimeOptions | None = None) -> str:
+    """The version id of a build folder pushed with ``options`` (default: the defaults).
+
+    sha256 hex over the sorted paths and file bytes and the runtime options: the same
+    folder under another Cog version or environment is another version.
+    """
     digest = hashlib.sha256()
     for rel, full in build_files(Path(build_dir)):
         data = full.read_bytes()
         # Length-prefix each part so that no two different folders hash alike.
         digest.update(f"{len(rel)}:{rel}:{len(data)}:".encode())
         digest.update(data)
+    digest.update(b"\0runtime:" + (options or RuntimeOptions()).identity().encode())
     return digest.hexdigest()
 
 
@@ -166,19 +172,24 @@ def push_build(
     build_dir: Path,
     *,
     token: str | None = None,
+    options: RuntimeOptions | None = None,
 ) -> dict[str, Any]:
     """Upload ``build_dir`` to the local server as a version of ``owner/name``.
 
     ``target`` is a ``Client`` pointed at the local server, or its base URL
-    (then ``token`` is sent as the Bearer token). Returns the version object
-    (``id``, ``created_at``, ``cog_version``, ``openapi_schema``). Pushing the same
+    (then ``token`` is sent as the Bearer token); ``options``: the Cog version and
+    environment it runs with (default: the installed SDK, isolated). Returns the
+    version object (``id``, ``created_at``, ``cog_version``, ``openapi_schema``)
+    plus ``cogfleet``: how it runs (environment, Python, notes). Pushing the same
     content again returns the existing version. Raises ``RemoteError`` on an HTTP
-    error (e.g. an invalid predictor gives the schema generator's message).
+    error (e.g. an invalid predictor gives the schema generator's message, a
+    requirement that does not resolve the resolver's).
     """
     body = pack_build(Path(build_dir))
     return _post_versions(
-        target, token, owner, name, content=body, headers={"Content-Type": "application/gzip"}
-    )
+        target, token, owner, name, content=body, headers={"Content-Type": "application/gzip"},
+        params=(options or RuntimeOptions()).query(),
+    )  # fmt: skip
 
 
 def promote_version(
@@ -194,13 +205,15 @@ def promote_version(
 
 
 async def async_push_build(
-    base_url: str, token: str | None, owner: str, name: str, build_dir: Path
-) -> dict[str, Any]:
+    base_url: str, token: str | None, owner: str, name: str, build_dir: Path,
+    options: RuntimeOptions | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """:func:`push_build` for asyncio callers (packing runs in a worker thread)."""
     body = await asyncio.to_thread(pack_build, Path(build_dir))
     return await _async_post_versions(
-        base_url, token, owner, name, content=body, headers={"Content-Type": "application/gzip"}
-    )
+        base_url, token, owner, name, content=body, headers={"Content-Type": "application/gzip"},
+        params=(options or RuntimeOptions()).query(),
+    )  # fmt: skip
 
 
 async def async_promote_version(

@@ -37,6 +37,7 @@ from cogfleet.server._core import (
     public,
 )
 from cogfleet.server._files import local_file_as_data_uri
+from cogfleet.server._runtimes import Runtimes
 from cogfleet.server._state import Store
 from cogfleet.server._webhooks import WEBHOOK_EVENTS, Webhooks
 
@@ -50,8 +51,11 @@ Finish = Callable[[dict[str, Any]], None]
 class Runs:
     """Predictions and trainings in flight: create, execute, wake, cancel, complete."""
 
-    def __init__(self, config: ServerConfig, store: Store, webhooks: Webhooks) -> None:
+    def __init__(
+        self, config: ServerConfig, store: Store, webhooks: Webhooks, runtimes: Runtimes
+    ) -> None:
         self.config = config
+        self.runtimes = runtimes
         self.state_dir = Path(config.state_dir)
         self.store = store
         self.webhooks = webhooks
@@ -311,6 +315,7 @@ class Runs:
             env = {"COG_WEIGHTS": version["_weights"]} if version.get("_weights") else None
             mode = "train" if plural == "trainings" else "predict"
             build_dir = self.state_dir / "builds" / version["_build"]
+            runtime = await self.runtimes.runtime_for(version, build_dir)
             result = await self.pool.run(
                 f"{version['id']}:{mode}",
                 build_dir,
@@ -319,6 +324,7 @@ class Runs:
                 input=coglet_input,
                 env=env,
                 on_update=self._on_update(plural, pid),
+                runtime=runtime,
             )
             doc = self.store.get(plural, pid) or doc
             status = result.get("status", "failed")

@@ -84,6 +84,7 @@ class Trainings:
             "openapi_schema": version["openapi_schema"],
             "_build": version["_build"],
             "_weights": str(wpath),
+            "_runtime": version.get("_runtime"),
         }
         owner, _, name = destination.partition("/")
         self.models.add_version(owner, name, source)
