@@ -22,6 +22,7 @@ from cogfleet.runtime import (
     read_build_spec,
     sdk_requirements,
     server_kind,
+    takes_host_flag,
 )
 from cogfleet.runtime._pipconf import _from_values, _parse_config_list, pip_index_config
 from tests.conftest import LEGACY_COG, CliResult
@@ -38,6 +39,7 @@ def test_server_kinds_and_sdk_requirements() -> None:
     assert server_kind("0.6.1") == "unsupported"
     assert sdk_requirements("0.19.3") == ["cog==0.19.3", "coglet==0.19.3"]
     assert sdk_requirements("0.15.8") == ["cog==0.15.8"]
+    assert not takes_host_flag("0.9.9") and takes_host_flag("0.9.12")
 
 
 def test_pins_from_pyproject_and_variants_yaml(make_repo: Callable[..., Path]) -> None:

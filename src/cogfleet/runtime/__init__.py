@@ -28,6 +28,7 @@ from cogfleet.runtime._versions import (
     is_known,
     sdk_requirements,
     server_kind,
+    takes_host_flag,
 )
 
 _LAZY = {
@@ -103,5 +104,6 @@ __all__ = [
     "scrubbed_environ",
     "sdk_requirements",
     "server_kind",
+    "takes_host_flag",
     "uv_bin",
 ]

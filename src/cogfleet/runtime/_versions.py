@@ -17,7 +17,8 @@ SDK                     ``python -m cog.server.http`` is
                         file); a sync request re-validates its response, so Replicate
                         (and cogfleet) use ``Prefer: respond-async`` + webhooks +
                         ``--upload-url``; one prediction at a time unless
-                        ``concurrency.max``; exits when ``setup()`` fails
+                        ``concurrency.max``; exits when ``setup()`` fails;
+                        ``--host`` only from 0.9.10 (before: every address)
 >= 0.17                 coglet (Rust, the ``coglet`` wheel of the same version);
                         validates against ``.cog/openapi_schema.json``; slots from
                         ``COG_MAX_CONCURRENCY``; stays up with ``SETUP_FAILED``
@@ -85,6 +86,11 @@ def server_kind(version: str) -> ServerKind:
     if v >= LEGACY_SINCE:
         return "legacy"
     return "unsupported"
+
+
+def takes_host_flag(version: str) -> bool:
+    """Whether SDK ``version``'s server takes ``--host`` (0.9.10 on; before: every address)."""
+    return parse(version) >= (0, 9, 10)
 
 
 def sdk_requirements(version: str) -> list[str]:

@@ -77,6 +77,7 @@ How this module talks to coglet 0.23.1, and what a caller should know:
   predictor's signature (422 with pydantic's ``detail``), reads ``COG_*_TYPE_STUB``
   (SDK >= 0.13; older ones read ``predict:``/``train:`` of cog.yaml), and exits
   when ``setup()`` fails or the worker dies (its setup logs are in the log file).
+  Before 0.9.10 it has no ``--host`` and listens on every address.
   A runtime's environment is isolated: ``PYTHONPATH``, ``PYTHONHOME`` and the user
   site are not inherited.
 * **Logs.** coglet's stdout/stderr go to ``<log_dir>/<key>.log`` (a private
@@ -134,6 +135,8 @@ class Runtime:
     server: ServerKind = "coglet"
     isolated: bool = False
     """True for an environment of its own (nothing of cogfleet's is inherited)."""
+    host_flag: bool = True
+    """The server takes ``--host`` (Cog < 0.9.10 has none and binds every address)."""
 
     @property
     def server_name(self) -> str:
@@ -850,7 +853,9 @@ class RunnerPool:
     async def _spawn_until_ready(self, runner: _Runner, env: dict[str, str] | None) -> None:
         for _attempt in range(3):
             runner.port = _free_port()
-            args = [runner.runtime.python, "-m", "cog.server.http", "--host", "127.0.0.1"]
+            args = [runner.runtime.python, "-m", "cog.server.http"]
+            if runner.runtime.host_flag:
+                args += ["--host", "127.0.0.1"]
             if runner.mode == "train":
                 args += ["--x-mode", "train"]
             if runner.runtime.server == "legacy":

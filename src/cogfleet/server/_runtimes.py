@@ -26,6 +26,7 @@ from cogfleet.runtime import (
     installed_version,
     read_build_spec,
     server_kind,
+    takes_host_flag,
 )
 from cogfleet.server._runner import Runtime
 
@@ -84,7 +85,10 @@ class Runtimes:
                 env = await asyncio.to_thread(self._ensure, build_dir, options)
             except CogfleetError as exc:
                 raise EnvironmentFailed(str(exc)) from None
-        runtime = Runtime(python=env.python, server=_served(env.server), isolated=True)
+        runtime = Runtime(
+            python=env.python, server=_served(env.server), isolated=True,
+            host_flag=takes_host_flag(env.cog_version),
+        )  # fmt: skip
         self._ready[key] = runtime
         info = {
             "environment": "isolated",
