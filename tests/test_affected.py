@@ -20,6 +20,7 @@ import pytest
 from cogfleet import ExitCode
 from cogfleet._affected import affected_variants, changed_files, is_global
 from cogfleet._repo import Repo
+from cogfleet.runtime import installed_version
 from tests.conftest import BASIC_REPO, PREDICT_PY, CliResult, write_files
 
 GIT_ENV = {
@@ -226,7 +227,10 @@ def test_new_variant_is_affected_and_appears_in_the_matrix(
         "cog-safe-push-configs/delta.yaml", "models/fam/variants.yaml (new variant)",
     ]}
     result = cli("matrix", "--changed-since", "main~1", cwd=repo)
-    assert result.out == '{"include":[{"variant":"delta","model":"acme/delta"}]}\n'
+    cog = installed_version()  # no pin in this repo
+    assert result.out == (
+        f'{{"include":[{{"variant":"delta","model":"acme/delta","cog_version":"{cog}"}}]}}\n'
+    )
 
 
 def test_deleted_file_read_only_at_the_base(repo: Path, affected: Affect):

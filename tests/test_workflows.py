@@ -24,6 +24,7 @@ import pytest
 import replicate
 import yaml
 
+from cogfleet.runtime import installed_version
 from cogfleet.server._embedded import LocalServer
 from tests.conftest import REPO_ROOT
 
@@ -305,9 +306,10 @@ def test_ci_steps_run_locally(checkout: tuple[Path, str], server: LocalServer,
     result = run(plan, {base_expr: base})
     assert "dev: models/imagegen/predict.py.j2" in result["stdout"]
     matrix = json.loads(result["outputs"]["matrix"])
+    cog = installed_version()  # the demo copy has no pyproject.toml: the installed SDK
     assert matrix == {"include": [
-        {"variant": "dev", "model": "cogfleet-demo/imagegen-dev"},
-        {"variant": "schnell", "model": "cogfleet-demo/imagegen-schnell"},
+        {"variant": "dev", "model": "cogfleet-demo/imagegen-dev", "cog_version": cog},
+        {"variant": "schnell", "model": "cogfleet-demo/imagegen-schnell", "cog_version": cog},
     ]}
     # nothing changed since HEAD: the empty matrix that the variant jobs' `if:` skips
     assert run(plan, {base_expr: "HEAD"})["outputs"]["matrix"] == '{"include":[]}'
