@@ -32,7 +32,9 @@ from cogfleet.runtime import RuntimeOptions
 _EXCLUDED_DIRS = frozenset({".cog", "__pycache__", ".git"})
 _EXCLUDED_TOP = frozenset({"cog-safe-push.yaml", ".dockerignore", ".cogfleet"})
 
-PUSH_TIMEOUT = 300.0
+# A push waits for the version's environment to be built (a first build of heavy
+# requirements downloads gigabytes); the server bounds each build by the same hour.
+PUSH_TIMEOUT = 3600.0
 
 
 def build_files(build_dir: Path) -> list[tuple[str, Path]]:
