@@ -646,8 +646,9 @@ def test_generated_inputs_are_accepted_by_coglet(tmp_path: Path) -> None:
     build = tmp_path / "demo"
     build.mkdir()
     (build / "predict.py").write_text(DEMO_PREDICTOR)
-    (build / "cog.yaml").write_text(
-        'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n'
+    (build / "cog.yaml").write_text(  # the predictor needs Pillow in its environment
+        'build:\n  python_version: "3.11"\n  python_packages: ["pillow>=10.4"]\n'
+        'predict: "predict.py:Predictor"\n'
     )
     with LocalServer(state_dir=tmp_path / "state", token="r8_fuzz") as server:
         client = replicate.Client(api_token=server.token, base_url=server.base_url)
