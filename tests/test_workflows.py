@@ -347,9 +347,10 @@ def test_push_workflow_steps_run_locally(checkout: tuple[Path, str], server: Loc
 def test_canary_workflow_step_runs_locally(checkout: tuple[Path, str], server: LocalServer,
                                            tmp_path: Path):
     root, _ = checkout
-    (step,) = nox_steps("canary.yaml")
-    result = Runner(root, server, tmp_path)(
-        step, {"vars.COGFLEET_CANARY_MODEL": "", **secrets_blank()}
-    )
+    pin, step = nox_steps("canary.yaml")
+    runner = Runner(root, server, tmp_path)
+    # the cog CLI the job installs is the repository's pin (here: the installed SDK's)
+    assert runner(pin, {})["outputs"] == {"version": installed_version()}
+    result = runner(step, {"vars.COGFLEET_CANARY_MODEL": "", **secrets_blank()})
     assert "canary: ok on local: local/cogfleet-canary:" in result["stdout"]
     assert "canary ok on local" in result["summary"]
