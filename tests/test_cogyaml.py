@@ -487,3 +487,38 @@ def test_distinct_weight_targets_are_fine(tmp_path: Path) -> None:
         "  - {name: lora, target: /w2, source: [{uri: hf://a/c}]}\n"
     )
     assert validate_cog_yaml(write(tmp_path, text)) == []
+
+
+# --- the pinned Cog version's format -------------------------------------------------------
+
+
+def test_pinned_cog_version_decides_run_predict_and_removed_keys(tmp_path: Path) -> None:
+    predict = write(tmp_path, 'build:\n  python_version: "3.11"\npredict: "p.py:P"\n')
+    assert "predict: deprecated since cog 0.20; use run" in validate_cog_yaml(predict)
+    assert validate_cog_yaml(predict, cog_version="0.15.8") == []  # the only key it knows
+    run = write(tmp_path, 'build:\n  python_version: "3.11"\nrun: "p.py:P"\n')
+    assert validate_cog_yaml(run, cog_version="0.20.0") == []
+    with pytest.raises(ConfigError) as err:
+        validate_cog_yaml(run, cog_version="0.19.3")
+    assert err.value.message == (
+        "run: Cog 0.19.3 has no top-level run: (added in 0.20); use predict:"
+    )
+    assert err.value.line == 3
+    fast = write(
+        tmp_path, 'build:\n  python_version: "3.11"\n  fast: true\npredict: "p.py:P"\n'
+    )
+    assert validate_cog_yaml(fast, cog_version="0.16.8") == []  # valid before 0.17
+    with pytest.raises(ConfigError) as err:
+        validate_cog_yaml(fast, cog_version="0.17.0")
+    assert "build.fast: removed in cog 0.17" in err.value.message
+
+
+def test_render_validates_for_the_variants_pin(make_repo, cli) -> None:
+    root = make_repo()
+    variants = root / "models/fam/variants.yaml"
+    variants.write_text(variants.read_text().replace(
+        "model: acme/beta", 'model: acme/beta\n  cog_version: "0.15.8"'))
+    result = cli("render", cwd=root)
+    assert result.code == 0, result.err
+    # the basic repo's template says predict:, which only alpha's newer Cog deprecates
+    assert result.err == "warning: alpha: predict: deprecated since cog 0.20; use run\n"

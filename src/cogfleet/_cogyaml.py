@@ -171,8 +171,11 @@ def _schema() -> dict[str, Any]:
     return schema
 
 
-def _check_schema(doc: _Document, out: _Problems) -> None:
-    """Cog's JSON Schema, with messages rewritten to name the offending key."""
+def _check_schema(doc: _Document, out: _Problems, cog: tuple[int, ...] | None = None) -> None:
+    """Cog's JSON Schema, with messages rewritten to name the offending key.
+
+    ``cog``: the pinned Cog version; before 0.17 the keys 0.17 removed were valid.
+    """
     validator = jsonschema.Draft7Validator(_schema())
     for error in sorted(validator.iter_errors(doc.data), key=lambda e: list(map(str, e.path))):
         where: _Key = tuple(error.path)
@@ -184,6 +187,8 @@ def _check_schema(doc: _Document, out: _Problems) -> None:
             allowed = set(error.schema.get("properties", {}))
             for name in sorted({str(k) for k in error.instance} - allowed):
                 child = (*where, name)
+                if child in _REMOVED_KEYS and cog is not None and cog < (0, 17):
+                    continue  # still part of the pinned Cog's format
                 if child in _REMOVED_KEYS:
                     out.add(child, _REMOVED_KEYS[child])
                 else:
@@ -386,12 +391,17 @@ def _check_weights(weights: Any, out: _Problems) -> None:
                 targets[clean] = index
 
 
-def validate_cog_yaml(path: Path, build_dir: Path | None = None) -> list[str]:
+def validate_cog_yaml(
+    path: Path, build_dir: Path | None = None, *, cog_version: str | None = None
+) -> list[str]:
     """Validate the ``cog.yaml`` at ``path`` and return its deprecation warnings.
 
     ``build_dir`` is the folder ``cog build`` would run in; when given, the files the
     config points at (``run``/``predict``/``train`` modules, ``python_requirements``)
     must exist there, and ``concurrency.max > 1`` needs an ``async def run``.
+    ``cog_version`` is the Cog the variant is pinned to: before 0.20 a top-level
+    ``run:`` is an error and ``predict:`` is no deprecation; before 0.17 the keys
+    0.17 removed (``tests``, ``build.fast``…) are still valid.
 
     Raises :class:`~cogfleet._errors.ConfigError` naming the file, the line of the
     first problem and every problem found, each as ``<dotted.key>: <problem>``.
@@ -416,7 +426,11 @@ def validate_cog_yaml(path: Path, build_dir: Path | None = None) -> list[str]:
             if isinstance(value, int | float) and not isinstance(value, bool):
                 build[key[1]] = doc.raw[key]
     problems = _Problems(doc)
-    _check_schema(doc, problems)
+    cog = _cog_release(cog_version)
+    _check_schema(doc, problems, cog)
+    if cog is not None and cog < (0, 20) and "run" in doc.data:
+        problems.add(("run",), f"Cog {cog_version} has no top-level run: (added in 0.20); use "
+                     "predict:")
     _check_versions(doc, problems)
     _check_refs(doc, problems, build_dir)
     _check_environment(doc, problems)
@@ -426,9 +440,18 @@ def validate_cog_yaml(path: Path, build_dir: Path | None = None) -> list[str]:
         # Report in file order; the error's line is the first problem's.
         ordered = sorted(problems.errors, key=lambda e: (e[0] is None, e[0] or 0))
         raise ConfigError(path, "; ".join(message for _, message in ordered), line=ordered[0][0])
+    deprecated = dict(_DEPRECATED)
+    if cog is not None and cog < (0, 20):
+        del deprecated[("predict",)]  # the pinned Cog knows nothing else
     return [
-        message for key, message in _DEPRECATED.items() if _get(doc.data, key) not in (None, [], {})
+        message for key, message in deprecated.items() if _get(doc.data, key) not in (None, [], {})
     ]
+
+
+def _cog_release(version: str | None) -> tuple[int, ...] | None:
+    if version is None:
+        return None
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
 
 
 def _get(data: dict[str, Any], key: tuple[str, ...]) -> Any:

@@ -175,7 +175,7 @@ async def lint_build(ctx: PushContext) -> StepOutcome:
     if ctx.variant is None:
         from cogfleet._cogyaml import validate_cog_yaml
 
-        validate_cog_yaml(ctx.build_dir / "cog.yaml", ctx.build_dir)
+        validate_cog_yaml(ctx.build_dir / "cog.yaml", ctx.build_dir, cog_version=ctx.cog_version)
         problems = await asyncio.to_thread(ruff_problems, ctx.build_dir, "")
     else:
         problems = await asyncio.to_thread(ctx.plugins.lint, ctx.variant, ctx.build_dir)

@@ -695,8 +695,9 @@ def _write(repo: Repo, rendered: Rendered, plugins: Plugins) -> Rendered:
     rendered.written, rendered.removed = _sync(rendered.build_dir, rendered.files)
     try:
         rendered.warnings = validate_cog_yaml(
-            rendered.build_dir / "cog.yaml", rendered.build_dir
-        )
+            rendered.build_dir / "cog.yaml", rendered.build_dir,
+            cog_version=repo.pin_for(variant).version,
+        )  # fmt: skip
     except ConfigError as exc:
         shutil.rmtree(rendered.build_dir, ignore_errors=True)
         where, line = rendered.source_position("cog.yaml", exc.line)
@@ -799,6 +800,7 @@ def _variant_key(repo: Repo, variant: Variant, plugins: Plugins) -> str:
             variant.name, variant.family, str(variant.family_dir), str(variant.config_path),
             variant.model, variant.variables, variant.template, variant.overlay,
             variant.official_model, repo.settings.configs_dir,
+            repo.pin_for(variant).version,  # cog.yaml is validated for the pinned Cog
         ],
         "template_variables": plugins.template_variables(variant),
     }
