@@ -362,3 +362,15 @@ def test_unreadable_base_counts_deleted_files_for_every_variant(repo: Path, affe
     commit(repo, {"cog-safe-push-configs/orphan.yaml": None, "models/fam/extra.txt": None})
     expected = ["cog-safe-push-configs/orphan.yaml", "models/fam/extra.txt"]
     assert affected(repo) == {"alpha": expected, "beta": expected, "gamma": expected}
+
+
+def test_bytecode_caches_are_never_inputs(repo: Path, affected: Affect):
+    # a repo that does not git-ignore __pycache__: importing a plugin writes bytecode
+    # under plugins/, which must not make every variant affected
+    commit(repo, {".gitignore": ".cogfleet/\n"})
+    write_files(repo, {
+        "plugins/__pycache__/shout.cpython-311.pyc": b"\x00bytecode",
+        "models/fam/__pycache__/predict.cpython-311.pyc": b"\x00bytecode",
+        "models/fam/helper.pyc": b"\x00bytecode",
+    })
+    assert affected(repo, "main") == {}

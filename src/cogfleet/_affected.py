@@ -124,8 +124,21 @@ def changed_files(root: Path, ref: str) -> tuple[str, list[str]]:
     )
     untracked = _git_text(root, "ls-files", "--others", "--exclude-standard", "-z", "--", ".")
     paths = set(_nul_list(diff)) | set(_nul_list(untracked))
-    # cogfleet's own state (build folders, caches) is output, never an input
-    return base, sorted(p for p in paths if not p.startswith(f"{STATE_DIR}/"))
+    return base, sorted(p for p in paths if not _is_output(p))
+
+
+def _is_output(path: str) -> bool:
+    """Files no rendering reads: cogfleet's own state and Python's bytecode caches.
+
+    A repo that does not git-ignore ``__pycache__/`` would otherwise see every variant
+    affected as soon as a plugin under ``plugins/`` is imported once.
+    """
+    parts = PurePosixPath(path).parts
+    return (
+        path.startswith(f"{STATE_DIR}/")
+        or "__pycache__" in parts
+        or path.endswith((".pyc", ".pyo"))
+    )
 
 
 # --- reads -----------------------------------------------------------------------------
