@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 import yaml
 
@@ -174,3 +175,17 @@ def test_render_records_files_read(make_repo):
         "templates/partials/env.yaml.j2",
         "cog-safe-push-configs/alpha.yaml",
     }
+
+
+def test_state_folder_is_ignored_by_git_in_any_repo(make_repo, cli):
+    # a repo whose .gitignore says nothing of .cogfleet/: render must not litter git status
+    root = make_repo()
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    assert cli("render", cwd=root).code == 0
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=root,
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert (root / ".cogfleet" / "build" / "alpha" / "cog.yaml").is_file()
+    assert ".cogfleet" not in status
+    assert "models/fam/predict.py" in status  # the repo's own files still show

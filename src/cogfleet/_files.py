@@ -20,3 +20,20 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+_SELF_IGNORE = b"# written by cogfleet: build folders, caches and local server state\n*\n"
+
+
+def ensure_state_dir(state_dir: Path) -> Path:
+    """Create cogfleet's state folder (``.cogfleet/``) so that git ignores it by itself.
+
+    A ``.gitignore`` holding ``*`` inside it (as pytest and ruff do for their caches)
+    keeps build folders and server state out of ``git status`` and out of the changed
+    files ``cogfleet affected`` sees, in any repo, without touching the repo's own
+    ``.gitignore``.
+    """
+    marker = state_dir / ".gitignore"
+    if not marker.is_file():
+        write_atomic(marker, _SELF_IGNORE)
+    return state_dir

@@ -46,7 +46,7 @@ from cogfleet._config import SafePushConfig, parse_config
 from cogfleet._dockerignore import FILENAME as DOCKERIGNORE
 from cogfleet._dockerignore import DockerIgnore, walk
 from cogfleet._errors import ConfigError, TemplateError
-from cogfleet._files import write_atomic
+from cogfleet._files import ensure_state_dir, write_atomic
 from cogfleet._overlay import merge_overlay, source_line
 from cogfleet._plugins import Plugins
 from cogfleet._repo import (
@@ -692,6 +692,7 @@ def _write(repo: Repo, rendered: Rendered, plugins: Plugins) -> Rendered:
     manifest = _manifest_path(repo, variant)
     # gone before the folder changes: a crash mid-write must not leave a stale "up to date"
     manifest.unlink(missing_ok=True)
+    ensure_state_dir(repo.root / STATE_DIR)
     rendered.written, rendered.removed = _sync(rendered.build_dir, rendered.files)
     try:
         rendered.warnings = validate_cog_yaml(

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from cogfleet._dockerignore import FILENAME as DOCKERIGNORE
 from cogfleet._errors import ConfigError, UsageError
-from cogfleet._files import write_atomic
+from cogfleet._files import ensure_state_dir, write_atomic
 from cogfleet._plugins import Plugins
 from cogfleet._render import CONFIG_NAME, LOCAL_STATE, render_variant
 from cogfleet._repo import (
@@ -183,6 +183,7 @@ def select(repo: Repo, variant: Variant, plugins: Plugins) -> Selection:
         "files": {r: _digest(d) for r, d in materialized.items()},
         "root": {r: _digest(d) for r, d in targets.items()},
     }
+    ensure_state_dir(repo.root / STATE_DIR)
     write_atomic(_manifest_path(repo), json.dumps(manifest, sort_keys=True).encode())
     ignore = repo.root / DOCKERIGNORE
     current = ignore.read_text(encoding="utf-8") if ignore.is_file() else ""

@@ -20,6 +20,7 @@ import httpx
 from replicate.client import Client
 
 from cogfleet._errors import CheckFailed, RemoteError, UsageError
+from cogfleet._files import ensure_state_dir
 from cogfleet._http import ResilientTransport
 from cogfleet._target_base import PushFlags, Target, split_model
 from cogfleet.runtime import cog_cli_version
@@ -224,7 +225,7 @@ def open_target(
         else:
             from cogfleet.server import LocalServer
 
-            state = (repo_root or Path.cwd()) / ".cogfleet" / "local"
+            state = ensure_state_dir((repo_root or Path.cwd()) / ".cogfleet") / "local"
             server = stack.enter_context(LocalServer(state_dir=state))
             target = LocalTarget(server.base_url, server.token, embedded=True)
         stack.enter_context(contextlib.closing(target))
