@@ -13,7 +13,8 @@ from typing import Any
 
 from cogfleet._errors import ConfigError
 from cogfleet.schema._document import assemble_document, merge_documents, read_cog_refs
-from cogfleet.schema._source import SourceError, parse_target
+from cogfleet.schema._source import parse_target
+from cogfleet.schema._sourcefile import SourceError
 from cogfleet.schema._versions import Rules, UnknownCogVersion, rules_for
 
 __all__ = ["generate_schema"]

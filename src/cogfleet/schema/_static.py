@@ -10,8 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cogfleet.schema._annotations import Annotation
 from cogfleet.schema._document import title_case
-from cogfleet.schema._source import Annotation, Param, Signature, SourceError
+from cogfleet.schema._inputs import Param
+from cogfleet.schema._source import Signature
+from cogfleet.schema._sourcefile import SourceError
 from cogfleet.schema._versions import Rules
 
 __all__ = ["build_input_schema", "build_output_schema"]
