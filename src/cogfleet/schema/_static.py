@@ -49,7 +49,13 @@ def _unsupported(message: str) -> _TypeError:
     return _TypeError(f"unsupported type: {message}")
 
 
-def _unresolvable_imported(name: str, module: str) -> _TypeError:
+def _unresolvable_imported(name: str, module: str, rules: Rules) -> _TypeError:
+    if not rules.opaque:
+        return _TypeError(
+            f"cannot resolve output type '{name}' (imported from '{module}') \u2014 external "
+            "types cannot be statically analyzed. Define it as a BaseModel subclass in your "
+            "predict file, or provide a .pyi stub"
+        )
     return _TypeError(
         f"cannot resolve type '{name}' (imported from '{module}') - external types cannot be "
         "statically analyzed. If this is a JSON-shaped third-party type, mark it opaque with "
@@ -57,6 +63,18 @@ def _unresolvable_imported(name: str, module: str) -> _TypeError:
         f"`field: Annotated[{name}, Opaque]`. Otherwise define it as a BaseModel subclass in "
         "your predict file, or provide a .pyi stub"
     )
+
+
+def _unresolvable(name: str, rules: Rules) -> _TypeError:
+    what, dash = ("type", "-") if rules.opaque else ("output type", "\u2014")
+    return _TypeError(
+        f"cannot resolve {what} '{name}' {dash} it is not a primitive type (str, int, float, "
+        "bool, Path) and no BaseModel definition was found in the predict file"
+    )
+
+
+_OPTIONAL_OUTPUT = "unsupported output type: Optional is not allowed as a return type"
+_TYPING = ("typing", "typing_extensions")
 
 
 # ---------------------------------------------------------------------------
@@ -99,6 +117,9 @@ class _Resolver:
         return rest, self.imports.get(head), True
 
     def is_annotated(self, name: str) -> bool:
+        """``isAnnotated`` (0.20+; before, ``Annotated`` is not understood)."""
+        if not self.rules.opaque:
+            return False
         resolved, entry, qualified = self.qualified(name)
         if qualified:
             return (
@@ -114,6 +135,91 @@ class _Resolver:
             and entry[1] == "Annotated"
         )
 
+    def is_opaque(self, name: str) -> bool:
+        """``IsOpaque``: ``name`` is ``cog.Opaque``."""
+        resolved, entry, qualified = self.qualified(name)
+        if qualified:
+            return resolved == "Opaque" and entry is not None and entry[0] == "cog"
+        entry = self.imports.get(name)
+        return entry is not None and entry == ("cog", "Opaque")
+
+    def unwrap_opaque(self, ann: Annotation) -> Annotation | None:
+        """``unwrapOpaqueAnnotated``: the X of ``Annotated[X, ..., Opaque, ...]``."""
+        if ann.kind != "generic" or len(ann.args) < 2 or not self.is_annotated(ann.name):
+            return None
+        for metadata in ann.args[1:]:
+            if metadata.kind == "simple" and self.is_opaque(metadata.name):
+                return ann.args[0]
+        return None
+
+    def container_name(self, name: str) -> str | None:
+        """``opaqueContainerName``: ``List``/``list``/``Optional``/``Union`` from typing."""
+        resolved, entry, qualified = self.qualified(name)
+        if qualified:
+            if (
+                entry is not None
+                and entry[0] in _TYPING
+                and entry[1] == entry[0]
+                and resolved in ("List", "Optional", "Union")
+            ):
+                return resolved
+            return None
+        entry = self.imports.get(name)
+        if entry is not None:
+            if entry == ("builtins", "list"):
+                return "list"
+            if entry[0] in _TYPING and entry[1] in ("List", "Optional", "Union"):
+                return entry[1]
+            return None
+        return "list" if name == "list" else None
+
+    def unwrap_opaque_optional(self, ann: Annotation) -> Annotation | None:
+        """``unwrapOpaqueOptional``: X of ``Optional[X]``/``Union[X, None]``, typing-qualified."""
+        if ann.kind == "generic":
+            name = self.container_name(ann.name)
+            if name is None:
+                return None
+            if name == "Optional" and len(ann.args) == 1:
+                return ann.args[0]
+            if name == "Union" and len(ann.args) == 2:
+                for i, arg in enumerate(ann.args):
+                    if arg.kind == "simple" and arg.name == "None":
+                        return ann.args[1 - i]
+        return _unwrap_optional(ann)
+
+    def opaque_input(self, inner: Annotation) -> _InputType:
+        """``inputTypeFromFieldType(opaqueFieldType(inner))``: an opaque input's shape."""
+        unwrapped = self.unwrap_opaque(inner)
+        if unwrapped is not None:
+            return self.opaque_input(unwrapped)
+        if inner.kind == "simple" and self.container_name(inner.name) in ("List", "list"):
+            return _InputType("array", elem=_InputType("any"))
+        optional: Annotation | None = None
+        if inner.kind == "generic":
+            outer = self.container_name(inner.name)
+            optional = self.unwrap_opaque_optional(inner)
+            if optional is None:
+                if outer in ("List", "list"):
+                    return _InputType("array", elem=_InputType("any"))
+                if outer == "Optional" and len(inner.args) == 1:
+                    optional = inner.args[0]
+        elif inner.kind == "union":
+            optional = _unwrap_optional(inner)
+        if optional is None:
+            return _InputType("any")
+        shape = self.opaque_input(optional)
+        if shape.kind == "array":
+            return _InputType("array", elem=_InputType("any"), nullable=True)
+        return _InputType("any", nullable=True)
+
+    def opaque_output(self, inner: Annotation) -> dict[str, Any]:
+        """``opaqueSchemaType``: an array of objects for a list, else an object."""
+        if self.container_name(inner.name) in ("List", "list") and (
+            inner.kind == "simple" or (inner.kind == "generic" and len(inner.args) == 1)
+        ):
+            return {"items": {"type": "object"}, "type": "array"}
+        return {"type": "object"}
+
     def typed_dict(self, name: str) -> bool:
         return self.rules.typed_dicts and name in self.sig.typed_dicts
 
@@ -127,16 +233,19 @@ class _Resolver:
             return _InputType("any")
         if resolved not in _PRIMITIVES:
             if entry is not None:
-                raise _unresolvable_imported(resolved, entry[0])
+                raise _unresolvable_imported(resolved, entry[0], self.rules)
             imported = self.imports.get(resolved)
-            if imported is not None:
-                raise _unresolvable_imported(resolved, imported[0])
+            if imported is not None and self.rules.opaque:
+                raise _unresolvable_imported(resolved, imported[0], self.rules)
             raise _unsupported(resolved)
         if resolved == "Any":
             return _InputType("any")
         return _InputType("primitive", resolved)
 
     def input_type(self, ann: Annotation) -> _InputType:
+        opaque = self.unwrap_opaque(ann)
+        if opaque is not None:
+            return self.opaque_input(opaque)
         if ann.kind == "simple":
             return self.simple_input(ann.name)
         if ann.kind == "union":
@@ -159,7 +268,12 @@ class _Resolver:
         if outer in ("List", "list"):
             if len(ann.args) != 1:
                 raise _unsupported(f"List expects exactly 1 type argument, got {len(ann.args)}")
-            inner = self.input_type(ann.args[0])
+            opaque_item = self.unwrap_opaque(ann.args[0])
+            inner = (
+                self.opaque_input(opaque_item)
+                if opaque_item is not None
+                else self.input_type(ann.args[0])
+            )
             if inner.nullable or inner.kind in ("array", "union"):
                 raise _unsupported("nested generics like List[Optional[X]] are not supported")
             return _InputType("array", elem=inner)
@@ -192,6 +306,11 @@ class _Resolver:
     # -- outputs (SchemaType) ----------------------------------------------
 
     def output(self, ann: Annotation, seen: tuple[str, ...]) -> dict[str, Any]:
+        opaque = self.unwrap_opaque(ann)
+        if opaque is not None:
+            if self.unwrap_opaque_optional(opaque) is not None:
+                raise _TypeError(_OPTIONAL_OUTPUT)
+            return self.opaque_output(opaque)
         if ann.kind == "generic" and self.is_annotated(ann.name):
             return self.output(ann.args[0], seen)
         if ann.kind == "simple":
@@ -206,7 +325,7 @@ class _Resolver:
         if outer == "Optional":
             if len(ann.args) != 1:
                 raise _unsupported("Optional expects exactly 1 type argument")
-            raise _TypeError("unsupported output type: Optional is not allowed as a return type")
+            raise _TypeError(_OPTIONAL_OUTPUT)
         if outer == "Union":
             return self.union_output(Annotation("union", "", ann.args))
         if self.list_name(ann.name):
@@ -259,7 +378,7 @@ class _Resolver:
     def union_output(self, ann: Annotation) -> dict[str, Any]:
         args = ann.args
         if len(args) == 2 and any(a.kind == "simple" and a.name == "None" for a in args):
-            raise _TypeError("unsupported output type: Optional is not allowed as a return type")
+            raise _TypeError(_OPTIONAL_OUTPUT)
         raise _unsupported("union types are not supported as output")
 
     def simple_output(self, name: str, seen: tuple[str, ...]) -> dict[str, Any]:
@@ -277,14 +396,11 @@ class _Resolver:
             return {"items": {"type": "object"}, "type": "array"}
         if resolved not in _PRIMITIVES:
             if qualified and entry is not None:
-                raise _unresolvable_imported(resolved, entry[0])
+                raise _unresolvable_imported(resolved, entry[0], self.rules)
             imported = self.imports.get(resolved)
             if imported is not None:
-                raise _unresolvable_imported(resolved, imported[0])
-            raise _TypeError(
-                f"cannot resolve type '{resolved}' - it is not a primitive type (str, int, float, "
-                "bool, Path) and no BaseModel definition was found in the predict file"
-            )
+                raise _unresolvable_imported(resolved, imported[0], self.rules)
+            raise _unresolvable(resolved, self.rules)
         return _primitive_json(resolved)
 
     def model_allowed(self, name: str) -> bool:
@@ -317,9 +433,16 @@ class _Resolver:
         return result
 
     def field_output(self, ann: Annotation, seen: tuple[str, ...]) -> tuple[dict[str, Any], bool]:
+        opaque = self.unwrap_opaque(ann)
+        if opaque is not None:
+            optional = self.unwrap_opaque_optional(opaque)
+            if optional is not None:
+                return {**self.opaque_output(optional), "nullable": True}, False
+            return self.opaque_output(opaque), True
         if ann.kind == "generic" and self.is_annotated(ann.name):
             return self.field_output(ann.args[0], seen)
-        inner = _unwrap_optional(ann)
+        # unwrapFieldOptional (0.20+) also knows typing.Optional and aliases of it
+        inner = self.unwrap_opaque_optional(ann) if self.rules.opaque else _unwrap_optional(ann)
         if inner is not None:
             schema = self.output(inner, seen)
             schema["nullable"] = True
@@ -329,11 +452,11 @@ class _Resolver:
 
 def _unwrap_optional(ann: Annotation) -> Annotation | None:
     """``UnwrapOptional``: the X of ``Optional[X]``, ``Union[X, None]`` or ``X | None``."""
-    if ann.kind == "generic" and ann.name.rsplit(".", 1)[-1] == "Optional" and len(ann.args) == 1:
+    if ann.kind == "generic" and ann.name == "Optional" and len(ann.args) == 1:
         return ann.args[0]
-    if (
-        ann.kind == "union" or (ann.kind == "generic" and ann.name.rsplit(".", 1)[-1] == "Union")
-    ) and len(ann.args) == 2:
+    if (ann.kind == "union" or (ann.kind == "generic" and ann.name == "Union")) and len(
+        ann.args
+    ) == 2:
         for i, arg in enumerate(ann.args):
             if arg.kind == "simple" and arg.name == "None":
                 return ann.args[1 - i]

@@ -109,6 +109,14 @@ class Rules:
     typed_dicts: bool = True
     """0.19.3+: TypedDict classes are understood (inputs: objects; outputs: properties)."""
 
+    opaque: bool = True
+    """0.20+: ``Annotated[X, ...]`` is read as ``X`` and ``Annotated[X, cog.Opaque]`` as an
+    opaque JSON value (object, or array of objects for a list); before, ``Annotated`` is an
+    unsupported type. The error for an external type says ``cannot resolve type`` and
+    suggests ``Opaque`` (before: ``cannot resolve output type ... —``), and an input
+    type imported by name (``from torch import Tensor``) is reported as external (before:
+    ``unsupported type: Tensor``)."""
+
     run_method: bool = True
     """0.20+: a class's ``run()`` is preferred over ``predict()``, inherited methods count."""
 
@@ -172,6 +180,7 @@ def rules_for(version: str | None = None) -> Rules:
         cancel_title_case=v >= (0, 18, 0),
         description_constants=v >= (0, 19, 0),
         typed_dicts=v >= (0, 19, 3),
+        opaque=v >= (0, 20, 0),
         run_method=v >= (0, 20, 0),
         list_by_import=v >= (0, 20, 0),
         union_inputs=v >= (0, 21, 0),
