@@ -24,7 +24,7 @@ from typing import Any
 from cogfleet.schema._annotations import Annotation, parse_annotation
 from cogfleet.schema._project import ModelField, Project
 from cogfleet.schema._runtime_app import REF
-from cogfleet.schema._runtime_values import Evaluator
+from cogfleet.schema._runtime_values import Evaluator, InputRef, Scope
 from cogfleet.schema._sourcefile import SourceError, SourceFile
 from cogfleet.schema._versions import Rules, parse_version
 
@@ -164,13 +164,16 @@ class Renderer:
 
     # -- values ------------------------------------------------------------
 
-    def evaluate(self, node: ast.expr, what: str, line: int | None) -> Any:
+    def evaluate(
+        self, node: ast.expr, what: str, line: int | None, scope: Scope | None = None
+    ) -> Any:
         try:
-            return self.evaluator.value(node)
+            return self.evaluator.value(node, scope=scope)
         except (ValueError, TypeError, RecursionError):
+            text = (scope.module if scope is not None else self.module).segment(node)
             raise SourceError(
                 self.module.rel,
-                f"{what}: `{self.module.segment(node)}` cannot be evaluated without running "
+                f"{what}: `{text}` cannot be evaluated without running "
                 "the model's code",
                 line,
             ) from None
@@ -193,6 +196,18 @@ class Renderer:
         required: list[str] = []
         enums: dict[str, Any] = {}
         keep_order = not self.p2 or self.version >= (0, 16, 9)
+        # Defaults are evaluated in the class body (names bound above the method count).
+        owner = next(
+            (c for c in self.module.tree.body if isinstance(c, ast.ClassDef) and func in c.body),
+            None,
+        )
+        scope = Scope(self.module, owner, func.lineno)
+        refs = self._input_refs(pairs, scope)
+        # The SDK writes x-order into the Input() object and pops its choices: an object
+        # that several parameters share ends with the last one's order, choices only once.
+        last_order = {ref.key: order for order, ref in enumerate(refs) if ref and ref.shared}
+        popped: set[tuple[str, int, int]] = set()
+        no_default: set[str] = set()
         for order, (arg, default_node) in enumerate(pairs):
             name, line = arg.arg, arg.lineno
             if arg.annotation is None:
@@ -207,16 +222,24 @@ class Renderer:
             kwargs: dict[str, Any] = {}
             has_default = False
             default: Any = None
+            ref = refs[order]
+            shown_order = order
+            with_choices = False  # the Input() object was made with choices
             if default_node is not None:
-                if self._is_input(default_node):
-                    assert isinstance(default_node, ast.Call)
-                    kwargs = self._input_kwargs(default_node, name, line)
+                if ref is not None:
+                    kwargs = self._input_kwargs(ref, name, line)
                     if "default" in kwargs:
                         has_default = True
                         default = kwargs["default"]
+                    with_choices = bool(kwargs.get("choices"))
+                    if ref.shared:
+                        shown_order = last_order[ref.key]
+                        if ref.key in popped:
+                            kwargs.pop("choices", None)
+                        popped.add(ref.key)
                 else:
                     has_default = True
-                    default = self.evaluate(default_node, f"default of `{name}`", line)
+                    default = self.evaluate(default_node, f"default of `{name}`", line, scope)
             prop: dict[str, Any] = {}
             choices = kwargs.get("choices")
             if choices:
@@ -240,14 +263,14 @@ class Renderer:
                     prop["$ref"] = REF + name
                 else:
                     prop["allOf"] = [{"$ref": REF + name}]
-                prop["x-order"] = order
+                prop["x-order"] = shown_order
             else:
                 prop["title"] = _title(name)
                 prop.update(fragment)
                 if nullable:
                     prop["nullable"] = True
-                if keep_order:
-                    prop["x-order"] = order
+                if keep_order or with_choices:
+                    prop["x-order"] = shown_order
             if has_default and default is not None:
                 prop["default"] = _json_value(default)
             for key, out in (
@@ -263,6 +286,8 @@ class Renderer:
                     prop[out] = float(value) if key in ("ge", "le") else value
             if kwargs.get("deprecated"):
                 prop["deprecated"] = True
+            if not has_default:
+                no_default.add(name)
             if not has_default and (not nullable or (self.p2 and self.version < (0, 16, 9))):
                 required.append(name)
             properties[name] = prop
@@ -271,19 +296,23 @@ class Renderer:
         had_optional_required = (
             self.p2
             and self.version >= (0, 16, 9)
-            and any(name not in required and not _has_default(pairs, name) for name in properties)
+            and any(name not in required for name in no_default)
         )
         if required or had_optional_required:
             schema["required"] = required
         return schema, enums
 
-    def _is_input(self, node: ast.expr) -> bool:
-        if not isinstance(node, ast.Call):
-            return False
-        kind = self.types.kind(self.module.segment(node.func))
-        return _cog(kind) == "Input"
+    def _input_refs(
+        self, pairs: list[tuple[ast.arg, ast.expr | None]], scope: Scope
+    ) -> list[InputRef | None]:
+        """The ``Input(...)`` each parameter's default is (None: a plain value or none)."""
+        return [
+            None if default is None else self.evaluator.input_ref(default, scope)
+            for _, default in pairs
+        ]
 
-    def _input_kwargs(self, call: ast.Call, name: str, line: int | None) -> dict[str, Any]:
+    def _input_kwargs(self, ref: InputRef, name: str, line: int | None) -> dict[str, Any]:
+        call, scope = ref.call, ref.scope
         known = [
             "default",
             "description",
@@ -302,7 +331,7 @@ class Renderer:
                 raise SourceError(
                     self.module.rel, "Input() got too many positional arguments", line
                 )
-            kwargs[known[i]] = self.evaluate(arg, f"Input() argument of `{name}`", line)
+            kwargs[known[i]] = self.evaluate(arg, f"Input() argument of `{name}`", line, scope)
         for keyword in call.keywords:
             if keyword.arg is None:
                 raise SourceError(
@@ -314,7 +343,9 @@ class Renderer:
                     f"TypeError: Input() got an unexpected keyword argument '{keyword.arg}'",
                     line,
                 )
-            kwargs[keyword.arg] = self.evaluate(keyword.value, f"{keyword.arg} of `{name}`", line)
+            kwargs[keyword.arg] = self.evaluate(
+                keyword.value, f"{keyword.arg} of `{name}`", line, scope
+            )
         return kwargs
 
     # -- Output ------------------------------------------------------------
@@ -440,17 +471,6 @@ def _optional_inner(ann: Annotation, types: _Types) -> Annotation | None:
             if arg.kind == "simple" and arg.name == "None":
                 return args[1 - i]
     return None
-
-
-def _has_default(pairs: list[tuple[ast.arg, ast.expr | None]], name: str) -> bool:
-    for arg, default in pairs:
-        if arg.arg == name:
-            if default is None:
-                return False
-            if isinstance(default, ast.Call):
-                return any(k.arg == "default" for k in default.keywords) or bool(default.args)
-            return True
-    return False
 
 
 def _json_value(value: Any) -> Any:
