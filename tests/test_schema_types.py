@@ -173,3 +173,10 @@ def test_external_types_are_worded_by_version(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot resolve type 'Mystery' - it is not"):
         generate_schema(unknown, "0.21.0")
 
+
+def test_cog_names_the_sdk_lacks_fail_as_the_sdk_fails(tmp_path: Path) -> None:
+    # Cog <= 0.16 imported the predictor: `from cog import Opaque` is an ImportError there.
+    folder = build(tmp_path, TYPING, "value: Annotated[Payload, Opaque]")
+    with pytest.raises(ConfigError) as info:
+        generate_schema(folder, "0.16.12")
+    assert str(info.value) == "predict.py:2: ImportError: cannot import name 'Opaque' from 'cog'"

@@ -9,8 +9,7 @@ the same document from the source alone: the ``Input``/``Output`` components
 (:attr:`Rules.pydantic <cogfleet.schema.Rules.pydantic>`).
 
 A model with a trainer gets the training components and paths too. What the SDK
-refused is a :class:`SourceError` worded as the SDK words it; so is the one case not
-reproduced (predict and train sharing a ``choices`` input name under pydantic 2).
+refused is a :class:`SourceError` worded as the SDK words it.
 """
 
 from __future__ import annotations
@@ -35,6 +34,24 @@ from cogfleet.schema._versions import Rules
 
 __all__ = ["runtime_document"]
 
+_STATIC_ERA_NAMES = frozenset(
+    {"BaseRunner", "CancelationException", "FieldInfo", "Opaque", "URLFile", "URLPath",
+     "concurrent", "streaming"}
+)
+"""Names ``cog`` exports from 0.17 on that no SDK up to 0.16 has (an ImportError there)."""
+
+
+def _check_cog_imports(module: SourceFile) -> None:
+    for stmt in module.tree.body:
+        if isinstance(stmt, ast.ImportFrom) and stmt.module == "cog" and not stmt.level:
+            for alias in stmt.names:
+                if alias.name in _STATIC_ERA_NAMES:
+                    raise SourceError(
+                        module.rel,
+                        f"ImportError: cannot import name '{alias.name}' from 'cog'",
+                        stmt.lineno,
+                    )
+
 
 def _target(
     project: Project, ref: str, *, train: bool
@@ -44,6 +61,7 @@ def _target(
     module = project.module(str(Path(file)))
     if module is None:
         raise SourceError(file, "file not found")
+    _check_cog_imports(module)
     cls = next(
         (c for c in module.tree.body if isinstance(c, ast.ClassDef) and c.name == name), None
     )
@@ -82,31 +100,27 @@ def runtime_document(
     input_schema, output_schema, enums, extra = _render_mode(
         rules, project, predict_ref, train=False
     )
+    trained = None
+    if train_ref is not None:
+        trained = _render_mode(rules, project, train_ref, train=True)
+        train_input, _, train_enums, _ = trained
+        shared = [name for name in enums if name in train_enums]
+        if shared and rules.pydantic == 1:
+            # pydantic 1 maps both enum classes to one name and FastAPI fails.
+            raise SourceError(
+                train_ref.split(":", 1)[0],
+                f"KeyError: <enum '{shared[0]}'> (choices inputs of the same name in "
+                "predict and train)",
+            )
+        for name in shared:
+            _rename_enum(name, enums, input_schema, train_enums, train_input)
     components, paths = skeleton(rules, REF + "Input", REF + "Output")
     components["Input"] = input_schema
     components["Output"] = output_schema
     components.update(enums)
     components.update(extra)
-    if train_ref is not None:
-        train_input, train_output, train_enums, train_extra = _render_mode(
-            rules, project, train_ref, train=True
-        )
-        shared = sorted(set(enums) & set(train_enums))
-        if shared:
-            file = train_ref.split(":", 1)[0]
-            if rules.pydantic == 1:
-                # pydantic 1 maps both enum classes to one name and FastAPI fails.
-                raise SourceError(
-                    file,
-                    f"KeyError: <enum '{shared[0]}'> (choices inputs of the same name in "
-                    "predict and train)",
-                )
-            raise SourceError(
-                file,
-                f"choices input '{shared[0]}' in both predict and train: the document of Cog "
-                f"{rules.version} (pydantic 2 renames such enum components per module) is not "
-                "reproduced by cogfleet",
-            )
+    if trained is not None:
+        train_input, train_output, train_enums, train_extra = trained
         components.update(training_components(rules))
         components["TrainingInput"] = train_input
         components["TrainingOutput"] = train_output
@@ -121,3 +135,26 @@ def runtime_document(
     }
     remove_title_next_to_ref(doc)
     return doc
+
+
+def _rename_enum(
+    name: str,
+    enums: dict[str, Any],
+    input_schema: dict[str, Any],
+    train_enums: dict[str, Any],
+    train_input: dict[str, Any],
+) -> None:
+    """Name predict's and train's enum ``name`` apart, as pydantic 2 does.
+
+    Both enum classes are ``cog.predictor.<name>``: equal schemas share the component
+    ``name``; different ones become ``cog__predictor__<name>__<n>``, numbered in the
+    order FastAPI meets them, and the SDK's app has its training routes first.
+    """
+    if enums[name] == train_enums[name]:
+        return
+    for schemas, props, number in ((train_enums, train_input, 1), (enums, input_schema, 2)):
+        new = f"cog__predictor__{name}__{number}"
+        schemas[new] = schemas.pop(name)
+        prop = props["properties"][name]
+        target = prop["allOf"][0] if "allOf" in prop else prop
+        target["$ref"] = REF + new
