@@ -309,3 +309,32 @@ def test_imported_constant_in_default_counts_as_none_like_cog(tmp_path: Path) ->
     assert schema["required"] == ["steps"]
     assert schema["properties"]["local"]["default"] == 8
     assert json.dumps(schema)  # plain JSON
+
+
+def test_the_schema_command_follows_each_variants_pin(make_repo, cli) -> None:
+    root = make_repo({
+        "pyproject.toml": '[tool.cogfleet]\ncog-version = "0.19.3"\n',
+        "models/fam/variants.yaml": (
+            "alpha:\n  model: acme/alpha\n  variables: {steps: 4}\n"
+            "beta:\n  model: acme/beta\n  cog_version: \"0.15.8\"\n  variables: {steps: 8}\n"
+        ),
+    })
+    beta = cli("schema", "beta", cwd=root)
+    assert beta.code == 0, beta.err
+    build = root / ".cogfleet" / "build" / "beta"
+    assert beta.out == dumps_schema(generate_schema(build, "0.15.8"), "0.15.8") + "\n"
+    assert json.loads(beta.out)["components"]["schemas"]["PredictionRequest"]  # the SDK's
+    alpha = json.loads(cli("schema", "alpha", cwd=root).out)
+    assert alpha == generate_schema(root / ".cogfleet" / "build" / "alpha", "0.19.3")
+    summary = cli("schema", "--summary", cwd=root).out.splitlines()
+    assert summary == [
+        "alpha: 2 inputs (prompt, steps) [Cog 0.19.3]",
+        "beta: 2 inputs (prompt, steps) [Cog 0.15.8]",
+    ]
+    # a Cog that runs but whose schema rules cogfleet does not know: exit 2 at the pin
+    (root / "pyproject.toml").write_text('[tool.cogfleet]\ncog-version = "0.8.6"\n')
+    old = cli("schema", "alpha", cwd=root)
+    assert old.code == 2
+    assert old.err.strip() == (
+        "error: pyproject.toml:2: Cog 0.8.6: schema rules are known for Cog 0.9.9 to 0.23.1"
+    )

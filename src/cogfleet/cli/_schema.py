@@ -5,18 +5,25 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cogfleet._errors import ExitCode, UsageError
+from cogfleet._errors import ConfigError, ExitCode, UsageError
 from cogfleet.cli._common import Command, load_plugins, load_repo, out
+
+if TYPE_CHECKING:
+    from cogfleet.runtime import CogPin
 
 
 def cmd_schema(ns: argparse.Namespace) -> int:
     """Print the OpenAPI schema each variant's version would get.
 
-    One variant: the document itself. ``--summary``: one line per variant with its
-    inputs (every variant when none is named), which proves each predictor's source
-    gives a schema as Cog would derive it, i.e. that the variant builds. The source
-    is read, never imported, so this needs none of the models' packages.
+    One variant: the document itself, as the variant's pinned Cog would write it
+    (``[tool.cogfleet] cog-version``, ``cog_version:`` in variants.yaml; by default
+    the Cog SDK cogfleet is installed with). ``--summary``: one line per variant with
+    its inputs and Cog version (every variant when none is named), which proves each
+    predictor's source gives a schema as that Cog would derive it, i.e. that the
+    variant builds. The source is read, never imported, so this needs none of the
+    models' packages.
     """
     from cogfleet._render import render_variants
     from cogfleet.schema import dumps_schema, generate_schema
@@ -25,10 +32,12 @@ def cmd_schema(ns: argparse.Namespace) -> int:
     variants = repo.select(ns.variants)
     if not ns.summary and len(variants) != 1:
         raise UsageError("schema: name one VARIANT (or use --summary)")
+    pins = {v.name: _schema_pin(repo.pin_for(v)) for v in variants}
     rendered = render_variants(repo, variants, load_plugins(repo.root))
-    docs = [generate_schema(r.build_dir) for r in rendered]
+    docs = [generate_schema(r.build_dir, pins[r.variant.name]) for r in rendered]
     if not ns.summary:
-        out(json.dumps(docs[0], indent=2) if ns.pretty else dumps_schema(docs[0]))
+        doc = docs[0]
+        out(json.dumps(doc, indent=2) if ns.pretty else dumps_schema(doc, pins[variants[0].name]))
         return ExitCode.OK
     for r, doc in zip(rendered, docs, strict=True):
         parts = doc["components"]["schemas"]
@@ -37,8 +46,19 @@ def cmd_schema(ns: argparse.Namespace) -> int:
             if key in parts:
                 names = list(parts[key].get("properties") or {})
                 line.append(f"{len(names)} {label} ({', '.join(names)})")
-        out(f"{r.variant.name}: {'; '.join(line)}")
+        out(f"{r.variant.name}: {'; '.join(line)} [Cog {pins[r.variant.name]}]")
     return ExitCode.OK
+
+
+def _schema_pin(pin: CogPin) -> str:
+    """The pinned version, when cogfleet knows its schema rules; else exit 2 at the pin."""
+    from cogfleet.schema import UnknownCogVersion, rules_for
+
+    try:
+        rules_for(pin.version)
+    except UnknownCogVersion as exc:
+        raise ConfigError(pin.source, str(exc), pin.line) from None
+    return pin.version
 
 
 def cmd_schema_diff(ns: argparse.Namespace) -> int:

@@ -54,7 +54,7 @@ def generate_schema(build_dir: Path, cog_version: str | None = None) -> dict[str
     try:
         rules = rules_for(cog_version)
     except UnknownCogVersion as exc:
-        raise ConfigError(build_dir / "cog.yaml", str(exc)) from None
+        raise ConfigError("cog.yaml", str(exc)) from None
     predict_ref, train_ref = read_cog_refs(build_dir)
     try:
         if not rules.static:

@@ -307,11 +307,12 @@ class Models:
                         shutil.rmtree(dest)
                     tmp.rename(dest)
                     try:
-                        doc = await asyncio.to_thread(generate_schema, dest)
+                        # the document the pinned Cog's `cog build` writes (<= 0.16: the SDK's)
+                        doc = await asyncio.to_thread(generate_schema, dest, options.cog_version)
                     except ConfigError as exc:
                         shutil.rmtree(dest, ignore_errors=True)
                         raise ApiError(422, str(exc), "Invalid build") from exc
-                    await asyncio.to_thread(write_schema_file, dest, doc)
+                    await asyncio.to_thread(write_schema_file, dest, doc, options.cog_version)
                 schema = json.loads(schema_file.read_text())
             try:
                 prepared = await self.runtimes.prepare(dest, options)
