@@ -28,7 +28,7 @@ class Predictor(BasePredictor):
     def predict(
         self,
         prompt: str = Input(description="Text prompt"),
-        steps: int = Input(description="Steps", default=STEPS, ge=1, le=STEPS),
+        steps: int = Input(description="Steps", default=STEPS, ge=1, le=4),
     ) -> str:
         return f"{prompt}:{steps}"
 '''

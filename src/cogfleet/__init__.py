@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     hookspec: pluggy.HookspecMarker
     """Marker for hook specifications (used by :mod:`cogfleet.hookspecs`)."""
 
+    from cogfleet.hookspecs import LintWarning
+
 
 def __getattr__(name: str) -> Any:
     # The two markers are made on first use: commands that load no plugin (`--help`,
@@ -43,6 +45,10 @@ def __getattr__(name: str) -> Any:
             hookspec=pluggy.HookspecMarker(PROJECT_NAME),
         )
         return globals()[name]
+    if name == "LintWarning":  # part of the hook contract, which needs the markers
+        from cogfleet.hookspecs import LintWarning
+
+        return LintWarning
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -52,6 +58,7 @@ __all__ = [
     "CogfleetError",
     "ConfigError",
     "ExitCode",
+    "LintWarning",
     "PluginError",
     "RemoteError",
     "TemplateError",

@@ -171,17 +171,26 @@ async def _promote_and_release(ctx: PushContext, by_phase: dict[Phase, list[Step
 
 
 async def lint_build(ctx: PushContext) -> StepOutcome:
-    """Ruff and lint plugins on the build folder (cog.yaml and config were validated)."""
+    """Ruff and lint plugins on the build folder (cog.yaml and config were validated).
+
+    Warnings (:class:`~cogfleet.LintWarning`) are in the step's message and fail nothing.
+    """
+    from cogfleet import LintWarning
+
     if ctx.variant is None:
         from cogfleet._cogyaml import validate_cog_yaml
 
         validate_cog_yaml(ctx.build_dir / "cog.yaml", ctx.build_dir, cog_version=ctx.cog_version)
-        problems = await asyncio.to_thread(ruff_problems, ctx.build_dir, "")
+        answers = await asyncio.to_thread(ruff_problems, ctx.build_dir, "")
     else:
-        problems = await asyncio.to_thread(ctx.plugins.lint, ctx.variant, ctx.build_dir)
+        answers = await asyncio.to_thread(
+            ctx.plugins.lint, ctx.variant, ctx.build_dir, ctx.cog_pin
+        )
+    problems = [a for a in answers if not isinstance(a, LintWarning)]
+    warnings = [f"warning: {a}" for a in answers if isinstance(a, LintWarning)]
     if problems:
-        raise CheckFailed("; ".join(problems[:10]))
-    return passed("ruff, cog.yaml and config are clean")
+        raise CheckFailed("; ".join([*problems[:10], *warnings]))
+    return passed("; ".join(["ruff, cog.yaml and config are clean", *warnings]))
 
 
 async def push_test(ctx: PushContext) -> StepOutcome:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # annotations only: rendering and linting never load the step
     from cogfleet._repo import Variant
     from cogfleet._result import RunResult
     from cogfleet._steps import ProgressEvent, PushContext, Step
+    from cogfleet.runtime import CogPin
 
 DISABLE_ENV = "COGFLEET_DISABLE_PLUGINS"
 
@@ -187,9 +188,17 @@ class Plugins:
 
     # -- lint --------------------------------------------------------------------------
 
-    def lint(self, variant: Variant, build_dir: Path) -> list[str]:
+    def lint(
+        self, variant: Variant, build_dir: Path, cog_pin: CogPin | None = None
+    ) -> list[str]:
+        """Every plugin's lint answers (:class:`~cogfleet.LintWarning` ones fail nothing)."""
+        from cogfleet.runtime import installed_pin
+
         problems: list[str] = []
-        for answer in reversed(self.pm.hook.cogfleet_lint(variant=variant, build_dir=build_dir)):
+        answers = self.pm.hook.cogfleet_lint(
+            variant=variant, build_dir=build_dir, cog_pin=cog_pin or installed_pin()
+        )
+        for answer in reversed(answers):
             problems.extend(answer or [])
         return problems
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # annotations only: loading the plugin manager stays light
     from cogfleet._repo import Variant
     from cogfleet._result import RunResult
     from cogfleet._steps import ProgressEvent, PushContext, Step
+    from cogfleet.runtime import CogPin
 
 
 # --- configure -------------------------------------------------------------------
@@ -57,13 +58,25 @@ def cogfleet_template_filters(register: Callable[[str, Callable[..., Any]], None
 # --- lint ------------------------------------------------------------------------
 
 
-@hookspec
-def cogfleet_lint(variant: Variant, build_dir: Path) -> list[str] | None:
-    """Lint the rendered build folder of ``variant``.
+class LintWarning(str):
+    """A lint answer that is shown, with the variant's name, but fails nothing.
 
-    Return a list of problems, each one line that names the file
-    (``predict.py:3: F401 unused import``), or ``None``/``[]`` when clean.
-    The answers of every plugin are collected; any problem fails the lint step.
+    ``cogfleet_lint`` answers are strings; ``LintWarning("predict.py:3: ...")`` marks
+    one as a warning (``from cogfleet import LintWarning``).
+    """
+
+    __slots__ = ()
+
+
+@hookspec
+def cogfleet_lint(variant: Variant, build_dir: Path, cog_pin: CogPin) -> list[str] | None:
+    """Lint the rendered build folder of ``variant``, which builds with Cog ``cog_pin``.
+
+    ``cog_pin`` is the variant's pinned Cog version (``cog_pin.version``) and where the
+    pin is written (``cog_pin.describe()``). Return a list of problems, each one line
+    that names the file (``predict.py:3: F401 unused import``), or ``None``/``[]``
+    when clean. The answers of every plugin are collected; any problem fails the lint
+    step, except a :class:`LintWarning`, which is shown and fails nothing.
     """
 
 

@@ -16,7 +16,7 @@ from cogfleet._repo import STATE_DIR, Variant
 from cogfleet._ruff import Source, entry_files, lint_sources
 
 
-def _root_of(variant: Variant, build_dir: Path) -> Path:
+def root_of(variant: Variant, build_dir: Path) -> Path:
     """The repository root: a build folder is ``<root>/.cogfleet/build/<variant>``.
 
     Paths in messages are relative to it (the family folder for any other build folder).
@@ -52,5 +52,5 @@ def variant_sources(variant: Variant, build_dir: Path, root: Path) -> list[Sourc
 @hookimpl
 def cogfleet_lint(variant: Variant, build_dir: Path) -> list[str]:
     """ruff with the repository's own configuration on the run/predict/train sources."""
-    root = _root_of(variant, build_dir)
+    root = root_of(variant, build_dir)
     return lint_sources(root, variant_sources(variant, build_dir, root))

@@ -1,15 +1,71 @@
-"""Built-in gate steps: schema lint and backwards compatibility with the live version."""
+"""Built-in schema checks: what the source publishes under the pinned Cog (lint), schema
+lint and backwards compatibility with the live version (gate steps)."""
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from cogfleet import hookimpl
+from cogfleet import LintWarning, hookimpl
 from cogfleet._errors import CheckFailed, CogfleetError
+from cogfleet._repo import Variant
 from cogfleet._steps import PushContext, Step, StepOutcome, passed, skipped
+from cogfleet.builtins.lint import root_of
+
+if TYPE_CHECKING:
+    from cogfleet.runtime import CogPin
 
 _INPUT_SCHEMAS = {"predict": "Input", "train": "TrainingInput"}
+
+
+@hookimpl
+def cogfleet_lint(variant: Variant, build_dir: Path, cog_pin: CogPin) -> list[str]:
+    """Input(...) arguments the pinned Cog leaves out of the schema, by file:line.
+
+    Under a Cog that drops them (0.17 on) they fail the lint: the published schema
+    differs from the code. Under Cog <= 0.16 they are warnings: an upgrade drops them.
+    A source whose schema cannot be made gives nothing here (the push reports it).
+    """
+    from cogfleet.schema import UnknownCogVersion, source_findings
+
+    pin = f"Cog {cog_pin.describe()}" if cog_pin.source != "installed" else None
+    try:
+        findings = source_findings(build_dir, cog_pin.version, pin)
+    except (CogfleetError, UnknownCogVersion):
+        return []
+    root = root_of(variant, build_dir)
+    answers: list[str] = []
+    for finding in findings:
+        where, line = _source_position(variant, build_dir, root, finding.file, finding.line)
+        text = f"{where}:{line}: {finding.message}" if line else f"{where}: {finding.message}"
+        answers.append(text if finding.fails else LintWarning(text))
+    return answers
+
+
+def _source_position(
+    variant: Variant, build_dir: Path, root: Path, rel: str, line: int | None
+) -> tuple[str, int | None]:
+    """Where the user wrote ``rel:line`` of the build folder (a template's line for .j2)."""
+    plain = variant.family_dir / rel
+    template = variant.family_dir / f"{rel}.j2"
+    if plain.is_file():
+        return _shown(plain, root, build_dir / rel), line
+    if template.is_file() and line is not None:
+        from cogfleet._ruff import template_lines
+
+        rendered = (build_dir / rel).read_text(encoding="utf-8", errors="replace")
+        mapping = template_lines(template.read_text(encoding="utf-8", errors="replace"), rendered)
+        mapped = mapping[line - 1] if 1 <= line <= len(mapping) else None
+        return _shown(template, root, build_dir / rel), mapped
+    return _shown(build_dir / rel, root, build_dir / rel), line
+
+
+def _shown(path: Path, root: Path, fallback: Path) -> str:
+    for candidate in (path, fallback):
+        with contextlib.suppress(ValueError):
+            return candidate.resolve().relative_to(root.resolve()).as_posix()
+    return path.as_posix()
 
 
 @hookimpl

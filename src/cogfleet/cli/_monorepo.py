@@ -41,7 +41,12 @@ def cmd_render(ns: argparse.Namespace) -> int:
 
 
 def cmd_lint(ns: argparse.Namespace) -> int:
-    """Render, then lint each variant (ruff, cog.yaml, config, lint plugins)."""
+    """Render, then lint each variant (ruff, cog.yaml, config, lint plugins).
+
+    Warnings (``cog.yaml`` deprecations, :class:`~cogfleet.LintWarning` answers) go to
+    stderr with the variant's name and fail nothing.
+    """
+    from cogfleet import LintWarning
     from cogfleet._render import render_variants
 
     repo = load_repo(ns)
@@ -49,9 +54,12 @@ def cmd_lint(ns: argparse.Namespace) -> int:
     plugins = load_plugins(repo.root)
     failed = False
     for rendered in render_variants(repo, variants, plugins):
-        problems = plugins.lint(rendered.variant, rendered.build_dir)
-        for warning in rendered.warnings:
-            sys.stderr.write(f"warning: {rendered.variant.name}: {warning}\n")
+        variant = rendered.variant
+        answers = plugins.lint(variant, rendered.build_dir, repo.pin_for(variant))
+        warnings = [*rendered.warnings, *(a for a in answers if isinstance(a, LintWarning))]
+        problems = [a for a in answers if not isinstance(a, LintWarning)]
+        for warning in warnings:
+            sys.stderr.write(f"warning: {variant.name}: {warning}\n")
         if problems:
             failed = True
             for problem in problems:

@@ -9,6 +9,7 @@
 - :mod:`._compat` decides whether a new document breaks an old one.
 - :mod:`._fuzz` derives valid inputs from a document.
 - :mod:`._changes` lists every difference of two documents (the reports' table).
+- :mod:`._lint` names what in the source the pinned Cog leaves out of the schema.
 
 The fuzz helpers are loaded on first use (they pull in ``jsonschema``), so importing
 this package stays cheap for commands that only need a document.
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
         required_only_inputs,
         validate_inputs,
     )
+    from cogfleet.schema._lint import SourceFinding, source_findings
 
 _LAZY = {
     "fuzz_prompt": "_fuzz",
@@ -59,12 +61,15 @@ _LAZY = {
     "required_only_inputs": "_fuzz",
     "validate_inputs": "_fuzz",
     "schema_changes": "_changes",
+    "SourceFinding": "_lint",
+    "source_findings": "_lint",
 }
 
 __all__ = [
     "COG_CLI_VERSION",
     "SCHEMA_FILE",
     "Rules",
+    "SourceFinding",
     "UnknownCogVersion",
     "assemble_document",
     "check_compatibility",
@@ -85,6 +90,7 @@ __all__ = [
     "resolve_refs",
     "rules_for",
     "schema_changes",
+    "source_findings",
     "title_case",
     "validate_inputs",
     "write_schema_file",

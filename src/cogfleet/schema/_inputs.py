@@ -274,10 +274,9 @@ class InputRegistry:
                 if number is not None:
                     setattr(info, name, number)
                 literal = number
+            info.unread = [u for u in info.unread if u.keyword != name]
             if literal is None:
                 info.unread.append(Unread(name, text, value.lineno, via))
-            else:
-                info.unread = [u for u in info.unread if u.keyword != name]
         return info
 
 
