@@ -3,7 +3,8 @@
 - :mod:`._generate` gives a build folder's document under a Cog version, reading
   the predictor's source without importing it (:mod:`._source` and the modules it
   names), with that version's rules (:mod:`._versions`): Cog's static generator
-  (:mod:`._static`, >= 0.17) or the document the SDK wrote (:mod:`._runtime`, <= 0.16).
+  (:mod:`._static` with :mod:`._static_types`, >= 0.17) or the document the SDK wrote
+  (:mod:`._runtime`, <= 0.16).
 - :mod:`._document` assembles Cog's fixed components and paths, merges predict and
   train documents and serialises them as Cog's Go generator does.
 - :mod:`._compat` decides whether a new document breaks an old one.
