@@ -4,6 +4,7 @@ not (Cog <= 0.16) but an upgrade would."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -246,3 +247,25 @@ def test_the_lint_step_fails_or_warns_by_the_variants_pin(make_repo, cli, tmp_pa
         expected = generate_schema(root / ".cogfleet" / "build" / "beta", "0.15.8")
         assert version.openapi_schema == expected
         assert expected["components"]["schemas"]["Input"]["properties"]["steps"]["maximum"] == 4
+
+
+def test_safe_push_in_one_cog_folder_lints_by_its_cog_version(cli, tmp_path):
+    from cogfleet.server._embedded import LocalServer
+
+    write_files(tmp_path / "echo", {
+        "cog.yaml": 'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n',
+        "predict.py": PREDICT.replace("from settings import HELP, SEED\n", "")
+        .replace("description=HELP, default=SEED", 'description="Seed", default=4')
+        .replace("le=(10)", "le=10"),
+    })
+    report = tmp_path / "report.json"
+    with LocalServer(state_dir=tmp_path / "state") as server:
+        result = cli("safe-push", "acme/echo", "--cog-version", "0.22.0", "--local-url",
+                     server.base_url, "--report-json", str(report), cwd=tmp_path / "echo")
+    assert result.code == ExitCode.CHECKS_FAILED
+    lint = json.loads(report.read_text())["steps"][0]
+    assert (lint["name"], lint["status"]) == ("lint", "failed")
+    assert lint["message"].startswith(
+        "predict.py:10: input 'steps': le=MAX_STEPS is not a literal, and Cog 0.22.0 "
+        "(--cog-version) leaves it out"
+    )

@@ -182,6 +182,7 @@ async def lint_build(ctx: PushContext) -> StepOutcome:
 
         validate_cog_yaml(ctx.build_dir / "cog.yaml", ctx.build_dir, cog_version=ctx.cog_version)
         answers = await asyncio.to_thread(ruff_problems, ctx.build_dir, "")
+        answers += await asyncio.to_thread(_schema_answers, ctx)
     else:
         answers = await asyncio.to_thread(
             ctx.plugins.lint, ctx.variant, ctx.build_dir, ctx.cog_pin
@@ -191,6 +192,20 @@ async def lint_build(ctx: PushContext) -> StepOutcome:
     if problems:
         raise CheckFailed("; ".join([*problems[:10], *warnings]))
     return passed("; ".join(["ruff, cog.yaml and config are clean", *warnings]))
+
+
+def _schema_answers(ctx: PushContext) -> list[str]:
+    """One Cog folder (no variant, so no lint plugins): what the pinned Cog leaves out."""
+    from cogfleet import LintWarning
+    from cogfleet.schema import UnknownCogVersion, source_findings
+
+    pin = ctx.cog_pin
+    label = f"Cog {pin.describe()}" if pin is not None and pin.source != "installed" else None
+    try:
+        findings = source_findings(ctx.build_dir, ctx.cog_version, label)
+    except (CogfleetError, UnknownCogVersion):
+        return []  # the push reports a source Cog cannot read
+    return [str(f) if f.fails else LintWarning(str(f)) for f in findings]
 
 
 async def push_test(ctx: PushContext) -> StepOutcome:
