@@ -116,10 +116,14 @@ def test_the_sdk_environments_follow_the_cli(sdk_documents: dict[str, dict[str, 
 
 
 def test_what_only_the_sdk_builds_is_built(sdk_documents: dict[str, dict[str, Any]]) -> None:
-    # Inputs held by module constants and helper functions: every SDK builds them (the
-    # static parser does not); predict and train sharing choices names: pydantic 2 only.
+    # Inputs held by module constants, class-body names and helper functions: every SDK
+    # builds them (the static parser does not); a class naming itself in its own body
+    # (`Predictor.seed`) is the other way round; predict and train sharing choices
+    # names: pydantic 2 only.
     for version in SDK_VERSIONS:
         assert isinstance(sdk_documents[version]["input_helpers"], dict)
+        assert isinstance(sdk_documents[version]["input_class_body"], dict)
+        assert "NameError" in sdk_documents[version]["input_own_class"]
         pydantic2 = rules_for(version).pydantic == 2
         for case in ("predict_and_train", "predict_and_train_shared_choices"):
             assert isinstance(sdk_documents[version][case], dict) is pydantic2

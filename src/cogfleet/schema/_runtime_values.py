@@ -231,6 +231,8 @@ class Evaluator:
         found = self._class(node.id, scope.module, depth)
         if found is not None:
             cls, module = found
+            if cls is scope.cls:
+                return None  # a class body cannot name its own class: NameError in Python
             return (lambda attr: _class_binding(cls, attr, None)), Scope(module, cls)
         entry = scope.module.imports.get(node.id)
         if entry is not None and entry[0] == entry[1] and entry[0] != "builtins":
@@ -316,6 +318,8 @@ class Evaluator:
         owner = self._class(func.value.id, module, depth)
         if owner is not None:
             cls, cls_module = owner
+            if cls is scope.cls:
+                return None  # NameError in Python, as above
             method = next(
                 (
                     stmt
