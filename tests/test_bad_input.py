@@ -265,3 +265,93 @@ def test_serve_bad_flags(tmp_path, args, what):
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / ".cogfleet").exists()
 
+
+
+# --- the command line ------------------------------------------------------------------
+
+CLI_CASES = [
+    pytest.param(["--predict-timeout", "-5"], "",
+                 ["--predict-timeout", "must be a positive integer, got -5"],
+                 id="predict-timeout-negative"),
+    pytest.param(["--predict-timeout", "0"], "", ["--predict-timeout", "positive"],
+                 id="predict-timeout-zero"),
+    pytest.param(["--predict-timeout", "soon"], "", ["--predict-timeout", "'soon'"],
+                 id="predict-timeout-not-a-number"),
+    pytest.param(["--parallel", "0"], "", ["--parallel", "must be a positive integer, got 0"],
+                 id="parallel-zero"),
+    pytest.param(["--fuzz-iterations", "-1"], "", ["--fuzz-iterations", "at least 0"],
+                 id="fuzz-iterations-negative"),
+    pytest.param(["--fuzz-seed", "x"], "", ["--fuzz-seed"], id="fuzz-seed-not-a-number"),
+    pytest.param(["--target", "production"], "", ["--target", "invalid choice"],
+                 id="target-unknown"),
+    pytest.param(["--report-json", "models/fam/predict.py/r.json"],
+                 "--report-json models/fam/predict.py/r.json",
+                 ["models/fam/predict.py is a file, not a folder"], id="report-inside-a-file"),
+    pytest.param(["--report-json", "models"], "--report-json models", ["is a folder"],
+                 id="report-is-a-folder"),
+    pytest.param(["--junit-xml", "models/fam/predict.py/j.xml"], "--junit-xml", ["is a file"],
+                 id="junit-inside-a-file"),
+    pytest.param(["--markdown", "models/fam/predict.py/s.md"], "--markdown", ["is a file"],
+                 id="markdown-inside-a-file"),
+    pytest.param(["--local-url", "ftp://example.org"], "--local-url ftp://example.org",
+                 ["expected http://HOST:PORT"], id="local-url-wrong-scheme"),
+    pytest.param(["--local-url", "localhost"], "--local-url localhost",
+                 ["expected http://HOST:PORT"], id="local-url-no-scheme"),
+    pytest.param(["--local-url", "http://[::1"], "--local-url", ["not a URL"],
+                 id="local-url-malformed"),
+    pytest.param(["--local-url", "http://127.0.0.1:{closed}"], "--local-url",
+                 ["cannot reach it", "cogfleet serve"], id="local-url-unreachable"),
+    pytest.param(["--secret", "api_key"], "--secret api_key", ["expected id=NAME,src=PATH"],
+                 id="secret-malformed"),
+    pytest.param(["--secret", "id=k,src=no/such/file"], "--secret", ["is not a file"],
+                 id="secret-missing-file"),
+    pytest.param(["--test-model", "no-slash"], "", ["--test-model", "expected 'owner/name'"],
+                 id="test-model-malformed"),
+    pytest.param(["--test-case", "no-equals-sign"], "", ["--test-case", "key=value"],
+                 id="test-case-malformed"),
+    pytest.param(["--fuzz-fixed-inputs", "a=1;b"], "", ["--fuzz-fixed-inputs", "key=value"],
+                 id="fuzz-fixed-inputs-malformed"),
+    pytest.param(["--no-such-flag"], "", ["unrecognized arguments: --no-such-flag"],
+                 id="unknown-flag"),
+]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(("args", "where", "what"), CLI_CASES)
+def test_bad_command_lines(push_broken, args, where, what):
+    args = [a.replace("{closed}", str(_closed_port())) for a in args]
+    result, root = push_broken({}, *args)
+    assert_rejected(result, root, where, *what)
+
+
+def test_unknown_variant_lists_the_known_ones(make_repo, cli):
+    root = make_repo()
+    result = cli("push", "gamma", "--report-json", "report.json", cwd=root)
+    assert_rejected(result, root, "", "unknown variant 'gamma'", "valid: alpha, beta")
+
+
+def test_local_url_of_something_else(make_repo, cli, tmp_path):
+    """A URL that answers, but not as a Replicate-compatible API (here: an Anthropic API)."""
+    from tests.fakes.anthropic_server import FakeAnthropic
+
+    root = make_repo()
+    with FakeAnthropic() as other:
+        result = cli("push", "alpha", "--local-url", other.base_url,
+                     "--report-json", "report.json", cwd=root)
+    assert_rejected(result, root, f"--local-url {other.base_url}",
+                    "not a Replicate-compatible API")
+
+
+def test_local_url_that_rejects_the_token(make_repo, cli, tmp_path):
+    from cogfleet.server._embedded import LocalServer
+
+    root = make_repo()
+    with LocalServer(state_dir=tmp_path / "state", token="the-right-one") as server:
+        result = cli("push", "alpha", "--local-url", server.base_url,
+                     "--report-json", "report.json", cwd=root)
+    assert_rejected(result, root, "--local-url", "rejected the token", "COGFLEET_LOCAL_TOKEN")
