@@ -11,6 +11,7 @@ proxy in front of that server (tests/fakes/fault_proxy.py).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -24,16 +25,16 @@ import replicate
 
 from cogfleet._checks import CheckContext, CheckResult, OutputFile
 from cogfleet._config import SafePushConfig, TestCase
-from cogfleet._errors import CheckFailed, RemoteError
+from cogfleet._errors import CheckFailed, ConfigError, RemoteError
 from cogfleet._pipeline import _timed
 from cogfleet._plugins import Plugins
 from cogfleet._predict import FileCache, Predictions
 from cogfleet._result import RunResult
-from cogfleet._steps import PushContext, PushOptions, passed
+from cogfleet._steps import PushContext, PushOptions, passed, skipped
 from cogfleet._target import LocalTarget
 from cogfleet.builtins import checkers as builtin_checkers
 from cogfleet.builtins.release import deployment, promote
-from cogfleet.schema._compat import check_compatibility
+from cogfleet.schema._compat import check_compatibility, load_schema_file
 from cogfleet.server._embedded import LocalServer
 from cogfleet.server._push import push_build
 from tests.fakes.anthropic_server import FakeAnthropic
@@ -629,3 +630,150 @@ def test_unchanged_build_files_are_not_rewritten(make_repo, cli):
     assert result.code == 0 and "0 changed" in result.out
     after = {p: p.stat().st_mtime_ns for p in build.rglob("*") if p.is_file()}
     assert after == before
+
+
+# --- exact verdicts and messages (a verdict of None or a wrong message is a bug too) -----
+
+
+@pytest.mark.parametrize(
+    ("name", "expected", "output", "status", "error", "verdict"),
+    [
+        ("exact_string", "hi", "ho", "succeeded", None, (False, "expected 'hi', got 'ho'")),
+        ("exact_string", 42, "42", "succeeded", None, (True, "output is '42'")),
+        ("exact_string", "hi", {"a": 1}, "succeeded", None,
+         (False, "expected the string 'hi', got {\"a\": 1}")),
+        ("exact_string", "hi", None, "succeeded", None,
+         (False, "expected the string 'hi', got null")),
+        ("exact_string", "hi", 7, "succeeded", None, (False, "expected 'hi', got '7'")),
+        ("exact_string", "hi", "hi", "failed", "boom", (False, "prediction failed: boom")),
+        ("exact_string", "hi", "hi", "canceled", None, (False, "prediction canceled")),
+        ("jq_query", ".a", "not json", "succeeded", None,
+         (False, "output is not JSON: not json")),
+        ("jq_query", ".a", {"a": 3}, "succeeded", None, (True, "jq '.a' gave 3")),
+        ("jq_query", ".a", {"a": 0}, "succeeded", None, (True, "jq '.a' gave 0")),
+        ("jq_query", ".a", {"a": ""}, "succeeded", None,
+         (False, "jq '.a' gave  on {\"a\": \"\"}")),
+        ("jq_query", ".a", {"a": [1]}, "succeeded", None, (True, "jq '.a' gave [1]")),
+        ("jq_query", ".a", {"a": False}, "succeeded", None,
+         (False, "jq '.a' gave false on {\"a\": false}")),
+        ("jq_query", "empty", {"a": 1}, "succeeded", None,
+         (False, "jq 'empty' produced no result on {\"a\": 1}")),
+        ("error_contains", "bad", "ok", "succeeded", None,
+         (False, "expected the prediction to fail with 'bad', but it succeeded with ok")),
+        ("error_contains", "bad", None, "canceled", None,
+         (False, "expected the prediction to fail with 'bad', but it was canceled")),
+        ("error_contains", "bad", None, "failed", "a bad input",
+         (True, "failed as expected: a bad input")),
+        ("error_contains", "bad", None, "failed", None,
+         (False, "expected the error to contain 'bad', got ''")),
+        ("error_contains", "bad", None, "failed", "x" * 600,
+         (False, "expected the error to contain 'bad', got '" + "x" * 499 + "…'")),
+    ],
+)
+def test_checker_verdicts_exactly(name, expected, output, status, error, verdict):
+    result = _check(name, expected, output, status=status, error=error)
+    assert (result.passed, result.message) == verdict
+    assert type(result.passed) is bool
+
+
+def test_jq_runtime_error_message_is_one_line_without_the_prefix():
+    result = _check("jq_query", ".a.b", {"a": 1})
+    assert result.passed is False
+    assert result.message.startswith("jq '.a.b' failed: Cannot index number with")
+    assert "jq: error" not in result.message and not result.message.endswith(":")
+
+
+@pytest.mark.parametrize(
+    ("checker", "value", "message"),
+    [
+        ("match_url", "", "match_url must be a non-empty string, got "),
+        ("match_url", 3, "match_url must be a non-empty string, got 3"),
+        ("match_url", "data:image/png;base64,", "match_url data URI holds no data"),
+        ("jq_query", ".a |", "jq_query '.a |' does not compile: syntax error, unexpected end "
+         "of file"),
+        ("match_prompt", None, "match_prompt must be a non-empty string, got null"),
+    ],
+)
+def test_checker_validation_messages(checker, value, message):
+    validate = {c.name: c for c in builtin_checkers.CHECKERS}[checker].validate
+    with pytest.raises(ValueError) as caught:
+        validate(value)
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value) and not str(caught.value).endswith(":")
+
+
+def test_jq_truthiness():
+    from cogfleet.builtins.checkers import _jq_truthy
+
+    assert [_jq_truthy(v) for v in (None, False, "", [], {}, 0, "x", [0], {"a": 1}, True)] == [
+        False, False, False, False, False, True, True, True, True, True]
+
+
+def test_deployment_is_skipped_when_nothing_was_promoted(tmp_path):
+    """``no_push or nothing promoted`` (not ``and``): no deployment without a promotion."""
+    ctx = _bare_ctx(tmp_path)
+    ctx.config = SafePushConfig(model="acme/bare", deployment={"name": "d"})
+    assert run(deployment(ctx)) == skipped("nothing was promoted")
+    ctx.options.no_push = True
+    ctx.promoted_version = "abc"
+    assert run(deployment(ctx)) == skipped("nothing was promoted")
+    ctx.config = SafePushConfig(model="acme/bare")
+    assert run(deployment(ctx)) == skipped("no deployment section")
+
+
+@pytest.mark.parametrize("component", ["Output", "TrainingInput", "TrainingOutput"])
+def test_schema_file_refs_are_resolved_in_every_component(tmp_path, component):
+    doc = _doc({"type": "string"})
+    doc["components"]["schemas"][component] = {"$ref": "#/components/schemas/Missing"}
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError) as caught:
+        load_schema_file(path)
+    assert str(caught.value) == (
+        f"{path}: schema: $ref '#/components/schemas/Missing' does not resolve"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"openapi_schema": null}', "the version object's openapi_schema is empty"),
+        ("[1]", "not an OpenAPI document (expected a JSON object)"),
+        ('{"components": {"schemas": {}}}',
+         "not a Cog OpenAPI document: components.schemas has neither Input nor TrainingInput"),
+    ],
+)
+def test_schema_file_messages_name_the_file(tmp_path, content, message):
+    path = tmp_path / "doc.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as caught:
+        load_schema_file(path)
+    assert (caught.value.path, caught.value.message) == (str(path), message)
+
+
+def test_schema_file_that_is_not_utf8(tmp_path):
+    path = tmp_path / "doc.json"
+    path.write_bytes(b'{"a": "\xff"}')
+    with pytest.raises(ConfigError) as caught:
+        load_schema_file(path)
+    assert caught.value.path == str(path)
+    assert caught.value.message.startswith("cannot read schema file: 'utf-8' codec can't decode")
+    utf8 = tmp_path / "utf8.json"
+    utf8.write_text(json.dumps(_doc({"type": "string", "title": "caf\u00e9"})), encoding="utf-8")
+    assert load_schema_file(utf8)["components"]["schemas"]["Input"]["properties"]["x"]["title"] \
+        == "caf\u00e9"
+
+
+@pytest.mark.parametrize("direction", ["input", "output"])
+def test_union_variants_lost_in_the_breaking_direction(direction):
+    wide = {"anyOf": [{"type": "string"}, {"type": "integer"}]}
+    narrow = {"anyOf": [{"type": "string"}]}
+    if direction == "input":  # an input may gain variants, never lose them
+        assert check_compatibility(_doc(wide), _doc(narrow))
+        assert not check_compatibility(_doc(narrow), _doc(wide))
+    else:  # an output may lose variants, never gain them
+        old, new = _doc({"type": "string"}), _doc({"type": "string"})
+        old["components"]["schemas"]["Output"] = narrow
+        new["components"]["schemas"]["Output"] = wide
+        assert check_compatibility(old, new)
+        assert not check_compatibility(new, old)
