@@ -333,25 +333,3 @@ def test_unknown_variant_lists_the_known_ones(make_repo, cli):
     root = make_repo()
     result = cli("push", "gamma", "--report-json", "report.json", cwd=root)
     assert_rejected(result, root, "", "unknown variant 'gamma'", "valid: alpha, beta")
-
-
-def test_local_url_of_something_else(make_repo, cli, tmp_path):
-    """A URL that answers, but not as a Replicate-compatible API (here: an Anthropic API)."""
-    from tests.fakes.anthropic_server import FakeAnthropic
-
-    root = make_repo()
-    with FakeAnthropic() as other:
-        result = cli("push", "alpha", "--local-url", other.base_url,
-                     "--report-json", "report.json", cwd=root)
-    assert_rejected(result, root, f"--local-url {other.base_url}",
-                    "not a Replicate-compatible API")
-
-
-def test_local_url_that_rejects_the_token(make_repo, cli, tmp_path):
-    from cogfleet.server._embedded import LocalServer
-
-    root = make_repo()
-    with LocalServer(state_dir=tmp_path / "state", token="the-right-one") as server:
-        result = cli("push", "alpha", "--local-url", server.base_url,
-                     "--report-json", "report.json", cwd=root)
-    assert_rejected(result, root, "--local-url", "rejected the token", "COGFLEET_LOCAL_TOKEN")

@@ -210,8 +210,7 @@ def _settings(ns: argparse.Namespace) -> RunSettings:
         check_secret(spec)
     local_url = ns.local_url
     if local_url and ns.target == "local":
-        token = os.environ.get("COGFLEET_LOCAL_TOKEN") or "cogfleet-local"
-        local_url = check_local_url(local_url, token)
+        local_url = check_local_url(local_url)
     return RunSettings(
         target=ns.target, local_url=local_url, report_json=ns.report_json,
         junit_xml=ns.junit_xml, markdown=ns.markdown, html=ns.html,
