@@ -367,7 +367,8 @@ def _promoted_ctx(server, client, plugins, repo, version, deployment_cfg) -> Pus
     model = new_model(client, "pins-deploy")
     ctx = make_ctx(server, plugins, repo, {"model": model, "deployment": deployment_cfg},
                    version)
-    ctx.promoted_version = run(ctx.target.promote(repo / "build", version["id"], model, None))
+    promoted = run(ctx.target.promote(repo / "build", version["id"], model, None))
+    ctx.promoted_version = promoted["id"]
     return ctx
 
 
@@ -382,6 +383,38 @@ def test_min_instances_zero_is_kept(server, client, plugins, repo, version):
     release = client.deployments.get(f"{account}/zero-min").current_release
     assert release.configuration.min_instances == 0
     assert release.configuration.max_instances == 20  # the CPU default
+
+
+@pytest.mark.slow
+def test_deployment_update_path(server, client, plugins, repo, version):
+    """The second deployment of a model updates it: owner, name, version, hardware and
+    the scaling bounds all reach the API (GPU defaults 0-2, explicit bounds win)."""
+    ctx = _promoted_ctx(server, client, plugins, repo, version,
+                        {"name": "updated-one", "hardware": "cpu"})
+
+    async def deploy_twice() -> Any:
+        first = await deployment(ctx)
+        ctx.config = SafePushConfig.model_validate(
+            {"model": ctx.model, "deployment": {"name": "updated-one", "hardware": "gpu-t4"}})
+        second = await deployment(ctx)
+        ctx.config = SafePushConfig.model_validate(
+            {"model": ctx.model, "deployment": {"name": "updated-one", "hardware": "gpu-t4",
+                                                "max_instances": 3}})
+        return first, second, await deployment(ctx)
+
+    first, second, third = run(deploy_twice())
+    account = client.accounts.current().username
+    short = version["id"][:12]
+    assert first.message == (f"created deployment {account}/updated-one -> {short} "
+                             "(cpu, 1-20 instances)")
+    assert second.message == (f"updated deployment {account}/updated-one -> {short} "
+                              "(gpu-t4, 0-2 instances)")
+    assert third.message == (f"updated deployment {account}/updated-one -> {short} "
+                             "(gpu-t4, 0-3 instances)")
+    release = client.deployments.get(f"{account}/updated-one").current_release
+    assert release.number == 3 and release.version == version["id"]
+    assert (release.configuration.hardware, release.configuration.min_instances,
+            release.configuration.max_instances) == ("gpu-t4", 0, 3)
 
 
 @pytest.mark.slow
