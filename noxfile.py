@@ -69,3 +69,9 @@ def canary(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: pipeline, round trips, scale, start-up, server overhead (bench/results.json)."""
     session.run("python", "bench/run_all.py", *session.posargs)
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    """Mutation testing (mutmut) of compat rules, checkers, pipeline and promotion; kill rate."""
+    session.run("python", "bench/mutants.py", *session.posargs)

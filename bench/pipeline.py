@@ -132,7 +132,8 @@ class ServeProcess:
         r"request (GET|POST|PUT|PATCH|DELETE) (\S+) (\d{3}) ([\d.]+) ([\d.]+)$"
     )
 
-    def __init__(self, state: Path, latency: float, request_latency: float = 0.0) -> None:
+    def __init__(self, state: Path, latency: float, request_latency: float = 0.0,
+                 extra_args: list[str] | None = None) -> None:
         self.port = _free_port()
         self.lines: list[str] = []
         self._changed = threading.Condition()
@@ -140,7 +141,7 @@ class ServeProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cogfleet", "serve", "--port", str(self.port),
              "--state", str(state), "--latency", str(latency),
-             "--request-latency", str(request_latency)],
+             "--request-latency", str(request_latency), *(extra_args or [])],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,  # access log: stdout
             env=user_env(),
         )

@@ -259,8 +259,26 @@ def test_referenced_files_must_exist_in_build_dir(tmp_path: Path) -> None:
         f"train: train.py does not exist in {tmp_path}"
     )
     assert err.line == 3
-    (tmp_path / "predict.py").write_text("")
-    (tmp_path / "train.py").write_text("")
+    (tmp_path / "predict.py").write_text("class Predictor: ...\n")
+    (tmp_path / "train.py").write_text("def train(): ...\n")
+    assert validate_cog_yaml(path, tmp_path) == []
+
+
+def test_referenced_names_must_be_defined(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + 'train: "train.py:train"\n')
+    (tmp_path / "predict.py").write_text("class Predictr: ...\nclass Other: ...\n")
+    (tmp_path / "train.py").write_text("from helpers import train as train_fn\n")
+    err = error_of(path, tmp_path)
+    assert err.message == (
+        "run: predict.py defines no 'Predictor' (classes there: Other, Predictr); "
+        "train: train.py defines no 'train'"
+    )
+    # bound any way Python binds a name: import, assignment, inside if/try; or unknowable
+    (tmp_path / "predict.py").write_text("try:\n    from x import Predictor\nexcept: pass\n")
+    (tmp_path / "train.py").write_text("from helpers import *\n")
+    assert validate_cog_yaml(path, tmp_path) == []
+    (tmp_path / "predict.py").write_text("Predictor = make()\n")
+    (tmp_path / "train.py").write_text("import helpers\ntrain = helpers.train\n")
     assert validate_cog_yaml(path, tmp_path) == []
 
 
@@ -278,7 +296,7 @@ def test_python_packages_and_requirements_are_exclusive(tmp_path: Path) -> None:
 
 
 def test_requirements_file_must_exist(tmp_path: Path) -> None:
-    (tmp_path / "predict.py").write_text("")
+    (tmp_path / "predict.py").write_text("class Predictor: ...\n")
     path = write(tmp_path, MINIMAL.replace("build:\n", "build:\n  python_requirements: r.txt\n"))
     err = error_of(path, tmp_path)
     assert err.message == f"build.python_requirements: r.txt does not exist in {tmp_path}"

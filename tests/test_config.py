@@ -176,7 +176,7 @@ def test_test_model_must_differ(checkers):
 
 
 def test_model_must_be_owner_name(checkers):
-    assert "model: Value error, expected 'owner/name'" in _error("model: flux\n", checkers)
+    assert "model: expected 'owner/name'" in _error("model: flux\n", checkers)
 
 
 def test_fuzz_fixed_and_disabled_overlap(checkers):

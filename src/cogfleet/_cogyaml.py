@@ -268,6 +268,10 @@ def _check_refs(doc: _Document, out: _Problems, build_dir: Path | None) -> None:
             out.add((key,), f'expected FILE.py:NAME such as "predict.py:Predictor", got {ref!r}')
         elif build_dir is not None and not (build_dir / split[0]).is_file():
             out.add((key,), f"{split[0]} does not exist in {build_dir}")
+        elif build_dir is not None:
+            problem = _missing_name(build_dir / split[0], split[1])
+            if problem:
+                out.add((key,), problem)
     build = data.get("build")
     requirements = build.get("python_requirements") if isinstance(build, dict) else None
     if isinstance(requirements, str) and build_dir is not None:
@@ -297,6 +301,45 @@ def _check_environment(doc: _Document, out: _Problems) -> None:
             out.add(key, f"{name} is already set by environment[{seen[name]}]")
         else:
             seen[name] = index
+
+
+def _missing_name(module: Path, name: str) -> str | None:
+    """Why ``module`` does not define ``name`` at its top level (``None`` when it may).
+
+    Read statically, never imported: a class, function, assignment or import binding
+    the name counts, and so does a star import or a binding inside a top-level
+    ``if``/``try``/``with``. A module that does not parse is the lint step's to report.
+    """
+    try:
+        tree = ast.parse(module.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    bound: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                if alias.name == "*":
+                    return None
+                bound.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                bound.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, ast.If | ast.Try | ast.With | ast.For | ast.While):
+            bound.update(
+                n.name if isinstance(n, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                else n.id if isinstance(n, ast.Name) else (n.asname or n.name)
+                for n in ast.walk(node)
+                if isinstance(n, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef | ast.alias)
+                or (isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
+            )
+    if name in bound:
+        return None
+    classes = sorted(b for b in bound if b[:1].isupper())
+    known = f" (classes there: {', '.join(classes)})" if classes else ""
+    return f"{module.name} defines no {name!r}{known}"
 
 
 def _run_is_async(build_dir: Path, ref: str) -> bool | None:

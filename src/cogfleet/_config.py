@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cogfleet._checks import Checker
 from cogfleet._errors import ConfigError
@@ -32,7 +39,7 @@ class TestCase(BaseModel):
     __test__ = False  # not a pytest class
     model_config = ConfigDict(extra="allow")
 
-    inputs: dict[str, Any]
+    inputs: dict[str, Any]  # required, as in cog-safe-push (``inputs: {}`` for none)
 
     @property
     def checker(self) -> tuple[str, Any] | None:
@@ -71,6 +78,13 @@ class DeploymentConfig(_Strict):
     # cogfleet extension: scaling bounds (cog-safe-push: cpu 1-20, gpu 0-2)
     min_instances: int | None = Field(default=None, ge=0)
     max_instances: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> DeploymentConfig:
+        low, high = self.min_instances, self.max_instances
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"min_instances ({low}) is above max_instances ({high})")
+        return self
 
 
 class SafePushConfig(_Strict):
@@ -137,12 +151,15 @@ def parse_config(
     text: str,
     source: str | Path,
     checkers: Mapping[str, Checker],
+    root: Path | None = None,
 ) -> SafePushConfig:
     """Parse and validate a rendered ``cog-safe-push.yaml``.
 
     ``checkers`` maps the known checker keys to their :class:`Checker`; a key no
     plugin claims, two checker keys in one case, or a value the checker rejects is a
-    ``ConfigError`` naming the file, the case index and the field.
+    ``ConfigError`` naming the file, the case index and the field. With ``root`` (the
+    folder repo-relative paths are read from), a ``match_url`` naming a file that is
+    not there is one too: found now, not after a push.
     """
     data = load_yaml_text(text, source)
     if not isinstance(data, dict):
@@ -152,7 +169,7 @@ def parse_config(
     except ValidationError as exc:
         err = exc.errors()[0]
         where = tuple(p for p in err["loc"] if p not in ("function-after",))
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif err["type"] == "missing":
@@ -179,14 +196,25 @@ def parse_config(
                     f"{_dotted(loc)}: at most one checker per test case, got {', '.join(keys)}",
                     line=_line_of(text, loc),
                 )
+            expected = (case.model_extra or {}).get("match_url")
+            if root is not None and isinstance(expected, str) and not expected.startswith(
+                ("http://", "https://", "data:")
+            ) and not (root / expected).is_file():
+                raise ConfigError(
+                    source,
+                    f"{_dotted((*loc, 'match_url'))}: file {expected!r} not found in the repo",
+                    line=_line_of(text, (*loc, "match_url")),
+                )
             validate = checkers[keys[0]].validate if keys else None
             if validate is not None:
                 try:
                     validate((case.model_extra or {})[keys[0]])
-                except (ValueError, TypeError) as exc:
+                except Exception as exc:  # noqa: BLE001 - plugin code: any error is the value's
+                    why = (str(exc) if isinstance(exc, ValueError | TypeError)
+                           else f"checker {keys[0]!r} raised {type(exc).__name__}: {exc}")
                     raise ConfigError(
                         source,
-                        f"{_dotted((*loc, keys[0]))}: {exc}",
+                        f"{_dotted((*loc, keys[0]))}: {why}",
                         line=_line_of(text, (*loc, keys[0])),
                     ) from None
         fuzz = section.fuzz

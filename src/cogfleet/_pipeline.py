@@ -53,6 +53,8 @@ async def _timed(
         step.status, step.message = "failed", str(exc)
     except CogfleetError as exc:
         step.status, step.message = "failed", str(exc)
+    except Exception as exc:  # noqa: BLE001 - a step that crashes fails, it never passes
+        step.status, step.message = "failed", f"step {name} raised {type(exc).__name__}: {exc}"
     except asyncio.CancelledError:
         # cancelled by an interrupt: the step did not finish, it neither passed nor failed
         step.status, step.message = "skipped", "interrupted while running"

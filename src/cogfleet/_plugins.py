@@ -22,7 +22,7 @@ import pluggy
 
 from cogfleet import PROJECT_NAME, hookspecs
 from cogfleet._checks import Checker
-from cogfleet._errors import PluginError
+from cogfleet._errors import CogfleetError, PluginError
 
 if TYPE_CHECKING:  # annotations only: rendering and linting never load the step machinery
     from cogfleet._checks import Judge
@@ -123,6 +123,40 @@ class Plugins:
                 ) from None
             self._register(module, name, rel)
 
+    # -- calling hooks -----------------------------------------------------------------
+
+    def _call(self, hook: str, **kwargs: Any) -> Any:
+        """Call ``hook``; a plugin raising anything but a cogfleet error is a PluginError."""
+        return self._guard(getattr(self.pm.hook, hook), hook, **kwargs)
+
+    def _guard(self, func: Callable[..., Any], hook: str, **kwargs: Any) -> Any:
+        try:
+            return func(**kwargs)
+        except CogfleetError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - plugin code: name the plugin, no traceback
+            raise self._blame(hook, exc) from None
+
+    def _blame(self, hook: str, exc: BaseException) -> PluginError:
+        """The plugin (and its file and line) in whose code ``exc`` was raised."""
+        files: dict[str, str] = {}
+        for name in self._sources:
+            module_file = getattr(self.pm.get_plugin(name), "__file__", None)
+            if module_file:
+                files[str(Path(module_file).resolve())] = name
+        name, line, where = "?", None, None
+        tb = exc.__traceback__
+        while tb is not None:
+            found = files.get(str(Path(tb.tb_frame.f_code.co_filename).resolve()))
+            if found is not None:
+                name, line = found, tb.tb_lineno
+                source = self._sources[found]
+                where = source if source.startswith("plugins/") else tb.tb_frame.f_code.co_filename
+            tb = tb.tb_next
+        return PluginError(
+            where, f"plugin {name!r}: {hook} raised {type(exc).__name__}: {exc}", line
+        )
+
     # -- introspection -----------------------------------------------------------------
 
     def describe(self) -> list[PluginInfo]:
@@ -163,7 +197,7 @@ class Plugins:
                         )
                     found[checker.name] = (checker, _owner)
 
-                impl.function(register=register)
+                self._guard(impl.function, "cogfleet_register_checkers", register=register)
             self._checkers = {k: v[0] for k, v in sorted(found.items())}
         return self._checkers
 
@@ -172,7 +206,7 @@ class Plugins:
     def template_variables(self, variant: Variant) -> dict[str, Any]:
         merged: dict[str, Any] = {}
         # pluggy calls the last registered first; reverse so later plugins win
-        for answer in reversed(self.pm.hook.cogfleet_template_variables(variant=variant)):
+        for answer in reversed(self._call("cogfleet_template_variables", variant=variant)):
             if answer:
                 merged.update(answer)
         return merged
@@ -183,7 +217,7 @@ class Plugins:
         def register(name: str, func: Callable[..., Any]) -> None:
             filters[name] = func
 
-        self.pm.hook.cogfleet_template_filters(register=register)
+        self._call("cogfleet_template_filters", register=register)
         return filters
 
     # -- lint --------------------------------------------------------------------------
@@ -195,8 +229,8 @@ class Plugins:
         from cogfleet.runtime import installed_pin
 
         problems: list[str] = []
-        answers = self.pm.hook.cogfleet_lint(
-            variant=variant, build_dir=build_dir, cog_pin=cog_pin or installed_pin()
+        answers = self._call(
+            "cogfleet_lint", variant=variant, build_dir=build_dir, cog_pin=cog_pin or installed_pin()
         )
         for answer in reversed(answers):
             problems.extend(answer or [])
@@ -213,17 +247,17 @@ class Plugins:
                 raise PluginError(None, f"two plugins register the pipeline step {step.name!r}")
             steps[step.name] = step
 
-        self.pm.hook.cogfleet_register_steps(register=register)
+        self._call("cogfleet_register_steps", register=register)
         return list(steps.values())
 
     def schema_lint(self, schema: dict[str, Any], kind: str) -> list[str]:
         problems: list[str] = []
-        for answer in reversed(self.pm.hook.cogfleet_schema_lint(schema=schema, kind=kind)):
+        for answer in reversed(self._call("cogfleet_schema_lint", schema=schema, kind=kind)):
             problems.extend(answer or [])
         return problems
 
     def judge(self, ctx: PushContext) -> Judge | None:
-        judge: Judge | None = self.pm.hook.cogfleet_judge(ctx=ctx)
+        judge: Judge | None = self._call("cogfleet_judge", ctx=ctx)
         return judge
 
     def fuzz_inputs(
@@ -236,19 +270,19 @@ class Plugins:
         disabled_inputs: list[str],
         prompt: str | None,
     ) -> list[dict[str, Any]]:
-        inputs: list[dict[str, Any]] = self.pm.hook.cogfleet_fuzz_inputs(
+        inputs: list[dict[str, Any]] = self._call("cogfleet_fuzz_inputs",
             ctx=ctx, schema=schema, kind=kind, count=count, fixed_inputs=fixed_inputs,
             disabled_inputs=disabled_inputs, prompt=prompt,
         )
         return inputs
 
     def progress(self, event: ProgressEvent) -> None:
-        self.pm.hook.cogfleet_progress(event=event)
+        self._call("cogfleet_progress", event=event)
 
     # -- report ------------------------------------------------------------------------
 
     def report(self, results: list[RunResult], options: dict[str, Any]) -> None:
-        self.pm.hook.cogfleet_report(results=results, options=options)
+        self._call("cogfleet_report", results=results, options=options)
 
 
 def _error_line(exc: BaseException, path: Path) -> int | None:

@@ -29,6 +29,7 @@ from replicate.exceptions import ReplicateError
 
 from cogfleet._checks import OutputFile, decode_data_uri, encode_data_uri
 from cogfleet._errors import ConfigError, NetworkError, RemoteError
+from cogfleet._http import ResilientTransport
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 MAX_WAIT = 60  # Replicate accepts Prefer: wait=1..60
@@ -227,9 +228,10 @@ class FileCache:
         if ref.startswith(("http://", "https://")):
             self._refuse_offline(ref)
             try:
-                response = httpx.get(
-                    ref, headers=self.headers, follow_redirects=True, timeout=self.timeout
-                )
+                # through the retrying transport: a 5xx or 429 on a download is not a verdict
+                with httpx.Client(transport=ResilientTransport(), follow_redirects=True,
+                                  timeout=self.timeout) as http:
+                    response = http.get(ref, headers=self.headers)
                 response.raise_for_status()
             except httpx.HTTPError as exc:
                 raise NetworkError(ref, network_reason(exc, self.timeout)) from None

@@ -363,7 +363,7 @@ def _template_error(
 
 
 def _line_origins(
-    env: jinja2.Environment, chunks: list[str], loader: _RecordingLoader
+    env: jinja2.Environment, chunks: list[str], loader: _RecordingLoader, display: str
 ) -> list[tuple[str, int]]:
     """For each line of the joined ``chunks``, the (repo-relative file, line) it came from.
 
@@ -376,7 +376,7 @@ def _line_origins(
     origins: list[tuple[str, int] | None] = [None]
     blank = [True]
     for chunk in chunks:
-        filename, line, literal = getattr(chunk, "origin", ("?", 1, False))
+        filename, line, literal = getattr(chunk, "origin", (display, 1, False))
         start = line
         if literal:
             if filename not in tokens:
@@ -399,7 +399,7 @@ def _line_origins(
                 origins[-1] = here
             if piece.strip():
                 blank[-1] = False
-    return [o or ("?", 1) for o in origins]
+    return [o or (display, 1) for o in origins]
 
 
 def _render_one(
@@ -422,7 +422,7 @@ def _render_one(
         raise
     except Exception as exc:  # noqa: BLE001 - filters are plugin code; any error is the template's
         raise _template_error(exc, display, variant, loader.files) from None
-    return "".join(chunks), _line_origins(env, chunks, loader)
+    return "".join(chunks), _line_origins(env, chunks, loader, display)
 
 
 def source_position(
@@ -491,7 +491,7 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
         return type(exc)(where, exc.message, line=line)
 
     try:
-        config = parse_config(config_text, config_rel, plugins.checkers())
+        config = parse_config(config_text, config_rel, plugins.checkers(), repo.root)
     except ConfigError as exc:
         raise at_source(exc) from None
     if variant.model is not None and config.model != variant.model:

@@ -29,7 +29,21 @@ def load_yaml_text(text: str, source: str | Path) -> Any:
 def load_yaml_file(path: Path, display: str | Path | None = None) -> Any:
     """Read and parse a YAML file (see :func:`load_yaml_text`)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(display or path, f"cannot read: {exc.strerror}") from None
-    return load_yaml_text(text, display or path)
+    return load_yaml_text(decode_text(raw, display or path), display or path)
+
+
+def decode_text(raw: bytes, source: str | Path) -> str:
+    """``raw`` as UTF-8 text (newlines as Python reads them); a ``ConfigError`` naming the
+    file, the line and the offending byte otherwise."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            source, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+            line=line,
+        ) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")

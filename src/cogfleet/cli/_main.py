@@ -76,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ExitCode.USAGE_ERROR
         return int(ns.handler(ns))
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
+        # a safe push handles its own interrupts (see _run); this is everything else
+        sys.stderr.write("interrupted: nothing was promoted\n")
         return ExitCode.INTERRUPTED
     except CogfleetError as exc:
         if verbose >= 3:
@@ -87,3 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.exit_code)
     except BrokenPipeError:
         return ExitCode.OK
+    except Exception as exc:  # noqa: BLE001 - a bug: one line; -vvv shows where
+        if verbose >= 3:
+            traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        sys.stderr.write(f"error: internal error: {type(exc).__name__}: {first} "
+                         "(-vvv shows the traceback)\n")
+        return ExitCode.USAGE_ERROR

@@ -12,6 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from cogfleet._errors import ConfigError, UsageError
 from cogfleet.cli._common import Command, add_target_flags, load_plugins, load_repo
+from cogfleet.cli._preflight import (
+    check_destinations,
+    check_local_url,
+    check_secret,
+    int_at_least,
+    owner_name,
+)
 
 if TYPE_CHECKING:
     from cogfleet._config import SafePushConfig, TestCase
@@ -113,11 +120,11 @@ def add_common_flags(p: argparse.ArgumentParser) -> None:
                    help="cog push --secret id=NAME,src=PATH (replicate target; repeatable)")
     add_environment_flags(p, env=True)
     o = p.add_argument_group("cog-safe-push overrides")
-    o.add_argument("--test-model", default=argparse.SUPPRESS)
+    o.add_argument("--test-model", type=owner_name, default=argparse.SUPPRESS)
     o.add_argument("--test-hardware", default=argparse.SUPPRESS)
     o.add_argument("--no-compare-outputs", dest="compare_outputs", action="store_false",
                    default=argparse.SUPPRESS)
-    o.add_argument("--predict-timeout", type=int, default=argparse.SUPPRESS)
+    o.add_argument("--predict-timeout", type=int_at_least(1), default=argparse.SUPPRESS)
     o.add_argument("--fast-push", action="store_true", default=argparse.SUPPRESS,
                    help="accepted for compatibility (cog >= 0.17 has no fast push)")
     o.add_argument("--test-case", dest="test_cases", action="append", type=parse_test_case,
@@ -127,9 +134,9 @@ def add_common_flags(p: argparse.ArgumentParser) -> None:
                    metavar="K=V;...")
     o.add_argument("--fuzz-disabled-inputs", type=lambda s: [x for x in s.split(";") if x],
                    default=argparse.SUPPRESS, metavar="K;...")
-    o.add_argument("--fuzz-iterations", type=int, default=argparse.SUPPRESS)
+    o.add_argument("--fuzz-iterations", type=int_at_least(0), default=argparse.SUPPRESS)
     o.add_argument("--fuzz-prompt", default=argparse.SUPPRESS)
-    o.add_argument("--parallel", type=int, default=argparse.SUPPRESS)
+    o.add_argument("--parallel", type=int_at_least(1), default=argparse.SUPPRESS)
     o.add_argument("--ignore-schema-compatibility", action="store_true",
                    default=argparse.SUPPRESS)
     o.add_argument("--push-official-model", action="store_true",
@@ -159,6 +166,8 @@ def _python_flag(value: str | None) -> str | None:
 
 def apply_overrides(config: SafePushConfig, ns: argparse.Namespace) -> SafePushConfig:
     """Command-line flags win over the config file (as in cog-safe-push)."""
+    from pydantic import ValidationError
+
     from cogfleet._config import FuzzConfig, PredictConfig, SafePushConfig
 
     top: dict[str, Any] = {}
@@ -181,15 +190,29 @@ def apply_overrides(config: SafePushConfig, ns: argparse.Namespace) -> SafePushC
         return config
     try:
         return SafePushConfig.model_validate(config.model_dump() | top)
-    except Exception as exc:  # pydantic's ValidationError, from a flag value
-        raise UsageError(f"invalid flag value: {str(exc).splitlines()[0]}") from None
+    except ValidationError as exc:  # a flag value the config model rejects: name the flag
+        err = exc.errors()[0]
+        loc = [str(p) for p in err["loc"] if isinstance(p, str)]
+        name = {"fixed_inputs": "fuzz-fixed-inputs", "disabled_inputs": "fuzz-disabled-inputs",
+                "iterations": "fuzz-iterations", "prompt": "fuzz-prompt"}.get(
+                    loc[-1] if loc else "", (loc[-1] if loc else "?").replace("_", "-"))
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise UsageError(f"--{name}: {msg}") from None
 
 
 def _settings(ns: argparse.Namespace) -> RunSettings:
+    """The run's settings, checked before anything is rendered, pushed or started."""
     from cogfleet._run import RunSettings
 
+    check_destinations([("--report-json", ns.report_json), ("--junit-xml", ns.junit_xml),
+                        ("--markdown", ns.markdown), ("--html", ns.html)])
+    for spec in ns.secrets:
+        check_secret(spec)
+    local_url = ns.local_url
+    if local_url and ns.target == "local":
+        local_url = check_local_url(local_url)
     return RunSettings(
-        target=ns.target, local_url=ns.local_url, report_json=ns.report_json,
+        target=ns.target, local_url=local_url, report_json=ns.report_json,
         junit_xml=ns.junit_xml, markdown=ns.markdown, html=ns.html,
     )
 
@@ -213,6 +236,7 @@ def cmd_push(ns: argparse.Namespace, *, no_push: bool | None = None) -> int:
 
     repo = load_repo(ns)
     variants = repo.select(ns.variants)
+    settings = _settings(ns)
     plugins = load_plugins(repo.root)
     rendered = render_variants(repo, variants, plugins)
     jobs = [
@@ -222,7 +246,7 @@ def cmd_push(ns: argparse.Namespace, *, no_push: bool | None = None) -> int:
         for r in rendered
     ]
     skip_push = ns.no_push if no_push is None else no_push
-    return run_jobs(jobs, _settings(ns), plugins, _options(ns, no_push=skip_push), repo.root)
+    return run_jobs(jobs, settings, plugins, _options(ns, no_push=skip_push), repo.root)
 
 
 def cmd_test(ns: argparse.Namespace) -> int:
@@ -260,6 +284,7 @@ def cmd_safe_push(ns: argparse.Namespace) -> int:
     folder = Path.cwd()
     if not (folder / "cog.yaml").is_file():
         raise UsageError("safe-push runs in a Cog folder: no cog.yaml here")
+    settings = _settings(ns)
     plugins = load_plugins(folder if (folder / "plugins").is_dir() else None)
     config_path = Path(ns.config) if ns.config else folder / "cog-safe-push.yaml"
     if ns.config and not config_path.is_file():
@@ -290,7 +315,7 @@ def cmd_safe_push(ns: argparse.Namespace) -> int:
     else:
         pin = load_settings(folder).cog_pin or installed_pin()
     job = Job(name=config.model.split("/")[1], build_dir=folder, config=config, cog_pin=pin)
-    return run_jobs([job], _settings(ns), plugins, _options(ns, no_push=ns.no_push), folder)
+    return run_jobs([job], settings, plugins, _options(ns, no_push=ns.no_push), folder)
 
 
 def _push_arguments(p: argparse.ArgumentParser) -> None:

@@ -39,8 +39,10 @@ _REF_PREFIX = "#/components/schemas/"
 # pointing at it ("An enumeration." must not replace the input's description).
 _COMPONENT_ONLY_KEYS = frozenset({"title", "description"})
 # Range keywords: (keyword, the direction that breaks inputs, a human word).
-_LOWER_BOUNDS = ("minimum", "minLength", "minItems")
-_UPPER_BOUNDS = ("maximum", "maxLength", "maxItems")
+_LOWER_BOUNDS = ("minLength", "minItems")
+_UPPER_BOUNDS = ("maxLength", "maxItems")
+# numeric bounds: (inclusive key, exclusive key, the direction that narrows the input)
+_NUMBER_BOUNDS = (("minimum", "exclusiveMinimum", 1), ("maximum", "exclusiveMaximum", -1))
 
 Direction = Literal["input", "output"]
 
@@ -333,16 +335,55 @@ def _compare_input_constraints(
             problems.append(f"{where}: {key} added ({_num(new[key])})")
         elif key in new and _is_number(old[key]) and _is_number(new[key]) and new[key] < old[key]:
             problems.append(f"{where}: {key} lowered from {_num(old[key])} to {_num(new[key])}")
-    for key in ("exclusiveMinimum", "exclusiveMaximum"):
-        # OpenAPI 3.0 writes these as booleans next to minimum/maximum.
-        if new.get(key) is True and old.get(key) is not True:
-            problems.append(f"{where}: {key} added")
+    for inclusive, exclusive, narrows in _NUMBER_BOUNDS:
+        _compare_number_bound(old, new, where, inclusive, exclusive, narrows, problems)
     if "pattern" in new and "pattern" not in old:
         problems.append(f"{where}: pattern added ({new['pattern']})")
     elif "pattern" in new and new["pattern"] != old["pattern"]:
         problems.append(f"{where}: pattern changed from {old['pattern']} to {new['pattern']}")
     if old.get("nullable") is True and new.get("nullable") is not True:
         problems.append(f"{where}: no longer accepts null")
+
+
+def _number_bound(
+    schema: dict[str, Any], inclusive: str, exclusive: str, narrows: int
+) -> tuple[float, bool] | None:
+    """The tightest numeric bound ``(value, exclusive)`` of ``schema`` on one side.
+
+    OpenAPI 3.0 writes ``exclusiveMinimum: true`` beside ``minimum``; JSON Schema and
+    OpenAPI 3.1 write the bound itself, ``exclusiveMinimum: 0``. Both are read.
+    """
+    found: list[tuple[float, bool]] = []
+    if _is_number(schema.get(inclusive)):
+        found.append((schema[inclusive], schema.get(exclusive) is True))
+    if _is_number(schema.get(exclusive)):
+        found.append((schema[exclusive], True))
+    if not found:
+        return None
+    # tighter: further in the narrowing direction, then exclusive over inclusive
+    return max(found, key=lambda bound: (bound[0] * narrows, bound[1]))
+
+
+def _compare_number_bound(
+    old: dict[str, Any], new: dict[str, Any], where: str,
+    inclusive: str, exclusive: str, narrows: int, problems: list[str],
+) -> None:
+    new_bound = _number_bound(new, inclusive, exclusive, narrows)
+    if new_bound is None:
+        return
+    old_bound = _number_bound(old, inclusive, exclusive, narrows)
+    key = exclusive if new_bound[1] else inclusive
+    if old_bound is None:
+        problems.append(f"{where}: {key} added ({_num(new_bound[0])})")
+        return
+    moved = (new_bound[0] - old_bound[0]) * narrows
+    if moved > 0:
+        verb = "raised" if narrows > 0 else "lowered"
+        problems.append(
+            f"{where}: {key} {verb} from {_num(old_bound[0])} to {_num(new_bound[0])}"
+        )
+    elif moved == 0 and new_bound[1] and not old_bound[1]:
+        problems.append(f"{where}: {_num(new_bound[0])} is now excluded ({exclusive})")
 
 
 def _compare_output_shape(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 from types import TracebackType
@@ -110,12 +112,37 @@ class LocalServer:
         self.stop()
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``; a ``UsageError`` when it cannot be had.
+
+    ``cogfleet serve`` binds once before anything else happens, so a port in use or an
+    unknown host is one line and no state folder is created.
+    """
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port}: not a port number (0-65535)")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise UsageError(f"--host {host}: cannot be resolved ({exc})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise UsageError(f"--port {port}: cannot listen on {host}:{port}: {reason}") from None
+    return sock
+
+
 def serve_forever(host: str, port: int, config: ServerConfig) -> None:
     """Serve in the foreground until SIGINT/SIGTERM (``cogfleet serve``)."""
     import uvicorn
 
     from cogfleet.server._app import create_app
 
+    bind(host, port).close()  # a port in use or a bad host: one line, nothing created
     _api, app = create_app(config)
     # the server's own messages (and the --request-latency request log) go to stderr
     handler = logging.StreamHandler()
@@ -174,12 +201,15 @@ def run_serve(ns: argparse.Namespace) -> int:
         raise UsageError(f"--request-latency must not be negative, not {ns.request_latency}")
     if ns.page_size is not None and ns.page_size < 1:
         raise UsageError(f"--page-size must be at least 1, not {ns.page_size}")
+    state = Path(ns.state)
+    if state.exists() and not state.is_dir():
+        raise UsageError(f"--state {ns.state}: not a directory (a file is there)")
     if ns.prune_envs is not None:
-        return _prune(Path(ns.state), everything=ns.prune_envs == "all")
+        return _prune(state, everything=ns.prune_envs == "all")
     from cogfleet.server._core import ServerConfig
 
     config = ServerConfig(
-        state_dir=Path(ns.state),
+        state_dir=state,
         token=ns.token or os.environ.get("COGFLEET_SERVE_TOKEN") or None,
         latency=ns.latency,
         request_latency=ns.request_latency,

@@ -1,0 +1,102 @@
+"""Mutation testing: how many small deliberate bugs do the tests catch?
+
+Runs mutmut (``pip install -e '.[mutants]'``) over the modules ``[tool.mutmut]`` in
+``pyproject.toml`` names: the schema compatibility rules, the checkers, the pipeline's
+ordering (and the steps' verdict handling) and promotion/deployment. Each mutant (one
+operator flipped, one constant changed, one call dropped...) runs the tests that cover
+the mutated function; a mutant the tests still pass on "survived". The figure is the
+kill rate, killed / (killed + survived + timeouts); the goal is at least 90 %.
+
+Not part of the default test run (it takes a while: ``nox -s mutants``).
+
+    python bench/mutants.py [--json bench/mutants.json] [--max-children N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _mutmut(*args: str) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("mutmut")
+    cmd = [exe, *args] if exe else [sys.executable, "-m", "mutmut", *args]
+    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb"}
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, check=False)
+
+
+def survivors() -> list[str]:
+    """The names of the mutants that survived (``module.function__mutmut_N``)."""
+    proc = _mutmut("results")
+    return [m.group(1) for m in re.finditer(r"^\s*(\S+__mutmut_\d+): survived", proc.stdout,
+                                            re.M)]
+
+
+def run(max_children: int | None = None) -> dict[str, Any]:
+    """Run mutmut; return the counts and the kill rate."""
+    try:
+        import mutmut  # noqa: F401
+    except ImportError:
+        return {"status": "failed", "error": "mutmut is not installed: pip install -e '.[mutants]'"}
+    start = time.perf_counter()
+    args = ["run"] + (["--max-children", str(max_children)] if max_children else [])
+    proc = _mutmut(*args)
+    seconds = time.perf_counter() - start
+    stats_proc = _mutmut("export-cicd-stats")
+    stats_file = ROOT / "mutants" / "mutmut-cicd-stats.json"
+    if not stats_file.exists():
+        tail = (proc.stderr or proc.stdout or stats_proc.stdout).strip().splitlines()[-5:]
+        return {"status": "failed", "error": " | ".join(tail)}
+    stats = json.loads(stats_file.read_text())
+    judged = stats["killed"] + stats["survived"] + stats["timeout"] + stats["suspicious"]
+    killed = stats["killed"] + stats["timeout"]  # a mutant that hangs the tests is caught
+    return {
+        "status": "ok",
+        "modules": _modules(),
+        "counts": stats,
+        "kill_rate": round(100.0 * killed / judged, 1) if judged else None,
+        "goal": 90.0,
+        "survivors": survivors(),
+        "seconds": round(seconds, 1),
+    }
+
+
+def _modules() -> list[str]:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return list(config["tool"]["mutmut"]["only_mutate"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "mutants.json")
+    parser.add_argument("--max-children", type=int, default=None)
+    args = parser.parse_args(argv)
+    data = run(args.max_children)
+    args.json.write_text(json.dumps(data, indent=2) + "\n")
+    if data["status"] != "ok":
+        print(f"mutants: {data['error']}", file=sys.stderr)
+        return 1
+    c = data["counts"]
+    print(f"mutation kill rate: {data['kill_rate']} % (goal {data['goal']:g} %): "
+          f"{c['killed']} killed, {c['timeout']} timed out, {c['survived']} survived, "
+          f"{c['no_tests']} without tests, of {c['total']} mutants in {data['seconds']:.0f} s")
+    for name in data["survivors"]:
+        print(f"  survived: {name}")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

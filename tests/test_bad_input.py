@@ -1,0 +1,335 @@
+"""The bad-input suite: every kind of bad input gets the same clear answer.
+
+The contract (README, "Exit codes"): exit 2, at most three lines on stderr starting
+``error: <file>:<line>: <what>`` (or ``error: <what>`` for the command line), no
+traceback, and nothing written or started: no build folder, no local server state,
+no report. Each case runs ``cogfleet push`` (which would render, start the embedded
+server, push and promote) on a throw-away monorepo broken in one way.
+
+Classes: monorepo files (variants.yaml, configs, cog.yaml), templates, plugins, the
+command line, and the HTTP side the command line sees. The server's own answers to
+bad requests are tested with the server; interrupts in ``test_interrupts.py``.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CliResult
+
+CONFIG = "cog-safe-push-configs/alpha.yaml"
+VARIANTS = "models/fam/variants.yaml"
+TEMPLATE = "templates/cog.yaml.j2"
+PARTIAL = "templates/partials/env.yaml.j2"
+
+GOOD_CONFIG = """\
+model: {{ model }}
+predict:
+  test_cases:
+    - inputs: {prompt: hi}
+      exact_string: "hi:4"
+"""
+
+
+def assert_rejected(result: CliResult, root: Path, where: str, *what: str) -> None:
+    """Exit 2, one short error naming ``where`` and ``what``; nothing written or started."""
+    assert result.code == 2, (result.code, result.out, result.err)
+    lines = result.err.strip().splitlines()
+    assert 1 <= len(lines) <= 3, result.err
+    assert lines[0].startswith(f"error: {where}"), result.err
+    for text in what:
+        assert text in result.err, result.err
+    assert "Traceback" not in result.err + result.out
+    state = root / ".cogfleet"
+    assert not (state / "build" / "alpha").exists(), "a build folder was written"
+    assert not (state / "local").exists(), "the local server was started"
+    assert not (root / "report.json").exists(), "a report was written"
+
+
+@pytest.fixture
+def push_broken(
+    make_repo: Callable[..., Path], cli: Callable[..., CliResult]
+) -> Callable[..., tuple[CliResult, Path]]:
+    """``cogfleet push alpha --report-json report.json`` on the basic repo with ``files``."""
+
+    def _run(files: dict[str, str | bytes | None], *args: str) -> tuple[CliResult, Path]:
+        root = make_repo(files)
+        result = cli("push", "alpha", "--report-json", "report.json", *args, cwd=root)
+        return result, root
+
+    return _run
+
+
+# --- monorepo files: variants.yaml -------------------------------------------------------
+
+FILE_CASES = [
+    pytest.param({VARIANTS: b"alpha:\n  model: acme/alpha\n  variables: {steps: \xff}\n"},
+                 f"{VARIANTS}:3", ["not UTF-8 text (byte 0xff"], id="variants-not-utf8"),
+    pytest.param({VARIANTS: "alpha:\n  model: acme/alpha\n   variables: {steps: 4}\n"},
+                 f"{VARIANTS}:3", ["invalid YAML"], id="variants-yaml-syntax"),
+    pytest.param({VARIANTS: "- alpha\n- beta\n"}, VARIANTS,
+                 ["expected a mapping of variant name"], id="variants-not-a-mapping"),
+    pytest.param({VARIANTS: "alpha:\n  model: acme/alpha\n  modle: x\n"}, VARIANTS,
+                 ["unknown key 'modle'"], id="variant-unknown-key"),
+    pytest.param({VARIANTS: "alpha:\n  model: not-a-model\n"}, VARIANTS,
+                 ["model must be 'owner/name'"], id="variant-bad-model"),
+    pytest.param({VARIANTS: "Alpha!:\n  model: acme/alpha\n"}, VARIANTS,
+                 ["names are lower-case"], id="variant-bad-name"),
+    # --- the cog-safe-push config -----------------------------------------------------
+    pytest.param({CONFIG: b"model: {{ model }}\n# caf\xe9\n"}, f"{CONFIG}:2",
+                 ["not UTF-8 text"], id="config-not-utf8"),
+    pytest.param({CONFIG: "model: {{ model }}\npredict:\n  test_cases: [\n"}, f"{CONFIG}:",
+                 ["invalid YAML"], id="config-yaml-syntax"),
+    pytest.param({CONFIG: ""}, CONFIG, ["expected a mapping at the top level"],
+                 id="config-empty"),
+    pytest.param({CONFIG: "predict: {}\n"}, f"{CONFIG}:", ["model: required key is missing"],
+                 id="config-no-model"),
+    pytest.param({CONFIG: GOOD_CONFIG + "paralel: 2\n"}, f"{CONFIG}:6",
+                 ["paralel: unknown key"], id="config-unknown-key"),
+    pytest.param({CONFIG: "model: {{ model }}\npredict:\n  test_cases:\n"
+                  "    - exact_string: hi\n"}, f"{CONFIG}:4",
+                 ["predict.test_cases[0].inputs: required key is missing"],
+                 id="case-without-inputs"),
+    pytest.param({CONFIG: GOOD_CONFIG.replace('exact_string: "hi:4"',
+                                              "match_url: refs/missing.png")},
+                 f"{CONFIG}:5", ["match_url: file 'refs/missing.png' not found"],
+                 id="match-url-missing-file"),
+    pytest.param({CONFIG: GOOD_CONFIG + "      error_contains: x\n"}, f"{CONFIG}:4",
+                 ["at most one checker per test case"], id="two-checkers"),
+    pytest.param({CONFIG: GOOD_CONFIG.replace("exact_string", "exact_strng")}, f"{CONFIG}:5",
+                 ["unknown checker 'exact_strng'", "known:"], id="unknown-checker"),
+    pytest.param({CONFIG: GOOD_CONFIG.replace('exact_string: "hi:4"', "jq_query: '.a |'")},
+                 f"{CONFIG}:5", ["does not compile"], id="jq-does-not-compile"),
+    pytest.param({CONFIG: GOOD_CONFIG.replace('"hi:4"', "[1, 2]")}, f"{CONFIG}:5",
+                 ["exact_string must be a string"], id="exact-string-list"),
+    pytest.param({CONFIG: GOOD_CONFIG + "  fuzz:\n    fixed_inputs: {prompt: x}\n"
+                  "    disabled_inputs: [prompt]\n"}, f"{CONFIG}:6",
+                 ["'prompt' is both fixed and disabled"], id="fuzz-overlap"),
+    pytest.param({CONFIG: GOOD_CONFIG + "  fuzz:\n    iterations: -1\n"}, f"{CONFIG}:7",
+                 ["iterations"], id="fuzz-iterations-negative"),
+    pytest.param({CONFIG: GOOD_CONFIG + "  predict_timeout: 0\n"}, f"{CONFIG}:6",
+                 ["predict_timeout"], id="predict-timeout-zero"),
+    pytest.param({CONFIG: GOOD_CONFIG + "parallel: 0\n"}, f"{CONFIG}:6", ["parallel"],
+                 id="parallel-zero"),
+    pytest.param({CONFIG: GOOD_CONFIG + "deployment:\n  min_instances: 3\n  max_instances: 2\n"},
+                 f"{CONFIG}:6", ["min_instances (3) is above max_instances (2)"],
+                 id="deployment-min-above-max"),
+    pytest.param({CONFIG: GOOD_CONFIG + "official_model: official\n"}, f"{CONFIG}:6",
+                 ["expected 'owner/name'"], id="official-model-malformed"),
+    pytest.param({CONFIG: GOOD_CONFIG + "test_model: acme/alpha\n"}, f"{CONFIG}:6",
+                 ["test_model: must differ from model"], id="test-model-is-model"),
+    pytest.param({CONFIG: GOOD_CONFIG.replace("{{ model }}", "acme/other")}, f"{CONFIG}:1",
+                 ["differs from 'acme/alpha'"], id="model-differs-from-variants"),
+    # --- cog.yaml ---------------------------------------------------------------------
+    pytest.param({TEMPLATE: 'build:\n  python_version: "3.11"\npredict: "predict.py:Predictr"\n'},
+                 f"{TEMPLATE}:3", ["predict.py defines no 'Predictr'", "Predictor"],
+                 id="cog-yaml-class-missing"),
+    pytest.param({TEMPLATE: 'build:\n  python_version: "3.11"\npredict: "predictor.py:P"\n'},
+                 f"{TEMPLATE}:3", ["predictor.py does not exist"], id="cog-yaml-file-missing"),
+    pytest.param({TEMPLATE: 'build:\n  python_version: "2.7"\npredict: "predict.py:Predictor"\n'},
+                 f"{TEMPLATE}:2", ["python_version"], id="cog-yaml-old-python"),
+    pytest.param({TEMPLATE: 'biuld:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n'},
+                 f"{TEMPLATE}:1", ["biuld: unknown key"], id="cog-yaml-unknown-key"),
+    pytest.param({PARTIAL: "environment:\n  - STEPS={{ steps }}\n  - REPLICATE_API_TOKEN=x\n"},
+                 f"{PARTIAL}:3", ["reserved"], id="cog-yaml-reserved-env-in-partial"),
+    # --- templates --------------------------------------------------------------------
+    pytest.param({PARTIAL: "environment:\n  - STEPS={{ stepz }}\n"}, f"{PARTIAL}:2",
+                 ["undefined variable 'stepz'"], id="template-undefined"),
+    pytest.param({PARTIAL: "environment:\n  - STEPS={{ gpu | tojson }}\n"}, f"{PARTIAL}:2",
+                 ["undefined variable 'gpu'"], id="template-undefined-into-filter"),
+    pytest.param({PARTIAL: "environment:\n{% if steps %}\n  - STEPS={{ steps }}\n"},
+                 f"{PARTIAL}:", ["template syntax error"], id="template-syntax"),
+    pytest.param({TEMPLATE: '{% include "partials/nope.j2" %}\n'}, f"{TEMPLATE}:1",
+                 ["included template not found: partials/nope.j2"], id="template-missing-include"),
+    pytest.param({PARTIAL: b"environment:\n  - STEPS=\xfe{{ steps }}\n"}, f"{PARTIAL}:2",
+                 ["not UTF-8 text"], id="template-not-utf8"),
+    pytest.param({PARTIAL: "environment:\n  - STEPS={{ steps // 0 }}\n"}, f"{PARTIAL}:2",
+                 ["ZeroDivisionError"], id="template-expression-raises"),
+]
+
+
+@pytest.mark.parametrize(("files", "where", "what"), FILE_CASES)
+def test_bad_files(push_broken, files, where, what):
+    result, root = push_broken(files)
+    assert_rejected(result, root, where, *what)
+
+
+# --- plugins ---------------------------------------------------------------------------
+
+HOOK = "from cogfleet import hookimpl\n\n"
+
+PLUGIN_CASES = [
+    pytest.param("def broken(:\n", "plugins/bad.py:1", ["failed to import", "SyntaxError"],
+                 id="plugin-syntax-error"),
+    pytest.param("import os\nraise RuntimeError('no import for you')\n", "plugins/bad.py:2",
+                 ["failed to import", "no import for you"], id="plugin-import-raises"),
+    pytest.param(HOOK + "@hookimpl\ndef cogfleet_lnt(variant, build_dir):\n    return []\n",
+                 "plugins/bad.py", ["cogfleet_lnt"], id="plugin-unknown-hook"),
+    pytest.param(HOOK + "@hookimpl\ndef cogfleet_template_variables(variant):\n"
+                 "    raise KeyError('steps')\n", "plugins/bad.py:5",
+                 ["plugin 'bad': cogfleet_template_variables raised KeyError"],
+                 id="plugin-template-variables-raise"),
+    pytest.param(HOOK + "@hookimpl\ndef cogfleet_register_checkers(register):\n"
+                 "    register('not a checker')\n", "", ["registered a non-Checker"],
+                 id="plugin-registers-non-checker"),
+    pytest.param(HOOK + "from cogfleet._checks import Checker, CheckResult\n\n@hookimpl\n"
+                 "def cogfleet_register_checkers(register):\n"
+                 "    register(Checker(name='exact_string', check=lambda c: CheckResult(True)))\n",
+                 "", ["checker 'exact_string' is registered by both"],
+                 id="plugin-checker-name-taken"),
+    pytest.param(HOOK + "from cogfleet._checks import Checker, CheckResult\n\n"
+                 "def validate(value):\n    raise KeyError(value)\n\n@hookimpl\n"
+                 "def cogfleet_register_checkers(register):\n"
+                 "    register(Checker(name='exact_string2', check=lambda c: CheckResult(True),"
+                 " validate=validate))\n",
+                 f"{CONFIG}:5", ["exact_string2", "KeyError"], id="plugin-validate-raises"),
+    pytest.param(HOOK + "@hookimpl\ndef cogfleet_template_filters(register):\n"
+                 "    register('shout', lambda v: v.upper())\n", f"{PARTIAL}:2",
+                 ["AttributeError"], id="plugin-filter-raises"),
+]
+
+
+@pytest.mark.parametrize(("plugin", "where", "what"), PLUGIN_CASES)
+def test_bad_plugins(push_broken, plugin, where, what):
+    files: dict[str, str | bytes | None] = {"plugins/bad.py": plugin}
+    if "exact_string2" in plugin:
+        files[CONFIG] = GOOD_CONFIG.replace('exact_string: "hi:4"', "exact_string2: x")
+    if "shout" in plugin:
+        files[PARTIAL] = "environment:\n  - STEPS={{ steps | shout }}\n"
+    result, root = push_broken(files)
+    assert_rejected(result, root, where, *what)
+
+
+def test_a_lint_hook_that_raises_names_the_plugin(make_repo, cli):
+    root = make_repo({"plugins/bad.py": HOOK + "@hookimpl\ndef cogfleet_lint(variant, build_dir):"
+                      "\n    return 1 / 0\n"})
+    result = cli("lint", "alpha", cwd=root)
+    assert result.code == 2
+    assert result.err.startswith("error: plugins/bad.py:5: plugin 'bad': cogfleet_lint raised "
+                                 "ZeroDivisionError"), result.err
+    assert "Traceback" not in result.err
+
+
+# --- serve -----------------------------------------------------------------------------
+
+
+def _serve(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cogfleet", "serve", *args], cwd=tmp_path,
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+def test_serve_state_pointing_at_a_file(tmp_path):
+    (tmp_path / "state").write_text("I am a file\n")
+    proc = _serve(tmp_path, "--state", "state", "--port", "0")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: --state state: not a directory (a file is there)"
+    ]
+    assert (tmp_path / "state").read_text() == "I am a file\n"
+
+
+def test_serve_on_a_port_in_use(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = _serve(tmp_path, "--port", str(port))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: --port {port}: ")
+    assert "in use" in lines[0]
+    assert not (tmp_path / ".cogfleet").exists()  # nothing created first
+
+
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [
+        (["--port", "70000"], "--port"),
+        (["--fail-rate", "2"], "--fail-rate"),
+        (["--rate-limit", "0"], "--rate-limit"),
+        (["--latency", "-1"], "--latency"),
+    ],
+)
+def test_serve_bad_flags(tmp_path, args, what):
+    proc = _serve(tmp_path, *args)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and what in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / ".cogfleet").exists()
+
+
+
+# --- the command line ------------------------------------------------------------------
+
+CLI_CASES = [
+    pytest.param(["--predict-timeout", "-5"], "",
+                 ["--predict-timeout", "must be a positive integer, got -5"],
+                 id="predict-timeout-negative"),
+    pytest.param(["--predict-timeout", "0"], "", ["--predict-timeout", "positive"],
+                 id="predict-timeout-zero"),
+    pytest.param(["--predict-timeout", "soon"], "", ["--predict-timeout", "'soon'"],
+                 id="predict-timeout-not-a-number"),
+    pytest.param(["--parallel", "0"], "", ["--parallel", "must be a positive integer, got 0"],
+                 id="parallel-zero"),
+    pytest.param(["--fuzz-iterations", "-1"], "", ["--fuzz-iterations", "at least 0"],
+                 id="fuzz-iterations-negative"),
+    pytest.param(["--fuzz-seed", "x"], "", ["--fuzz-seed"], id="fuzz-seed-not-a-number"),
+    pytest.param(["--target", "production"], "", ["--target", "invalid choice"],
+                 id="target-unknown"),
+    pytest.param(["--report-json", "models/fam/predict.py/r.json"],
+                 "--report-json models/fam/predict.py/r.json",
+                 ["models/fam/predict.py is a file, not a folder"], id="report-inside-a-file"),
+    pytest.param(["--report-json", "models"], "--report-json models", ["is a folder"],
+                 id="report-is-a-folder"),
+    pytest.param(["--junit-xml", "models/fam/predict.py/j.xml"], "--junit-xml", ["is a file"],
+                 id="junit-inside-a-file"),
+    pytest.param(["--markdown", "models/fam/predict.py/s.md"], "--markdown", ["is a file"],
+                 id="markdown-inside-a-file"),
+    pytest.param(["--local-url", "ftp://example.org"], "--local-url ftp://example.org",
+                 ["expected http://HOST:PORT"], id="local-url-wrong-scheme"),
+    pytest.param(["--local-url", "localhost"], "--local-url localhost",
+                 ["expected http://HOST:PORT"], id="local-url-no-scheme"),
+    pytest.param(["--local-url", "http://[::1"], "--local-url", ["not a URL"],
+                 id="local-url-malformed"),
+    pytest.param(["--local-url", "http://127.0.0.1:{closed}"], "--local-url",
+                 ["cannot reach it", "cogfleet serve"], id="local-url-unreachable"),
+    pytest.param(["--secret", "api_key"], "--secret api_key", ["expected id=NAME,src=PATH"],
+                 id="secret-malformed"),
+    pytest.param(["--secret", "id=k,src=f,extra=1"], "--secret", ["expected id=NAME,src=PATH"],
+                 id="secret-unknown-field"),
+    pytest.param(["--test-model", "no-slash"], "", ["--test-model", "expected 'owner/name'"],
+                 id="test-model-malformed"),
+    pytest.param(["--test-case", "no-equals-sign"], "", ["--test-case", "key=value"],
+                 id="test-case-malformed"),
+    pytest.param(["--fuzz-fixed-inputs", "a=1;b"], "", ["--fuzz-fixed-inputs", "key=value"],
+                 id="fuzz-fixed-inputs-malformed"),
+    pytest.param(["--no-such-flag"], "", ["unrecognized arguments: --no-such-flag"],
+                 id="unknown-flag"),
+]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(("args", "where", "what"), CLI_CASES)
+def test_bad_command_lines(push_broken, args, where, what):
+    args = [a.replace("{closed}", str(_closed_port())) for a in args]
+    result, root = push_broken({}, *args)
+    assert_rejected(result, root, where, *what)
+
+
+def test_unknown_variant_lists_the_known_ones(make_repo, cli):
+    root = make_repo()
+    result = cli("push", "gamma", "--report-json", "report.json", cwd=root)
+    assert_rejected(result, root, "", "unknown variant 'gamma'", "valid: alpha, beta")

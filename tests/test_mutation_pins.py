@@ -1,0 +1,812 @@
+"""Behaviours that small deliberate bugs (mutations) once left unpinned.
+
+Each test here fails when the bug named in its docstring is put into the code: a
+checker crash counted as a pass, a failed prediction handed to a checker that expects
+success, promotion without the schema check, a deployment created because its look-up
+failed, and so on. Pipeline behaviours run against a real local server and a tiny real
+predictor; a deployment look-up that fails the way only Replicate can is answered by a
+proxy in front of that server (tests/fakes/fault_proxy.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import replicate
+
+from cogfleet._checks import CheckContext, CheckResult, OutputFile
+from cogfleet._config import SafePushConfig, TestCase
+from cogfleet._errors import CheckFailed, ConfigError, RemoteError
+from cogfleet._pipeline import _timed
+from cogfleet._plugins import Plugins
+from cogfleet._predict import FileCache, Predictions
+from cogfleet._result import RunResult
+from cogfleet._steps import PushContext, PushOptions, passed, skipped
+from cogfleet._target import LocalTarget
+from cogfleet.builtins import checkers as builtin_checkers
+from cogfleet.builtins.release import deployment, promote
+from cogfleet.schema._compat import check_compatibility, load_schema_file
+from cogfleet.server._embedded import LocalServer
+from cogfleet.server._push import push_build
+from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.fault_proxy import FaultProxy, Rule
+
+# --- a real server, a tiny real predictor ----------------------------------------------
+
+PREDICT_PY = '''\
+import time
+
+from cog import BasePredictor, Input
+
+
+class Predictor(BasePredictor):
+    def predict(
+        self,
+        mode: str = Input(description="echo, fail, sleep or empty", default="echo"),
+        text: str = Input(description="what to echo (sleep: seconds)", default=""),
+    ) -> str:
+        if mode == "fail":
+            raise ValueError(f"failing on purpose: {text}")
+        if mode == "sleep":
+            time.sleep(float(text))
+        if mode == "empty":
+            return ""
+        return text
+'''
+
+COG_YAML = 'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n'
+
+# A repo plugin with two checkers of its own: one that crashes, one that passes anything
+PLUGIN = '''\
+from cogfleet import hookimpl
+from cogfleet._checks import Checker, CheckResult
+
+
+def _crash(ctx):
+    raise RuntimeError("checker bug")
+
+
+@hookimpl
+def cogfleet_register_checkers(register):
+    register(Checker(name="crashes", check=_crash))
+    register(Checker(name="anything", check=lambda ctx: CheckResult(True, "fine")))
+    register(Checker(name="anything_failing", check=lambda ctx: CheckResult(True, "fine"),
+                     expects_failure=True))
+'''
+
+OWNER = "acme"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    with LocalServer(state_dir=tmp_path_factory.mktemp("pins-state")) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def client(server: LocalServer) -> replicate.Client:
+    return replicate.Client(api_token=server.token, base_url=server.base_url)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("pins-repo")
+    (root / "plugins").mkdir()
+    (root / "plugins" / "pin_checkers.py").write_text(PLUGIN)
+    build = root / "build"
+    build.mkdir()
+    (build / "predict.py").write_text(PREDICT_PY)
+    (build / "cog.yaml").write_text(COG_YAML)
+    return root
+
+
+@pytest.fixture(scope="module")
+def plugins(repo: Path) -> Plugins:
+    return Plugins(repo)
+
+
+_models = iter(range(10_000))
+
+
+def new_model(client: replicate.Client, stem: str) -> str:
+    name = f"{stem}-{next(_models)}"
+    client.models.create(owner=OWNER, name=name, visibility="private", hardware="cpu")
+    return f"{OWNER}/{name}"
+
+
+@pytest.fixture(scope="module")
+def version(client: replicate.Client, repo: Path) -> dict[str, Any]:
+    """The tiny predictor pushed once to a test model."""
+    model = new_model(client, "pins-test")
+    pushed = push_build(client, *model.split("/"), repo / "build")
+    got = client.models.get(model).versions.get(pushed["id"])
+    return {"id": got.id, "openapi_schema": got.openapi_schema, "model": model}
+
+
+def make_ctx(
+    server: LocalServer, plugins: Plugins, repo: Path, config: dict[str, Any],
+    test_version: dict[str, Any] | None = None,
+) -> PushContext:
+    cfg = SafePushConfig.model_validate(config)
+    target = LocalTarget(server.base_url, server.token, embedded=False)
+    ctx = PushContext(
+        name="pins", config=cfg, build_dir=repo / "build", repo_root=repo, target=target,
+        plugins=plugins, options=PushOptions(),
+        result=RunResult(variant="pins", model=cfg.model,
+                         test_model=cfg.effective_test_model, target="local"),
+        predictions=Predictions(target.client, parallel=4, repo_root=repo),
+        files=FileCache(repo),
+    )
+    ctx.test_version = test_version
+    return ctx
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, timeout=120))
+
+
+@pytest.fixture
+def ctx(server, plugins, repo, version) -> PushContext:
+    return make_ctx(server, plugins, repo, {"model": "acme/pins"}, version)
+
+
+# --- pipeline ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_checker_that_crashes_fails_the_case(ctx):
+    """Mutation: a checker that raises counted as passed."""
+    case = TestCase.model_validate({"inputs": {"text": "hi"}, "crashes": True})
+    result = run(ctx.run_case("test-case", 0, case, version=ctx.test_version["id"]))
+    assert result.status == "failed"
+    assert result.message == "checker crashes raised RuntimeError: checker bug"
+
+
+@pytest.mark.slow
+def test_a_failed_prediction_never_reaches_a_checker_that_expects_success(ctx):
+    """Mutation: a failed prediction handed to a checker expecting a success."""
+    case = TestCase.model_validate({"inputs": {"mode": "fail", "text": "x"}, "anything": 1})
+    result = run(ctx.run_case("test-case", 0, case, version=ctx.test_version["id"]))
+    assert result.status == "failed"
+    assert result.message.startswith("prediction failed:") and "failing on purpose" in (
+        result.message)
+
+
+@pytest.mark.slow
+def test_a_timed_out_prediction_fails_before_any_checker(ctx):
+    """Mutation: a timed-out prediction not failed up front (a checker that accepts
+    failures would pass it)."""
+    case = TestCase.model_validate(
+        {"inputs": {"mode": "sleep", "text": "60"}, "anything_failing": 1}
+    )
+    result = run(ctx.run_case("test-case", 0, case, version=ctx.test_version["id"], timeout=1))
+    assert result.status == "failed"
+    assert result.message.startswith("timed out after 1s")
+
+
+@pytest.mark.slow
+def test_a_fuzz_case_with_empty_output_fails(ctx):
+    """Mutation: a fuzz case whose output is empty passes."""
+    vid = ctx.test_version["id"]
+
+    async def both() -> Any:
+        return (await ctx.run_case("fuzz", 0, {"mode": "empty"}, version=vid),
+                await ctx.run_case("fuzz", 1, {"text": "x"}, version=vid))
+
+    result, echoed = run(both())
+    assert (result.status, result.message) == ("failed", "empty output")
+    assert echoed.status == "passed"
+
+
+def test_a_step_raising_a_cogfleet_error_fails(tmp_path):
+    """Mutation: a step raising a cogfleet error other than CheckFailed counts as skipped."""
+
+    async def broken() -> Any:
+        raise RemoteError("the API answered 500")
+
+    async def fine() -> Any:
+        return passed("ok")
+
+    ctx = _bare_ctx(tmp_path)
+    step = run(_timed(ctx, "custom", broken))
+    assert (step.status, step.message) == ("failed", "the API answered 500")
+    assert run(_timed(ctx, "other", fine)).status == "passed"
+    assert [s.name for s in ctx.result.steps] == ["custom", "other"]
+
+
+def _bare_ctx(tmp_path: Path) -> PushContext:
+    cfg = SafePushConfig(model="acme/bare")
+    return PushContext(
+        name="bare", config=cfg, build_dir=tmp_path, repo_root=None, target=None,  # type: ignore[arg-type]
+        plugins=Plugins(), options=PushOptions(),
+        result=RunResult(variant="bare", model=cfg.model, test_model="acme/bare-test",
+                         target="local"),
+        predictions=None, files=FileCache(None),  # type: ignore[arg-type]
+    )
+
+
+# --- pipeline ordering ------------------------------------------------------------------
+
+ORDER_PLUGIN = '''\
+import asyncio
+
+from cogfleet import CheckFailed, hookimpl
+from cogfleet._steps import Step, passed
+
+CALLS = []
+FAIL = set()
+
+
+def _step(name):
+    async def run(ctx):
+        CALLS.append(("start", name))
+        await asyncio.sleep(0.01)
+        CALLS.append(("end", name))
+        if name in FAIL:
+            raise CheckFailed(f"{name} says no")
+        return passed(f"{name} ok")
+    return run
+
+
+@hookimpl
+def cogfleet_register_steps(register):
+    for name, phase, order in (("g2", "gate", 20), ("g1", "gate", 10), ("c1", "check", 1),
+                               ("c2", "check", 2), ("p", "promote", 0),
+                               ("r2", "release", 20), ("r1", "release", 10)):
+        register(Step(name=name, phase=phase, run=_step(name), order=order))
+'''
+
+BUILTIN_STEPS = {"schema-checks", "test-cases", "compare-outputs", "fuzz", "train", "release",
+                 "official-model", "progress"}
+
+
+@pytest.fixture(scope="module")
+def order_plugins(
+    tmp_path_factory: pytest.TempPathFactory, repo: Path, client: replicate.Client
+) -> Plugins:
+    client.models.create(owner=OWNER, name="pins-order", visibility="private", hardware="cpu")
+    root = tmp_path_factory.mktemp("order-repo")
+    (root / "plugins").mkdir()
+    (root / "plugins" / "order.py").write_text(ORDER_PLUGIN)
+    return Plugins(root, disabled=BUILTIN_STEPS)
+
+
+def _run_order(server, order_plugins, repo, fail: set[str]) -> tuple[RunResult, list[Any]]:
+    from cogfleet._pipeline import run_pipeline
+
+    module = order_plugins.pm.get_plugin("order")
+    module.CALLS.clear()
+    module.FAIL.clear()
+    module.FAIL.update(fail)
+    ctx = make_ctx(server, order_plugins, repo, {"model": "acme/pins-order"})
+    result = run(run_pipeline(ctx, order_plugins.steps()))
+    return result, list(module.CALLS)
+
+
+@pytest.mark.slow
+def test_pipeline_order_when_everything_passes(server, client, order_plugins, repo):
+    result, calls = _run_order(server, order_plugins, repo, set())
+    assert result.result == "passed"
+    starts = [name for what, name in calls if what == "start"]
+    assert starts[:2] == ["g1", "g2"] and starts[4:] == ["p", "r1", "r2"]
+    assert set(starts[2:4]) == {"c1", "c2"}
+    # gates one after another, checks at once, then promotion and release in order
+    assert calls.index(("end", "g1")) < calls.index(("start", "g2"))
+    both_started = max(calls.index(("start", "c1")), calls.index(("start", "c2")))
+    assert both_started < min(calls.index(("end", "c1")), calls.index(("end", "c2")))
+    assert calls.index(("end", "c2")) < calls.index(("start", "p"))
+    assert [s.name for s in result.steps][:2] == ["lint", "push-test"]
+    assert all(s.status == "passed" for s in result.steps)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("fail", "ran", "reason"),
+    [
+        ({"g1"}, ["g1"], "g1 failed"),
+        ({"g2"}, ["g1", "g2"], "g2 failed"),
+        ({"c1"}, ["g1", "g2", "c1", "c2"], "c1 failed"),
+        ({"p"}, ["g1", "g2", "c1", "c2", "p"], "p failed"),
+        ({"r1"}, ["g1", "g2", "c1", "c2", "p", "r1"], "r1 failed"),
+        ({"r2"}, ["g1", "g2", "c1", "c2", "p", "r1", "r2"], ""),
+    ],
+)
+def test_pipeline_stops_at_the_first_failure(server, client, order_plugins, repo, fail, ran,
+                                             reason):
+    result, calls = _run_order(server, order_plugins, repo, fail)
+    assert result.result == "failed"
+    assert sorted(name for what, name in calls if what == "start") == sorted(ran)
+    statuses = {s.name: (s.status, s.message) for s in result.steps}
+    for name in ("g1", "g2", "c1", "c2", "p", "r1", "r2"):
+        if name in fail:
+            assert statuses[name] == ("failed", f"{name} says no")
+        elif name in ran:
+            assert statuses[name] == ("passed", f"{name} ok")
+        else:
+            assert statuses[name] == ("skipped", reason)
+
+
+# --- promotion and deployment -----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_promotion_checks_the_promoted_schema_equals_the_tested_one(
+    server, client, plugins, repo, version, tmp_path
+):
+    """Mutation: promotion without the check that the promoted version's schema equals
+    the tested one."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "cog.yaml").write_text(COG_YAML)
+    (other / "predict.py").write_text(PREDICT_PY.replace(
+        'default="")', 'default=""),\n        extra: int = Input(description="new", default=1)'
+    ).replace("-> str:", "-> str:\n        del extra"))
+    model = new_model(client, "pins-promoted")
+    test_model = f"{model}-test"
+    client.models.create(owner=OWNER, name=test_model.split("/")[1], visibility="private",
+                         hardware="cpu")
+    different = push_build(client, *test_model.split("/"), other)
+    # what was tested had the first schema; the build promoted has another
+    tested = {"id": different["id"], "openapi_schema": version["openapi_schema"]}
+    ctx = make_ctx(server, plugins, repo, {"model": model, "test_model": test_model}, tested)
+    with pytest.raises(CheckFailed, match="has a different schema from the tested"):
+        run(promote(ctx))
+    assert ctx.result.pushed is False and ctx.result.version is None
+
+
+def _promoted_ctx(server, client, plugins, repo, version, deployment_cfg) -> PushContext:
+    model = new_model(client, "pins-deploy")
+    ctx = make_ctx(server, plugins, repo, {"model": model, "deployment": deployment_cfg},
+                   version)
+    promoted = run(ctx.target.promote(repo / "build", version["id"], model, None))
+    ctx.promoted_version = promoted["id"]
+    return ctx
+
+
+@pytest.mark.slow
+def test_min_instances_zero_is_kept(server, client, plugins, repo, version):
+    """Mutation: ``min_instances: 0`` replaced by the default."""
+    ctx = _promoted_ctx(server, client, plugins, repo, version,
+                        {"name": "zero-min", "hardware": "cpu", "min_instances": 0})
+    outcome = run(deployment(ctx))
+    assert outcome.status == "passed", outcome.message
+    account = client.accounts.current().username
+    release = client.deployments.get(f"{account}/zero-min").current_release
+    assert release.configuration.min_instances == 0
+    assert release.configuration.max_instances == 20  # the CPU default
+
+
+@pytest.mark.slow
+def test_deployment_update_path(server, client, plugins, repo, version):
+    """The second deployment of a model updates it: owner, name, version, hardware and
+    the scaling bounds all reach the API (GPU defaults 0-2, explicit bounds win)."""
+    ctx = _promoted_ctx(server, client, plugins, repo, version,
+                        {"name": "updated-one", "hardware": "cpu"})
+
+    async def deploy_twice() -> Any:
+        first = await deployment(ctx)
+        ctx.config = SafePushConfig.model_validate(
+            {"model": ctx.model, "deployment": {"name": "updated-one", "hardware": "gpu-t4"}})
+        second = await deployment(ctx)
+        ctx.config = SafePushConfig.model_validate(
+            {"model": ctx.model, "deployment": {"name": "updated-one", "hardware": "gpu-t4",
+                                                "max_instances": 3}})
+        return first, second, await deployment(ctx)
+
+    first, second, third = run(deploy_twice())
+    account = client.accounts.current().username
+    short = version["id"][:12]
+    assert first.message == (f"created deployment {account}/updated-one -> {short} "
+                             "(cpu, 1-20 instances)")
+    assert second.message == (f"updated deployment {account}/updated-one -> {short} "
+                              "(gpu-t4, 0-2 instances)")
+    assert third.message == (f"updated deployment {account}/updated-one -> {short} "
+                             "(gpu-t4, 0-3 instances)")
+    release = client.deployments.get(f"{account}/updated-one").current_release
+    assert release.number == 3 and release.version == version["id"]
+    assert (release.configuration.hardware, release.configuration.min_instances,
+            release.configuration.max_instances) == ("gpu-t4", 0, 3)
+
+
+@pytest.mark.slow
+def test_default_deployment_name_is_the_model_name(server, client, plugins, repo, version):
+    """Mutation: the default deployment name taken from the owner."""
+    ctx = _promoted_ctx(server, client, plugins, repo, version, {"hardware": "cpu"})
+    outcome = run(deployment(ctx))
+    name = ctx.model.split("/")[1]
+    account = client.accounts.current().username
+    assert outcome.message.startswith(f"created deployment {account}/{name} ")
+    assert client.deployments.get(f"{account}/{name}").current_release.version == version["id"]
+
+
+@pytest.mark.slow
+def test_a_deployment_api_error_fails_the_step(server, client, plugins, repo, version):
+    """Mutation: a deployment API error reported as skipped."""
+    ctx = _promoted_ctx(server, client, plugins, repo, version,
+                        {"name": "bad-hardware", "hardware": "no-such-gpu"})
+    step = run(_timed(ctx, "deployment", lambda: deployment(ctx)))
+    assert step.status == "failed"
+    assert re.match(r"deployment \S+/bad-hardware: 422", step.message), step.message
+
+
+@pytest.mark.slow
+def test_a_failing_deployment_lookup_is_not_taken_for_a_missing_one(
+    server, client, plugins, repo, version
+):
+    """Mutation: any error from the deployment look-up taken as "does not exist" (so it
+    creates one)."""
+    ctx = _promoted_ctx(server, client, plugins, repo, version,
+                        {"owner": "acme", "name": "lookup-fails", "hardware": "cpu"})
+    forbidden = Rule("GET", r"^/v1/deployments/acme/lookup-fails$", 403)
+    with FaultProxy(server.base_url, [forbidden]) as proxy:
+        ctx.target = LocalTarget(proxy.base_url, server.token, embedded=False)
+        with pytest.raises(CheckFailed, match="deployment acme/lookup-fails: 403"):
+            run(deployment(ctx))
+    assert forbidden.hits == 1
+    names = [d.name for d in client.deployments.list()]
+    assert "lookup-fails" not in names  # nothing was created
+
+
+# --- checkers ---------------------------------------------------------------------------
+
+
+def _check(name: str, expected: Any, output: Any, *, status: str = "succeeded",
+           error: str | None = None, judge: Any = None) -> CheckResult:
+    checker = {c.name: c for c in builtin_checkers.CHECKERS}[name]
+    from cogfleet._checks import decode_data_uri
+
+    return checker.check(CheckContext(
+        expected=expected, inputs={}, output=output, error=error, status=status,
+        prediction={"status": status}, read_file=decode_data_uri, judge=judge,
+    ))
+
+
+@pytest.mark.parametrize("output", ["hi ", " hi", "hi\n", ["hi\n"]])
+def test_exact_string_does_not_ignore_surrounding_whitespace(output):
+    """Mutation: ``exact_string`` ignoring surrounding whitespace."""
+    assert not _check("exact_string", "hi", output).passed
+    assert _check("exact_string", "hi", "hi").passed
+
+
+def test_jq_judges_the_first_result():
+    """Mutation: ``jq_query`` judging the last result instead of the first."""
+    assert not _check("jq_query", ".[]", [False, True]).passed
+    assert _check("jq_query", ".[]", [True, False]).passed
+
+
+@pytest.mark.parametrize("status", ["failed", "canceled"])
+def test_jq_fails_a_prediction_that_did_not_succeed(status):
+    """Mutation: ``jq_query`` not failing a prediction that did not succeed itself."""
+    result = _check("jq_query", ".ok", {"ok": True}, status=status, error="boom")
+    assert not result.passed
+    assert result.message.startswith(f"prediction {status}")
+
+
+def _png(size: tuple[int, int]) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, (10, 200, 10)).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+@pytest.mark.parametrize(
+    ("prompt", "why"),
+    [("a 256x256 png image of a green field", "256x256"),
+     ("a webp image of a green field", "webp")],
+)
+def test_match_prompt_never_asks_the_judge_after_a_failed_fact(prompt, why):
+    """Mutation: ``match_prompt`` sending a case whose fact check failed to the AI judge."""
+    calls: list[str] = []
+
+    def judge(prompt: str, output: Any, files: list[OutputFile]) -> CheckResult:
+        calls.append(prompt)
+        return CheckResult(True, "looks fine")
+
+    result = _check("match_prompt", prompt, [_png((64, 48))], judge=judge)
+    assert not result.passed and why in result.message
+    assert calls == []
+    # the same prompt with facts that hold does reach the judge
+    with FakeAnthropic(responder=['{"verdict": "yes", "reason": "green"}'] * 3) as fake:
+        from cogfleet._judge import AnthropicJudge
+
+        with AnthropicJudge(api_key=fake.api_key, base_url=fake.base_url) as real:
+            ok = _check("match_prompt", prompt.replace("webp", "png"),
+                        [_png((256, 256))], judge=real)
+        assert fake.requests
+    assert ok.passed, ok.message
+
+
+# --- schema compatibility ---------------------------------------------------------------
+
+
+def _doc(prop: dict[str, Any]) -> dict[str, Any]:
+    return {"openapi": "3.0.2", "info": {"title": "Cog", "version": "0.1"}, "paths": {},
+            "components": {"schemas": {
+                "Input": {"title": "Input", "type": "object", "properties": {"x": prop}},
+                "Output": {"title": "Output", "type": "string"}}}}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "breaking"),
+    [
+        # OpenAPI 3.0: booleans beside minimum/maximum
+        ({"type": "number", "minimum": 0}, {"type": "number", "minimum": 0,
+                                            "exclusiveMinimum": True}, True),
+        ({"type": "number", "maximum": 1}, {"type": "number", "maximum": 1,
+                                            "exclusiveMaximum": True}, True),
+        ({"type": "number", "minimum": 0, "exclusiveMinimum": True},
+         {"type": "number", "minimum": 0}, False),
+        # JSON Schema / OpenAPI 3.1: the bound itself
+        ({"type": "number", "exclusiveMinimum": 0}, {"type": "number", "exclusiveMinimum": 1},
+         True),
+        ({"type": "number", "exclusiveMinimum": 1}, {"type": "number", "exclusiveMinimum": 0},
+         False),
+        ({"type": "number", "exclusiveMaximum": 1}, {"type": "number", "exclusiveMaximum": 0},
+         True),
+        ({"type": "number", "exclusiveMaximum": 0}, {"type": "number", "exclusiveMaximum": 1},
+         False),
+        ({"type": "number", "minimum": 0}, {"type": "number", "exclusiveMinimum": 0}, True),
+        ({"type": "number", "maximum": 5}, {"type": "number", "exclusiveMaximum": 5}, True),
+        ({"type": "number", "exclusiveMaximum": 5}, {"type": "number", "maximum": 5}, False),
+        ({"type": "number"}, {"type": "number", "exclusiveMaximum": 5}, True),
+    ],
+)
+def test_exclusive_bounds_in_the_right_direction(old, new, breaking):
+    """Mutation: ``exclusiveMinimum``/``exclusiveMaximum`` directions swapped."""
+    assert bool(check_compatibility(_doc(old), _doc(new))) is breaking
+
+
+# --- affected variants and rendering ----------------------------------------------------
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"})
+
+
+@pytest.fixture
+def git_repo(make_repo: Callable[..., Path]) -> Path:
+    root = make_repo({"models/other/variants.yaml":
+                      "gamma:\n  model: acme/gamma\n  variables: {steps: 1}\n",
+                      "models/other/predict.py": "x = 1\n",
+                      "cog-safe-push-configs/gamma.yaml": "model: acme/gamma\n"})
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "base")
+    return root
+
+
+def _affected(root: Path) -> dict[str, list[str]]:
+    from cogfleet._affected import affected_variants
+    from cogfleet._repo import Repo
+
+    return {a.variant: a.reasons for a in affected_variants(Repo.load(root), "main")}
+
+
+@pytest.mark.parametrize("path", ["models/fam/pyproject.toml", "models/fam/noxfile.py"])
+def test_nested_packaging_files_are_not_global(git_repo, path):
+    """Mutation: a nested ``pyproject.toml`` or ``noxfile.py`` counted as a global change."""
+    (git_repo / path).write_text("# family-local\n")
+    assert _affected(git_repo) == {"alpha": [path], "beta": [path]}
+    (git_repo / "noxfile.py").write_text("# repo-wide\n")
+    assert set(_affected(git_repo)) == {"alpha", "beta", "gamma"}
+
+
+def test_local_state_is_not_a_change(git_repo):
+    """Mutation: the local state under ``.cogfleet/`` not filtered out of changed files."""
+    from cogfleet._affected import changed_files
+
+    state = git_repo / ".cogfleet" / "build" / "gamma"
+    state.mkdir(parents=True)
+    (state / "predict.py").write_text("y = 2\n")
+    (git_repo / "models/other/predict.py").write_text("x = 2\n")
+    assert changed_files(git_repo, "main")[1] == ["models/other/predict.py"]
+    assert _affected(git_repo) == {"gamma": ["models/other/predict.py"]}
+
+
+def test_a_variant_that_failed_to_render_at_the_base_may_have_read_deleted_files(git_repo):
+    """Mutation: a variant that failed to render at the base not assumed to read the
+    deleted files."""
+    extra = git_repo / "models/other/helper.txt"
+    extra.write_text("help\n")
+    config = git_repo / "cog-safe-push-configs/gamma.yaml"
+    config.write_text("model: {{ not_defined_at_the_base }}\n")  # gamma cannot render
+    _git(git_repo, "add", "-A")
+    _git(git_repo, "commit", "-q", "-m", "gamma broken, helper added")
+    _git(git_repo, "checkout", "-q", "-b", "work")
+    config.write_text("model: acme/gamma\n")
+    extra.unlink()
+    _git(git_repo, "commit", "-qam", "fix gamma, drop helper")
+    found = _affected(git_repo)
+    assert "models/other/helper.txt" in found["gamma"]
+    assert "alpha" not in found
+
+
+def test_a_familys_own_cog_yaml_wins_over_the_shared_template(make_repo):
+    """Mutation: a family's own ``cog.yaml`` overridden by the shared template."""
+    from cogfleet._render import render_in_memory
+    from cogfleet._repo import Repo
+
+    own = '# the family\'s own\nbuild:\n  python_version: "3.12"\npredict: "predict.py:Predictor"\n'
+    root = make_repo({"models/fam/cog.yaml": own})
+    repo = Repo.load(root)
+    rendered = render_in_memory(repo, repo.variants["alpha"], Plugins(root))
+    assert rendered.files["cog.yaml"].decode() == own
+    assert "templates/cog.yaml.j2" not in rendered.reads
+
+
+def test_unchanged_build_files_are_not_rewritten(make_repo, cli):
+    """Mutation: unchanged build files rewritten."""
+    root = make_repo()
+    assert cli("render", "alpha", cwd=root).code == 0
+    build = root / ".cogfleet/build/alpha"
+    before = {p: p.stat().st_mtime_ns for p in build.rglob("*") if p.is_file()}
+    time.sleep(0.01)
+    # a change elsewhere forces a render; the alpha files' bytes stay the same
+    (root / "cog-safe-push-configs/beta.yaml").write_text("model: acme/beta\n# edited\n")
+    (root / ".cogfleet/cache/render/alpha.json").unlink()  # no reuse: render afresh
+    result = cli("render", "alpha", cwd=root)
+    assert result.code == 0 and "0 changed" in result.out
+    after = {p: p.stat().st_mtime_ns for p in build.rglob("*") if p.is_file()}
+    assert after == before
+
+
+# --- exact verdicts and messages (a verdict of None or a wrong message is a bug too) -----
+
+
+@pytest.mark.parametrize(
+    ("name", "expected", "output", "status", "error", "verdict"),
+    [
+        ("exact_string", "hi", "ho", "succeeded", None, (False, "expected 'hi', got 'ho'")),
+        ("exact_string", 42, "42", "succeeded", None, (True, "output is '42'")),
+        ("exact_string", "hi", {"a": 1}, "succeeded", None,
+         (False, "expected the string 'hi', got {\"a\": 1}")),
+        ("exact_string", "hi", None, "succeeded", None,
+         (False, "expected the string 'hi', got null")),
+        ("exact_string", "hi", 7, "succeeded", None, (False, "expected 'hi', got '7'")),
+        ("exact_string", "hi", "hi", "failed", "boom", (False, "prediction failed: boom")),
+        ("exact_string", "hi", "hi", "canceled", None, (False, "prediction canceled")),
+        ("jq_query", ".a", "not json", "succeeded", None,
+         (False, "output is not JSON: not json")),
+        ("jq_query", ".a", {"a": 3}, "succeeded", None, (True, "jq '.a' gave 3")),
+        ("jq_query", ".a", {"a": 0}, "succeeded", None, (True, "jq '.a' gave 0")),
+        ("jq_query", ".a", {"a": ""}, "succeeded", None,
+         (False, "jq '.a' gave  on {\"a\": \"\"}")),
+        ("jq_query", ".a", {"a": [1]}, "succeeded", None, (True, "jq '.a' gave [1]")),
+        ("jq_query", ".a", {"a": False}, "succeeded", None,
+         (False, "jq '.a' gave false on {\"a\": false}")),
+        ("jq_query", "empty", {"a": 1}, "succeeded", None,
+         (False, "jq 'empty' produced no result on {\"a\": 1}")),
+        ("error_contains", "bad", "ok", "succeeded", None,
+         (False, "expected the prediction to fail with 'bad', but it succeeded with ok")),
+        ("error_contains", "bad", None, "canceled", None,
+         (False, "expected the prediction to fail with 'bad', but it was canceled")),
+        ("error_contains", "bad", None, "failed", "a bad input",
+         (True, "failed as expected: a bad input")),
+        ("error_contains", "bad", None, "failed", None,
+         (False, "expected the error to contain 'bad', got ''")),
+        ("error_contains", "bad", None, "failed", "x" * 600,
+         (False, "expected the error to contain 'bad', got '" + "x" * 499 + "…'")),
+    ],
+)
+def test_checker_verdicts_exactly(name, expected, output, status, error, verdict):
+    result = _check(name, expected, output, status=status, error=error)
+    assert (result.passed, result.message) == verdict
+    assert type(result.passed) is bool
+
+
+def test_jq_runtime_error_message_is_one_line_without_the_prefix():
+    result = _check("jq_query", ".a.b", {"a": 1})
+    assert result.passed is False
+    assert result.message.startswith("jq '.a.b' failed: Cannot index number with")
+    assert "jq: error" not in result.message and not result.message.endswith(":")
+
+
+@pytest.mark.parametrize(
+    ("checker", "value", "message"),
+    [
+        ("match_url", "", "match_url must be a non-empty string, got "),
+        ("match_url", 3, "match_url must be a non-empty string, got 3"),
+        ("match_url", "data:image/png;base64,", "match_url data URI holds no data"),
+        ("jq_query", ".a |", "jq_query '.a |' does not compile: syntax error, unexpected end "
+         "of file"),
+        ("match_prompt", None, "match_prompt must be a non-empty string, got null"),
+    ],
+)
+def test_checker_validation_messages(checker, value, message):
+    validate = {c.name: c for c in builtin_checkers.CHECKERS}[checker].validate
+    with pytest.raises(ValueError) as caught:
+        validate(value)
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value) and not str(caught.value).endswith(":")
+
+
+def test_jq_truthiness():
+    from cogfleet.builtins.checkers import _jq_truthy
+
+    assert [_jq_truthy(v) for v in (None, False, "", [], {}, 0, "x", [0], {"a": 1}, True)] == [
+        False, False, False, False, False, True, True, True, True, True]
+
+
+def test_deployment_is_skipped_when_nothing_was_promoted(tmp_path):
+    """``no_push or nothing promoted`` (not ``and``): no deployment without a promotion."""
+    ctx = _bare_ctx(tmp_path)
+    ctx.config = SafePushConfig(model="acme/bare", deployment={"name": "d"})
+    assert run(deployment(ctx)) == skipped("nothing was promoted")
+    ctx.options.no_push = True
+    ctx.promoted_version = "abc"
+    assert run(deployment(ctx)) == skipped("nothing was promoted")
+    ctx.config = SafePushConfig(model="acme/bare")
+    assert run(deployment(ctx)) == skipped("no deployment section")
+
+
+@pytest.mark.parametrize("component", ["Output", "TrainingInput", "TrainingOutput"])
+def test_schema_file_refs_are_resolved_in_every_component(tmp_path, component):
+    doc = _doc({"type": "string"})
+    doc["components"]["schemas"][component] = {"$ref": "#/components/schemas/Missing"}
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError) as caught:
+        load_schema_file(path)
+    assert str(caught.value) == (
+        f"{path}: schema: $ref '#/components/schemas/Missing' does not resolve"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"openapi_schema": null}', "the version object's openapi_schema is empty"),
+        ("[1]", "not an OpenAPI document (expected a JSON object)"),
+        ('{"components": {"schemas": {}}}',
+         "not a Cog OpenAPI document: components.schemas has neither Input nor TrainingInput"),
+    ],
+)
+def test_schema_file_messages_name_the_file(tmp_path, content, message):
+    path = tmp_path / "doc.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as caught:
+        load_schema_file(path)
+    assert (caught.value.path, caught.value.message) == (str(path), message)
+
+
+def test_schema_file_that_is_not_utf8(tmp_path):
+    path = tmp_path / "doc.json"
+    path.write_bytes(b'{"a": "\xff"}')
+    with pytest.raises(ConfigError) as caught:
+        load_schema_file(path)
+    assert caught.value.path == str(path)
+    assert caught.value.message.startswith("cannot read schema file: 'utf-8' codec can't decode")
+    utf8 = tmp_path / "utf8.json"
+    utf8.write_text(json.dumps(_doc({"type": "string", "title": "caf\u00e9"})), encoding="utf-8")
+    assert load_schema_file(utf8)["components"]["schemas"]["Input"]["properties"]["x"]["title"] \
+        == "caf\u00e9"
+
+
+@pytest.mark.parametrize("direction", ["input", "output"])
+def test_union_variants_lost_in_the_breaking_direction(direction):
+    wide = {"anyOf": [{"type": "string"}, {"type": "integer"}]}
+    narrow = {"anyOf": [{"type": "string"}]}
+    if direction == "input":  # an input may gain variants, never lose them
+        assert check_compatibility(_doc(wide), _doc(narrow))
+        assert not check_compatibility(_doc(narrow), _doc(wide))
+    else:  # an output may lose variants, never gain them
+        old, new = _doc({"type": "string"}), _doc({"type": "string"})
+        old["components"]["schemas"]["Output"] = narrow
+        new["components"]["schemas"]["Output"] = wide
+        assert check_compatibility(old, new)
+        assert not check_compatibility(new, old)
