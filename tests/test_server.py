@@ -260,6 +260,20 @@ def test_setup_failure_fails_prediction(client: replicate.Client) -> None:
         client.run(f"acme/broken:{version['id']}", input={})
 
 
+def test_failed_prediction_keeps_its_logs(client: replicate.Client) -> None:
+    client.models.create(owner="acme", name="failing", visibility="private", hardware="cpu")
+    version = str(push_build(client, "acme", "failing", FIXTURES / "failing")["id"])
+    # Waited for (the runner then gets no webhook) and polled (it does): same logs.
+    waited = client.predictions.create(version=version, input={"text": "w"}, wait=True)
+    polled = client.predictions.create(version=version, input={"text": "p"})
+    polled.wait()
+    for pred, text in ((waited, "w"), (polled, "p")):
+        assert pred.status == "failed"
+        assert f"ValueError: failed on '{text}'" in (pred.error or "")
+        assert f"about to fail on '{text}'" in (pred.logs or "")
+        assert "to stderr as well" in (pred.logs or "")
+
+
 def test_training_creates_destination_version(
     client: replicate.Client, echo: dict[str, object]
 ) -> None:

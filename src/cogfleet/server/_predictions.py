@@ -65,7 +65,7 @@ class Predictions:
             request,
             self.store,
             "predictions",
-            lambda d: self.runs.render(d, base),
+            lambda d: self.runs.render(self.runs.current(d), base),
             size=self.page_size,
         )
 

@@ -60,6 +60,9 @@ class Runs:
         self.store = store
         self.webhooks = webhooks
         self.pool: Any = None
+        # Runs in flight, the one copy that changes: SQLite gets a run when it is
+        # created and when it ends, not on every status, log or output update.
+        self._live: dict[str, dict[str, Any]] = {}
         self._done: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel_requested: set[str] = set()
@@ -106,11 +109,15 @@ class Runs:
         return self.render(doc, doc.get("_base", ""))
 
     def get(self, plural: str, pid: str) -> dict[str, Any]:
-        """The stored run, or 404."""
-        doc = self.store.get(plural, pid)
-        if doc is None:
+        """The run (its live state while in flight), or 404."""
+        doc = self._live.get(pid) or self.store.get(plural, pid)
+        if doc is None or (doc.get("_kind") == "training") != (plural == "trainings"):
             raise ApiError(404, NOT_FOUND)
         return doc
+
+    def current(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """A stored run replaced by its live state while it is in flight."""
+        return self._live.get(doc["id"], doc)
 
     # ------------------------------------------------------------------ input
 
@@ -246,22 +253,31 @@ class Runs:
             if model_doc is not None:
                 model_doc["run_count"] = int(model_doc.get("run_count", 0)) + 1
                 self.store.put("models", model, model_doc)
+        self._live[pid] = doc
         event = asyncio.Event()
         self._done[pid] = event
         self._changed[pid] = asyncio.Condition()
         self._generation[pid] = 0
         coglet_input = self._coglet_input(raw_input)
-        self._tasks[pid] = asyncio.create_task(
-            self._execute(plural, pid, version, coglet_input, finish)
-        )
         wait = self._prefer_wait(request)
+        # Intermediate logs and outputs cost the runner a webhook per prediction: only
+        # when someone can see them (a poller, a stream, or a webhook that wants them).
+        events = doc.get("_webhook_events") or WEBHOOK_EVENTS
+        live = (
+            wait is None
+            or bool(doc.get("_stream"))
+            or (bool(doc.get("_webhook")) and bool({"output", "logs"} & set(events)))
+        )
+        self._tasks[pid] = asyncio.create_task(
+            self._execute(plural, pid, version, coglet_input, finish, live=live)
+        )
         headers: dict[str, str] = {}
         if wait is not None:
             headers["Preference-Applied"] = request.headers["prefer"].strip()
             # Answer before the client's read timeout (N + 0.5 s) runs out.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout=max(0.5, wait - 0.3))
-        current = self.store.get(plural, pid) or doc
+        current = self._live.get(pid) or self.store.get(plural, pid) or doc
         rendered = self.render(current, base)
         if current["status"] not in TERMINAL:
             headers["Location"] = rendered["urls"]["get"]
@@ -274,7 +290,7 @@ class Runs:
 
     def _on_update(self, plural: str, pid: str) -> Callable[[dict[str, Any]], None]:
         def update(partial: dict[str, Any]) -> None:
-            doc = self.store.get(plural, pid)
+            doc = self._live.get(pid)
             if doc is None or doc["status"] in TERMINAL:
                 return
             changed = [
@@ -284,7 +300,6 @@ class Runs:
             ]
             for key in changed:
                 doc[key] = partial[key]
-            self.store.put(plural, pid, doc)
             if changed:
                 self.webhooks.notify(doc, changed[0], self._render_own)
                 self._wake(pid)
@@ -298,11 +313,12 @@ class Runs:
         version: dict[str, Any],
         coglet_input: dict[str, Any],
         finish: Finish | None,
+        *,
+        live: bool,
     ) -> None:
         from cogfleet.server._runner import InvalidInput, SetupFailed
 
-        doc = self.store.get(plural, pid)
-        assert doc is not None
+        doc = self._live[pid]
         started = datetime.now(UTC)
         try:
             if self.config.latency > 0:
@@ -310,7 +326,6 @@ class Runs:
                 await asyncio.sleep(self.config.latency)
             doc["status"] = "processing"
             doc["started_at"] = now_iso()
-            self.store.put(plural, pid, doc)
             self.webhooks.notify(doc, "start", self._render_own)
             env = {"COG_WEIGHTS": version["_weights"]} if version.get("_weights") else None
             mode = "train" if plural == "trainings" else "predict"
@@ -323,10 +338,9 @@ class Runs:
                 prediction_id=pid,
                 input=coglet_input,
                 env=env,
-                on_update=self._on_update(plural, pid),
+                on_update=self._on_update(plural, pid) if live else None,
                 runtime=runtime,
             )
-            doc = self.store.get(plural, pid) or doc
             status = result.get("status", "failed")
             if status not in TERMINAL:
                 status = "failed"
@@ -373,6 +387,7 @@ class Runs:
         if doc.get("started_at") and "predict_time" not in metrics:
             metrics["predict_time"] = (completed - parse_iso(doc["started_at"])).total_seconds()
         self.store.put(plural, pid, doc)
+        self._live.pop(pid, None)
         self.webhooks.notify(doc, "completed", self._render_own)
         self._wake(pid, final=True)
         self._cancel_requested.discard(pid)
@@ -412,7 +427,7 @@ class Runs:
         seq = 0
         while True:
             seen = self._generation.get(pid, -1)
-            current = self.store.get("predictions", pid) or doc
+            current = self._live.get(pid) or self.store.get("predictions", pid) or doc
             chunks: list[tuple[str, str]] = []
             output = current.get("output")
             if isinstance(output, list):

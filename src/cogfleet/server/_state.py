@@ -44,6 +44,11 @@ class Store:
                 )
                 self._db.execute(f"CREATE INDEX IF NOT EXISTS {kind}_parent ON {kind}(parent, seq)")
             self._db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, n INT)")
+            # One writer (this object) per state folder: the sequence lives in memory.
+            self._seq = max(
+                int(self._db.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {kind}").fetchone()[0])
+                for kind in KINDS
+            )
 
     def close(self) -> None:
         """Close the connection."""
@@ -62,28 +67,18 @@ class Store:
                 raise
             self._db.execute("COMMIT")
 
-    def _next_seq(self) -> int:
-        row = self._db.execute("SELECT n FROM counters WHERE name='seq'").fetchone()
-        n = (row[0] if row else 0) + 1
-        self._db.execute("INSERT OR REPLACE INTO counters(name, n) VALUES ('seq', ?)", (n,))
-        return n
-
     def put(self, kind: str, key: str, data: dict[str, Any], parent: str | None = None) -> None:
         """Insert or replace a document; a replaced one keeps its position (and parent)."""
         _check_kind(kind)
         text = json.dumps(data, separators=(",", ":"))
         with self._lock:
-            row = self._db.execute(f"SELECT seq FROM {kind} WHERE key=?", (key,)).fetchone()
-            if row:
-                self._db.execute(
-                    f"UPDATE {kind} SET data=?, parent=COALESCE(?, parent) WHERE key=?",
-                    (text, parent, key),
-                )
-            else:
-                self._db.execute(
-                    f"INSERT INTO {kind}(key, parent, seq, data) VALUES (?, ?, ?, ?)",
-                    (key, parent, self._next_seq(), text),
-                )
+            self._seq += 1
+            self._db.execute(
+                f"INSERT INTO {kind}(key, parent, seq, data) VALUES (?, ?, ?, ?)"
+                f" ON CONFLICT(key) DO UPDATE SET data=excluded.data,"
+                f" parent=COALESCE(excluded.parent, {kind}.parent)",
+                (key, parent, self._seq, text),
+            )
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
         """The document stored under ``key``, or None."""

@@ -105,7 +105,7 @@ class Trainings:
             request,
             self.store,
             "trainings",
-            lambda d: self.runs.render(d, base),
+            lambda d: self.runs.render(self.runs.current(d), base),
             size=self.page_size,
         )
 
