@@ -151,7 +151,8 @@ def main() -> None:
         with _CpuShare() as probe:
             run("sequential", 1, args.requests, 0.0)
             run(f"{args.threads} concurrent clients", args.threads, args.requests, 0.0)
-            for threads in sorted({1, 2, 4, args.threads}):
+            counts = sorted({1 << i for i in range(args.threads.bit_length())} | {args.threads})
+            for threads in [c for c in counts if c <= args.threads]:
                 plural = "client" if threads == 1 else "clients"
                 # Fewer predictions for one client: each takes the model's time.
                 total = max(threads, args.requests * threads // args.threads)
