@@ -6,11 +6,12 @@ from cogfleet.server._embedded import (
     run_serve,
     serve_forever,
 )
-from cogfleet.server._push import promote_version, push_build, version_id_for
+from cogfleet.server._push import build_id_for, promote_version, push_build, version_id_for
 
 __all__ = [
     "LocalServer",
     "add_serve_arguments",
+    "build_id_for",
     "promote_version",
     "push_build",
     "run_serve",

@@ -12,9 +12,10 @@ simplest way to make concurrent requests safe.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,10 @@ from typing import Any
 KINDS = ("models", "versions", "predictions", "trainings", "deployments", "files")
 
 _TERMINAL = ("succeeded", "failed", "canceled")
+_OPS = frozenset({"=", "<", ">", "in"})
+_FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+Condition = tuple[str, str, Any]
 
 
 class Store:
@@ -95,14 +100,47 @@ class Store:
         return cur.rowcount > 0
 
     def page(
-        self, kind: str, *, offset: int, limit: int, parent: str | None = None
+        self,
+        kind: str,
+        *,
+        offset: int,
+        limit: int,
+        parent: str | None = None,
+        where: Sequence[Sequence[Condition]] = (),
     ) -> tuple[list[dict[str, Any]], bool]:
-        """Newest-first documents ``offset..offset+limit`` and whether more follow."""
+        """Newest-first documents ``offset..offset+limit`` and whether more follow.
+
+        ``where``: groups of ``(field, op, value)`` conditions on top-level JSON fields
+        (dotted paths; op ``=``, ``<``, ``>`` or ``in``); a group holds when any of its conditions
+        does, and every group must hold.
+        """
         _check_kind(kind)
-        where, args = ("WHERE parent=?", [parent]) if parent is not None else ("", [])
+        clauses: list[str] = []
+        args: list[Any] = []
+        if parent is not None:
+            clauses.append("parent=?")
+            args.append(parent)
+        for group in where:
+            ors = []
+            for field, op, value in group:
+                if op not in _OPS or not _FIELD_RE.match(field):
+                    raise ValueError(f"unsupported condition {field!r} {op!r}")
+                if op == "in":
+                    values = list(value)
+                    if not values:
+                        ors.append("0")
+                        continue
+                    marks = ",".join("?" * len(values))
+                    ors.append(f"json_extract(data, '$.{field}') IN ({marks})")
+                    args.extend(values)
+                else:
+                    ors.append(f"json_extract(data, '$.{field}') {op} ?")
+                    args.append(value)
+            clauses.append("(" + " OR ".join(ors) + ")")
+        sql_where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT data FROM {kind} {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                f"SELECT data FROM {kind} {sql_where} ORDER BY seq DESC LIMIT ? OFFSET ?",
                 (*args, limit + 1, offset),
             ).fetchall()
         docs = [json.loads(r[0]) for r in rows]
