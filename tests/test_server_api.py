@@ -466,3 +466,31 @@ def test_stream_url_needs_no_token(server: LocalServer, alice: replicate.Client)
         assert "data: one " in text and "event: done" in text
         _problem(plain.get(url[:-3] + "xyz"), 404)
         _problem(plain.get(f"{server.base_url}/v1/streams/{pred.id}"), 404)
+
+
+def test_embedded_push_server_writes_only_under_the_configs_owners(tmp_path: Path) -> None:
+    from cogfleet._config import SafePushConfig
+    from cogfleet._run import Job, _owners
+    from cogfleet._target import open_target
+
+    config = SafePushConfig.model_validate(
+        {
+            "model": "acme/flux",
+            "test_model": "acme-ci/flux-test",
+            "official_model": "acme-official/flux",
+            "deployment": {"owner": "acme-deploy"},
+        }
+    )
+    owners, official = _owners([Job(name="flux", build_dir=tmp_path, config=config)])
+    assert owners == ["acme-deploy", "acme", "acme-ci", "acme-official"]
+    assert official == ["acme-official/flux"]
+    with open_target(
+        "local", repo_root=tmp_path, local_url=None, owners=owners, official=official
+    ) as target:
+        client = target.client
+        assert client.accounts.current().username == "acme-deploy"
+        for owner in owners:
+            client.models.create(owner=owner, name="m", visibility="private", hardware="cpu")
+        with pytest.raises(ReplicateError) as info:
+            client.models.create(owner="elsewhere", name="m", visibility="private", hardware="cpu")
+        assert info.value.status == 403
