@@ -27,6 +27,13 @@ _OPS = frozenset({"=", "<", ">", "in"})
 _FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 Condition = tuple[str, str, Any]
+_INDEXED = (
+    ("versions", "id"),
+    ("predictions", "model"),
+    ("predictions", "_account"),
+    ("trainings", "_account"),
+    ("models", "owner"),
+)
 
 
 class Store:
@@ -48,6 +55,12 @@ class Store:
                     " data TEXT NOT NULL)"
                 )
                 self._db.execute(f"CREATE INDEX IF NOT EXISTS {kind}_parent ON {kind}(parent, seq)")
+            # The JSON fields lists filter on and look-ups search by (expression indexes).
+            for kind, field in _INDEXED:
+                self._db.execute(
+                    f"CREATE INDEX IF NOT EXISTS {kind}_{field.strip('_')} "
+                    f"ON {kind}(json_extract(data, '$.{field}'))"
+                )
             self._db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, n INT)")
             # One writer (this object) per state folder: the sequence lives in memory.
             self._seq = max(
@@ -154,10 +167,13 @@ class Store:
     def find(self, kind: str, field: str, value: str) -> dict[str, Any] | None:
         """The oldest document whose top-level JSON ``field`` equals ``value``."""
         _check_kind(kind)
+        if not _FIELD_RE.match(field):
+            raise ValueError(f"unsupported field {field!r}")
         with self._lock:
             row = self._db.execute(
-                f"SELECT data FROM {kind} WHERE json_extract(data, ?) = ? ORDER BY seq ASC",
-                (f"$.{field}", value),
+                f"SELECT data FROM {kind} WHERE json_extract(data, '$.{field}') = ? "
+                "ORDER BY seq ASC",
+                (value,),
             ).fetchone()
         return json.loads(row[0]) if row else None
 
