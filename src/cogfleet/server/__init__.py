@@ -7,8 +7,9 @@ webhooks signed like Replicate's). What deliberately differs, and why:
 * **cogfleet extensions.** ``POST /v1/models/{owner}/{name}/versions`` takes a
   build folder archive (or ``{"from_version": id}``): there is no image registry
   to push to. ``GET /v1/weights/{sha256}`` serves weights a training produced.
-* **Version ids** are a hash of the model and the build folder's content, not an
-  image digest: no image is built. Each model gets its own id for a build.
+* **Version ids** are a hash of the model, the build folder's content and how it
+  runs (Cog version, environment), not an image digest: no image is built. Each
+  model gets its own id for a build.
 * **Permissive mode.** Without ``--token`` any non-empty token is accepted and may
   write under any owner (local use needs no account set-up); the server says so
   at start-up. With ``--token`` it scopes like Replicate.
