@@ -1,19 +1,31 @@
 """Overhead of the local server per prediction, excluding the model's own time.
 
-For a no-op predictor (``tests/fixtures/server/noop``, async, ``concurrency.max: 8``)
+For a no-op async predictor (``tests/fixtures/server/noop``, ``concurrency.max: 8``)
 every prediction is created with ``Prefer: wait`` through the official ``replicate``
 client, and the overhead is the client's wall time minus ``metrics.predict_time``
-(what coglet measured inside the predictor). Measured sequentially and with 8
-client threads at once; prints p50/p95 in milliseconds.
+(what coglet measured inside the predictor). Scenarios:
 
-    python bench/server_overhead.py [--requests 200] [--threads 8]
+* ``sequential``: one client, the no-op model;
+* ``N concurrent clients``: N client threads at once, the no-op model (every
+  prediction is pure overhead, so this measures how much work one prediction costs);
+* ``N clients, model M ms``: 1, 2, 4 and N client threads, the model waiting M ms
+  (an ``asyncio.sleep``, no CPU): requests that a server handles concurrently
+  overlap, so throughput grows with the clients until the CPU is busy.
+
+The last line is how much of one core a busy process got while the benchmark ran
+(the machine may be shared): figures from a busy machine are higher.
+
+    python bench/server_overhead.py [--requests 200] [--threads 8] [--model-ms 50]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,9 +38,11 @@ from cogfleet.server._push import push_build
 NOOP = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "server" / "noop"
 
 
-def _one(client: replicate.Client, version: str) -> tuple[float, float]:
+def _one(client: replicate.Client, version: str, sleep: float) -> tuple[float, float]:
     start = time.perf_counter()
-    pred = client.predictions.create(version=version, input={"text": "x"}, wait=True)
+    pred = client.predictions.create(
+        version=version, input={"text": "x", "sleep": sleep}, wait=True
+    )
     wall = time.perf_counter() - start
     if pred.status != "succeeded":
         raise RuntimeError(f"prediction {pred.id} ended {pred.status}: {pred.error}")
@@ -45,9 +59,72 @@ def _row(label: str, samples: list[tuple[float, float]], elapsed: float) -> str:
     over = [o * 1000 for _, o in samples]
     wall = [w * 1000 for w, _ in samples]
     return (
-        f"| {label:<22} | {len(samples):>5} | {_pct(over, 0.5):>8.2f} | {_pct(over, 0.95):>8.2f} "
+        f"| {label:<26} | {len(samples):>5} | {_pct(over, 0.5):>8.2f} | {_pct(over, 0.95):>8.2f} "
         f"| {statistics.median(wall):>8.2f} | {len(samples) / elapsed:>7.1f} |"
     )
+
+
+def _scenario(
+    base_url: str, token: str, version: str, threads: int, total: int, sleep: float
+) -> tuple[list[tuple[float, float]], float]:
+    # One client per thread, as separate processes or workers would have.
+    clients = [replicate.Client(api_token=token, base_url=base_url) for _ in range(threads)]
+    per_thread = max(1, total // threads)
+
+    def worker(c: replicate.Client) -> list[tuple[float, float]]:
+        return [_one(c, version, sleep) for _ in range(per_thread)]
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        samples = [s for chunk in pool.map(worker, clients) for s in chunk]
+    return samples, time.perf_counter() - start
+
+
+_PROBE = """
+import sys, time
+used = spent = 0.0
+while not sys.stdin.readline().startswith("stop"):
+    t0, c0 = time.perf_counter(), time.process_time()
+    while time.perf_counter() - t0 < 0.02:
+        pass
+    used += time.process_time() - c0
+    spent += time.perf_counter() - t0
+print(used / spent if spent else 0.0)
+"""
+
+
+class _CpuShare:
+    """How much of one core a spinning process got while the benchmark ran.
+
+    The probe spins 20 ms every 200 ms in a process of its own, so it takes little
+    from the benchmark and measures what the machine had to give.
+    """
+
+    def __init__(self) -> None:
+        self.share = 0.0
+        self._proc: subprocess.Popen[str] | None = None
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, daemon=True)
+
+    def _tick(self) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        while not self._stop.wait(0.2):
+            self._proc.stdin.write("go\n")
+            self._proc.stdin.flush()
+
+    def __enter__(self) -> _CpuShare:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _PROBE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self._ticker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._ticker.join()
+        assert self._proc is not None
+        out, _ = self._proc.communicate("stop\n", timeout=30)
+        self.share = float(out.strip() or 0.0)
 
 
 def main() -> None:
@@ -55,39 +132,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200, help="predictions per scenario")
     parser.add_argument("--threads", type=int, default=8, help="concurrent client threads")
+    parser.add_argument("--model-ms", type=float, default=50.0, help="model wait in ms")
     args = parser.parse_args()
+    sleep = args.model_ms / 1000
 
+    rows = []
     with tempfile.TemporaryDirectory() as state, LocalServer(state_dir=state) as srv:
         client = replicate.Client(api_token=srv.token, base_url=srv.base_url)
         client.models.create(owner="bench", name="noop", visibility="private", hardware="cpu")
         version = str(push_build(client, "bench", "noop", NOOP)["id"])
         for _ in range(10):  # start the runner and warm both sides' connections
-            _one(client, version)
+            _one(client, version, 0.0)
 
-        start = time.perf_counter()
-        sequential = [_one(client, version) for _ in range(args.requests)]
-        seq_elapsed = time.perf_counter() - start
+        def run(label: str, threads: int, total: int, wait: float) -> None:
+            samples, elapsed = _scenario(srv.base_url, srv.token, version, threads, total, wait)
+            rows.append(_row(label, samples, elapsed))
 
-        # One client per thread, as separate processes or workers would have.
-        clients = [
-            replicate.Client(api_token=srv.token, base_url=srv.base_url)
-            for _ in range(args.threads)
-        ]
-        per_thread = max(1, args.requests // args.threads)
+        with _CpuShare() as probe:
+            run("sequential", 1, args.requests, 0.0)
+            run(f"{args.threads} concurrent clients", args.threads, args.requests, 0.0)
+            counts = sorted({1 << i for i in range(args.threads.bit_length())} | {args.threads})
+            for threads in [c for c in counts if c <= args.threads]:
+                plural = "client" if threads == 1 else "clients"
+                # Fewer predictions for one client: each takes the model's time.
+                total = max(threads, args.requests * threads // args.threads)
+                run(f"{threads} {plural}, model {args.model_ms:g} ms", threads, total, sleep)
 
-        def worker(c: replicate.Client) -> list[tuple[float, float]]:
-            return [_one(c, version) for _ in range(per_thread)]
-
-        start = time.perf_counter()
-        with ThreadPoolExecutor(args.threads) as pool:
-            concurrent = [s for chunk in pool.map(worker, clients) for s in chunk]
-        conc_elapsed = time.perf_counter() - start
-
-    print("| scenario               |     n | p50 (ms) | p95 (ms) | wall p50 |   req/s |")
-    print("|------------------------|------:|---------:|---------:|---------:|--------:|")
-    print(_row("sequential", sequential, seq_elapsed))
-    print(_row(f"{args.threads} concurrent clients", concurrent, conc_elapsed))
+    print("| scenario                   |     n | p50 (ms) | p95 (ms) | wall p50 |   req/s |")
+    print("|----------------------------|------:|---------:|---------:|---------:|--------:|")
+    for row in rows:
+        print(row)
     print("overhead = client wall time - metrics.predict_time; wall p50 includes the model.")
+    print(f"a spinning process got {probe.share:.0%} of a core during the run.")
 
 
 if __name__ == "__main__":

@@ -175,7 +175,10 @@ def test_run_all_quick_writes_results(tmp_path: Path) -> None:
     for section in ("pipeline", "round_trips", "scale", "startup", "server_overhead"):
         assert data[section]["status"] == "ok", data[section]
     rows = data["server_overhead"]["rows"]
-    assert [r["n"] for r in rows] == [8, 8]
+    # sequential, 2 concurrent, then 1 and 2 clients with a model that waits
+    assert [r["n"] for r in rows] == [8, 8, 4, 8]
+    assert rows[2]["scenario"].startswith("1 client, model")
+    assert 0 <= data["server_overhead"]["cpu_share"] <= 1
     figures = [row["figure"] for row in data["table"]]
     assert any(f.startswith("pipeline: wall / critical path") for f in figures)
     assert any(f.startswith("round trips: sequential outside predictions") for f in figures)

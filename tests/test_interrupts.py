@@ -22,6 +22,7 @@ import replicate
 
 from cogfleet import ExitCode
 from cogfleet.server._embedded import LocalServer
+from cogfleet.server._push import version_id_for
 from tests.conftest import write_files
 
 pytestmark = pytest.mark.slow
@@ -184,7 +185,9 @@ def test_sigint_during_promotion_lets_it_finish(repo, server, client, step):
     proc, report = run_interrupted(repo, server, f"step-start:{step}", "push", "schnell")
     assert proc.returncode == ExitCode.INTERRUPTED, proc.stderr
     promoted = versions(client, SCHNELL)
-    assert promoted == [report["version"]] and report["version"] == report["test_version"]
+    build = repo / ".cogfleet/build/schnell"  # the tested build itself, the model's own version
+    assert promoted == [report["version"]] == [version_id_for(build, SCHNELL)]
+    assert report["test_version"] == version_id_for(build, SCHNELL_TEST)
     assert report["result"] == "passed" and report["pushed"] is True
     assert report["interrupted"] is True
     assert steps(report)["promote"][0] == "passed"

@@ -18,6 +18,7 @@ import replicate
 
 from cogfleet import ExitCode
 from cogfleet.server._embedded import LocalServer
+from cogfleet.server._push import version_id_for
 from tests.conftest import CliResult
 
 pytestmark = pytest.mark.slow
@@ -81,13 +82,16 @@ def test_model_must_exist(push):
     assert f"model {SCHNELL} does not exist" in report["steps"][1]["message"]
 
 
-def test_passing_push_then_second_push(push, client):
+def test_passing_push_then_second_push(push, client, demo_repo):
     create_model(client, SCHNELL)
     result, report = push("push", "schnell")
     assert result.code == ExitCode.OK, result.err
     assert report["result"] == "passed" and report["pushed"] is True
     assert report["target"] == "local" and report["test_model"] == f"{SCHNELL}-test"
-    assert report["version"] == report["test_version"]  # the tested build itself
+    # the tested build itself, as each model's own version of it
+    build = demo_repo / ".cogfleet/build/schnell"
+    assert report["test_version"] == version_id_for(build, f"{SCHNELL}-test")
+    assert report["version"] == version_id_for(build, SCHNELL)
     assert steps(report) == {
         "lint": "passed", "push-test": "passed", "schema-lint": "passed",
         "schema-compat": "skipped", "compare-outputs": "skipped", "test-cases": "passed",
@@ -254,8 +258,10 @@ def test_official_model_second_pass(push, client, demo_repo, monkeypatch):
     result, report = push("push", "schnell", "--no-compare-outputs", "--push-official-model")
     assert result.code == ExitCode.OK, result.err
     assert steps(report)["official-model"] == "passed"
-    assert versions(client, "cogfleet-official/schnell") == [report["version"]]
     build = demo_repo / ".cogfleet/build/schnell"
+    # the tested build, as the official model's own version of it
+    official = version_id_for(build, "cogfleet-official/schnell")
+    assert versions(client, "cogfleet-official/schnell") == [official]
     assert not any("sk-proxy-secret-123" in p.read_text(errors="ignore")
                    for p in build.rglob("*") if p.is_file())
     everything = result.out + result.err + json.dumps(report)

@@ -31,6 +31,7 @@ from cogfleet.server._embedded import LocalServer
 from cogfleet.server._push import (
     async_promote_version,
     async_push_build,
+    build_id_for,
     promote_version,
     push_build,
     version_id_for,
@@ -45,7 +46,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     state = tmp_path_factory.mktemp("state")
-    with LocalServer(state_dir=state, token=TOKEN, page_size=3) as srv:
+    official = ["acme/echo", "acme/echo-prod"]
+    with LocalServer(state_dir=state, token=TOKEN, page_size=3, official=official) as srv:
         yield srv
 
 
@@ -110,14 +112,16 @@ def test_unknown_resources_are_404(server: LocalServer, client: replicate.Client
 def test_push_is_content_addressed(
     server: LocalServer, client: replicate.Client, echo: dict[str, object], tmp_path: Path
 ) -> None:
-    vid = version_id_for(FIXTURES / "echo")
+    vid = version_id_for(FIXTURES / "echo", "acme/echo")
     assert echo["id"] == vid and len(vid) == 64
     assert echo["cog_version"]
     schema = echo["openapi_schema"]
     assert isinstance(schema, dict)
     props = schema["components"]["schemas"]["Input"]["properties"]
     assert props["num_outputs"]["maximum"] == 4
-    assert (server.config.state_dir / "builds" / vid / ".cog" / "openapi_schema.json").is_file()
+    build = build_id_for(FIXTURES / "echo")
+    assert build != vid
+    assert (server.config.state_dir / "builds" / build / ".cog" / "openapi_schema.json").is_file()
 
     # The rendered publishing config and caches are not part of the build.
     copy = tmp_path / "echo"
@@ -125,7 +129,7 @@ def test_push_is_content_addressed(
     (copy / "cog-safe-push.yaml").write_text("model: acme/echo\n")
     (copy / "__pycache__").mkdir(exist_ok=True)
     (copy / "__pycache__" / "x.pyc").write_bytes(b"junk")
-    assert version_id_for(copy) == vid
+    assert build_id_for(copy) == build
     again = push_build(server.base_url, "acme", "echo", copy, token=TOKEN)
     assert again["id"] == vid
     from_async = asyncio.run(async_push_build(server.base_url, TOKEN, "acme", "echo", copy))
@@ -134,8 +138,8 @@ def test_push_is_content_addressed(
     assert [v.id for v in versions] == [vid]
 
     (copy / "predict.py").write_text((copy / "predict.py").read_text() + "\n# changed\n")
-    changed = version_id_for(copy)
-    assert changed != vid
+    changed = version_id_for(copy, "acme/echo-zip")
+    assert build_id_for(copy) != build
     # A zip body works too; versions list newest first.
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -149,7 +153,9 @@ def test_push_is_content_addressed(
         )
         _assert_problem(resp, 404)
         client.models.create(owner="acme", name="echo-zip", visibility="private", hardware="cpu")
-        promote_version(client, "acme", "echo-zip", vid)
+        promoted = promote_version(client, "acme", "echo-zip", vid)
+        # The same build on another model is a version of its own.
+        assert promoted["id"] == version_id_for(FIXTURES / "echo", "acme/echo-zip") != vid
         resp = http.post(
             "/v1/models/acme/echo-zip/versions",
             content=buf.getvalue(),
@@ -157,7 +163,7 @@ def test_push_is_content_addressed(
         )
         assert resp.status_code == 201 and resp.json()["id"] == changed
     listed = client.models.get("acme/echo-zip").versions.list()
-    assert [v.id for v in listed] == [changed, vid]
+    assert [v.id for v in listed] == [changed, promoted["id"]]
 
 
 def test_push_rejects_invalid_build(client: replicate.Client, tmp_path: Path) -> None:
@@ -260,6 +266,20 @@ def test_setup_failure_fails_prediction(client: replicate.Client) -> None:
         client.run(f"acme/broken:{version['id']}", input={})
 
 
+def test_failed_prediction_keeps_its_logs(client: replicate.Client) -> None:
+    client.models.create(owner="acme", name="failing", visibility="private", hardware="cpu")
+    version = str(push_build(client, "acme", "failing", FIXTURES / "failing")["id"])
+    # Waited for (the runner then gets no webhook) and polled (it does): same logs.
+    waited = client.predictions.create(version=version, input={"text": "w"}, wait=True)
+    polled = client.predictions.create(version=version, input={"text": "p"})
+    polled.wait()
+    for pred, text in ((waited, "w"), (polled, "p")):
+        assert pred.status == "failed"
+        assert f"ValueError: failed on '{text}'" in (pred.error or "")
+        assert f"about to fail on '{text}'" in (pred.logs or "")
+        assert "to stderr as well" in (pred.logs or "")
+
+
 def test_training_creates_destination_version(
     client: replicate.Client, echo: dict[str, object]
 ) -> None:
@@ -356,15 +376,18 @@ def test_promote_copies_the_version(
 ) -> None:
     client.models.create(owner="acme", name="echo-prod", visibility="public", hardware="cpu")
     promoted = promote_version(client, "acme", "echo-prod", str(echo["id"]))
-    assert promoted["id"] == echo["id"]
+    assert promoted["id"] == version_id_for(FIXTURES / "echo", "acme/echo-prod") != echo["id"]
     model = client.models.get("acme/echo-prod")
-    assert model.latest_version is not None and model.latest_version.id == echo["id"]
+    assert model.latest_version is not None and model.latest_version.id == promoted["id"]
+    # A bare version id names one model: the prediction is credited to echo-prod.
+    pred = client.predictions.create(version=promoted["id"], input={"prompt": "c"}, wait=True)
+    assert pred.model == "acme/echo-prod" and pred.output == "hello c"
     assert client.run("acme/echo-prod", input={"prompt": "prod"}) == "hello prod"
     client.models.create(owner="acme", name="echo-prod2", visibility="public", hardware="cpu")
     again = asyncio.run(
         async_promote_version(server.base_url, TOKEN, "acme", "echo-prod2", str(echo["id"]))
     )
-    assert again["id"] == echo["id"]
+    assert again["id"] == version_id_for(FIXTURES / "echo", "acme/echo-prod2")
     with pytest.raises(RemoteError, match="does not exist"):
         promote_version(client, "acme", "echo-prod2", "0" * 64)
 
@@ -383,15 +406,15 @@ def test_pagination_is_followed(server: LocalServer, client: replicate.Client) -
 
 def test_delete_version_and_model(client: replicate.Client, echo: dict[str, object]) -> None:
     client.models.create(owner="acme", name="tmp", visibility="private", hardware="cpu")
-    promote_version(client, "acme", "tmp", str(echo["id"]))
+    vid = promote_version(client, "acme", "tmp", str(echo["id"]))["id"]
     model = client.models.get("acme/tmp")
     with pytest.raises(ReplicateError) as info:
         client.models.delete("acme/tmp")
     assert info.value.status == 409
     # 202 Accepted like Replicate (the 1.0.7 client reports it as False).
-    assert model.versions.delete(str(echo["id"])) is False
+    assert model.versions.delete(vid) is False
     with pytest.raises(ReplicateError):
-        model.versions.get(str(echo["id"]))
+        model.versions.get(vid)
     assert client.models.delete("acme/tmp") is True
 
 
@@ -443,8 +466,8 @@ def test_rendered_demo_variant(
         owner="cogfleet-demo", name="imagegen-schnell", visibility="private", hardware="cpu"
     )
     version = push_build(client, "cogfleet-demo", "imagegen-schnell", build)
-    assert version["id"] == version_id_for(build)
-    stored = server.config.state_dir / "builds" / str(version["id"])
+    assert version["id"] == version_id_for(build, "cogfleet-demo/imagegen-schnell")
+    stored = server.config.state_dir / "builds" / build_id_for(build)
     assert (stored / "cog.yaml").is_file() and not (stored / "cog-safe-push.yaml").exists()
     ref = f"cogfleet-demo/imagegen-schnell:{version['id']}"
     images = client.run(ref, input={"prompt": "a red fox", "num_outputs": 2, "seed": 1})
@@ -581,7 +604,7 @@ def test_streaming_iterator_outputs(server: LocalServer, client: replicate.Clien
     assert arrivals[-1] - arrivals[0] >= 0.3
     assert list(client.run(ref, input={"text": "a b"})) == ["a ", "b "]
     plain = client.predictions.create(version=str(version["id"]), input={"text": "x"})
-    assert plain.urls["stream"] == f"{server.base_url}/v1/streams/{plain.id}"
+    assert plain.urls["stream"].startswith(f"{server.base_url}/v1/streams/{plain.id}-")
 
 
 def test_secret_inputs_are_not_stored(server: LocalServer, client: replicate.Client) -> None:
@@ -608,29 +631,52 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def test_serve_command(tmp_path: Path) -> None:
+def _start_serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str, list[str]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "cogfleet", "serve", "--port", "0", "--state", str(tmp_path)]
-        + ["--token", "cli-token"],
+        + list(args),
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:  # uvicorn announces the bound port once it listens
+        lines.append(line)
+        match = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", line)
+        if match:
+            return proc, match.group(1), lines
+    proc.wait()
+    raise AssertionError("cogfleet serve did not start: " + "".join(lines))
+
+
+def test_serve_command(tmp_path: Path) -> None:
+    proc, base_url, lines = _start_serve(
+        tmp_path,
+        *("--token", "cli-token=alice,acme", "--token", "other-token=bob"),
+        *("--official", "acme/cli", "--collection", "featured=acme/cli"),
+    )
     try:
-        assert proc.stderr is not None
-        base_url = ""
-        for line in proc.stderr:  # uvicorn announces the bound port once it listens
-            match = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", line)
-            if match:
-                base_url = match.group(1)
-                break
-        assert base_url, "cogfleet serve did not start"
+        assert "tokens for alice, bob" in "".join(lines)
+        assert "permissive" not in "".join(lines)
         with pytest.raises(ReplicateError) as info:
-            replicate.Client(api_token="other", base_url=base_url).accounts.current()
+            replicate.Client(api_token="unknown", base_url=base_url).accounts.current()
         assert info.value.status == 401
         client = replicate.Client(api_token="cli-token", base_url=base_url)
+        assert client.accounts.current().username == "alice"
         client.models.create(owner="acme", name="cli", visibility="private", hardware="cpu")
+        with pytest.raises(ReplicateError) as info:
+            client.models.create(owner="bob", name="cli", visibility="private", hardware="cpu")
+        assert info.value.status == 403
         version = push_build(base_url, "acme", "cli", FIXTURES / "noop", token="cli-token")
         assert client.run(f"acme/cli:{version['id']}", input={"text": "hi"}) == "hi"
+        assert client.run("acme/cli", input={"text": "official"}) == "official"
+        assert [m.name for m in client.collections.get("featured").models] == ["cli"]
+        # bob neither sees alice's private model nor runs it.
+        bob = replicate.Client(api_token="other-token", base_url=base_url)
+        assert bob.collections.get("featured").models == []
+        with pytest.raises(ReplicateError) as info:
+            bob.models.get("acme/cli")
+        assert info.value.status == 404
         runners = _children(proc.pid)
         assert runners and all(_alive(p) for p in runners)
         proc.send_signal(signal.SIGINT)
@@ -640,3 +686,35 @@ def test_serve_command(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_says_when_it_is_permissive(tmp_path: Path) -> None:
+    proc, base_url, lines = _start_serve(tmp_path)
+    try:
+        assert "permissive mode (no --token)" in "".join(lines)
+        client = replicate.Client(api_token="anything", base_url=base_url)
+        client.models.create(owner="whoever", name="m", visibility="private", hardware="cpu")
+        assert client.accounts.current().username == "local"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--token", "justatoken"], "--token: expected TOKEN=ACCOUNT[,ORG...]"),
+        (["--token", "t=bad name"], "--token: expected TOKEN=ACCOUNT[,ORG...]"),
+        (["--official", "nope"], "--official: expected OWNER/NAME"),
+        (["--collection", "featured"], "--collection: expected SLUG=OWNER/NAME"),
+        (["--collection", "Bad Slug=a/b"], "collection slug 'Bad Slug'"),
+        (["--collections", "missing.yaml"], "--collections missing.yaml: no such file"),
+    ],
+)
+def test_serve_rejects_bad_flags(
+    tmp_path: Path, cli: Callable[..., Any], args: list[str], message: str
+) -> None:
+    result = cli("serve", "--state", str(tmp_path / "state"), *args, cwd=tmp_path)
+    assert result.code == 2, result.err
+    assert message in result.err
+    assert "secret" not in result.err and "justatoken" not in result.err

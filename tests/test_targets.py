@@ -103,7 +103,8 @@ def test_replicate_target_pushes_with_cog(fake_cog, replicate_env, client, run, 
     assert result.code == ExitCode.OK, result.err
     build = demo_repo / ".cogfleet/build/schnell"
     assert report["target"] == "replicate"
-    assert report["test_version"] == version_id_for(build)  # parsed from cog's output
+    # parsed from cog's output
+    assert report["test_version"] == version_id_for(build, f"{SCHNELL}-test")
     calls = _calls(fake_cog)
     assert [c["argv"][:2] for c in calls] == [
         ["push", f"r8.im/{SCHNELL}-test"],

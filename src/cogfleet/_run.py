@@ -154,6 +154,23 @@ def official_model_notes(jobs: list[Job], requested: bool) -> list[str]:
     ]
 
 
+def _owners(jobs: list[Job]) -> tuple[list[str], list[str]]:
+    """Every owner the jobs' configs name (deployment owner or model owner first), and
+    their official models: what the embedded server's token may write to."""
+    owners: list[str] = []
+    official: list[str] = []
+    for job in jobs:
+        config = job.config
+        models = [config.model, config.effective_test_model, config.official_model]
+        if job.variant is not None:
+            models += [job.variant.model, job.variant.official_model]
+        if config.deployment is not None and config.deployment.owner:
+            owners.append(config.deployment.owner)
+        owners += [m.split("/", 1)[0] for m in models if m and "/" in m]
+        official += [m for m in (config.official_model,) if m]
+    return list(dict.fromkeys(owners)), list(dict.fromkeys(official))
+
+
 def run_jobs(
     jobs: list[Job],
     settings: RunSettings,
@@ -169,8 +186,10 @@ def run_jobs(
         options = replace(options, keep_outputs=True)
     interrupt = Interrupt()
     with deferred_interrupts(interrupt):
+        owners, official = _owners(jobs)
         with open_target(
-            settings.target, repo_root=repo_root, local_url=settings.local_url
+            settings.target, repo_root=repo_root, local_url=settings.local_url,
+            owners=owners, official=official,
         ) as target:
             results = asyncio.run(
                 _run_all(jobs, target, plugins, options, repo_root, contexts, interrupt)

@@ -12,7 +12,7 @@ import contextlib
 import os
 import re
 import shutil
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ class LocalTarget(Target):
         self.create_models = embedded
 
     async def push(self, build_dir: Path, model: str, flags: PushFlags) -> dict[str, Any]:
-        """Upload the build folder; the version id is its content hash.
+        """Upload the build folder; the version id hashes the model and its content.
 
         The answer is the version object itself (schema included): one request.
         """
@@ -86,7 +86,7 @@ class LocalTarget(Target):
     async def promote(
         self, build_dir: Path, version_id: str, model: str, flags: PushFlags
     ) -> dict[str, Any]:
-        """Copy the tested version itself (same content, same id) onto ``model``."""
+        """Add the tested build itself (same content, the model's own version id) to ``model``."""
         from cogfleet.server import promote_version
 
         owner, name = split_model(model)
@@ -211,9 +211,19 @@ class ReplicateTarget(Target):
 
 @contextlib.contextmanager
 def open_target(
-    name: str, *, repo_root: Path | None, local_url: str | None, token: str | None = None
+    name: str,
+    *,
+    repo_root: Path | None,
+    local_url: str | None,
+    token: str | None = None,
+    owners: Sequence[str] = (),
+    official: Sequence[str] = (),
 ) -> Iterator[Target]:
-    """Open the target for the length of a command (starting the embedded server if needed)."""
+    """Open the target for the length of a command (starting the embedded server if needed).
+
+    ``owners``: the embedded server's token acts as the first and may write under
+    all of them (none: any owner); ``official``: models it treats as official.
+    """
     if name not in ("local", "replicate"):
         raise UsageError(f"--target must be local or replicate, got {name!r}")
     with contextlib.ExitStack() as stack:
@@ -226,7 +236,9 @@ def open_target(
             from cogfleet.server import LocalServer
 
             state = ensure_state_dir((repo_root or Path.cwd()) / ".cogfleet") / "local"
-            server = stack.enter_context(LocalServer(state_dir=state))
+            server = stack.enter_context(
+                LocalServer(state_dir=state, owners=owners or None, official=official)
+            )
             target = LocalTarget(server.base_url, server.token, embedded=True)
         stack.enter_context(contextlib.closing(target))
         yield target

@@ -1,4 +1,48 @@
-"""The local Replicate-compatible server: HTTP API, state, and coglet runners."""
+"""The local Replicate-compatible server: HTTP API, state, and coglet runners.
+
+It answers the official ``replicate`` client the way api.replicate.com does (the
+request and response shapes, errors as problem JSON, ``Prefer: wait``, SSE,
+webhooks signed like Replicate's). What deliberately differs, and why:
+
+* **cogfleet extensions.** ``POST /v1/models/{owner}/{name}/versions`` takes a
+  build folder archive (or ``{"from_version": id}``): there is no image registry
+  to push to. ``GET /v1/weights/{sha256}`` serves weights a training produced.
+* **Version ids** are a hash of the model, the build folder's content and how it
+  runs (Cog version, environment), not an image digest: no image is built. Each
+  model gets its own id for a build.
+* **Permissive mode.** Without ``--token`` any non-empty token is accepted and may
+  write under any owner (local use needs no account set-up); the server says so
+  at start-up. With ``--token`` it scopes like Replicate.
+* **Forbidden writes** (a model under an owner the token cannot write to) are 403
+  problem JSON; Replicate's exact status there is undocumented.
+* **Deletion conflicts** (a public model, a model with versions, a version in use
+  by a deployment) are 409 problem JSON; Replicate documents the rules, not the
+  status.
+* **Examples** of a model are its succeeded predictions made by a token of its
+  owner (Replicate's are hand-picked on the web, which has no local equivalent);
+  ``default_example`` is the newest.
+* **Official models** are the ones named by ``--official`` (and, under ``cogfleet
+  push``, the configs' ``official_model``); their predictions report the real
+  version id, not ``hidden``, so that ``GET …/versions/{id}`` works.
+* **Search** matches a substring of the owner/name and description (Replicate's is
+  semantic); ``models.list`` shows the token's own private models besides public
+  ones, as search does.
+* **Intermediate logs** of a prediction created with ``Prefer: wait`` (and no
+  webhook asking for logs or output) appear when it ends: asking the runner for
+  live updates costs it a webhook per prediction, which is what capped the
+  server's throughput; polled, streamed and webhooked predictions get them live.
+* **Body limits**: 5 MiB for JSON (413), 100 MiB for uploads (Replicate's files
+  limit); JSON nested more than 64 levels is 400. Replicate's JSON limits are not
+  documented.
+* **``Cancel-After``** below 5 seconds, or not a duration, is a 400 (Replicate
+  documents 5 s as the minimum).
+* **Delivery URLs** (``/delivery/…``) are ``http://`` on loopback, which the 1.0.7
+  client leaves as plain strings rather than ``FileOutput``; ``FileOutput(url,
+  client).read()`` and any HTTP GET fetch them. The synchronous answer inlines
+  files as ``data:`` URIs, exactly as Replicate's does.
+* **Versions delete** answers 202, as Replicate does, which the 1.0.7 client
+  reports as ``False``.
+"""
 
 from cogfleet.server._embedded import (
     LocalServer,
@@ -6,11 +50,12 @@ from cogfleet.server._embedded import (
     run_serve,
     serve_forever,
 )
-from cogfleet.server._push import promote_version, push_build, version_id_for
+from cogfleet.server._push import build_id_for, promote_version, push_build, version_id_for
 
 __all__ = [
     "LocalServer",
     "add_serve_arguments",
+    "build_id_for",
     "promote_version",
     "push_build",
     "run_serve",

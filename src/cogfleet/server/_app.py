@@ -9,37 +9,49 @@ Each resource family has its own module with its routes and validation:
 * ``_trainings``: trainings and the weights they produce;
 * ``_deployments``: deployments and deployment predictions;
 * ``_files``: uploaded files;
-* ``_account``: account, hardware, webhook secret.
+* ``_account``: account, hardware, webhook secret, collections, search.
 
-They share ``_core`` (settings, problem JSON, ids, pagination, auth), ``_webhooks``
-(signed delivery) and ``_runs`` (the life of a prediction or training, run by real
-Cog predictors through :class:`cogfleet.server._runner.RunnerPool`). Resources
-persist in SQLite under the state directory (``_state``).
+They share ``_core`` (settings, accounts, problem JSON, ids, pagination, auth, body
+limits), ``_validation`` (request bodies as Replicate checks them), ``_webhooks``
+(signed delivery), and the run execution core: ``_runs`` (the life of a
+prediction or training, run by real Cog predictors through
+:class:`cogfleet.server._runner.RunnerPool`), ``_inputs`` and ``_outputs`` (file
+outputs delivered as URLs). Resources persist in SQLite under the state
+directory (``_state``). What deliberately differs from Replicate is listed in the
+package docstring (``cogfleet.server``).
 
-Authentication: ``Authorization: Bearer <token>`` (or ``Token <token>``). With a
-configured token it must match; without one any non-empty token is accepted.
-
-Not implemented: collections, ``models.update``, ``Cancel-After``.
+Every error is ``application/problem+json``, unknown routes and methods included.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from cogfleet.server._account import Account
-from cogfleet.server._core import ApiError, AuthMiddleware, ServerConfig, problem
+from cogfleet.server._core import (
+    NOT_FOUND,
+    ApiError,
+    AuthMiddleware,
+    BodyLimit,
+    ServerConfig,
+    problem,
+)
 from cogfleet.server._deployments import Deployments
 from cogfleet.server._files import Files
+from cogfleet.server._inputs import Inputs
 from cogfleet.server._models import Models
+from cogfleet.server._outputs import Outputs
 from cogfleet.server._predictions import Predictions
 from cogfleet.server._runs import Runs
 from cogfleet.server._runtimes import Runtimes
@@ -49,6 +61,8 @@ from cogfleet.server._webhooks import Webhooks
 
 __all__ = ["LocalApi", "ServerConfig", "create_app"]
 
+log = logging.getLogger("cogfleet.server")
+
 
 class LocalApi:
     """The server's state and resources; :meth:`asgi` builds the ASGI app."""
@@ -56,21 +70,31 @@ class LocalApi:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.state_dir = Path(config.state_dir)
-        for sub in ("builds", "files", "weights", "tmp", "logs"):
+        for sub in ("builds", "files", "weights", "tmp", "logs", "outputs"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
         self.store = Store(self.state_dir / "state.sqlite3")
         self.webhooks = Webhooks(self.state_dir)
+        outputs = Outputs(self.state_dir)
+        inputs = Inputs(self.store, self.state_dir / "files")
         self.runtimes = Runtimes(self.state_dir)
-        self.runs = Runs(config, self.store, self.webhooks, self.runtimes)
+        self.runs = Runs(config, self.store, self.webhooks, inputs, outputs, self.runtimes)
         size = config.page_size
-        self.models = Models(self.store, self.state_dir, size, self.runtimes)
+        self.models = Models(
+            self.store,
+            self.state_dir,
+            size,
+            frozenset(config.official),
+            self.runs.render,
+            self.runtimes,
+        )
         self.resources: list[Any] = [
-            Account(self.webhooks),
+            Account(self.webhooks, self.models, config.collections, size),
             self.models,
             Predictions(self.runs, self.models, size),
             Trainings(self.runs, self.models, size),
-            Deployments(self.runs, size),
+            Deployments(self.runs, self.models, size),
             Files(self.store, self.state_dir, size),
+            outputs,
         ]
         self.runs.recover()
 
@@ -100,12 +124,25 @@ class LocalApi:
         return [route for resource in self.resources for route in resource.routes()]
 
     def asgi(self) -> ASGIApp:
-        """The ASGI application: routes wrapped in auth, fault-injection and latency middleware."""
+        """The ASGI application: routes wrapped in auth, body limits, fault injection
+        and latency middleware."""
         from cogfleet.server._faults import FaultInjection, NetworkLatency
 
-        app = Starlette(routes=self.routes(), lifespan=self.lifespan)
-        app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
-        wrapped: ASGIApp = AuthMiddleware(app, self.config.token)
+        app = Starlette(
+            routes=self.routes(),
+            lifespan=self.lifespan,
+            exception_handlers={
+                ApiError: _api_error,
+                HTTPException: _http_error,
+                Exception: _internal_error,
+            },
+        )
+        wrapped: ASGIApp = BodyLimit(
+            app,
+            json_bytes=self.config.max_json_bytes,
+            upload_bytes=self.config.max_upload_bytes,
+        )
+        wrapped = AuthMiddleware(wrapped, self.config.accounts())
         if self.config.fail_rate or self.config.rate_limit:
             wrapped = FaultInjection(
                 wrapped,
@@ -118,8 +155,24 @@ class LocalApi:
         return wrapped
 
 
-async def _api_error(_request: Request, exc: ApiError) -> Response:
+async def _api_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
     return problem(exc.status, exc.detail, exc.title, **exc.extra)
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    # Starlette's own errors (no route: 404, wrong method: 405, a body it cannot read).
+    assert isinstance(exc, HTTPException)
+    detail = NOT_FOUND if exc.status_code == 404 else str(exc.detail)
+    resp = problem(exc.status_code, detail)
+    for key, value in (exc.headers or {}).items():
+        resp.headers[key] = value
+    return resp
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return problem(500, f"Internal server error: {type(exc).__name__}", "Internal Server Error")
 
 
 def create_app(config: ServerConfig) -> tuple[LocalApi, ASGIApp]:

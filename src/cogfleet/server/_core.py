@@ -11,18 +11,21 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cogfleet.server._state import Store
+from cogfleet.server._state import Condition, Store
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 NOT_FOUND = "The requested resource could not be found."
@@ -39,11 +42,79 @@ HARDWARE = [
 ]
 HARDWARE_SKUS = frozenset(h["sku"] for h in HARDWARE)
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_OWNER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Deeper JSON is refused (400): nothing in the API nests this far, and parsers of
+# the model servers recurse on it.
+MAX_JSON_DEPTH = 64
+
+
+@dataclass(frozen=True)
+class Account:
+    """Who a token acts as: an account and the organizations it may write to.
+
+    ``permissive``: may write under any owner and see every model (the server
+    without ``--token``, and a bare ``token`` given to :class:`LocalServer`).
+    """
+
+    username: str
+    orgs: tuple[str, ...] = ()
+    permissive: bool = False
+
+    @property
+    def owners(self) -> frozenset[str]:
+        """The account and its organizations."""
+        return frozenset((self.username, *self.orgs))
+
+    def can_write(self, owner: str) -> bool:
+        """Whether models may be created, changed or deleted under ``owner``."""
+        return self.permissive or owner in self.owners
+
+    def can_see(self, model: dict[str, Any]) -> bool:
+        """Public models, and private ones under the account or its organizations."""
+        return model.get("visibility") == "public" or self.can_write(str(model.get("owner")))
+
+    def doc(self) -> dict[str, Any]:
+        """The account as ``GET /v1/account`` returns it."""
+        if self.permissive and self.username == ACCOUNT_NAME:
+            return {
+                "type": "organization",
+                "username": ACCOUNT_NAME,
+                "name": "cogfleet local server",
+                "github_url": None,
+            }
+        return {
+            "type": "user",
+            "username": self.username,
+            "name": self.username,
+            "github_url": None,
+        }
+
+
+PERMISSIVE = Account(ACCOUNT_NAME, permissive=True)
+
+
+def parse_token_spec(spec: str) -> tuple[str, Account]:
+    """``TOKEN=ACCOUNT[,ORG...]`` (the ``--token`` syntax) as (token, account)."""
+    token, sep, who = spec.partition("=")
+    names = [n.strip() for n in who.split(",")] if sep else []
+    if not token.strip() or not names or not all(_OWNER_RE.match(n) for n in names):
+        raise ValueError(f"expected TOKEN=ACCOUNT[,ORG...], got {_masked(spec)!r}")
+    return token.strip(), Account(names[0], tuple(dict.fromkeys(names[1:])))
+
+
+def _masked(spec: str) -> str:
+    token, sep, rest = spec.partition("=")
+    return ("*" * min(len(token), 8)) + sep + rest
 
 
 @dataclass
 class ServerConfig:
-    """Settings of one server instance (the ``cogfleet serve`` flags)."""
+    """Settings of one server instance (the ``cogfleet serve`` flags).
+
+    ``tokens`` maps each accepted token to its :class:`Account`; without any, every
+    non-empty token is accepted and may write everywhere (permissive mode). A lone
+    ``token`` is the one accepted token of a permissive account.
+    """
 
     state_dir: Path
     token: str | None = None
@@ -54,6 +125,24 @@ class ServerConfig:
     rate_limit: float | None = None
     idle_timeout: float = 300.0
     page_size: int | None = None
+    tokens: dict[str, Account] = field(default_factory=dict)
+    official: frozenset[str] = frozenset()
+    collections: list[dict[str, Any]] = field(default_factory=list)
+    max_json_bytes: int = 5 * 1024 * 1024
+    max_upload_bytes: int = 100 * 1024 * 1024
+
+    def accounts(self) -> dict[str, Account]:
+        """Token -> account; empty in permissive mode."""
+        if self.tokens:
+            return dict(self.tokens)
+        if self.token:
+            return {self.token: PERMISSIVE}
+        return {}
+
+    @property
+    def permissive(self) -> bool:
+        """True when no token is configured: any token, any owner."""
+        return not self.tokens and not self.token
 
 
 class ApiError(Exception):
@@ -88,7 +177,7 @@ def parse_iso(text: str) -> datetime:
 
 def new_id() -> str:
     """A 26-character lowercase id like Replicate's prediction ids."""
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(26))
+    return "".join(_ID_ALPHABET[b % 32] for b in secrets.token_bytes(26))
 
 
 def public(doc: dict[str, Any]) -> dict[str, Any]:
@@ -108,11 +197,32 @@ async def read_json(request: Request) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
+    except RecursionError:
+        body = None
+        too_deep = True
     except ValueError as exc:
         raise ApiError(400, f"Request body is not valid JSON: {exc}", "Bad request") from exc
+    else:
+        too_deep = _depth_exceeds(body, MAX_JSON_DEPTH)
+    if too_deep:
+        raise ApiError(
+            400, f"Request body is nested more than {MAX_JSON_DEPTH} levels deep", "Bad request"
+        )
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object", "Bad request")
     return body
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def paginate(
@@ -123,38 +233,82 @@ def paginate(
     *,
     size: int,
     parent: str | None = None,
+    where: Sequence[Sequence[Condition]] = (),
 ) -> JSONResponse:
     """One newest-first page of ``kind`` with absolute ``next``/``previous`` cursor URLs."""
-    offset = 0
+    offset = _cursor_offset(request)
+    docs, more = store.page(kind, offset=offset, limit=size, parent=parent, where=where)
+    return _page_response(request, [render(d) for d in docs], offset, size, more)
+
+
+def paginate_list(request: Request, items: Sequence[dict[str, Any]], *, size: int) -> JSONResponse:
+    """One page of an in-memory list, with the same cursors as :func:`paginate`."""
+    offset = _cursor_offset(request)
+    page = list(items[offset : offset + size])
+    return _page_response(request, page, offset, size, offset + size < len(items))
+
+
+def _cursor_offset(request: Request) -> int:
     cursor = request.query_params.get("cursor")
-    if cursor:
-        try:
-            decoded = base64.urlsafe_b64decode(cursor.encode()).decode()
-            offset = int(decoded.removeprefix("o="))
-        except (ValueError, binascii.Error) as exc:
-            raise ApiError(400, "Invalid cursor", "Bad request") from exc
-    docs, more = store.page(kind, offset=offset, limit=size, parent=parent)
-    url = str(request.url.replace(query=""))
+    if not cursor:
+        return 0
+    try:
+        decoded = base64.urlsafe_b64decode(cursor.encode()).decode()
+        offset = int(decoded.removeprefix("o="))
+    except (ValueError, binascii.Error) as exc:
+        raise ApiError(400, "Invalid cursor", "Bad request") from exc
+    if offset < 0:
+        raise ApiError(400, "Invalid cursor", "Bad request")
+    return offset
+
+
+def _page_response(
+    request: Request, results: list[dict[str, Any]], offset: int, size: int, more: bool
+) -> JSONResponse:
+    # The filters of the request (everything but the cursor) carry over to every page.
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
 
     def link(off: int) -> str:
         token = base64.urlsafe_b64encode(f"o={off}".encode()).decode()
-        return f"{url}?cursor={token}"
+        query = urlencode([*kept, ("cursor", token)])
+        return str(request.url.replace(query=query))
 
     return JSONResponse(
         {
             "next": link(offset + size) if more else None,
             "previous": link(max(0, offset - size)) if offset > 0 else None,
-            "results": [render(d) for d in docs],
+            "results": results,
         }
     )
 
 
-class AuthMiddleware:
-    """401 problem+json unless the request carries an accepted token."""
+# Reached without a token, like Replicate's stream and file-delivery hosts: the
+# unguessable part of the URL is the credential.
+PUBLIC_PREFIXES = ("/v1/streams/", "/delivery/")
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+
+class AuthMiddleware:
+    """401 problem+json unless the request carries an accepted token.
+
+    The token's :class:`Account` is put in ``scope["state"]["account"]``.
+    """
+
+    def __init__(self, app: ASGIApp, accounts: dict[str, Account]) -> None:
         self.app = app
-        self.token = token
+        self.accounts = {token.encode(): account for token, account in accounts.items()}
+
+    def _account(self, header: str) -> Account | None:
+        scheme, _, given = header.partition(" ")
+        token = given.strip().encode()
+        if scheme.lower() not in ("bearer", "token") or not token:
+            return None
+        if not self.accounts:
+            return PERMISSIVE
+        found = None
+        for known, account in self.accounts.items():
+            if secrets.compare_digest(token, known):
+                found = account
+        return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -164,13 +318,67 @@ class AuthMiddleware:
         for key, value in scope["headers"]:
             if key == b"authorization":
                 header = value.decode("latin-1")
-        scheme, _, given = header.partition(" ")
-        given = given.strip()
-        ok = scheme.lower() in ("bearer", "token") and bool(given)
-        if ok and self.token is not None:
-            ok = secrets.compare_digest(given.encode(), self.token.encode())
-        if not ok:
+        account = self._account(header)
+        if account is None and not scope["path"].startswith(PUBLIC_PREFIXES):
             resp = problem(401, "You did not pass a valid authentication token", "Unauthenticated")
             await resp(scope, receive, send)
             return
+        scope.setdefault("state", {})["account"] = account or PERMISSIVE
         await self.app(scope, receive, send)
+
+
+def account_of(request: Request) -> Account:
+    """The account of the request's token (set by :class:`AuthMiddleware`)."""
+    account = request.scope.get("state", {}).get("account")
+    return account if isinstance(account, Account) else PERMISSIVE
+
+
+class BodyLimit:
+    """413 problem+json for bodies over the limit (uploads get a larger one).
+
+    The declared ``Content-Length`` is checked before anything is read; a body sent
+    without one is counted as the app reads it (an ``HTTPException`` the app's
+    handlers answer).
+    """
+
+    def __init__(self, app: ASGIApp, *, json_bytes: int, upload_bytes: int) -> None:
+        self.app = app
+        self.json_bytes = json_bytes
+        self.upload_bytes = upload_bytes
+
+    def _limit(self, scope: Scope) -> int:
+        path = scope["path"]
+        if scope["method"] == "POST" and (path == "/v1/files" or path.endswith("/versions")):
+            return self.upload_bytes
+        return self.json_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self._limit(scope)
+        for key, value in scope["headers"]:
+            if key == b"content-length" and value.isdigit() and int(value) > limit:
+                await self._refuse(scope, receive, send, limit)
+                return
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise HTTPException(413, _too_large(limit))
+            return message
+
+        await self.app(scope, counted, send)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        resp = problem(413, _too_large(limit), "Request too large")
+        await resp(scope, receive, send)
+
+
+def _too_large(limit: int) -> str:
+    return f"Request body must be at most {limit / (1024 * 1024):g} MiB"

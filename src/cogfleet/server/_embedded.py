@@ -6,11 +6,13 @@ import argparse
 import errno
 import logging
 import os
+import re
 import socket
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cogfleet._errors import ExitCode, UsageError
 
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
 
 DEFAULT_STATE_DIR = Path(".cogfleet") / "local"
 DEFAULT_PORT = 8765
+_MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[a-z0-9][a-z0-9._-]*$")
+_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
 class LocalServer:
@@ -32,7 +36,13 @@ class LocalServer:
     ``with LocalServer(state_dir=path) as srv:`` then use ``srv.base_url`` and
     ``srv.token`` with ``replicate.Client(api_token=srv.token, base_url=srv.base_url)``.
     Leaving the block stops the server and every coglet process it started.
-    Without a ``token`` any non-empty token is accepted and ``srv.token`` is ``"local"``.
+    Without a ``token`` any non-empty token is accepted and ``srv.token`` is ``"local"``;
+    a ``token`` alone is required but may write under any owner. With ``owners``
+    the token (``"cogfleet-local"`` unless given) acts as the first owner and may
+    write under all of them, and only under them. ``tokens``: more tokens, each
+    mapped to ``"ACCOUNT[,ORG...]"`` (``cogfleet serve --token``'s syntax).
+    ``official``: ``owner/name`` of the models that answer ``owner/name``
+    predictions; ``collections``: ``{slug, name, description, models}`` items.
     """
 
     def __init__(
@@ -40,6 +50,10 @@ class LocalServer:
         state_dir: Path | str = DEFAULT_STATE_DIR,
         token: str | None = None,
         *,
+        owners: Iterable[str] | None = None,
+        tokens: dict[str, str] | None = None,
+        official: Iterable[str] = (),
+        collections: list[dict[str, Any]] | None = None,
         latency: float = 0.0,
         request_latency: float = 0.0,
         fail_rate: float = 0.0,
@@ -49,11 +63,22 @@ class LocalServer:
         page_size: int | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
-        from cogfleet.server._core import ServerConfig
+        from cogfleet.server._core import Account, ServerConfig, parse_token_spec
 
+        accounts: dict[str, Account] = {}
+        names = list(dict.fromkeys(owners or ()))
+        if names:
+            # The token may write under every owner given (the first is its account).
+            token = token or "cogfleet-local"
+            accounts[token] = Account(names[0], tuple(names[1:]))
+        for key, who in (tokens or {}).items():
+            accounts[key] = parse_token_spec(f"{key}={who}")[1]
         self.config = ServerConfig(
             state_dir=Path(state_dir),
-            token=token,
+            token=None if accounts else token,
+            tokens=accounts,
+            official=frozenset(official),
+            collections=list(collections or []),
             latency=latency,
             request_latency=request_latency,
             fail_rate=fail_rate,
@@ -150,6 +175,15 @@ def serve_forever(host: str, port: int, config: ServerConfig) -> None:
     server_log = logging.getLogger("cogfleet.server")
     server_log.addHandler(handler)
     server_log.setLevel(logging.INFO)
+    if config.permissive:
+        sys.stderr.write(
+            "cogfleet serve: permissive mode (no --token): any token is accepted and may "
+            "create, change and delete models under any owner\n"
+        )
+    else:
+        accounts = sorted({a.username for a in config.accounts().values()})
+        sys.stderr.write(f"cogfleet serve: tokens for {', '.join(accounts)}\n")
+    sys.stderr.flush()
     server_log.info("serving on http://%s:%d", host, port)
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
 
@@ -163,8 +197,33 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--token",
+        action="append",
+        default=[],
+        metavar="TOKEN=ACCOUNT[,ORG...]",
+        help="an accepted token, its account and the organizations it may write to "
+        "(repeatable; env COGFLEET_SERVE_TOKEN, space-separated); without any, every "
+        "token is accepted and may write everywhere",
+    )
+    parser.add_argument(
+        "--official",
+        action="append",
+        default=[],
+        metavar="OWNER/NAME",
+        help="a model that answers owner/name predictions (repeatable)",
+    )
+    parser.add_argument(
+        "--collection",
+        action="append",
+        default=[],
+        metavar="SLUG=OWNER/NAME[,OWNER/NAME...]",
+        help="a collection and its models (repeatable)",
+    )
+    parser.add_argument(
+        "--collections",
+        type=Path,
         default=None,
-        help="required API token (default: any non-empty token; env COGFLEET_SERVE_TOKEN)",
+        metavar="FILE",
+        help="collections from a YAML or JSON file: {slug: {name, description, models}}",
     )
     parser.add_argument("--latency", type=float, default=0.0, help="extra seconds per prediction")
     parser.add_argument(
@@ -206,11 +265,25 @@ def run_serve(ns: argparse.Namespace) -> int:
         raise UsageError(f"--state {ns.state}: not a directory (a file is there)")
     if ns.prune_envs is not None:
         return _prune(state, everything=ns.prune_envs == "all")
-    from cogfleet.server._core import ServerConfig
+    from cogfleet.server._core import ServerConfig, parse_token_spec
 
+    specs = list(ns.token) or os.environ.get("COGFLEET_SERVE_TOKEN", "").split()
+    tokens = {}
+    for spec in specs:
+        try:
+            token, account = parse_token_spec(spec)
+        except ValueError as exc:
+            raise UsageError(f"--token: {exc}") from None
+        tokens[token] = account
+    for ref in ns.official:
+        if not _MODEL_RE.match(ref):
+            raise UsageError(f"--official: expected OWNER/NAME, got {ref!r}")
+    collections = _collections(ns.collection, ns.collections)
     config = ServerConfig(
         state_dir=state,
-        token=ns.token or os.environ.get("COGFLEET_SERVE_TOKEN") or None,
+        tokens=tokens,
+        official=frozenset(ns.official),
+        collections=collections,
         latency=ns.latency,
         request_latency=ns.request_latency,
         fail_rate=ns.fail_rate,
@@ -236,6 +309,55 @@ def _prune(state_dir: Path, *, everything: bool) -> int:
     freed = sum(info.size for info in removed) / 1e6
     sys.stdout.write(f"{len(removed)} environment(s) removed, {freed:.1f} MB freed\n")
     return int(ExitCode.OK)
+
+
+def _collections(specs: list[str], path: Path | None) -> list[dict[str, Any]]:
+    """Collections from ``--collection`` flags and a ``--collections`` file."""
+    found: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        from cogfleet._errors import ConfigError
+        from cogfleet._yaml import load_yaml_file
+
+        if not path.is_file():
+            raise UsageError(f"--collections {path}: no such file")
+        data = load_yaml_file(path)
+        if not isinstance(data, dict):
+            raise ConfigError(path, "collections must be a mapping of slug to a collection")
+        for slug, spec in data.items():
+            if not isinstance(spec, dict):
+                spec = {"models": spec}
+            unknown = sorted(str(k) for k in set(spec) - {"name", "description", "models"})
+            if unknown:
+                raise ConfigError(path, f"collection {slug!r}: unknown keys {unknown}")
+            models = spec.get("models") or []
+            if not isinstance(models, list):
+                raise ConfigError(path, f"collection {slug!r}: models must be a list")
+            found[str(slug)] = _collection(
+                str(slug), spec.get("name"), spec.get("description"), models, str(path)
+            )
+    for spec in specs:
+        slug, sep, refs = spec.partition("=")
+        models = [r.strip() for r in refs.split(",") if r.strip()]
+        if not sep or not slug.strip():
+            raise UsageError(f"--collection: expected SLUG=OWNER/NAME[,...], got {spec!r}")
+        found[slug.strip()] = _collection(slug.strip(), None, None, models, "--collection")
+    return list(found.values())
+
+
+def _collection(
+    slug: str, name: Any, description: Any, models: list[Any], where: str
+) -> dict[str, Any]:
+    if not _SLUG_RE.match(slug):
+        raise UsageError(f"{where}: collection slug {slug!r} must be lowercase letters, digits, -")
+    for ref in models:
+        if not isinstance(ref, str) or not _MODEL_RE.match(ref):
+            raise UsageError(f"{where}: collection {slug!r}: expected OWNER/NAME, got {ref!r}")
+    return {
+        "slug": slug,
+        "name": str(name) if name is not None else slug,
+        "description": str(description) if description is not None else "",
+        "models": list(dict.fromkeys(models)),
+    }
 
 
 __all__ = [

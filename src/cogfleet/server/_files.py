@@ -16,18 +16,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from python_multipart.exceptions import MultipartParseError
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from cogfleet.server._core import (
-    INVALID,
     NOT_FOUND,
+    Account,
     ApiError,
+    account_of,
     base_url,
     paginate,
+    public,
 )
 from cogfleet.server._state import Store
+from cogfleet.server._validation import invalid
 
 MAX_FILE_SIZE = 100 * 1024 * 1024
 _FILE_URL_RE = re.compile(r"/v1/files/([A-Za-z0-9_-]+)(?:/download)?(?:\?.*)?$")
@@ -66,37 +72,56 @@ class Files:
 
     @staticmethod
     def _render(doc: dict[str, Any], base: str) -> dict[str, Any]:
-        out = dict(doc)
+        out = public(doc)
         out["urls"] = {"get": f"{base}/v1/files/{doc['id']}"}
         return out
 
-    def _file(self, fid: str) -> dict[str, Any]:
+    def _file(self, fid: str, account: Account) -> dict[str, Any]:
         doc = self.store.get("files", fid)
-        if doc is None:
+        if doc is None or not (account.permissive or doc.get("_account") == account.username):
             raise ApiError(404, NOT_FOUND)
         return doc
 
     async def create(self, request: Request) -> Response:
         """POST /v1/files (multipart ``content``, optional ``metadata``/``filename``/``type``)."""
-        async with request.form(max_part_size=MAX_FILE_SIZE) as form:
-            content = form.get("content")
-            if content is None or isinstance(content, str):
-                raise ApiError(422, "- content is required\n", INVALID)
-            data = await content.read()
-            filename = str(form.get("filename") or content.filename or "file")
-            ctype = str(
-                form.get("type")
-                or content.content_type
-                or mimetypes.guess_type(filename)[0]
-                or "application/octet-stream"
+        ctype_header = request.headers.get("content-type", "")
+        if not ctype_header.lower().startswith("multipart/form-data"):
+            raise ApiError(
+                400,
+                "files.create takes a multipart/form-data body with a content part",
+                "Bad request",
             )
-            raw_meta = form.get("metadata")
+        try:
+            form_cm = request.form(max_part_size=MAX_FILE_SIZE)
+            async with form_cm as form:
+                content = form.get("content")
+                if content is None or isinstance(content, str):
+                    raise invalid([("required", "", "content is required")])
+                data = await content.read()
+                filename = str(form.get("filename") or content.filename or "file")
+                ctype = str(
+                    form.get("type")
+                    or content.content_type
+                    or mimetypes.guess_type(filename)[0]
+                    or "application/octet-stream"
+                )
+                raw_meta = form.get("metadata")
+        except (MultiPartException, MultipartParseError, ValueError, KeyError) as exc:
+            raise ApiError(400, f"The multipart body is malformed: {exc}", "Bad request") from exc
+        except HTTPException as exc:
+            if exc.status_code == 413:
+                raise ApiError(413, "Files must be less than 100MB in size") from exc
+            raise ApiError(
+                400, f"The multipart body is malformed: {exc.detail}", "Bad request"
+            ) from exc
         metadata: Any = {}
         if isinstance(raw_meta, str) and raw_meta.strip():
             try:
                 metadata = json.loads(raw_meta)
-            except ValueError as exc:
-                raise ApiError(422, "- metadata: must be a JSON object\n", INVALID) from exc
+            except (ValueError, RecursionError) as exc:
+                raise invalid([("invalid_type", "metadata", "must be a JSON object")]) from exc
+            if not isinstance(metadata, dict):
+                raise invalid([("invalid_type", "metadata", "must be a JSON object")])
         if len(data) > MAX_FILE_SIZE:
             raise ApiError(413, "Files must be less than 100MB in size")
         fid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -110,7 +135,8 @@ class Files:
             "size": len(data),
             "etag": md5,
             "checksums": {"sha256": hashlib.sha256(data).hexdigest(), "md5": md5},
-            "metadata": metadata if isinstance(metadata, dict) else {},
+            "metadata": metadata,
+            "_account": account_of(request).username,
             "created_at": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "expires_at": (created + timedelta(days=1))
             .isoformat(timespec="milliseconds")
@@ -121,13 +147,13 @@ class Files:
 
     async def get(self, request: Request) -> Response:
         """GET /v1/files/{id}."""
-        doc = self._file(request.path_params["fid"])
+        doc = self._file(request.path_params["fid"], account_of(request))
         return JSONResponse(self._render(doc, base_url(request)))
 
     async def delete(self, request: Request) -> Response:
         """DELETE /v1/files/{id}: 204."""
         fid = request.path_params["fid"]
-        self._file(fid)
+        self._file(fid, account_of(request))
         self.store.delete("files", fid)
         (self.dir / fid).unlink(missing_ok=True)
         return Response(status_code=204)
@@ -135,13 +161,19 @@ class Files:
     async def index(self, request: Request) -> Response:
         """GET /v1/files (newest first)."""
         base = base_url(request)
+        account = account_of(request)
+        where = [] if account.permissive else [[("_account", "=", account.username)]]
         return paginate(
-            request, self.store, "files", lambda d: self._render(d, base), size=self.page_size
+            request,
+            self.store,
+            "files",
+            lambda d: self._render(d, base),
+            size=self.page_size,
+            where=where,
         )
 
     async def download(self, request: Request) -> Response:
         """GET /v1/files/{id}/download: the bytes."""
         fid = request.path_params["fid"]
-        doc = self._file(fid)
-        data = (self.dir / fid).read_bytes()
-        return Response(data, media_type=doc["content_type"])
+        doc = self._file(fid, account_of(request))
+        return FileResponse(self.dir / fid, media_type=doc["content_type"])

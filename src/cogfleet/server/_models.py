@@ -1,17 +1,25 @@
 """Models and versions: ``/v1/models…`` and the cogfleet push extension.
 
+A token sees public models and the private models of its account and
+organizations, and creates, updates and deletes models only under those. A model
+can be deleted while it is private and has no versions; a version while no
+deployment uses it. ``owner/name`` predictions (without a version) run only on
+official models.
+
 ``POST /v1/models/{owner}/{name}/versions`` (cogfleet's, not Replicate's) takes a
-tar.gz / tar / zip of a build folder and adds it as a version (id = content hash,
-see ``_push.py``): 201 for a new version, 200 when the model already has it. Query
-parameters say how the version runs (:class:`~cogfleet.runtime.RuntimeOptions`:
-``cog_version``, ``environment``, ``python``, ``run_build_commands``); the version
-records ``cog_version`` as Replicate does, its schema follows that Cog's rules, and
-an ``isolated`` push builds (or finds) its environment before it answers, so a
-requirement that does not resolve fails the push (422). The answer adds
-``cogfleet``: the environment, its Python and server, and notes on what of cog.yaml
-runs differently here (skipped ``build.run`` commands, ``gpu``). The same endpoint
-with the JSON body ``{"from_version": "<id>"}`` copies an existing version (same id,
-same build, same environment) onto the model ("promote").
+tar.gz / tar / zip of a build folder and adds it as a version: 201 for a new
+version, 200 when the model already has it. Query parameters say how the version
+runs (:class:`~cogfleet.runtime.RuntimeOptions`: ``cog_version``, ``environment``,
+``python``, ``run_build_commands``); the version records ``cog_version`` as Replicate
+does, its schema follows that Cog's rules, and an ``isolated`` push builds (or
+finds) its environment before it answers, so a requirement that does not resolve
+fails the push (422). The answer adds ``cogfleet``: the environment, its Python and
+server, and notes on what of cog.yaml runs differently here (skipped ``build.run``
+commands, ``gpu``). The build is stored once under a hash of its content and those
+options; the version id is a hash of the model and that build, so each model has
+its own record of a build and a bare version id names one model. The same endpoint
+with the JSON body ``{"from_version": "<id>"}`` adds an existing version's build
+(same environment) to the model ("promote").
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import json
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,41 +43,74 @@ from cogfleet.server._core import (
     HARDWARE_SKUS,
     INVALID,
     NOT_FOUND,
+    Account,
     ApiError,
+    account_of,
     base_url,
     now_iso,
     paginate,
     public,
     read_json,
 )
-from cogfleet.server._push import unpack_build, version_id_for
+from cogfleet.server._push import build_id_for, unpack_build, version_id
 from cogfleet.server._runtimes import EnvironmentFailed, Runtimes
-from cogfleet.server._state import Store
+from cogfleet.server._state import Condition, Store
+from cogfleet.server._validation import MODEL_CREATE, MODEL_UPDATE, PROMOTE, check_body, invalid
 
 _MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_OWNER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _VERSION_RE = re.compile(r"^[0-9a-f]{64}$")
+NOT_PERMITTED = ApiError(
+    422,
+    "The specified version does not exist (or perhaps you don't have permission to use it?)",
+    "Invalid version or not permitted",
+)
+
+# Renders a prediction for a model's examples (the run module's renderer).
+RenderRun = Callable[[dict[str, Any], str], dict[str, Any]]
+
+
+def forbidden(account: Account, owner: str) -> ApiError:
+    """403 for writing under an owner the token may not write to."""
+    return ApiError(
+        403,
+        f"Your token acts as {account.username}, which cannot write models under {owner}",
+        "Forbidden",
+    )
 
 
 class Models:
     """Models, their versions, and version look-ups for the other resources."""
 
     def __init__(
-        self, store: Store, state_dir: Path, page_size: int | None, runtimes: Runtimes
+        self,
+        store: Store,
+        state_dir: Path,
+        page_size: int | None,
+        official: frozenset[str],
+        render_run: RenderRun,
+        runtimes: Runtimes,
     ) -> None:
         self.store = store
+        self.runtimes = runtimes
         self.state_dir = state_dir
         self.page_size = page_size
-        self.runtimes = runtimes
+        self.official = official
+        self.render_run = render_run
         self._push_locks: dict[str, asyncio.Lock] = {}
 
     def routes(self) -> list[Route]:
         """The routes of this resource family."""
-        versions = "/v1/models/{owner}/{name}/versions"
+        one = "/v1/models/{owner}/{name}"
+        versions = one + "/versions"
         return [
             Route("/v1/models", self.index, methods=["GET", "QUERY"]),
             Route("/v1/models", self.create, methods=["POST"]),
-            Route("/v1/models/{owner}/{name}", self.get, methods=["GET"]),
-            Route("/v1/models/{owner}/{name}", self.delete, methods=["DELETE"]),
+            Route(one, self.get, methods=["GET"]),
+            Route(one, self.update, methods=["PATCH"]),
+            Route(one, self.delete, methods=["DELETE"]),
+            Route(one + "/readme", self.readme, methods=["GET"]),
+            Route(one + "/examples", self.examples, methods=["GET"]),
             Route(versions, self.versions_index, methods=["GET"]),
             Route(versions, self.versions_push, methods=["POST"]),
             Route(versions + "/{vid}", self.versions_get, methods=["GET"]),
@@ -77,16 +119,27 @@ class Models:
 
     # ------------------------------------------------------------------ look-ups
 
-    def model(self, owner: str, name: str) -> dict[str, Any]:
-        """The stored model, or 404."""
+    def model(self, owner: str, name: str, account: Account) -> dict[str, Any]:
+        """The model if ``account`` may see it, else 404 (as for a missing one)."""
         doc = self.store.get("models", f"{owner}/{name}")
-        if doc is None:
+        if doc is None or not account.can_see(doc):
             raise ApiError(404, NOT_FOUND)
         return doc
 
-    def version(self, owner: str, name: str, vid: str) -> dict[str, Any]:
+    def writable(self, owner: str, name: str, account: Account) -> dict[str, Any]:
+        """The model if ``account`` may change it (404 when unseen, 403 when read-only)."""
+        doc = self.model(owner, name, account)
+        if not account.can_write(owner):
+            raise forbidden(account, owner)
+        return doc
+
+    def is_official(self, doc: dict[str, Any]) -> bool:
+        """Marked official (``--official``, or the models cogfleet pushes as official)."""
+        return f"{doc['owner']}/{doc['name']}" in self.official
+
+    def version(self, owner: str, name: str, vid: str, account: Account) -> dict[str, Any]:
         """Version ``vid`` of model ``owner/name``, or 404."""
-        self.model(owner, name)
+        self.model(owner, name, account)
         doc = self.store.get("versions", f"{owner}/{name}:{vid}")
         if doc is None:
             raise ApiError(404, NOT_FOUND)
@@ -96,74 +149,114 @@ class Models:
         """The newest version of model ``owner/name`` (None without versions)."""
         return self.store.first("versions", f"{owner}/{name}")
 
-    def resolve_version_ref(self, ref: str) -> dict[str, Any]:
-        """A version document from ``<id>``, ``owner/name:<id>`` or (latest) ``owner/name``."""
-        invalid = ApiError(
-            422,
-            "The specified version does not exist "
-            "(or perhaps you don't have permission to use it?)",
-            "Invalid version or not permitted",
-        )
+    def official_version(self, owner: str, name: str, account: Account) -> dict[str, Any]:
+        """The version an ``owner/name`` prediction runs: official models only."""
+        doc = self.store.get("models", f"{owner}/{name}")
+        if doc is None or not account.can_see(doc):
+            raise ApiError(404, NOT_FOUND)
+        if not self.is_official(doc):
+            raise ApiError(
+                422,
+                f"{owner}/{name} is not an official model: give a version "
+                f"(owner/name:version, or the version id)",
+                "Invalid version or not permitted",
+            )
+        version = self.latest_version(owner, name)
+        if version is None:
+            raise ApiError(404, f"The model {owner}/{name} has no versions")
+        return version
+
+    def resolve_version_ref(self, ref: str, account: Account) -> dict[str, Any]:
+        """A version from ``<id>``, ``owner/name:<id>`` or (official models) ``owner/name``."""
         if ":" in ref:
             model, _, vid = ref.partition(":")
             doc = self.store.get("versions", f"{model}:{vid}")
         elif "/" in ref:
-            doc = self.store.first("versions", ref)
+            owner, _, name = ref.partition("/")
+            if "/" in name:
+                raise NOT_PERMITTED
+            return self.official_version(owner, name, account)
         else:
-            # A promoted version lives on several models; a bare id means the model it
-            # was first pushed to, so promoting never changes what existing callers see.
             doc = self.store.find("versions", "id", ref) if _VERSION_RE.match(ref) else None
         if doc is None:
-            raise invalid
+            raise NOT_PERMITTED
+        model_doc = self.store.get("models", doc["_model"])
+        if model_doc is None or not account.can_see(model_doc):
+            raise NOT_PERMITTED
         return doc
 
     # ------------------------------------------------------------------ models
 
-    def _render_model(self, doc: dict[str, Any], base: str) -> dict[str, Any]:
+    def render_model(self, doc: dict[str, Any], base: str) -> dict[str, Any]:
+        """A model as the API returns it."""
         out = public(doc)
-        out["url"] = f"{base}/{doc['owner']}/{doc['name']}"
+        key = f"{doc['owner']}/{doc['name']}"
+        out["url"] = f"{base}/{key}"
+        out["is_official"] = self.is_official(doc)
         latest = self.latest_version(doc["owner"], doc["name"])
         out["latest_version"] = public(latest) if latest else None
-        out["default_example"] = None
+        examples, _ = self.store.page("predictions", offset=0, limit=1, where=self._examples(key))
+        out["default_example"] = self.render_run(examples[0], base) if examples else None
         return out
+
+    @staticmethod
+    def _examples(model: str) -> list[list[Condition]]:
+        # A model's examples: its succeeded predictions made by a token of its owner.
+        return [[("model", "=", model)], [("status", "=", "succeeded")], [("_by_owner", "=", 1)]]
+
+    @staticmethod
+    def visible(account: Account) -> list[list[Condition]]:
+        """The store condition for the models ``account`` may see."""
+        if account.permissive:
+            return []
+        return [[("visibility", "=", "public"), ("owner", "in", sorted(account.owners))]]
+
+    def search(self, text: str, account: Account, limit: int = 1000) -> list[dict[str, Any]]:
+        """Models whose name or description holds ``text`` (case-insensitive), visible ones."""
+        needle = text.strip().lower()
+        docs, _ = self.store.page("models", offset=0, limit=limit, where=self.visible(account))
+        return [
+            d
+            for d in docs
+            if needle in f"{d['owner']}/{d['name']} {d.get('description') or ''}".lower()
+        ]
 
     async def index(self, request: Request) -> Response:
         """GET /v1/models (and QUERY /v1/models: search by substring)."""
         base = base_url(request)
+        account = account_of(request)
         if request.method == "QUERY":
-            needle = (await request.body()).decode(errors="replace").strip().lower()
-            docs, _ = self.store.page("models", offset=0, limit=1000)
-            hits = [
-                self._render_model(d, base)
-                for d in docs
-                if needle in f"{d['owner']}/{d['name']} {d.get('description') or ''}".lower()
-            ]
+            text = (await request.body()).decode(errors="replace")
+            hits = [self.render_model(d, base) for d in self.search(text, account)]
             return JSONResponse({"next": None, "previous": None, "results": hits})
         return paginate(
             request,
             self.store,
             "models",
-            lambda d: self._render_model(d, base),
+            lambda d: self.render_model(d, base),
             size=self.page_size or 25,
+            where=self.visible(account),
         )
 
     async def create(self, request: Request) -> Response:
         """POST /v1/models."""
         body = await read_json(request)
-        missing = [k for k in ("owner", "name", "visibility", "hardware") if not body.get(k)]
-        if missing:
-            raise ApiError(422, "".join(f"- {k} is required\n" for k in missing), INVALID)
-        owner, name = str(body["owner"]), str(body["name"])
-        if not _MODEL_NAME_RE.match(name) or not _MODEL_NAME_RE.match(owner.lower()):
-            raise ApiError(
-                422,
-                f"- name: {name!r} must be lowercase letters, digits, '.', '_' or '-'\n",
-                INVALID,
+        check_body(body, MODEL_CREATE)
+        owner, name = body["owner"], body["name"]
+        problems = []
+        if not _OWNER_RE.match(owner):
+            problems.append(("pattern", "owner", "Does not match pattern '^[A-Za-z0-9._-]+$'"))
+        if not _MODEL_NAME_RE.match(name):
+            problems.append(
+                ("pattern", "name", "must be lowercase letters, digits, '.', '_' or '-'")
             )
-        if body["visibility"] not in ("public", "private"):
-            raise ApiError(422, '- visibility: must be one of "public", "private"\n', INVALID)
         if body["hardware"] not in HARDWARE_SKUS:
-            raise ApiError(422, f"- hardware: unknown SKU {body['hardware']!r}\n", INVALID)
+            problems.append(("enum", "hardware", f"unknown SKU {body['hardware']!r}"))
+        if problems:
+            raise invalid(problems)
+        account = account_of(request)
+        if not account.can_write(owner):
+            raise forbidden(account, owner)
         key = f"{owner}/{name}"
         with self.store.transaction():
             if self.store.get("models", key) is not None:
@@ -182,22 +275,63 @@ class Models:
                 "created_at": now_iso(),
             }
             self.store.put("models", key, doc)
-        return JSONResponse(self._render_model(doc, base_url(request)), status_code=201)
+        return JSONResponse(self.render_model(doc, base_url(request)), status_code=201)
 
     async def get(self, request: Request) -> Response:
         """GET /v1/models/{owner}/{name}."""
         p = request.path_params
-        doc = self.model(p["owner"], p["name"])
-        return JSONResponse(self._render_model(doc, base_url(request)))
+        doc = self.model(p["owner"], p["name"], account_of(request))
+        return JSONResponse(self.render_model(doc, base_url(request)))
+
+    async def update(self, request: Request) -> Response:
+        """PATCH /v1/models/{owner}/{name} (models.update): the given fields only."""
+        p = request.path_params
+        body = await read_json(request)
+        check_body(body, MODEL_UPDATE)
+        key = f"{p['owner']}/{p['name']}"
+        with self.store.transaction():
+            doc = self.writable(p["owner"], p["name"], account_of(request))
+            for field in ("description", "github_url", "paper_url", "license_url", "weights_url"):
+                if field in body:
+                    doc[field] = body[field]
+            if "readme" in body:
+                doc["_readme"] = body["readme"] or ""
+            self.store.put("models", key, doc)
+        return JSONResponse(self.render_model(doc, base_url(request)))
+
+    async def readme(self, request: Request) -> Response:
+        """GET /v1/models/{owner}/{name}/readme: the README as Markdown text."""
+        p = request.path_params
+        doc = self.model(p["owner"], p["name"], account_of(request))
+        return Response(doc.get("_readme") or "", media_type="text/markdown; charset=utf-8")
+
+    async def examples(self, request: Request) -> Response:
+        """GET /v1/models/{owner}/{name}/examples: predictions that show the model's use."""
+        p = request.path_params
+        self.model(p["owner"], p["name"], account_of(request))
+        base = base_url(request)
+        return paginate(
+            request,
+            self.store,
+            "predictions",
+            lambda d: self.render_run(d, base),
+            size=self.page_size or 100,
+            where=self._examples(f"{p['owner']}/{p['name']}"),
+        )
 
     async def delete(self, request: Request) -> Response:
-        """DELETE /v1/models/{owner}/{name}: 204; like Replicate, only without versions."""
+        """DELETE /v1/models/{owner}/{name}: 204; only private models without versions."""
         p = request.path_params
         key = f"{p['owner']}/{p['name']}"
-        self.model(p["owner"], p["name"])
-        if self.store.count("versions", key):
-            raise ApiError(409, "Delete the model's versions before deleting the model", "Conflict")
-        self.store.delete("models", key)
+        with self.store.transaction():
+            doc = self.writable(p["owner"], p["name"], account_of(request))
+            if doc.get("visibility") != "private":
+                raise ApiError(409, "Only private models can be deleted", "Conflict")
+            if self.store.count("versions", key):
+                raise ApiError(
+                    409, "Delete the model's versions before deleting the model", "Conflict"
+                )
+            self.store.delete("models", key)
         return Response(status_code=204)
 
     # ------------------------------------------------------------------ versions
@@ -205,7 +339,7 @@ class Models:
     async def versions_index(self, request: Request) -> Response:
         """GET /v1/models/{owner}/{name}/versions (newest first)."""
         p = request.path_params
-        self.model(p["owner"], p["name"])
+        self.model(p["owner"], p["name"], account_of(request))
         return paginate(
             request,
             self.store,
@@ -218,33 +352,46 @@ class Models:
     async def versions_get(self, request: Request) -> Response:
         """GET /v1/models/{owner}/{name}/versions/{id}."""
         p = request.path_params
-        return JSONResponse(public(self.version(p["owner"], p["name"], p["vid"])))
+        doc = self.version(p["owner"], p["name"], p["vid"], account_of(request))
+        return JSONResponse(public(doc))
 
     async def versions_delete(self, request: Request) -> Response:
         """DELETE …/versions/{id}: 202 like Replicate (the 1.0.7 client then returns False)."""
         p = request.path_params
-        self.version(p["owner"], p["name"], p["vid"])
-        self.store.delete("versions", f"{p['owner']}/{p['name']}:{p['vid']}")
+        key = f"{p['owner']}/{p['name']}"
+        with self.store.transaction():
+            self.writable(p["owner"], p["name"], account_of(request))
+            self.version(p["owner"], p["name"], p["vid"], account_of(request))
+            users, _ = self.store.page(
+                "deployments",
+                offset=0,
+                limit=1,
+                where=[
+                    [("current_release.model", "=", key)],
+                    [("current_release.version", "=", p["vid"])],
+                ],
+            )
+            if users:
+                dep = users[0]
+                raise ApiError(
+                    409,
+                    f"The version is used by deployment {dep['owner']}/{dep['name']}",
+                    "Conflict",
+                )
+            self.store.delete("versions", f"{key}:{p['vid']}")
         return Response(status_code=202)
 
     async def versions_push(self, request: Request) -> Response:
         """POST …/versions: push a build archive, or promote with ``{"from_version": id}``."""
         p = request.path_params
         owner, name = p["owner"], p["name"]
-        self.model(owner, name)
+        account = account_of(request)
+        self.writable(owner, name, account)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "application/json":
             body = await read_json(request)
-            source_id = body.get("from_version")
-            if not isinstance(source_id, str) or not source_id:
-                raise ApiError(422, "- from_version is required\n", INVALID)
-            source = self.store.find("versions", "id", source_id)
-            if source is None:
-                raise ApiError(
-                    422,
-                    f"The version {source_id} does not exist",
-                    "Invalid version or not permitted",
-                )
+            check_body(body, PROMOTE)
+            source = self.resolve_version_ref(body["from_version"], account)
             return self._added(*self.add_version(owner, name, source))
         try:
             options = RuntimeOptions.from_query(request.query_params)
@@ -263,25 +410,29 @@ class Models:
         return JSONResponse(public(doc) | (extra or {}), status_code=201 if created else 200)
 
     def add_version(
-        self, owner: str, name: str, source: dict[str, Any]
+        self, owner: str, name: str, source: dict[str, Any], *, weights: str | None = None
     ) -> tuple[dict[str, Any], bool]:
-        """Add version ``source`` to ``owner/name``; (the version, whether it is new)."""
-        key = f"{owner}/{name}:{source['id']}"
+        """Add ``source``'s build (with ``weights``) to ``owner/name``; (version, is new)."""
+        model = f"{owner}/{name}"
+        weights = weights if weights is not None else source.get("_weights")
+        content = source["_build"] if not weights else f"{source['_build']}+{weights}"
+        vid = version_id(model, content)
+        key = f"{model}:{vid}"
         with self.store.transaction():
             existing = self.store.get("versions", key)
             if existing is not None:
                 return existing, False
             doc = {
-                "id": source["id"],
+                "id": vid,
                 "created_at": now_iso(),
                 "cog_version": source["cog_version"],
                 "openapi_schema": source["openapi_schema"],
                 "_build": source["_build"],
-                "_weights": source.get("_weights"),
+                "_weights": weights,
                 "_runtime": source.get("_runtime"),
-                "_model": f"{owner}/{name}",
+                "_model": model,
             }
-            self.store.put("versions", key, doc, parent=f"{owner}/{name}")
+            self.store.put("versions", key, doc, parent=model)
         return doc, True
 
     async def _store_build(
@@ -295,12 +446,12 @@ class Models:
         try:
             try:
                 await asyncio.to_thread(unpack_build, raw, tmp)
-                vid = await asyncio.to_thread(version_id_for, tmp, options)
+                build = await asyncio.to_thread(build_id_for, tmp, options)
             except (ValueError, ConfigError) as exc:
                 raise ApiError(422, str(exc), "Invalid build") from exc
-            lock = self._push_locks.setdefault(vid, asyncio.Lock())
+            lock = self._push_locks.setdefault(build, asyncio.Lock())
             async with lock:
-                dest = self.state_dir / "builds" / vid
+                dest = self.state_dir / "builds" / build
                 schema_file = dest / ".cog" / "openapi_schema.json"
                 if not schema_file.is_file():
                     if dest.exists():
@@ -321,10 +472,9 @@ class Models:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         source = {
-            "id": vid,
             "cog_version": options.cog_version,
             "openapi_schema": schema,
-            "_build": vid,
+            "_build": build,
             "_runtime": Runtimes.record(options, prepared),
         }
         return source, {"cog_version": options.cog_version, **prepared.info}

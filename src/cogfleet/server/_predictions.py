@@ -2,18 +2,35 @@
 
 Predictions of versions whose Output is an iterator get ``urls.stream``, a
 ``text/event-stream`` of ``output`` / ``logs`` / ``error`` / ``done`` events (each
-with an ``id:`` line, as the 1.0.7 client needs).
+with an ``id:`` line, as the 1.0.7 client needs). The stream URL carries a
+per-prediction secret, so it works without an Authorization header (a browser's
+``EventSource``), as Replicate's stream URLs do.
+
+``GET /v1/predictions`` takes Replicate's filters ``created_after``,
+``created_before`` (ISO 8601) and ``source`` (``api`` or ``web``; every local
+prediction is ``api``).
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from cogfleet.server._core import INVALID, NOT_FOUND, ApiError, base_url, paginate, read_json
+from cogfleet.server._core import (
+    NOT_FOUND,
+    ApiError,
+    account_of,
+    base_url,
+    paginate,
+    read_json,
+)
 from cogfleet.server._models import Models
 from cogfleet.server._runs import Runs
+from cogfleet.server._state import Condition
+from cogfleet.server._validation import MODEL_PREDICTION, PREDICTION, check_body, invalid
 
 
 class Predictions:
@@ -33,54 +50,91 @@ class Predictions:
             Route("/v1/predictions/{pid}", self.get, methods=["GET"]),
             Route("/v1/predictions/{pid}/cancel", self.cancel, methods=["POST"]),
             Route("/v1/models/{owner}/{name}/predictions", self.create_for_model, methods=["POST"]),
-            Route("/v1/streams/{pid}", self.stream, methods=["GET"]),
+            Route("/v1/streams/{key}", self.stream, methods=["GET"]),
         ]
 
     async def create(self, request: Request) -> Response:
-        """POST /v1/predictions (``version`` = id, ``owner/name:id`` or ``owner/name``)."""
+        """POST /v1/predictions (``version``: id, ``owner/name:id``, official ``owner/name``)."""
         body = await read_json(request)
-        ref = body.get("version")
-        if not isinstance(ref, str) or not ref:
-            raise ApiError(422, "- version is required\n", INVALID)
-        return await self.runs.create(request, self.models.resolve_version_ref(ref), body)
+        check_body(body, PREDICTION)
+        account = account_of(request)
+        version = self.models.resolve_version_ref(body["version"], account)
+        return await self.runs.create(request, version, body, account=account)
 
     async def create_for_model(self, request: Request) -> Response:
-        """POST /v1/models/{owner}/{name}/predictions (the model's latest version)."""
+        """POST /v1/models/{owner}/{name}/predictions: official models only."""
         p = request.path_params
-        self.models.model(p["owner"], p["name"])
-        version = self.models.latest_version(p["owner"], p["name"])
-        if version is None:
-            raise ApiError(404, f"The model {p['owner']}/{p['name']} has no versions")
-        return await self.runs.create(request, version, await read_json(request))
+        body = await read_json(request)
+        check_body(body, MODEL_PREDICTION)
+        account = account_of(request)
+        version = self.models.official_version(p["owner"], p["name"], account)
+        return await self.runs.create(request, version, body, account=account)
 
     async def get(self, request: Request) -> Response:
         """GET /v1/predictions/{id}."""
-        doc = self.runs.get("predictions", request.path_params["pid"])
+        doc = self.runs.get("predictions", request.path_params["pid"], account_of(request))
         return JSONResponse(self.runs.render(doc, base_url(request)))
 
     async def index(self, request: Request) -> Response:
-        """GET /v1/predictions (newest first)."""
+        """GET /v1/predictions (newest first; ``created_after``/``created_before``/``source``)."""
         base = base_url(request)
+        where = self.runs.owned_by(account_of(request)) + list_filters(request)
         return paginate(
             request,
             self.store,
             "predictions",
-            lambda d: self.runs.render(d, base),
+            lambda d: self.runs.render(self.runs.current(d), base),
             size=self.page_size,
+            where=where,
         )
 
     async def cancel(self, request: Request) -> Response:
         """POST /v1/predictions/{id}/cancel: stops the work inside the predictor."""
-        return await self.runs.cancel(request, "predictions")
+        return await self.runs.cancel(request, "predictions", account_of(request))
 
     async def stream(self, request: Request) -> Response:
-        """GET /v1/streams/{id}: server-sent events of a streamable prediction."""
-        pid = request.path_params["pid"]
-        doc = self.runs.get("predictions", pid)
+        """GET /v1/streams/{key}: server-sent events of a streamable prediction."""
+        doc = self.runs.by_key(request.path_params["key"])
         if not doc.get("_stream"):
             raise ApiError(404, NOT_FOUND)
         return StreamingResponse(
-            self.runs.events(pid, doc),
+            self.runs.events(doc, base_url(request)),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store"},
         )
+
+
+def list_filters(request: Request) -> list[list[Condition]]:
+    """Store conditions from ``created_after``, ``created_before`` and ``source``."""
+    params = request.query_params
+    where: list[list[Condition]] = []
+    problems: list[tuple[str, str, str]] = []
+    for key, op in (("created_after", ">"), ("created_before", "<")):
+        text = params.get(key)
+        if text is None:
+            continue
+        stamp = _timestamp(text)
+        if stamp is None:
+            problems.append(("format", key, f"must be an ISO 8601 date-time, got {text!r}"))
+        else:
+            where.append([("created_at", op, stamp)])
+    source = params.get("source")
+    if source is not None:
+        if source not in ("api", "web"):
+            problems.append(("enum", "source", 'source must be one of the following: "web", "api"'))
+        else:
+            where.append([("source", "=", source)])
+    if problems:
+        raise invalid(problems)
+    return where
+
+
+def _timestamp(text: str) -> str | None:
+    """``text`` (ISO 8601) in the stored form, so that text order is time order."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -3,8 +3,10 @@
 The local server has no image registry, so a "push" uploads the build folder
 itself (``cog.yaml`` + source, as ``cogfleet render`` writes it) as a tar.gz to
 the cogfleet extension endpoint ``POST /v1/models/{owner}/{name}/versions``.
-The version id is a content hash of that folder, so the same folder always gets
-the same id and pushing it twice gives back the existing version.
+The build is stored under a content hash of that folder (:func:`build_id_for`);
+the version id hashes the model with it (:func:`version_id_for`), so the same
+folder pushed to the same model always gets the same id and pushing it twice
+gives back the existing version, while each model has its own version of it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import io
 import os
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -51,11 +54,20 @@ def build_files(build_dir: Path) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
-def version_id_for(build_dir: Path, options: RuntimeOptions | None = None) -> str:
-    """The version id of a build folder pushed with ``options`` (default: the defaults).
+def version_id(model: str, content: str) -> str:
+    """The version id of build ``content`` (a build id) as a version of ``model``."""
+    return hashlib.sha256(f"{model}\n{content}".encode()).hexdigest()
 
-    sha256 hex over the sorted paths and file bytes and the runtime options: the same
-    folder under another Cog version or environment is another version.
+
+def version_id_for(build_dir: Path, model: str, options: RuntimeOptions | None = None) -> str:
+    """The version id the build folder gets when pushed to ``model`` (``owner/name``)
+    with ``options`` (default: the defaults)."""
+    return version_id(model, build_id_for(build_dir, options))
+
+
+def build_id_for(build_dir: Path, options: RuntimeOptions | None = None) -> str:
+    """The build's id: sha256 hex over the sorted paths and file bytes and the runtime
+    options (the same folder under another Cog version or environment is another build).
     """
     digest = hashlib.sha256()
     for rel, full in build_files(Path(build_dir)):
@@ -82,40 +94,96 @@ def pack_build(build_dir: Path) -> bytes:
 
 def _safe_member(name: str) -> PurePosixPath:
     path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or not path.parts:
-        raise ValueError(f"unsafe path in archive: {name!r}")
+    if name.startswith("/") or path.is_absolute() or not path.parts:
+        raise ValueError(f"absolute or empty path in the archive: {name!r}")
+    if ".." in path.parts or "\\" in name or any(ord(c) < 32 for c in name):
+        raise ValueError(f"unsafe path in the archive: {name!r}")
     return path
 
 
+def _check_layout(members: list[tuple[str, bool]]) -> list[PurePosixPath]:
+    """The regular files of an archive, refusing any layout a build folder cannot have.
+
+    ``members``: (name, is a directory). Refused: absolute paths, ``..``, the same
+    path twice, and a path that is a file and also the parent of another entry.
+    """
+    files: dict[PurePosixPath, str] = {}
+    dirs: set[PurePosixPath] = set()
+    listed: set[PurePosixPath] = set()
+    for name, is_dir in members:
+        path = _safe_member(name.rstrip("/") if is_dir else name)
+        if path in listed:
+            raise ValueError(f"the archive holds {name!r} twice")
+        listed.add(path)
+        if is_dir:
+            dirs.add(path)
+        else:
+            files[path] = name
+        dirs.update(path.parents)
+    for path, name in files.items():
+        if path in dirs:
+            raise ValueError(f"the archive holds {name!r} both as a file and as a folder")
+    return sorted(files)
+
+
 def unpack_build(body: bytes, dest: Path) -> None:
-    """Extract an uploaded tar.gz / tar / zip build into ``dest`` (no path escapes)."""
+    """Extract an uploaded tar.gz / tar / zip build into ``dest``.
+
+    Only regular files and folders are accepted, each path once, inside the folder:
+    links, devices, absolute paths, ``..``, duplicates and a file that is also a
+    folder raise ``ValueError`` before anything is written.
+    """
     dest.mkdir(parents=True, exist_ok=True)
     if body[:4] == b"PK\x03\x04":
-        with zipfile.ZipFile(io.BytesIO(body)) as zf:
-            for zinfo in zf.infolist():
-                if zinfo.is_dir():
-                    continue
-                target = dest / _safe_member(zinfo.filename)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(zf.read(zinfo))
+        try:
+            zf = zipfile.ZipFile(io.BytesIO(body))
+        except (zipfile.BadZipFile, ValueError) as exc:
+            raise ValueError(f"the zip archive is damaged: {exc}") from exc
+        with zf:
+            infos = zf.infolist()
+            for zinfo in infos:
+                kind = (zinfo.external_attr >> 16) & 0o170000
+                if kind not in (0, 0o100000, 0o040000) and not zinfo.is_dir():
+                    raise ValueError(
+                        f"only regular files are allowed in a build: {zinfo.filename!r}"
+                    )
+            _check_layout([(z.filename, z.is_dir()) for z in infos])
+            try:
+                for zinfo in infos:
+                    if zinfo.is_dir():
+                        continue
+                    target = dest / _safe_member(zinfo.filename)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(zf.read(zinfo))
+            except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as exc:
+                raise ValueError(f"the zip archive is damaged: {exc}") from exc
         return
     try:
         tar = tarfile.open(fileobj=io.BytesIO(body), mode="r:*")
-    except tarfile.TarError as exc:
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         raise ValueError(f"body is not a tar.gz, tar or zip archive: {exc}") from exc
     with tar:
-        for member in tar.getmembers():
-            if member.isdir():
-                continue
-            if not member.isfile():
+        try:
+            members = tar.getmembers()
+        except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+            raise ValueError(f"the tar archive is damaged: {exc}") from exc
+        for member in members:
+            if not (member.isfile() or member.isdir()):
                 raise ValueError(f"only regular files are allowed in a build: {member.name!r}")
-            target = dest / _safe_member(member.name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            extracted = tar.extractfile(member)
-            assert extracted is not None  # regular files always have content
-            target.write_bytes(extracted.read())
-            if member.mode & 0o111:
-                target.chmod(0o755)
+        _check_layout([(m.name, m.isdir()) for m in members])
+        try:
+            for member in members:
+                if member.isdir():
+                    continue
+                target = dest / _safe_member(member.name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                extracted = tar.extractfile(member)
+                assert extracted is not None  # regular files always have content
+                target.write_bytes(extracted.read())
+                if member.mode & 0o111:
+                    target.chmod(0o755)
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+            raise ValueError(f"the tar archive is damaged: {exc}") from exc
 
 
 def _raise_for(resp: httpx.Response, owner: str, name: str) -> dict[str, Any]:

@@ -2,32 +2,36 @@
 
 A *run* is a prediction or a training: created with its input validated against
 the version's schema, executed by a real Cog predictor through
-:class:`cogfleet.server._runner.RunnerPool`, updated as coglet reports output and
-logs (webhooks and stream readers are woken), and completed with metrics. The
+:class:`cogfleet.server._runner.RunnerPool`, updated as the runner reports output
+and logs (webhooks and stream readers are woken), and completed with metrics. The
 resource modules own the routes; this module owns the life of a run.
+
+A run in flight lives in memory; SQLite gets it when it is created and when it
+ends. Runs belong to the account whose token created them. ``Cancel-After`` on
+creation sets a deadline at which the run is canceled, as on Replicate.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import re
+import secrets
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
-import jsonschema
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from cogfleet.server._core import (
-    INVALID,
     NOT_FOUND,
     TERMINAL,
+    Account,
     ApiError,
     ServerConfig,
     base_url,
@@ -36,34 +40,70 @@ from cogfleet.server._core import (
     parse_iso,
     public,
 )
-from cogfleet.server._files import local_file_as_data_uri
+from cogfleet.server._inputs import Inputs, detail_text, redact_secrets
+from cogfleet.server._outputs import Outputs
 from cogfleet.server._runtimes import Runtimes
-from cogfleet.server._state import Store
+from cogfleet.server._state import Condition, Store
 from cogfleet.server._webhooks import WEBHOOK_EVENTS, Webhooks
 
 log = logging.getLogger("cogfleet.server")
 
 _PREFER_RE = re.compile(r"^\s*wait(?:\s*=\s*(\d+))?\s*$")
+_DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|ms|m|s))+$")
+_DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+MIN_CANCEL_AFTER = 5.0
 
 Finish = Callable[[dict[str, Any]], None]
+
+
+def parse_cancel_after(text: str) -> float:
+    """``Cancel-After`` as seconds: ``30s``, ``5m``, ``1h30m45s`` or a bare number."""
+    value = text.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        if not _DURATION_RE.match(value):
+            raise ApiError(
+                400,
+                f"Cancel-After must be a duration like 30s, 5m or 1h30m45s, got {text!r}",
+                "Bad request",
+            ) from None
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART_RE.findall(value))
+    if not seconds >= MIN_CANCEL_AFTER or seconds == float("inf"):
+        raise ApiError(
+            400, f"Cancel-After must be at least {MIN_CANCEL_AFTER:g} seconds", "Bad request"
+        )
+    return seconds
 
 
 class Runs:
     """Predictions and trainings in flight: create, execute, wake, cancel, complete."""
 
     def __init__(
-        self, config: ServerConfig, store: Store, webhooks: Webhooks, runtimes: Runtimes
+        self,
+        config: ServerConfig,
+        store: Store,
+        webhooks: Webhooks,
+        inputs: Inputs,
+        outputs: Outputs,
+        runtimes: Runtimes,
     ) -> None:
         self.config = config
         self.runtimes = runtimes
-        self.state_dir = Path(config.state_dir)
         self.store = store
         self.webhooks = webhooks
+        self.inputs = inputs
+        self.outputs = outputs
+        self.state_dir = config.state_dir
         self.pool: Any = None
+        # Runs in flight, the one copy that changes: SQLite gets a run when it is
+        # created and when it ends, not on every status, log or output update.
+        self._live: dict[str, dict[str, Any]] = {}
         self._done: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._deadlines: dict[str, asyncio.TimerHandle] = {}
         self._cancel_requested: set[str] = set()
-        self._validators: dict[tuple[str, str], jsonschema.Draft7Validator | None] = {}
         self._changed: dict[str, asyncio.Condition] = {}
         self._generation: dict[str, int] = {}
 
@@ -80,17 +120,21 @@ class Runs:
 
     async def close(self) -> None:
         """Stop every run still in flight (they end as failed)."""
+        for handle in self._deadlines.values():
+            handle.cancel()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    # ------------------------------------------------------------------ rendering
+    # ------------------------------------------------------------------ reading
 
-    @staticmethod
-    def render(doc: dict[str, Any], base: str) -> dict[str, Any]:
-        """A run as the API returns it, with absolute ``urls``."""
+    def render(self, doc: dict[str, Any], base: str, *, inline: bool = False) -> dict[str, Any]:
+        """A run as the API returns it: absolute ``urls``, file outputs as URLs (or inline)."""
         out = public(doc)
+        out["output"] = self.outputs.render(
+            doc.get("output"), doc.get("_files") or [], base, inline=inline
+        )
         plural = "trainings" if doc.get("_kind") == "training" else "predictions"
         out["urls"] = {
             "get": f"{base}/v1/{plural}/{doc['id']}",
@@ -99,72 +143,38 @@ class Runs:
         }
         if doc.get("_stream"):
             # Only streamable versions get the key: the client rejects "stream": null.
-            out["urls"]["stream"] = f"{base}/v1/streams/{doc['id']}"
+            # The secret in the path lets a browser's EventSource in without a token.
+            out["urls"]["stream"] = f"{base}/v1/streams/{doc['_key']}"
         return out
 
     def _render_own(self, doc: dict[str, Any]) -> dict[str, Any]:
         return self.render(doc, doc.get("_base", ""))
 
-    def get(self, plural: str, pid: str) -> dict[str, Any]:
-        """The stored run, or 404."""
-        doc = self.store.get(plural, pid)
-        if doc is None:
+    def get(self, plural: str, pid: str, account: Account) -> dict[str, Any]:
+        """The run (its live state while in flight) if ``account`` created it, or 404."""
+        doc = self._live.get(pid) or self.store.get(plural, pid)
+        if doc is None or (doc.get("_kind") == "training") != (plural == "trainings"):
+            raise ApiError(404, NOT_FOUND)
+        if not account.permissive and doc.get("_account") != account.username:
             raise ApiError(404, NOT_FOUND)
         return doc
 
-    # ------------------------------------------------------------------ input
+    def by_key(self, key: str) -> dict[str, Any]:
+        """The prediction a stream key names (its id and secret), or 404."""
+        pid, _, _ = key.partition("-")
+        doc = self._live.get(pid) or self.store.get("predictions", pid)
+        if doc is None or not secrets.compare_digest(str(doc.get("_key", "")), key):
+            raise ApiError(404, NOT_FOUND)
+        return doc
 
-    def _validator(
-        self, version: dict[str, Any], component: str
-    ) -> jsonschema.Draft7Validator | None:
-        # Building a validator costs more than validating; versions are immutable.
-        key = (version["id"], component)
-        if key not in self._validators:
-            schema = version["openapi_schema"]
-            components = schema.get("components", {})
-            input_schema = components.get("schemas", {}).get(component)
-            self._validators[key] = (
-                jsonschema.Draft7Validator({**input_schema, "components": components})
-                if isinstance(input_schema, dict)
-                else None
-            )
-        return self._validators[key]
+    def current(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """A stored run replaced by its live state while it is in flight."""
+        return self._live.get(doc["id"], doc)
 
-    def validate_input(self, version: dict[str, Any], component: str, data: Any) -> None:
-        """422 with coglet-style messages when ``data`` does not fit the schema's input."""
-        if not isinstance(data, dict):
-            raise ApiError(422, "- input: must be an object\n", INVALID)
-        validator = self._validator(version, component)
-        if validator is None:
-            return
-        problems: list[tuple[str, str, str]] = []
-        for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
-            if err.validator == "required" and not err.path:
-                missing = str(err.message).split("'")[1] if "'" in err.message else err.message
-                problems.append(("input", f"{missing} is required", "required"))
-                continue
-            field = ".".join(str(p) for p in err.path) or "input"
-            problems.append((f"input.{field}", _coglet_message(err), str(err.validator)))
-        if problems:
-            raise ApiError(
-                422,
-                "".join(f"- {field}: {msg}\n" for field, msg, _ in problems),
-                INVALID,
-                invalid_fields=[
-                    {"type": kind, "field": field, "description": msg}
-                    for field, msg, kind in problems
-                ],
-            )
-
-    def _coglet_input(self, value: Any) -> Any:
-        # Our own file URLs become data: URIs: coglet offline only reads data: URIs.
-        if isinstance(value, str):
-            return local_file_as_data_uri(self.store, self.state_dir / "files", value)
-        if isinstance(value, list):
-            return [self._coglet_input(v) for v in value]
-        if isinstance(value, dict):
-            return {k: self._coglet_input(v) for k, v in value.items()}
-        return value
+    @staticmethod
+    def owned_by(account: Account) -> list[list[Condition]]:
+        """The store condition for the runs ``account`` may list."""
+        return [] if account.permissive else [[("_account", "=", account.username)]]
 
     @staticmethod
     def _prefer_wait(request: Request) -> float | None:
@@ -184,25 +194,27 @@ class Runs:
         version: dict[str, Any],
         body: dict[str, Any],
         *,
+        account: Account,
         kind: str = "prediction",
         deployment: str | None = None,
         destination: str | None = None,
         finish: Finish | None = None,
     ) -> Response:
         """Validate, store and start a run; answer 201 (waiting under ``Prefer: wait``)."""
-        raw_input = body.get("input", {})
-        if raw_input is None:
-            raw_input = {}
+        raw_input = body.get("input") or {}
         component = "TrainingInput" if kind == "training" else "Input"
-        self.validate_input(version, component, raw_input)
+        self.inputs.validate(version, component, raw_input)
+        cancel_after = request.headers.get("cancel-after")
+        seconds = parse_cancel_after(cancel_after) if cancel_after is not None else None
         base = base_url(request)
         pid = new_id()
         model = version["_model"]
+        owner = model.split("/", 1)[0]
         doc: dict[str, Any] = {
             "id": pid,
             "model": model,
             "version": version["id"],
-            "input": _redact_secrets(version["openapi_schema"], component, raw_input),
+            "input": redact_secrets(version["openapi_schema"], component, raw_input),
             "output": None,
             "logs": "",
             "error": None,
@@ -215,24 +227,18 @@ class Runs:
             "metrics": {},
             "_kind": kind,
             "_base": base,
+            "_key": f"{pid}-{secrets.token_urlsafe(18)}",
+            "_account": account.username,
+            "_by_owner": account.can_write(owner),
         }
+        if seconds is not None:
+            deadline = datetime.now(UTC) + timedelta(seconds=seconds)
+            doc["deadline"] = deadline.isoformat(timespec="microseconds").replace("+00:00", "Z")
         if kind == "prediction" and _is_iterator(version["openapi_schema"]):
             doc["_stream"] = True
-        webhook = body.get("webhook")
-        if webhook is not None:
-            events = body.get("webhook_events_filter")
-            if not isinstance(webhook, str) or not webhook.startswith(("http://", "https://")):
-                raise ApiError(422, "- webhook: must be an http(s) URL\n", INVALID)
-            if events is not None and (
-                not isinstance(events, list) or not set(events) <= set(WEBHOOK_EVENTS)
-            ):
-                raise ApiError(
-                    422,
-                    "- webhook_events_filter: items must be start, output, logs or completed\n",
-                    INVALID,
-                )
-            doc["_webhook"] = webhook
-            doc["_webhook_events"] = events
+        if body.get("webhook") is not None:
+            doc["_webhook"] = body["webhook"]
+            doc["_webhook_events"] = body.get("webhook_events_filter")
         if isinstance(body.get("webhook_completed"), str):
             doc["_webhook_completed"] = body["webhook_completed"]
         if deployment:
@@ -246,23 +252,36 @@ class Runs:
             if model_doc is not None:
                 model_doc["run_count"] = int(model_doc.get("run_count", 0)) + 1
                 self.store.put("models", model, model_doc)
+        self._live[pid] = doc
         event = asyncio.Event()
         self._done[pid] = event
         self._changed[pid] = asyncio.Condition()
         self._generation[pid] = 0
-        coglet_input = self._coglet_input(raw_input)
-        self._tasks[pid] = asyncio.create_task(
-            self._execute(plural, pid, version, coglet_input, finish)
-        )
+        runner_input = self.inputs.for_runner(raw_input)
         wait = self._prefer_wait(request)
+        # Intermediate logs and outputs cost the runner a webhook per prediction: only
+        # when someone can see them (a poller, a stream, or a webhook that wants them).
+        events = doc.get("_webhook_events") or WEBHOOK_EVENTS
+        live = (
+            wait is None
+            or bool(doc.get("_stream"))
+            or (bool(doc.get("_webhook")) and bool({"output", "logs"} & set(events)))
+        )
+        self._tasks[pid] = asyncio.create_task(
+            self._execute(plural, pid, version, runner_input, finish, live=live)
+        )
+        if seconds is not None:
+            loop = asyncio.get_running_loop()
+            self._deadlines[pid] = loop.call_later(seconds, self._expire, plural, pid)
         headers: dict[str, str] = {}
         if wait is not None:
             headers["Preference-Applied"] = request.headers["prefer"].strip()
             # Answer before the client's read timeout (N + 0.5 s) runs out.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout=max(0.5, wait - 0.3))
-        current = self.store.get(plural, pid) or doc
-        rendered = self.render(current, base)
+        current = self._live.get(pid) or self.store.get(plural, pid) or doc
+        # The synchronous answer inlines file outputs as data: URIs, as Replicate does.
+        rendered = self.render(current, base, inline=True)
         if current["status"] not in TERMINAL:
             headers["Location"] = rendered["urls"]["get"]
             if wait is not None:
@@ -270,21 +289,32 @@ class Runs:
                 rendered["status"] = "starting"
         return JSONResponse(rendered, status_code=201, headers=headers)
 
+    def _expire(self, plural: str, pid: str) -> None:
+        self._deadlines.pop(pid, None)
+        if pid in self._live:
+            log.info("%s %s reached its Cancel-After deadline", plural, pid)
+            self.webhooks.track(asyncio.create_task(self._stop(plural, pid)))
+
     # ------------------------------------------------------------------ execute
 
-    def _on_update(self, plural: str, pid: str) -> Callable[[dict[str, Any]], None]:
+    def _keep_output(self, doc: dict[str, Any], output: Any) -> Any:
+        files: list[str] = doc.setdefault("_files", [])
+        return self.outputs.keep(doc["_key"], output, files)
+
+    def _on_update(self, pid: str) -> Callable[[dict[str, Any]], None]:
         def update(partial: dict[str, Any]) -> None:
-            doc = self.store.get(plural, pid)
+            doc = self._live.get(pid)
             if doc is None or doc["status"] in TERMINAL:
                 return
-            changed = [
-                key
-                for key in ("output", "logs")
-                if partial.get(key) is not None and partial[key] != doc.get(key)
-            ]
-            for key in changed:
-                doc[key] = partial[key]
-            self.store.put(plural, pid, doc)
+            changed = []
+            if partial.get("output") is not None:
+                output = self._keep_output(doc, partial["output"])
+                if output != doc.get("output"):
+                    doc["output"] = output
+                    changed.append("output")
+            if partial.get("logs") is not None and partial["logs"] != doc.get("logs"):
+                doc["logs"] = partial["logs"]
+                changed.append("logs")
             if changed:
                 self.webhooks.notify(doc, changed[0], self._render_own)
                 self._wake(pid)
@@ -296,13 +326,14 @@ class Runs:
         plural: str,
         pid: str,
         version: dict[str, Any],
-        coglet_input: dict[str, Any],
+        runner_input: dict[str, Any],
         finish: Finish | None,
+        *,
+        live: bool,
     ) -> None:
         from cogfleet.server._runner import InvalidInput, SetupFailed
 
-        doc = self.store.get(plural, pid)
-        assert doc is not None
+        doc = self._live[pid]
         started = datetime.now(UTC)
         try:
             if self.config.latency > 0:
@@ -310,23 +341,24 @@ class Runs:
                 await asyncio.sleep(self.config.latency)
             doc["status"] = "processing"
             doc["started_at"] = now_iso()
-            self.store.put(plural, pid, doc)
             self.webhooks.notify(doc, "start", self._render_own)
             env = {"COG_WEIGHTS": version["_weights"]} if version.get("_weights") else None
             mode = "train" if plural == "trainings" else "predict"
             build_dir = self.state_dir / "builds" / version["_build"]
             runtime = await self.runtimes.runtime_for(version, build_dir)
+            # One runner per build (and weights), whichever models have it as a version.
+            weights = version.get("_weights") or ""
+            tag = hashlib.sha256(weights.encode()).hexdigest()[:12] if weights else "base"
             result = await self.pool.run(
-                f"{version['id']}:{mode}",
+                f"{version['_build']}:{mode}:{tag}",
                 build_dir,
                 mode=mode,
                 prediction_id=pid,
-                input=coglet_input,
+                input=runner_input,
                 env=env,
-                on_update=self._on_update(plural, pid),
+                on_update=self._on_update(pid) if live else None,
                 runtime=runtime,
             )
-            doc = self.store.get(plural, pid) or doc
             status = result.get("status", "failed")
             if status not in TERMINAL:
                 status = "failed"
@@ -342,9 +374,10 @@ class Runs:
                 doc["started_at"] = result["started_at"]
             if status == "succeeded" and finish is not None:
                 finish(doc)
+            doc["output"] = self._keep_output(doc, doc["output"])
         except InvalidInput as exc:
             doc["status"] = "failed"
-            doc["error"] = _detail_text(exc.detail)
+            doc["error"] = detail_text(exc.detail)
         except SetupFailed as exc:
             doc["status"] = "failed"
             doc["error"] = "Setup failed"
@@ -373,6 +406,10 @@ class Runs:
         if doc.get("started_at") and "predict_time" not in metrics:
             metrics["predict_time"] = (completed - parse_iso(doc["started_at"])).total_seconds()
         self.store.put(plural, pid, doc)
+        self._live.pop(pid, None)
+        handle = self._deadlines.pop(pid, None)
+        if handle is not None:
+            handle.cancel()
         self.webhooks.notify(doc, "completed", self._render_own)
         self._wake(pid, final=True)
         self._cancel_requested.discard(pid)
@@ -404,17 +441,20 @@ class Runs:
         """Whether run ``pid`` changed after generation ``seen`` (stream wake-up)."""
         return self._generation.get(pid, -1) != seen
 
-    async def events(self, pid: str, doc: dict[str, Any]) -> AsyncIterator[bytes]:
+    async def events(self, doc: dict[str, Any], base: str) -> AsyncIterator[bytes]:
         """Server-sent events of a streamable prediction until it ends."""
+        pid = doc["id"]
         cond = self._changed.get(pid)
         sent_items = 0
         sent_logs = 0
         seq = 0
         while True:
             seen = self._generation.get(pid, -1)
-            current = self.store.get("predictions", pid) or doc
+            current = self._live.get(pid) or self.store.get("predictions", pid) or doc
             chunks: list[tuple[str, str]] = []
-            output = current.get("output")
+            output = self.outputs.render(
+                current.get("output"), current.get("_files") or [], base, inline=False
+            )
             if isinstance(output, list):
                 chunks += [("output", _sse_text(item)) for item in output[sent_items:]]
                 sent_items = max(sent_items, len(output))
@@ -448,74 +488,30 @@ class Runs:
 
     # ------------------------------------------------------------------ cancel
 
-    async def cancel(self, request: Request, plural: str) -> Response:
+    async def _stop(self, plural: str, pid: str) -> None:
+        """Stop a run in flight (inside the predictor when it got there) and wait for it."""
+        if pid not in self._live:
+            return
+        self._cancel_requested.add(pid)
+        event = self._done.get(pid)
+        stopped = await self.pool.cancel(pid) if self.pool is not None else False
+        if not stopped:
+            # Not yet inside coglet (e.g. in the injected delay): stop the task itself.
+            task = self._tasks.get(pid)
+            if task is not None:
+                task.cancel()
+        if event is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=10)
+
+    async def cancel(self, request: Request, plural: str, account: Account) -> Response:
         """POST …/{id}/cancel: stop the work inside the predictor; 200 with the run."""
         pid = request.path_params["pid"]
-        doc = self.get(plural, pid)
+        doc = self.get(plural, pid, account)
         if doc["status"] not in TERMINAL:
-            self._cancel_requested.add(pid)
-            event = self._done.get(pid)
-            stopped = await self.pool.cancel(pid) if self.pool is not None else False
-            if not stopped:
-                # Not yet inside coglet (e.g. in the injected delay): stop the task itself.
-                task = self._tasks.get(pid)
-                if task is not None:
-                    task.cancel()
-            if event is not None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), timeout=10)
-            doc = self.get(plural, pid)
+            await self._stop(plural, pid)
+            doc = self.get(plural, pid, account)
         return JSONResponse(self.render(doc, base_url(request)))
-
-
-def _coglet_message(err: jsonschema.ValidationError) -> str:
-    """jsonschema's message in the wording coglet uses (JSON-quoted values)."""
-    inst = json.dumps(err.instance, separators=(",", ":"))
-    if err.validator == "enum":
-        return f"{inst} is not one of {json.dumps(err.validator_value, separators=(',', ':'))}"
-    if err.validator == "type":
-        return f'{inst} is not of type "{err.validator_value}"'
-    if err.validator == "pattern":
-        return f'{inst} does not match "{err.validator_value}"'
-    if err.validator == "maximum":
-        return f"{inst} is greater than the maximum of {_num(err.validator_value)}"
-    if err.validator == "minimum":
-        return f"{inst} is less than the minimum of {_num(err.validator_value)}"
-    return str(err.message)
-
-
-def _num(value: Any) -> str:
-    # Schemas may carry 4.0 where coglet (serde) prints 4.
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return json.dumps(value)
-
-
-def _detail_text(detail: Any) -> str:
-    """coglet's 422 ``detail`` list as one readable message."""
-    if isinstance(detail, list):
-        lines = []
-        for item in detail:
-            if isinstance(item, dict):
-                loc = ".".join(str(p) for p in item.get("loc", [])[2:]) or "input"
-                lines.append(f"{loc}: {item.get('msg', item)}")
-            else:
-                lines.append(str(item))
-        return "; ".join(lines)
-    return str(detail)
-
-
-def _redact_secrets(schema: dict[str, Any], component: str, data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` with Secret inputs masked: they reach coglet but never the state on disk."""
-    props = schema.get("components", {}).get("schemas", {}).get(component, {}).get("properties")
-    if not isinstance(props, dict):
-        return data
-    return {
-        key: "**********"
-        if isinstance(props.get(key), dict) and props[key].get("x-cog-secret") and value
-        else value
-        for key, value in data.items()
-    }
 
 
 def _is_iterator(schema: dict[str, Any]) -> bool:

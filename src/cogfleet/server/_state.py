@@ -12,9 +12,10 @@ simplest way to make concurrent requests safe.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,17 @@ from typing import Any
 KINDS = ("models", "versions", "predictions", "trainings", "deployments", "files")
 
 _TERMINAL = ("succeeded", "failed", "canceled")
+_OPS = frozenset({"=", "<", ">", "in"})
+_FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+Condition = tuple[str, str, Any]
+_INDEXED = (
+    ("versions", "id"),
+    ("predictions", "model"),
+    ("predictions", "_account"),
+    ("trainings", "_account"),
+    ("models", "owner"),
+)
 
 
 class Store:
@@ -43,7 +55,18 @@ class Store:
                     " data TEXT NOT NULL)"
                 )
                 self._db.execute(f"CREATE INDEX IF NOT EXISTS {kind}_parent ON {kind}(parent, seq)")
+            # The JSON fields lists filter on and look-ups search by (expression indexes).
+            for kind, field in _INDEXED:
+                self._db.execute(
+                    f"CREATE INDEX IF NOT EXISTS {kind}_{field.strip('_')} "
+                    f"ON {kind}(json_extract(data, '$.{field}'))"
+                )
             self._db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, n INT)")
+            # One writer (this object) per state folder: the sequence lives in memory.
+            self._seq = max(
+                int(self._db.execute(f"SELECT COALESCE(MAX(seq), 0) FROM {kind}").fetchone()[0])
+                for kind in KINDS
+            )
 
     def close(self) -> None:
         """Close the connection."""
@@ -62,28 +85,18 @@ class Store:
                 raise
             self._db.execute("COMMIT")
 
-    def _next_seq(self) -> int:
-        row = self._db.execute("SELECT n FROM counters WHERE name='seq'").fetchone()
-        n = (row[0] if row else 0) + 1
-        self._db.execute("INSERT OR REPLACE INTO counters(name, n) VALUES ('seq', ?)", (n,))
-        return n
-
     def put(self, kind: str, key: str, data: dict[str, Any], parent: str | None = None) -> None:
         """Insert or replace a document; a replaced one keeps its position (and parent)."""
         _check_kind(kind)
         text = json.dumps(data, separators=(",", ":"))
         with self._lock:
-            row = self._db.execute(f"SELECT seq FROM {kind} WHERE key=?", (key,)).fetchone()
-            if row:
-                self._db.execute(
-                    f"UPDATE {kind} SET data=?, parent=COALESCE(?, parent) WHERE key=?",
-                    (text, parent, key),
-                )
-            else:
-                self._db.execute(
-                    f"INSERT INTO {kind}(key, parent, seq, data) VALUES (?, ?, ?, ?)",
-                    (key, parent, self._next_seq(), text),
-                )
+            self._seq += 1
+            self._db.execute(
+                f"INSERT INTO {kind}(key, parent, seq, data) VALUES (?, ?, ?, ?)"
+                f" ON CONFLICT(key) DO UPDATE SET data=excluded.data,"
+                f" parent=COALESCE(excluded.parent, {kind}.parent)",
+                (key, parent, self._seq, text),
+            )
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
         """The document stored under ``key``, or None."""
@@ -100,14 +113,47 @@ class Store:
         return cur.rowcount > 0
 
     def page(
-        self, kind: str, *, offset: int, limit: int, parent: str | None = None
+        self,
+        kind: str,
+        *,
+        offset: int,
+        limit: int,
+        parent: str | None = None,
+        where: Sequence[Sequence[Condition]] = (),
     ) -> tuple[list[dict[str, Any]], bool]:
-        """Newest-first documents ``offset..offset+limit`` and whether more follow."""
+        """Newest-first documents ``offset..offset+limit`` and whether more follow.
+
+        ``where``: groups of ``(field, op, value)`` conditions on top-level JSON fields
+        (dotted paths; op ``=``, ``<``, ``>`` or ``in``); a group holds when any of its conditions
+        does, and every group must hold.
+        """
         _check_kind(kind)
-        where, args = ("WHERE parent=?", [parent]) if parent is not None else ("", [])
+        clauses: list[str] = []
+        args: list[Any] = []
+        if parent is not None:
+            clauses.append("parent=?")
+            args.append(parent)
+        for group in where:
+            ors = []
+            for field, op, value in group:
+                if op not in _OPS or not _FIELD_RE.match(field):
+                    raise ValueError(f"unsupported condition {field!r} {op!r}")
+                if op == "in":
+                    values = list(value)
+                    if not values:
+                        ors.append("0")
+                        continue
+                    marks = ",".join("?" * len(values))
+                    ors.append(f"json_extract(data, '$.{field}') IN ({marks})")
+                    args.extend(values)
+                else:
+                    ors.append(f"json_extract(data, '$.{field}') {op} ?")
+                    args.append(value)
+            clauses.append("(" + " OR ".join(ors) + ")")
+        sql_where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT data FROM {kind} {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                f"SELECT data FROM {kind} {sql_where} ORDER BY seq DESC LIMIT ? OFFSET ?",
                 (*args, limit + 1, offset),
             ).fetchall()
         docs = [json.loads(r[0]) for r in rows]
@@ -121,10 +167,13 @@ class Store:
     def find(self, kind: str, field: str, value: str) -> dict[str, Any] | None:
         """The oldest document whose top-level JSON ``field`` equals ``value``."""
         _check_kind(kind)
+        if not _FIELD_RE.match(field):
+            raise ValueError(f"unsupported field {field!r}")
         with self._lock:
             row = self._db.execute(
-                f"SELECT data FROM {kind} WHERE json_extract(data, ?) = ? ORDER BY seq ASC",
-                (f"$.{field}", value),
+                f"SELECT data FROM {kind} WHERE json_extract(data, '$.{field}') = ? "
+                "ORDER BY seq ASC",
+                (value,),
             ).fetchone()
         return json.loads(row[0]) if row else None
 

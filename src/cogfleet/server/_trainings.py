@@ -1,5 +1,8 @@
 """Trainings: ``/v1/models/…/versions/{id}/trainings``, ``/v1/trainings…``, weights.
 
+Only versions whose build declares ``train`` can be trained (422 at create, before
+anything runs); the destination must be a model the token may write to.
+
 A successful training stores the weights its output carries (a ``data:`` URI, or
 ``{"weights": <data: URI>}``) under ``<state>/weights/<sha256>`` and adds a version
 with those weights to the destination model. ``GET /v1/weights/{sha256}`` (a
@@ -20,9 +23,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cogfleet.server._core import INVALID, NOT_FOUND, ApiError, base_url, paginate, read_json
-from cogfleet.server._models import Models
+from cogfleet.server._core import NOT_FOUND, ApiError, account_of, base_url, paginate, read_json
+from cogfleet.server._inputs import has_trainer
+from cogfleet.server._models import Models, forbidden
 from cogfleet.server._runs import Runs
+from cogfleet.server._validation import TRAINING, check_body
 
 
 class Trainings:
@@ -50,18 +55,34 @@ class Trainings:
         ]
 
     async def create(self, request: Request) -> Response:
-        """POST /v1/models/{owner}/{name}/versions/{id}/trainings."""
+        """POST /v1/models/{owner}/{name}/versions/{id}/trainings (versions with a trainer)."""
         p = request.path_params
-        version = self.models.version(p["owner"], p["name"], p["vid"])
+        account = account_of(request)
+        version = self.models.version(p["owner"], p["name"], p["vid"], account)
         body = await read_json(request)
-        destination = body.get("destination")
-        if not isinstance(destination, str) or destination.count("/") != 1:
-            raise ApiError(422, "- destination is required\n", INVALID)
-        if self.store.get("models", destination) is None:
+        check_body(body, TRAINING)
+        if not has_trainer(version):
+            raise ApiError(
+                422,
+                "This version cannot be trained: its cog.yaml declares no train",
+                "Invalid version or not permitted",
+            )
+        destination = body["destination"]
+        owner, _, name = destination.partition("/")
+        dest = self.store.get("models", destination)
+        if dest is None or not account.can_see(dest):
             raise ApiError(404, "The specified training destination does not exist")
+        if not account.can_write(owner):
+            raise forbidden(account, owner)
         finish = partial(self._finish, version, destination, base_url(request))
         return await self.runs.create(
-            request, version, body, kind="training", destination=destination, finish=finish
+            request,
+            version,
+            body,
+            account=account,
+            kind="training",
+            destination=destination,
+            finish=finish,
         )
 
     def _finish(
@@ -77,25 +98,16 @@ class Trainings:
         wpath = self.weights_dir / sha
         if not wpath.exists():
             wpath.write_bytes(weights)
-        trained_id = hashlib.sha256(f"{version['id']}:{sha}".encode()).hexdigest()
-        source = {
-            "id": trained_id,
-            "cog_version": version["cog_version"],
-            "openapi_schema": version["openapi_schema"],
-            "_build": version["_build"],
-            "_weights": str(wpath),
-            "_runtime": version.get("_runtime"),
-        }
         owner, _, name = destination.partition("/")
-        self.models.add_version(owner, name, source)
+        trained, _ = self.models.add_version(owner, name, version, weights=str(wpath))
         doc["output"] = {
-            "version": f"{destination}:{trained_id}",
+            "version": f"{destination}:{trained['id']}",
             "weights": f"{base}/v1/weights/{sha}",
         }
 
     async def get(self, request: Request) -> Response:
         """GET /v1/trainings/{id}."""
-        doc = self.runs.get("trainings", request.path_params["pid"])
+        doc = self.runs.get("trainings", request.path_params["pid"], account_of(request))
         return JSONResponse(self.runs.render(doc, base_url(request)))
 
     async def index(self, request: Request) -> Response:
@@ -105,13 +117,14 @@ class Trainings:
             request,
             self.store,
             "trainings",
-            lambda d: self.runs.render(d, base),
+            lambda d: self.runs.render(self.runs.current(d), base),
             size=self.page_size,
+            where=self.runs.owned_by(account_of(request)),
         )
 
     async def cancel(self, request: Request) -> Response:
         """POST /v1/trainings/{id}/cancel."""
-        return await self.runs.cancel(request, "trainings")
+        return await self.runs.cancel(request, "trainings", account_of(request))
 
     async def weights(self, request: Request) -> Response:
         """GET /v1/weights/{sha256}: a weights file produced by a training."""

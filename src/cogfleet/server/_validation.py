@@ -1,0 +1,196 @@
+"""Request bodies checked the way Replicate checks them.
+
+Replicate validates each body against its OpenAPI schema (``additionalProperties:
+false`` where the API has it) and answers 422 ``Input validation failed`` with one
+line per problem in ``detail`` and the same problems in ``invalid_fields``, each
+``{type, field, description}`` in gojsonschema's terms: ``field`` is the path of the
+object that holds the problem (``""`` at the top level, ``"input"`` inside the
+input), so a misspelled key reads ``- Additional property inputs is not allowed``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+
+from cogfleet.server._core import INVALID, ApiError
+
+_URL = {"type": "string", "minLength": 1, "maxLength": 2048}
+_WEBHOOK_EVENTS = {
+    "type": "array",
+    "items": {"type": "string", "enum": ["start", "output", "logs", "completed"]},
+}
+_RUN_FIELDS: dict[str, Any] = {
+    "input": {"type": "object"},
+    "webhook": _URL,
+    "webhook_events_filter": _WEBHOOK_EVENTS,
+    # Not in the current spec, but the 1.0.7 client still sends it (a completed-only hook).
+    "webhook_completed": _URL,
+    # Deprecated in the spec (streamable models always stream) and still accepted.
+    "stream": {"type": "boolean"},
+}
+_OPTIONAL_TEXT = {"type": ["string", "null"], "maxLength": 10_000}
+
+
+def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+
+
+PREDICTION = _object(
+    {"version": {"type": "string", "minLength": 1}, **_RUN_FIELDS}, ["version", "input"]
+)
+MODEL_PREDICTION = _object(dict(_RUN_FIELDS), ["input"])
+TRAINING = _object(
+    {
+        "destination": {"type": "string", "pattern": "^[^/]+/[^/]+$"},
+        "input": {"type": "object"},
+        "webhook": _URL,
+        "webhook_events_filter": _WEBHOOK_EVENTS,
+        "webhook_completed": _URL,
+    },
+    ["destination", "input"],
+)
+MODEL_CREATE = _object(
+    {
+        "owner": {"type": "string", "minLength": 1},
+        "name": {"type": "string", "minLength": 1},
+        "visibility": {"type": "string", "enum": ["public", "private"]},
+        "hardware": {"type": "string", "minLength": 1},
+        "description": _OPTIONAL_TEXT,
+        "github_url": _OPTIONAL_TEXT,
+        "paper_url": _OPTIONAL_TEXT,
+        "license_url": _OPTIONAL_TEXT,
+        "cover_image_url": _OPTIONAL_TEXT,
+    },
+    ["owner", "name", "visibility", "hardware"],
+)
+MODEL_UPDATE = _object(
+    {
+        "description": _OPTIONAL_TEXT,
+        "github_url": _OPTIONAL_TEXT,
+        "paper_url": _OPTIONAL_TEXT,
+        "license_url": _OPTIONAL_TEXT,
+        "weights_url": _OPTIONAL_TEXT,
+        "readme": {"type": ["string", "null"], "maxLength": 1_000_000},
+    },
+    [],
+)
+_INSTANCES = {"min_instances": (0, 5), "max_instances": (0, 20)}
+_DEPLOYMENT_FIELDS: dict[str, Any] = {
+    "version": {"type": "string", "minLength": 1},
+    "hardware": {"type": "string", "minLength": 1},
+    **{
+        key: {"type": "integer", "minimum": low, "maximum": high}
+        for key, (low, high) in _INSTANCES.items()
+    },
+}
+DEPLOYMENT_CREATE = _object(
+    {
+        "name": {"type": "string", "minLength": 1},
+        "model": {"type": "string", "pattern": "^[^/]+/[^/]+$"},
+        **_DEPLOYMENT_FIELDS,
+    },
+    ["name", "model", "version", "hardware", "min_instances", "max_instances"],
+)
+DEPLOYMENT_UPDATE = _object(dict(_DEPLOYMENT_FIELDS), [])
+PROMOTE = _object({"from_version": {"type": "string", "minLength": 1}}, ["from_version"])
+
+_VALIDATORS: dict[int, jsonschema.Draft7Validator] = {}
+
+# gojsonschema's error types, which Replicate reports in invalid_fields.
+_TYPES = {
+    "required": "required",
+    "additionalProperties": "additional_property_not_allowed",
+    "type": "invalid_type",
+    "enum": "enum",
+    "minimum": "number_gte",
+    "maximum": "number_lte",
+    "minLength": "string_gte",
+    "maxLength": "string_lte",
+    "pattern": "pattern",
+}
+_JSON_TYPES = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+    type(None): "null",
+}
+
+
+def check_body(body: dict[str, Any], schema: dict[str, Any]) -> None:
+    """422 ``Input validation failed`` when ``body`` does not fit ``schema``."""
+    validator = _VALIDATORS.get(id(schema))
+    if validator is None:
+        validator = _VALIDATORS[id(schema)] = jsonschema.Draft7Validator(schema)
+    problems: list[tuple[str, str, str]] = []
+    for err in sorted(validator.iter_errors(body), key=_order):
+        problems.extend(_describe(err))
+    if problems:
+        raise invalid(problems)
+
+
+def invalid(problems: list[tuple[str, str, str]]) -> ApiError:
+    """The 422 for ``(type, field, description)`` problems, as Replicate words it."""
+    return ApiError(
+        422,
+        "".join(f"- {field}: {text}\n" if field else f"- {text}\n" for _, field, text in problems),
+        INVALID,
+        invalid_fields=[
+            {"type": kind, "field": field, "description": text} for kind, field, text in problems
+        ],
+    )
+
+
+def _order(err: jsonschema.ValidationError) -> tuple[int, list[str]]:
+    # Missing keys first, then the rest in path order (stable across runs).
+    return (0 if err.validator == "required" else 1, [str(p) for p in err.absolute_path])
+
+
+def _describe(err: jsonschema.ValidationError) -> list[tuple[str, str, str]]:
+    path = [str(p) for p in err.absolute_path]
+    here = ".".join(path)
+    parent = ".".join(path[:-1])
+    kind = _TYPES.get(str(err.validator), str(err.validator))
+    if err.validator == "required":
+        missing = err.message.split("'")[1] if "'" in err.message else err.message
+        return [(kind, here, f"{missing} is required")]
+    if err.validator == "additionalProperties":
+        schema = err.schema if isinstance(err.schema, dict) else {}
+        allowed = set(schema.get("properties", {}))
+        instance: Any = err.instance
+        extra = sorted(k for k in instance if k not in allowed)
+        return [(kind, here, f"Additional property {key} is not allowed") for key in extra]
+    name = path[-1] if path else "(root)"
+    if err.validator == "type":
+        expected = err.validator_value
+        if isinstance(expected, list):
+            expected = "/".join(expected)
+        given = _JSON_TYPES.get(type(err.instance), "value")
+        return [(kind, here, f"Invalid type. Expected: {expected}, given: {given}")]
+    if err.validator == "enum":
+        values: Any = err.validator_value
+        choices = ", ".join(json.dumps(v) for v in values)
+        return [(kind, here, f"{name} must be one of the following: {choices}")]
+    if err.validator == "minimum":
+        return [(kind, here, f"Must be greater than or equal to {err.validator_value}")]
+    if err.validator == "maximum":
+        return [(kind, here, f"Must be less than or equal to {err.validator_value}")]
+    if err.validator == "minLength":
+        return [
+            (kind, here, f"String length must be greater than or equal to {err.validator_value}")
+        ]
+    if err.validator == "maxLength":
+        return [(kind, here, f"String length must be less than or equal to {err.validator_value}")]
+    if err.validator == "pattern":
+        return [(kind, here, f"Does not match pattern '{err.validator_value}'")]
+    return [(kind, here or parent, str(err.message))]

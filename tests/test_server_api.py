@@ -1,0 +1,496 @@
+"""The local server answers as Replicate would: accounts, validation, outputs, endpoints.
+
+Through the official ``replicate`` client over real HTTP where it has a method, with
+raw httpx otherwise. Two accounts: alice (who may also write under the ``acme``
+organization) and bob.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import replicate
+from replicate.exceptions import ReplicateError
+from replicate.helpers import FileOutput
+
+from cogfleet._errors import RemoteError
+from cogfleet._predict import FileCache
+from cogfleet.server._embedded import LocalServer
+from cogfleet.server._push import promote_version, push_build
+
+FIXTURES = Path(__file__).parent / "fixtures" / "server"
+ALICE = "r8_alice-token"
+BOB = "r8_bob-token"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    collections = [
+        {
+            "slug": "featured",
+            "name": "Featured",
+            "description": "Models worth a look",
+            "models": ["acme/echo", "acme/hidden", "acme/gone"],
+        }
+    ]
+    with LocalServer(
+        state_dir=tmp_path_factory.mktemp("state"),
+        tokens={ALICE: "alice,acme", BOB: "bob"},
+        official=["acme/echo-official"],
+        collections=collections,
+        page_size=2,
+    ) as srv:
+        yield srv
+
+
+def _client(server: LocalServer, token: str) -> replicate.Client:
+    client = replicate.Client(api_token=token, base_url=server.base_url)
+    client.poll_interval = 0.05
+    return client
+
+
+@pytest.fixture(scope="module")
+def alice(server: LocalServer) -> replicate.Client:
+    return _client(server, ALICE)
+
+
+@pytest.fixture(scope="module")
+def bob(server: LocalServer) -> replicate.Client:
+    return _client(server, BOB)
+
+
+def _raw(server: LocalServer, token: str | None = ALICE) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=server.base_url, headers=headers, timeout=60)
+
+
+def _problem(resp: httpx.Response, status: int) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = resp.json()
+    assert body["status"] == status and isinstance(body["detail"], str) and body["detail"]
+    return body
+
+
+@pytest.fixture(scope="module")
+def echo(alice: replicate.Client) -> dict[str, Any]:
+    alice.models.create(owner="acme", name="echo", visibility="public", hardware="cpu")
+    return push_build(alice, "acme", "echo", FIXTURES / "echo")
+
+
+@pytest.fixture(scope="module")
+def frames(alice: replicate.Client) -> dict[str, Any]:
+    alice.models.create(owner="alice", name="frames", visibility="private", hardware="cpu")
+    return push_build(alice, "alice", "frames", FIXTURES / "frames")
+
+
+# --- accounts ------------------------------------------------------------------------
+
+
+def test_each_token_acts_as_its_account(alice: replicate.Client, bob: replicate.Client) -> None:
+    assert alice.accounts.current().username == "alice"
+    assert bob.accounts.current().username == "bob"
+
+
+def test_models_are_written_only_under_the_tokens_owners(
+    server: LocalServer, alice: replicate.Client, bob: replicate.Client, echo: dict[str, Any]
+) -> None:
+    alice.models.create(owner="alice", name="mine", visibility="private", hardware="cpu")
+    alice.models.create(owner="acme", name="hidden", visibility="private", hardware="cpu")
+    with pytest.raises(ReplicateError) as info:
+        alice.models.create(owner="bob", name="theirs", visibility="private", hardware="cpu")
+    assert info.value.status == 403
+    # bob sees acme's public model but cannot change it; acme's private one is hidden.
+    assert bob.models.get("acme/echo").owner == "acme"
+    with pytest.raises(ReplicateError) as info:
+        bob.models.delete("acme/echo")
+    assert info.value.status == 403
+    with pytest.raises(ReplicateError) as info:
+        bob.models.get("acme/hidden")
+    assert info.value.status == 404
+    with pytest.raises(RemoteError, match=r"\(403\)"):
+        push_build(bob, "acme", "echo", FIXTURES / "noop")
+    with _raw(server, BOB) as http:
+        _problem(http.patch("/v1/models/acme/echo", json={"description": "mine now"}), 403)
+
+
+def test_search_and_lists_hide_other_accounts_private_models(
+    server: LocalServer, alice: replicate.Client, bob: replicate.Client
+) -> None:
+    alice.models.create(
+        owner="acme",
+        name="needle-private",
+        visibility="private",
+        hardware="cpu",
+        description="a needle in the haystack",
+    )
+    alice.models.create(
+        owner="acme",
+        name="needle-public",
+        visibility="public",
+        hardware="cpu",
+    )
+
+    def names(page: Any) -> set[str]:
+        return {m.name for m in page.results}
+
+    assert names(alice.models.search("needle")) == {"needle-private", "needle-public"}
+    assert names(bob.models.search("needle")) == {"needle-public"}
+    listed = {m.name for page in replicate.paginate(bob.models.list) for m in page}
+    assert "needle-public" in listed and "needle-private" not in listed
+    with _raw(server, BOB) as http:
+        found = http.get("/v1/search", params={"query": "needle"}).json()
+    assert found["query"] == "needle"
+    assert [hit["model"]["name"] for hit in found["models"]] == ["needle-public"]
+    assert all("metadata" in hit for hit in found["models"])
+
+
+def test_runs_belong_to_their_account(
+    server: LocalServer, alice: replicate.Client, bob: replicate.Client, echo: dict[str, Any]
+) -> None:
+    pred = bob.predictions.create(version=echo["id"], input={"prompt": "bob"}, wait=True)
+    assert pred.status == "succeeded"
+    with pytest.raises(ReplicateError) as info:
+        alice.predictions.get(pred.id)
+    assert info.value.status == 404
+    assert pred.id not in {
+        p.id for page in replicate.paginate(alice.predictions.list) for p in page
+    }
+    assert pred.id in {p.id for page in replicate.paginate(bob.predictions.list) for p in page}
+
+
+# --- Replicate's validation ----------------------------------------------------------
+
+
+def test_unknown_body_fields_are_named(server: LocalServer, echo: dict[str, Any]) -> None:
+    with _raw(server) as http:
+        body = _problem(
+            http.post("/v1/predictions", json={"version": echo["id"], "inputs": {"prompt": "x"}}),
+            422,
+        )
+        assert body["title"] == "Input validation failed"
+        assert "- Additional property inputs is not allowed\n" in body["detail"]
+        assert "- input is required\n" in body["detail"]
+        assert {
+            "type": "additional_property_not_allowed",
+            "field": "",
+            "description": "Additional property inputs is not allowed",
+        } in body["invalid_fields"]
+        body = _problem(
+            http.post(
+                "/v1/models/acme/echo/predictions",
+                json={"input": {}, "webhook_event_filter": ["start"]},
+            ),
+            422,
+        )
+        assert "Additional property webhook_event_filter is not allowed" in body["detail"]
+        body = _problem(
+            http.post(
+                "/v1/models",
+                json={
+                    "owner": "acme",
+                    "name": "typo",
+                    "visibility": "private",
+                    "hardware": "cpu",
+                    "desciption": "typo",
+                },
+            ),
+            422,
+        )
+        assert "Additional property desciption is not allowed" in body["detail"]
+
+
+def test_body_types_and_values_are_checked(alice: replicate.Client, echo: dict[str, Any]) -> None:
+    with pytest.raises(ReplicateError) as info:
+        alice.predictions.create(
+            version=echo["id"],
+            input={"prompt": "x"},
+            webhook="https://example.com/hook",
+            webhook_events_filter=["start", "finished"],
+        )
+    assert info.value.status == 422
+    assert "webhook_events_filter.1" in str(info.value.detail)
+    with pytest.raises(ReplicateError) as info:
+        alice.models.create(owner="acme", name="x", visibility="secret", hardware="cpu")
+    assert info.value.status == 422
+    assert 'visibility must be one of the following: "public", "private"' in str(info.value.detail)
+    with pytest.raises(ReplicateError) as info:
+        alice.deployments.create(
+            name="bad",
+            model="acme/echo",
+            version=echo["id"],
+            hardware="cpu",
+            min_instances=0,
+            max_instances=99,
+        )
+    assert info.value.status == 422
+    assert "max_instances: Must be less than or equal to 20" in str(info.value.detail)
+
+
+def test_owner_name_predictions_only_for_official_models(
+    server: LocalServer, alice: replicate.Client, echo: dict[str, Any]
+) -> None:
+    with pytest.raises(ReplicateError) as info:
+        alice.run("acme/echo", input={"prompt": "x"})
+    assert info.value.status == 422
+    with pytest.raises(ReplicateError) as info:
+        alice.predictions.create(version="acme/echo", input={"prompt": "x"})
+    assert info.value.status == 422
+    alice.models.create(owner="acme", name="echo-official", visibility="public", hardware="cpu")
+    promote_version(alice, "acme", "echo-official", echo["id"])
+    assert alice.run("acme/echo-official", input={"prompt": "o"}) == "hello o"
+    with _raw(server) as http:
+        assert http.get("/v1/models/acme/echo-official").json()["is_official"] is True
+        assert http.get("/v1/models/acme/echo").json()["is_official"] is False
+
+
+def test_deletion_rules(server: LocalServer, alice: replicate.Client, echo: dict[str, Any]) -> None:
+    alice.models.create(owner="acme", name="public-empty", visibility="public", hardware="cpu")
+    with pytest.raises(ReplicateError) as info:
+        alice.models.delete("acme/public-empty")
+    assert info.value.status == 409
+    alice.models.create(owner="acme", name="deployed", visibility="private", hardware="cpu")
+    vid = promote_version(alice, "acme", "deployed", echo["id"])["id"]
+    alice.deployments.create(
+        name="deployed-app",
+        model="acme/deployed",
+        version=vid,
+        hardware="cpu",
+        min_instances=0,
+        max_instances=1,
+    )
+    model = alice.models.get("acme/deployed")
+    with pytest.raises(ReplicateError) as info:
+        model.versions.delete(vid)
+    assert info.value.status == 409
+    assert "deployed-app" in str(info.value.detail)
+    assert alice.deployments.delete("alice", "deployed-app") is True
+    assert model.versions.delete(vid) is False  # 202 Accepted (the client says False)
+    assert alice.models.delete("acme/deployed") is True
+
+
+def test_training_needs_a_trainer(alice: replicate.Client) -> None:
+    alice.models.create(owner="alice", name="no-trainer", visibility="private", hardware="cpu")
+    version = push_build(alice, "alice", "no-trainer", FIXTURES / "noop")
+    with pytest.raises(ReplicateError) as info:
+        alice.trainings.create(
+            version=f"alice/no-trainer:{version['id']}", input={}, destination="alice/no-trainer"
+        )
+    assert info.value.status == 422
+    assert "declares no train" in str(info.value.detail)
+    assert not [t for page in replicate.paginate(alice.trainings.list) for t in page]
+
+
+# --- outputs as Replicate delivers them ----------------------------------------------
+
+
+class _Hooks(http.server.BaseHTTPRequestHandler):
+    bodies: list[dict[str, Any]] = []
+    completed = threading.Event()
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).bodies.append(body)
+        if body["status"] == "succeeded":
+            type(self).completed.set()
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_file_outputs_are_urls_except_in_the_synchronous_answer(
+    server: LocalServer, alice: replicate.Client, frames: dict[str, Any]
+) -> None:
+    waited = alice.predictions.create(version=frames["id"], input={"count": 2}, wait=True)
+    assert all(str(o).startswith("data:text/plain;base64,") for o in waited.output)
+
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hooks)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        polled = alice.predictions.create(
+            version=frames["id"],
+            input={"count": 2},
+            webhook=f"http://127.0.0.1:{receiver.server_address[1]}/hook",
+            webhook_events_filter=["completed"],
+        )
+        polled.wait()
+        assert _Hooks.completed.wait(30)
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    urls = polled.output
+    assert [u.split("/")[-1] for u in urls] == ["out-0.txt", "out-1.txt"]
+    assert all(u.startswith(f"{server.base_url}/delivery/{polled.id}-") for u in urls)
+    assert _Hooks.bodies[-1]["output"] == urls  # webhooks carry the URLs too
+    # The client's FileOutput fetches them; so does a plain GET without a token.
+    assert [FileOutput(u, alice).read() for u in urls] == [b"frame 0", b"frame 1"]
+    with httpx.Client() as plain:
+        resp = plain.get(urls[1])
+        assert resp.status_code == 200 and resp.content == b"frame 1"
+        assert resp.headers["content-type"].startswith("text/plain")
+        _problem(plain.get(urls[1].replace(polled.id, "x" * 26)), 404)
+    # cogfleet's own checkers read both forms alike.
+    files = FileCache(None)
+    assert files(urls[0]).data == files(str(waited.output[0])).data == b"frame 0"
+    assert files(urls[0]).extension == "txt"
+
+
+# --- the endpoints 1.0.7 has no method for -------------------------------------------
+
+
+def test_models_update_readme_and_examples(
+    server: LocalServer, alice: replicate.Client, bob: replicate.Client, echo: dict[str, Any]
+) -> None:
+    with _raw(server) as http:
+        resp = http.patch(
+            "/v1/models/acme/echo",
+            json={
+                "description": "Says hello",
+                "readme": "# Echo\n\nSays hello.",
+                "github_url": "https://github.com/acme/echo",
+            },
+        )
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["description"] == "Says hello"
+        readme = http.get("/v1/models/acme/echo/readme")
+        assert readme.status_code == 200 and readme.text == "# Echo\n\nSays hello."
+        assert readme.headers["content-type"].startswith("text/markdown")
+    model = bob.models.get("acme/echo")
+    assert model.description == "Says hello" and model.github_url == "https://github.com/acme/echo"
+
+    mine = alice.predictions.create(version=echo["id"], input={"prompt": "example"}, wait=True)
+    theirs = bob.predictions.create(version=echo["id"], input={"prompt": "guest"}, wait=True)
+    with _raw(server, BOB) as http:
+        examples = http.get("/v1/models/acme/echo/examples").json()
+        ids = [p["id"] for p in examples["results"]]
+        while examples["next"]:
+            examples = http.get(examples["next"]).json()
+            ids += [p["id"] for p in examples["results"]]
+    assert mine.id in ids and theirs.id not in ids
+    assert alice.models.get("acme/echo").default_example.id == mine.id
+
+
+def test_collections(alice: replicate.Client, bob: replicate.Client, echo: dict[str, Any]) -> None:
+    alice.models.create(owner="acme", name="hidden-too", visibility="private", hardware="cpu")
+    listed = [c for page in replicate.paginate(alice.collections.list) for c in page]
+    assert [(c.slug, c.name, c.description) for c in listed] == [
+        ("featured", "Featured", "Models worth a look")
+    ]
+    names = [m.name for m in alice.collections.get("featured").models]
+    assert names[0] == "echo" and "gone" not in names
+    assert [m.name for m in bob.collections.get("featured").models] == ["echo"]
+    with pytest.raises(ReplicateError) as info:
+        alice.collections.get("nope")
+    assert info.value.status == 404
+
+
+def test_cancel_after_sets_a_deadline(server: LocalServer, echo: dict[str, Any]) -> None:
+    with _raw(server) as http:
+        for bad in ("soon", "1s", "-5", "5x"):
+            resp = http.post(
+                "/v1/predictions",
+                json={"version": echo["id"], "input": {"prompt": "x"}},
+                headers={"Cancel-After": bad},
+            )
+            assert "Cancel-After" in _problem(resp, 400)["detail"]
+        created = http.post(
+            "/v1/predictions",
+            json={"version": echo["id"], "input": {"prompt": "late", "delay": 120}},
+            headers={"Cancel-After": "5s"},
+        ).json()
+        stamp = datetime.fromisoformat(created["created_at"].replace("Z", "+00:00"))
+        deadline = datetime.fromisoformat(created["deadline"].replace("Z", "+00:00"))
+        assert 4.9 <= (deadline - stamp).total_seconds() <= 6
+        give_up = time.monotonic() + 60
+        while (pred := http.get(f"/v1/predictions/{created['id']}").json())["status"] not in (
+            "succeeded",
+            "failed",
+            "canceled",
+        ):
+            assert time.monotonic() < give_up, pred
+            time.sleep(0.2)
+    assert pred["status"] == "canceled"
+
+
+def test_prediction_list_filters(
+    server: LocalServer, bob: replicate.Client, echo: dict[str, Any]
+) -> None:
+    first = bob.predictions.create(version=echo["id"], input={"prompt": "1"}, wait=True)
+    middle = datetime.now(UTC).isoformat()
+    time.sleep(0.01)
+    later = [
+        bob.predictions.create(version=echo["id"], input={"prompt": str(i)}, wait=True).id
+        for i in range(3)
+    ]
+    with _raw(server, BOB) as http:
+        page = http.get("/v1/predictions", params={"created_after": middle}).json()
+        ids = [p["id"] for p in page["results"]]
+        assert page["next"] and "created_after=" in page["next"]  # the filter carries over
+        while page["next"]:
+            page = http.get(page["next"]).json()
+            ids += [p["id"] for p in page["results"]]
+        assert ids == later[::-1]
+        before = http.get("/v1/predictions", params={"created_before": middle}).json()
+        assert first.id in [p["id"] for p in before["results"]]
+        assert set(ids).isdisjoint(p["id"] for p in before["results"])
+        assert http.get("/v1/predictions", params={"source": "web"}).json()["results"] == []
+        assert http.get("/v1/predictions", params={"source": "api"}).json()["results"]
+        body = _problem(http.get("/v1/predictions", params={"created_after": "yesterday"}), 422)
+        assert "created_after" in body["detail"]
+        _problem(http.get("/v1/predictions", params={"source": "cli"}), 422)
+
+
+def test_stream_url_needs_no_token(server: LocalServer, alice: replicate.Client) -> None:
+    alice.models.create(owner="alice", name="tokens", visibility="private", hardware="cpu")
+    version = push_build(alice, "alice", "tokens", FIXTURES / "tokens")
+    pred = alice.predictions.create(version=version["id"], input={"text": "one two"}, stream=True)
+    url = pred.urls["stream"]
+    with httpx.Client(timeout=60) as plain:  # no Authorization, as a browser EventSource
+        with plain.stream("GET", url, headers={"Accept": "text/event-stream"}) as resp:
+            assert resp.status_code == 200
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            text = "".join(resp.iter_text())
+        assert "data: one " in text and "event: done" in text
+        _problem(plain.get(url[:-3] + "xyz"), 404)
+        _problem(plain.get(f"{server.base_url}/v1/streams/{pred.id}"), 404)
+
+
+def test_embedded_push_server_writes_only_under_the_configs_owners(tmp_path: Path) -> None:
+    from cogfleet._config import SafePushConfig
+    from cogfleet._run import Job, _owners
+    from cogfleet._target import open_target
+
+    config = SafePushConfig.model_validate(
+        {
+            "model": "acme/flux",
+            "test_model": "acme-ci/flux-test",
+            "official_model": "acme-official/flux",
+            "deployment": {"owner": "acme-deploy"},
+        }
+    )
+    owners, official = _owners([Job(name="flux", build_dir=tmp_path, config=config)])
+    assert owners == ["acme-deploy", "acme", "acme-ci", "acme-official"]
+    assert official == ["acme-official/flux"]
+    with open_target(
+        "local", repo_root=tmp_path, local_url=None, owners=owners, official=official
+    ) as target:
+        client = target.client
+        assert client.accounts.current().username == "acme-deploy"
+        for owner in owners:
+            client.models.create(owner=owner, name="m", visibility="private", hardware="cpu")
+        with pytest.raises(ReplicateError) as info:
+            client.models.create(owner="elsewhere", name="m", visibility="private", hardware="cpu")
+        assert info.value.status == 403
