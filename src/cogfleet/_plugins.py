@@ -229,9 +229,8 @@ class Plugins:
         from cogfleet.runtime import installed_pin
 
         problems: list[str] = []
-        answers = self._call(
-            "cogfleet_lint", variant=variant, build_dir=build_dir, cog_pin=cog_pin or installed_pin()
-        )
+        pin = cog_pin or installed_pin()
+        answers = self._call("cogfleet_lint", variant=variant, build_dir=build_dir, cog_pin=pin)
         for answer in reversed(answers):
             problems.extend(answer or [])
         return problems
