@@ -29,6 +29,7 @@ import jsonschema
 import yaml
 
 from cogfleet._errors import ConfigError
+from cogfleet._pyparse import parse
 
 __all__ = ["validate_cog_yaml"]
 
@@ -311,7 +312,7 @@ def _missing_name(module: Path, name: str) -> str | None:
     ``if``/``try``/``with``. A module that does not parse is the lint step's to report.
     """
     try:
-        tree = ast.parse(module.read_bytes())
+        tree = parse(module.read_bytes())
     except (OSError, SyntaxError, ValueError):
         return None
     bound: set[str] = set()
@@ -348,7 +349,7 @@ def _run_is_async(build_dir: Path, ref: str) -> bool | None:
     if split is None or not (build_dir / split[0]).is_file():
         return None
     try:
-        tree = ast.parse((build_dir / split[0]).read_text(encoding="utf-8"))
+        tree = parse((build_dir / split[0]).read_text(encoding="utf-8"))
     except (SyntaxError, UnicodeDecodeError):
         return None
     for node in tree.body:

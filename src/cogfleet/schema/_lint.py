@@ -18,11 +18,11 @@ name is also reported: the static generator gives train's input predict's choice
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cogfleet._pyparse import parse
 from cogfleet.schema._document import read_cog_refs
 from cogfleet.schema._project import Project
 from cogfleet.schema._runtime_values import Evaluator
@@ -162,7 +162,7 @@ def _python_value(evaluator: Evaluator | None, text: str) -> Any:
     if evaluator is None:
         return None
     try:
-        node = ast.parse(text.strip(), mode="eval").body
+        node = parse(text.strip(), mode="eval").body
         value = evaluator.value(node)
     except (SyntaxError, ValueError, TypeError, RecursionError):
         return None

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cogfleet._pyparse import parse
+
 __all__ = [
     "NONE",
     "Literal",
@@ -168,7 +170,7 @@ class SourceFile:
         self.rel = rel
         self.text = text
         try:
-            self.tree = ast.parse(text, filename=rel)
+            self.tree = parse(text, filename=rel)
         except SyntaxError as exc:
             raise SourceError(
                 rel, f"failed to parse Python source: {exc.msg}", exc.lineno
