@@ -404,7 +404,7 @@ def test_deployment_update_path(server, client, plugins, repo, version):
 
     first, second, third = run(deploy_twice())
     account = client.accounts.current().username
-    short = version["id"][:12]
+    short = ctx.promoted_version[:12]  # the model's own version of the tested build
     assert first.message == (f"created deployment {account}/updated-one -> {short} "
                              "(cpu, 1-20 instances)")
     assert second.message == (f"updated deployment {account}/updated-one -> {short} "
@@ -412,7 +412,7 @@ def test_deployment_update_path(server, client, plugins, repo, version):
     assert third.message == (f"updated deployment {account}/updated-one -> {short} "
                              "(gpu-t4, 0-3 instances)")
     release = client.deployments.get(f"{account}/updated-one").current_release
-    assert release.number == 3 and release.version == version["id"]
+    assert release.number == 3 and release.version == ctx.promoted_version
     assert (release.configuration.hardware, release.configuration.min_instances,
             release.configuration.max_instances) == ("gpu-t4", 0, 3)
 
@@ -425,7 +425,7 @@ def test_default_deployment_name_is_the_model_name(server, client, plugins, repo
     name = ctx.model.split("/")[1]
     account = client.accounts.current().username
     assert outcome.message.startswith(f"created deployment {account}/{name} ")
-    assert client.deployments.get(f"{account}/{name}").current_release.version == version["id"]
+    assert client.deployments.get(f"{account}/{name}").current_release.version == ctx.promoted_version
 
 
 @pytest.mark.slow
