@@ -126,7 +126,7 @@ def _local_target(text: str, base: Path) -> Path | None:
 
 
 def _add_line(
-    line: str, base: Path, out: _Collected, display: Path, build_dir: Path, *, constraint: bool
+    line: str, base: Path, out: _Collected, build_dir: Path, *, constraint: bool
 ) -> None:
     editable = _EDITABLE.match(line)
     if editable:
@@ -177,7 +177,7 @@ def _read_requirements(
             out.install.append(line)
             out.identity.append(line)
         else:
-            _add_line(line, path.parent, out, display, build_dir, constraint=constraint)
+            _add_line(line, path.parent, out, build_dir, constraint=constraint)
 
 
 def _strings(value: Any, where: str, path: Path) -> tuple[str, ...]:
@@ -236,7 +236,7 @@ def read_build_spec(build_dir: Path, cog_version: str) -> BuildSpec:
     if packages and requirements_file:
         raise ConfigError(path, "build: python_packages and python_requirements are exclusive")
     for line in packages:
-        _add_line(line.strip(), build_dir, out, path, build_dir, constraint=False)
+        _add_line(line.strip(), build_dir, out, build_dir, constraint=False)
     if requirements_file:
         if not isinstance(requirements_file, str):
             raise ConfigError(path, "build.python_requirements: expected a file path")
