@@ -25,7 +25,8 @@ def _rendered_configs(root: Path) -> dict[str, dict]:
 def test_demo_lists_and_lints(cli, demo_repo):
     listed = json.loads(cli("list", "--json", cwd=demo_repo).out)
     assert {v["name"]: v["family"] for v in listed} == {
-        "caption": "captioner", "dev": "imagegen", "schnell": "imagegen"}
+        "caption": "captioner", "dev": "imagegen", "schnell": "imagegen",
+        "toml-legacy": "tomlparse", "toml-one": "tomlparse", "toml-two": "tomlparse"}
     result = cli("lint", cwd=demo_repo)
     assert result.code == ExitCode.OK, result.out + result.err
 
@@ -136,3 +137,29 @@ def test_schema_command_prints_what_a_pushed_version_gets(cli, demo_repo, tmp_pa
         assert version["openapi_schema"] == printed
         again = push_build(client, "acme", "s", demo_repo / ".cogfleet/build/schnell")
         assert again["id"] == version["id"]  # same folder, same id
+
+
+@pytest.mark.slow
+def test_tomlparse_family_runs_each_variant_as_its_cog_builds_it(cli, demo_repo, tmp_path):
+    """Conflicting pins side by side, and a variant pinned to Cog 0.15.8 (seed optional)."""
+    from cogfleet.server._embedded import LocalServer
+
+    report_path = tmp_path / "report.json"
+    with LocalServer(state_dir=tmp_path / "state") as server:
+        result = cli("push", "toml-one", "toml-two", "toml-legacy", "--local-url",
+                     server.base_url, "--report-json", str(report_path), cwd=demo_repo)
+        assert result.code == ExitCode.OK, result.err
+        reports = {r["variant"]: r for r in json.loads(report_path.read_text())}
+    from cogfleet.runtime import installed_version
+
+    assert {name: r["cog_version"] for name, r in reports.items()} == {
+        "toml-one": installed_version(), "toml-two": installed_version(),
+        "toml-legacy": "0.15.8"}
+    assert all(r["environment"] == "isolated" and r["pushed"] for r in reports.values())
+    push = {name: next(s["message"] for s in r["steps"] if s["name"] == "push-test")
+            for name, r in reports.items()}
+    assert ", coglet" in push["toml-one"] and ", cog.server.http" in push["toml-legacy"]
+    # each variant's test cases check which tomli its environment has (jq_query)
+    cases = {name: [c["status"] for c in r["cases"] if c["kind"] == "test-case"]
+             for name, r in reports.items()}
+    assert cases == {name: ["passed", "passed"] for name in reports}
