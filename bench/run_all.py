@@ -2,11 +2,11 @@
 
 Runs, in order: the pipeline vs critical path (``bench/pipeline.py``), the same push
 with the API a fixed latency away per request (sequential round trips), the scale
-figures (``bench/scale.py``), start-up times (``bench/startup.py``) and the local
-server's overhead
-(``bench/server_overhead.py``, run as its own process and its table read back)
-and, except with ``--quick``, faults held (``bench/faults.py``: ten pushes with 503s
-and 429s give the verdicts of ten without).
+figures (``bench/scale.py``), start-up times (``bench/startup.py``), the local
+server's overhead (``bench/server_overhead.py``, run as its own process and its table
+read back), the isolated environments (``bench/envs.py``: cold builds, push cost,
+disk) and, except with ``--quick``, faults held (``bench/faults.py``: ten pushes with
+503s and 429s give the verdicts of ten without).
 On a 2-core machine the default run takes about two minutes (see ``bench/README.md``).
 
     python bench/run_all.py [--quick] [--output bench/results.json]
@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # run as a script: the sibling benchmarks import by name
     sys.path.insert(0, str(HERE))
 
+import envs  # noqa: E402
 import faults  # noqa: E402
 import pipeline  # noqa: E402
 import scale  # noqa: E402
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     scl, scale_s = _section("scale", lambda: scale.run(**scale_kw))
     start, startup_s = _section("startup", lambda: startup.run(**startup_kw))
     over, over_s = _section("server overhead", lambda: run_server_overhead(**overhead_kw))
+    env, env_s = _section("environments", lambda: envs.run(quick=args.quick))
     if args.quick:  # twenty pushes are not a smoke test; tests/test_faults.py runs a small one
         held: dict[str, Any] = {"status": "skipped", "error": "not run with --quick"}
         held_s = 0.0
@@ -156,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     rows += overhead_rows(over)
     rows += faults.table_rows(held) if held["status"] == "ok" else [
         ("faults held", f"{held['status']}: {held.get('error', '')}")]
+    rows += (
+        envs.table_rows(env) if env["status"] == "ok"
+        else [("environments", f"failed: {env['error']}")]
+    )  # fmt: skip
 
     width = max(len(r[0]) for r in rows)
     print(f"| {'figure':<{width}} | value")
@@ -173,17 +179,20 @@ def main(argv: list[str] | None = None) -> int:
         "scale": scl,
         "startup": start,
         "server_overhead": over,
+        "environments": env,
         "faults": held,
         "seconds": {"pipeline": round(pipe_s, 1), "round_trips": round(trips_s, 1),
                     "scale": round(scale_s, 1), "startup": round(startup_s, 1),
-                    "server_overhead": round(over_s, 1), "faults": round(held_s, 1),
+                    "server_overhead": round(over_s, 1), "environments": round(env_s, 1),
+                    "faults": round(held_s, 1),
                     "total": round(time.perf_counter() - started, 1)},
         "table": [{"figure": f, "value": v} for f, v in rows],
     }
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.output}")
     failed = [n for n, d in (("pipeline", pipe), ("round trips", trips), ("scale", scl),
-                             ("startup", start), ("server overhead", over), ("faults", held))
+                             ("startup", start), ("server overhead", over),
+                             ("environments", env), ("faults", held))
               if d["status"] not in ("ok", "skipped")]
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)

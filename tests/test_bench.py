@@ -172,7 +172,8 @@ def test_run_all_quick_writes_results(tmp_path: Path) -> None:
     proc = _run_script("run_all.py", "--quick", "--output", str(out))
     data = json.loads(out.read_text())
     assert data["quick"] is True
-    for section in ("pipeline", "round_trips", "scale", "startup", "server_overhead"):
+    for section in ("pipeline", "round_trips", "scale", "startup", "server_overhead",
+                    "environments"):
         assert data[section]["status"] == "ok", data[section]
     rows = data["server_overhead"]["rows"]
     # sequential, 2 concurrent, then 1 and 2 clients with a model that waits
@@ -193,6 +194,16 @@ def test_run_all_quick_writes_results(tmp_path: Path) -> None:
     assert _number(data["startup"]["commands"]["list"]["seconds"])
     assert any(f.startswith("scale (4 variants): cogfleet render (all, warm)") for f in figures)
     assert any(f.startswith("server overhead: sequential") for f in figures)
+    environments = data["environments"]
+    (row,) = environments["cold_builds"]  # --quick: one variant of the demo family
+    assert (row["variant"], row["built"]) == ("toml-two", True)
+    assert _number(row["build_s"]) and row["own_bytes"] > 0
+    assert row["apparent_bytes"] >= row["own_bytes"]
+    cost = environments["push_cost"]
+    assert cost["pushes"] == 3 and _number(cost["isolated_p50_s"])
+    added = cost["isolated_p50_s"] - cost["current_p50_s"]
+    assert cost["added_s"] == pytest.approx(added, abs=1e-3)
+    assert any(f.startswith("environments: push with the environment built") for f in figures)
     assert all(f in proc.stdout for f in figures)
 
 
