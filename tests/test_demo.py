@@ -142,15 +142,14 @@ def test_schema_command_prints_what_a_pushed_version_gets(cli, demo_repo, tmp_pa
 @pytest.mark.slow
 def test_tomlparse_family_runs_each_variant_as_its_cog_builds_it(cli, demo_repo, tmp_path):
     """Conflicting pins side by side, and a variant pinned to Cog 0.15.8 (seed optional)."""
-    from cogfleet.server._embedded import LocalServer
+    from cogfleet.runtime import installed_version
 
     report_path = tmp_path / "report.json"
-    with LocalServer(state_dir=tmp_path / "state") as server:
-        result = cli("push", "toml-one", "toml-two", "toml-legacy", "--local-url",
-                     server.base_url, "--report-json", str(report_path), cwd=demo_repo)
-        assert result.code == ExitCode.OK, result.err
-        reports = {r["variant"]: r for r in json.loads(report_path.read_text())}
-    from cogfleet.runtime import installed_version
+    # the README's command: the embedded server, models created on first use
+    result = cli("push", "toml-one", "toml-two", "toml-legacy", "--report-json",
+                 str(report_path), cwd=demo_repo)
+    assert result.code == ExitCode.OK, result.err
+    reports = {r["variant"]: r for r in json.loads(report_path.read_text())}
 
     assert {name: r["cog_version"] for name, r in reports.items()} == {
         "toml-one": installed_version(), "toml-two": installed_version(),
