@@ -108,6 +108,11 @@ def test_demo_repo_matrix(demo_repo: Path, cli: Callable[..., CliResult]):
         {"variant": "caption", "model": "cogfleet-demo/captioner", "cog_version": COG},
         {"variant": "dev", "model": "cogfleet-demo/imagegen-dev", "cog_version": COG},
         {"variant": "schnell", "model": "cogfleet-demo/imagegen-schnell", "cog_version": COG},
+        # variants.yaml pins toml-legacy to Cog 0.15.8: its CI job installs that cog CLI
+        {"variant": "toml-legacy", "model": "cogfleet-demo/tomlparse-legacy",
+         "cog_version": "0.15.8"},
+        {"variant": "toml-one", "model": "cogfleet-demo/tomlparse-one", "cog_version": COG},
+        {"variant": "toml-two", "model": "cogfleet-demo/tomlparse-two", "cog_version": COG},
     ]
 
 

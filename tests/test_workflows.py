@@ -335,7 +335,10 @@ def test_push_workflow_steps_run_locally(checkout: tuple[Path, str], server: Loc
     matrix = json.loads(run(plan, {"inputs.variants": "schnell,caption"})["outputs"]["matrix"])
     assert [e["variant"] for e in matrix["include"]] == ["caption", "schnell"]
     everything = json.loads(run(plan, {"inputs.variants": "all"})["outputs"]["matrix"])
-    assert len(everything["include"]) == 3
+    assert [e["variant"] for e in everything["include"]] == [
+        "caption", "dev", "schnell", "toml-legacy", "toml-one", "toml-two"]
+    legacy = next(e for e in everything["include"] if e["variant"] == "toml-legacy")
+    assert legacy["cog_version"] == "0.15.8"  # the cog CLI its push job installs
     run(push, {"matrix.variant": "schnell", "inputs.no_push": "true",
                "inputs.ignore_schema_compatibility": "true", **secrets_blank()})
     report = json.loads((root / "reports" / "schnell.json").read_text())
