@@ -170,6 +170,28 @@ def test_runs_belong_to_their_account(
     assert pred.id in {p.id for page in replicate.paginate(bob.predictions.list) for p in page}
 
 
+def test_files_are_their_uploaders(
+    alice: replicate.Client, bob: replicate.Client, echo: dict[str, Any], tmp_path: Path
+) -> None:
+    note = tmp_path / "note.txt"
+    note.write_text("alice's note")
+    uploaded = alice.files.create(note)
+    url = uploaded.urls["get"]
+    with pytest.raises(ReplicateError) as info:
+        bob.files.get(uploaded.id)
+    assert info.value.status == 404
+    assert uploaded.id not in {f.id for f in bob.files.list()}
+    # Nor can bob have a prediction read it for him by its URL.
+    theirs = bob.predictions.create(
+        version=echo["id"], input={"prompt": "b", "document": url}, wait=True
+    )
+    assert "alice's note" not in str(theirs.output) and theirs.status == "failed"
+    mine = alice.predictions.create(
+        version=echo["id"], input={"prompt": "a", "document": url}, wait=True
+    )
+    assert mine.output == "hello a | alice's note"
+
+
 # --- Replicate's validation ----------------------------------------------------------
 
 
@@ -221,6 +243,10 @@ def test_body_types_and_values_are_checked(alice: replicate.Client, echo: dict[s
         )
     assert info.value.status == 422
     assert "webhook_events_filter.1" in str(info.value.detail)
+    with pytest.raises(ReplicateError) as info:
+        alice.predictions.create(version=echo["id"], input={"prompt": "x"}, webhook="example.com")
+    assert info.value.status == 422
+    assert "- webhook: Does not match format 'uri'" in str(info.value.detail)
     with pytest.raises(ReplicateError) as info:
         alice.models.create(owner="acme", name="x", visibility="secret", hardware="cpu")
     assert info.value.status == 422
@@ -399,21 +425,28 @@ def test_collections(alice: replicate.Client, bob: replicate.Client, echo: dict[
 
 def test_cancel_after_sets_a_deadline(server: LocalServer, echo: dict[str, Any]) -> None:
     with _raw(server) as http:
-        for bad in ("soon", "1s", "-5", "5x"):
+        for bad in ("soon", "1s", "-5", "5x", "1e308", "99999999999h", "nan"):
             resp = http.post(
                 "/v1/predictions",
                 json={"version": echo["id"], "input": {"prompt": "x"}},
                 headers={"Cancel-After": bad},
             )
             assert "Cancel-After" in _problem(resp, 400)["detail"]
+        for given, seconds in (("1m", 60), ("1h30m45s", 5445), ("90", 90), ("2m30s", 150)):
+            made = http.post(
+                "/v1/predictions",
+                json={"version": echo["id"], "input": {"prompt": "x"}},
+                headers={"Cancel-After": given},
+            ).json()
+            span = _stamp(made["deadline"]) - _stamp(made["created_at"])
+            assert seconds - 0.1 <= span.total_seconds() <= seconds + 1, (given, made)
         created = http.post(
             "/v1/predictions",
             json={"version": echo["id"], "input": {"prompt": "late", "delay": 120}},
             headers={"Cancel-After": "5s"},
         ).json()
-        stamp = datetime.fromisoformat(created["created_at"].replace("Z", "+00:00"))
-        deadline = datetime.fromisoformat(created["deadline"].replace("Z", "+00:00"))
-        assert 4.9 <= (deadline - stamp).total_seconds() <= 6
+        span = _stamp(created["deadline"]) - _stamp(created["created_at"])
+        assert 4.9 <= span.total_seconds() <= 6
         give_up = time.monotonic() + 60
         while (pred := http.get(f"/v1/predictions/{created['id']}").json())["status"] not in (
             "succeeded",
@@ -423,6 +456,10 @@ def test_cancel_after_sets_a_deadline(server: LocalServer, echo: dict[str, Any])
             assert time.monotonic() < give_up, pred
             time.sleep(0.2)
     assert pred["status"] == "canceled"
+
+
+def _stamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def test_prediction_list_filters(

@@ -119,6 +119,47 @@ def test_malformed_bodies(
     assert says in _problem(resp, status)["detail"]
 
 
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        (b"NaN", "NaN is not a JSON value"),
+        (b"Infinity", "Infinity is not a JSON value"),
+        (b"-Infinity", "-Infinity is not a JSON value"),
+        (b"1e999", "out of range"),
+        (b"9" * 5000, "not valid JSON"),
+    ],
+)
+def test_numbers_json_has_not_are_400_and_store_nothing(
+    server: LocalServer, http: httpx.Client, version: str, value: bytes, says: str
+) -> None:
+    # A valid version, so that only the number stands between the body and the store.
+    body = b'{"version": "%s", "input": {"prompt": "x", "delay": %s}}' % (version.encode(), value)
+    before = server.api.store.count("predictions")
+    resp = http.post("/v1/predictions", content=body, headers={"Content-Type": "application/json"})
+    assert says in _problem(resp, 400)["detail"]
+    assert server.api.store.count("predictions") == before
+    meta = http.post(
+        "/v1/files", files={"content": ("a.txt", b"hi")}, data={"metadata": b'{"a": %s}' % value}
+    )
+    assert "metadata is not valid JSON" in _problem(meta, 400)["detail"]
+
+
+def test_lone_surrogates_are_read_as_replacement_characters(
+    http: httpx.Client, version: str
+) -> None:
+    # Go's JSON decoder (Replicate's) reads an unpaired "\ud800" as U+FFFD.
+    body = b'{"version": "%s", "input": {"prompt": "a\\ud800b"}}' % version.encode()
+    resp = http.post(
+        "/v1/predictions",
+        content=body,
+        headers={"Content-Type": "application/json", "Prefer": "wait"},
+    )
+    assert resp.status_code == 201, resp.text
+    pred = resp.json()
+    assert pred["status"] == "succeeded", pred
+    assert pred["input"]["prompt"] == "a\ufffdb" and pred["output"] == "hello a\ufffdb"
+
+
 def test_bodies_over_the_limit_are_413(http: httpx.Client, version: str) -> None:
     big = {"version": version, "input": {"prompt": "x" * (6 * 1024 * 1024)}}
     _problem(http.post("/v1/predictions", json=big), 413)
@@ -144,6 +185,9 @@ def test_bodies_over_the_limit_are_413(http: httpx.Client, version: str) -> None
         {"version": "V", "input": {}, "webhook": 5},
         {"version": "V", "input": {}, "webhook_events_filter": "start"},
         {"version": "V", "input": {}, "stream": "yes"},
+        {"version": "V", "input": {"prompt": "x"}, "webhook": "not a url"},
+        {"version": "V", "input": {"prompt": "x"}, "webhook": "http://[::1/hook"},
+        {"version": "V", "input": {"prompt": "x"}, "webhook_completed": "ftp://host/done"},
         {"version": "V", "input": {"prompt": 5}},
         {"version": "V", "input": {"prompt": "x", "num_outputs": "many"}},
         {"version": "V", "inputs": {"prompt": "x"}},
@@ -233,7 +277,12 @@ def test_bad_resource_bodies_are_422(
 
 @pytest.mark.parametrize(
     "params",
-    [{"cursor": "!!!"}, {"cursor": "bz0tNQ=="}, {"created_before": "31/12/2024"}],
+    [
+        {"cursor": "!!!"},
+        {"cursor": "bz0tNQ=="},  # o=-5
+        {"cursor": "bz05OTk5OTk5OTk5OTk5OTk5OTk5OTk5OQ=="},  # past SQLite's integers
+        {"created_before": "31/12/2024"},
+    ],
 )
 def test_bad_query_parameters(http: httpx.Client, params: dict[str, str]) -> None:
     resp = http.get("/v1/predictions", params=params)

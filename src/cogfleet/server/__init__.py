@@ -35,7 +35,13 @@ webhooks signed like Replicate's). What deliberately differs, and why:
   limit); JSON nested more than 64 levels is 400. Replicate's JSON limits are not
   documented.
 * **``Cancel-After``** below 5 seconds, or not a duration, is a 400 (Replicate
-  documents 5 s as the minimum).
+  documents 5 s as the minimum); so is one over a million hours (no deadline
+  that far can be kept; Replicate documents no maximum).
+* **Webhook URLs** must be absolute ``http(s)`` URLs (422 otherwise); ``http://``
+  is accepted where Replicate wants HTTPS, since a local receiver rarely has TLS.
+* **JSON** is read as Replicate's Go parser reads it: ``NaN``, ``Infinity`` and
+  numbers beyond a double are 400; an unpaired UTF-16 surrogate escape becomes
+  U+FFFD.
 * **Delivery URLs** (``/delivery/…``) are ``http://`` on loopback, which the 1.0.7
   client leaves as plain strings rather than ``FileOutput``; ``FileOutput(url,
   client).read()`` and any HTTP GET fetch them. The synchronous answer inlines

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import secrets
 from collections.abc import Callable, Sequence
@@ -195,22 +196,59 @@ async def read_json(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if not raw.strip():
         return {}
-    try:
-        body = json.loads(raw)
-    except RecursionError:
-        body = None
-        too_deep = True
-    except ValueError as exc:
-        raise ApiError(400, f"Request body is not valid JSON: {exc}", "Bad request") from exc
-    else:
-        too_deep = _depth_exceeds(body, MAX_JSON_DEPTH)
-    if too_deep:
-        raise ApiError(
-            400, f"Request body is nested more than {MAX_JSON_DEPTH} levels deep", "Bad request"
-        )
+    body = parse_json(raw, "Request body")
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object", "Bad request")
     return body
+
+
+def parse_json(raw: bytes | str, what: str) -> Any:
+    """Strict JSON as Replicate's (Go) parser reads it; 400 naming ``what`` otherwise.
+
+    ``NaN``, ``Infinity`` and numbers out of a double's range are not JSON (and
+    would poison the store); nesting deeper than :data:`MAX_JSON_DEPTH` is refused;
+    an escaped lone UTF-16 surrogate (``"\\ud800"``) becomes U+FFFD, as Go does.
+    """
+    try:
+        value = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError:
+        too_deep = True
+    except ValueError as exc:
+        raise ApiError(400, f"{what} is not valid JSON: {exc}", "Bad request") from exc
+    else:
+        too_deep = _depth_exceeds(value, MAX_JSON_DEPTH)
+    if too_deep:
+        raise ApiError(
+            400, f"{what} is nested more than {MAX_JSON_DEPTH} levels deep", "Bad request"
+        )
+    if _SURROGATE_ESCAPE.search(raw if isinstance(raw, bytes) else raw.encode("utf-8", "replace")):
+        value = _without_lone_surrogates(value)
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _depth_exceeds(value: Any, limit: int) -> bool:
@@ -257,7 +295,7 @@ def _cursor_offset(request: Request) -> int:
         offset = int(decoded.removeprefix("o="))
     except (ValueError, binascii.Error) as exc:
         raise ApiError(400, "Invalid cursor", "Bad request") from exc
-    if offset < 0:
+    if not 0 <= offset < 2**62:
         raise ApiError(400, "Invalid cursor", "Bad request")
     return offset
 

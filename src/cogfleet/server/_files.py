@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import mimetypes
 import re
 import uuid
@@ -30,6 +29,7 @@ from cogfleet.server._core import (
     account_of,
     base_url,
     paginate,
+    parse_json,
     public,
 )
 from cogfleet.server._state import Store
@@ -39,17 +39,22 @@ MAX_FILE_SIZE = 100 * 1024 * 1024
 _FILE_URL_RE = re.compile(r"/v1/files/([A-Za-z0-9_-]+)(?:/download)?(?:\?.*)?$")
 
 
-def local_file_as_data_uri(store: Store, files_dir: Path, text: str) -> str:
-    """``text`` as a ``data:`` URI when it is the URL of a file on this server, else as is."""
+def local_file_as_data_uri(store: Store, files_dir: Path, text: str, account: Account) -> str:
+    """``text`` as a ``data:`` URI when it is the URL of a file on this server that
+    ``account`` uploaded (as the file endpoints, only its own), else as is."""
     if text.startswith(("http://", "https://")):
         match = _FILE_URL_RE.search(text)
         if match:
             meta = store.get("files", match.group(1))
             path = files_dir / match.group(1)
-            if meta is not None and path.is_file():
+            if meta is not None and _owns(account, meta) and path.is_file():
                 data = base64.b64encode(path.read_bytes()).decode()
                 return f"data:{meta['content_type']};base64,{data}"
     return text
+
+
+def _owns(account: Account, doc: dict[str, Any]) -> bool:
+    return account.permissive or doc.get("_account") == account.username
 
 
 class Files:
@@ -78,7 +83,7 @@ class Files:
 
     def _file(self, fid: str, account: Account) -> dict[str, Any]:
         doc = self.store.get("files", fid)
-        if doc is None or not (account.permissive or doc.get("_account") == account.username):
+        if doc is None or not _owns(account, doc):
             raise ApiError(404, NOT_FOUND)
         return doc
 
@@ -116,10 +121,7 @@ class Files:
             ) from exc
         metadata: Any = {}
         if isinstance(raw_meta, str) and raw_meta.strip():
-            try:
-                metadata = json.loads(raw_meta)
-            except (ValueError, RecursionError) as exc:
-                raise invalid([("invalid_type", "metadata", "must be a JSON object")]) from exc
+            metadata = parse_json(raw_meta, "metadata")
             if not isinstance(metadata, dict):
                 raise invalid([("invalid_type", "metadata", "must be a JSON object")])
         if len(data) > MAX_FILE_SIZE:

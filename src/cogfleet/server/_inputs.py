@@ -14,6 +14,7 @@ from typing import Any
 
 import jsonschema
 
+from cogfleet.server._core import Account
 from cogfleet.server._files import local_file_as_data_uri
 from cogfleet.server._state import Store
 from cogfleet.server._validation import invalid
@@ -59,14 +60,14 @@ class Inputs:
         if problems:
             raise invalid(problems)
 
-    def for_runner(self, value: Any) -> Any:
-        """``value`` with this server's file URLs as ``data:`` URIs."""
+    def for_runner(self, value: Any, account: Account) -> Any:
+        """``value`` with the URLs of files ``account`` uploaded here as ``data:`` URIs."""
         if isinstance(value, str):
-            return local_file_as_data_uri(self.store, self.files_dir, value)
+            return local_file_as_data_uri(self.store, self.files_dir, value, account)
         if isinstance(value, list):
-            return [self.for_runner(v) for v in value]
+            return [self.for_runner(v, account) for v in value]
         if isinstance(value, dict):
-            return {k: self.for_runner(v) for k, v in value.items()}
+            return {k: self.for_runner(v, account) for k, v in value.items()}
         return value
 
 

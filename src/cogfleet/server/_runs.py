@@ -53,6 +53,8 @@ _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|ms|m|s))+$")
 _DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 MIN_CANCEL_AFTER = 5.0
+# Far beyond any run, and a deadline that dates and timers can still hold.
+MAX_CANCEL_AFTER = 1_000_000 * 3600.0
 
 Finish = Callable[[dict[str, Any]], None]
 
@@ -70,9 +72,13 @@ def parse_cancel_after(text: str) -> float:
                 "Bad request",
             ) from None
         seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART_RE.findall(value))
-    if not seconds >= MIN_CANCEL_AFTER or seconds == float("inf"):
+    if not seconds >= MIN_CANCEL_AFTER:
         raise ApiError(
             400, f"Cancel-After must be at least {MIN_CANCEL_AFTER:g} seconds", "Bad request"
+        )
+    if seconds > MAX_CANCEL_AFTER:
+        raise ApiError(
+            400, f"Cancel-After must be at most {MAX_CANCEL_AFTER / 3600:g}h", "Bad request"
         )
     return seconds
 
@@ -257,7 +263,7 @@ class Runs:
         self._done[pid] = event
         self._changed[pid] = asyncio.Condition()
         self._generation[pid] = 0
-        runner_input = self.inputs.for_runner(raw_input)
+        runner_input = self.inputs.for_runner(raw_input, account)
         wait = self._prefer_wait(request)
         # Intermediate logs and outputs cost the runner a webhook per prediction: only
         # when someone can see them (a poller, a stream, or a webhook that wants them).

@@ -13,11 +13,28 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import jsonschema
 
 from cogfleet.server._core import INVALID, ApiError
 
-_URL = {"type": "string", "minLength": 1, "maxLength": 2048}
+# Only the formats the request schemas use: a webhook is an absolute http(s) URL
+# (http too: a local receiver rarely has TLS).
+_FORMATS = jsonschema.FormatChecker(formats=())
+
+
+@_FORMATS.checks("uri")
+def _is_url(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL:
+        return False
+    return url.scheme in ("http", "https") and bool(url.host)
+
+
+_URL = {"type": "string", "minLength": 1, "maxLength": 2048, "format": "uri"}
 _WEBHOOK_EVENTS = {
     "type": "array",
     "items": {"type": "string", "enum": ["start", "output", "logs", "completed"]},
@@ -115,6 +132,7 @@ _TYPES = {
     "minLength": "string_gte",
     "maxLength": "string_lte",
     "pattern": "pattern",
+    "format": "format",
 }
 _JSON_TYPES = {
     bool: "boolean",
@@ -131,7 +149,9 @@ def check_body(body: dict[str, Any], schema: dict[str, Any]) -> None:
     """422 ``Input validation failed`` when ``body`` does not fit ``schema``."""
     validator = _VALIDATORS.get(id(schema))
     if validator is None:
-        validator = _VALIDATORS[id(schema)] = jsonschema.Draft7Validator(schema)
+        validator = _VALIDATORS[id(schema)] = jsonschema.Draft7Validator(
+            schema, format_checker=_FORMATS
+        )
     problems: list[tuple[str, str, str]] = []
     for err in sorted(validator.iter_errors(body), key=_order):
         problems.extend(_describe(err))
@@ -193,4 +213,6 @@ def _describe(err: jsonschema.ValidationError) -> list[tuple[str, str, str]]:
         return [(kind, here, f"String length must be less than or equal to {err.validator_value}")]
     if err.validator == "pattern":
         return [(kind, here, f"Does not match pattern '{err.validator_value}'")]
+    if err.validator == "format":
+        return [(kind, here, f"Does not match format '{err.validator_value}'")]
     return [(kind, here or parent, str(err.message))]
