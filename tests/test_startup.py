@@ -88,3 +88,45 @@ def test_each_command_reads_as_with_every_flag_built(
 ) -> None:
     """The parser built for one command prints what the parser with every flag prints."""
     assert _help(argv, argv, capsys) == _help(None, argv, capsys)
+
+
+# ---------------------------------------------------------------------------- the exit
+EXIT_PROBE = """\
+import atexit, sys
+from cogfleet.cli import run
+marker = sys.argv.pop()
+atexit.register(lambda: open(marker, "w").write("ran"))
+run()
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "code"), [(["list", "--json"], 0), (["lint", "no-such-variant"], 2)]
+)
+def test_the_program_ends_after_its_output_and_exit_handlers(
+    demo_repo: Path, tmp_path: Path, args: list[str], code: int
+) -> None:
+    """``run`` ends the process without the interpreter's teardown, but only after the
+    output is flushed and the exit handlers (temporary folders, finalizers) have run."""
+    marker = tmp_path / "atexit.txt"
+    proc = subprocess.run(
+        [sys.executable, "-c", EXIT_PROBE, *args, str(marker)], cwd=demo_repo,
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == code, proc.stderr
+    assert marker.read_text() == "ran"
+    if code == 0:
+        names = {v["name"] for v in json.loads(proc.stdout)}
+        assert {"schnell", "dev", "caption"} <= names
+    else:
+        assert proc.stdout == ""
+        assert proc.stderr.startswith("error: ") and "no-such-variant" in proc.stderr
+
+
+def test_python_dash_m_is_the_program(demo_repo: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cogfleet", "list"], cwd=demo_repo, capture_output=True,
+        text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "cogfleet-demo/imagegen-schnell" in proc.stdout

@@ -1,3 +1,3 @@
-from cogfleet.cli import main
+from cogfleet.cli import run
 
-raise SystemExit(main())
+run()

@@ -1,6 +1,6 @@
 """The ``cogfleet`` command line: one module per command group, shared helpers in ``_common``.
 
-- ``_main``: the entry point (:func:`main`), the parser, exit codes.
+- ``_main``: the entry point (:func:`main`; :func:`run` is the program), the parser, exit codes.
 - ``_monorepo``: ``list``, ``render``, ``lint``, ``plugins``, ``select``.
 - ``_schema``: ``schema``, ``schema-diff``.
 - ``_serve``: ``serve``.
@@ -14,6 +14,6 @@ import only the standard library, :mod:`cogfleet._errors` and ``_common`` at mod
 level (``tests/test_layers.py`` checks what ``cogfleet --help`` imports).
 """
 
-from cogfleet.cli._main import build_parser, main
+from cogfleet.cli._main import build_parser, main, run
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "run"]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from cogfleet import __version__
 from cogfleet._errors import CogfleetError, ExitCode
@@ -81,8 +83,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.INTERRUPTED
     except CogfleetError as exc:
         if verbose >= 3:
-            import traceback
-
             traceback.print_exc()
         sys.stderr.write(f"error: {exc}\n")
         return int(exc.exit_code)
@@ -95,3 +95,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: internal error: {type(exc).__name__}: {first} "
                          "(-vvv shows the traceback)\n")
         return ExitCode.USAGE_ERROR
+
+
+def run() -> NoReturn:
+    """The ``cogfleet`` program (console script, ``python -m cogfleet``): :func:`main`, exit.
+
+    Once the command has returned, its files are closed, its servers stopped and its
+    threads joined; what is left is flushing the output and the exit handlers. The
+    interpreter's own teardown after that (freeing every module and object one by one,
+    a few hundred milliseconds after a push) changes nothing anyone can see, so the
+    process ends without it. With a thread still running, the exit is the usual one.
+    """
+    code = main()
+    import atexit
+    import contextlib
+    import logging
+    import os
+    import threading
+
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate()
+           if t is not threading.main_thread()):
+        sys.exit(code)
+    atexit._run_exitfuncs()  # what the interpreter would run: temporary files, finalizers
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (`cogfleet list | head`)
+            stream.flush()
+    os._exit(code)
