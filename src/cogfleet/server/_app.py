@@ -15,8 +15,9 @@ They share ``_core`` (settings, accounts, problem JSON, ids, pagination, auth, b
 limits), ``_validation`` (request bodies as Replicate checks them), ``_webhooks``
 (signed delivery), and the run execution core: ``_runs`` (the life of a
 prediction or training, run by real Cog predictors through
-:class:`cogfleet.server._runner.RunnerPool`), ``_inputs`` and ``_outputs`` (file
-outputs delivered as URLs). Resources persist in SQLite under the state
+:class:`cogfleet.server._runner.RunnerPool`, whose model server processes are
+``_runner_process`` and whose loopback webhook receiver is ``_receiver``),
+``_inputs`` and ``_outputs`` (file outputs delivered as URLs). Resources persist in SQLite under the state
 directory (``_state``). What deliberately differs from Replicate is listed in the
 package docstring (``cogfleet.server``).
 

@@ -7,11 +7,6 @@ later calls reuse that process, so ``setup()`` runs once per process.
 
 How this module talks to coglet 0.23.1, and what a caller should know:
 
-* **Interpreter.** coglet starts its worker as plain ``python`` looked up on
-  ``PATH`` (not ``sys.executable``); without the venv first on ``PATH`` the worker
-  dies with ``No module named 'coglet'`` and ``/health-check`` stays ``STARTING``
-  forever. The pool puts the folder of ``python`` first on ``PATH`` (or a small
-  shim when that folder has no ``python``) and bounds start-up by ``setup_timeout``.
 * **Requests.** Each prediction is one synchronous ``POST /predictions`` (or
   ``/trainings``) carrying our ``id``. Only a caller that wants intermediate states
   (``on_update``) gets a ``webhook`` pointing at a loopback receiver inside this
@@ -63,94 +58,53 @@ How this module talks to coglet 0.23.1, and what a caller should know:
   ``status: failed, error: "Worker crashed"``, reports ``UNHEALTHY`` and then gives
   409 to every request; the pool drops such a runner so the next call starts a new
   one. Predictions in flight when the pool closes also end as ``Worker crashed``.
-* **Processes.** Each coglet runs in its own session / process group together
-  with its worker; :meth:`RunnerPool.close` sends SIGTERM to the group, then
-  SIGKILL after a grace period. On Linux the child also gets
-  ``PR_SET_PDEATHSIG(SIGKILL)``, so it dies if the thread that started it (the
-  event loop's thread) dies; coglet's worker exits on its own when coglet dies.
-* **Runtimes.** Each call names a :class:`Runtime`: the interpreter (an isolated
-  environment's ``bin/python``, or cogfleet's own) and which server its Cog SDK
-  ships. Everything above is coglet (SDK >= 0.17). SDKs 0.7 - 0.16 ship the Python
-  server (FastAPI + a worker process), driven the way Replicate drives it:
-  ``POST /predictions`` with ``Prefer: respond-async`` (202 at once; a sync request
-  re-validates its response and fails with 500 for ``int = Input(default=None)``
-  under pydantic 2), the final state from the ``completed`` webhook, and
-  ``--upload-url`` pointing at the receiver, which keeps each uploaded file and
-  answers with its own URL; those URLs are turned back into ``data:`` URIs in the
-  output, as coglet gives them. That server validates input with pydantic from the
-  predictor's signature (422 with pydantic's ``detail``), reads ``COG_*_TYPE_STUB``
-  (SDK >= 0.13; older ones read ``predict:``/``train:`` of cog.yaml), and exits
-  when ``setup()`` fails or the worker dies (its setup logs are in the log file).
-  Before 0.9.10 it has no ``--host`` and listens on every address.
-  A runtime's environment is isolated: ``PYTHONPATH``, ``PYTHONHOME`` and the user
-  site are not inherited.
-* **Logs.** coglet's stdout/stderr go to ``<log_dir>/<key>.log`` (a private
-  temporary folder, removed on close, when no ``log_dir`` is given). The child
-  environment has no credentials (see :mod:`cogfleet._credentials`) and no
-  ``COG_*`` settings of the parent; ``environment:`` from cog.yaml is added after.
+* **Runtimes, processes, interpreter, environment**: see :mod:`._runner_process`.
+  Each runner's output goes to ``<log_dir>/<key>.log`` (a private temporary
+  folder, removed on close, when no ``log_dir`` is given).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import ctypes
-import hashlib
 import inspect
 import json
 import logging
-import mimetypes
-import os
 import re
-import secrets
 import shutil
-import signal
-import socket
 import sys
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import h11
 import httpx
 
-from cogfleet._credentials import without_credentials
 from cogfleet._errors import ConfigError, RemoteError
-from cogfleet._yaml import load_yaml_file
+from cogfleet.server._receiver import WebhookReceiver
+from cogfleet.server._runner_process import (
+    POLL_FIRST,
+    POLL_MAX,
+    STOP_GRACE,
+    InvalidInput,
+    Mode,
+    OnUpdate,
+    Runner,
+    Runtime,
+    SetupFailed,
+    StartWith,
+    group_members,
+    logged_lines,
+    read_cog_yaml,
+    utc_now,
+)
+
+__all__ = ["InvalidInput", "RunnerPool", "Runtime", "SetupFailed"]
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["predict", "train"]
-OnUpdate = Callable[[dict[str, Any]], Awaitable[None] | None]
-ServerKind = Literal["coglet", "legacy"]
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """What runs a version: an interpreter and the server its Cog SDK ships."""
-
-    python: str = sys.executable
-    server: ServerKind = "coglet"
-    isolated: bool = False
-    """True for an environment of its own (nothing of cogfleet's is inherited)."""
-    host_flag: bool = True
-    """The server takes ``--host`` (Cog < 0.9.10 has none and binds every address)."""
-
-    @property
-    def server_name(self) -> str:
-        return "coglet" if self.server == "coglet" else "cog.server.http"
-
-# Seconds between SIGTERM and SIGKILL when stopping a coglet process group.
-STOP_GRACE = 5.0
-# Health-check polling during start-up only: coglet has no readiness push.
-_POLL_FIRST = 0.02
-_POLL_MAX = 0.25
 # "completed" duplicates the HTTP answer but is the only place coglet puts the logs
 # of a failed or canceled prediction.
 _EVENTS = ["start", "output", "logs", "completed"]
@@ -161,107 +115,6 @@ _RESULT_KEYS = ("id", "status", "output", "error", "logs", "metrics", "started_a
 _COMPLETED_WAIT = 2.0
 # How long a 409 (slot still busy with a canceled prediction) is retried.
 _BUSY_RETRY = 10.0
-_PR_SET_PDEATHSIG = 1
-
-
-class InvalidInput(Exception):
-    """coglet rejected the input (HTTP 422). ``detail`` is coglet's ``detail`` list."""
-
-    def __init__(self, detail: list[dict[str, Any]]) -> None:
-        self.detail = detail
-        parts = []
-        for item in detail:
-            loc = item.get("loc") or []
-            name = str(loc[-1]) if loc else "input"
-            parts.append(f"{name}: {item.get('msg', 'invalid')}")
-        super().__init__("; ".join(parts) or "invalid input")
-
-
-class SetupFailed(Exception):
-    """The predictor's ``setup()`` failed or coglet exited before it was ready."""
-
-    def __init__(self, message: str, logs: str) -> None:
-        self.logs = logs
-        super().__init__(message)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _load_libc() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-# Loaded before any fork so the child does not call dlopen between fork and exec.
-_LIBC = _load_libc()
-
-
-def _child_preexec(parent_pid: int) -> Callable[[], None]:
-    """Make the child die with its parent (Linux ``PR_SET_PDEATHSIG``)."""
-
-    def preexec() -> None:
-        if _LIBC is not None:
-            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        # The parent may have died between fork and prctl; the signal would never come.
-        if os.getppid() != parent_pid:
-            os._exit(1)
-
-    return preexec
-
-
-@dataclass(frozen=True)
-class _CogConfig:
-    predict_ref: str | None
-    train_ref: str | None
-    max_concurrency: int
-    environment: dict[str, str]
-
-
-def _read_cog_yaml(build_dir: Path) -> _CogConfig:
-    path = build_dir / "cog.yaml"
-    if not path.is_file():
-        raise ConfigError(path, "missing cog.yaml in the build folder")
-    data = load_yaml_file(path)
-    if not isinstance(data, dict):
-        raise ConfigError(path, "cog.yaml must be a mapping")
-    predict_ref = data.get("run") or data.get("predict")
-    train_ref = data.get("train")
-    for name, value in (("run/predict", predict_ref), ("train", train_ref)):
-        if value is not None and (not isinstance(value, str) or ".py:" not in value):
-            raise ConfigError(path, f"{name}: expected 'file.py:Name', got {value!r}")
-    concurrency = data.get("concurrency") or {}
-    if not isinstance(concurrency, dict):
-        raise ConfigError(path, "concurrency: must be a mapping")
-    max_c = concurrency.get("max", 1)
-    if not isinstance(max_c, int) or isinstance(max_c, bool) or max_c < 1:
-        raise ConfigError(path, f"concurrency.max: must be an integer >= 1, got {max_c!r}")
-    environment: dict[str, str] = {}
-    for entry in data.get("environment") or []:
-        if not isinstance(entry, str) or "=" not in entry:
-            raise ConfigError(path, f"environment: expected 'NAME=value', got {entry!r}")
-        name, _, value = entry.partition("=")
-        environment[name] = value
-    return _CogConfig(predict_ref, train_ref, max_c, environment)
-
-
-def _tail(path: Path, limit: int = 20_000) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return ""
-    return data[-limit:].decode("utf-8", "replace")
 
 
 @dataclass
@@ -270,7 +123,7 @@ class _Inflight:
 
     prediction_id: str
     on_update: OnUpdate | None
-    runner: _Runner | None = None
+    runner: Runner | None = None
     # Whether coglet was given a webhook (only when someone wants updates).
     hooked: bool = False
     # Size of the runner's log file when the request was sent.
@@ -307,181 +160,6 @@ class _Inflight:
             log.exception("on_update for %s failed", self.prediction_id)
 
 
-class _Runner:
-    """One model server process (coglet or the SDK's Python server) for one key."""
-
-    def __init__(
-        self,
-        key: str,
-        build_dir: Path,
-        mode: Mode,
-        config: _CogConfig,
-        log_path: Path,
-        runtime: Runtime,
-    ) -> None:
-        self.key = key
-        self.runtime = runtime
-        self.build_dir = build_dir
-        self.mode = mode
-        self.config = config
-        self.log_path = log_path
-        self.slots = 1 if mode == "train" else config.max_concurrency
-        self.in_flight = 0
-        # run() calls holding this runner (waiting for start-up, a slot, or running).
-        self.users = 0
-        self.cond = asyncio.Condition()
-        self.proc: asyncio.subprocess.Process | None = None
-        self.port = 0
-        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.last_used = time.monotonic()
-        self.stopping = False
-        self.start_task: asyncio.Task[None] | None = None
-
-    @property
-    def route(self) -> str:
-        return "trainings" if self.mode == "train" else "predictions"
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
-
-    async def stop(self) -> None:
-        """SIGTERM the process group, then SIGKILL after ``STOP_GRACE`` seconds."""
-        self.stopping = True
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            with contextlib.suppress(TimeoutError):  # then it is killed below
-                await asyncio.wait_for(proc.wait(), STOP_GRACE)
-        # Whatever is left in the group (the worker, or a hung leader) is killed outright.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
-
-
-class _WebhookReceiver:
-    """A loopback HTTP/1.1 server for the model servers' webhook POSTs and file PUTs.
-
-    ``POST /<token>/<prediction id>`` is a webhook. ``PUT /<token>/upload/<name>``
-    is an output file from the Python server's ``--upload-url``: it is kept in
-    memory and answered with ``Location: <its own URL>``, which
-    :meth:`inline_files` later turns into a ``data:`` URI.
-    """
-
-    def __init__(self, dispatch: Callable[[str, bytes], None]) -> None:
-        self._dispatch = dispatch
-        self._token = secrets.token_urlsafe(16)
-        self._server: asyncio.Server | None = None
-        self._files: dict[str, tuple[str, bytes]] = {}
-        self.port = 0
-
-    @property
-    def upload_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{self._token}/upload/"
-
-    @property
-    def _files_prefix(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{self._token}/files/"
-
-    def inline_files(self, value: Any, *, keep: bool = False) -> Any:
-        """``value`` with every uploaded-file URL replaced by its ``data:`` URI.
-
-        ``keep``: leave the files stored (an intermediate output); otherwise each
-        one is dropped once inlined.
-        """
-        if isinstance(value, str) and value.startswith(self._files_prefix):
-            file_id = value[len(self._files_prefix) :].split("/", 1)[0]
-            found = self._files.get(file_id) if keep else self._files.pop(file_id, None)
-            if found is None:
-                return value
-            mime, data = found
-            return f"data:{mime};base64,{base64.b64encode(data).decode()}"
-        if isinstance(value, list):
-            return [self.inline_files(item, keep=keep) for item in value]
-        if isinstance(value, dict):
-            return {k: self.inline_files(v, keep=keep) for k, v in value.items()}
-        return value
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    def url(self, prediction_id: str) -> str:
-        quoted = urllib.parse.quote(prediction_id, safe="")
-        return f"http://127.0.0.1:{self.port}/{self._token}/{quoted}"
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = h11.Connection(h11.SERVER)
-        target = b""
-        method = b""
-        content_type = ""
-        body = bytearray()
-        try:
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    conn.receive_data(await reader.read(65536))
-                elif isinstance(event, h11.Request):
-                    target, method, body = event.target, event.method, bytearray()
-                    content_type = next(
-                        (v.decode("latin-1") for k, v in event.headers if k == b"content-type"),
-                        "",
-                    )
-                elif isinstance(event, h11.Data):
-                    body += event.data
-                elif isinstance(event, h11.EndOfMessage):
-                    status, location = self._route(method, target, content_type, bytes(body))
-                    headers = [("content-length", "0")]
-                    if location:
-                        headers.append(("location", location))
-                    response = h11.Response(status_code=status, headers=headers)
-                    writer.write(conn.send(response) or b"")
-                    writer.write(conn.send(h11.EndOfMessage()) or b"")
-                    await writer.drain()
-                    if conn.our_state is h11.MUST_CLOSE:
-                        return
-                    conn.start_next_cycle()
-                else:  # ConnectionClosed or PAUSED
-                    return
-        except (h11.ProtocolError, ConnectionError):
-            return
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-
-    def _route(
-        self, method: bytes, target: bytes, content_type: str, body: bytes
-    ) -> tuple[int, str | None]:
-        parts = target.decode("latin-1").split("?", 1)[0].strip("/").split("/")
-        if len(parts) < 2 or not secrets.compare_digest(parts[0], self._token):
-            return 404, None
-        if method == b"PUT" and len(parts) == 3 and parts[1] == "upload":
-            name = urllib.parse.unquote(parts[2])
-            mime = content_type.split(";")[0].strip() or (
-                mimetypes.guess_type(name)[0] or "application/octet-stream"
-            )
-            file_id = secrets.token_hex(8)
-            self._files[file_id] = (mime, body)
-            return 201, f"{self._files_prefix}{file_id}/{urllib.parse.quote(name)}"
-        if len(parts) != 2:
-            return 404, None
-        self._dispatch(urllib.parse.unquote(parts[1]), body)
-        return 200, None
-
-
 class RunnerPool:
     """Warm model servers, one per key, with per-runner concurrency limits.
 
@@ -508,12 +186,12 @@ class RunnerPool:
             self._own_tmp = Path(tempfile.mkdtemp(prefix="cogfleet-runner-"))
             log_dir = self._own_tmp
         self.log_dir = log_dir
-        self._runners: dict[str, _Runner] = {}
-        self._stopping: set[_Runner] = set()
+        self._runners: dict[str, Runner] = {}
+        self._stopping: set[Runner] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._inflight: dict[str, _Inflight] = {}
         self._client: httpx.AsyncClient | None = None
-        self._receiver: _WebhookReceiver | None = None
+        self._receiver: WebhookReceiver | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._lock: asyncio.Lock | None = None
         self._closed = False
@@ -600,7 +278,7 @@ class RunnerPool:
         # coglet may not have registered the request yet: try again on its start
         # event (with a webhook) or after a short pause (without one).
         deadline = time.monotonic() + 5.0
-        delay = _POLL_FIRST
+        delay = POLL_FIRST
         while not await self._send_cancel(runner, prediction_id):
             if inflight.finished or time.monotonic() > deadline:
                 return False
@@ -609,7 +287,7 @@ class RunnerPool:
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(inflight.started.wait(), timeout=delay)
-            delay = min(delay * 2, _POLL_MAX)
+            delay = min(delay * 2, POLL_MAX)
         return True
 
     async def stop_idle(self) -> None:
@@ -657,7 +335,7 @@ class RunnerPool:
         """PIDs of live coglet processes: each runner's server and its worker(s)."""
         runners = [*self._runners.values(), *self._stopping]
         leaders = {r.proc.pid for r in runners if r.proc is not None and r.alive()}
-        return sorted(leaders | _group_members(leaders))
+        return sorted(leaders | group_members(leaders))
 
     # ------------------------------------------------------------------ internals
 
@@ -672,12 +350,12 @@ class RunnerPool:
         if inflight.consumer is not None and not inflight.consumer.done():
             inflight.consumer.cancel()
 
-    async def _release_slot(self, runner: _Runner) -> None:
+    async def _release_slot(self, runner: Runner) -> None:
         async with runner.cond:
             runner.in_flight -= 1
             runner.cond.notify_all()
 
-    async def _release_after_drop(self, runner: _Runner, inflight: _Inflight) -> None:
+    async def _release_after_drop(self, runner: Runner, inflight: _Inflight) -> None:
         try:
             if runner.alive():
                 await self._send_cancel(runner, inflight.prediction_id)
@@ -687,7 +365,7 @@ class RunnerPool:
             self._forget(inflight)
             await self._release_slot(runner)
 
-    async def _healthy(self, runner: _Runner) -> bool:
+    async def _healthy(self, runner: Runner) -> bool:
         if self._client is None or not runner.alive():  # closed pool, or a dead process
             return False
         try:
@@ -696,7 +374,7 @@ class RunnerPool:
         except (httpx.TransportError, ValueError):
             return False
 
-    def _retire(self, runner: _Runner) -> None:
+    def _retire(self, runner: Runner) -> None:
         """Drop a broken runner from the pool and stop it in the background."""
         if self._runners.get(runner.key) is runner:
             del self._runners[runner.key]
@@ -704,7 +382,7 @@ class RunnerPool:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _stop(self, runner: _Runner) -> None:
+    async def _stop(self, runner: Runner) -> None:
         # Still listed by processes() until the whole group is gone.
         self._stopping.add(runner)
         try:
@@ -720,7 +398,7 @@ class RunnerPool:
                 timeout=httpx.Timeout(30.0), limits=httpx.Limits(max_keepalive_connections=20)
             )
         if self._receiver is None:
-            self._receiver = _WebhookReceiver(self._on_webhook)
+            self._receiver = WebhookReceiver(self._on_webhook)
             await self._receiver.start()
         if self._reaper is None:
             self._reaper = asyncio.create_task(self._reap_idle())
@@ -735,6 +413,15 @@ class RunnerPool:
             except Exception:
                 log.exception("stopping idle runners failed")
 
+    def _scratch(self) -> Path:
+        if self._own_tmp is None:
+            self._own_tmp = Path(tempfile.mkdtemp(prefix="cogfleet-runner-"))
+        return self._own_tmp
+
+    def _start_with(self) -> StartWith:
+        assert self._client is not None and self._receiver is not None
+        return StartWith(self._client, self._receiver.upload_url, self.setup_timeout, self._scratch)
+
     def _on_webhook(self, prediction_id: str, body: bytes) -> None:
         inflight = self._inflight.get(prediction_id)
         if inflight is None or inflight.finished:
@@ -746,7 +433,7 @@ class RunnerPool:
         if not isinstance(update, dict):
             return
         if update.get("status") == "processing" and inflight.started_at is None:
-            inflight.started_at = _now()
+            inflight.started_at = utc_now()
         inflight.started.set()
         if update.get("status") in _TERMINAL:
             # The final state is run()'s return value; keep it only for its logs.
@@ -765,7 +452,7 @@ class RunnerPool:
         mode: Mode,
         env: dict[str, str] | None,
         runtime: Runtime,
-    ) -> _Runner:
+    ) -> Runner:
         assert self._lock is not None
         async with self._lock:
             runner = self._runners.get(key)
@@ -775,17 +462,15 @@ class RunnerPool:
                 await self._stop(runner)
                 runner = None
             if runner is None:
-                config = _read_cog_yaml(build_dir)
+                config = read_cog_yaml(build_dir)
                 if (config.train_ref if mode == "train" else config.predict_ref) is None:
                     what = "train" if mode == "train" else "run (or predict)"
                     raise ConfigError(build_dir / "cog.yaml", f"{what}: not set")
                 safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", key)[:120]
                 self.log_dir.mkdir(parents=True, exist_ok=True)
-                runner = _Runner(
-                    key, build_dir, mode, config, self.log_dir / f"{safe}.log", runtime
-                )
+                runner = Runner(key, build_dir, mode, config, self.log_dir / f"{safe}.log", runtime)
                 self._runners[key] = runner
-                runner.start_task = asyncio.create_task(self._start(runner, env))
+                runner.start_task = asyncio.create_task(runner.start(env, self._start_with()))
             runner.users += 1
         try:
             await asyncio.shield(runner.ready)
@@ -797,141 +482,8 @@ class RunnerPool:
             raise
         return runner
 
-    def _child_env(self, runner: _Runner, env: dict[str, str] | None) -> dict[str, str]:
-        child = without_credentials(os.environ, drop_prefixes=("COG_",))
-        if runner.runtime.isolated:
-            # Nothing of cogfleet's own environment may leak into the model's imports.
-            for name in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP"):
-                child.pop(name, None)
-            child["PYTHONNOUSERSITE"] = "1"
-            child["VIRTUAL_ENV"] = str(Path(runner.runtime.python).parent.parent)
-        child.update(runner.config.environment)
-        child.update(env or {})
-        child["PORT"] = str(runner.port)
-        child["COG_MAX_CONCURRENCY"] = str(runner.slots)
-        child["PYTHONUNBUFFERED"] = "1"
-        if runner.mode == "train":
-            child["COG_TRAIN_TYPE_STUB"] = str(runner.config.train_ref)
-            child.pop("COG_PREDICT_TYPE_STUB", None)
-            if runner.runtime.server == "legacy" and runner.config.predict_ref:
-                # The Python server loads the predictor's types even in train mode.
-                child["COG_PREDICT_TYPE_STUB"] = runner.config.predict_ref
-        else:
-            child["COG_PREDICT_TYPE_STUB"] = str(runner.config.predict_ref)
-            child.pop("COG_TRAIN_TYPE_STUB", None)
-        python_dir = self._python_dir(runner.runtime.python)
-        child["PATH"] = python_dir + os.pathsep + child.get("PATH", os.defpath)
-        return child
-
-    def _python_dir(self, python: str) -> str:
-        """A folder whose ``python`` is ``python`` (coglet runs ``python`` from PATH)."""
-        folder = Path(python).parent
-        candidate = folder / "python"
-        if candidate.exists() and os.path.samefile(candidate, python):
-            return str(folder)
-        if self._own_tmp is None:
-            self._own_tmp = Path(tempfile.mkdtemp(prefix="cogfleet-runner-"))
-        shim_dir = self._own_tmp / "bin" / hashlib.sha256(python.encode()).hexdigest()[:12]
-        shim = shim_dir / "python"
-        if not shim.exists():
-            shim_dir.mkdir(parents=True, exist_ok=True)
-            # A script (not a symlink) keeps the interpreter's own path, so venvs still work.
-            shim.write_text(f'#!/bin/sh\nexec "{python}" "$@"\n', encoding="utf-8")
-            shim.chmod(0o755)
-        return str(shim_dir)
-
-    async def _start(self, runner: _Runner, env: dict[str, str] | None) -> None:
-        try:
-            await self._spawn_until_ready(runner, env)
-        except BaseException as exc:
-            if runner.proc is not None:
-                await runner.stop()
-            if isinstance(exc, SetupFailed):
-                runner.ready.set_exception(exc)
-            elif isinstance(exc, Exception):
-                runner.ready.set_exception(
-                    SetupFailed(
-                        f"could not start {runner.runtime.server_name}: {exc}",
-                        _tail(runner.log_path),
-                    )
-                )
-            else:
-                runner.ready.set_exception(SetupFailed("start-up interrupted", ""))
-                raise
-        else:
-            runner.ready.set_result(None)
-        finally:
-            # Nobody may be awaiting the future any more (e.g. pool closing).
-            if runner.ready.done() and not runner.ready.cancelled():
-                runner.ready.exception()
-
-    async def _spawn_until_ready(self, runner: _Runner, env: dict[str, str] | None) -> None:
-        for _attempt in range(3):
-            runner.port = _free_port()
-            args = [runner.runtime.python, "-m", "cog.server.http"]
-            if runner.runtime.host_flag:
-                args += ["--host", "127.0.0.1"]
-            if runner.mode == "train":
-                args += ["--x-mode", "train"]
-            if runner.runtime.server == "legacy":
-                assert self._receiver is not None
-                args += ["--upload-url", self._receiver.upload_url]
-            with runner.log_path.open("ab") as log_file:
-                runner.proc = await asyncio.create_subprocess_exec(
-                    *args,
-                    cwd=runner.build_dir,
-                    env=self._child_env(runner, env),
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=log_file,
-                    start_new_session=True,
-                    preexec_fn=_child_preexec(os.getpid()),
-                )
-            if runner.stopping:
-                raise SetupFailed("the runner pool is closing", "")
-            try:
-                await self._wait_ready(runner)
-                return
-            except _PortTaken:
-                continue
-        raise SetupFailed(
-            f"{runner.runtime.server_name} could not bind a free port", _tail(runner.log_path)
-        )
-
-    async def _wait_ready(self, runner: _Runner) -> None:
-        assert self._client is not None and runner.proc is not None
-        deadline = time.monotonic() + self.setup_timeout
-        delay = _POLL_FIRST
-        while True:
-            if runner.proc.returncode is not None:
-                logs = _tail(runner.log_path)
-                if "Address already in use" in logs or f"Port {runner.port} is already" in logs:
-                    raise _PortTaken
-                raise SetupFailed(
-                    f"{runner.runtime.server_name} exited with code {runner.proc.returncode}", logs
-                )
-            try:
-                resp = await self._client.get(f"{runner.base_url}/health-check", timeout=5.0)
-                health = resp.json()
-            except (httpx.TransportError, ValueError):
-                health = {}
-            status = health.get("status")
-            if status in ("READY", "BUSY"):
-                return
-            if status in ("SETUP_FAILED", "DEFUNCT", "UNHEALTHY"):
-                setup = health.get("setup") or {}
-                logs = setup.get("logs") or _tail(runner.log_path)
-                raise SetupFailed(f"setup failed ({status})", logs)
-            if time.monotonic() > deadline:
-                raise SetupFailed(
-                    f"{runner.runtime.server_name} not ready after {self.setup_timeout:g}s",
-                    _tail(runner.log_path),
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _POLL_MAX)
-
     async def _post(
-        self, runner: _Runner, inflight: _Inflight, input: dict[str, Any]
+        self, runner: Runner, inflight: _Inflight, input: dict[str, Any]
     ) -> dict[str, Any]:
         assert self._client is not None and self._receiver is not None
         body: dict[str, Any] = {"id": inflight.prediction_id, "input": input}
@@ -944,7 +496,7 @@ class RunnerPool:
         else:
             with contextlib.suppress(OSError):
                 inflight.log_offset = runner.log_path.stat().st_size
-        sent_at = _now()
+        sent_at = utc_now()
         inflight.sent = True
         try:
             resp = await self._send(runner, body, respond_async=legacy)
@@ -983,7 +535,7 @@ class RunnerPool:
                 found = (inflight.completed or {}).get("logs") or ""
             else:
                 found = await asyncio.to_thread(
-                    _logged_lines, runner.log_path, inflight.log_offset, inflight.prediction_id
+                    logged_lines, runner.log_path, inflight.log_offset, inflight.prediction_id
                 )
             if len(found) > len(result.get("logs") or ""):
                 result["logs"] = found
@@ -991,7 +543,7 @@ class RunnerPool:
         return result
 
     async def _await_completed(
-        self, runner: _Runner, inflight: _Inflight, sent_at: str
+        self, runner: Runner, inflight: _Inflight, sent_at: str
     ) -> dict[str, Any]:
         """The final state of an async prediction: its ``completed`` webhook.
 
@@ -1014,10 +566,10 @@ class RunnerPool:
         return result
 
     async def _send(
-        self, runner: _Runner, body: dict[str, Any], *, respond_async: bool = False
+        self, runner: Runner, body: dict[str, Any], *, respond_async: bool = False
     ) -> httpx.Response:
         assert self._client is not None
-        delay = _POLL_FIRST
+        delay = POLL_FIRST
         deadline = time.monotonic() + _BUSY_RETRY
         headers = {"Prefer": "respond-async"} if respond_async else None
         while True:
@@ -1035,7 +587,7 @@ class RunnerPool:
             if not await self._healthy(runner):
                 return resp
             await asyncio.sleep(delay)
-            delay = min(delay * 2, _POLL_MAX)
+            delay = min(delay * 2, POLL_MAX)
 
     async def _finish(self, inflight: _Inflight, result: dict[str, Any]) -> dict[str, Any]:
         """Deliver pending updates in order, then complete ``result``."""
@@ -1059,7 +611,7 @@ class RunnerPool:
             result.setdefault(name, None if name != "logs" else "")
         result.setdefault("metrics", {})
         result.setdefault("id", inflight.prediction_id)
-        result["completed_at"] = _now()
+        result["completed_at"] = utc_now()
         return result
 
     def _canceled_before_start(self, inflight: _Inflight) -> dict[str, Any]:
@@ -1073,7 +625,7 @@ class RunnerPool:
             "started_at": None,
         }
 
-    async def _send_cancel(self, runner: _Runner, prediction_id: str) -> bool:
+    async def _send_cancel(self, runner: Runner, prediction_id: str) -> bool:
         assert self._client is not None
         quoted = urllib.parse.quote(prediction_id, safe="")
         try:
@@ -1093,47 +645,3 @@ def _exited(inflight: _Inflight, why: object, started_at: str) -> dict[str, Any]
         "metrics": {},
         "started_at": started_at,
     }
-
-
-def _logged_lines(path: Path, offset: int, prediction_id: str) -> str:
-    """What prediction ``prediction_id`` printed, from coglet's JSON log lines after ``offset``."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(offset)
-            data = fh.read()
-    except OSError:
-        return ""
-    lines = []
-    for raw in data.splitlines():
-        if prediction_id.encode() not in raw:
-            continue
-        try:
-            fields = json.loads(raw).get("fields") or {}
-        except (ValueError, AttributeError):
-            continue
-        if fields.get("prediction_id") == prediction_id and fields.get("source"):
-            lines.append(f"{fields.get('message', '')}\n")
-    return "".join(lines)
-
-
-class _PortTaken(Exception):
-    """coglet lost the race for the port we picked; try another."""
-
-
-def _group_members(pgids: set[int]) -> set[int]:
-    """Live (non-zombie) processes whose process group is one of ``pgids`` (Linux)."""
-    found: set[int] = set()
-    if not pgids or not os.path.isdir("/proc"):
-        return found
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        # Fields after the ")" that closes the command name: state ppid pgrp ...
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) >= 3 and fields[0] != "Z" and int(fields[2]) in pgids:
-            found.add(int(entry))
-    return found
