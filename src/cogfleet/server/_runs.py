@@ -287,7 +287,7 @@ class Runs:
                 await asyncio.wait_for(event.wait(), timeout=max(0.5, wait - 0.3))
         current = self._live.get(pid) or self.store.get(plural, pid) or doc
         # The synchronous answer inlines file outputs as data: URIs, as Replicate does.
-        rendered = self.render(current, base, inline=True)
+        rendered = self.render(current, base, inline=wait is not None)
         if current["status"] not in TERMINAL:
             headers["Location"] = rendered["urls"]["get"]
             if wait is not None:
