@@ -263,6 +263,30 @@ def test_build_replicate_runs_cog_build_with_the_pinned_cli(
     assert "error: two: cog build failed (exit 1)" in failing.err
 
 
+def test_run_build_commands_are_skipped_or_run_when_asked(
+    push, client, toml_repo: Path, shared_env_dir: Path
+) -> None:
+    create(client, "acme/toml-two")
+    variants = toml_repo / "models/toml/variants.yaml"
+    command = "python -c 'import tomli' && echo ran > ran.txt"
+    variants.write_text(variants.read_text().replace("run: []", f"run: [{json.dumps(command)}]"))
+    result, reports = push("test", "two")
+    assert result.code == ExitCode.OK, result.err
+    skipped = push_message(only(reports))
+    assert f"skipped 1 build.run command(s) (--run-build-commands runs them): {command}" in skipped
+    result, reports = push("test", "two", "--run-build-commands")
+    assert result.code == ExitCode.OK, result.err
+    ran = push_message(only(reports))
+    assert "ran 1 build.run command(s) in the environment's folder (--run-build-commands)" in ran
+    # another environment (the commands are part of it); they ran in its folder, with
+    # its Python (which has tomli: cogfleet's own does not)
+    env_ids = [m.split("isolated environment ")[1][:12] for m in (skipped, ran)]
+    assert env_ids[0] != env_ids[1]
+    (folder,) = shared_env_dir.glob(f"{env_ids[1]}*")
+    assert (folder / "ran.txt").read_text() == "ran\n"
+    assert not list(shared_env_dir.glob(f"{env_ids[0]}*/ran.txt"))
+
+
 def test_pinned_legacy_cog_runs_its_own_server_and_is_recorded(push, client, toml_repo):
     create(client, "acme/toml-two")
     variants = toml_repo / "models/toml/variants.yaml"

@@ -354,9 +354,11 @@ def test_notes_for_what_is_not_reproduced(tmp_path: Path, env_store: EnvStore) -
         "gpu: true runs with CUDA (this host has an NVIDIA driver)",
     )
     assert notes[2] == "build.system_packages are not installed locally: ffmpeg, libgl1"
-    assert build_notes(read_build_spec(build, LEGACY_COG), run_build_commands=True)[0].startswith(
-        "gpu: true"
+    ran = build_notes(read_build_spec(build, LEGACY_COG), run_build_commands=True)
+    assert ran[0] == (
+        "ran 1 build.run command(s) in the environment's folder (--run-build-commands)"
     )
+    assert ran[1:] == notes[1:]
 
 
 def test_run_build_commands_run_in_the_environment_folder(

@@ -77,7 +77,8 @@ def cuda_available() -> bool:
 
 
 def build_notes(spec: BuildSpec, *, run_build_commands: bool) -> list[str]:
-    """What of the cog.yaml the local environment does not reproduce, one note each."""
+    """What of the cog.yaml the local environment does not reproduce (or reproduces only
+    when asked: ``build.run``), one note each."""
     notes = []
     if spec.run_commands and not run_build_commands:
         shown = "; ".join(spec.run_commands)
@@ -86,6 +87,11 @@ def build_notes(spec: BuildSpec, *, run_build_commands: bool) -> list[str]:
         notes.append(
             f"skipped {len(spec.run_commands)} build.run command(s) (--run-build-commands "
             f"runs them): {shown}"
+        )
+    elif spec.run_commands:
+        notes.append(
+            f"ran {len(spec.run_commands)} build.run command(s) in the environment's folder "
+            "(--run-build-commands)"
         )
     if spec.gpu:
         notes.append(
