@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -281,31 +281,41 @@ def test_environment_has_the_pinned_sdk_and_is_shared(env_store: EnvStore, legac
     assert (again.key, again.built) == (legacy_env.key, False)
 
 
+_ENSURE = """\
+import json, sys
+from pathlib import Path
+from cogfleet.runtime import EnvStore, read_build_spec
+root, build, cog = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+env = EnvStore(root).ensure(read_build_spec(build, cog), cog)
+print(json.dumps({"key": env.key, "built": env.built}))
+"""
+
+
 def test_concurrent_builds_of_one_environment_build_it_once(tmp_path: Path) -> None:
+    """Two pushes (processes) and a thread of this one need one environment at once."""
     store = EnvStore(tmp_path / "store")
-    spec = read_build_spec(legacy_build(tmp_path / "b"), LEGACY_COG)
-    results: list[Any] = []
-    errors: list[BaseException] = []
-
-    def build() -> None:
-        try:
-            results.append(store.ensure(spec, LEGACY_COG))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=build) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=600)
-    assert not errors
-    assert len({env.key for env in results}) == 1
-    assert sorted(env.built for env in results) == [False, False, True]
-    assert [info.key for info in store.environments()] == [results[0].key]
+    build = legacy_build(tmp_path / "b")
+    spec = read_build_spec(build, LEGACY_COG)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _ENSURE, str(store.root), str(build), LEGACY_COG],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    here = store.ensure(spec, LEGACY_COG)
+    results = [{"key": here.key, "built": here.built}]
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out))
+    assert {r["key"] for r in results} == {here.key}
+    assert sorted(r["built"] for r in results) == [False, False, True]
+    assert [info.key for info in store.environments()] == [here.key]
     assert list((store.root / ".tmp").iterdir()) == []
     removed = store.prune(keep=set())
-    assert [info.key for info in removed] == [results[0].key]
-    assert store.environments() == [] and not results[0].path.exists()
+    assert [info.key for info in removed] == [here.key]
+    assert store.environments() == [] and not here.path.exists()
 
 
 def test_unresolvable_requirement_names_it_with_reason_and_log(tmp_path: Path) -> None:
