@@ -17,9 +17,9 @@ limits), ``_validation`` (request bodies as Replicate checks them), ``_webhooks`
 prediction or training, run by real Cog predictors through
 :class:`cogfleet.server._runner.RunnerPool`, whose model server processes are
 ``_runner_process`` and whose loopback webhook receiver is ``_receiver``),
-``_inputs`` and ``_outputs`` (file outputs delivered as URLs). Resources persist in SQLite under the state
-directory (``_state``). What deliberately differs from Replicate is listed in the
-package docstring (``cogfleet.server``).
+``_inputs`` and ``_outputs`` (file outputs delivered as URLs). Resources persist
+in SQLite under the state directory (``_state``). What deliberately differs from
+Replicate is listed in the package docstring (``cogfleet.server``).
 
 Every error is ``application/problem+json``, unknown routes and methods included.
 """
