@@ -650,10 +650,13 @@ def _start_serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str
 
 
 def test_serve_command(tmp_path: Path) -> None:
+    listing = tmp_path / "collections.yaml"
+    listing.write_text("tools:\n  name: Tools\n  description: Useful ones\n  models: [acme/cli]\n")
     proc, base_url, lines = _start_serve(
         tmp_path,
         *("--token", "cli-token=alice,acme", "--token", "other-token=bob"),
         *("--official", "acme/cli", "--collection", "featured=acme/cli"),
+        *("--collections", str(listing)),
     )
     try:
         assert "tokens for alice, bob" in "".join(lines)
@@ -671,6 +674,9 @@ def test_serve_command(tmp_path: Path) -> None:
         assert client.run(f"acme/cli:{version['id']}", input={"text": "hi"}) == "hi"
         assert client.run("acme/cli", input={"text": "official"}) == "official"
         assert [m.name for m in client.collections.get("featured").models] == ["cli"]
+        listed = [(c.slug, c.name, c.description) for c in client.collections.list()]
+        assert listed == [("tools", "Tools", "Useful ones"), ("featured", "featured", "")]
+        assert [m.name for m in client.collections.get("tools").models] == ["cli"]
         # bob neither sees alice's private model nor runs it.
         bob = replicate.Client(api_token="other-token", base_url=base_url)
         assert bob.collections.get("featured").models == []
@@ -698,6 +704,15 @@ def test_serve_says_when_it_is_permissive(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
+
+
+def test_serve_rejects_a_bad_collections_file(tmp_path: Path, cli: Callable[..., Any]) -> None:
+    listing = tmp_path / "collections.yaml"
+    listing.write_text("tools:\n  models: [not-a-model]\n")
+    result = cli("serve", "--state", str(tmp_path / "state"), "--collections", str(listing))
+    assert result.code == 2, result.err
+    assert "collection 'tools': expected OWNER/NAME, got 'not-a-model'" in result.err
+    assert not (tmp_path / "state").exists()
 
 
 @pytest.mark.parametrize(
