@@ -490,6 +490,35 @@ def test_prediction_list_filters(
         _problem(http.get("/v1/predictions", params={"source": "cli"}), 422)
 
 
+def test_models_list_sort_order(
+    server: LocalServer, bob: replicate.Client, echo: dict[str, Any]
+) -> None:
+    names = ["sort-1", "sort-2", "sort-3"]
+    for name in names:
+        bob.models.create(owner="bob", name=name, visibility="private", hardware="cpu")
+    promote_version(bob, "bob", "sort-1", echo["id"])  # sort-1 has the newest version
+
+    def listed(**params: str) -> list[str]:
+        found = []
+        with _raw(server, BOB) as http:
+            page = http.get("/v1/models", params=params).json()
+            found += [m["name"] for m in page["results"]]
+            while page["next"]:  # two per page here: the order carries over the cursor
+                page = http.get(page["next"]).json()
+                found += [m["name"] for m in page["results"]]
+        return [n for n in found if n in names]
+
+    assert listed() == ["sort-1", "sort-3", "sort-2"]  # latest_version_created_at, desc
+    assert listed(sort_direction="asc") == ["sort-2", "sort-3", "sort-1"]
+    assert listed(sort_by="model_created_at") == ["sort-3", "sort-2", "sort-1"]
+    assert listed(sort_by="model_created_at", sort_direction="asc") == names
+    assert [m.name for m in bob.models.list().results if m.name in names][:1] == ["sort-1"]
+    with _raw(server, BOB) as http:
+        body = _problem(http.get("/v1/models", params={"sort_by": "name"}), 422)
+        assert body["invalid_fields"][0]["field"] == "sort_by"
+        _problem(http.get("/v1/models", params={"sort_direction": "up"}), 422)
+
+
 def test_stream_url_needs_no_token(server: LocalServer, alice: replicate.Client) -> None:
     alice.models.create(owner="alice", name="tokens", visibility="private", hardware="cpu")
     version = push_build(alice, "alice", "tokens", FIXTURES / "tokens")

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cogfleet.server._state import Condition, Store
+from cogfleet.server._state import Condition, Order, Store
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 NOT_FOUND = "The requested resource could not be found."
@@ -272,10 +272,20 @@ def paginate(
     size: int,
     parent: str | None = None,
     where: Sequence[Sequence[Condition]] = (),
+    order: Order = "created",
+    ascending: bool = False,
 ) -> JSONResponse:
     """One newest-first page of ``kind`` with absolute ``next``/``previous`` cursor URLs."""
     offset = _cursor_offset(request)
-    docs, more = store.page(kind, offset=offset, limit=size, parent=parent, where=where)
+    docs, more = store.page(
+        kind,
+        offset=offset,
+        limit=size,
+        parent=parent,
+        where=where,
+        order=order,
+        ascending=ascending,
+    )
     return _page_response(request, [render(d) for d in docs], offset, size, more)
 
 

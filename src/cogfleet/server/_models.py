@@ -54,7 +54,7 @@ from cogfleet.server._core import (
 )
 from cogfleet.server._push import build_id_for, unpack_build, version_id
 from cogfleet.server._runtimes import EnvironmentFailed, Runtimes
-from cogfleet.server._state import Condition, Store
+from cogfleet.server._state import Condition, Order, Store
 from cogfleet.server._validation import MODEL_CREATE, MODEL_UPDATE, PROMOTE, check_body, invalid
 
 _MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -222,13 +222,14 @@ class Models:
         ]
 
     async def index(self, request: Request) -> Response:
-        """GET /v1/models (and QUERY /v1/models: search by substring)."""
+        """GET /v1/models (``sort_by``, ``sort_direction``) and QUERY /v1/models (search)."""
         base = base_url(request)
         account = account_of(request)
         if request.method == "QUERY":
             text = (await request.body()).decode(errors="replace")
             hits = [self.render_model(d, base) for d in self.search(text, account)]
             return JSONResponse({"next": None, "previous": None, "results": hits})
+        order, ascending = _model_order(request)
         return paginate(
             request,
             self.store,
@@ -236,6 +237,8 @@ class Models:
             lambda d: self.render_model(d, base),
             size=self.page_size or 25,
             where=self.visible(account),
+            order=order,
+            ascending=ascending,
         )
 
     async def create(self, request: Request) -> Response:
@@ -478,3 +481,28 @@ class Models:
             "_runtime": Runtimes.record(options, prepared),
         }
         return source, {"cog_version": options.cog_version, **prepared.info}
+
+
+_SORT_BY: dict[str, Order] = {
+    "latest_version_created_at": "latest_child",
+    "model_created_at": "created",
+}
+
+
+def _model_order(request: Request) -> tuple[Order, bool]:
+    """``sort_by`` (default ``latest_version_created_at``) and ``sort_direction``
+    (default ``desc``) of ``GET /v1/models``, as store ordering."""
+    params = request.query_params
+    sort_by = params.get("sort_by", "latest_version_created_at")
+    direction = params.get("sort_direction", "desc")
+    problems = []
+    if sort_by not in _SORT_BY:
+        choices = ", ".join(f'"{k}"' for k in _SORT_BY)
+        problems.append(("enum", "sort_by", f"sort_by must be one of the following: {choices}"))
+    if direction not in ("asc", "desc"):
+        problems.append(
+            ("enum", "sort_direction", 'sort_direction must be one of the following: "asc", "desc"')
+        )
+    if problems:
+        raise invalid(problems)
+    return _SORT_BY[sort_by], direction == "asc"

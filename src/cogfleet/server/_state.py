@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 KINDS = ("models", "versions", "predictions", "trainings", "deployments", "files")
 
@@ -27,6 +27,13 @@ _OPS = frozenset({"=", "<", ">", "in"})
 _FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 Condition = tuple[str, str, Any]
+Order = Literal["created", "latest_child"]
+# One sequence numbers every document of every kind, so these compare across tables.
+_ORDER = {
+    "created": "seq",
+    "latest_child": "COALESCE((SELECT MAX(c.seq) FROM versions c WHERE c.parent = {kind}.key),"
+    " {kind}.seq)",
+}
 _INDEXED = (
     ("versions", "id"),
     ("predictions", "model"),
@@ -120,8 +127,15 @@ class Store:
         limit: int,
         parent: str | None = None,
         where: Sequence[Sequence[Condition]] = (),
+        order: Order = "created",
+        ascending: bool = False,
     ) -> tuple[list[dict[str, Any]], bool]:
-        """Newest-first documents ``offset..offset+limit`` and whether more follow.
+        """Newest-first (or oldest-first) documents ``offset..offset+limit`` and whether
+        more follow.
+
+        ``order``: ``created`` (when the document was first stored) or ``latest_child``
+        (when its newest child, e.g. a model's latest version, was stored; its own
+        creation when it has none).
 
         ``where``: groups of ``(field, op, value)`` conditions on top-level JSON fields
         (dotted paths; op ``=``, ``<``, ``>`` or ``in``); a group holds when any of its conditions
@@ -153,7 +167,9 @@ class Store:
         sql_where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT data FROM {kind} {sql_where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                f"SELECT data FROM {kind} {sql_where} "
+                f"ORDER BY {_ORDER[order].format(kind=kind)} {'ASC' if ascending else 'DESC'} "
+                "LIMIT ? OFFSET ?",
                 (*args, limit + 1, offset),
             ).fetchall()
         docs = [json.loads(r[0]) for r in rows]
