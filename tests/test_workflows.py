@@ -152,6 +152,33 @@ def test_secrets_only_where_needed():
     assert secrets_by_job(load("canary.yaml")) == {"canary": {"REPLICATE_API_TOKEN", "COG_TOKEN"}}
 
 
+def test_replicate_jobs_install_the_pinned_cog_cli():
+    """Every job that pushes to Replicate first installs the cog CLI release of its pin."""
+    jobs = 0
+    for name in NAMES:
+        for job_name, job in load(name)["jobs"].items():
+            steps = job["steps"]
+            runs = [str(step.get("run", "")) for step in steps]
+            replicate_at = [i for i, run in enumerate(runs) if "--target replicate" in run]
+            if not replicate_at:
+                continue
+            jobs += 1
+            where = f"{name}: {job_name}"
+            (install,) = [i for i, run in enumerate(runs) if "releases/download/v${COG_VERSION}/"
+                          in run]  # fmt: skip
+            assert install < replicate_at[0], where
+            assert "cog --version" in runs[install], where
+            version = steps[install]["env"]["COG_VERSION"]
+            if "strategy" in job:  # a variant job: the matrix carries each variant's pin
+                assert job["strategy"]["matrix"] == "${{ fromJson(needs.plan.outputs.matrix) }}"
+                assert version == "${{ matrix.cog_version }}", where
+            else:  # the repository's pin, printed by a step before
+                assert version == "${{ steps.cog.outputs.version }}", where
+                pin = next(i for i, step in enumerate(steps) if step.get("id") == "cog")
+                assert pin < install and "cogfleet cog-version" in runs[pin], where
+    assert jobs == 4  # ci: test, push; push: push; canary: canary
+
+
 def test_push_inputs_mirror_model_ci_template():
     inputs = load("push.yaml")["on"]["workflow_dispatch"]["inputs"]
     assert {k: v["type"] for k, v in inputs.items()} == {
