@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,8 +12,11 @@ from pathlib import Path
 from tests.conftest import REPO_ROOT
 
 
-def _nox(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+def _nox(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, **(env or {}), "PATH": f"{(env or {}).get('PATH', '')}{path}"}
     return subprocess.run([sys.executable, "-m", "nox", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300, check=False)
 
@@ -40,10 +44,32 @@ def test_render_session_takes_variants_as_posargs(make_repo):
     assert not (root / ".nox").exists()  # no virtualenv per session
 
 
-def test_build_session(demo_repo):
-    """nox -s build builds the variant's environment (what its push will run in)."""
+def test_build_session(demo_repo, tmp_path):
+    """nox -s build builds the variant's environment (what its push will run in), or
+    with --target replicate its image, with the cog CLI (a fake that records the call)."""
     shutil.copy(REPO_ROOT / "noxfile.py", demo_repo / "noxfile.py")
     proc = _nox("-s", "build", "--", "schnell", cwd=demo_repo)
     assert proc.returncode == 0, proc.stderr
     line = next(x for x in proc.stdout.splitlines() if x.startswith("schnell: environment "))
     assert "(Cog " in line and ", Python 3." in line
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "cog").write_text(
+        f'#!/bin/sh\nexec "{sys.executable}" "{REPO_ROOT}/tests/fakes/fake_cog.py" "$@"\n'
+    )
+    (bin_dir / "cog").chmod(0o755)
+    log = tmp_path / "cog-calls.jsonl"
+    # the cog CLI of toml-legacy's pin (the workflows install it)
+    env = {"PATH": f"{bin_dir}{os.pathsep}", "FAKE_COG_LOG": str(log),
+           "FAKE_COG_VERSION": "0.15.8"}  # fmt: skip
+    proc = _nox("-s", "build", "--", "toml-legacy", "--target", "replicate", cwd=demo_repo,
+                env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (call,) = [json.loads(x) for x in log.read_text().splitlines()]
+    assert call["argv"] == ["build", "-t", "r8.im/cogfleet-demo/tomlparse-legacy"]
+    assert call["cwd"] == str(demo_repo / ".cogfleet/build/toml-legacy") and call["cog_yaml"]
+    assert "toml-legacy: cog build -t r8.im/cogfleet-demo/tomlparse-legacy (Cog 0.15.8)" in (
+        proc.stdout
+    )
+    assert "warning" not in proc.stderr  # the CLI is the pinned one
