@@ -697,3 +697,176 @@ def test_schema_diff_command_on_train_only_documents(cli: Any, tmp_path: Path) -
         f"error: {other}: not a Cog OpenAPI document: components.schemas has neither Input "
         "nor TrainingInput"
     )
+
+
+# ------------------------------------------------- behaviours found by mutation testing
+# (`nox -s mutants`: each test fails on a small deliberate bug that every other test let
+# through)
+
+
+def inp(schema: dict[str, Any]) -> dict[str, Any]:
+    return make_doc({"x": schema})
+
+
+def test_a_component_that_is_not_an_object_is_absent() -> None:
+    old = make_doc({"prompt": PROMPT})
+    new = copy.deepcopy(old)
+    new["components"]["schemas"]["Input"] = "Input"
+    with pytest.raises(ConfigError) as caught:
+        check_compatibility(old, new)
+    assert caught.value.message == (
+        "new schema has neither components.schemas.Input nor TrainingInput"
+    )
+    with pytest.raises(ConfigError) as caught:
+        check_compatibility(new, old)
+    assert caught.value.message.startswith("old schema has neither")
+
+
+def test_a_ref_outside_the_components_is_unsupported() -> None:
+    doc = make_doc({"x": {"$ref": "#/definitions/X"}})
+    doc["components"]["schemas"]["/definitions/X"] = {"type": "string"}
+    with pytest.raises(ConfigError) as caught:
+        check_compatibility(doc, doc)
+    assert caught.value.message == (
+        "schema: unsupported $ref '#/definitions/X' (only #/components/schemas/<name>)"
+    )
+
+
+def test_refs_inside_lists_and_beside_a_ref_are_resolved() -> None:
+    doc = make_doc({})
+    schemas = doc["components"]["schemas"]
+    schemas["Color"] = {"type": "string", "enum": ["red", "blue"]}
+    schemas["Size"] = {"type": "integer", "minimum": 1}
+    node = {
+        "anyOf": [{"$ref": "#/components/schemas/Color"}, {"type": "null"}],
+        "items": {"$ref": "#/components/schemas/Size", "maximum": 8,
+                  "examples": [{"$ref": "#/components/schemas/Color"}]},
+    }
+    assert resolve_refs(node, doc) == {
+        "anyOf": [{"type": "string", "enum": ["red", "blue"]}, {"type": "null"}],
+        "items": {"type": "integer", "minimum": 1, "maximum": 8,
+                  "examples": [{"type": "string", "enum": ["red", "blue"]}]},
+    }
+
+
+def test_an_output_behind_a_ref_is_compared() -> None:
+    def doc(fields: dict[str, Any]) -> dict[str, Any]:
+        d = make_doc({"prompt": PROMPT}, output={"$ref": "#/components/schemas/Result"})
+        d["components"]["schemas"]["Result"] = {
+            "type": "object", "properties": fields, "required": list(fields)}
+        return d
+
+    old = doc({"image": FILE, "seed": {"type": "integer"}})
+    assert breaks(old, doc({"image": FILE})) == ["Output.seed: removed"]
+    assert breaks(old, copy.deepcopy(old)) == []
+
+
+def test_every_removed_input_is_listed_and_the_rest_still_compared() -> None:
+    old = make_doc({"a": PROMPT, "b": PROMPT, "steps": STEPS})
+    new = make_doc({"steps": {**STEPS, "maximum": 10}})
+    assert breaks(old, new) == [
+        "input 'a': removed",
+        "input 'b': removed",
+        "input 'steps': maximum lowered from 50 to 10",
+    ]
+
+
+def test_type_descriptions_name_any_and_a_bare_array() -> None:
+    assert breaks(out({}), out({"type": "string"})) == [
+        "Output: type changed from any to string"
+    ]
+    assert breaks(out({"type": "array"}), out({"type": "string"})) == [
+        "Output: type changed from array to string"
+    ]
+
+
+def test_a_union_on_one_side_only() -> None:
+    union = {"anyOf": [{"type": "string"}, {"type": "integer"}]}
+    nullable = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+    # an input that now also accepts integers, an output that is no longer null
+    assert breaks(inp({"type": "string"}), inp(union)) == []
+    assert breaks(out(nullable), out({"type": "string"})) == []
+    # and the other way round: both break
+    assert breaks(inp(union), inp({"type": "string"})) == [
+        "input 'x': type changed from string | integer to string"
+    ]
+    assert breaks(out({"type": "string"}), out(nullable)) == [
+        "Output: type changed from string to string | null"
+    ]
+
+
+def test_a_choice_on_either_side_of_a_type_change_is_named() -> None:
+    choices = {"type": "string", "enum": ["a", "b"]}
+    assert breaks(inp(choices), inp({"type": "integer"})) == [
+        "input 'x': choice type changed from string to integer"
+    ]
+    assert breaks(inp({"type": "integer"}), inp(choices)) == [
+        "input 'x': choice type changed from integer to string"
+    ]
+
+
+def test_a_format_added_or_dropped_names_none() -> None:
+    assert breaks(inp({"type": "string"}), inp(FILE)) == [
+        "input 'x': format changed from none to uri"
+    ]
+    assert breaks(inp(FILE), inp({"type": "string"})) == [
+        "input 'x': format changed from uri to none"
+    ]
+
+
+def test_items_compared_only_when_both_sides_describe_them() -> None:
+    assert breaks(out(STR_LIST), out({"type": "array"})) == []
+    assert breaks(out({"type": "array"}), out(STR_LIST)) == []
+
+
+def test_input_items_keep_the_input_direction() -> None:
+    old = inp({"type": "array", "items": {"type": "integer", "maximum": 10}})
+    new = inp({"type": "array", "items": {"type": "integer", "maximum": 5}})
+    assert breaks(old, new) == ["input 'x' items: maximum lowered from 10 to 5"]
+    assert breaks(new, old) == []
+
+
+def test_unchanged_length_bounds_are_compatible() -> None:
+    bounded = {"type": "string", "minLength": 2, "maxLength": 9}
+    assert breaks(inp(bounded), inp(dict(bounded))) == []
+    listed = {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 4}
+    assert breaks(inp(listed), inp(dict(listed))) == []
+
+
+def test_the_tightest_of_two_number_bounds_counts() -> None:
+    # JSON Schema allows both: `maximum: 10, exclusiveMaximum: 5` means below 5
+    both = {"type": "number", "maximum": 10, "exclusiveMaximum": 5}
+    assert breaks(inp({"type": "number", "maximum": 5}), inp(both)) == [
+        "input 'x': 5 is now excluded (exclusiveMaximum)"
+    ]
+    low = {"type": "number", "minimum": -10, "exclusiveMinimum": -5}
+    assert breaks(inp({"type": "number", "minimum": -5}), inp(low)) == [
+        "input 'x': -5 is now excluded (exclusiveMinimum)"
+    ]
+
+
+def test_an_added_exclusive_bound_is_named_as_such() -> None:
+    assert breaks(inp({"type": "number"}), inp({"type": "number", "exclusiveMinimum": 0})) == [
+        "input 'x': exclusiveMinimum added (0)"
+    ]
+    assert breaks(
+        inp({"type": "number", "exclusiveMaximum": 9}), inp({"type": "number", "maximum": 3})
+    ) == ["input 'x': maximum lowered from 9 to 3"]
+
+
+def test_an_output_nullable_before_and_after_is_compatible() -> None:
+    nullable = {"type": "string", "nullable": True}
+    assert breaks(out(nullable), out(dict(nullable))) == []
+    assert breaks(out({"type": "string"}), out(nullable)) == ["Output: may now be null"]
+
+
+def test_an_output_object_losing_its_properties_loses_every_field() -> None:
+    old = out({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]})
+    assert breaks(old, out({"type": "object"})) == ["Output.a: removed"]
+
+
+def test_a_field_or_value_schema_that_is_not_an_object_is_not_compared() -> None:
+    old = out({"type": "object", "properties": {"a": {"type": "string"}},
+               "additionalProperties": {"type": "string"}})
+    new = out({"type": "object", "properties": {"a": True}, "additionalProperties": True})
+    assert breaks(old, new) == []
