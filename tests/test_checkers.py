@@ -384,3 +384,71 @@ def test_match_prompt_judge_error_fails_case(ctx: Callable[..., CheckContext]) -
     assert not result.passed
     assert result.message.startswith("AI judge: HTTP 401 authentication_error")
     assert "sk-ant-wrong" not in result.message
+
+
+# --- behaviours found by mutation testing -------------------------------------------
+# (`nox -s mutants`: each test fails on a small deliberate bug every other test let pass)
+
+
+def test_messages_show_values_on_one_line_and_cut_at_the_limit() -> None:
+    short = builtin_checkers._short
+    assert short("x" * 200) == "x" * 200
+    assert short("x" * 201) == "x" * 199 + "…"
+    assert short("a\n  b\tc") == "a b c"
+    assert short("a  b") == "a  b"  # spaces kept when the value is on one line already
+    assert short({"a": b"x"}) == '{"a": "b\'x\'"}'  # not JSON: shown as text
+    assert short("data:text/plain,a,b") == "data:text/plain,…"  # data URIs by type only
+
+
+def test_exact_string_message_keeps_inner_spaces(ctx: Callable[..., CheckContext]) -> None:
+    result = run("exact_string", ctx("a  b", "a b"))
+    assert result.passed is False
+    assert result.message == "expected 'a  b', got 'a b'"
+
+
+def test_match_url_fails_a_prediction_that_did_not_succeed(
+    ctx: Callable[..., CheckContext],
+) -> None:
+    result = run("match_url", ctx(png_uri(), png_uri(), status="failed", error="boom"))
+    assert (result.passed, result.message) == (False, "prediction failed: boom")
+
+
+@pytest.mark.parametrize("output", [{"image": "x"}, 5, ["a", "b"], "just text"])
+def test_match_url_verdicts_are_false_not_merely_falsy(
+    ctx: Callable[..., CheckContext], output: Any
+) -> None:
+    result = run("match_url", ctx(png_uri(), output))
+    assert result.passed is False
+    assert result.message == f"expected a file output, got {builtin_checkers._short(output)}"
+    unreadable = run("match_url", ctx("fixtures/none.png", png_uri()))
+    assert unreadable.passed is False
+
+
+def test_match_url_names_a_missing_extension(
+    ctx: Callable[..., CheckContext], tmp_path: Path
+) -> None:
+    (tmp_path / "noext").write_bytes(b"\x89PNG")
+    result = run("match_url", ctx("noext", png_uri()))
+    assert result.passed is False
+    assert result.message == "expected a .? file like noext, got .png (output.png)"
+    (tmp_path / "a.png").write_bytes(image_bytes())
+    odd = run("match_url", ctx("a.png", "data:foo/bar;base64,AAAA"))
+    assert odd.passed is False
+    assert odd.message == "expected a .png file like a.png, got .? (output)"
+
+
+def test_jq_errors_on_one_line() -> None:
+    jq_error = builtin_checkers._jq_error
+    assert jq_error(ValueError("jq: error: a\n  src\n  ^\njq: error: b X:")) == "a; b X"
+    assert jq_error(ValueError("string (\"x\") and\nnumber (1) cannot be added")) == (
+        'string ("x") and number (1) cannot be added'
+    )
+    assert jq_error(ValueError("jq: error: " + "y" * 300)) == "y" * 300
+    assert jq_error(ValueError("jq: error: " + "y" * 301)) == "y" * 299 + "…"
+
+
+def test_jq_validate_names_the_key() -> None:
+    validate = CHECKERS["jq_query"].validate
+    assert validate is not None
+    with pytest.raises(ValueError, match=r"^jq_query must be a non-empty string, got $"):
+        validate("")

@@ -67,7 +67,10 @@ def _check_exact_string(ctx: CheckContext) -> CheckResult:
     failed = _unexpected_status(ctx)
     if failed:
         return failed
-    expected = ctx.expected if isinstance(ctx.expected, str) else str(ctx.expected)
+    # str() of a str is itself (mutation testing: dropping the test is equivalent)
+    expected = (
+        ctx.expected if isinstance(ctx.expected, str) else str(ctx.expected)  # pragma: no mutate
+    )
     output = ctx.output
     # A model typed `-> list[str]` returning one item is how cog-safe-push configs are
     # usually written against; treat it as that item.
@@ -75,7 +78,7 @@ def _check_exact_string(ctx: CheckContext) -> CheckResult:
         output = output[0]
     if isinstance(output, dict | list) or output is None:
         return CheckResult(False, f"expected the string {_short(expected)!r}, got {_short(output)}")
-    got = output if isinstance(output, str) else str(output)
+    got = output if isinstance(output, str) else str(output)  # pragma: no mutate (as above)
     if got != expected:
         return CheckResult(False, f"expected {_short(expected)!r}, got {_short(got)!r}")
     return CheckResult(True, f"output is {_short(expected)!r}")
@@ -97,7 +100,8 @@ def _output_file(ctx: CheckContext) -> tuple[OutputFile | None, str]:
         out = out[0]
     if not isinstance(out, str) or not list(iter_file_refs(out)):
         return None, f"expected a file output, got {_short(ctx.output)}"
-    return ctx.output_files()[0], ""
+    # the reason is read only without a file (mutation testing: equivalent)
+    return ctx.output_files()[0], ""  # pragma: no mutate
 
 
 def _check_match_url(ctx: CheckContext) -> CheckResult:
