@@ -15,6 +15,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,12 +32,13 @@ from cogfleet._plugins import Plugins
 from cogfleet._predict import FileCache, Predictions
 from cogfleet._result import RunResult
 from cogfleet._steps import PushContext, PushOptions, passed, skipped
-from cogfleet._target import LocalTarget
+from cogfleet._target import LocalTarget, ReplicateTarget
 from cogfleet.builtins import checkers as builtin_checkers
-from cogfleet.builtins.release import deployment, promote
+from cogfleet.builtins.release import _prefetch_deployment, deployment, promote
 from cogfleet.schema._compat import check_compatibility, load_schema_file
 from cogfleet.server._embedded import LocalServer
 from cogfleet.server._push import push_build
+from tests.conftest import REPO_ROOT
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.fault_proxy import FaultProxy, Rule
 
@@ -247,10 +249,21 @@ from cogfleet._steps import Step, passed
 
 CALLS = []
 FAIL = set()
+SEEN = []  # the variant of the context each step was given
+CRITICAL = {}  # each step: was the run in its critical section (promotion, release)?
+PREFETCHED = {}  # each step's look-up, started before the run, as the step found it
+EVENTS = []  # the run's own progress events
+INTERRUPT_IN = set()  # steps during which an interrupt arrives (as from Ctrl-C)
 
 
 def _step(name):
     async def run(ctx):
+        SEEN.append(ctx.name)
+        CRITICAL[name] = ctx.critical
+        if name in ctx.prefetched:
+            PREFETCHED[name] = await ctx.prefetched[name]
+        if name in INTERRUPT_IN:
+            ctx.interrupt.request()
         CALLS.append(("start", name))
         await asyncio.sleep(0.01)
         CALLS.append(("end", name))
@@ -260,12 +273,23 @@ def _step(name):
     return run
 
 
+async def _look_up(ctx):
+    return f"{ctx.name} looked up"
+
+
 @hookimpl
 def cogfleet_register_steps(register):
     for name, phase, order in (("g2", "gate", 20), ("g1", "gate", 10), ("c1", "check", 1),
                                ("c2", "check", 2), ("p", "promote", 0),
                                ("r2", "release", 20), ("r1", "release", 10)):
-        register(Step(name=name, phase=phase, run=_step(name), order=order))
+        prefetch = _look_up if name == "r1" else None
+        register(Step(name=name, phase=phase, run=_step(name), order=order, prefetch=prefetch))
+
+
+@hookimpl
+def cogfleet_progress(event):
+    if event.kind in ("run-start", "run-done"):
+        EVENTS.append(event.kind)
 '''
 
 BUILTIN_STEPS = {"schema-checks", "test-cases", "compare-outputs", "fuzz", "train", "release",
@@ -283,21 +307,30 @@ def order_plugins(
     return Plugins(root, disabled=BUILTIN_STEPS)
 
 
-def _run_order(server, order_plugins, repo, fail: set[str]) -> tuple[RunResult, list[Any]]:
+def _run_order(
+    server, order_plugins, repo, fail: set[str], *, interrupt: str | None = None,
+    before: bool = False,
+) -> tuple[RunResult, list[Any], PushContext]:
     from cogfleet._pipeline import run_pipeline
 
     module = order_plugins.pm.get_plugin("order")
-    module.CALLS.clear()
-    module.FAIL.clear()
+    for state in (module.CALLS, module.SEEN, module.FAIL, module.CRITICAL, module.PREFETCHED,
+                  module.EVENTS, module.INTERRUPT_IN):
+        state.clear()
     module.FAIL.update(fail)
+    module.INTERRUPT_IN.update({interrupt} if interrupt else set())
     ctx = make_ctx(server, order_plugins, repo, {"model": "acme/pins-order"})
+    if before:
+        ctx.interrupt.request()
     result = run(run_pipeline(ctx, order_plugins.steps()))
-    return result, list(module.CALLS)
+    return result, list(module.CALLS), ctx
 
 
 @pytest.mark.slow
 def test_pipeline_order_when_everything_passes(server, client, order_plugins, repo):
-    result, calls = _run_order(server, order_plugins, repo, set())
+    started = time.monotonic()
+    result, calls, ctx = _run_order(server, order_plugins, repo, set())
+    elapsed = time.monotonic() - started
     assert result.result == "passed"
     starts = [name for what, name in calls if what == "start"]
     assert starts[:2] == ["g1", "g2"] and starts[4:] == ["p", "r1", "r2"]
@@ -309,6 +342,19 @@ def test_pipeline_order_when_everything_passes(server, client, order_plugins, re
     assert calls.index(("end", "c2")) < calls.index(("start", "p"))
     assert [s.name for s in result.steps][:2] == ["lint", "push-test"]
     assert all(s.status == "passed" for s in result.steps)
+    module = order_plugins.pm.get_plugin("order")
+    # every step, promotion and release included, is given the run's context
+    assert module.SEEN == ["pins"] * 7
+    # promotion and release, and only they, run in the critical section
+    assert module.CRITICAL == {"g1": False, "g2": False, "c1": False, "c2": False,
+                               "p": True, "r1": True, "r2": True}
+    assert ctx.critical is False
+    # a step's look-up started with the run, and the step gets its answer
+    assert module.PREFETCHED == {"r1": "pins looked up"}
+    assert module.EVENTS == ["run-start", "run-done"]
+    assert result.interrupted is False
+    assert result.started_at.endswith("+00:00")  # UTC
+    assert 0 < result.duration_s <= elapsed
 
 
 @pytest.mark.slow
@@ -318,6 +364,7 @@ def test_pipeline_order_when_everything_passes(server, client, order_plugins, re
         ({"g1"}, ["g1"], "g1 failed"),
         ({"g2"}, ["g1", "g2"], "g2 failed"),
         ({"c1"}, ["g1", "g2", "c1", "c2"], "c1 failed"),
+        ({"c1", "c2"}, ["g1", "g2", "c1", "c2"], "c1, c2 failed"),
         ({"p"}, ["g1", "g2", "c1", "c2", "p"], "p failed"),
         ({"r1"}, ["g1", "g2", "c1", "c2", "p", "r1"], "r1 failed"),
         ({"r2"}, ["g1", "g2", "c1", "c2", "p", "r1", "r2"], ""),
@@ -325,7 +372,7 @@ def test_pipeline_order_when_everything_passes(server, client, order_plugins, re
 )
 def test_pipeline_stops_at_the_first_failure(server, client, order_plugins, repo, fail, ran,
                                              reason):
-    result, calls = _run_order(server, order_plugins, repo, fail)
+    result, calls, _ = _run_order(server, order_plugins, repo, fail)
     assert result.result == "failed"
     assert sorted(name for what, name in calls if what == "start") == sorted(ran)
     statuses = {s.name: (s.status, s.message) for s in result.steps}
@@ -336,6 +383,33 @@ def test_pipeline_stops_at_the_first_failure(server, client, order_plugins, repo
             assert statuses[name] == ("passed", f"{name} ok")
         else:
             assert statuses[name] == ("skipped", reason)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("when", "ran", "outcome"),
+    [
+        ("before", [], "failed"),
+        ("c1", ["g1", "g2", "c1", "c2"], "failed"),
+        ("p", ["g1", "g2", "c1", "c2", "p", "r1", "r2"], "passed"),
+        ("r1", ["g1", "g2", "c1", "c2", "p", "r1", "r2"], "passed"),
+    ],
+)
+def test_an_interrupt_stops_the_run_before_promotion_never_during_it(
+    server, client, order_plugins, repo, when, ran, outcome
+):
+    """Before promotion an interrupt skips what is left and nothing is promoted; once
+    promotion has started it runs to its end. Either way the result says interrupted."""
+    result, calls, ctx = _run_order(server, order_plugins, repo, set(),
+                                    interrupt=None if when == "before" else when,
+                                    before=when == "before")
+    assert (result.result, result.interrupted) == (outcome, True)
+    assert sorted(name for what, name in calls if what == "start") == sorted(ran)
+    statuses = {s.name: (s.status, s.message) for s in result.steps}
+    for name in ("g1", "g2", "c1", "c2", "p", "r1", "r2"):
+        expected = ("passed", f"{name} ok") if name in ran else ("skipped", "interrupted")
+        assert statuses[name] == expected
+    assert ctx.critical is False
 
 
 # --- promotion and deployment -----------------------------------------------------------
@@ -428,7 +502,8 @@ def test_default_deployment_name_is_the_model_name(server, client, plugins, repo
     name = ctx.model.split("/")[1]
     account = client.accounts.current().username
     assert outcome.message.startswith(f"created deployment {account}/{name} ")
-    assert client.deployments.get(f"{account}/{name}").current_release.version == ctx.promoted_version
+    release = client.deployments.get(f"{account}/{name}").current_release
+    assert release.version == ctx.promoted_version
 
 
 @pytest.mark.slow
@@ -457,6 +532,138 @@ def test_a_failing_deployment_lookup_is_not_taken_for_a_missing_one(
     assert forbidden.hits == 1
     names = [d.name for d in client.deployments.list()]
     assert "lookup-fails" not in names  # nothing was created
+
+
+@pytest.mark.slow
+def test_promotion_records_the_promoted_version(server, client, plugins, repo, version):
+    """The local target adds the tested build to the model; the run records its version."""
+    model = new_model(client, "pins-promote")
+    ctx = make_ctx(server, plugins, repo, {"model": model}, version)
+    outcome = run(promote(ctx))
+    vid = client.models.get(model).latest_version.id  # the model's own version id
+    assert vid != version["id"]
+    assert (outcome.status, outcome.message) == ("passed", f"promoted {model}:{vid[:12]}")
+    assert (ctx.promoted_version, ctx.result.version, ctx.result.pushed) == (vid, vid, True)
+
+
+@pytest.mark.slow
+def test_promotion_pushes_the_tested_build_with_the_run_flags(
+    server, client, plugins, repo, version, tmp_path, monkeypatch
+):
+    """On Replicate, promotion pushes the build folder again with the run's `cog push`
+    flags; the model's own version id is recorded."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "cog").write_text(
+        f'#!/bin/sh\nexec "{sys.executable}" "{REPO_ROOT}/tests/fakes/fake_cog.py" "$@"\n')
+    (bin_dir / "cog").chmod(0o755)
+    log = tmp_path / "cog-calls.jsonl"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_COG_LOG", str(log))
+    monkeypatch.setenv("REPLICATE_BASE_URL", server.base_url)
+    monkeypatch.setenv("REPLICATE_API_TOKEN", server.token)
+    model = new_model(client, "pins-promote-cog")
+    ctx = make_ctx(server, plugins, repo, {"model": model, "use_cog_base_image": False},
+                   version)
+    ctx.target = ReplicateTarget()
+    ctx.options = PushOptions(separate_weights=True)
+    outcome = run(promote(ctx))
+    new_id = client.models.get(model).latest_version.id
+    assert new_id != version["id"]
+    assert (outcome.status, outcome.message) == ("passed", f"promoted {model}:{new_id[:12]}")
+    assert (ctx.promoted_version, ctx.result.version, ctx.result.pushed) == (
+        new_id, new_id, True)
+    [call] = [json.loads(line) for line in log.read_text().splitlines()]
+    assert call["cwd"] == str(repo / "build")
+    assert call["argv"][:2] == ["push", f"r8.im/{model}"]
+    assert {"--use-cog-base-image=false", "--separate-weights"} <= set(call["argv"])
+
+
+def test_no_push_touches_nothing(server, plugins, repo, version):
+    ctx = make_ctx(server, plugins, repo, {"model": "acme/never"}, version)
+    ctx.options = PushOptions(no_push=True)
+    outcome = run(promote(ctx))
+    assert (outcome.status, outcome.message) == ("skipped", "--no-push: the model is not touched")
+    assert (ctx.promoted_version, ctx.result.pushed) == (None, False)
+
+
+@pytest.mark.slow
+def test_the_deployment_look_up_starts_only_when_a_deployment_may_follow(
+    server, client, plugins, repo, version
+):
+    assert _prefetch_deployment(make_ctx(server, plugins, repo, {"model": "acme/x"})) is None
+    ctx = make_ctx(server, plugins, repo, {"model": "acme/x", "deployment": {"name": "d"}})
+    ctx.options = PushOptions(no_push=True)
+    assert _prefetch_deployment(ctx) is None
+    ctx.options = PushOptions()
+    lookup = _prefetch_deployment(ctx)
+    assert lookup is not None
+    account = client.accounts.current().username
+    assert run(lookup) == (account, "d", False)
+
+
+@pytest.mark.slow
+def test_the_deployment_step_uses_the_look_up_made_during_the_checks(
+    server, client, plugins, repo, version
+):
+    """The look-up made while the checks ran is not made again (here a second one fails)."""
+    ctx = _promoted_ctx(server, client, plugins, repo, version, {"name": "prefetched"})
+    lookups = [Rule("GET", r"^/v1/account$", 500), Rule("GET", r"^/v1/deployments/", 500)]
+
+    async def go() -> Any:
+        ctx.prefetched["deployment"] = asyncio.ensure_future(_prefetch_deployment(ctx))
+        await ctx.prefetched["deployment"]
+        ctx.target = LocalTarget(proxy.base_url, server.token, embedded=False)
+        return await deployment(ctx)
+
+    with FaultProxy(server.base_url, lookups) as proxy:
+        outcome = run(go())
+    assert outcome.status == "passed", outcome.message
+    assert [rule.hits for rule in lookups] == [0, 0]
+    # no hardware configured: CPU, with the CPU scaling defaults
+    account = client.accounts.current().username
+    assert outcome.message == (f"created deployment {account}/prefetched -> "
+                               f"{ctx.promoted_version[:12]} (cpu, 1-20 instances)")
+    release = client.deployments.get(f"{account}/prefetched").current_release
+    assert release.configuration.hardware == "cpu"
+
+
+@pytest.mark.slow
+def test_a_failing_account_look_up_names_the_deployment(server, client, plugins, repo, version):
+    ctx = _promoted_ctx(server, client, plugins, repo, version, {"name": "no-account"})
+    with FaultProxy(server.base_url, [Rule("GET", r"^/v1/account$", 403)]) as proxy:
+        ctx.target = LocalTarget(proxy.base_url, server.token, embedded=False)
+        with pytest.raises(CheckFailed) as caught:
+            run(deployment(ctx))
+    assert str(caught.value) == "deployment <account>/no-account: 403 injected 403"
+
+
+@pytest.mark.slow
+def test_a_deployment_update_points_at_the_new_version(
+    server, client, plugins, repo, version, tmp_path
+):
+    """Mutation: the update left the deployment on its previous version."""
+    ctx = _promoted_ctx(server, client, plugins, repo, version,
+                        {"name": "moves", "hardware": "cpu"})
+    first = ctx.promoted_version
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    (edited / "cog.yaml").write_text(COG_YAML)
+    (edited / "predict.py").write_text(PREDICT_PY + "# edited\n")
+
+    async def deploy_both() -> Any:
+        assert (await deployment(ctx)).status == "passed"
+        pushed = await asyncio.to_thread(push_build, client, *ctx.model.split("/"), edited)
+        ctx.promoted_version = pushed["id"]
+        return await deployment(ctx)
+
+    outcome = run(deploy_both())
+    assert ctx.promoted_version != first
+    account = client.accounts.current().username
+    assert outcome.message.startswith(
+        f"updated deployment {account}/moves -> {ctx.promoted_version[:12]} ")
+    release = client.deployments.get(f"{account}/moves").current_release
+    assert release.version == ctx.promoted_version
 
 
 # --- checkers ---------------------------------------------------------------------------
@@ -813,3 +1020,43 @@ def test_union_variants_lost_in_the_breaking_direction(direction):
         new["components"]["schemas"]["Output"] = wide
         assert check_compatibility(old, new)
         assert not check_compatibility(new, old)
+
+
+# --- the pipeline's own lint step (one Cog folder, no variant) ------------------------------
+
+
+def _lint(tmp_path: Path, predict: str, cog_yaml: str = COG_YAML) -> Any:
+    from cogfleet._pipeline import lint_build
+
+    (tmp_path / "predict.py").write_text(predict)
+    (tmp_path / "cog.yaml").write_text(cog_yaml)
+    return run(lint_build(_bare_ctx(tmp_path)))
+
+
+def test_lint_of_one_cog_folder_reports_ruff_by_file(tmp_path):
+    assert _lint(tmp_path, PREDICT_PY).status == "passed"
+    with pytest.raises(CheckFailed) as caught:
+        _lint(tmp_path, "import os\n" + PREDICT_PY)
+    assert str(caught.value).startswith("predict.py:1:")
+    assert "F401" in str(caught.value)
+
+
+def test_lint_of_one_cog_folder_checks_the_files_cog_yaml_names(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        _lint(tmp_path, PREDICT_PY, COG_YAML.replace("predict.py:", "missing.py:"))
+    assert "missing.py" in str(caught.value)
+
+
+def test_a_cancelled_background_look_up_is_left_alone():
+    """Marking a background task's error as seen never raises, cancelled or not."""
+    from cogfleet._pipeline import _retrieve
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        cancelled, failed = loop.create_future(), loop.create_future()
+        cancelled.cancel()
+        failed.set_exception(RemoteError("look-up failed"))
+        _retrieve(cancelled)
+        _retrieve(failed)
+
+    run(go())
