@@ -52,23 +52,56 @@ def run(max_children: int | None = None) -> dict[str, Any]:
     args = ["run"] + (["--max-children", str(max_children)] if max_children else [])
     proc = _mutmut(*args)
     seconds = time.perf_counter() - start
-    stats_proc = _mutmut("export-cicd-stats")
-    stats_file = ROOT / "mutants" / "mutmut-cicd-stats.json"
-    if not stats_file.exists():
-        tail = (proc.stderr or proc.stdout or stats_proc.stdout).strip().splitlines()[-5:]
-        return {"status": "failed", "error": " | ".join(tail)}
-    stats = json.loads(stats_file.read_text())
-    judged = stats["killed"] + stats["survived"] + stats["timeout"] + stats["suspicious"]
-    killed = stats["killed"] + stats["timeout"]  # a mutant that hangs the tests is caught
+    modules = per_module()
+    if not modules:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        return {"status": "failed", "error": " | ".join(tail) or "mutmut left no results"}
+    counts: dict[str, int] = {}
+    for figures in modules.values():
+        for status, n in figures["counts"].items():
+            counts[status] = counts.get(status, 0) + n
+    counts["total"] = sum(figures["total"] for figures in modules.values())
     return {
         "status": "ok",
         "modules": _modules(),
-        "counts": stats,
-        "kill_rate": round(100.0 * killed / judged, 1) if judged else None,
+        "counts": counts,
+        "kill_rate": _rate(counts),
         "goal": 90.0,
+        "per_module": modules,
         "survivors": survivors(),
         "seconds": round(seconds, 1),
     }
+
+
+# A mutant is caught when a test fails on it, when it hangs the tests (timeout), or when
+# the project's strict type check (``mypy src``, part of ``nox -s lint``) rejects it. One
+# that no test runs ("no tests") counts as not caught.
+CAUGHT = ("killed", "timeout", "caught_by_type_check")
+NOT_CAUGHT = ("survived", "no_tests", "suspicious")
+
+
+def _rate(counts: dict[str, int]) -> float | None:
+    caught = sum(counts.get(k, 0) for k in CAUGHT)
+    judged = caught + sum(counts.get(k, 0) for k in NOT_CAUGHT)
+    return round(100.0 * caught / judged, 1) if judged else None
+
+
+def per_module() -> dict[str, dict[str, Any]]:
+    """The counts and the kill rate of each mutated module (from mutmut's result files)."""
+    from mutmut.stats import status_by_exit_code
+
+    out: dict[str, dict[str, Any]] = {}
+    for module in _modules():
+        meta = ROOT / "mutants" / f"{module}.meta"
+        if not meta.exists():
+            continue
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        counts: dict[str, int] = {}
+        for code in codes.values():
+            status = status_by_exit_code[code].replace(" ", "_")
+            counts[status] = counts.get(status, 0) + 1
+        out[module] = {"counts": counts, "kill_rate": _rate(counts), "total": len(codes)}
+    return out
 
 
 def _modules() -> list[str]:
@@ -90,8 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     c = data["counts"]
     print(f"mutation kill rate: {data['kill_rate']} % (goal {data['goal']:g} %): "
-          f"{c['killed']} killed, {c['timeout']} timed out, {c['survived']} survived, "
-          f"{c['no_tests']} without tests, of {c['total']} mutants in {data['seconds']:.0f} s")
+          f"{c.get('killed', 0)} killed, {c.get('timeout', 0)} timed out, "
+          f"{c.get('caught_by_type_check', 0)} caught by the type check, "
+          f"{c.get('survived', 0)} survived, {c.get('no_tests', 0)} without tests, "
+          f"of {c['total']} mutants in {data['seconds']:.0f} s")
+    for module, figures in data["per_module"].items():
+        print(f"  {module}: {figures['kill_rate']} % of {figures['total']}")
     for name in data["survivors"]:
         print(f"  survived: {name}")
     print(f"wrote {args.json}")
