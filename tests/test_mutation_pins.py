@@ -1060,3 +1060,149 @@ def test_a_cancelled_background_look_up_is_left_alone():
         _retrieve(failed)
 
     run(go())
+
+
+# --- one step: its record, its events, its errors ------------------------------------------
+
+RECORD_PLUGIN = '''\
+from cogfleet import hookimpl
+
+EVENTS = []
+
+
+@hookimpl
+def cogfleet_progress(event):
+    step = getattr(event, "step", None)
+    EVENTS.append((event.kind, step.name if step else None, step.status if step else None))
+'''
+
+
+@pytest.fixture(scope="module")
+def record_plugins(tmp_path_factory: pytest.TempPathFactory) -> Plugins:
+    root = tmp_path_factory.mktemp("record-repo")
+    (root / "plugins").mkdir()
+    (root / "plugins" / "record.py").write_text(RECORD_PLUGIN)
+    return Plugins(root, disabled=BUILTIN_STEPS)
+
+
+def _recorded(record_plugins: Plugins, tmp_path: Path) -> tuple[PushContext, list[Any]]:
+    ctx = _bare_ctx(tmp_path)
+    ctx.plugins = record_plugins
+    events = record_plugins.pm.get_plugin("record").EVENTS
+    events.clear()
+    return ctx, events
+
+
+def test_a_step_is_timed_announced_and_listed_while_it_runs(record_plugins, tmp_path):
+    ctx, events = _recorded(record_plugins, tmp_path)
+    seen: list[list[str]] = []
+
+    async def body() -> Any:
+        seen.append(list(ctx.running))
+        await asyncio.sleep(0.05)
+        return passed("done")
+
+    ctx.t0 = time.monotonic()
+    step = run(_timed(ctx, "slow", body))
+    elapsed = time.monotonic() - ctx.t0
+    assert (step.status, step.message) == ("passed", "done")
+    assert seen == [["slow"]] and ctx.running == []
+    assert 0 <= step.started_s <= elapsed
+    assert 0.05 <= step.duration_s <= elapsed  # the step's own time, at least its sleep
+    assert ctx.result.steps == [step]
+    assert events == [("step-start", "slow", "passed"), ("step-done", "slow", "passed")]
+
+
+def test_a_step_that_crashes_fails_with_its_error(record_plugins, tmp_path):
+    ctx, events = _recorded(record_plugins, tmp_path)
+
+    async def body() -> Any:
+        raise KeyError("x")
+
+    step = run(_timed(ctx, "buggy", body))
+    assert (step.status, step.message) == ("failed", "step buggy raised KeyError: 'x'")
+    assert ctx.running == [] and ctx.result.steps == [step]
+    assert events[-1] == ("step-done", "buggy", "failed")
+
+
+def test_a_step_cancelled_by_an_interrupt_is_skipped_and_recorded(record_plugins, tmp_path):
+    ctx, events = _recorded(record_plugins, tmp_path)
+    started = asyncio.Event()
+
+    async def body() -> Any:
+        started.set()
+        await asyncio.sleep(3600)
+        return passed("never")
+
+    async def go() -> None:
+        task = asyncio.ensure_future(_timed(ctx, "long", body))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(go())
+    [step] = ctx.result.steps
+    assert (step.status, step.message) == ("skipped", "interrupted while running")
+    assert step.duration_s >= 0 and ctx.running == []
+    assert events == [("step-start", "long", "passed"), ("step-done", "long", "skipped")]
+
+
+# --- push-test: the test model, the live model ----------------------------------------------
+
+
+def _push_ctx(server, plugins, repo, model: str, *, embedded: bool = False) -> PushContext:
+    ctx = make_ctx(server, plugins, repo, {"model": model})
+    ctx.target = LocalTarget(server.base_url, server.token, embedded=embedded)
+    return ctx
+
+
+@pytest.mark.slow
+def test_push_test_never_creates_a_test_model_for_a_missing_model(server, client, plugins,
+                                                                 repo):
+    from cogfleet._pipeline import push_test
+
+    ctx = _push_ctx(server, plugins, repo, "acme/pins-missing")
+    with pytest.raises(CheckFailed) as caught:
+        run(push_test(ctx))
+    assert str(caught.value) == "model acme/pins-missing does not exist on local; create it first"
+    names = {m.name for m in client.models.list().results}
+    assert not {"pins-missing", "pins-missing-test"} & names
+    assert ctx.test_version is None and ctx.result.test_version is None
+
+
+@pytest.mark.slow
+def test_push_test_creates_the_test_model_and_reads_the_live_version(
+    server, client, plugins, repo
+):
+    from cogfleet._pipeline import push_test
+
+    model = new_model(client, "pins-push")
+    ctx = _push_ctx(server, plugins, repo, model)
+    first = run(push_test(ctx))
+    vid = ctx.test_version["id"]
+    assert first.status == "passed"
+    assert first.message.startswith(
+        f"created private {model}-test (cpu); pushed {model}-test:{vid[:12]} (")
+    assert ctx.result.test_version == vid
+    assert client.models.get(f"{model}-test").latest_version.id == vid
+    assert (ctx.live_version, ctx.result.live_version) == (None, None)
+    # the model gets a version; the next push reads it as the live one
+    live = push_build(client, *model.split("/"), repo / "build")["id"]
+    ctx = _push_ctx(server, plugins, repo, model)
+    again = run(push_test(ctx))
+    assert again.message.startswith(f"pushed {model}-test:{vid[:12]} (")
+    assert ctx.live_version["id"] == live and ctx.result.live_version == live
+
+
+@pytest.mark.slow
+def test_push_test_on_the_embedded_server_creates_the_model(server, client, plugins, repo):
+    from cogfleet._pipeline import push_test
+
+    ctx = _push_ctx(server, plugins, repo, "acme/pins-embedded", embedded=True)
+    outcome = run(push_test(ctx))
+    assert outcome.message.startswith(
+        "created acme/pins-embedded on the embedded local server; "
+        "created private acme/pins-embedded-test (cpu); pushed acme/pins-embedded-test:")
+    model = client.models.get("acme/pins-embedded")
+    assert model.visibility == "public"
