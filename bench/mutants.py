@@ -53,9 +53,12 @@ def run(max_children: int | None = None) -> dict[str, Any]:
     proc = _mutmut(*args)
     seconds = time.perf_counter() - start
     modules = per_module()
-    if not modules:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        return {"status": "failed", "error": " | ".join(tail) or "mutmut left no results"}
+    judged = sum(_rate_parts(figures["counts"])[1] for figures in modules.values())
+    if proc.returncode != 0 or not judged:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"status": "failed",
+                "error": f"mutmut run exited {proc.returncode}, no mutant judged: "
+                         + (" | ".join(tail) or "no output")}
     counts: dict[str, int] = {}
     for figures in modules.values():
         for status, n in figures["counts"].items():
@@ -80,9 +83,14 @@ CAUGHT = ("killed", "timeout", "caught_by_type_check")
 NOT_CAUGHT = ("survived", "no_tests", "suspicious")
 
 
-def _rate(counts: dict[str, int]) -> float | None:
+def _rate_parts(counts: dict[str, int]) -> tuple[int, int]:
+    """(caught, judged): mutants not checked (a run stopped part way) are neither."""
     caught = sum(counts.get(k, 0) for k in CAUGHT)
-    judged = caught + sum(counts.get(k, 0) for k in NOT_CAUGHT)
+    return caught, caught + sum(counts.get(k, 0) for k in NOT_CAUGHT)
+
+
+def _rate(counts: dict[str, int]) -> float | None:
+    caught, judged = _rate_parts(counts)
     return round(100.0 * caught / judged, 1) if judged else None
 
 
