@@ -1206,3 +1206,96 @@ def test_push_test_on_the_embedded_server_creates_the_model(server, client, plug
         "created private acme/pins-embedded-test (cpu); pushed acme/pins-embedded-test:")
     model = client.models.get("acme/pins-embedded")
     assert model.visibility == "public"
+
+
+UNREAD_PY = '''\
+from cog import BasePredictor, Input
+
+MAX_STEPS = 4
+
+
+class Predictor(BasePredictor):
+    def predict(self, steps: int = Input(description="Steps", default=2, le=MAX_STEPS)) -> int:
+        return steps
+'''
+
+
+def _lint_pinned(tmp_path: Path, pin: Any) -> Any:
+    from cogfleet._pipeline import lint_build
+
+    (tmp_path / "predict.py").write_text(UNREAD_PY)
+    (tmp_path / "cog.yaml").write_text(COG_YAML)
+    ctx = _bare_ctx(tmp_path)
+    ctx.cog_pin = pin
+    return run(lint_build(ctx))
+
+
+def test_lint_of_one_cog_folder_reads_the_source_by_the_pinned_cog(tmp_path):
+    """What the pinned Cog leaves out of the schema fails the lint (Cog >= 0.17) or warns
+    (older Cog reads the value), naming the pin and where it was set."""
+    from cogfleet.runtime._pin import CogPin
+    from cogfleet.runtime._versions import installed_version
+
+    unread = "predict.py:7: input 'steps': le=MAX_STEPS is not a literal"
+    with pytest.raises(CheckFailed) as caught:
+        _lint_pinned(tmp_path, CogPin("0.22.0", "--cog-version"))
+    assert str(caught.value).startswith(
+        f"{unread}, and Cog 0.22.0 (--cog-version) leaves it out (the input has no maximum)")
+    installed = installed_version()
+    for pin in (None, CogPin(installed, "installed")):
+        with pytest.raises(CheckFailed) as caught:
+            _lint_pinned(tmp_path, pin)
+        assert str(caught.value).startswith(f"{unread}, and Cog {installed} leaves it out")
+    warned = _lint_pinned(tmp_path, CogPin("0.15.8", "pyproject.toml", 5))
+    assert warned.status == "passed"
+    assert warned.message.startswith(
+        f"ruff, cog.yaml and config are clean; warning: {unread}: Cog 0.15.8 "
+        "(pyproject.toml:5) uses its value (4), but Cog 0.17 and later leave it out")
+    # a Cog whose rules are unknown: the push reports it, the lint does not guess
+    unknown = _lint_pinned(tmp_path, CogPin("9.9.9", "--cog-version"))
+    assert (unknown.status, unknown.message) == ("passed", "ruff, cog.yaml and config are clean")
+
+
+LINT_PLUGIN = '''\
+from cogfleet import LintWarning, hookimpl
+
+CALLS = []
+PROBLEMS = []
+
+
+@hookimpl
+def cogfleet_lint(variant, build_dir, cog_pin):
+    CALLS.append((variant.name, build_dir, cog_pin))
+    return [*PROBLEMS, LintWarning("models/fam/predict.py:2: a bit dull")]
+'''
+
+
+def test_lint_of_a_variant_asks_the_lint_plugins(tmp_path):
+    """A variant's lint is the plugins' answers on its build folder under its Cog pin:
+    up to ten problems fail the step, warnings only show."""
+    from cogfleet._pipeline import lint_build
+    from cogfleet._repo import Variant
+    from cogfleet.runtime._pin import CogPin
+
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "lintrec.py").write_text(LINT_PLUGIN)
+    build = tmp_path / "build"
+    build.mkdir()
+    ctx = _bare_ctx(build)
+    ctx.plugins = Plugins(tmp_path, disabled={"ruff-lint"})
+    module = ctx.plugins.pm.get_plugin("lintrec")
+    family = tmp_path / "models" / "fam"
+    ctx.variant = Variant(name="v", family="fam", family_dir=family,
+                          variants_file=family / "variants.yaml",
+                          config_path=tmp_path / "v.yaml")
+    ctx.cog_pin = CogPin("0.16.9", "pyproject.toml", 3)
+    clean = run(lint_build(ctx))
+    assert (clean.status, clean.message) == (
+        "passed",
+        "ruff, cog.yaml and config are clean; warning: models/fam/predict.py:2: a bit dull")
+    assert module.CALLS == [("v", build, ctx.cog_pin)]
+    module.PROBLEMS[:] = [f"models/fam/predict.py:{n}: problem {n}" for n in range(12)]
+    with pytest.raises(CheckFailed) as caught:
+        run(lint_build(ctx))
+    assert str(caught.value) == "; ".join(
+        [*module.PROBLEMS[:10], "warning: models/fam/predict.py:2: a bit dull"])
