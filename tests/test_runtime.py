@@ -318,6 +318,22 @@ def test_concurrent_builds_of_one_environment_build_it_once(tmp_path: Path) -> N
     assert store.environments() == [] and not here.path.exists()
 
 
+def test_prune_removes_what_killed_builds_left(tmp_path: Path) -> None:
+    store = EnvStore(tmp_path / "store")
+    tmp = store.root / ".tmp"
+    dead = tmp / "aaaa-999999-0001"  # a build whose process was killed
+    (dead / "bin").mkdir(parents=True)
+    trash = tmp / "bbbb-pruned-0002"  # a prune killed while deleting
+    trash.mkdir()
+    building = tmp / "cccc-1-0003"
+    building.mkdir()
+    with store._lock("cccc"):  # ... while cccc is being built (its builder holds the lock)
+        assert store.prune(keep=set()) == []
+        assert sorted(p.name for p in tmp.iterdir()) == [building.name]
+    store.prune(keep=set())  # that build is gone too
+    assert list(tmp.iterdir()) == []
+
+
 def test_unresolvable_requirement_names_it_with_reason_and_log(tmp_path: Path) -> None:
     store = EnvStore(tmp_path / "store")
     spec = read_build_spec(legacy_build(tmp_path / "b", ["requests<2"]), LEGACY_COG)

@@ -9,7 +9,8 @@ An :class:`EnvStore` is a folder (``<local state>/envs`` by default;
         freeze.txt           what got installed (uv pip freeze)
     envs/logs/<key>.log      the last build's output (kept after a failure)
     envs/.locks/<key>.lock   held while <key> is being built
-    envs/.tmp/               half-built environments (removed on failure)
+    envs/.tmp/               half-built environments (removed on failure; a killed
+                             build's by the next prune)
 
 ``key`` is a hash of the interpreter's version, the requirement lines (local files
 by content), the Cog SDK version and, when they are run, the ``build.run``
@@ -353,7 +354,11 @@ class EnvStore:
         return sorted(found, key=lambda e: str(e.meta.get("created_at", "")))
 
     def prune(self, keep: set[str]) -> list[EnvInfo]:
-        """Remove every environment whose key is not in ``keep``; return what went."""
+        """Remove every environment whose key is not in ``keep``; return what went.
+
+        Leftovers of builds that died (a killed process cannot clean up) go too.
+        """
+        self._remove_leftovers()
         removed = []
         for info in self.environments():
             if info.key in keep:
@@ -366,6 +371,27 @@ class EnvStore:
             self.log_path(info.key).unlink(missing_ok=True)
             removed.append(info)
         return removed
+
+    def _remove_leftovers(self) -> None:
+        """Half-built environments nobody is building any more, and pruned ones not yet
+        deleted. A build holds its key's lock throughout, so a temporary folder whose
+        lock can be taken is a dead build's."""
+        tmp_root = self.root / ".tmp"
+        if not tmp_root.is_dir():
+            return
+        for child in tmp_root.iterdir():
+            if "-pruned-" in child.name:
+                shutil.rmtree(child, ignore_errors=True)
+                continue
+            locks = self.root / ".locks"
+            locks.mkdir(parents=True, exist_ok=True)
+            key = child.name.split("-", 1)[0]
+            with open(locks / f"{key}.lock", "a+b") as handle:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # being built right now
+                shutil.rmtree(child, ignore_errors=True)
 
 
 def disk_usage(path: Path) -> int:
