@@ -302,6 +302,19 @@ def test_deletion_rules(server: LocalServer, alice: replicate.Client, echo: dict
     assert info.value.status == 409
     assert "deployed-app" in str(info.value.detail)
     assert alice.deployments.delete("alice", "deployed-app") is True
+    # Nor while a training runs on it, nor on a public model.
+    training = alice.trainings.create(
+        version=f"acme/deployed:{vid}",
+        input={"greeting": "hi", "delay": 60},
+        destination="acme/public-empty",
+    )
+    with pytest.raises(ReplicateError) as info:
+        model.versions.delete(vid)
+    assert info.value.status == 409 and training.id in str(info.value.detail)
+    assert alice.trainings.cancel(training.id).status == "canceled"
+    with pytest.raises(ReplicateError) as info:
+        alice.models.get("acme/echo").versions.delete(echo["id"])
+    assert info.value.status == 409 and "private" in str(info.value.detail)
     assert model.versions.delete(vid) is False  # 202 Accepted (the client says False)
     assert alice.models.delete("acme/deployed") is True
 
@@ -315,7 +328,8 @@ def test_training_needs_a_trainer(alice: replicate.Client) -> None:
         )
     assert info.value.status == 422
     assert "declares no train" in str(info.value.detail)
-    assert not [t for page in replicate.paginate(alice.trainings.list) for t in page]
+    trainings = [t for page in replicate.paginate(alice.trainings.list) for t in page]
+    assert "alice/no-trainer" not in {t.model for t in trainings}
 
 
 # --- outputs as Replicate delivers them ----------------------------------------------

@@ -15,9 +15,9 @@ webhooks signed like Replicate's). What deliberately differs, and why:
   at start-up. With ``--token`` it scopes like Replicate.
 * **Forbidden writes** (a model under an owner the token cannot write to) are 403
   problem JSON; Replicate's exact status there is undocumented.
-* **Deletion conflicts** (a public model, a model with versions, a version in use
-  by a deployment) are 409 problem JSON; Replicate documents the rules, not the
-  status.
+* **Deletion conflicts** (a public model, a model with versions, a version of a
+  public model or in use by a deployment or a running training) are 409 problem
+  JSON; Replicate documents the rules, not the status.
 * **Examples** of a model are its succeeded predictions made by a token of its
   owner (Replicate's are hand-picked on the web, which has no local equivalent);
   ``default_example`` is the newest.

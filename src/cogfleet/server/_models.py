@@ -2,9 +2,9 @@
 
 A token sees public models and the private models of its account and
 organizations, and creates, updates and deletes models only under those. A model
-can be deleted while it is private and has no versions; a version while no
-deployment uses it. ``owner/name`` predictions (without a version) run only on
-official models.
+can be deleted while it is private and has no versions; a version of a private
+model while no deployment or training in flight uses it. ``owner/name``
+predictions (without a version) run only on official models.
 
 ``POST /v1/models/{owner}/{name}/versions`` (cogfleet's, not Replicate's) takes a
 tar.gz / tar / zip of a build folder and adds it as a version: 201 for a new
@@ -359,12 +359,32 @@ class Models:
         return JSONResponse(public(doc))
 
     async def versions_delete(self, request: Request) -> Response:
-        """DELETE …/versions/{id}: 202 like Replicate (the 1.0.7 client then returns False)."""
+        """DELETE …/versions/{id}: 202 like Replicate (the 1.0.7 client then returns False).
+
+        As on Replicate, only versions of private models, and none that a deployment
+        or a training in flight uses.
+        """
         p = request.path_params
         key = f"{p['owner']}/{p['name']}"
         with self.store.transaction():
-            self.writable(p["owner"], p["name"], account_of(request))
+            model = self.writable(p["owner"], p["name"], account_of(request))
             self.version(p["owner"], p["name"], p["vid"], account_of(request))
+            if model.get("visibility") != "private":
+                raise ApiError(409, "Only versions of private models can be deleted", "Conflict")
+            training, _ = self.store.page(
+                "trainings",
+                offset=0,
+                limit=1,
+                where=[
+                    [("model", "=", key)],
+                    [("version", "=", p["vid"])],
+                    [("status", "in", ["starting", "processing"])],
+                ],
+            )
+            if training:
+                raise ApiError(
+                    409, f"The version is used by training {training[0]['id']}", "Conflict"
+                )
             users, _ = self.store.page(
                 "deployments",
                 offset=0,
