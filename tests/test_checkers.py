@@ -452,3 +452,56 @@ def test_jq_validate_names_the_key() -> None:
     assert validate is not None
     with pytest.raises(ValueError, match=r"^jq_query must be a non-empty string, got $"):
         validate("")
+
+
+def test_match_prompt_failures_say_the_judge_decided(ctx: Callable[..., CheckContext]) -> None:
+    """A judge's "no", a judge that cannot answer and a missing judge are the judge's
+    failures; a fact that does not hold is the checker's; a "yes" is the judge's own."""
+    from cogfleet._errors import RemoteError
+
+    output = [png_uri(size=(64, 48))]
+    asked: list[tuple[str, Any, list[str]]] = []
+
+    def no(prompt: str, out: Any, files: list[OutputFile]) -> CheckResult:
+        asked.append((prompt, out, [f.name for f in files]))
+        return CheckResult(False, "it is a dog")
+
+    def broken(prompt: str, out: Any, files: list[OutputFile]) -> CheckResult:
+        raise RemoteError("judge unreachable: 503")
+
+    yes = CheckResult(True, "it is a cat")
+    prompt = "a 64x48 png image of a cat"  # the size and type hold; "a cat" is the judge's
+    missing = run("match_prompt", ctx(prompt, output))
+    assert (missing.passed, missing.message, missing.error_kind) == (
+        False, JUDGE_NOT_CONFIGURED, "judge")
+    said_no = run("match_prompt", ctx(prompt, output, judge=no))
+    assert (said_no.passed, said_no.message, said_no.error_kind) == (False, "it is a dog", "judge")
+    assert asked == [(prompt, output, ["output.png"])]
+    failed = run("match_prompt", ctx(prompt, output, judge=broken))
+    assert (failed.passed, failed.message, failed.error_kind) == (
+        False, "judge unreachable: 503", "judge")
+    assert run("match_prompt", ctx(prompt, output, judge=lambda *_: yes)) is yes
+    wrong_count = run("match_prompt", ctx("two images of a cat", output, judge=no))
+    assert (wrong_count.passed, wrong_count.error_kind) == (False, None)
+    assert len(asked) == 1
+
+
+def test_match_prompt_counts_the_outputs_themselves(ctx: Callable[..., CheckContext]) -> None:
+    result = run("match_prompt", ctx("two outputs", ["a", "b"]))
+    assert (result.passed, result.message) == (True, "verified without AI: 2 outputs")
+
+
+def test_a_failed_prediction_shows_its_error_up_to_500_characters(
+    ctx: Callable[..., CheckContext],
+) -> None:
+    whole = run("exact_string", ctx("x", None, status="failed", error="e" * 500))
+    assert whole.message == "prediction failed: " + "e" * 500
+    cut = run("exact_string", ctx("x", None, status="failed", error="e" * 501))
+    assert cut.message == "prediction failed: " + "e" * 499 + "…"
+
+
+def test_exact_string_validate_shows_the_value() -> None:
+    validate = CHECKERS["exact_string"].validate
+    assert validate is not None
+    with pytest.raises(ValueError, match=r"^exact_string must be a string, got \[1\]$"):
+        validate([1])

@@ -254,6 +254,8 @@ CRITICAL = {}  # each step: was the run in its critical section (promotion, rele
 PREFETCHED = {}  # each step's look-up, started before the run, as the step found it
 EVENTS = []  # the run's own progress events
 INTERRUPT_IN = set()  # steps during which an interrupt arrives (as from Ctrl-C)
+CANCEL_IN = set()  # steps during which the run's task is cancelled
+OUTER = []  # the run's task
 
 
 def _step(name):
@@ -264,6 +266,8 @@ def _step(name):
             PREFETCHED[name] = await ctx.prefetched[name]
         if name in INTERRUPT_IN:
             ctx.interrupt.request()
+        if name in CANCEL_IN:
+            OUTER[0].cancel()
         CALLS.append(("start", name))
         await asyncio.sleep(0.01)
         CALLS.append(("end", name))
@@ -309,20 +313,27 @@ def order_plugins(
 
 def _run_order(
     server, order_plugins, repo, fail: set[str], *, interrupt: str | None = None,
-    before: bool = False,
+    cancel: str | None = None, before: bool = False,
 ) -> tuple[RunResult, list[Any], PushContext]:
     from cogfleet._pipeline import run_pipeline
 
     module = order_plugins.pm.get_plugin("order")
     for state in (module.CALLS, module.SEEN, module.FAIL, module.CRITICAL, module.PREFETCHED,
-                  module.EVENTS, module.INTERRUPT_IN):
+                  module.EVENTS, module.INTERRUPT_IN, module.CANCEL_IN, module.OUTER):
         state.clear()
     module.FAIL.update(fail)
     module.INTERRUPT_IN.update({interrupt} if interrupt else set())
+    module.CANCEL_IN.update({cancel} if cancel else set())
     ctx = make_ctx(server, order_plugins, repo, {"model": "acme/pins-order"})
     if before:
         ctx.interrupt.request()
-    result = run(run_pipeline(ctx, order_plugins.steps()))
+
+    async def go() -> RunResult:
+        task = asyncio.ensure_future(run_pipeline(ctx, order_plugins.steps()))
+        module.OUTER.append(task)
+        return await task
+
+    result = run(go())
     return result, list(module.CALLS), ctx
 
 
@@ -412,6 +423,17 @@ def test_an_interrupt_stops_the_run_before_promotion_never_during_it(
     assert ctx.critical is False
 
 
+@pytest.mark.slow
+def test_a_cancelled_run_lets_promotion_and_release_finish(server, client, order_plugins, repo):
+    """The run's task cancelled (Ctrl-C) while promotion runs: promotion and release
+    finish, the run passes, and the result says it was interrupted."""
+    result, calls, ctx = _run_order(server, order_plugins, repo, set(), cancel="p")
+    assert (result.result, result.interrupted) == ("passed", True)
+    assert [name for what, name in calls if what == "start"][-3:] == ["p", "r1", "r2"]
+    assert all(s.status == "passed" for s in result.steps)
+    assert ctx.critical is False
+
+
 # --- promotion and deployment -----------------------------------------------------------
 
 
@@ -435,8 +457,11 @@ def test_promotion_checks_the_promoted_schema_equals_the_tested_one(
     # what was tested had the first schema; the build promoted has another
     tested = {"id": different["id"], "openapi_schema": version["openapi_schema"]}
     ctx = make_ctx(server, plugins, repo, {"model": model, "test_model": test_model}, tested)
-    with pytest.raises(CheckFailed, match="has a different schema from the tested"):
+    with pytest.raises(CheckFailed) as caught:
         run(promote(ctx))
+    promoted = client.models.get(model).latest_version.id
+    assert str(caught.value) == (f"{model}:{promoted[:12]} has a different schema from the "
+                                 f"tested {test_model}:{different['id'][:12]}")
     assert ctx.result.pushed is False and ctx.result.version is None
 
 
@@ -1102,12 +1127,12 @@ def test_a_step_is_timed_announced_and_listed_while_it_runs(record_plugins, tmp_
         await asyncio.sleep(0.05)
         return passed("done")
 
-    ctx.t0 = time.monotonic()
+    ctx.t0 = time.monotonic() - 100  # the run started 100 s before this step
     step = run(_timed(ctx, "slow", body))
     elapsed = time.monotonic() - ctx.t0
     assert (step.status, step.message) == ("passed", "done")
     assert seen == [["slow"]] and ctx.running == []
-    assert 0 <= step.started_s <= elapsed
+    assert 100 <= step.started_s <= elapsed
     assert 0.05 <= step.duration_s <= elapsed  # the step's own time, at least its sleep
     assert ctx.result.steps == [step]
     assert events == [("step-start", "slow", "passed"), ("step-done", "slow", "passed")]
@@ -1141,10 +1166,12 @@ def test_a_step_cancelled_by_an_interrupt_is_skipped_and_recorded(record_plugins
         with pytest.raises(asyncio.CancelledError):
             await task
 
+    began = time.monotonic()
     run(go())
+    elapsed = time.monotonic() - began
     [step] = ctx.result.steps
     assert (step.status, step.message) == ("skipped", "interrupted while running")
-    assert step.duration_s >= 0 and ctx.running == []
+    assert 0 <= step.duration_s <= elapsed and ctx.running == []
     assert events == [("step-start", "long", "passed"), ("step-done", "long", "skipped")]
 
 
@@ -1181,9 +1208,11 @@ def test_push_test_creates_the_test_model_and_reads_the_live_version(
     ctx = _push_ctx(server, plugins, repo, model)
     first = run(push_test(ctx))
     vid = ctx.test_version["id"]
-    assert first.status == "passed"
-    assert first.message.startswith(
-        f"created private {model}-test (cpu); pushed {model}-test:{vid[:12]} (")
+    runtime = ctx.target.runtime_summary(vid)
+    assert runtime  # how the local server runs it (Cog version, environment)
+    assert (first.status, first.message) == (
+        "passed", f"created private {model}-test (cpu); pushed {model}-test:{vid[:12]} "
+                  f"({runtime})")
     assert ctx.result.test_version == vid
     assert client.models.get(f"{model}-test").latest_version.id == vid
     assert (ctx.live_version, ctx.result.live_version) == (None, None)
@@ -1192,6 +1221,20 @@ def test_push_test_creates_the_test_model_and_reads_the_live_version(
     ctx = _push_ctx(server, plugins, repo, model)
     again = run(push_test(ctx))
     assert again.message.startswith(f"pushed {model}-test:{vid[:12]} (")
+    assert ctx.live_version["id"] == live and ctx.result.live_version == live
+
+
+@pytest.mark.slow
+def test_push_test_reads_the_live_version_when_it_creates_the_test_model(
+    server, client, plugins, repo
+):
+    from cogfleet._pipeline import push_test
+
+    model = new_model(client, "pins-live")
+    live = push_build(client, *model.split("/"), repo / "build")["id"]
+    ctx = _push_ctx(server, plugins, repo, model)
+    outcome = run(push_test(ctx))
+    assert outcome.message.startswith(f"created private {model}-test (cpu); ")
     assert ctx.live_version["id"] == live and ctx.result.live_version == live
 
 
