@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -661,6 +662,10 @@ def test_serve_command(tmp_path: Path) -> None:
     try:
         assert "tokens for alice, bob" in "".join(lines)
         assert "permissive" not in "".join(lines)
+        port = int(base_url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"\x00 not http\r\n\r\n")  # problem JSON even below the app
+            assert b"application/problem+json" in sock.recv(65536)
         with pytest.raises(ReplicateError) as info:
             replicate.Client(api_token="unknown", base_url=base_url).accounts.current()
         assert info.value.status == 401

@@ -6,6 +6,8 @@ Raw HTTP (httpx), since most of these are requests no client library would send.
 from __future__ import annotations
 
 import io
+import json
+import socket
 import tarfile
 import warnings
 import zipfile
@@ -89,6 +91,33 @@ def test_unknown_routes_and_methods_are_problem_json(
 
 def test_unauthenticated_unknown_route_is_401_problem(server: LocalServer) -> None:
     _problem(httpx.get(f"{server.base_url}/v1/nope"), 401)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"\x00\x01 not http at all\r\n\r\n",
+        b"GET /v1/models HTTP/1.1\r\nAuthorization: Bearer x\r\n\r\n",  # no Host
+        b"POST /v1/models HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        b"POST /v1/models HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ],
+)
+def test_requests_that_are_not_http_get_problem_json(
+    server: LocalServer, request_bytes: bytes
+) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(request_bytes)
+        answer = b""
+        while chunk := sock.recv(65536):  # the server closes the connection
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), answer
+    assert b"content-type: application/problem+json" in head.lower()
+    assert json.loads(body) == {
+        "title": "Bad request",
+        "detail": "Invalid HTTP request received.",
+        "status": 400,
+    }
 
 
 # --- bodies --------------------------------------------------------------------------

@@ -21,7 +21,9 @@ prediction or training, run by real Cog predictors through
 in SQLite under the state directory (``_state``). What deliberately differs from
 Replicate is listed in the package docstring (``cogfleet.server``).
 
-Every error is ``application/problem+json``, unknown routes and methods included.
+Every error is ``application/problem+json``, unknown routes and methods included,
+and so is the answer to a request that is not valid HTTP/1.1 (uvicorn runs the
+server with :class:`cogfleet.server._threaded.ProblemH11Protocol`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
@@ -135,6 +137,7 @@ class LocalApi:
             exception_handlers={
                 ApiError: _api_error,
                 HTTPException: _http_error,
+                ClientDisconnect: _client_gone,
                 Exception: _internal_error,
             },
         )
@@ -169,6 +172,11 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     for key, value in (exc.headers or {}).items():
         resp.headers[key] = value
     return resp
+
+
+async def _client_gone(_request: Request, _exc: Exception) -> Response:
+    # The client closed the connection before its body arrived: nobody reads this.
+    return problem(400, "The request body ended before its declared length", "Bad request")
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

@@ -101,13 +101,16 @@ class LocalServer:
     def start(self) -> LocalServer:
         """Bind a free port and start serving; returns once requests are accepted."""
         from cogfleet.server._app import create_app
-        from cogfleet.server._threaded import ThreadedServer
+        from cogfleet.server._threaded import ProblemH11Protocol, ThreadedServer
 
         api, app = create_app(self.config)
         self.api = api
         self._http = ThreadedServer(
-            app, name="cogfleet-local-server", lifespan="on",
+            app,
+            name="cogfleet-local-server",
+            lifespan="on",
             startup_timeout=self.startup_timeout,
+            http=ProblemH11Protocol,
         )
         self._http.start()
         self.port = self._http.port
@@ -166,6 +169,7 @@ def serve_forever(host: str, port: int, config: ServerConfig) -> None:
     import uvicorn
 
     from cogfleet.server._app import create_app
+    from cogfleet.server._threaded import ProblemH11Protocol
 
     bind(host, port).close()  # a port in use or a bad host: one line, nothing created
     _api, app = create_app(config)
@@ -185,7 +189,14 @@ def serve_forever(host: str, port: int, config: ServerConfig) -> None:
         sys.stderr.write(f"cogfleet serve: tokens for {', '.join(accounts)}\n")
     sys.stderr.flush()
     server_log.info("serving on http://%s:%d", host, port)
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=5,
+        http=ProblemH11Protocol,
+    )
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:

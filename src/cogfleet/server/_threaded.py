@@ -7,11 +7,38 @@ Start-up is reported through an event, never by polling the port.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 from typing import Any, Literal
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+
+class ProblemH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, answering a request that is not valid HTTP/1.1 with
+    problem JSON like every other error (uvicorn's own answer is text/plain).
+
+    Named explicitly, it also keeps uvicorn from switching to httptools when that
+    happens to be installed, which refuses methods such as ``QUERY`` as bad HTTP.
+    """
+
+    def send_400_response(self, msg: str) -> None:
+        body = json.dumps({"title": "Bad request", "detail": msg, "status": 400}).encode()
+        headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        for event in (
+            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Data(data=body),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(self.conn.send(event) or b"")
+        self.transport.close()
 
 
 class _Server(uvicorn.Server):
@@ -43,6 +70,7 @@ class ThreadedServer:
         lifespan: Literal["on", "off"] = "off",
         startup_timeout: float = 30.0,
         shutdown_timeout: float = 60.0,
+        http: type[H11Protocol] | str = "auto",
     ) -> None:
         self.app = app
         self.name = name
@@ -51,6 +79,7 @@ class ThreadedServer:
         self.lifespan = lifespan
         self.startup_timeout = startup_timeout
         self.shutdown_timeout = shutdown_timeout
+        self.http = http
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -74,6 +103,7 @@ class ThreadedServer:
             lifespan=self.lifespan,
             timeout_graceful_shutdown=5,
             access_log=False,
+            http=self.http,
         )
         server = _Server(config)
         self._server = server
