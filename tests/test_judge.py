@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -430,3 +432,26 @@ def test_default_responder_answers_judges_and_fuzzers() -> None:
     assert batch[0]["steps"] == 4
     assert all(1 <= b["steps"] <= 4 and b["mode"] in ("fast", "slow") for b in batch)
     assert all(isinstance(b["prompt"], str) for b in batch)
+
+
+# ------------------------------------------------------------------ the client's early import
+EARLY_PROBE = """\
+import json, sys
+import cogfleet._judge as judge
+judge.import_client_early({"ANTHROPIC_API_KEY": sys.argv[1]})
+started = judge._early_import is not None
+if started:
+    judge._early_import.join(120)
+print(json.dumps({"started": started, "daemon": started and judge._early_import.daemon,
+                  "loaded": "anthropic" in sys.modules}))
+"""
+
+
+@pytest.mark.parametrize(("key", "loaded"), [("sk-ant-x", True), ("", False), ("  ", False)])
+def test_the_client_is_imported_early_only_with_a_key(key: str, loaded: bool) -> None:
+    """A push begins importing the client at once when a judge can be made (the fuzz
+    proposal waits for it); without a key nothing is imported."""
+    proc = subprocess.run([sys.executable, "-c", EARLY_PROBE, key], capture_output=True,
+                          text=True, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"started": loaded, "daemon": loaded, "loaded": loaded}

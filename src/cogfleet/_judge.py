@@ -20,6 +20,7 @@ import base64
 import json
 import os
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -552,6 +553,35 @@ def _status_message(exc: anthropic.APIStatusError) -> str:
         if isinstance(err, dict):
             detail = f"{err.get('type', '')}: {err.get('message', '')}".strip(": ")
     return _one_line(f"HTTP {exc.status_code} {detail or exc.message}")
+
+
+_early_import: threading.Thread | None = None
+
+
+def import_client_early(environ: Mapping[str, str] | None = None) -> None:
+    """Start importing the ``anthropic`` client in the background, once, if a key is set.
+
+    The import takes 1-2 s (hundreds of typed models). The fuzz proposal can be sent
+    only once the judge exists, so a push that began the import when its pipeline
+    started had its fuzz predictions wait for it; begun as the command starts, it
+    overlaps loading, rendering, lint and the push instead. Without
+    ``ANTHROPIC_API_KEY`` no judge of this module will be made and nothing starts.
+    """
+    global _early_import
+    env = os.environ if environ is None else environ
+    if _early_import is not None or not env.get("ANTHROPIC_API_KEY", "").strip():
+        return
+    _early_import = threading.Thread(
+        target=_import_client, name="cogfleet-anthropic-import", daemon=True
+    )
+    _early_import.start()
+
+
+def _import_client() -> None:
+    try:
+        import anthropic  # noqa: F401 - loaded for AnthropicJudge
+    except Exception:  # noqa: BLE001, S110 - AnthropicJudge's own import reports it
+        pass
 
 
 def judge_from_env(

@@ -231,9 +231,11 @@ def _options(ns: argparse.Namespace, *, no_push: bool) -> PushOptions:
 
 def cmd_push(ns: argparse.Namespace, *, no_push: bool | None = None) -> int:
     """Safe push of monorepo variants (``test`` = without promotion)."""
+    from cogfleet._judge import import_client_early
     from cogfleet._render import render_variants
     from cogfleet._run import Job, run_jobs
 
+    import_client_early()
     repo = load_repo(ns)
     variants = repo.select(ns.variants)
     settings = _settings(ns)
@@ -279,8 +281,10 @@ def cmd_safe_push(ns: argparse.Namespace) -> int:
     import yaml
 
     from cogfleet._config import parse_config
+    from cogfleet._judge import import_client_early
     from cogfleet._run import Job, run_jobs
 
+    import_client_early()
     folder = Path.cwd()
     if not (folder / "cog.yaml").is_file():
         raise UsageError("safe-push runs in a Cog folder: no cog.yaml here")
