@@ -5,6 +5,11 @@ prediction is a POST, so a single 429 or 503 would otherwise fail a check. This
 transport sits under the client and retries every request on 429/500/502/503/504
 and on connection errors, honouring ``Retry-After``, so a transient error that a
 retry fixes never becomes a verdict. It also counts requests (for benchmarks).
+
+Reading the CA bundle for a TLS context takes about 0.1 s of CPU, and httpx reads it
+for every transport it builds. The transports here are built on first use, one per
+scheme: a plain ``http://`` API (the local server) never reads the bundle, and every
+``https://`` transport of the process shares one context.
 """
 
 from __future__ import annotations
@@ -12,10 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import functools
 import random
+import ssl
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import httpx
 
@@ -36,20 +45,43 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The process's one verifying TLS context (httpx's defaults: certifi's CA bundle)."""
+    return httpx.create_ssl_context()
+
+
+def _plain_context() -> ssl.SSLContext:
+    """A context for transports that carry ``http://`` only: no CA read, verifies nothing
+    it could be handed (an ``https://`` request goes to the TLS transport instead)."""
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+_T = TypeVar("_T")
+
+
 class ResilientTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     """Retrying transport usable by both the sync and the async client."""
 
     def __init__(
         self, *, attempts: int = 8, base_delay: float = 0.2, max_delay: float = 20.0
     ) -> None:
-        self._sync = httpx.HTTPTransport()
-        self._async = httpx.AsyncHTTPTransport()
+        self._sync: dict[bool, httpx.HTTPTransport] = {}  # by "is https"
+        self._async: dict[bool, httpx.AsyncHTTPTransport] = {}
         self.attempts = attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
         self._lock = threading.Lock()
         self.requests = 0
         self.retries = 0
+
+    def _inner(self, built: dict[bool, _T], make: Callable[..., _T], url: httpx.URL) -> _T:
+        """The inner transport for ``url``'s scheme, built on first use."""
+        tls = url.scheme == "https"
+        with self._lock:
+            if tls not in built:
+                built[tls] = make(verify=tls_context() if tls else _plain_context())
+            return built[tls]
 
     def _count(self, retry: bool) -> None:
         with self._lock:
@@ -66,10 +98,11 @@ class ResilientTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
+        inner = self._inner(self._sync, httpx.HTTPTransport, request.url)
         for attempt in range(self.attempts):
             self._count(attempt > 0)
             try:
-                response = self._sync.handle_request(request)
+                response = inner.handle_request(request)
             except _RETRY_ERRORS:
                 if attempt == self.attempts - 1:
                     raise
@@ -84,10 +117,11 @@ class ResilientTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await request.aread()
+        inner = self._inner(self._async, httpx.AsyncHTTPTransport, request.url)
         for attempt in range(self.attempts):
             self._count(attempt > 0)
             try:
-                response = await self._async.handle_async_request(request)
+                response = await inner.handle_async_request(request)
             except _RETRY_ERRORS:
                 if attempt == self.attempts - 1:
                     raise
@@ -101,7 +135,13 @@ class ResilientTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        self._sync.close()
+        with self._lock:
+            built = list(self._sync.values())
+        for inner in built:
+            inner.close()
 
     async def aclose(self) -> None:
-        await self._async.aclose()
+        with self._lock:
+            built = list(self._async.values())
+        for inner in built:
+            await inner.aclose()
