@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import socket
 import tarfile
 import warnings
@@ -118,6 +119,18 @@ def test_requests_that_are_not_http_get_problem_json(
         "detail": "Invalid HTTP request received.",
         "status": 400,
     }
+
+
+def test_a_client_that_leaves_mid_body_is_no_server_error(
+    server: LocalServer, http: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    head = b"POST /v1/models HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer " + TOKEN.encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head + b"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+    # The server is still there, and logged no failure for the abandoned request.
+    assert http.get("/v1/account").status_code == 200
+    failures = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not failures, [r.getMessage() for r in failures]
 
 
 # --- bodies --------------------------------------------------------------------------
