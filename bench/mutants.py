@@ -100,6 +100,11 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
         "old_bound[0]) / narrows", "narrows is 1 or -1: dividing by it is multiplying by it"),
     "cogfleet.schema._compat.x__compare_number_bound__mutmut_40": (
         "narrows >= 0", "narrows is 1 or -1, never 0"),
+    "cogfleet.builtins.checkers.x__check_match_prompt__mutmut_16": (
+        "(result.passed or not unverified)",
+        "check_facts gives a verdict only when nothing is left unverified"),
+    "cogfleet._pipeline.x_lint_build__mutmut_17": (
+        "ruff_problems, ctx.build_dir, )", "the prefix's default is the empty string"),
 }
 
 

@@ -1342,3 +1342,19 @@ def test_lint_of_a_variant_asks_the_lint_plugins(tmp_path):
         run(lint_build(ctx))
     assert str(caught.value) == "; ".join(
         [*module.PROBLEMS[:10], "warning: models/fam/predict.py:2: a bit dull"])
+
+
+def test_lint_of_one_cog_folder_reads_cog_yaml_by_the_pinned_cog(tmp_path):
+    """cog.yaml is read as the pinned Cog reads it: `run:` is Cog 0.20's."""
+    from cogfleet._pipeline import lint_build
+    from cogfleet.runtime._pin import CogPin
+
+    (tmp_path / "predict.py").write_text(PREDICT_PY)
+    (tmp_path / "cog.yaml").write_text(COG_YAML.replace("predict:", "run:"))
+    ctx = _bare_ctx(tmp_path)
+    ctx.cog_pin = CogPin("0.22.0", "--cog-version")
+    assert run(lint_build(ctx)).status == "passed"
+    ctx.cog_pin = CogPin("0.19.3", "--cog-version")
+    with pytest.raises(ConfigError) as caught:
+        run(lint_build(ctx))
+    assert "Cog 0.19.3 has no top-level run: (added in 0.20)" in str(caught.value)
