@@ -15,6 +15,7 @@ import base64
 import binascii
 import mimetypes
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -28,6 +29,17 @@ from cogfleet.server._core import NOT_FOUND, ApiError
 _KEY_RE = re.compile(r"^[0-9a-z]{26}-[A-Za-z0-9_-]{16,64}$")
 _NAME_RE = re.compile(r"^out-\d+(\.[A-Za-z0-9]+)?$")
 PREFIX = "/delivery/"
+
+
+def _map_strings(value: Any, leaf: Callable[[str], str]) -> Any:
+    """``value`` (JSON: lists, objects, scalars) with ``leaf`` applied to every string."""
+    if isinstance(value, str):
+        return leaf(value)
+    if isinstance(value, list):
+        return [_map_strings(v, leaf) for v in value]
+    if isinstance(value, dict):
+        return {k: _map_strings(v, leaf) for k, v in value.items()}
+    return value
 
 
 class Outputs:
@@ -50,9 +62,9 @@ class Outputs:
         """
         counter = 0
 
-        def walk(value: Any) -> Any:
+        def leaf(value: str) -> str:
             nonlocal counter
-            if isinstance(value, str) and value.startswith("data:"):
+            if value.startswith("data:"):
                 decoded = _decode(value)
                 if decoded is None:
                     return value
@@ -68,13 +80,9 @@ class Outputs:
                 if path not in paths:
                     paths.append(path)
                 return path
-            if isinstance(value, list):
-                return [walk(v) for v in value]
-            if isinstance(value, dict):
-                return {k: walk(v) for k, v in value.items()}
             return value
 
-        return walk(output)
+        return _map_strings(output, leaf)
 
     def render(self, output: Any, paths: list[str], base: str, *, inline: bool) -> Any:
         """``output`` with its delivery paths as absolute URLs, or as ``data:`` URIs."""
@@ -82,16 +90,12 @@ class Outputs:
             return output
         known = set(paths)
 
-        def walk(value: Any) -> Any:
-            if isinstance(value, str) and value in known:
+        def leaf(value: str) -> str:
+            if value in known:
                 return self._data_uri(value) if inline else base + value
-            if isinstance(value, list):
-                return [walk(v) for v in value]
-            if isinstance(value, dict):
-                return {k: walk(v) for k, v in value.items()}
             return value
 
-        return walk(output)
+        return _map_strings(output, leaf)
 
     def _data_uri(self, path: str) -> str:
         key, _, name = path.removeprefix(PREFIX).partition("/")
