@@ -235,12 +235,12 @@ def cmd_push(ns: argparse.Namespace, *, no_push: bool | None = None) -> int:
     from cogfleet._render import render_variants
     from cogfleet._run import Job, run_jobs
 
-    import_client_early()
     repo = load_repo(ns)
     variants = repo.select(ns.variants)
     settings = _settings(ns)
     plugins = load_plugins(repo.root)
     rendered = render_variants(repo, variants, plugins)
+    import_client_early()  # after the CPU-bound start, so as not to slow it; overlaps lint
     jobs = [
         Job(name=r.variant.name, build_dir=r.build_dir,
             config=apply_overrides(r.config, ns), variant=r.variant,
@@ -284,7 +284,6 @@ def cmd_safe_push(ns: argparse.Namespace) -> int:
     from cogfleet._judge import import_client_early
     from cogfleet._run import Job, run_jobs
 
-    import_client_early()
     folder = Path.cwd()
     if not (folder / "cog.yaml").is_file():
         raise UsageError("safe-push runs in a Cog folder: no cog.yaml here")
@@ -319,6 +318,7 @@ def cmd_safe_push(ns: argparse.Namespace) -> int:
     else:
         pin = load_settings(folder).cog_pin or installed_pin()
     job = Job(name=config.model.split("/")[1], build_dir=folder, config=config, cog_pin=pin)
+    import_client_early()  # after the CPU-bound start, so as not to slow it; overlaps lint
     return run_jobs([job], settings, plugins, _options(ns, no_push=ns.no_push), folder)
 
 
