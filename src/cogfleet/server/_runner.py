@@ -275,12 +275,19 @@ class RunnerPool:
                 runner.cond.notify_all()
         if not inflight.sent or runner is None:
             return True  # run() sees the flag before it sends anything to coglet
-        # coglet may not have registered the request yet: try again on its start
-        # event (with a webhook) or after a short pause (without one).
+        return await self._cancel_in_coglet(runner, inflight)
+
+    async def _cancel_in_coglet(self, runner: Runner, inflight: _Inflight) -> bool:
+        """Ask coglet to cancel ``inflight`` until it accepts, the run ends, or 5 s pass.
+
+        coglet may not have registered the request yet: try again on its start event
+        (with a webhook) or after a short pause (without one).
+        """
         deadline = time.monotonic() + 5.0
         delay = POLL_FIRST
-        while not await self._send_cancel(runner, prediction_id):
-            if inflight.finished or time.monotonic() > deadline:
+        while not await self._send_cancel(runner, inflight.prediction_id):
+            ended = inflight.finished or inflight.completed_event.is_set()
+            if ended or not runner.alive() or time.monotonic() > deadline:
                 return False
             if inflight.started.is_set():
                 await asyncio.sleep(delay)
@@ -358,7 +365,7 @@ class RunnerPool:
     async def _release_after_drop(self, runner: Runner, inflight: _Inflight) -> None:
         try:
             if runner.alive():
-                await self._send_cancel(runner, inflight.prediction_id)
+                await self._cancel_in_coglet(runner, inflight)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(inflight.completed_event.wait(), STOP_GRACE)
         finally:
