@@ -419,7 +419,7 @@ ARCHIVES = {
     "hard link": _tar(_special("hard", tarfile.LNKTYPE, "cog.yaml")),
     "character device": _tar(_special("dev", tarfile.CHRTYPE)),
     "fifo": _tar(_special("fifo", tarfile.FIFOTYPE)),
-    "absolute path": _tar(_file("/tmp/evil")),
+    "absolute path": _tar(_file("/evil")),
     "dot-dot": _tar(_file("../evil")),
     "inner dot-dot": _tar(_file("a/../../evil")),
     "duplicate": _tar(_file("cog.yaml", b"again")),
