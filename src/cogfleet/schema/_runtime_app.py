@@ -18,6 +18,36 @@ __all__ = ["REF", "remove_title_next_to_ref", "skeleton", "training_components",
 REF = "#/components/schemas/"
 
 
+def _json_response(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "content": {"application/json": {"schema": schema}},
+        "description": "Successful Response",
+    }
+
+
+def _validation_error() -> dict[str, Any]:
+    return {
+        "content": {"application/json": {"schema": {"$ref": REF + "HTTPValidationError"}}},
+        "description": "Validation Error",
+    }
+
+
+def _prefer() -> dict[str, Any]:
+    """The ``Prefer`` header parameter of the SDK's create and PUT routes."""
+    return {
+        "in": "header",
+        "name": "prefer",
+        "required": False,
+        "schema": {"title": "Prefer", "type": "string"},
+    }
+
+
+def _path_id(name: str, title: str) -> dict[str, Any]:
+    """A run id path parameter (``prediction_id``, ``training_id``)."""
+    return {"in": "path", "name": name, "required": True,
+            "schema": {"title": title, "type": "string"}}
+
+
 def skeleton(
     rules: Rules, input_ref: str, output_ref: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -120,28 +150,10 @@ def skeleton(
         },
     }
 
-    def json_response(schema: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "content": {"application/json": {"schema": schema}},
-            "description": "Successful Response",
-        }
-
-    validation_error = {
-        "content": {"application/json": {"schema": {"$ref": REF + "HTTPValidationError"}}},
-        "description": "Validation Error",
-    }
-    prefer = {
-        "in": "header",
-        "name": "prefer",
-        "required": False,
-        "schema": {"title": "Prefer", "type": "string"},
-    }
-    prediction_id = {
-        "in": "path",
-        "name": "prediction_id",
-        "required": True,
-        "schema": {"title": "Prediction ID", "type": "string"},
-    }
+    json_response = _json_response
+    validation_error = _validation_error()
+    prefer = _prefer()
+    prediction_id = _path_id("prediction_id", "Prediction ID")
     request_ref = {"$ref": REF + "PredictionRequest"}
     response = json_response({"$ref": REF + "PredictionResponse"})
     paths: dict[str, Any] = {
@@ -232,27 +244,11 @@ def training_components(rules: Rules) -> dict[str, Any]:
 
 def training_paths(rules: Rules) -> dict[str, Any]:
     p2 = rules.pydantic == 2
-    validation_error = {
-        "content": {"application/json": {"schema": {"$ref": REF + "HTTPValidationError"}}},
-        "description": "Validation Error",
-    }
-    prefer = {
-        "in": "header",
-        "name": "prefer",
-        "required": False,
-        "schema": {"title": "Prefer", "type": "string"},
-    }
-    training_id = {
-        "in": "path",
-        "name": "training_id",
-        "required": True,
-        "schema": {"title": "Training ID", "type": "string"},
-    }
+    validation_error = _validation_error()
+    prefer = _prefer()
+    training_id = _path_id("training_id", "Training ID")
     request_ref = {"$ref": REF + "TrainingRequest"}
-    response = {
-        "content": {"application/json": {"schema": {"$ref": REF + "TrainingResponse"}}},
-        "description": "Successful Response",
-    }
+    response = _json_response({"$ref": REF + "TrainingResponse"})
     put_schema: dict[str, Any] = (
         dict(request_ref) if p2 else {"allOf": [request_ref], "title": "Training Request"}
     )
