@@ -80,11 +80,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 
 from cogfleet._errors import ConfigError, RemoteError
 from cogfleet.server._receiver import WebhookReceiver
 from cogfleet.server._runner_process import (
+    HEALTH_TIMEOUT,
     POLL_FIRST,
     POLL_MAX,
     STOP_GRACE,
@@ -115,6 +116,8 @@ _RESULT_KEYS = ("id", "status", "output", "error", "logs", "metrics", "started_a
 _COMPLETED_WAIT = 2.0
 # How long a 409 (slot still busy with a canceled prediction) is retried.
 _BUSY_RETRY = 10.0
+# A prediction request has no overall limit, only one on connecting.
+_PREDICT_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10.0)
 
 
 @dataclass
@@ -190,7 +193,7 @@ class RunnerPool:
         self._stopping: set[Runner] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._inflight: dict[str, _Inflight] = {}
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
         self._receiver: WebhookReceiver | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._lock: asyncio.Lock | None = None
@@ -332,7 +335,7 @@ class RunnerPool:
             await self._receiver.close()
             self._receiver = None
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
         if self._own_tmp is not None:
             shutil.rmtree(self._own_tmp, ignore_errors=True)
@@ -376,10 +379,13 @@ class RunnerPool:
         if self._client is None or not runner.alive():  # closed pool, or a dead process
             return False
         try:
-            resp = await self._client.get(f"{runner.base_url}/health-check", timeout=5.0)
-            return resp.json().get("status") in ("READY", "BUSY")
-        except (httpx.TransportError, ValueError):
+            async with self._client.get(
+                f"{runner.base_url}/health-check", timeout=HEALTH_TIMEOUT
+            ) as resp:
+                health = json.loads(await resp.read())
+        except (aiohttp.ClientError, TimeoutError, ValueError):
             return False
+        return isinstance(health, dict) and health.get("status") in ("READY", "BUSY")
 
     def _retire(self, runner: Runner) -> None:
         """Drop a broken runner from the pool and stop it in the background."""
@@ -401,8 +407,13 @@ class RunnerPool:
         if self._lock is None:
             self._lock = asyncio.Lock()
         if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(30.0), limits=httpx.Limits(max_keepalive_connections=20)
+            # aiohttp rather than httpx here: one prediction is one request to coglet,
+            # and httpx's pure-Python async stack cost ~2 ms of CPU per request, as much
+            # as the rest of the server's work for that prediction. limit=0: the pool's
+            # own slots bound the connections to each runner.
+            self._client = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=30.0),
+                connector=aiohttp.TCPConnector(limit=0),
             )
         if self._receiver is None:
             self._receiver = WebhookReceiver(self._on_webhook)
@@ -506,14 +517,14 @@ class RunnerPool:
         sent_at = utc_now()
         inflight.sent = True
         try:
-            resp = await self._send(runner, body, respond_async=legacy)
-        except httpx.TransportError as exc:
+            status, answer = await self._send(runner, body, respond_async=legacy)
+        except aiohttp.ClientError as exc:
             if runner.alive():
                 raise
             return _exited(inflight, exc, inflight.started_at or sent_at)
-        if resp.status_code == 422:
-            raise InvalidInput(resp.json().get("detail") or [])
-        if resp.status_code == 409 and not await self._healthy(runner):
+        if status == 422:
+            raise InvalidInput(_detail(answer))
+        if status == 409 and not await self._healthy(runner):
             self._retire(runner)
             return {
                 "id": inflight.prediction_id,
@@ -524,14 +535,17 @@ class RunnerPool:
                 "metrics": {},
                 "started_at": sent_at,
             }
-        if legacy and resp.status_code == 202:
+        if legacy and status == 202:
             return await self._await_completed(runner, inflight, sent_at)
-        if resp.status_code != 200:
+        try:
+            result = json.loads(answer) if status == 200 else None
+        except ValueError:
+            result = None
+        if not isinstance(result, dict):
             raise RemoteError(
-                f"{runner.runtime.server_name} answered HTTP {resp.status_code} for "
-                f"{runner.route}: {resp.text[:500]}"
+                f"{runner.runtime.server_name} answered HTTP {status} for "
+                f"{runner.route}: {answer[:500].decode('utf-8', 'replace')}"
             )
-        result: dict[str, Any] = resp.json()
         if result.get("status") != "succeeded":
             # coglet answers a failed or canceled request with empty logs, while its
             # "completed" webhook carries them (it is usually already here) and its
@@ -574,25 +588,28 @@ class RunnerPool:
 
     async def _send(
         self, runner: Runner, body: dict[str, Any], *, respond_async: bool = False
-    ) -> httpx.Response:
+    ) -> tuple[int, bytes]:
+        """POST ``body`` to the runner: its HTTP status and the answer's body."""
         assert self._client is not None
         delay = POLL_FIRST
         deadline = time.monotonic() + _BUSY_RETRY
         headers = {"Prefer": "respond-async"} if respond_async else None
+        data = json.dumps(body).encode()
         while True:
             # No read timeout: a prediction takes as long as it takes; cancel() stops it.
-            resp = await self._client.post(
+            async with self._client.post(
                 f"{runner.base_url}/{runner.route}",
-                json=body,
-                headers=headers,
-                timeout=httpx.Timeout(None, connect=10.0),
-            )
+                data=data,
+                headers={"Content-Type": "application/json", **(headers or {})},
+                timeout=_PREDICT_TIMEOUT,
+            ) as resp:
+                status, answer = resp.status, await resp.read()
             # 409 means coglet is still finishing a canceled prediction in the slot we
             # hold; it signals nothing when that ends, so retry briefly.
-            if resp.status_code != 409 or time.monotonic() > deadline:
-                return resp
+            if status != 409 or time.monotonic() > deadline:
+                return status, answer
             if not await self._healthy(runner):
-                return resp
+                return status, answer
             await asyncio.sleep(delay)
             delay = min(delay * 2, POLL_MAX)
 
@@ -636,10 +653,12 @@ class RunnerPool:
         assert self._client is not None
         quoted = urllib.parse.quote(prediction_id, safe="")
         try:
-            resp = await self._client.post(f"{runner.base_url}/{runner.route}/{quoted}/cancel")
-        except httpx.TransportError:
+            async with self._client.post(
+                f"{runner.base_url}/{runner.route}/{quoted}/cancel"
+            ) as resp:
+                return resp.status == 200
+        except (aiohttp.ClientError, TimeoutError):
             return False
-        return resp.status_code == 200
 
 
 def _exited(inflight: _Inflight, why: object, started_at: str) -> dict[str, Any]:
@@ -652,3 +671,13 @@ def _exited(inflight: _Inflight, why: object, started_at: str) -> dict[str, Any]
         "metrics": {},
         "started_at": started_at,
     }
+
+
+def _detail(answer: bytes) -> list[Any]:
+    """The ``detail`` list of a 422 answer (empty when there is none)."""
+    try:
+        found = json.loads(answer)
+    except ValueError:
+        return []
+    detail = found.get("detail") if isinstance(found, dict) else None
+    return detail if isinstance(detail, list) else []

@@ -52,7 +52,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
+import aiohttp
 
 from cogfleet._credentials import without_credentials
 from cogfleet._errors import ConfigError
@@ -84,6 +84,8 @@ STOP_GRACE = 5.0
 # Health-check polling during start-up only: coglet has no readiness push.
 POLL_FIRST = 0.02
 POLL_MAX = 0.25
+# Limit on one health-check request.
+HEALTH_TIMEOUT = aiohttp.ClientTimeout(total=5.0)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -193,7 +195,7 @@ class StartWith:
     receiver's upload URL (the Python server's ``--upload-url``), the limit on
     reaching READY, and a scratch folder for interpreter shims."""
 
-    client: httpx.AsyncClient
+    client: aiohttp.ClientSession
     upload_url: str | None
     setup_timeout: float
     scratch: Callable[[], Path]
@@ -328,9 +330,13 @@ class Runner:
                     f"{self.runtime.server_name} exited with code {self.proc.returncode}", logs
                 )
             try:
-                resp = await how.client.get(f"{self.base_url}/health-check", timeout=5.0)
-                health = resp.json()
-            except (httpx.TransportError, ValueError):
+                async with how.client.get(
+                    f"{self.base_url}/health-check", timeout=HEALTH_TIMEOUT
+                ) as resp:
+                    health = json.loads(await resp.read())
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                health = {}
+            if not isinstance(health, dict):
                 health = {}
             status = health.get("status")
             if status in ("READY", "BUSY"):
