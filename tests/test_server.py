@@ -202,6 +202,21 @@ def test_prediction_with_wait(
     assert client.run("acme/echo", input={"prompt": "b"}) == "hello b"
 
 
+def test_every_prediction_counts_once_in_the_models_run_count(
+    client: replicate.Client, echo: dict[str, object]
+) -> None:
+    before = client.models.get("acme/echo").run_count
+    with ThreadPoolExecutor(4) as pool:
+        preds = list(pool.map(
+            lambda i: client.predictions.create(
+                version=str(echo["id"]), input={"prompt": f"n{i}"}, wait=True
+            ),
+            range(6),
+        ))
+    assert {p.status for p in preds} == {"succeeded"}
+    assert client.models.get("acme/echo").run_count == before + 6
+
+
 def test_prediction_by_polling(client: replicate.Client, echo: dict[str, object]) -> None:
     pred = client.predictions.create(version=str(echo["id"]), input={"prompt": "poll"})
     assert pred.status in ("starting", "processing")

@@ -254,10 +254,7 @@ class Runs:
         plural = "trainings" if kind == "training" else "predictions"
         with self.store.transaction():
             self.store.put(plural, pid, doc)
-            model_doc = self.store.get("models", model)
-            if model_doc is not None:
-                model_doc["run_count"] = int(model_doc.get("run_count", 0)) + 1
-                self.store.put("models", model, model_doc)
+            self.store.increment("models", model, "run_count")
         self._live[pid] = doc
         event = asyncio.Event()
         self._done[pid] = event

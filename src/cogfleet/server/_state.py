@@ -105,6 +105,20 @@ class Store:
                 (key, parent, self._seq, text),
             )
 
+    def increment(self, kind: str, key: str, field: str) -> None:
+        """Add one to the top-level number ``field`` of a document (0 when absent),
+        in SQL: nothing is decoded or re-encoded here."""
+        _check_kind(kind)
+        if not _FIELD_RE.match(field) or "." in field:
+            raise ValueError(f"unsupported field {field!r}")
+        path = f"$.{field}"
+        with self._lock:
+            self._db.execute(
+                f"UPDATE {kind} SET data=json_set(data, ?, "
+                "COALESCE(json_extract(data, ?), 0) + 1) WHERE key=?",
+                (path, path, key),
+            )
+
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
         """The document stored under ``key``, or None."""
         _check_kind(kind)
