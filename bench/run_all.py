@@ -73,7 +73,9 @@ def run_server_overhead(requests: int, threads: int) -> dict[str, Any]:
     if not rows:
         return {"status": "failed", "error": "no table in its output", "output": proc.stdout}
     data: dict[str, Any] = {
-        "status": "ok", "params": {"requests": requests, "threads": threads}, "rows": rows,
+        "status": "ok",
+        "params": {"requests": requests, "threads": threads, "server": "process"},
+        "rows": rows,
     }
     share = _SHARE_RE.search(proc.stdout)
     if share:  # how much of a core the machine gave a spinning process meanwhile

@@ -1,9 +1,13 @@
 """Overhead of the local server per prediction, excluding the model's own time.
 
-For a no-op async predictor (``tests/fixtures/server/noop``, ``concurrency.max: 8``)
-every prediction is created with ``Prefer: wait`` through the official ``replicate``
-client, and the overhead is the client's wall time minus ``metrics.predict_time``
-(what coglet measured inside the predictor). Scenarios:
+The server runs as users run it: ``cogfleet serve`` in a process of its own, with
+its access log, and the clients are threads of this process (``--server embedded``
+runs it in a thread of this process instead, as ``cogfleet push`` does, sharing
+one interpreter lock with the clients). For a no-op async predictor
+(``tests/fixtures/server/noop``, ``concurrency.max: 8``) every prediction is
+created with ``Prefer: wait`` through the official ``replicate`` client, and the
+overhead is the client's wall time minus ``metrics.predict_time`` (what coglet
+measured inside the predictor). Scenarios:
 
 * ``sequential``: one client, the no-op model;
 * ``N concurrent clients``: N client threads at once, the no-op model (every
@@ -16,17 +20,21 @@ The last line is how much of one core a busy process got while the benchmark ran
 (the machine may be shared): figures from a busy machine are higher.
 
     python bench/server_overhead.py [--requests 200] [--threads 8] [--model-ms 50]
+                                    [--server {process,embedded}]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -127,25 +135,70 @@ class _CpuShare:
         self.share = float(out.strip() or 0.0)
 
 
+@contextlib.contextmanager
+def _served(mode: str, state: str) -> Iterator[tuple[str, str]]:
+    """A server on a loopback port until the block ends: (base URL, token)."""
+    if mode == "embedded":
+        with LocalServer(state_dir=state) as srv:
+            yield srv.base_url, srv.token
+        return
+    with socket.socket() as probe:  # a free port for the server to bind
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = "bench-token"
+    args = [sys.executable, "-m", "cogfleet", "serve", "--host", "127.0.0.1",
+            "--port", str(port), "--state", state, "--token", f"{token}=bench"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ready = threading.Event()
+    seen: list[str] = []
+
+    def drain() -> None:  # the access log goes on; reading it keeps the pipe open
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if not ready.is_set():
+                seen.append(line.rstrip())
+                if "Uvicorn running on" in line:
+                    ready.set()
+        ready.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        ready.wait(60)
+        if proc.poll() is not None or not any("Uvicorn running on" in s for s in seen):
+            raise RuntimeError("cogfleet serve did not start: " + " | ".join(seen[-3:]))
+        yield f"http://127.0.0.1:{port}", token
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        reader.join(5)
+
+
 def main() -> None:
     """Run the benchmark against an embedded server and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200, help="predictions per scenario")
     parser.add_argument("--threads", type=int, default=8, help="concurrent client threads")
     parser.add_argument("--model-ms", type=float, default=50.0, help="model wait in ms")
+    parser.add_argument(
+        "--server",
+        choices=["process", "embedded"],
+        default="process",
+        help="cogfleet serve in its own process (default), or in a thread of this one",
+    )
     args = parser.parse_args()
     sleep = args.model_ms / 1000
 
     rows = []
-    with tempfile.TemporaryDirectory() as state, LocalServer(state_dir=state) as srv:
-        client = replicate.Client(api_token=srv.token, base_url=srv.base_url)
+    with tempfile.TemporaryDirectory() as state, _served(args.server, state) as (base, token):
+        client = replicate.Client(api_token=token, base_url=base)
         client.models.create(owner="bench", name="noop", visibility="private", hardware="cpu")
         version = str(push_build(client, "bench", "noop", NOOP)["id"])
         for _ in range(10):  # start the runner and warm both sides' connections
             _one(client, version, 0.0)
 
         def run(label: str, threads: int, total: int, wait: float) -> None:
-            samples, elapsed = _scenario(srv.base_url, srv.token, version, threads, total, wait)
+            samples, elapsed = _scenario(base, token, version, threads, total, wait)
             rows.append(_row(label, samples, elapsed))
 
         with _CpuShare() as probe:
@@ -163,6 +216,8 @@ def main() -> None:
     for row in rows:
         print(row)
     print("overhead = client wall time - metrics.predict_time; wall p50 includes the model.")
+    where = "its own process" if args.server == "process" else "a thread of the benchmark"
+    print(f"server: cogfleet serve in {where}.")
     print(f"a spinning process got {probe.share:.0%} of a core during the run.")
 
 
