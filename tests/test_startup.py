@@ -19,7 +19,8 @@ import pytest
 from cogfleet.cli import build_parser
 from cogfleet.cli._main import COMMANDS
 
-# Run in a fresh interpreter: the command, then the modules it imported, as JSON.
+# Run in a fresh interpreter: the command, then the modules it imported, as JSON
+# (None entries in sys.modules are imports cogfleet keeps from happening).
 PROBE = """\
 import json, sys
 from cogfleet.cli import main
@@ -27,7 +28,7 @@ try:
     code = main(sys.argv[1:])
 except SystemExit as exc:
     code = exc.code
-print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+print(json.dumps({"code": code, "modules": sorted(n for n, m in sys.modules.items() if m)}))
 """
 
 # Never needed to list commands or variants.
@@ -130,3 +131,29 @@ def test_python_dash_m_is_the_program(demo_repo: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "cogfleet-demo/imagegen-schnell" in proc.stdout
+
+
+# What a push process imports to talk to the APIs, and what that must leave out.
+API_PROBE = """\
+import json, sys
+import cogfleet.cli
+from cogfleet._judge import _import_client
+import cogfleet._run
+_import_client()
+import httpx, anthropic
+loaded = sorted(n for n, m in sys.modules.items() if m)
+print(json.dumps({"main": httpx.main.__module__, "modules": loaded}))
+"""
+
+
+def test_the_libraries_optional_extras_stay_unloaded() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", API_PROBE], capture_output=True, text=True, timeout=120,
+        check=True,
+    )
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    modules = set(data["modules"])
+    assert {"httpx", "anthropic", "replicate"} <= modules
+    # httpx's command-line client (click, pygments) and anthropic's aiohttp transport
+    assert _loaded(modules, ["httpx._main", "click", "pygments", "aiohttp"]) == []
+    assert data["main"] == "httpx"  # httpx's own stand-in for its missing CLI

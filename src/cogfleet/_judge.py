@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from cogfleet import _images
 from cogfleet._checks import CheckResult, OutputFile, iter_file_refs
 from cogfleet._errors import RemoteError, UsageError
+from cogfleet._extras import skip_unused_extras
 
 if TYPE_CHECKING:
     import anthropic
@@ -432,6 +433,7 @@ class AnthropicJudge:
         self.max_tokens = max_tokens
         # Imported here, not at module level: the client takes 1.5-2 s to import, and
         # every command that loads the checkers (render, lint, push) would pay it.
+        skip_unused_extras()
         import anthropic
 
         self._client = anthropic.Anthropic(
@@ -578,6 +580,7 @@ def import_client_early(environ: Mapping[str, str] | None = None) -> None:
 
 
 def _import_client() -> None:
+    skip_unused_extras()
     try:
         import anthropic  # noqa: F401 - loaded for AnthropicJudge
     except Exception:  # noqa: BLE001, S110 - AnthropicJudge's own import reports it

@@ -14,6 +14,10 @@ import only the standard library, :mod:`cogfleet._errors` and ``_common`` at mod
 level (``tests/test_layers.py`` checks what ``cogfleet --help`` imports).
 """
 
-from cogfleet.cli._main import build_parser, main, run
+from cogfleet._extras import skip_unused_extras
+
+skip_unused_extras()  # before anything imports httpx or anthropic
+
+from cogfleet.cli._main import build_parser, main, run  # noqa: E402
 
 __all__ = ["build_parser", "main", "run"]
