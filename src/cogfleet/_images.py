@@ -13,6 +13,11 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageChops, ImageMath, UnidentifiedImageError
 
+# WebP, the usual output of image models, opens without PIL registering all of its
+# ~40 format plugins first (40 ms): Image.open tries BMP, GIF, JPEG, PPM, PNG and
+# what is already registered, and loads the rest only when none of those match.
+from PIL import WebPImagePlugin  # noqa: F401, E402  isort: skip
+
 #: File extensions treated as images (lower case, without the dot).
 IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif", "bmp", "webp", "tif", "tiff"})
 
