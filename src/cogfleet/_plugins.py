@@ -86,9 +86,10 @@ class Plugins:
         for ep in eps:
             if self.pm.is_blocked(ep.name):
                 continue
-            builtin = ep.value.startswith(f"{PROJECT_NAME}.")
-            dist = ep.dist.name if ep.dist is not None else "?"
-            source = "builtin" if builtin else f"entry point ({dist})"
+            if ep.value.startswith(f"{PROJECT_NAME}."):
+                source = "builtin"
+            else:  # the distribution's name is read from its metadata file: only here
+                source = f"entry point ({ep.dist.name if ep.dist is not None else '?'})"
             try:
                 module = ep.load()
             except Exception as exc:  # any import failure is reported by plugin name
