@@ -57,7 +57,7 @@ try:
     main(sys.argv[1:])
 except SystemExit:
     pass
-sys.stderr.write("\\n" + json.dumps(sorted(sys.modules)) + "\\n")
+sys.stderr.write("\\n" + json.dumps(sorted(n for n, m in sys.modules.items() if m)) + "\\n")
 """
 
 
