@@ -157,3 +157,22 @@ def test_the_libraries_optional_extras_stay_unloaded() -> None:
     # httpx's command-line client (click, pygments) and anthropic's aiohttp transport
     assert _loaded(modules, ["httpx._main", "click", "pygments", "aiohttp"]) == []
     assert data["main"] == "httpx"  # httpx's own stand-in for its missing CLI
+
+
+def test_loading_the_checkers_leaves_pillow_for_the_first_image() -> None:
+    probe = (
+        "import json, sys\n"
+        "from cogfleet._plugins import Plugins\n"
+        "plugins = Plugins()\n"
+        "before = 'PIL' in sys.modules\n"
+        "from cogfleet._images import image_info\n"
+        "import base64\n"
+        "gif = base64.b64decode('R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAICTAEAOw==')\n"
+        "info = image_info(gif)\n"
+        "print(json.dumps({'before': before, 'size': info.size if info else None}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert data == {"before": False, "size": "1x1"}

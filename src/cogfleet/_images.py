@@ -10,13 +10,13 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from PIL import Image, ImageChops, ImageMath, UnidentifiedImageError
-
-# WebP, the usual output of image models, opens without PIL registering all of its
-# ~40 format plugins first (40 ms): Image.open tries BMP, GIF, JPEG, PPM, PNG and
-# what is already registered, and loads the rest only when none of those match.
-from PIL import WebPImagePlugin  # noqa: F401, E402  isort: skip
+# Pillow (50 ms) is imported by the functions that decode images, not with this
+# module: the checkers load it at start-up, and the first image to look at arrives
+# while a push waits for its predictions.
+if TYPE_CHECKING:
+    from PIL import Image
 
 #: File extensions treated as images (lower case, without the dot).
 IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif", "bmp", "webp", "tif", "tiff"})
@@ -61,6 +61,11 @@ def normalize_extension(ext: str) -> str:
 
 def _open(data: bytes) -> Image.Image | None:
     """Open ``data`` as an image, or ``None`` when Pillow cannot read it."""
+    # WebP, the usual output of image models, opens without PIL registering all of its
+    # ~40 format plugins first (40 ms): Image.open tries BMP, GIF, JPEG, PPM, PNG and
+    # what is already registered, and loads the rest only when none of those match.
+    from PIL import Image, UnidentifiedImageError, WebPImagePlugin  # noqa: F401
+
     try:
         with warnings.catch_warnings():
             # A huge image is still an image; the bomb check is a warning we do not want
@@ -84,6 +89,8 @@ def image_info(data: bytes) -> ImageInfo | None:
 
 def mean_pixel_distance(a: Image.Image, b: Image.Image) -> float:
     """Mean Euclidean RGB distance between same-sized images ``a`` and ``b`` (0..441)."""
+    from PIL import Image, ImageChops, ImageMath
+
     if a.size != b.size:
         raise ValueError(f"image sizes differ: {a.width}x{a.height} vs {b.width}x{b.height}")
     diff = ImageChops.difference(a.convert("RGB"), b.convert("RGB"))
