@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from cogfleet import ExitCode
+from cogfleet._errors import ConfigError
 from cogfleet._plugins import Plugins
 from cogfleet._render import Rendered, render_variant, render_variants
 from cogfleet._repo import Repo
@@ -290,6 +291,58 @@ def test_any_input_change_renders_again(
     assert not again.reused
     assert again.files != first.files
     assert _render(root).reused  # and is reused from then on
+
+
+# Renders alpha in a fresh interpreter: whether Cog's JSON Schema check ran (it needs
+# jsonschema, which nothing else a render does imports).
+_RENDER_PROBE = """\
+import json, sys
+from cogfleet._plugins import Plugins
+from cogfleet._render import render_variant
+from cogfleet._repo import Repo
+from pathlib import Path
+repo = Repo.load(Path(sys.argv[1]))
+rendered = render_variant(repo, repo.variants["alpha"], Plugins(repo.root))
+print(json.dumps({"reused": rendered.reused, "schema": "jsonschema" in sys.modules}))
+"""
+
+
+def _render_fresh(root: Path) -> dict[str, bool]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _RENDER_PROBE, str(root)], capture_output=True, text=True,
+        timeout=120, check=True,
+    )
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def test_a_rerender_with_the_same_cog_yaml_does_not_check_its_schema_again(
+    make_repo: MakeRepo,
+) -> None:
+    from tests.conftest import write_files
+
+    root = make_repo()
+    assert _render_fresh(root) == {"reused": False, "schema": True}
+    write_files(root, {"models/fam/extra.txt": "new\n"})  # cog.yaml stays the same
+    assert _render_fresh(root) == {"reused": False, "schema": False}
+    write_files(root, {"templates/partials/env.yaml.j2": "environment:\n  - STEPS=1\n"})
+    assert _render_fresh(root) == {"reused": False, "schema": True}
+    # a manifest that does not say under which Cog the text passed proves nothing
+    manifest = root / ".cogfleet" / "cache" / "render" / "alpha.json"
+    data = json.loads(manifest.read_text())
+    del data["cog_version"]
+    manifest.write_text(json.dumps(data))
+    write_files(root, {"models/fam/extra.txt": "newer\n"})
+    assert _render_fresh(root) == {"reused": False, "schema": True}
+
+
+def test_a_changed_cog_yaml_meets_the_schema_check_again(make_repo: MakeRepo) -> None:
+    from tests.conftest import write_files
+
+    root = make_repo()
+    _render(root)
+    write_files(root, {"templates/partials/env.yaml.j2": "environment: []\nimage_size: 3\n"})
+    with pytest.raises(ConfigError, match="image_size: unknown key"):
+        _render(root)
 
 
 def test_a_changed_build_folder_is_restored(make_repo: MakeRepo) -> None:

@@ -25,7 +25,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from cogfleet._errors import ConfigError
@@ -177,6 +176,8 @@ def _check_schema(doc: _Document, out: _Problems, cog: tuple[int, ...] | None = 
 
     ``cog``: the pinned Cog version; before 0.17 the keys 0.17 removed were valid.
     """
+    import jsonschema  # 60 ms with its dependencies: only when a text is checked
+
     validator = jsonschema.Draft7Validator(_schema())
     for error in sorted(validator.iter_errors(doc.data), key=lambda e: list(map(str, e.path))):
         where: _Key = tuple(error.path)
@@ -436,7 +437,11 @@ def _check_weights(weights: Any, out: _Problems) -> None:
 
 
 def validate_cog_yaml(
-    path: Path, build_dir: Path | None = None, *, cog_version: str | None = None
+    path: Path,
+    build_dir: Path | None = None,
+    *,
+    cog_version: str | None = None,
+    schema_checked: bool = False,
 ) -> list[str]:
     """Validate the ``cog.yaml`` at ``path`` and return its deprecation warnings.
 
@@ -446,6 +451,9 @@ def validate_cog_yaml(
     ``cog_version`` is the Cog the variant is pinned to: before 0.20 a top-level
     ``run:`` is an error and ``predict:`` is no deprecation; before 0.17 the keys
     0.17 removed (``tests``, ``build.fast``…) are still valid.
+    ``schema_checked``: this very text already passed Cog's JSON Schema under this
+    ``cog_version`` (a re-render that left cog.yaml as it was), so that check, a pure
+    function of the two, is not run again; every other check still is.
 
     Raises :class:`~cogfleet._errors.ConfigError` naming the file, the line of the
     first problem and every problem found, each as ``<dotted.key>: <problem>``.
@@ -471,7 +479,8 @@ def validate_cog_yaml(
                 build[key[1]] = doc.raw[key]
     problems = _Problems(doc)
     cog = _cog_release(cog_version)
-    _check_schema(doc, problems, cog)
+    if not schema_checked:
+        _check_schema(doc, problems, cog)
     if cog is not None and cog < (0, 20) and "run" in doc.data:
         problems.add(("run",), f"Cog {cog_version} has no top-level run: (added in 0.20); use "
                      "predict:")

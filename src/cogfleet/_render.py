@@ -690,6 +690,8 @@ def _write(repo: Repo, rendered: Rendered, plugins: Plugins) -> Rendered:
 
     variant = rendered.variant
     manifest = _manifest_path(repo, variant)
+    cog_version = repo.pin_for(variant).version
+    checked = _schema_checked(manifest, _variant_key(repo, variant, plugins), rendered, cog_version)
     # gone before the folder changes: a crash mid-write must not leave a stale "up to date"
     manifest.unlink(missing_ok=True)
     ensure_state_dir(repo.root / STATE_DIR)
@@ -697,7 +699,7 @@ def _write(repo: Repo, rendered: Rendered, plugins: Plugins) -> Rendered:
     try:
         rendered.warnings = validate_cog_yaml(
             rendered.build_dir / "cog.yaml", rendered.build_dir,
-            cog_version=repo.pin_for(variant).version,
+            cog_version=cog_version, schema_checked=checked,
         )  # fmt: skip
     except ConfigError as exc:
         shutil.rmtree(rendered.build_dir, ignore_errors=True)
@@ -808,9 +810,32 @@ def _variant_key(repo: Repo, variant: Variant, plugins: Plugins) -> str:
     return _digest(json.dumps(payload, sort_keys=True, default=repr).encode())
 
 
+def _schema_checked(
+    manifest: Path, key: str, rendered: Rendered, cog_version: str | None
+) -> bool:
+    """Whether the last successful render of this variant, by the same code and
+    declaration, wrote the same cog.yaml under the same Cog (so it passed Cog's JSON
+    Schema, and would again)."""
+    try:
+        previous = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return False
+    text = rendered.files.get("cog.yaml")
+    if text is None or not isinstance(previous, dict):
+        return False
+    outputs = previous.get("outputs")
+    return (
+        previous.get("key") == key
+        and previous.get("cog_version") == cog_version
+        and isinstance(outputs, dict)
+        and outputs.get("cog.yaml") == _digest(text)
+    )
+
+
 def _save_manifest(repo: Repo, rendered: Rendered, plugins: Plugins) -> None:
     variant = rendered.variant
     manifest = {
+        "cog_version": repo.pin_for(variant).version,
         "key": _variant_key(repo, variant, plugins),
         "family": [_rel(p, repo.root) for p in _family_files(repo, variant)],
         "resolved": rendered.resolved,
