@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -176,3 +177,18 @@ def test_scaffold_workflows_pass_actionlint(tmp_path, cli):
     proc = subprocess.run([binary, "-no-color", *extra, *workflows], capture_output=True,
                           text=True, check=False, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_scaffold_workflows_install_each_variants_pinned_cog(tmp_path, cli):
+    empty = tmp_path / "new"
+    empty.mkdir()
+    assert cli("init", cwd=empty).code == ExitCode.OK
+    for name in ("ci.yaml", "push.yaml"):
+        text = (empty / ".github/workflows" / name).read_text()
+        assert "releases/latest" not in text, name
+        assert "COG_VERSION: ${{ matrix.cog_version }}" in text, name
+        assert "releases/download/v${COG_VERSION}/cog_" in text, name
+    # and the matrix the workflows read names that version for every variant
+    matrix = cli("matrix", "--variants", "all", cwd=empty)
+    entries = json.loads(matrix.out)["include"]
+    assert entries and all(e["cog_version"] for e in entries), matrix.out

@@ -454,13 +454,15 @@ jobs:
       - uses: actions/setup-python@v6
         with:
           python-version: "3.11"
-      - name: Install cogfleet and cog
+      - name: Install cogfleet and cog ${{ matrix.cog_version }} (the variant's pinned Cog)
         env:
-          COG_RELEASE: https://github.com/replicate/cog/releases/latest/download
+          COG_VERSION: ${{ matrix.cog_version }}
         run: |
           pip install cogfleet nox
-          sudo curl -fsSL -o /usr/local/bin/cog "$COG_RELEASE/cog_$(uname -s)_$(uname -m)"
+          sudo curl -fsSL -o /usr/local/bin/cog \\
+            "https://github.com/replicate/cog/releases/download/v${COG_VERSION}/cog_$(uname -s)_$(uname -m)"
           sudo chmod +x /usr/local/bin/cog
+          cog --version
       - name: cog login
         env:
           COG_TOKEN: ${{ secrets.COG_TOKEN }}
@@ -517,13 +519,15 @@ jobs:
       - uses: actions/setup-python@v6
         with:
           python-version: "3.11"
-      - name: Install cogfleet and cog
+      - name: Install cogfleet and cog ${{ matrix.cog_version }} (the variant's pinned Cog)
         env:
-          COG_RELEASE: https://github.com/replicate/cog/releases/latest/download
+          COG_VERSION: ${{ matrix.cog_version }}
         run: |
           pip install cogfleet nox
-          sudo curl -fsSL -o /usr/local/bin/cog "$COG_RELEASE/cog_$(uname -s)_$(uname -m)"
+          sudo curl -fsSL -o /usr/local/bin/cog \\
+            "https://github.com/replicate/cog/releases/download/v${COG_VERSION}/cog_$(uname -s)_$(uname -m)"
           sudo chmod +x /usr/local/bin/cog
+          cog --version
       - name: cog login
         env:
           COG_TOKEN: ${{ secrets.COG_TOKEN }}
