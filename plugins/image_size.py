@@ -12,8 +12,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
 from cogfleet import hookimpl
 from cogfleet._checks import CheckContext, Checker, CheckResult
 
@@ -35,6 +33,10 @@ def validate_image_size(value: Any) -> None:
 
 def check_image_size(ctx: CheckContext) -> CheckResult:
     """Pass when every output file is an image of the expected size."""
+    # Imported here, not with the module: cogfleet loads every plugin before a command
+    # starts, and Pillow's 50 ms would be paid by commands that check no image.
+    from PIL import Image, UnidentifiedImageError
+
     width, height = parse_size(ctx.expected)
     files = ctx.output_files()
     if not files:
