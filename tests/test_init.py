@@ -187,7 +187,8 @@ def test_scaffold_workflows_install_each_variants_pinned_cog(tmp_path, cli):
         text = (empty / ".github/workflows" / name).read_text()
         assert "releases/latest" not in text, name
         assert "COG_VERSION: ${{ matrix.cog_version }}" in text, name
-        assert "releases/download/v${COG_VERSION}/cog_" in text, name
+        assert "COG_RELEASES: https://github.com/replicate/cog/releases/download\n" in text
+        assert '"$COG_RELEASES/v${COG_VERSION}/cog_' in text, name
     # and the matrix the workflows read names that version for every variant
     matrix = cli("matrix", "--variants", "all", cwd=empty)
     entries = json.loads(matrix.out)["include"]

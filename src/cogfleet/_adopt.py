@@ -457,10 +457,11 @@ jobs:
       - name: Install cogfleet and cog ${{ matrix.cog_version }} (the variant's pinned Cog)
         env:
           COG_VERSION: ${{ matrix.cog_version }}
+          COG_RELEASES: https://github.com/replicate/cog/releases/download
         run: |
           pip install cogfleet nox
           sudo curl -fsSL -o /usr/local/bin/cog \\
-            "https://github.com/replicate/cog/releases/download/v${COG_VERSION}/cog_$(uname -s)_$(uname -m)"
+            "$COG_RELEASES/v${COG_VERSION}/cog_$(uname -s)_$(uname -m)"
           sudo chmod +x /usr/local/bin/cog
           cog --version
       - name: cog login
@@ -522,10 +523,11 @@ jobs:
       - name: Install cogfleet and cog ${{ matrix.cog_version }} (the variant's pinned Cog)
         env:
           COG_VERSION: ${{ matrix.cog_version }}
+          COG_RELEASES: https://github.com/replicate/cog/releases/download
         run: |
           pip install cogfleet nox
           sudo curl -fsSL -o /usr/local/bin/cog \\
-            "https://github.com/replicate/cog/releases/download/v${COG_VERSION}/cog_$(uname -s)_$(uname -m)"
+            "$COG_RELEASES/v${COG_VERSION}/cog_$(uname -s)_$(uname -m)"
           sudo chmod +x /usr/local/bin/cog
           cog --version
       - name: cog login
