@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Awaitable, Callable
@@ -384,6 +385,18 @@ def test_file_input_and_output_as_data_uris(build: Callable[[str], Path]) -> Non
             assert mime == "data:text/plain"
             assert base64.b64decode(payload) == b"HELLO?"
             assert "read 5 characters" in result["logs"]
+            # The predictor's temporary files are in its runner's own folder, not in
+            # the system's, and go when the runner stops.
+            found = re.search(r"wrote (\S+)", result["logs"])
+            assert found, result["logs"]
+            written = Path(found.group(1))
+            assert written.exists()
+            runner_tmp = written.parent.parent  # <runner tmp>/<mkdtemp>/shout.txt
+            assert runner_tmp.name.startswith("tmp-")
+            assert runner_tmp.parent != Path(tempfile.gettempdir())
+            pool.idle_timeout = 0
+            await pool.stop_idle()
+            assert not runner_tmp.exists()
         finally:
             await pool.close()
 

@@ -40,7 +40,10 @@ How this module talks to coglet 0.23.1, and what a caller should know:
   fetches itself). ``COG_*`` variables of this process are never inherited.
 * **Files.** ``Path`` inputs accept ``data:`` URIs (and ``http(s)`` URLs, which are
   unreachable offline). File outputs come back as ``data:<mime>;base64,...`` URIs
-  and are returned unchanged.
+  and are returned unchanged. Each runner's process has its own ``TMPDIR`` (unless
+  cog.yaml's ``environment`` sets one), removed when the runner stops: the files a
+  model writes with ``tempfile`` for its outputs do not pile up in the system's
+  temporary folder.
 * **Concurrency.** coglet's slot count comes only from ``COG_MAX_CONCURRENCY``,
   which the pool sets from ``concurrency.max`` in cog.yaml (1 in train mode, where
   ``train()`` is usually synchronous). Calls beyond that wait here for a free slot

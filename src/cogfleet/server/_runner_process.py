@@ -42,9 +42,11 @@ import ctypes
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -230,6 +232,8 @@ class Runner:
         self.last_used = time.monotonic()
         self.stopping = False
         self.start_task: asyncio.Task[None] | None = None
+        # The process's temporary folder (TMPDIR), removed when it stops.
+        self.tmp_dir: Path | None = None
 
     @property
     def route(self) -> str:
@@ -243,20 +247,22 @@ class Runner:
         return self.proc is not None and self.proc.returncode is None
 
     async def stop(self) -> None:
-        """SIGTERM the process group, then SIGKILL after ``STOP_GRACE`` seconds."""
+        """SIGTERM the process group, then SIGKILL after ``STOP_GRACE`` seconds; then
+        remove the process's temporary folder."""
         self.stopping = True
         proc = self.proc
-        if proc is None:
-            return
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            with contextlib.suppress(TimeoutError):  # then it is killed below
-                await asyncio.wait_for(proc.wait(), STOP_GRACE)
-        # Whatever is left in the group (the worker, or a hung leader) is killed outright.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
+        if proc is not None:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                with contextlib.suppress(TimeoutError):  # then it is killed below
+                    await asyncio.wait_for(proc.wait(), STOP_GRACE)
+            # Whatever is left in the group (the worker, or a hung leader) is killed outright.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+        if self.tmp_dir is not None:
+            await asyncio.to_thread(shutil.rmtree, self.tmp_dir, True)
 
     async def start(self, env: dict[str, str] | None, how: StartWith) -> None:
         """Start the server and wait until it is ready; the outcome settles :attr:`ready`."""
@@ -285,6 +291,8 @@ class Runner:
                 self.ready.exception()
 
     async def _spawn_until_ready(self, env: dict[str, str] | None, how: StartWith) -> None:
+        if self.tmp_dir is None:
+            self.tmp_dir = Path(tempfile.mkdtemp(prefix="tmp-", dir=how.scratch()))
         for _attempt in range(3):
             self.port = free_port()
             args = [self.runtime.python, "-m", "cog.server.http"]
@@ -361,6 +369,13 @@ class Runner:
                 child.pop(name, None)
             child["PYTHONNOUSERSITE"] = "1"
             child["VIRTUAL_ENV"] = str(Path(self.runtime.python).parent.parent)
+        if self.tmp_dir is not None:
+            # The model's temporary files (outputs it writes with tempfile, inputs coglet
+            # downloads) go to this runner's folder, removed when it stops: in a container
+            # they would go with the container; here they would pile up in /tmp.
+            # cog.yaml's environment may still name another folder.
+            for name in ("TMPDIR", "TEMP", "TMP"):
+                child[name] = str(self.tmp_dir)
         child.update(self.config.environment)
         child.update(env or {})
         child["PORT"] = str(self.port)
