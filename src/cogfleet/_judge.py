@@ -17,6 +17,7 @@ Two layers:
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -581,10 +582,9 @@ def import_client_early(environ: Mapping[str, str] | None = None) -> None:
 
 def _import_client() -> None:
     skip_unused_extras()
-    try:
+    # A failing import is reported by AnthropicJudge's own import, where it is needed.
+    with contextlib.suppress(Exception):
         import anthropic  # noqa: F401 - loaded for AnthropicJudge
-    except Exception:  # noqa: BLE001, S110 - AnthropicJudge's own import reports it
-        pass
 
 
 def judge_from_env(
