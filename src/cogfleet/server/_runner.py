@@ -88,7 +88,6 @@ import aiohttp
 from cogfleet._errors import ConfigError, RemoteError
 from cogfleet.server._receiver import WebhookReceiver
 from cogfleet.server._runner_process import (
-    HEALTH_TIMEOUT,
     POLL_FIRST,
     POLL_MAX,
     STOP_GRACE,
@@ -381,14 +380,7 @@ class RunnerPool:
     async def _healthy(self, runner: Runner) -> bool:
         if self._client is None or not runner.alive():  # closed pool, or a dead process
             return False
-        try:
-            async with self._client.get(
-                f"{runner.base_url}/health-check", timeout=HEALTH_TIMEOUT
-            ) as resp:
-                health = json.loads(await resp.read())
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            return False
-        return isinstance(health, dict) and health.get("status") in ("READY", "BUSY")
+        return (await runner.health(self._client)).get("status") in ("READY", "BUSY")
 
     def _retire(self, runner: Runner) -> None:
         """Drop a broken runner from the pool and stop it in the background."""

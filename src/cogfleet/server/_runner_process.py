@@ -87,7 +87,7 @@ STOP_GRACE = 5.0
 POLL_FIRST = 0.02
 POLL_MAX = 0.25
 # Limit on one health-check request.
-HEALTH_TIMEOUT = aiohttp.ClientTimeout(total=5.0)
+_HEALTH_TIMEOUT = aiohttp.ClientTimeout(total=5.0)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -246,6 +246,17 @@ class Runner:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
 
+    async def health(self, client: aiohttp.ClientSession) -> dict[str, Any]:
+        """The server's ``/health-check`` answer; empty when there is none to read."""
+        try:
+            async with client.get(
+                f"{self.base_url}/health-check", timeout=_HEALTH_TIMEOUT
+            ) as resp:
+                health = json.loads(await resp.read())
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return {}
+        return health if isinstance(health, dict) else {}
+
     async def stop(self) -> None:
         """SIGTERM the process group, then SIGKILL after ``STOP_GRACE`` seconds; then
         remove the process's temporary folder."""
@@ -337,15 +348,7 @@ class Runner:
                 raise SetupFailed(
                     f"{self.runtime.server_name} exited with code {self.proc.returncode}", logs
                 )
-            try:
-                async with how.client.get(
-                    f"{self.base_url}/health-check", timeout=HEALTH_TIMEOUT
-                ) as resp:
-                    health = json.loads(await resp.read())
-            except (aiohttp.ClientError, TimeoutError, ValueError):
-                health = {}
-            if not isinstance(health, dict):
-                health = {}
+            health = await self.health(how.client)
             status = health.get("status")
             if status in ("READY", "BUSY"):
                 return
