@@ -67,6 +67,18 @@ BASIC_REPO: dict[str, str] = {
 }
 
 
+def write_fake_cog(bin_dir: Path) -> Path:
+    """Write ``bin_dir/cog``: the ``cog`` CLI stand-in (``tests/fakes/fake_cog.py``),
+    run by this interpreter. Put ``bin_dir`` first on PATH to use it."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    script = bin_dir / "cog"
+    script.write_text(
+        f'#!/bin/sh\nexec "{sys.executable}" "{REPO_ROOT}/tests/fakes/fake_cog.py" "$@"\n'
+    )
+    script.chmod(0o755)
+    return script
+
+
 def write_files(root: Path, files: dict[str, str | bytes | None]) -> None:
     """Write ``files`` (relative path -> text; ``None`` deletes) under ``root``."""
     for rel, content in files.items():

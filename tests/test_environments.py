@@ -15,7 +15,7 @@ import replicate
 from cogfleet import ExitCode
 from cogfleet.runtime import EnvStore, installed_version
 from cogfleet.server._embedded import LocalServer
-from tests.conftest import LEGACY_COG, REPO_ROOT, CliResult, run_console
+from tests.conftest import LEGACY_COG, CliResult, run_console, write_fake_cog
 from tests.test_pipeline import Pusher, steps
 
 pytestmark = pytest.mark.slow
@@ -232,12 +232,7 @@ def test_build_failure_names_the_requirement(cli, toml_repo):
 def test_build_replicate_runs_cog_build_with_the_pinned_cli(
     toml_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "cog").write_text(
-        f'#!/bin/sh\nexec "{sys.executable}" "{REPO_ROOT}/tests/fakes/fake_cog.py" "$@"\n'
-    )
-    (bin_dir / "cog").chmod(0o755)
+    bin_dir = write_fake_cog(tmp_path / "bin").parent
     log = tmp_path / "calls.jsonl"
     env = {"PATH": f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin",
            "FAKE_COG_LOG": str(log)}  # fmt: skip

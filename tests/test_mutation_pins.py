@@ -15,7 +15,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,7 +37,7 @@ from cogfleet.builtins.release import _prefetch_deployment, deployment, promote
 from cogfleet.schema._compat import check_compatibility, load_schema_file
 from cogfleet.server._embedded import LocalServer
 from cogfleet.server._push import push_build
-from tests.conftest import REPO_ROOT
+from tests.conftest import write_fake_cog
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.fault_proxy import FaultProxy, Rule
 
@@ -577,11 +576,7 @@ def test_promotion_pushes_the_tested_build_with_the_run_flags(
 ):
     """On Replicate, promotion pushes the build folder again with the run's `cog push`
     flags; the model's own version id is recorded."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "cog").write_text(
-        f'#!/bin/sh\nexec "{sys.executable}" "{REPO_ROOT}/tests/fakes/fake_cog.py" "$@"\n')
-    (bin_dir / "cog").chmod(0o755)
+    bin_dir = write_fake_cog(tmp_path / "bin").parent
     log = tmp_path / "cog-calls.jsonl"
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_COG_LOG", str(log))

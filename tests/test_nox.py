@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, write_fake_cog
 
 
 def _nox(
@@ -53,12 +53,7 @@ def test_build_session(demo_repo, tmp_path):
     line = next(x for x in proc.stdout.splitlines() if x.startswith("schnell: environment "))
     assert "(Cog " in line and ", Python 3." in line
 
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "cog").write_text(
-        f'#!/bin/sh\nexec "{sys.executable}" "{REPO_ROOT}/tests/fakes/fake_cog.py" "$@"\n'
-    )
-    (bin_dir / "cog").chmod(0o755)
+    bin_dir = write_fake_cog(tmp_path / "bin").parent
     log = tmp_path / "cog-calls.jsonl"
     # the cog CLI of toml-legacy's pin (the workflows install it)
     env = {"PATH": f"{bin_dir}{os.pathsep}", "FAKE_COG_LOG": str(log),

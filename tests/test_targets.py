@@ -18,7 +18,7 @@ from cogfleet import ExitCode
 from cogfleet._target import parse_cog_push_version
 from cogfleet.server._embedded import LocalServer
 from cogfleet.server._push import version_id_for
-from tests.conftest import REPO_ROOT
+from tests.conftest import write_fake_cog
 from tests.test_pipeline import SCHNELL, Pusher, create_model, steps, versions
 
 HEX = "0123456789abcdef" * 4
@@ -48,13 +48,7 @@ def test_no_version_id_in_cog_output():
 @pytest.fixture
 def fake_cog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A `cog` on PATH that pushes into the local server and prints cog's output."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    script = bin_dir / "cog"
-    script.write_text(
-        f'#!/bin/sh\nexec "{sys.executable}" "{REPO_ROOT}/tests/fakes/fake_cog.py" "$@"\n'
-    )
-    script.chmod(0o755)
+    bin_dir = write_fake_cog(tmp_path / "bin").parent
     log = tmp_path / "cog-calls.jsonl"
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_COG_LOG", str(log))
