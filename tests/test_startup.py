@@ -176,3 +176,28 @@ def test_loading_the_checkers_leaves_pillow_for_the_first_image() -> None:
     )
     data = json.loads(proc.stdout.strip().splitlines()[-1])
     assert data == {"before": False, "size": "1x1"}
+
+
+def test_the_fuzz_prompt_leaves_jsonschema_for_the_first_validation() -> None:
+    # A push builds the AI's fuzz prompt while its first predictions are being sent;
+    # jsonschema (60-140 ms) is imported when the proposed inputs are validated.
+    probe = (
+        "import json, sys\n"
+        "from cogfleet.schema import fuzz_prompt, validate_inputs\n"
+        "doc = {'components': {'schemas': {'Input': {'type': 'object', 'properties': {\n"
+        "    'prompt': {'type': 'string', 'title': 'Prompt'}}, 'required': ['prompt']}}}}\n"
+        "text = fuzz_prompt(doc, iterations=2, fixed_inputs={}, disabled_inputs=[],\n"
+        "                   user_prompt=None)\n"
+        "before = 'jsonschema' in sys.modules\n"
+        "problems = validate_inputs(doc, {'prompt': 3, 'extra': 1})\n"
+        "print(json.dumps({'before': before, 'prompt': 'prompt' in text, 'problems': problems}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert data["before"] is False
+    assert data["prompt"] is True
+    assert data["problems"] == [
+        "input 'extra': unknown input", "input 'prompt': 3 is not of type 'string'"
+    ]

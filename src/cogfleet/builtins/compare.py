@@ -111,8 +111,6 @@ def _seed_input(schema: dict[str, Any]) -> str | None:
 
 
 async def compare_outputs(ctx: PushContext) -> StepOutcome:
-    from cogfleet.schema import required_only_inputs
-
     predict = ctx.config.predict
     if predict is None or not predict.compare_outputs:
         return skipped("compare_outputs is off")
@@ -124,7 +122,12 @@ async def compare_outputs(ctx: PushContext) -> StepOutcome:
         c for c in predict.test_cases
         if not (c.checker and checkers[c.checker[0]].expects_failure)
     ]
-    inputs = dict(usable[0].inputs) if usable else required_only_inputs(ctx.test_schema)
+    if usable:
+        inputs = dict(usable[0].inputs)
+    else:  # the schema module's import (jsonschema) is not in the way of the first predictions
+        from cogfleet.schema import required_only_inputs
+
+        inputs = required_only_inputs(ctx.test_schema)
     seed_name = _seed_input(ctx.test_schema)
     if seed_name and seed_name not in inputs:
         inputs[seed_name] = FIXED_SEED

@@ -33,11 +33,11 @@ def _prefetch_destination(ctx: PushContext) -> Awaitable[Any] | None:
 
 
 async def train(ctx: PushContext) -> StepOutcome:
-    from cogfleet.schema import required_only_inputs
-
     section = ctx.config.train
     if section is None:
         return skipped("no train section")
+    from cogfleet.schema import required_only_inputs
+
     assert ctx.test_version is not None
     destination = _destination(ctx)
     lookup = ctx.prefetched.get("train")

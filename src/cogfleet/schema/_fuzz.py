@@ -22,12 +22,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-import jsonschema
-
 from cogfleet._errors import ConfigError
 from cogfleet.schema._compat import component, resolve_refs
 from cogfleet.schema._fuzz_values import (
-    FORMAT_CHECKER,
     Values,
     can_generate,
     file_values,
@@ -35,6 +32,7 @@ from cogfleet.schema._fuzz_values import (
     is_secret,
     prop_problem,
     to_json_schema,
+    validator,
 )
 
 __all__ = [
@@ -130,9 +128,8 @@ def validate_inputs(
         "required": _required(schema_doc, kind),
     }
     checked = {k: v for k, v in inputs.items() if k in props and v is not None}
-    validator = jsonschema.Draft4Validator(schema, format_checker=FORMAT_CHECKER)
     errors = sorted(
-        validator.iter_errors(checked), key=lambda e: ([str(p) for p in e.path], e.message)
+        validator(schema).iter_errors(checked), key=lambda e: ([str(p) for p in e.path], e.message)
     )
     for error in errors:
         if error.path:

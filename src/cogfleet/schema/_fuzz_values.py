@@ -18,14 +18,15 @@ import math
 import random
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, TypeGuard
-
-import jsonschema
+from functools import cache
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from cogfleet._errors import ConfigError
 
+if TYPE_CHECKING:
+    import jsonschema
+
 __all__ = [
-    "FORMAT_CHECKER",
     "FileValue",
     "Values",
     "can_generate",
@@ -34,6 +35,7 @@ __all__ = [
     "is_secret",
     "prop_problem",
     "to_json_schema",
+    "validator",
 ]
 
 # Gives the value for a file input: (input name, rng or None for the plain value).
@@ -81,7 +83,6 @@ _BASE_TEXT = "a photo of a cat"
 _MAX_BOUNDARY_LENGTH = 10_000
 _DEFAULT_COLOR = (128, 128, 128)
 _URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S+$")
-FORMAT_CHECKER = jsonschema.FormatChecker(formats=())
 
 
 def _is_uri(value: object) -> bool:
@@ -89,7 +90,25 @@ def _is_uri(value: object) -> bool:
     return not isinstance(value, str) or bool(_URI_RE.match(value))
 
 
-FORMAT_CHECKER.checks("uri")(_is_uri)
+def validator(schema: Mapping[str, Any]) -> jsonschema.Draft4Validator:
+    """A JSON Schema (draft 4) validator whose only format check is Cog's ``uri``.
+
+    jsonschema is imported here, on the first validation (60-140 ms with its
+    dependencies): a push imports this module for the AI's fuzz prompt while its
+    first predictions are being sent, and validates only once the inputs exist.
+    """
+    import jsonschema
+
+    return jsonschema.Draft4Validator(schema, format_checker=_format_checker())
+
+
+@cache
+def _format_checker() -> jsonschema.FormatChecker:
+    import jsonschema
+
+    checker = jsonschema.FormatChecker(formats=())
+    checker.checks("uri")(_is_uri)
+    return checker
 
 
 def to_json_schema(node: Any) -> Any:
@@ -354,8 +373,7 @@ def _as_json_number(value: float, prop: Mapping[str, Any]) -> float | int:
 def prop_problem(prop: Mapping[str, Any], value: Any) -> str | None:
     """The first reason ``value`` does not fit one property's schema, or None."""
     schema = to_json_schema(dict(prop))
-    validator = jsonschema.Draft4Validator(schema, format_checker=FORMAT_CHECKER)
-    for error in validator.iter_errors(value):
+    for error in validator(schema).iter_errors(value):
         return str(error.message)
     return None
 
