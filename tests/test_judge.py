@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -434,24 +435,31 @@ def test_default_responder_answers_judges_and_fuzzers() -> None:
     assert all(isinstance(b["prompt"], str) for b in batch)
 
 
-# ------------------------------------------------------------------ the client's early import
-EARLY_PROBE = """\
+# ------------------------------------------------------------------ the client in its own process
+PUSH_PROBE = """\
 import json, sys
-import cogfleet._judge as judge
-judge.import_client_early({"ANTHROPIC_API_KEY": sys.argv[1]})
-started = judge._early_import is not None
-if started:
-    judge._early_import.join(120)
-print(json.dumps({"started": started, "daemon": started and judge._early_import.daemon,
-                  "loaded": "anthropic" in sys.modules}))
+from cogfleet._judge import judge_from_env
+from cogfleet._judge_process import judge_process
+with judge_process() as process:
+    judge = judge_from_env(process=process)
+    verdict = judge("a cat", "x", []) if judge is not None else None
+print(json.dumps({"process": process is not None, "loaded": "anthropic" in sys.modules,
+                  "passed": verdict.passed if verdict else None}))
 """
 
 
-@pytest.mark.parametrize(("key", "loaded"), [("sk-ant-x", True), ("", False), ("  ", False)])
-def test_the_client_is_imported_early_only_with_a_key(key: str, loaded: bool) -> None:
-    """A push begins importing the client at once when a judge can be made (the fuzz
-    proposal waits for it); without a key nothing is imported."""
-    proc = subprocess.run([sys.executable, "-c", EARLY_PROBE, key], capture_output=True,
-                          text=True, timeout=180, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {"started": loaded, "daemon": loaded, "loaded": loaded}
+@pytest.mark.parametrize("key", ["fake", "", "  "])
+def test_the_client_loads_in_a_process_of_its_own_only_with_a_key(key: str) -> None:
+    """A push starts the judge process first thing when a judge can be made; its own
+    interpreter never imports the client. Without a key nothing starts."""
+    with FakeAnthropic(responder=[YES, YES]) as fake:
+        env = {**os.environ, "ANTHROPIC_API_KEY": fake.api_key if key == "fake" else key,
+               "ANTHROPIC_BASE_URL": fake.base_url}
+        proc = subprocess.run([sys.executable, "-c", PUSH_PROBE], capture_output=True,
+                              text=True, timeout=180, check=False, env=env)
+        assert proc.returncode == 0, proc.stderr
+        judged = key == "fake"
+        assert json.loads(proc.stdout) == {
+            "process": judged, "loaded": False, "passed": True if judged else None
+        }
+        assert len(fake.answered) == (2 if judged else 0)

@@ -133,13 +133,14 @@ def test_python_dash_m_is_the_program(demo_repo: Path) -> None:
     assert "cogfleet-demo/imagegen-schnell" in proc.stdout
 
 
-# What a push process imports to talk to the APIs, and what that must leave out.
+# What a push process and its judge process import to talk to the APIs, and what that
+# must leave out (the judge process loads the client after skip_unused_extras).
 API_PROBE = """\
 import json, sys
 import cogfleet.cli
-from cogfleet._judge import _import_client
+from cogfleet._extras import skip_unused_extras
 import cogfleet._run
-_import_client()
+skip_unused_extras()
 import httpx, anthropic
 loaded = sorted(n for n, m in sys.modules.items() if m)
 print(json.dumps({"main": httpx.main.__module__, "modules": loaded}))

@@ -17,15 +17,13 @@ Two layers:
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import re
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cogfleet import _images
 from cogfleet._checks import CheckResult, OutputFile, iter_file_refs
@@ -405,13 +403,77 @@ def parse_verdict(text: str) -> tuple[bool, str] | None:
     return None
 
 
+class Messages(Protocol):
+    """Where a judge's Messages API requests go (this process, or a judge process)."""
+
+    def create(
+        self, *, model: str, max_tokens: int, content: str | list[dict[str, Any]],
+        system: str | None,
+    ) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class MessagesProcess(Protocol):
+    """Sends a judge's requests: a :class:`~cogfleet._judge_process.JudgeProcess`."""
+
+    def messages(self, client: Mapping[str, Any]) -> Messages: ...
+
+
+class AnthropicMessages:
+    """The Messages API through the official ``anthropic`` client, in this process.
+
+    Failures become :class:`~cogfleet._errors.RemoteError` with a one-line message.
+    """
+
+    def __init__(
+        self, *, api_key: str, base_url: str | None, timeout: float, max_retries: int
+    ) -> None:
+        # Imported here, not at module level: the client takes 1.5-2 s to import, and
+        # every command that loads the checkers (render, lint, push) would pay it.
+        skip_unused_extras()
+        import anthropic
+
+        self._client = anthropic.Anthropic(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+        )
+
+    def create(
+        self, *, model: str, max_tokens: int, content: str | list[dict[str, Any]],
+        system: str | None,
+    ) -> str:
+        """One request; the concatenated text of the answer."""
+        import anthropic  # already loaded by __init__
+
+        kwargs: dict[str, Any] = {}
+        if system is not None:
+            kwargs["system"] = system
+        messages: list[Any] = [{"role": "user", "content": content}]
+        try:
+            message = self._client.messages.create(
+                model=model, max_tokens=max_tokens, messages=messages, **kwargs
+            )
+        except anthropic.APIStatusError as exc:
+            raise RemoteError(f"AI judge: {_status_message(exc)}") from None
+        except anthropic.APIConnectionError as exc:
+            raise RemoteError(
+                f"AI judge: cannot reach {self._client.base_url}: {_one_line(str(exc))}"
+            ) from None
+        return "".join(getattr(block, "text", "") for block in message.content)
+
+    def close(self) -> None:
+        self._client.close()
+
+
 class AnthropicJudge:
     """Judges outputs with Claude through the official ``anthropic`` client.
 
     ``votes`` answers are asked one after another until a majority agrees (two
     of three by default). The client retries overloads and rate limits itself;
     what still fails becomes :class:`~cogfleet._errors.RemoteError`. Safe to call
-    from several threads at once.
+    from several threads at once. With ``process`` (a running
+    :class:`~cogfleet._judge_process.JudgeProcess`) the requests are sent from that
+    process; otherwise this one imports the client.
     """
 
     def __init__(
@@ -424,6 +486,7 @@ class AnthropicJudge:
         timeout: float = 60.0,
         max_retries: int = 2,
         max_tokens: int = 1024,
+        process: MessagesProcess | None = None,
     ) -> None:
         if votes < 1:
             raise ValueError(f"votes must be at least 1, got {votes}")
@@ -432,13 +495,12 @@ class AnthropicJudge:
         self.model = model
         self.votes = votes
         self.max_tokens = max_tokens
-        # Imported here, not at module level: the client takes 1.5-2 s to import, and
-        # every command that loads the checkers (render, lint, push) would pay it.
-        skip_unused_extras()
-        import anthropic
-
-        self._client = anthropic.Anthropic(
-            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+        client: dict[str, Any] = {
+            "api_key": api_key, "base_url": base_url, "timeout": timeout,
+            "max_retries": max_retries,
+        }  # fmt: skip
+        self._messages: Messages = (
+            process.messages(client) if process is not None else AnthropicMessages(**client)
         )
 
     def __repr__(self) -> str:
@@ -447,7 +509,7 @@ class AnthropicJudge:
 
     def close(self) -> None:
         """Close the HTTP connections."""
-        self._client.close()
+        self._messages.close()
 
     def __enter__(self) -> AnthropicJudge:
         return self
@@ -466,26 +528,9 @@ class AnthropicJudge:
         self, content: str | list[dict[str, Any]], *, system: str | None, max_tokens: int
     ) -> str:
         """One Messages API call; the concatenated text of the answer."""
-        import anthropic  # already loaded by __init__
-
-        kwargs: dict[str, Any] = {}
-        if system is not None:
-            kwargs["system"] = system
-        messages: list[Any] = [{"role": "user", "content": content}]
-        try:
-            message = self._client.messages.create(
-                model=self.model,
-                max_tokens=max_tokens,
-                messages=messages,
-                **kwargs,
-            )
-        except anthropic.APIStatusError as exc:
-            raise RemoteError(f"AI judge: {_status_message(exc)}") from None
-        except anthropic.APIConnectionError as exc:
-            raise RemoteError(
-                f"AI judge: cannot reach {self._client.base_url}: {_one_line(str(exc))}"
-            ) from None
-        return "".join(getattr(block, "text", "") for block in message.content)
+        return self._messages.create(
+            model=self.model, max_tokens=max_tokens, content=content, system=system
+        )
 
     def _vote(self, blocks: list[dict[str, Any]], subject: str) -> CheckResult:
         """Ask until a majority of ``votes`` agrees; unreadable answers are asked again."""
@@ -558,46 +603,19 @@ def _status_message(exc: anthropic.APIStatusError) -> str:
     return _one_line(f"HTTP {exc.status_code} {detail or exc.message}")
 
 
-_early_import: threading.Thread | None = None
-
-
-def import_client_early(environ: Mapping[str, str] | None = None) -> None:
-    """Start importing the ``anthropic`` client in the background, once, if a key is set.
-
-    The import takes 1-2 s (hundreds of typed models). The fuzz proposal can be sent
-    only once the judge exists, so a push that began the import when its pipeline
-    started had its fuzz predictions wait for it; begun as the command starts, it
-    overlaps loading, rendering, lint and the push instead. Without
-    ``ANTHROPIC_API_KEY`` no judge of this module will be made and nothing starts.
-    """
-    global _early_import
-    env = os.environ if environ is None else environ
-    if _early_import is not None or not env.get("ANTHROPIC_API_KEY", "").strip():
-        return
-    _early_import = threading.Thread(
-        target=_import_client, name="cogfleet-anthropic-import", daemon=True
-    )
-    _early_import.start()
-
-
-def _import_client() -> None:
-    skip_unused_extras()
-    # A failing import is reported by AnthropicJudge's own import, where it is needed.
-    with contextlib.suppress(Exception):
-        import anthropic  # noqa: F401 - loaded for AnthropicJudge
-
-
 def judge_from_env(
     *,
     model: str | None = None,
     votes: int | None = None,
     environ: Mapping[str, str] | None = None,
+    process: MessagesProcess | None = None,
 ) -> AnthropicJudge | None:
     """An :class:`AnthropicJudge` configured from the environment, or ``None`` without a key.
 
     Reads ``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``, ``COGFLEET_JUDGE_MODEL`` and
     ``COGFLEET_JUDGE_VOTES``; explicit ``model``/``votes`` win over the variables.
-    ``environ`` replaces ``os.environ`` for callers that carry their own.
+    ``environ`` replaces ``os.environ`` for callers that carry their own. With
+    ``process`` (the command's judge process), the judge sends its requests from there.
     """
     env = dict(environ) if environ is not None else dict(os.environ)
     key = env.get("ANTHROPIC_API_KEY", "").strip()
@@ -617,4 +635,5 @@ def judge_from_env(
         model=model or env.get("COGFLEET_JUDGE_MODEL", "").strip() or DEFAULT_MODEL,
         votes=votes if votes is not None else DEFAULT_VOTES,
         base_url=env.get("ANTHROPIC_BASE_URL", "").strip() or None,
+        process=process,
     )

@@ -318,6 +318,8 @@ class _State:
     requests: list[RecordedRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     failures_left: int = 0
+    in_flight: int = 0  # answers being waited for (``latency``)
+    max_in_flight: int = 0
 
 
 def create_app(state: _State) -> Starlette:
@@ -374,7 +376,14 @@ def create_app(state: _State) -> Starlette:
             record(400)
             return _error(400, str(exc))
         if state.latency > 0:
-            await asyncio.sleep(state.latency)  # simulated model time, not synchronisation
+            with state.lock:
+                state.in_flight += 1
+                state.max_in_flight = max(state.max_in_flight, state.in_flight)
+            try:
+                await asyncio.sleep(state.latency)  # simulated model time, not synchronisation
+            finally:
+                with state.lock:
+                    state.in_flight -= 1
         try:
             text = state.responder(body)
         except IndexError:
@@ -467,6 +476,12 @@ class FakeAnthropic:
         """Every request received so far, in arrival order (failed ones included)."""
         with self._state.lock:
             return list(self._state.requests)
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests that waited for their answer at once (with ``latency``)."""
+        with self._state.lock:
+            return self._state.max_in_flight
 
     @property
     def answered(self) -> list[RecordedRequest]:

@@ -17,8 +17,9 @@ from cogfleet._steps import PushContext
 @hookimpl(trylast=True)
 def cogfleet_judge(ctx: PushContext) -> Judge | None:
     from cogfleet._judge import judge_from_env
+    from cogfleet._judge_process import running
 
-    return judge_from_env()
+    return judge_from_env(process=running())  # the command's judge process, if it runs one
 
 
 @hookimpl

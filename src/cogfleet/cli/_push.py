@@ -231,7 +231,13 @@ def _options(ns: argparse.Namespace, *, no_push: bool) -> PushOptions:
 
 def cmd_push(ns: argparse.Namespace, *, no_push: bool | None = None) -> int:
     """Safe push of monorepo variants (``test`` = without promotion)."""
-    from cogfleet._judge import import_client_early
+    from cogfleet._judge_process import judge_process
+
+    with judge_process():  # first: the AI client loads in its own process meanwhile
+        return _push(ns, no_push=no_push)
+
+
+def _push(ns: argparse.Namespace, *, no_push: bool | None) -> int:
     from cogfleet._render import render_variants
     from cogfleet._run import Job, run_jobs
 
@@ -240,7 +246,6 @@ def cmd_push(ns: argparse.Namespace, *, no_push: bool | None = None) -> int:
     settings = _settings(ns)
     plugins = load_plugins(repo.root)
     rendered = render_variants(repo, variants, plugins)
-    import_client_early()  # after the CPU-bound start, so as not to slow it; overlaps lint
     jobs = [
         Job(name=r.variant.name, build_dir=r.build_dir,
             config=apply_overrides(r.config, ns), variant=r.variant,
@@ -278,10 +283,16 @@ def cmd_safe_push(ns: argparse.Namespace) -> int:
     if ns.help_config:
         sys.stdout.write(HELP_CONFIG)
         return 0
+    from cogfleet._judge_process import judge_process
+
+    with judge_process():  # first: the AI client loads in its own process meanwhile
+        return _safe_push(ns)
+
+
+def _safe_push(ns: argparse.Namespace) -> int:
     import yaml
 
     from cogfleet._config import parse_config
-    from cogfleet._judge import import_client_early
     from cogfleet._run import Job, run_jobs
 
     folder = Path.cwd()
@@ -318,7 +329,6 @@ def cmd_safe_push(ns: argparse.Namespace) -> int:
     else:
         pin = load_settings(folder).cog_pin or installed_pin()
     job = Job(name=config.model.split("/")[1], build_dir=folder, config=config, cog_pin=pin)
-    import_client_early()  # after the CPU-bound start, so as not to slow it; overlaps lint
     return run_jobs([job], settings, plugins, _options(ns, no_push=ns.no_push), folder)
 
 

@@ -1,0 +1,163 @@
+"""The judge process: the Anthropic client in a worker that a push starts first thing.
+
+The worker is the real ``python -m cogfleet._judge_process`` talking to the fake
+Messages API over HTTP; the command's side is :class:`JudgeProcess` as a push uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import psutil
+import pytest
+
+from cogfleet._errors import RemoteError
+from cogfleet._judge import AnthropicJudge, judge_from_env
+from cogfleet._judge_process import JudgeProcess, judge_process, running
+from tests.fakes.anthropic_server import FakeAnthropic
+
+YES = '{"verdict": "yes", "reason": "it is"}'
+
+
+def _client(fake: FakeAnthropic, **extra: object) -> dict[str, object]:
+    return {"api_key": fake.api_key, "base_url": fake.base_url, "timeout": 30.0,
+            "max_retries": 0, **extra}
+
+
+def _ask(process: JudgeProcess, client: dict[str, object], text: str) -> str:
+    return process.call(client, {"model": "claude-test", "max_tokens": 64,
+                                 "content": text, "system": None})
+
+
+def test_requests_run_concurrently_and_answers_reach_their_callers() -> None:
+    with FakeAnthropic(responder=lambda body: "echo " + body["messages"][0]["content"],
+                       latency=1.0) as fake:
+        process = JudgeProcess()
+        try:
+            answers: dict[int, str] = {}
+
+            def ask(n: int) -> None:
+                answers[n] = _ask(process, _client(fake), f"question {n}")
+
+            threads = [threading.Thread(target=ask, args=(n,)) for n in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+        finally:
+            process.close()
+        assert answers == {n: f"echo question {n}" for n in range(4)}
+        # all four waited on the API at once: the worker does not serialize requests
+        assert fake.max_in_flight == 4
+
+
+def test_api_errors_come_back_as_the_same_remote_error() -> None:
+    with FakeAnthropic(responder=[YES]) as fake, judge_process({"ANTHROPIC_API_KEY": "x"}) as p:
+        assert p is not None and running() is p
+        judge = AnthropicJudge(api_key="sk-ant-not-this-one", base_url=fake.base_url,
+                               process=p)
+        with pytest.raises(RemoteError) as info:
+            judge("a cat", "x", [])
+    assert str(info.value) == "AI judge: HTTP 401 authentication_error: invalid x-api-key"
+    assert running() is None
+
+
+def test_a_judge_from_the_environment_uses_the_running_process() -> None:
+    with FakeAnthropic(responder=[YES, YES]) as fake:
+        env = {"ANTHROPIC_API_KEY": fake.api_key, "ANTHROPIC_BASE_URL": fake.base_url}
+        with judge_process(env) as p:
+            assert p is not None
+            judge = judge_from_env(environ=env, process=running())
+            assert judge is not None
+            result = judge("a cat", "x", [])
+            worker = psutil.Process(p.pid)
+            assert worker.is_running()
+        assert result.passed and "2 yes, 0 no" in result.message
+        assert len(fake.answered) == 2
+        assert not worker.is_running()  # closed with the block
+
+
+def test_without_a_key_nothing_starts() -> None:
+    for env in ({}, {"ANTHROPIC_API_KEY": "  "}):
+        with judge_process(env) as p:
+            assert p is None and running() is None
+
+
+def test_the_working_directory_cannot_shadow_the_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A user's repo with a module named like the client's package runs the push from
+    # its root; the worker does not put that folder on its path.
+    (tmp_path / "anthropic.py").write_text("raise ImportError('the repo module')\n")
+    monkeypatch.chdir(tmp_path)
+    with FakeAnthropic(responder=["fine"]) as fake:
+        process = JudgeProcess()
+        try:
+            assert _ask(process, _client(fake), "hello") == "fine"
+        finally:
+            process.close()
+
+
+def test_a_worker_that_cannot_load_the_client_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "site" / "anthropic"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('no client here')\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(tmp_path / "site"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    ))
+    process = JudgeProcess()
+    try:
+        with pytest.raises(RemoteError) as info:
+            _ask(process, {"api_key": "k", "base_url": None, "timeout": 5.0,
+                           "max_retries": 0}, "hello")
+        # and every later request gets the same answer at once
+        with pytest.raises(RemoteError, match="no client here"):
+            _ask(process, {"api_key": "k", "base_url": None, "timeout": 5.0,
+                           "max_retries": 0}, "again")
+    finally:
+        process.close()
+    assert str(info.value) == "AI judge: cannot load the anthropic client: no client here"
+
+
+def test_ctrl_c_is_left_to_the_command() -> None:
+    with FakeAnthropic(responder=lambda body: "still here") as fake:
+        process = JudgeProcess()
+        try:
+            assert _ask(process, _client(fake), "first") == "still here"
+            os.kill(process.pid, signal.SIGINT)
+            assert _ask(process, _client(fake), "after ctrl-c") == "still here"
+        finally:
+            process.close()
+
+
+ORPHAN_PROBE = textwrap.dedent("""\
+    import json, sys, time
+    from cogfleet._judge_process import JudgeProcess
+    process = JudgeProcess()
+    print(json.dumps({"worker": process.pid}), flush=True)
+    time.sleep(600)
+""")
+
+
+def test_the_worker_ends_when_the_command_is_killed() -> None:
+    command = subprocess.Popen([sys.executable, "-c", ORPHAN_PROBE], stdout=subprocess.PIPE,
+                               text=True)
+    try:
+        assert command.stdout is not None
+        worker = psutil.Process(json.loads(command.stdout.readline())["worker"])
+        command.kill()  # no chance to close anything: the worker's stdin reaches EOF
+        command.wait(30)
+        worker.wait(60)  # psutil.TimeoutExpired if the worker outlived the command
+        assert not worker.is_running()
+    finally:
+        command.kill()
+        command.wait()
