@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -15,7 +16,6 @@ import textwrap
 import threading
 from pathlib import Path
 
-import psutil
 import pytest
 
 from cogfleet._errors import RemoteError
@@ -77,11 +77,10 @@ def test_a_judge_from_the_environment_uses_the_running_process() -> None:
             judge = judge_from_env(environ=env, process=running())
             assert judge is not None
             result = judge("a cat", "x", [])
-            worker = psutil.Process(p.pid)
-            assert worker.is_running()
+            assert p._proc.poll() is None
         assert result.passed and "2 yes, 0 no" in result.message
         assert len(fake.answered) == 2
-        assert not worker.is_running()  # closed with the block
+        assert p._proc.poll() is not None  # ended with the block
 
 
 def test_without_a_key_nothing_starts() -> None:
@@ -148,16 +147,48 @@ ORPHAN_PROBE = textwrap.dedent("""\
 """)
 
 
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="waits on a pidfd (Linux)")
 def test_the_worker_ends_when_the_command_is_killed() -> None:
     command = subprocess.Popen([sys.executable, "-c", ORPHAN_PROBE], stdout=subprocess.PIPE,
                                text=True)
     try:
         assert command.stdout is not None
-        worker = psutil.Process(json.loads(command.stdout.readline())["worker"])
-        command.kill()  # no chance to close anything: the worker's stdin reaches EOF
-        command.wait(30)
-        worker.wait(60)  # psutil.TimeoutExpired if the worker outlived the command
-        assert not worker.is_running()
+        worker = os.pidfd_open(json.loads(command.stdout.readline())["worker"])
+        try:
+            command.kill()  # no chance to close anything: the worker's stdin reaches EOF
+            command.wait(30)
+            # a pidfd becomes readable when its process ends (the worker is not our child)
+            ended, _, _ = select.select([worker], [], [], 60)
+            assert ended == [worker], "the worker outlived its command"
+        finally:
+            os.close(worker)
     finally:
         command.kill()
         command.wait()
+
+
+def test_lines_that_are_not_answers_are_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Something in the worker's interpreter prints to stdout as it starts.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("print('hello from a site hook')\nprint('[1, 2]')\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]
+    ))
+    with FakeAnthropic(responder=lambda body: "answer") as fake:
+        process = JudgeProcess()
+        try:
+            assert _ask(process, _client(fake), "hello") == "answer"
+        finally:
+            process.close()
+
+
+def test_closing_a_worker_that_is_still_loading_ends_it_at_once() -> None:
+    # A command that fails early (a bad config) does not wait for the client's import.
+    process = JudgeProcess()
+    process.close()
+    assert process._proc.returncode == -signal.SIGTERM
+    with pytest.raises(RemoteError, match="judge process ended"):
+        _ask(process, {"api_key": "k", "base_url": None, "timeout": 5.0, "max_retries": 0}, "x")

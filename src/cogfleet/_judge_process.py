@@ -30,12 +30,15 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from cogfleet._errors import RemoteError
 
 #: Requests the worker sends at once (a push judges ``parallel`` cases at a time).
 MAX_CONCURRENT = 16
+#: Seconds a request may take beyond the client's own timeouts and retries.
+ANSWER_MARGIN = 60.0
 
 _running: JudgeProcess | None = None
 
@@ -83,25 +86,39 @@ class JudgeProcess:
             except OSError:
                 del self._pending[number]
                 raise RemoteError(self._ended or "AI judge: the judge process has ended") from None
-        return future.result()
+        # The client times out and retries on its own; this bounds a worker that hangs.
+        limit = float(client.get("timeout") or 600) * (int(client.get("max_retries") or 0) + 1)
+        try:
+            return future.result(timeout=limit + ANSWER_MARGIN)
+        except FutureTimeout:
+            with self._lock:
+                self._pending.pop(number, None)
+            raise RemoteError(
+                f"AI judge: no answer from the judge process in {limit + ANSWER_MARGIN:.0f} s"
+            ) from None
 
     def _read(self) -> None:
         stdout = self._proc.stdout
         assert stdout is not None
         ended = None
         for line in stdout:
-            answer = json.loads(line)
+            try:
+                answer = json.loads(line)
+            except ValueError:
+                continue  # not an answer (the worker keeps its stdout for answers only)
+            if not isinstance(answer, dict):
+                continue
             if "fatal" in answer:
                 ended = str(answer["fatal"])
                 break
             with self._lock:
-                future = self._pending.pop(answer["id"], None)
-            if future is None:
+                future = self._pending.pop(answer.get("id", -1), None)
+            if future is None or future.done():
                 continue
             if "error" in answer:
                 future.set_exception(RemoteError(str(answer["error"])))
             else:
-                future.set_result(str(answer["text"]))
+                future.set_result(str(answer.get("text", "")))
         code = self._proc.wait()
         with self._lock:
             self._ended = ended or f"AI judge: the judge process ended (exit code {code})"
@@ -111,11 +128,18 @@ class JudgeProcess:
             future.set_exception(RemoteError(self._ended))
 
     def close(self) -> None:
-        """Close the worker's stdin (it ends) and wait for it."""
+        """End the worker and wait for it.
+
+        Whatever it was doing is moot once its command ends; a worker still importing
+        the client (a command that failed early) would otherwise hold the exit for the
+        rest of that import.
+        """
         stdin = self._proc.stdin
         assert stdin is not None
         with self._lock, contextlib.suppress(OSError):
             stdin.close()
+        with contextlib.suppress(OSError):
+            self._proc.terminate()
         try:
             self._proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -160,7 +184,11 @@ def judge_process(environ: Mapping[str, str] | None = None) -> Iterator[JudgePro
     if _running is not None or not env.get("ANTHROPIC_API_KEY", "").strip():
         yield _running
         return
-    process = JudgeProcess()
+    try:
+        process = JudgeProcess()
+    except OSError:  # no worker: a judge made meanwhile imports the client here
+        yield None
+        return
     _running = process
     try:
         yield process
@@ -175,7 +203,10 @@ def judge_process(environ: Mapping[str, str] | None = None) -> Iterator[JudgePro
 def _serve() -> None:
     # Ctrl-C reaches the whole process group; the command decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    out = sys.stdout.buffer
+    # Answers get a descriptor of their own; whatever else writes to stdout (a library's
+    # print) goes to stderr, so it cannot break a line of the protocol.
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     out_lock = threading.Lock()
 
     def send(answer: dict[str, Any]) -> None:
