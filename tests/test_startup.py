@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,6 +48,14 @@ def _imports(args: list[str], cwd: Path) -> tuple[int, set[str]]:
     )
     data = json.loads(proc.stdout.strip().splitlines()[-1])
     return data["code"], set(data["modules"])
+
+
+def _fresh(code: str) -> Any:
+    """What ``code``, run in a fresh interpreter, printed last (as JSON)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _loaded(modules: set[str], names: list[str]) -> list[str]:
@@ -148,11 +157,7 @@ print(json.dumps({"main": httpx.main.__module__, "modules": loaded}))
 
 
 def test_the_libraries_optional_extras_stay_unloaded() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", API_PROBE], capture_output=True, text=True, timeout=120,
-        check=True,
-    )
-    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    data = _fresh(API_PROBE)
     modules = set(data["modules"])
     assert {"httpx", "anthropic", "replicate"} <= modules
     # httpx's command-line client (click, pygments) and anthropic's aiohttp transport
@@ -172,11 +177,7 @@ def test_loading_the_checkers_leaves_pillow_for_the_first_image() -> None:
         "info = image_info(gif)\n"
         "print(json.dumps({'before': before, 'size': info.size if info else None}))\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
-    )
-    data = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert data == {"before": False, "size": "1x1"}
+    assert _fresh(probe) == {"before": False, "size": "1x1"}
 
 
 def test_the_fuzz_prompt_leaves_jsonschema_for_the_first_validation() -> None:
@@ -193,10 +194,7 @@ def test_the_fuzz_prompt_leaves_jsonschema_for_the_first_validation() -> None:
         "problems = validate_inputs(doc, {'prompt': 3, 'extra': 1})\n"
         "print(json.dumps({'before': before, 'prompt': 'prompt' in text, 'problems': problems}))\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
-    )
-    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    data = _fresh(probe)
     assert data["before"] is False
     assert data["prompt"] is True
     assert data["problems"] == [
