@@ -89,6 +89,15 @@ def test_without_a_key_nothing_starts() -> None:
             assert p is None and running() is None
 
 
+def test_a_frozen_program_keeps_the_client_in_its_own_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # sys.executable is the program itself there: it cannot run the worker module
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    with judge_process({"ANTHROPIC_API_KEY": "k"}) as p:
+        assert p is None and running() is None
+
+
 def test_the_working_directory_cannot_shadow_the_client(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

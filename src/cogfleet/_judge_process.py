@@ -181,7 +181,9 @@ def judge_process(environ: Mapping[str, str] | None = None) -> Iterator[JudgePro
     """
     global _running
     env = os.environ if environ is None else environ
-    if _running is not None or not env.get("ANTHROPIC_API_KEY", "").strip():
+    # a frozen program (sys.executable is the program itself) cannot run ``-m``
+    if (_running is not None or not env.get("ANTHROPIC_API_KEY", "").strip()
+            or getattr(sys, "frozen", False)):
         yield _running
         return
     try:
