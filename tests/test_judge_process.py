@@ -58,6 +58,28 @@ def test_requests_run_concurrently_and_answers_reach_their_callers() -> None:
         assert fake.max_in_flight == 4
 
 
+def test_a_request_of_megabytes_goes_through_among_others() -> None:
+    big = "x" * 4_000_000  # attached images make requests of this size
+    with FakeAnthropic(responder=lambda body: str(len(body["messages"][0]["content"])),
+                       latency=0.2) as fake:
+        process = JudgeProcess()
+        try:
+            answers: dict[str, str] = {}
+
+            def ask(name: str, text: str) -> None:
+                answers[name] = _ask(process, _client(fake), text)
+
+            threads = [threading.Thread(target=ask, args=args)
+                       for args in (("big", big), ("a", "small"), ("b", "tiny"))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+        finally:
+            process.close()
+    assert answers == {"big": "4000000", "a": "5", "b": "4"}
+
+
 def test_api_errors_come_back_as_the_same_remote_error() -> None:
     with FakeAnthropic(responder=[YES]) as fake, judge_process({"ANTHROPIC_API_KEY": "x"}) as p:
         assert p is not None and running() is p

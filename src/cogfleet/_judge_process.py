@@ -52,7 +52,8 @@ class JudgeProcess:
             [sys.executable, "-P", "-m", __name__],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the pending answers
+        self._write_lock = threading.Lock()  # the worker's stdin
         self._ids = itertools.count()
         self._pending: dict[int, Future[str]] = {}
         self._ended: str | None = None
@@ -80,12 +81,16 @@ class JudgeProcess:
             if self._ended is not None:
                 raise RemoteError(self._ended)
             self._pending[number] = future
+        # A request with images can be megabytes: answers are read meanwhile.
+        with self._write_lock:
             try:
                 stdin.write(line + b"\n")
                 stdin.flush()
-            except OSError:
-                del self._pending[number]
-                raise RemoteError(self._ended or "AI judge: the judge process has ended") from None
+            except (OSError, ValueError):  # the worker ended, or close() closed stdin
+                with self._lock:
+                    self._pending.pop(number, None)
+                    ended = self._ended
+                raise RemoteError(ended or "AI judge: the judge process has ended") from None
         # The client times out and retries on its own; this bounds a worker that hangs.
         limit = float(client.get("timeout") or 600) * (int(client.get("max_retries") or 0) + 1)
         try:
@@ -136,7 +141,7 @@ class JudgeProcess:
         """
         stdin = self._proc.stdin
         assert stdin is not None
-        with self._lock, contextlib.suppress(OSError):
+        with self._write_lock, contextlib.suppress(OSError):
             stdin.close()
         with contextlib.suppress(OSError):
             self._proc.terminate()
