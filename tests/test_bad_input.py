@@ -236,6 +236,16 @@ def test_serve_state_pointing_at_a_file(tmp_path):
     assert (tmp_path / "state").read_text() == "I am a file\n"
 
 
+def test_serve_state_under_a_file(tmp_path):
+    (tmp_path / "state").write_text("I am a file\n")
+    proc = _serve(tmp_path, "--state", "state/inside", "--port", "0")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: --state state/inside: cannot keep the server's state there: Not a directory"
+    ]
+    assert (tmp_path / "state").read_text() == "I am a file\n"
+
+
 def test_serve_on_a_port_in_use(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

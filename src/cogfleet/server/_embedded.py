@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import socket
+import sqlite3
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -172,7 +173,12 @@ def serve_forever(host: str, port: int, config: ServerConfig) -> None:
     from cogfleet.server._threaded import ProblemH11Protocol
 
     bind(host, port).close()  # a port in use or a bad host: one line, nothing created
-    _api, app = create_app(config)
+    try:
+        _api, app = create_app(config)
+    except (OSError, sqlite3.Error) as exc:  # the state folder cannot be made or written
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageError(f"--state {config.state_dir}: cannot keep the server's state there: "
+                         f"{reason}") from None
     # the server's own messages (and the --request-latency request log) go to stderr
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
