@@ -13,6 +13,7 @@ bad requests are tested with the server; interrupts in ``test_interrupts.py``.
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -343,3 +344,25 @@ def test_unknown_variant_lists_the_known_ones(make_repo, cli):
     root = make_repo()
     result = cli("push", "gamma", "--report-json", "report.json", cwd=root)
     assert_rejected(result, root, "", "unknown variant 'gamma'", "valid: alpha, beta")
+
+
+def test_a_report_that_cannot_be_written_is_one_line_after_the_others_are(tmp_path):
+    # The destinations are checked before the run; a place that still refuses the file
+    # at the end (here a folder that cannot exist) does not stop the other reports.
+    from cogfleet._errors import UsageError
+    from cogfleet._result import RunResult
+    from cogfleet.builtins.reporters import cogfleet_report
+
+    result = RunResult(variant="alpha", model="acme/alpha", test_model="acme/alpha-test",
+                       target="local")
+    options = {"report_json": str(tmp_path / "ok.json"), "html": None,
+               "junit_xml": str(tmp_path / "report.xml/inside/j.xml"),
+               "markdown": str(tmp_path / "summary.md")}
+    (tmp_path / "report.xml").write_text("a file where a folder would be\n")
+    with pytest.raises(UsageError) as info:
+        cogfleet_report(results=[result], options=options)
+    assert str(info.value) == (
+        f"cannot write the JUnit report {tmp_path}/report.xml/inside/j.xml: Not a directory"
+    )
+    assert json.loads((tmp_path / "ok.json").read_text())["variant"] == "alpha"
+    assert "alpha" in (tmp_path / "summary.md").read_text()

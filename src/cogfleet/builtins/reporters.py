@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cogfleet import hookimpl
+from cogfleet._errors import UsageError
 from cogfleet._files import write_atomic
 from cogfleet._result import RunResult
 
@@ -110,14 +112,30 @@ def to_markdown(results: list[RunResult]) -> str:
 def cogfleet_report(results: list[RunResult], options: dict[str, Any]) -> None:
     wanted = options.get("report_json") or options.get("html")
     docs = [r.to_json() for r in results] if wanted else []
+    writes: list[tuple[str, str, Callable[[Path], None]]] = []
     if options.get("report_json"):
-        _write(options["report_json"], _dump(docs))
+        writes.append(("JSON report", options["report_json"],
+                       lambda path: _write(path, _dump(docs))))
     if options.get("html"):
-        _write(options["html"], to_html(docs))
+        writes.append(("HTML report", options["html"], lambda path: _write(path, to_html(docs))))
     if options.get("junit_xml"):
-        _write(options["junit_xml"], to_junit(results))
+        writes.append(("JUnit report", options["junit_xml"],
+                       lambda path: _write(path, to_junit(results))))
     if options.get("markdown"):
-        target = Path(options["markdown"])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("a", encoding="utf-8") as fh:  # GITHUB_STEP_SUMMARY is appended to
-            fh.write(to_markdown(results))
+        writes.append(("Markdown summary", options["markdown"],
+                       lambda path: _append(path, to_markdown(results))))
+    # every report that can be written is; the first that cannot is the error
+    failed: list[str] = []
+    for what, value, write in writes:
+        try:
+            write(Path(value))
+        except OSError as exc:
+            failed.append(f"cannot write the {what} {value}: {exc.strerror or exc}")
+    if failed:
+        raise UsageError(failed[0])
+
+
+def _append(target: Path, text: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("a", encoding="utf-8") as fh:  # GITHUB_STEP_SUMMARY is appended to
+        fh.write(text)

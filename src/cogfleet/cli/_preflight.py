@@ -9,6 +9,7 @@ one line, exit 2.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -52,6 +53,8 @@ def check_destinations(flags: Iterable[tuple[str, str | None]]) -> None:
             if parent.exists():
                 if not parent.is_dir():
                     raise UsageError(f"{flag} {value}: {parent} is a file, not a folder")
+                if not os.access(parent, os.W_OK | os.X_OK):
+                    raise UsageError(f"{flag} {value}: {parent} is not writable")
                 break
 
 
