@@ -357,6 +357,8 @@ def _template_error(
         what = f"template syntax error: {exc.message}"
     elif isinstance(exc, jinja2.TemplateNotFound):
         what = f"included template not found: {exc.name}"
+    elif isinstance(exc, RecursionError):
+        what = "templates include or call each other without end"
     else:
         what = f"{type(exc).__name__}: {exc}"
     return TemplateError(where, f"{what} (variant {variant.name!r})", line=line)
