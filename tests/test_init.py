@@ -49,6 +49,23 @@ def test_init_adopts_in_place_then_list_and_render_work(mci, cli):
         assert cog == expected, variant
 
 
+def test_init_leaves_git_two_new_files_to_commit(mci, cli):
+    # what cogfleet keeps for itself (.cogfleet/, compiled templates included) is ignored
+    # by git without touching the repo's own .gitignore
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.email=a@b", "-c", "user.name=a", *args],
+                              cwd=mci, check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "the repo as it was")
+    assert cli("init", cwd=mci).code == ExitCode.OK
+    assert (mci / ".cogfleet").is_dir()
+    assert sorted(git("status", "--porcelain").splitlines()) == [
+        "?? pyproject.toml", "?? variants.yaml"
+    ]
+
+
 def test_init_reads_official_models_from_the_workflow(mci, cli):
     assert cli("init", cwd=mci).code == ExitCode.OK
     listed = {v["name"]: v for v in yaml.safe_load(cli("list", "--json", cwd=mci).out)}

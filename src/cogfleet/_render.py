@@ -189,10 +189,12 @@ class _CompiledTemplates(jinja2.BytecodeCache):
     write it only costs a compile.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, state_dir: Path) -> None:
         self.directory = directory
+        self.state_dir = state_dir  # marked ignored by git before the first file is written
         self._memory: dict[str, bytes] = {}
         self._lock = threading.Lock()
+        self._marked = False
 
     def _path(self, key: str) -> Path:
         return self.directory / f"{key}.cache"
@@ -217,6 +219,9 @@ class _CompiledTemplates(jinja2.BytecodeCache):
         path = self._path(bucket.key)
         # a read-only checkout still renders; it compiles again next time
         with contextlib.suppress(OSError):
+            if not self._marked:
+                ensure_state_dir(self.state_dir)
+                self._marked = True
             write_atomic(path, data)
 
 
@@ -228,7 +233,9 @@ def _compiled_templates(root: Path) -> _CompiledTemplates:
     with _CACHES_LOCK:
         cache = _CACHES.get(root)
         if cache is None:
-            cache = _CACHES[root] = _CompiledTemplates(root / STATE_DIR / "cache" / "jinja")
+            cache = _CACHES[root] = _CompiledTemplates(
+                root / STATE_DIR / "cache" / "jinja", root / STATE_DIR
+            )
         return cache
 
 
