@@ -13,6 +13,11 @@ push), and writes:
 - ``[tool.cogfleet]``, appended to ``pyproject.toml`` (created if missing): the configs
   folder when it is not the default, and ``cog-version`` when a workflow pins one.
 
+A select script that instead exports variables per model and runs ``envsubst < BASE >
+cog.yaml`` is adopted with the values it sets: it runs once per config in a scratch copy
+of the repo, with a recording ``envsubst`` first on ``PATH``, and each variant gets an
+``envsubst:`` mapping (see :func:`cogfleet._render.envsubst`).
+
 No file of the repo is moved or rewritten. Before anything is written the plan is
 checked: every variant must load and render; otherwise nothing is written.
 
@@ -25,8 +30,14 @@ A layout that is neither is an error naming what was found and what is missing.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -57,6 +68,10 @@ _OFFICIAL_RE = re.compile(
     r"cog push\s+['\"]?r8\.im/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]*)"
     r"\$\{\{\s*matrix\.\w+\s*\}\}([A-Za-z0-9_.-]*)"
 )
+_ENVSUBST_RE = re.compile(
+    r"\benvsubst\b(?:\s+(?:'[^']*'|\"[^\"]*\"))?\s*<\s*(\S+)\s*>\s*(?:\./)?cog\.yaml\b"
+)
+_ASSIGNED_RE = re.compile(r"(?:^|[\s;])(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=", re.MULTILINE)
 _EXCLUDED_RE = re.compile(r"\"\$\{\{\s*matrix\.\w+\s*\}\}\"\s*!=\s*\"([A-Za-z0-9_.-]+)\"")
 
 
@@ -85,6 +100,7 @@ class _Select:
     overlay: str | None = None  # with {variant}
     config: str | None = None  # with {variant}
     concatenates: bool = False
+    envsubst: bool = False  # cog.yaml is ``envsubst < base``, with variables the script sets
 
 
 def _pattern(word: str) -> str | None:
@@ -121,10 +137,14 @@ def _read_select(root: Path) -> _Select | None:
         else:
             cat_base = re.search(r"\bcat\s+(\S+)\s*>\s*cog\.yaml\b", text)
             cat_overlay = re.search(r"\bcat\s+(\S+)\s*>>\s*cog\.yaml\b", text)
+            substituted = _ENVSUBST_RE.search(text)
             if cat_base and cat_overlay:
                 found.base = cat_base.group(1).strip("'\"")
                 found.overlay = _pattern(cat_overlay.group(1))
                 found.concatenates = True
+            elif substituted:
+                found.base = substituted.group(1).strip("'\"")
+                found.envsubst = True
         copy = re.search(r"\bcp\s+(\S+)\s+\.?/?cog-safe-push\.yaml\b", text)
         if copy:
             found.config = _pattern(copy.group(1))
@@ -219,6 +239,8 @@ def plan_adopt(root: Path) -> Plan | None:
         config = f"{config_dir}/{{variant}}.yaml" if config_dir else None
     if not any((select, base, overlay, config)):
         return None
+    if select is not None and select.envsubst and select.base:
+        return _plan_envsubst(root, select, select.base, config)
     found = [f"select script {select.script}"] if select else []
     found += [f"base {base}"] if base else []
     missing = []
@@ -271,6 +293,138 @@ def plan_adopt(root: Path) -> Plan | None:
             f"skipped {name}: {overlay.replace('{variant}', name)} has no config "
             f"{config_folder}/{name}.yaml"
         )
+    header = [
+        "# Written by `cogfleet init`: this repo's variants. Each variant's cog.yaml is",
+        f"# {base} with the variant's overlay merged onto it (as yq's *+ merges them),",
+        f"# and its publishing config is {config_folder}/<variant>.yaml.",
+    ]
+    defaults = [f"  template: {base}", f"  overlay: {overlay}"]
+    return _finish(root, plan, header, defaults, {name: "{}" for name in names}, config_folder)
+
+
+def _plan_envsubst(root: Path, select: _Select, base: str, config: str | None) -> Plan:
+    """A repo whose select script writes cog.yaml with ``envsubst < BASE > cog.yaml``.
+
+    The variables the script sets for each variant are read by running it, per variant,
+    in a scratch copy of the repo with an ``envsubst`` of cogfleet's own first on PATH
+    that records them (and writes what the real one would not matter here).
+    """
+    if config is None:
+        folder = _one_of(root, CONFIG_DIRS, "config folder", folder=True)
+        config = f"{folder}/{{variant}}.yaml" if folder else None
+    found = [f"select script {select.script} (envsubst < {base})"]
+    if not (root / base).is_file():
+        raise LayoutError(f"cannot adopt this repo: {select.script} substitutes {base}, "
+                          "which does not exist")
+    if config is None or PurePosixPath(config).name != "{variant}.yaml":
+        raise LayoutError(
+            f"cannot adopt this repo: found {', '.join(found)}; missing one cog-safe-push "
+            f"config per variant ({' or '.join(CONFIG_DIRS)}/<variant>.yaml)"
+        )
+    config_folder = PurePosixPath(config).parent.as_posix()
+    names = sorted(_stems(root / config_folder))
+    found.append(f"{len(names)} configs in {config_folder}/")
+    bad = [n for n in names if not _NAME_RE.match(n)]
+    if bad:
+        raise LayoutError(
+            f"cannot adopt this repo: variant name {bad[0]!r} (from {config_folder}/) must be "
+            "lower-case letters, digits, . _ -"
+        )
+    script_text = (root / select.script).read_text(encoding="utf-8", errors="replace")
+    template_text = (root / base).read_text(encoding="utf-8", errors="replace")
+    referenced = {a or b for a, b in re.findall(
+        r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))", template_text)}
+    # only what the script sets: a $HOME in a run: line stays as written
+    wanted = sorted(referenced & set(_ASSIGNED_RE.findall(script_text)))
+    plan = Plan(kind="adopt", found=found)
+    problems: list[str] = []
+    values = _select_values(root, select.script, names, wanted, problems)
+    if problems:  # every config must be a variant's
+        raise LayoutError(
+            f"cannot adopt this repo: {problems[0]}; a config in {config_folder}/ is a "
+            "variant only if the script selects it (remove the config or teach the script)"
+        )
+    header = [
+        "# Written by `cogfleet init`: this repo's variants. Each variant's cog.yaml is",
+        f"# {base} with the values {select.script} sets for it substituted (as its",
+        f"# envsubst did), and its publishing config is {config_folder}/<variant>.yaml.",
+    ]
+    entries = {
+        name: "{envsubst: {" + ", ".join(
+            f"{key}: {json.dumps(value)}" for key, value in sorted(values[name].items())
+        ) + "}}" if values[name] else "{}"
+        for name in sorted(values)
+    }
+    return _finish(root, plan, header, [f"  template: {base}"], entries, config_folder)
+
+
+_SCRATCH_SKIP = (".git", ".cogfleet", ".venv", "venv", "node_modules", "__pycache__", ".nox")
+_SCRATCH_MAX_FILE = 5_000_000  # weights and caches are not what a select script reads
+
+_RECORDER = """\
+import json, os, sys
+names = json.loads(os.environ["COGFLEET_ENVSUBST_NAMES"])
+with open(os.environ["COGFLEET_ENVSUBST_OUT"], "w", encoding="utf-8") as fh:
+    json.dump({name: os.environ.get(name, "") for name in names}, fh)
+sys.stdout.write(sys.stdin.read())
+"""
+
+
+def _select_values(
+    root: Path, script: str, names: list[str], wanted: list[str], problems: list[str]
+) -> dict[str, dict[str, str]]:
+    """For each variant, the values of ``wanted`` that ``script VARIANT`` hands envsubst
+    (a variant the script does not run envsubst for is a line in ``problems``)."""
+    values: dict[str, dict[str, str]] = {}
+    with tempfile.TemporaryDirectory(prefix="cogfleet-adopt-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        bin_dir = scratch / "bin"
+        bin_dir.mkdir()
+        recorder = bin_dir / "envsubst"
+        recorder.write_text(f"#!{sys.executable}\n{_RECORDER}", encoding="utf-8")
+        recorder.chmod(0o755)
+        for name in names:
+            copy = scratch / "repo"
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(root, copy, symlinks=True, ignore=_scratch_ignore)
+            out = scratch / f"{name}.json"
+            env = {
+                **os.environ,
+                "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+                "COGFLEET_ENVSUBST_NAMES": json.dumps(wanted),
+                "COGFLEET_ENVSUBST_OUT": str(out),
+            }
+            try:
+                proc = subprocess.run(
+                    ["bash", script, name], cwd=copy, env=env, stdin=subprocess.DEVNULL,
+                    capture_output=True, timeout=60, check=False,
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                problems.append(f"{script} {name} did not finish ({exc})")
+                continue
+            if not out.is_file():
+                problems.append(f"{script} {name} did not run envsubst (exit {proc.returncode})")
+                continue
+            values[name] = json.loads(out.read_text(encoding="utf-8"))
+    return values
+
+
+def _scratch_ignore(folder: str, entries: list[str]) -> set[str]:
+    skipped = set()
+    for entry in entries:
+        path = Path(folder) / entry
+        if entry in _SCRATCH_SKIP or (
+            path.is_file() and not path.is_symlink() and path.stat().st_size > _SCRATCH_MAX_FILE
+        ):
+            skipped.add(entry)
+    return skipped
+
+
+def _finish(
+    root: Path, plan: Plan, header: list[str], defaults: list[str], entries: dict[str, str],
+    config_folder: str,
+) -> Plan:
+    """variants.yaml (with the official models the workflows push) and the settings."""
     workflows = _workflows(root)
     pin = _cog_pin(workflows)
     official = _official(workflows)
@@ -282,28 +436,20 @@ def plan_adopt(root: Path) -> Plan | None:
         pin = None
     if pin:
         plan.found.append(f"Cog {pin[0]} installed by {pin[1]}")
-    lines = [
-        "# Written by `cogfleet init`: this repo's variants. Each variant's cog.yaml is",
-        f"# {base} with the variant's overlay merged onto it (as yq's *+ merges them),",
-        f"# and its publishing config is {config_folder}/<variant>.yaml.",
-        f"family: {_family_name(root)}",
-        "source: .",
-        "defaults:",
-        f"  template: {base}",
-        f"  overlay: {overlay}",
-    ]
+    lines = [*header, f"family: {_family_name(root)}", "source: .", "defaults:", *defaults]
     excluded: set[str] = set()
     if official:
         pattern, excluded, rel = official
         lines.append(f"  official_model: {pattern}  # pushed after the safe push in {rel}")
         plan.found.append(f"official models {pattern} pushed by {rel}")
     lines.append("variants:")
-    for name in names:
+    for name, entry in entries.items():
         if name in excluded:
-            lines.append(f"  {name}: {{official_model: null}}  # {official[2] if official else ''} "
+            spec = "{official_model: null" + (", " + entry[1:-1] if entry != "{}" else "") + "}"
+            lines.append(f"  {name}: {spec}  # {official[2] if official else ''} "
                          "does not push it")
         else:
-            lines.append(f"  {name}: {{}}")
+            lines.append(f"  {name}: {entry}")
     plan.files[VARIANTS_FILE] = "\n".join(lines) + "\n"
     settings = []
     if config_folder != DEFAULT_CONFIGS_DIR:

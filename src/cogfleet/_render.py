@@ -6,7 +6,9 @@ without its suffix, ``cog.yaml`` and the variant's config as ``cog-safe-push.yam
 ``cog.yaml`` comes from the variant's ``template`` (Jinja), else the family's own
 ``cog.yaml[.j2]``, else ``templates/cog.yaml.j2``; with an ``overlay`` that file is the
 base, and the overlay is merged onto it as yq's ``*+`` would (see
-:mod:`cogfleet._overlay`; a base ending in ``.j2`` is rendered first).
+:mod:`cogfleet._overlay`; a base ending in ``.j2`` is rendered first). A variant's
+``envsubst:`` values replace ``$NAME`` / ``${NAME}`` in that template or base, as an
+adopted select script's ``envsubst < cog.yaml.tpl > cog.yaml`` did.
 
 The family's files are what a ``cog build`` of its folder would take: its
 ``.dockerignore`` applies, and a family whose source is the repository root leaves out
@@ -34,7 +36,7 @@ import re
 import shutil
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -580,13 +582,14 @@ def _cog_yaml(
             )
     if variant.overlay is None:
         text, origins = _render_one(env, base_name, base_rel, context, variant)
-        return text.encode("utf-8"), origins
+        return envsubst(text, variant.envsubst).encode("utf-8"), origins
     # with an overlay, only a .j2 base is a template (yq reads the base as plain YAML)
     base_origins: list[tuple[str, int]] | None = None
     if base_rel.endswith(".j2"):
         base_text, base_origins = _render_one(env, base_name, base_rel, context, variant)
     else:
         base_text = _text(_read_plain(repo, loader, repo.root / base_rel), base_rel)
+    base_text = envsubst(base_text, variant.envsubst)
     overlay_rel = variant.overlay
     overlay_origins: list[tuple[str, int]] | None = None
     if overlay_rel.endswith(".j2"):
@@ -599,6 +602,25 @@ def _cog_yaml(
     layers.extend([(base_rel, base_text, base_origins),
                    (overlay_rel, overlay_text, overlay_origins)])
     return merged.encode("utf-8"), None
+
+
+_SHELL_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def envsubst(text: str, values: Mapping[str, str]) -> str:
+    """``text`` with ``$NAME`` and ``${NAME}`` replaced for the names in ``values``.
+
+    What ``envsubst`` does to a select script's template, for the variables the script
+    sets; any other ``$NAME`` (a ``run:`` line's ``$PATH``) is left as written.
+    """
+    if not values:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        return values.get(name, match.group(0))
+
+    return _SHELL_VAR.sub(replace, text)
 
 
 def _left_out(repo: Repo, variant: Variant) -> set[str]:
@@ -811,7 +833,7 @@ def _variant_key(repo: Repo, variant: Variant, plugins: Plugins) -> str:
         "variant": [
             variant.name, variant.family, str(variant.family_dir), str(variant.config_path),
             variant.model, variant.variables, variant.template, variant.overlay,
-            variant.official_model, repo.settings.configs_dir,
+            variant.envsubst, variant.official_model, repo.settings.configs_dir,
             repo.pin_for(variant).version,  # cog.yaml is validated for the pinned Cog
         ],
         "template_variables": plugins.template_variables(variant),

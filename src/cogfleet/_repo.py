@@ -10,6 +10,7 @@ whose model source is at the top, in ``variants.yaml`` there)::
       overlay: overlays/schnell.yaml    # optional: merged onto the base as yq's *+ merges it
       official_model: acme/schnell      # optional: where --push-official-model pushes
       cog_version: "0.15.8"             # optional: the Cog version (default: the repo's pin)
+      envsubst: {PREDICTOR: Predictor}  # optional: $NAME / ${NAME} values in the template
 
 or in the structured form, which names the family, its source folder and defaults for
 every variant (``{variant}`` in a default's text is the variant's name)::
@@ -52,7 +53,10 @@ DEFAULT_TEMPLATE = f"{TEMPLATES_DIR}/cog.yaml.j2"
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _MODEL_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-_VARIANT_KEYS = {"model", "variables", "template", "overlay", "official_model", "cog_version"}
+_VARIANT_KEYS = {
+    "model", "variables", "template", "overlay", "official_model", "cog_version", "envsubst",
+}
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FAMILY_KEYS = {"family", "source", "defaults", "variants"}
 
 
@@ -72,6 +76,9 @@ class Variant:
     official_model: str | None = None
     cog_pin: CogPin | None = None
     """The variant's own ``cog_version:`` (None: the repository's pin applies)."""
+    envsubst: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    """``$NAME`` / ``${NAME}`` values substituted in the cog.yaml template, as a select
+    script's ``envsubst < cog.yaml.tpl > cog.yaml`` did (only these names)."""
 
     def to_json(self, root: Path) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -86,6 +93,8 @@ class Variant:
                 data[key] = getattr(self, key)
         if self.cog_pin is not None:
             data["cog_version"] = self.cog_pin.version
+        if self.envsubst:
+            data["envsubst"] = self.envsubst
         return data
 
 
@@ -243,10 +252,10 @@ def _parse_file(root: Path, vfile: Path, configs_dir: Path) -> list[Variant]:
             raise ConfigError(rel, f"variant {name!r}: expected a mapping")
         merged = {k: _for_variant(v, name) for k, v in defaults.items()}
         for key, value in (spec or {}).items():
-            if key == "variables" and isinstance(value, dict) and isinstance(
-                merged.get("variables"), dict
+            if key in ("variables", "envsubst") and isinstance(value, dict) and isinstance(
+                merged.get(key), dict
             ):
-                value = {**merged["variables"], **value}
+                value = {**merged[key], **value}
             merged[key] = value
         out.append(_parse_variant(root, vfile, name, merged, family, family_dir, configs_dir))
     return out
@@ -302,6 +311,7 @@ def _parse_variant(
                 raise ConfigError(rel, f"variant {name!r}: {what} {value!r} does not exist")
             value = target.relative_to(root).as_posix()
         paths[key] = value
+    envsubst = _envsubst_values(rel, name, spec.get("envsubst"))
     cog_pin = None
     if "cog_version" in spec:
         line = _key_line(vfile, name, "cog_version")
@@ -319,7 +329,34 @@ def _parse_variant(
         overlay=paths["overlay"],
         official_model=official,
         cog_pin=cog_pin,
+        envsubst=envsubst,
     )
+
+
+def _envsubst_values(rel: Path, name: str, values: Any) -> dict[str, str]:
+    """A variant's ``envsubst:`` mapping: shell variable names to one-line text."""
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(rel, f"variant {name!r}: envsubst must be a mapping of NAME: value")
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        if not isinstance(key, str) or not _ENV_NAME_RE.match(key):
+            raise ConfigError(rel, f"variant {name!r}: envsubst: {key!r} is not a shell "
+                              "variable name")
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, str | int | float):
+            text = str(value)
+        elif value is None:
+            text = ""
+        else:
+            raise ConfigError(rel, f"variant {name!r}: envsubst: {key}: expected text, got "
+                              f"{type(value).__name__}")
+        if "\n" in text or "\r" in text:
+            raise ConfigError(rel, f"variant {name!r}: envsubst: {key}: one line of text only")
+        out[key] = text
+    return out
 
 
 def _key_line(vfile: Path, name: str, key: str) -> int | None:
