@@ -239,23 +239,16 @@ def _serve(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_serve_state_pointing_at_a_file(tmp_path):
+@pytest.mark.parametrize(("state", "message"), [
+    ("state", "--state state: not a directory (a file is there)"),
+    ("state/inside", "--state state/inside: cannot keep the server's state there: "
+                     "Not a directory"),
+])
+def test_serve_state_on_or_under_a_file(tmp_path, state, message):
     (tmp_path / "state").write_text("I am a file\n")
-    proc = _serve(tmp_path, "--state", "state", "--port", "0")
+    proc = _serve(tmp_path, "--state", state, "--port", "0")
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip().splitlines() == [
-        "error: --state state: not a directory (a file is there)"
-    ]
-    assert (tmp_path / "state").read_text() == "I am a file\n"
-
-
-def test_serve_state_under_a_file(tmp_path):
-    (tmp_path / "state").write_text("I am a file\n")
-    proc = _serve(tmp_path, "--state", "state/inside", "--port", "0")
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip().splitlines() == [
-        "error: --state state/inside: cannot keep the server's state there: Not a directory"
-    ]
+    assert proc.stderr.strip().splitlines() == [f"error: {message}"]
     assert (tmp_path / "state").read_text() == "I am a file\n"
 
 

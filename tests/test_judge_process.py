@@ -36,24 +36,30 @@ def _ask(process: JudgeProcess, client: dict[str, object], text: str) -> str:
                                  "content": text, "system": None})
 
 
+def _ask_at_once(fake: FakeAnthropic, questions: dict[str, str]) -> dict[str, str]:
+    """Each question from a thread of its own, all at once, through one worker."""
+    process = JudgeProcess()
+    try:
+        answers: dict[str, str] = {}
+
+        def ask(key: str, text: str) -> None:
+            answers[key] = _ask(process, _client(fake), text)
+
+        threads = [threading.Thread(target=ask, args=item) for item in questions.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        process.close()
+    return answers
+
+
 def test_requests_run_concurrently_and_answers_reach_their_callers() -> None:
     with FakeAnthropic(responder=lambda body: "echo " + body["messages"][0]["content"],
                        latency=1.0) as fake:
-        process = JudgeProcess()
-        try:
-            answers: dict[int, str] = {}
-
-            def ask(n: int) -> None:
-                answers[n] = _ask(process, _client(fake), f"question {n}")
-
-            threads = [threading.Thread(target=ask, args=(n,)) for n in range(4)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(120)
-        finally:
-            process.close()
-        assert answers == {n: f"echo question {n}" for n in range(4)}
+        answers = _ask_at_once(fake, {str(n): f"question {n}" for n in range(4)})
+        assert answers == {str(n): f"echo question {n}" for n in range(4)}
         # all four waited on the API at once: the worker does not serialize requests
         assert fake.max_in_flight == 4
 
@@ -62,21 +68,7 @@ def test_a_request_of_megabytes_goes_through_among_others() -> None:
     big = "x" * 4_000_000  # attached images make requests of this size
     with FakeAnthropic(responder=lambda body: str(len(body["messages"][0]["content"])),
                        latency=0.2) as fake:
-        process = JudgeProcess()
-        try:
-            answers: dict[str, str] = {}
-
-            def ask(name: str, text: str) -> None:
-                answers[name] = _ask(process, _client(fake), text)
-
-            threads = [threading.Thread(target=ask, args=args)
-                       for args in (("big", big), ("a", "small"), ("b", "tiny"))]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(120)
-        finally:
-            process.close()
+        answers = _ask_at_once(fake, {"big": big, "a": "small", "b": "tiny"})
     assert answers == {"big": "4000000", "a": "5", "b": "4"}
 
 
