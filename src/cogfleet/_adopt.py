@@ -765,7 +765,7 @@ def _verify(root: Path) -> None:
 def run_init(root: Path, *, dry_run: bool, out: Callable[[str], None]) -> None:
     """``cogfleet init``: plan, show, and (unless ``dry_run``) write."""
     plan = plan_init(root)
-    what = "adopting a model-ci-template repo" if plan.kind == "adopt" else (
+    what = "adopting a select-script repo" if plan.kind == "adopt" else (
         "scaffolding a new monorepo"
     )
     out(f"{what}{' (dry run: nothing is written)' if dry_run else ''}")
