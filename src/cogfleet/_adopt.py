@@ -44,6 +44,7 @@ from pathlib import Path, PurePosixPath
 
 from cogfleet._errors import CogfleetError, ConfigError, UsageError
 from cogfleet._files import write_atomic
+from cogfleet._render import shell_variables
 from cogfleet._repo import MODELS_DIR, VARIANTS_FILE, Repo
 from cogfleet._settings import DEFAULT_CONFIGS_DIR, PYPROJECT, read_table
 from cogfleet.runtime import is_known
@@ -299,7 +300,7 @@ def plan_adopt(root: Path) -> Plan | None:
         f"# and its publishing config is {config_folder}/<variant>.yaml.",
     ]
     defaults = [f"  template: {base}", f"  overlay: {overlay}"]
-    return _finish(root, plan, header, defaults, {name: "{}" for name in names}, config_folder)
+    return _finish(root, plan, header, defaults, {name: [] for name in names}, config_folder)
 
 
 def _plan_envsubst(root: Path, select: _Select, base: str, config: str | None) -> Plan:
@@ -309,9 +310,6 @@ def _plan_envsubst(root: Path, select: _Select, base: str, config: str | None) -
     in a scratch copy of the repo with an ``envsubst`` of cogfleet's own first on PATH
     that records them (and writes what the real one would not matter here).
     """
-    if config is None:
-        folder = _one_of(root, CONFIG_DIRS, "config folder", folder=True)
-        config = f"{folder}/{{variant}}.yaml" if folder else None
     found = [f"select script {select.script} (envsubst < {base})"]
     if not (root / base).is_file():
         raise LayoutError(f"cannot adopt this repo: {select.script} substitutes {base}, "
@@ -331,9 +329,7 @@ def _plan_envsubst(root: Path, select: _Select, base: str, config: str | None) -
             "lower-case letters, digits, . _ -"
         )
     script_text = (root / select.script).read_text(encoding="utf-8", errors="replace")
-    template_text = (root / base).read_text(encoding="utf-8", errors="replace")
-    referenced = {a or b for a, b in re.findall(
-        r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))", template_text)}
+    referenced = shell_variables((root / base).read_text(encoding="utf-8", errors="replace"))
     # only what the script sets: a $HOME in a run: line stays as written
     wanted = sorted(referenced & set(_ASSIGNED_RE.findall(script_text)))
     plan = Plan(kind="adopt", found=found)
@@ -349,13 +345,11 @@ def _plan_envsubst(root: Path, select: _Select, base: str, config: str | None) -
         f"# {base} with the values {select.script} sets for it substituted (as its",
         f"# envsubst did), and its publishing config is {config_folder}/<variant>.yaml.",
     ]
-    entries = {
-        name: "{envsubst: {" + ", ".join(
-            f"{key}: {json.dumps(value)}" for key, value in sorted(values[name].items())
-        ) + "}}" if values[name] else "{}"
-        for name in sorted(values)
-    }
-    return _finish(root, plan, header, [f"  template: {base}"], entries, config_folder)
+    settings: dict[str, list[str]] = {}
+    for name, set_here in sorted(values.items()):
+        pairs = ", ".join(f"{key}: {json.dumps(value)}" for key, value in sorted(set_here.items()))
+        settings[name] = [f"envsubst: {{{pairs}}}"] if pairs else []
+    return _finish(root, plan, header, [f"  template: {base}"], settings, config_folder)
 
 
 _SCRATCH_SKIP = (".git", ".cogfleet", ".venv", "venv", "node_modules", "__pycache__", ".nox")
@@ -383,10 +377,10 @@ def _select_values(
         recorder = bin_dir / "envsubst"
         recorder.write_text(f"#!{sys.executable}\n{_RECORDER}", encoding="utf-8")
         recorder.chmod(0o755)
+        # one copy: a select script is made to run again and again in the same tree
+        copy = scratch / "repo"
+        shutil.copytree(root, copy, symlinks=True, ignore=_scratch_ignore)
         for name in names:
-            copy = scratch / "repo"
-            shutil.rmtree(copy, ignore_errors=True)
-            shutil.copytree(root, copy, symlinks=True, ignore=_scratch_ignore)
             out = scratch / f"{name}.json"
             env = {
                 **os.environ,
@@ -421,10 +415,13 @@ def _scratch_ignore(folder: str, entries: list[str]) -> set[str]:
 
 
 def _finish(
-    root: Path, plan: Plan, header: list[str], defaults: list[str], entries: dict[str, str],
-    config_folder: str,
+    root: Path, plan: Plan, header: list[str], defaults: list[str],
+    settings_of: dict[str, list[str]], config_folder: str,
 ) -> Plan:
-    """variants.yaml (with the official models the workflows push) and the settings."""
+    """variants.yaml (with the official models the workflows push) and the settings.
+
+    ``settings_of``: each variant's own settings, as ``key: value`` flow-style text.
+    """
     workflows = _workflows(root)
     pin = _cog_pin(workflows)
     official = _official(workflows)
@@ -443,13 +440,11 @@ def _finish(
         lines.append(f"  official_model: {pattern}  # pushed after the safe push in {rel}")
         plan.found.append(f"official models {pattern} pushed by {rel}")
     lines.append("variants:")
-    for name, entry in entries.items():
+    for name, own in settings_of.items():
+        spec = "{" + ", ".join(["official_model: null", *own] if name in excluded else own) + "}"
         if name in excluded:
-            spec = "{official_model: null" + (", " + entry[1:-1] if entry != "{}" else "") + "}"
-            lines.append(f"  {name}: {spec}  # {official[2] if official else ''} "
-                         "does not push it")
-        else:
-            lines.append(f"  {name}: {entry}")
+            spec += f"  # {official[2] if official else ''} does not push it"
+        lines.append(f"  {name}: {spec}")
     plan.files[VARIANTS_FILE] = "\n".join(lines) + "\n"
     settings = []
     if config_folder != DEFAULT_CONFIGS_DIR:

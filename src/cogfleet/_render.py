@@ -55,6 +55,7 @@ from cogfleet._repo import (
     DEFAULT_TEMPLATE,
     MODELS_DIR,
     PLUGINS_DIR,
+    SHELL_NAME,
     STATE_DIR,
     TEMPLATES_DIR,
     Repo,
@@ -191,12 +192,11 @@ class _CompiledTemplates(jinja2.BytecodeCache):
     write it only costs a compile.
     """
 
-    def __init__(self, directory: Path, state_dir: Path) -> None:
-        self.directory = directory
-        self.state_dir = state_dir  # marked ignored by git before the first file is written
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir  # marked ignored by git before a file is written in it
+        self.directory = state_dir / "cache" / "jinja"
         self._memory: dict[str, bytes] = {}
         self._lock = threading.Lock()
-        self._marked = False
 
     def _path(self, key: str) -> Path:
         return self.directory / f"{key}.cache"
@@ -221,9 +221,7 @@ class _CompiledTemplates(jinja2.BytecodeCache):
         path = self._path(bucket.key)
         # a read-only checkout still renders; it compiles again next time
         with contextlib.suppress(OSError):
-            if not self._marked:
-                ensure_state_dir(self.state_dir)
-                self._marked = True
+            ensure_state_dir(self.state_dir)
             write_atomic(path, data)
 
 
@@ -235,9 +233,7 @@ def _compiled_templates(root: Path) -> _CompiledTemplates:
     with _CACHES_LOCK:
         cache = _CACHES.get(root)
         if cache is None:
-            cache = _CACHES[root] = _CompiledTemplates(
-                root / STATE_DIR / "cache" / "jinja", root / STATE_DIR
-            )
+            cache = _CACHES[root] = _CompiledTemplates(root / STATE_DIR)
         return cache
 
 
@@ -604,7 +600,12 @@ def _cog_yaml(
     return merged.encode("utf-8"), None
 
 
-_SHELL_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+_SHELL_VAR = re.compile(rf"\$(?:\{{({SHELL_NAME})\}}|({SHELL_NAME}))")
+
+
+def shell_variables(text: str) -> set[str]:
+    """The names ``text`` refers to as ``$NAME`` or ``${NAME}``."""
+    return {a or b for a, b in _SHELL_VAR.findall(text)}
 
 
 def envsubst(text: str, values: Mapping[str, str]) -> str:

@@ -56,7 +56,9 @@ _MODEL_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _VARIANT_KEYS = {
     "model", "variables", "template", "overlay", "official_model", "cog_version", "envsubst",
 }
-_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: A shell variable's name (``envsubst:`` keys).
+SHELL_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_ENV_NAME_RE = re.compile(rf"^{SHELL_NAME}$")
 _FAMILY_KEYS = {"family", "source", "defaults", "variants"}
 
 

@@ -588,14 +588,16 @@ class RunnerPool:
         assert self._client is not None
         delay = POLL_FIRST
         deadline = time.monotonic() + _BUSY_RETRY
-        headers = {"Prefer": "respond-async"} if respond_async else None
+        headers = {"Content-Type": "application/json"}
+        if respond_async:
+            headers["Prefer"] = "respond-async"
         data = json.dumps(body).encode()
         while True:
             # No read timeout: a prediction takes as long as it takes; cancel() stops it.
             async with self._client.post(
                 f"{runner.base_url}/{runner.route}",
                 data=data,
-                headers={"Content-Type": "application/json", **(headers or {})},
+                headers=headers,
                 timeout=_PREDICT_TIMEOUT,
             ) as resp:
                 status, answer = resp.status, await resp.read()
