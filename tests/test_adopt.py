@@ -33,6 +33,22 @@ def test_list_shows_every_variant(adopted, cli):
     assert result.code == ExitCode.OK, result.err
     assert [line.split()[0] for line in result.out.splitlines()] == ["dev", "krea-dev", "schnell"]
     assert all(line.split()[1] == "flux" for line in result.out.splitlines())
+    # variants.yaml names no model: each comes from the variant's config, as matrix has it
+    assert [line.split()[2] for line in result.out.splitlines()] == [
+        "acme/flux-dev", "acme/flux-krea-dev", "acme/flux-schnell"
+    ]
+    listed = json.loads(cli("list", "--json", cwd=adopted).out)
+    assert [v["model"] for v in listed] == ["acme/flux-dev", "acme/flux-krea-dev",
+                                            "acme/flux-schnell"]
+    matrix = json.loads(cli("matrix", cwd=adopted).out)
+    assert [e["model"] for e in matrix["include"]] == [v["model"] for v in listed]
+
+
+def test_list_shows_a_dash_for_a_config_without_a_model(adopted, cli):
+    write_files(adopted, {"safe-push-configs/dev.yaml": "test_hardware: cpu\n"})
+    result = cli("list", cwd=adopted)
+    assert result.code == ExitCode.OK, result.err
+    assert result.out.splitlines()[0].split() == ["dev", "flux", "-"]
 
 
 def test_render_merges_base_and_overlay_as_yq(adopted, cli):

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import yaml
 
 from cogfleet._config import SafePushConfig, parse_config
 from cogfleet._dockerignore import FILENAME as DOCKERIGNORE
@@ -446,15 +447,37 @@ def source_position(
     return origins[line - 1]
 
 
-def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered:
-    """Render ``variant`` without touching the disk (beyond reading sources)."""
-    from cogfleet._config import _line_of
-
+def _context(variant: Variant, plugins: Plugins) -> dict[str, Any]:
+    """What every template of ``variant`` sees."""
     context: dict[str, Any] = dict(plugins.template_variables(variant))
     context.update(variant.variables)
     context.update({"variant": variant.name, "family": variant.family})
     if variant.model is not None:
         context["model"] = variant.model
+    return context
+
+
+def config_model(repo: Repo, variant: Variant, plugins: Plugins) -> str | None:
+    """The ``model:`` of the variant's rendered config, or ``None`` when it has none
+    (or the config does not render: ``lint`` and ``render`` say why)."""
+    if variant.model is not None:
+        return variant.model
+    rel = repo.rel(variant.config_path)
+    env = _environment(repo, variant, plugins.template_filters())
+    try:
+        text, _ = _render_one(env, rel, rel, _context(variant, plugins), variant)
+        data = yaml.safe_load(text)
+    except (ConfigError, yaml.YAMLError):
+        return None
+    model = data.get("model") if isinstance(data, dict) else None
+    return model if isinstance(model, str) else None
+
+
+def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered:
+    """Render ``variant`` without touching the disk (beyond reading sources)."""
+    from cogfleet._config import _line_of
+
+    context = _context(variant, plugins)
     env = _environment(repo, variant, plugins.template_filters())
     loader = env.loader
     assert isinstance(loader, _RecordingLoader)

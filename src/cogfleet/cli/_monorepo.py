@@ -14,12 +14,22 @@ from cogfleet.cli._common import Command, load_plugins, load_repo, out, variants
 def cmd_list(ns: argparse.Namespace) -> int:
     """List the variants of the monorepo."""
     repo = load_repo(ns)
+    models = {v.name: v.model for v in repo.variants.values()}
+    if any(model is None for model in models.values()):
+        # an adopted repo names each model in its config, not in variants.yaml
+        from cogfleet._render import config_model
+
+        plugins = load_plugins(repo.root)
+        models = {v.name: config_model(repo, v, plugins) for v in repo.variants.values()}
     if ns.json:
-        out(json.dumps([v.to_json(repo.root) for v in repo.variants.values()], indent=2))
+        listed = [
+            {**v.to_json(repo.root), "model": models[v.name]} for v in repo.variants.values()
+        ]
+        out(json.dumps(listed, indent=2))
         return ExitCode.OK
     width = max((len(n) for n in repo.variants), default=0)
     for v in repo.variants.values():
-        out(f"{v.name:<{width}}  {v.family:<12}  {v.model or '-'}")
+        out(f"{v.name:<{width}}  {v.family:<12}  {models[v.name] or '-'}")
     return ExitCode.OK
 
 
