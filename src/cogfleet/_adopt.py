@@ -16,7 +16,9 @@ push), and writes:
 A select script that instead exports variables per model and runs ``envsubst < BASE >
 cog.yaml`` is adopted with the values it sets: it runs once per config in a scratch copy
 of the repo, with a recording ``envsubst`` first on ``PATH``, and each variant gets an
-``envsubst:`` mapping (see :func:`cogfleet._render.envsubst`).
+``envsubst:`` mapping (see :func:`cogfleet._render.envsubst`). A script that copies a
+whole cog.yaml per variant (``cp configs/$1/cog.yaml cog.yaml``) is adopted with that
+file as each variant's template.
 
 No file of the repo is moved or rewritten. Before anything is written the plan is
 checked: every variant must load and render; otherwise nothing is written.
@@ -44,7 +46,7 @@ from pathlib import Path, PurePosixPath
 
 from cogfleet._errors import CogfleetError, ConfigError, UsageError
 from cogfleet._files import write_atomic
-from cogfleet._render import shell_variables
+from cogfleet._render import CONFIG_NAME, shell_variables
 from cogfleet._repo import MODELS_DIR, VARIANTS_FILE, Repo
 from cogfleet._settings import DEFAULT_CONFIGS_DIR, PYPROJECT, read_table
 from cogfleet.runtime import is_known
@@ -73,6 +75,9 @@ _ENVSUBST_RE = re.compile(
     r"\benvsubst\b(?:\s+(?:'[^']*'|\"[^\"]*\"))?\s*<\s*(\S+)\s*>\s*(?:\./)?cog\.yaml\b"
 )
 _ASSIGNED_RE = re.compile(r"(?:^|[\s;])(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=", re.MULTILINE)
+_COPY_COG_RE = re.compile(
+    r"\b(?:cp|ln)\s+(?:-[A-Za-z]+\s+)*(\S+)\s+(?:\./)?['\"]?cog\.yaml['\"]?(?![\w.])"
+)
 _EXCLUDED_RE = re.compile(r"\"\$\{\{\s*matrix\.\w+\s*\}\}\"\s*!=\s*\"([A-Za-z0-9_.-]+)\"")
 
 
@@ -102,6 +107,7 @@ class _Select:
     config: str | None = None  # with {variant}
     concatenates: bool = False
     envsubst: bool = False  # cog.yaml is ``envsubst < base``, with variables the script sets
+    copies: bool = False  # cog.yaml is a whole file per variant (``base`` has {variant})
 
 
 def _pattern(word: str) -> str | None:
@@ -146,6 +152,12 @@ def _read_select(root: Path) -> _Select | None:
             elif substituted:
                 found.base = substituted.group(1).strip("'\"")
                 found.envsubst = True
+            else:
+                copied = _COPY_COG_RE.search(text) or cat_base
+                whole = _pattern(copied.group(1)) if copied else None
+                if whole is not None and "{variant}" in whole:
+                    found.base = whole
+                    found.copies = True
         copy = re.search(r"\bcp\s+(\S+)\s+\.?/?cog-safe-push\.yaml\b", text)
         if copy:
             found.config = _pattern(copy.group(1))
@@ -242,6 +254,8 @@ def plan_adopt(root: Path) -> Plan | None:
         return None
     if select is not None and select.envsubst and select.base:
         return _plan_envsubst(root, select, select.base, config)
+    if select is not None and select.copies and select.base:
+        return _plan_copies(root, select, select.base, config)
     found = [f"select script {select.script}"] if select else []
     found += [f"base {base}"] if base else []
     missing = []
@@ -300,6 +314,61 @@ def plan_adopt(root: Path) -> Plan | None:
         f"# and its publishing config is {config_folder}/<variant>.yaml.",
     ]
     defaults = [f"  template: {base}", f"  overlay: {overlay}"]
+    return _finish(root, plan, header, defaults, {name: [] for name in names}, config_folder)
+
+
+def _per_variant_files(root: Path, pattern: str) -> dict[str, str]:
+    """Variant name -> file, for the files matching ``pattern`` (``{variant}`` in it)."""
+    head, tail = pattern.split("{variant}", 1)
+    if "{variant}" in tail:
+        return {}
+    found: dict[str, str] = {}
+    for path in sorted(root.glob(head + "*" + tail)):
+        rel = path.relative_to(root).as_posix()
+        name = rel[len(head) : len(rel) - len(tail)]
+        if path.is_file() and rel != CONFIG_NAME and "/" not in name:
+            found[name] = rel
+    return found
+
+
+def _plan_copies(root: Path, select: _Select, pattern: str, config: str | None) -> Plan:
+    """A repo whose select script copies a whole cog.yaml per variant into the root
+    (``cp configs/$1/cog.yaml cog.yaml``): that file is the variant's template."""
+    found = [f"select script {select.script} (copies {pattern} to cog.yaml)"]
+    if config is None or PurePosixPath(config).name != "{variant}.yaml":
+        raise LayoutError(
+            f"cannot adopt this repo: found {', '.join(found)}; missing one cog-safe-push "
+            f"config per variant ({' or '.join(CONFIG_DIRS)}/<variant>.yaml)"
+        )
+    config_folder = PurePosixPath(config).parent.as_posix()
+    cogs = _per_variant_files(root, pattern)
+    configs = _stems(root / config_folder)
+    found += [f"{len(cogs)} cog.yaml files ({pattern})", f"{len(configs)} configs in "
+              f"{config_folder}/"]
+    config_only = sorted(configs - set(cogs))
+    if config_only:
+        raise LayoutError(
+            f"cannot adopt this repo: {config_folder}/{config_only[0]}.yaml has no "
+            f"{pattern.replace('{variant}', config_only[0])} for {select.script} to copy "
+            f"(found {len(cogs)} cog.yaml files, {len(configs)} configs)"
+        )
+    names = sorted(configs & set(cogs))
+    bad = [n for n in names if not _NAME_RE.match(n)]
+    if bad:
+        raise LayoutError(
+            f"cannot adopt this repo: variant name {bad[0]!r} (from {config_folder}/) must be "
+            "lower-case letters, digits, . _ -"
+        )
+    plan = Plan(kind="adopt", found=found)
+    for name in sorted(set(cogs) - configs):
+        plan.notes.append(f"skipped {name}: {cogs[name]} has no config "
+                          f"{config_folder}/{name}.yaml")
+    header = [
+        "# Written by `cogfleet init`: this repo's variants. Each variant's cog.yaml is",
+        f"# {pattern} (which {select.script} copied to the root),",
+        f"# and its publishing config is {config_folder}/<variant>.yaml.",
+    ]
+    defaults = [f"  template: {pattern}"]
     return _finish(root, plan, header, defaults, {name: [] for name in names}, config_folder)
 
 
