@@ -8,6 +8,7 @@ file is its template, and rendering must give the bytes the script copies.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -136,3 +137,116 @@ def test_a_config_without_a_cog_yaml_to_copy_is_refused_in_one_line(repo, cli):
         "3 configs)"
     ]
     assert not (repo / "variants.yaml").exists()
+
+
+# -- a script that also copies the variant's predictor -------------------------------------
+
+CAT_SELECT = """\
+#!/bin/bash
+cat cog.yaml.template > cog.yaml
+cat model-cog-configs/$1.yaml >> cog.yaml
+cp predictors/$1.py ./predict.py
+cp cog-safe-push-configs/$1.yaml cog-safe-push.yaml
+"""
+
+
+def _predictor(suffix: str) -> str:
+    return (
+        "from cog import BasePredictor\n\nfrom helpers import shout\n\n\n"
+        "class Predictor(BasePredictor):\n"
+        "    def predict(self, text: str = \"x\") -> str:\n"
+        f"        return shout(text) + \"{suffix}\"\n"
+    )
+
+
+COPYING = {
+    "script/select.sh": CAT_SELECT,
+    "cog.yaml.template": "build:\n  python_version: '3.11'\nrun: \"predict.py:Predictor\"\n",
+    "model-cog-configs/small.yaml": "concurrency:\n  max: 1\n",
+    "model-cog-configs/large.yaml": "concurrency:\n  max: 1\n",
+    "predictors/small.py": _predictor("s"),
+    "predictors/large.py": _predictor("l"),
+    "helpers.py": "def shout(text: str) -> str:\n    return text.upper()\n",
+    "cog-safe-push-configs/small.yaml": "model: acme/small\n",
+    "cog-safe-push-configs/large.yaml": "model: acme/large\n",
+}
+
+
+@pytest.fixture
+def copying(tmp_path: Path) -> Path:
+    root = tmp_path / "copying"
+    write_files(root, COPYING)
+    return root
+
+
+def _after_the_script(root: Path, model: str, scratch: Path, name: str) -> bytes:
+    shutil.copytree(root, scratch, ignore=shutil.ignore_patterns(".cogfleet"))
+    subprocess.run(["bash", "script/select.sh", model], cwd=scratch, check=True)
+    return (scratch / name).read_bytes()
+
+
+def test_init_declares_the_files_the_script_copies_per_variant(copying, cli):
+    result = cli("init", cwd=copying)
+    assert result.code == ExitCode.OK, result.err
+    assert "copies predictors/{variant}.py to predict.py (2 variants)" in result.out
+    variants = yaml.safe_load((copying / "variants.yaml").read_text())
+    assert variants["variants"] == {
+        "large": {"files": {"predict.py": "predictors/large.py"}},
+        "small": {"files": {"predict.py": "predictors/small.py"}},
+    }
+    listed = json.loads(cli("list", "--json", cwd=copying).out)
+    assert listed[1]["files"] == {"predict.py": "predictors/small.py"}
+
+
+def test_render_select_and_lint_use_the_copied_file(copying, cli, tmp_path):
+    assert cli("init", cwd=copying).code == ExitCode.OK
+    result = cli("render", cwd=copying)
+    assert result.code == ExitCode.OK, result.err
+    for model in ("small", "large"):
+        build = copying / ".cogfleet/build" / model
+        assert (build / "predict.py").read_bytes() == _after_the_script(
+            copying, model, tmp_path / model, "predict.py"
+        )
+        assert (build / "helpers.py").is_file()  # the family's other files are there
+        assert not (build / "predictors").exists()  # each variant's own file is not
+    # `cogfleet select` leaves the root's predict.py as the script does
+    assert cli("select", "large", cwd=copying).code == ExitCode.OK
+    assert (copying / "predict.py").read_bytes() == COPYING["predictors/large.py"].encode()
+    assert cli("select", "--clear", cwd=copying).code == ExitCode.OK
+    assert not (copying / "predict.py").exists()
+    # lint names the file the user edits
+    write_files(copying, {"predictors/small.py": "import os\n" + COPYING["predictors/small.py"]})
+    result = cli("lint", "small", "large", cwd=copying)
+    assert result.code == ExitCode.CHECKS_FAILED
+    assert "predictors/small.py:1:8: F401" in result.out
+    assert "large: ok" in result.out
+
+
+def test_a_copied_file_counts_for_its_variant_only(copying, cli):
+    from cogfleet._plugins import Plugins
+    from cogfleet._render import render_in_memory
+    from cogfleet._repo import Repo
+
+    assert cli("init", cwd=copying).code == ExitCode.OK
+    repo = Repo.load(copying)
+    reads = render_in_memory(repo, repo.variants["small"], Plugins(copying)).reads
+    assert "predictors/small.py" in reads and "helpers.py" in reads
+    assert "predictors/large.py" not in reads
+
+
+@pytest.mark.parametrize(("files", "message"), [
+    ("{../predict.py: predictors/small.py}",
+     "files: '../predict.py' is not a relative path inside the build folder"),
+    ("{cog.yaml: predictors/small.py}", "files: cog.yaml is written by cogfleet"),
+    ("{predict.py: predictors/tiny.py}",
+     "files: predict.py: 'predictors/tiny.py' is not a file in the repo"),
+    ("[predictors/small.py]", "files must be a mapping of build path: repo file"),
+])
+def test_a_bad_files_mapping_is_one_line_naming_variants_yaml(copying, cli, files, message):
+    write_files(copying, {"variants.yaml": f"family: f\nvariants:\n  small: {{files: {files}}}\n"
+                                           "  large: {}\n"})
+    result = cli("list", cwd=copying)
+    assert result.code == ExitCode.USAGE_ERROR
+    assert result.err.startswith("error: variants.yaml")
+    assert f"variant 'small': {message}" in result.err
+    assert len(result.err.strip().splitlines()) == 1

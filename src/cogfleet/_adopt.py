@@ -78,6 +78,7 @@ _ASSIGNED_RE = re.compile(r"(?:^|[\s;])(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=",
 _COPY_COG_RE = re.compile(
     r"\b(?:cp|ln)\s+(?:-[A-Za-z]+\s+)*(\S+)\s+(?:\./)?['\"]?cog\.yaml['\"]?(?![\w.])"
 )
+_COPY_RE = re.compile(r"\bcp\s+(?:-[A-Za-z]+\s+)*(\S+)\s+(\S+)")
 _EXCLUDED_RE = re.compile(r"\"\$\{\{\s*matrix\.\w+\s*\}\}\"\s*!=\s*\"([A-Za-z0-9_.-]+)\"")
 
 
@@ -108,6 +109,7 @@ class _Select:
     concatenates: bool = False
     envsubst: bool = False  # cog.yaml is ``envsubst < base``, with variables the script sets
     copies: bool = False  # cog.yaml is a whole file per variant (``base`` has {variant})
+    files: dict[str, str] = field(default_factory=dict)  # other copies: dest -> {variant} src
 
 
 def _pattern(word: str) -> str | None:
@@ -161,6 +163,14 @@ def _read_select(root: Path) -> _Select | None:
         copy = re.search(r"\bcp\s+(\S+)\s+\.?/?cog-safe-push\.yaml\b", text)
         if copy:
             found.config = _pattern(copy.group(1))
+        for source, dest in _COPY_RE.findall(text):
+            source, dest = _pattern(source), dest.strip("'\"").removeprefix("./")
+            if (
+                source and "{variant}" in source and dest not in ("cog.yaml", CONFIG_NAME)
+                and re.fullmatch(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*", dest)
+                and ".." not in dest.split("/") and dest != "."
+            ):
+                found.files[dest] = source
         if found.base or found.config:
             return found
     return None
@@ -314,7 +324,8 @@ def plan_adopt(root: Path) -> Plan | None:
         f"# and its publishing config is {config_folder}/<variant>.yaml.",
     ]
     defaults = [f"  template: {base}", f"  overlay: {overlay}"]
-    return _finish(root, plan, header, defaults, {name: [] for name in names}, config_folder)
+    return _finish(root, plan, header, defaults, {name: [] for name in names}, config_folder,
+                   select.files if select else {})
 
 
 def _per_variant_files(root: Path, pattern: str) -> dict[str, str]:
@@ -369,7 +380,8 @@ def _plan_copies(root: Path, select: _Select, pattern: str, config: str | None) 
         f"# and its publishing config is {config_folder}/<variant>.yaml.",
     ]
     defaults = [f"  template: {pattern}"]
-    return _finish(root, plan, header, defaults, {name: [] for name in names}, config_folder)
+    return _finish(root, plan, header, defaults, {name: [] for name in names}, config_folder,
+                   select.files if select else {})
 
 
 def _plan_envsubst(root: Path, select: _Select, base: str, config: str | None) -> Plan:
@@ -418,7 +430,8 @@ def _plan_envsubst(root: Path, select: _Select, base: str, config: str | None) -
     for name, set_here in sorted(values.items()):
         pairs = ", ".join(f"{key}: {json.dumps(value)}" for key, value in sorted(set_here.items()))
         settings[name] = [f"envsubst: {{{pairs}}}"] if pairs else []
-    return _finish(root, plan, header, [f"  template: {base}"], settings, config_folder)
+    return _finish(root, plan, header, [f"  template: {base}"], settings, config_folder,
+                   select.files)
 
 
 _SCRATCH_SKIP = (".git", ".cogfleet", ".venv", "venv", "node_modules", "__pycache__", ".nox")
@@ -485,12 +498,26 @@ def _scratch_ignore(folder: str, entries: list[str]) -> set[str]:
 
 def _finish(
     root: Path, plan: Plan, header: list[str], defaults: list[str],
-    settings_of: dict[str, list[str]], config_folder: str,
+    settings_of: dict[str, list[str]], config_folder: str, copied: dict[str, str],
 ) -> Plan:
     """variants.yaml (with the official models the workflows push) and the settings.
 
-    ``settings_of``: each variant's own settings, as ``key: value`` flow-style text.
+    ``settings_of``: each variant's own settings, as ``key: value`` flow-style text;
+    ``copied``: the other files the select script copies (path -> ``{variant}`` source),
+    declared as ``files:`` for each variant whose source exists.
     """
+    pairs: dict[str, list[str]] = {name: [] for name in settings_of}
+    for dest, pattern in sorted(copied.items()):
+        having = [n for n in settings_of if (root / pattern.replace("{variant}", n)).is_file()]
+        plan.found.append(f"copies {pattern} to {dest} ({len(having)} variants)")
+        for name in having:
+            pairs[name].append(
+                f"{json.dumps(dest)}: {json.dumps(pattern.replace('{variant}', name))}"
+            )
+    settings_of = {
+        name: [*own, f"files: {{{', '.join(pairs[name])}}}"] if pairs[name] else own
+        for name, own in settings_of.items()
+    }
     workflows = _workflows(root)
     pin = _cog_pin(workflows)
     official = _official(workflows)

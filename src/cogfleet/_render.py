@@ -8,7 +8,8 @@ without its suffix, ``cog.yaml`` and the variant's config as ``cog-safe-push.yam
 base, and the overlay is merged onto it as yq's ``*+`` would (see
 :mod:`cogfleet._overlay`; a base ending in ``.j2`` is rendered first). A variant's
 ``envsubst:`` values replace ``$NAME`` / ``${NAME}`` in that template or base, as an
-adopted select script's ``envsubst < cog.yaml.tpl > cog.yaml`` did.
+adopted select script's ``envsubst < cog.yaml.tpl > cog.yaml`` did, and its ``files:``
+are copied over the family's files of the same name (``cp predictors/$1.py predict.py``).
 
 The family's files are what a ``cog build`` of its folder would take: its
 ``.dockerignore`` applies, and a family whose source is the repository root leaves out
@@ -503,6 +504,9 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
             files[out_name] = path.read_bytes()
             loader.digests[_rel(path, repo.root)] = _digest(files[out_name])
             sources[out_name] = [(_rel(path, repo.root), 0)]  # line for line
+    for out_name, source in variant.files.items():  # what the select script copied
+        files[out_name] = _read_plain(repo, loader, repo.root / source)
+        sources[out_name] = [(source, 0)]
     dockerignore = variant.family_dir / DOCKERIGNORE
     if dockerignore.is_file():  # decides which family files are copied
         _read_plain(repo, loader, dockerignore)
@@ -654,7 +658,8 @@ def _left_out(repo: Repo, variant: Variant) -> set[str]:
     for other in repo.variants.values():
         if other.family_dir != family_dir:
             continue
-        for rel in (other.template, other.overlay):  # they make cog.yaml, not the image
+        # they make cog.yaml or a file of their variant's, not the family's image
+        for rel in (other.template, other.overlay, *other.files.values()):
             if rel is not None:
                 with contextlib.suppress(ValueError):
                     out.add((repo.root / rel).relative_to(family_dir).as_posix())

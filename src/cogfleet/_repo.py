@@ -11,6 +11,7 @@ whose model source is at the top, in ``variants.yaml`` there)::
       official_model: acme/schnell      # optional: where --push-official-model pushes
       cog_version: "0.15.8"             # optional: the Cog version (default: the repo's pin)
       envsubst: {PREDICTOR: Predictor}  # optional: $NAME / ${NAME} values in the template
+      files: {predict.py: predictors/schnell.py}  # optional: build file <- repo file
 
 or in the structured form, which names the family, its source folder and defaults for
 every variant (``{variant}`` in a default's text is the variant's name)::
@@ -55,7 +56,10 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _MODEL_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _VARIANT_KEYS = {
     "model", "variables", "template", "overlay", "official_model", "cog_version", "envsubst",
+    "files",
 }
+#: What ``files:`` may not write: cog.yaml and the config come from elsewhere.
+_NOT_COPIED = ("cog.yaml", "cog-safe-push.yaml")
 #: A shell variable's name (``envsubst:`` keys).
 SHELL_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _ENV_NAME_RE = re.compile(rf"^{SHELL_NAME}$")
@@ -81,6 +85,9 @@ class Variant:
     envsubst: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     """``$NAME`` / ``${NAME}`` values substituted in the cog.yaml template, as a select
     script's ``envsubst < cog.yaml.tpl > cog.yaml`` did (only these names)."""
+    files: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    """Build-folder path -> repo-relative file copied there, as a select script's
+    ``cp predictors/$1.py predict.py`` did (it replaces the family's file of that name)."""
 
     def to_json(self, root: Path) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -97,6 +104,8 @@ class Variant:
             data["cog_version"] = self.cog_pin.version
         if self.envsubst:
             data["envsubst"] = self.envsubst
+        if self.files:
+            data["files"] = self.files
         return data
 
 
@@ -254,7 +263,7 @@ def _parse_file(root: Path, vfile: Path, configs_dir: Path) -> list[Variant]:
             raise ConfigError(rel, f"variant {name!r}: expected a mapping")
         merged = {k: _for_variant(v, name) for k, v in defaults.items()}
         for key, value in (spec or {}).items():
-            if key in ("variables", "envsubst") and isinstance(value, dict) and isinstance(
+            if key in ("variables", "envsubst", "files") and isinstance(value, dict) and isinstance(
                 merged.get(key), dict
             ):
                 value = {**merged[key], **value}
@@ -264,6 +273,8 @@ def _parse_file(root: Path, vfile: Path, configs_dir: Path) -> list[Variant]:
 
 
 def _for_variant(value: Any, name: str) -> Any:
+    if isinstance(value, dict):  # files: {predict.py: predictors/{variant}.py}
+        return {k: _for_variant(v, name) for k, v in value.items()}
     return value.replace("{variant}", name) if isinstance(value, str) else value
 
 
@@ -314,6 +325,7 @@ def _parse_variant(
             value = target.relative_to(root).as_posix()
         paths[key] = value
     envsubst = _envsubst_values(rel, name, spec.get("envsubst"))
+    files = _copied_files(root, rel, name, spec.get("files"))
     cog_pin = None
     if "cog_version" in spec:
         line = _key_line(vfile, name, "cog_version")
@@ -332,7 +344,36 @@ def _parse_variant(
         official_model=official,
         cog_pin=cog_pin,
         envsubst=envsubst,
+        files=files,
     )
+
+
+def _copied_files(root: Path, rel: Path, name: str, value: Any) -> dict[str, str]:
+    """A variant's ``files:`` mapping, checked: build paths to existing repo files."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(rel, f"variant {name!r}: files must be a mapping of "
+                          "build path: repo file")
+    out: dict[str, str] = {}
+    for dest, source in value.items():
+        parts = str(dest).split("/")
+        if (
+            not isinstance(dest, str) or not dest or dest.startswith("/") or "\\" in dest
+            or any(p in ("", ".", "..") for p in parts)
+        ):
+            raise ConfigError(rel, f"variant {name!r}: files: {dest!r} is not a relative "
+                              "path inside the build folder")
+        if dest in _NOT_COPIED:
+            raise ConfigError(rel, f"variant {name!r}: files: {dest} is written by cogfleet "
+                              "(use template/overlay for cog.yaml, the configs folder for "
+                              "the config)")
+        target = (root / str(source)).resolve() if isinstance(source, str) else None
+        if target is None or not _inside(target, root) or not target.is_file():
+            raise ConfigError(rel, f"variant {name!r}: files: {dest}: {source!r} is not a "
+                              "file in the repo")
+        out[dest] = target.relative_to(root).as_posix()
+    return out
 
 
 def _envsubst_values(rel: Path, name: str, values: Any) -> dict[str, str]:

@@ -153,7 +153,9 @@ def select(repo: Repo, variant: Variant, plugins: Plugins) -> Selection:
         CONFIG_NAME: rendered.files[CONFIG_NAME],
     }
     materialized: dict[str, bytes] = {}
-    if variant.family_dir != repo.root:
+    if variant.family_dir == repo.root:  # the files the select script copied, as it did
+        targets.update({rel: rendered.files[rel] for rel in variant.files})
+    else:
         materialized = {
             rel: data for rel, data in rendered.files.items() if rel not in _ROOT_FILES
         }

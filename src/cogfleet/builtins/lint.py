@@ -34,6 +34,9 @@ def variant_sources(variant: Variant, build_dir: Path, root: Path) -> list[Sourc
     """The sources of the files the variant runs: plain files, or the templates of them."""
     sources = []
     for rel in entry_files(build_dir / "cog.yaml"):
+        if rel in variant.files:  # copied from a file of its own: lint that one
+            sources.append(Source(shown=variant.files[rel], path=variant.files[rel]))
+            continue
         plain = variant.family_dir / rel
         template = variant.family_dir / f"{rel}.j2"
         shown = plain.relative_to(root).as_posix()
