@@ -108,3 +108,22 @@ def test_select_model_script(make_repo):
 def test_root_files_are_gitignored():
     ignored = (REPO_ROOT / ".gitignore").read_text().split()
     assert "/cog.yaml" in ignored and "/cog-safe-push.yaml" in ignored
+
+
+def test_select_clear_puts_back_a_committed_cog_yaml(make_repo, cli):
+    # repos of the select-script shape often commit the last selected cog.yaml
+    root = make_repo()
+    (root / "cog.yaml").write_text("# committed\nrun: predict.py:Predictor\n")
+    assert cli("select", "alpha", cwd=root).code == ExitCode.OK
+    assert "select alpha" in (root / "cog.yaml").read_text()
+    assert cli("select", "beta", cwd=root).code == ExitCode.OK
+    result = cli("select", "--clear", cwd=root)
+    assert result.code == ExitCode.OK, result.err
+    assert "restored cog.yaml (as it was before the first select)" in result.out
+    assert "removed cog.yaml" not in result.out
+    assert (root / "cog.yaml").read_text() == "# committed\nrun: predict.py:Predictor\n"
+    assert not (root / "cog-safe-push.yaml").exists()  # select wrote that one
+    # a second clear has nothing left to put back
+    again = cli("select", "--clear", cwd=root)
+    assert again.code == ExitCode.OK and again.out == ""
+    assert (root / "cog.yaml").read_text().startswith("# committed")

@@ -14,7 +14,9 @@ After ``cogfleet select VARIANT`` the repository root is a Cog folder that ``cog
   file that select did not write is never overwritten;
 - ``.dockerignore`` gets a marked block (the rest of the file is left as it is) that
   keeps cogfleet's state, local environments, the configs, overlays and templates and
-  the other families out of the build context.
+  the other families out of the build context;
+- a root file select overwrites that it did not write (a committed ``cog.yaml``) is
+  kept under ``.cogfleet/select-saved/``, and ``--clear`` puts it back.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +55,7 @@ class Selection:
 
     written: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
 
 
 def _digest(data: bytes) -> str:
@@ -119,12 +123,40 @@ def _remove_previous(repo: Repo, previous: dict[str, str], keep: set[str]) -> li
     return removed
 
 
+def _saved_dir(repo: Repo) -> Path:
+    """Where the root files select first overwrote are kept (a tracked cog.yaml)."""
+    return repo.root / STATE_DIR / "select-saved"
+
+
+def _save_originals(repo: Repo, targets: dict[str, bytes], previous_root: dict[str, str]) -> None:
+    """Keep each root file select is about to overwrite for the first time, for ``--clear``."""
+    for rel in targets:
+        path, saved = repo.root / rel, _saved_dir(repo) / rel
+        if rel in previous_root or saved.exists() or not path.is_file():
+            continue
+        ensure_state_dir(repo.root / STATE_DIR)
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(saved, path.read_bytes())
+
+
 def clear_selection(repo: Repo) -> Selection:
-    """Remove the root files of the last select (``cogfleet select --clear``)."""
+    """Remove the root files of the last select (``cogfleet select --clear``) and put
+    back the ones it overwrote (a committed cog.yaml), as they were."""
     previous = {**_previous(repo), **_previous(repo, "root")}
     removed = _remove_previous(repo, previous, set())
+    restored = []
+    saved_dir = _saved_dir(repo)
+    if saved_dir.is_dir():
+        for saved in sorted(p for p in saved_dir.rglob("*") if p.is_file()):
+            rel = saved.relative_to(saved_dir).as_posix()
+            path = repo.root / rel
+            if not path.exists():  # a file edited since the select stays as it is
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(path, saved.read_bytes())
+                restored.append(rel)
+        shutil.rmtree(saved_dir)
     _manifest_path(repo).unlink(missing_ok=True)
-    return Selection(removed=removed)
+    return Selection(removed=[r for r in removed if r not in restored], restored=restored)
 
 
 def select_variant(repo: Repo, variant: Variant, plugins: Plugins) -> list[Path]:
@@ -171,6 +203,7 @@ def select(repo: Repo, variant: Variant, plugins: Plugins) -> Selection:
             "files for the predictor to import its modules (move or rename that file)"
         )
     selection = Selection()
+    _save_originals(repo, targets, _previous(repo, "root"))
     selection.removed = _remove_previous(repo, previous, set(materialized))
     for rel, data in {**targets, **materialized}.items():
         path = repo.root / rel

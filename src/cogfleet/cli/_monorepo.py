@@ -118,6 +118,8 @@ def cmd_select(ns: argparse.Namespace) -> int:
         out(f"removed {rel}")
     for rel in selection.written:
         out(f"wrote {rel}")
+    for rel in selection.restored:
+        out(f"restored {rel} (as it was before the first select)")
     return ExitCode.OK
 
 
