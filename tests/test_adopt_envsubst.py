@@ -155,3 +155,16 @@ def test_the_scratch_copy_leaves_out_state_and_large_files(repo, cli):
     result = cli("init", cwd=repo)
     assert result.code == ExitCode.OK, result.err
     assert os.path.getsize(repo / "weights.bin") == 6_000_000
+
+
+@pytest.mark.parametrize("where", ["scripts/select_model.sh", "select-model.sh", "bin/select"])
+def test_a_select_script_under_another_usual_name_is_found(repo, cli, where):
+    (repo / where).parent.mkdir(exist_ok=True)
+    (repo / "script/select-model").rename(repo / where)
+    result = cli("init", cwd=repo)
+    assert result.code == ExitCode.OK, result.err
+    assert f"select script {where} (envsubst < cog.yaml.tpl)" in result.out
+    variants = yaml.safe_load((repo / "variants.yaml").read_text())
+    assert variants["variants"]["large"] == {
+        "envsubst": {"GPU": "true", "PREDICTOR": "LargePredictor"}
+    }

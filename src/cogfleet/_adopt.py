@@ -61,6 +61,7 @@ SELECT_SCRIPTS = (
     "scripts/select-model", "select.sh",
 )
 _VARIANT_ARG = re.compile(r"\$\{?(?:1|[A-Za-z_][A-Za-z0-9_]*)\}?")
+_SELECT_NAME_RE = re.compile(r"^select(?:[-_](?:model|variant)s?)?(?:\.(?:sh|bash))?$")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _PIN_RES = (
     re.compile(r"cog/releases/download/v?(\d+\.\d+\.\d+[0-9A-Za-z.+-]*)/cog"),
@@ -124,12 +125,22 @@ def _pattern(word: str) -> str | None:
     return text if count == 1 else None
 
 
+def _select_scripts(root: Path) -> list[str]:
+    """The repo's select scripts: the usual names first, then any ``select*`` script at
+    the top or in ``script/``, ``scripts/``, ``bin/`` (``select_model.sh``, ``select-model.sh``)."""
+    found = [rel for rel in SELECT_SCRIPTS if (root / rel).is_file()]
+    for folder in (".", "script", "scripts", "bin"):
+        for path in sorted((root / folder).glob("select*")):
+            rel = path.relative_to(root).as_posix()
+            if path.is_file() and _SELECT_NAME_RE.match(path.name) and rel not in found:
+                found.append(rel)
+    return found
+
+
 def _read_select(root: Path) -> _Select | None:
     """What the repo's select script merges and copies, when it is one of the known shapes."""
-    for rel in SELECT_SCRIPTS:
+    for rel in _select_scripts(root):
         path = root / rel
-        if not path.is_file():
-            continue
         text = path.read_text(encoding="utf-8", errors="replace")
         text = re.sub(r"\\\n", " ", text)  # shell line continuations
         found = _Select(script=rel)
