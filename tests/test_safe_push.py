@@ -130,3 +130,56 @@ def test_schema_diff_command(cli, tmp_path):
     bad.write_text("{not json")
     error = cli("schema-diff", str(bad), str(new), cwd=tmp_path)
     assert error.code == ExitCode.USAGE_ERROR and str(bad) in error.err
+
+
+STREAM = '''\
+from cog import BasePredictor, ConcatenateIterator, Input
+
+
+class Predictor(BasePredictor):
+    def predict(self, text: str = Input(description="Text")) -> ConcatenateIterator[str]:
+        for piece in PIECES:
+            yield piece.replace("TEXT", text)
+'''
+
+
+@pytest.mark.slow
+def test_text_iterator_output_is_checked_and_compared_as_one_string(cli, tmp_path):
+    """As Replicate's client does, the pieces a text iterator yields are joined: checkers
+    see the text, and two versions that split it differently have equal outputs."""
+    folder = tmp_path / "stream"
+    folder.mkdir()
+    (folder / "cog.yaml").write_text(
+        'build:\n  python_version: "3.11"\npredict: predict.py:Predictor\n'
+    )
+    (folder / "cog-safe-push.yaml").write_text(
+        "model: acme/stream\npredict:\n  test_cases:\n"
+        "    - {inputs: {text: hi}, exact_string: '{\"said\": \"hi\"}'}\n"
+        "    - {inputs: {text: yo}, jq_query: '.said == \"yo\"'}\n"
+    )
+    (folder / "predict.py").write_text(
+        STREAM.replace("PIECES", '["{\\"said\\"", ": \\"TEXT\\"}"]')
+    )
+    report = tmp_path / "r.json"
+    with LocalServer(state_dir=tmp_path / "state") as srv:
+        client = replicate.Client(api_token=srv.token, base_url=srv.base_url)
+        client.models.create(owner="acme", name="stream", visibility="public", hardware="cpu")
+        first = cli("safe-push", "--local-url", srv.base_url, "--report-json", str(report),
+                    cwd=folder)
+        assert first.code == ExitCode.OK, first.err
+        data = json.loads(report.read_text())
+        cases = sorted(data["cases"], key=lambda c: c["index"])
+        assert [(c["checker"], c["status"], c["output"]) for c in cases] == [
+            ("exact_string", "passed", '{"said": "hi"}'),
+            ("jq_query", "passed", '{"said": "yo"}'),
+        ]
+        # the same text in other pieces: the live and the test output are equal
+        (folder / "predict.py").write_text(
+            STREAM.replace("PIECES", '["{", "\\"said\\": ", "\\"TEXT", "\\"}"]')
+        )
+        second = cli("safe-push", "--no-push", "--local-url", srv.base_url,
+                     "--report-json", str(report), cwd=folder)
+        assert second.code == ExitCode.OK, second.err
+        steps = {s["name"]: (s["status"], s["message"]) for s in
+                 json.loads(report.read_text())["steps"]}
+        assert steps["compare-outputs"] == ("passed", "outputs are equal")

@@ -14,7 +14,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -226,7 +226,13 @@ class PushContext:
             inputs, self.file_inputs(self.test_schema)
         )
         limit = timeout or (self.config.predict.predict_timeout if self.config.predict else 300)
-        return await self.predictions.predict(version, prepared, timeout=limit)
+        outcome = await self.predictions.predict(version, prepared, timeout=limit)
+        schema = next(
+            (v.get("openapi_schema") for v in (self.test_version, self.live_version)
+             if v is not None and v.get("id") == version),
+            None,
+        )
+        return joined_text_output(outcome, schema)
 
     async def kept_output(self, outcome: Outcome) -> Any:
         """The output as reports keep it: file URLs embedded when a report shows outputs."""
@@ -345,6 +351,31 @@ class PushContext:
                 error_kind=None if ok else error_kind,
             )
         )
+
+
+def joined_text_output(outcome: Outcome, schema: dict[str, Any] | None) -> Outcome:
+    """The outcome with a text iterator's pieces joined into one string.
+
+    A predictor typed ``-> Iterator[str]`` or ``ConcatenateIterator[str]`` answers
+    through the API with the list of the pieces it yielded; Replicate's client (and so
+    cog-safe-push) joins them, and checkers and output comparison see the text. How a
+    model splits its text between yields is not part of its output. Iterators of
+    files (``format: uri`` items) stay lists.
+    """
+    if not isinstance(outcome.output, list) or not isinstance(schema, dict):
+        return outcome
+    output_schema = schema.get("components", {}).get("schemas", {}).get("Output", {})
+    items = output_schema.get("items") if isinstance(output_schema, dict) else None
+    if (
+        output_schema.get("type") != "array"
+        or output_schema.get("x-cog-array-type") != "iterator"
+        or not isinstance(items, dict)
+        or items.get("type") != "string"
+        or "format" in items
+        or not all(isinstance(piece, str) for piece in outcome.output)
+    ):
+        return outcome
+    return replace(outcome, output="".join(outcome.output))
 
 
 def runtime_options(ctx: PushContext) -> RuntimeOptions:
