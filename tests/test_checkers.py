@@ -262,6 +262,16 @@ def test_jq_empty_and_null_results_fail(ctx: Callable[..., CheckContext]) -> Non
     assert not no_result.passed and "no result" in no_result.message
 
 
+def test_jq_zero_fails_as_in_cog_safe_push(ctx: Callable[..., CheckContext]) -> None:
+    output = {"count": 0, "score": 0.0, "faces": 2, "tags": {}}
+    for query in (".count", ".score", ".tags", ".faces - 2"):
+        result = run("jq_query", ctx(query, output))
+        assert not result.passed, query
+        assert result.message.startswith(f"jq {query!r} gave "), result.message
+    assert run("jq_query", ctx(".faces", output)).passed
+    assert run("jq_query", ctx(".count == 0", output)).passed
+
+
 def test_jq_on_non_json_string(ctx: Callable[..., CheckContext]) -> None:
     result = run("jq_query", ctx(".a", "not json"))
     assert not result.passed

@@ -913,7 +913,7 @@ def test_unchanged_build_files_are_not_rewritten(make_repo, cli):
         ("jq_query", ".a", "not json", "succeeded", None,
          (False, "output is not JSON: not json")),
         ("jq_query", ".a", {"a": 3}, "succeeded", None, (True, "jq '.a' gave 3")),
-        ("jq_query", ".a", {"a": 0}, "succeeded", None, (True, "jq '.a' gave 0")),
+        ("jq_query", ".a", {"a": 0}, "succeeded", None, (False, "jq '.a' gave 0 on {\"a\": 0}")),
         ("jq_query", ".a", {"a": ""}, "succeeded", None,
          (False, "jq '.a' gave  on {\"a\": \"\"}")),
         ("jq_query", ".a", {"a": [1]}, "succeeded", None, (True, "jq '.a' gave [1]")),
@@ -969,7 +969,7 @@ def test_jq_truthiness():
     from cogfleet.builtins.checkers import _jq_truthy
 
     assert [_jq_truthy(v) for v in (None, False, "", [], {}, 0, "x", [0], {"a": 1}, True)] == [
-        False, False, False, False, False, True, True, True, True, True]
+        False, False, False, False, False, False, True, True, True, True]
 
 
 def test_deployment_is_skipped_when_nothing_was_promoted(tmp_path):

@@ -176,13 +176,10 @@ def _validate_jq(value: Any) -> None:
 
 
 def _jq_truthy(value: Any) -> bool:
-    # jq's own rule (only false and null are false) plus "empty" results, so that
-    # `.images` on an empty list or `.caption` on "" fail as a reader would expect.
-    if value is None or value is False:
-        return False
-    if isinstance(value, str | list | dict):
-        return len(value) > 0
-    return True
+    # The result counts as Python reads it, as in cog-safe-push: false, null, 0, 0.0,
+    # "", [] and {} fail, so `.images` on an empty list, `.caption` on "" and
+    # `.count` on 0 fail as a reader would expect.
+    return bool(value)
 
 
 def _check_jq(ctx: CheckContext) -> CheckResult:
@@ -262,7 +259,7 @@ CHECKERS: tuple[Checker, ...] = (
         name="jq_query",
         check=_check_jq,
         validate=_validate_jq,
-        description="A jq query on the JSON output gives a true, non-empty result.",
+        description="A jq query on the JSON output gives a result not false, null, 0 or empty.",
     ),
     Checker(
         name="error_contains",
