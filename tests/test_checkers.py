@@ -107,8 +107,14 @@ def test_exact_string_passes_on_equal_string(ctx: Callable[..., CheckContext]) -
     assert run("exact_string", ctx("hello:4", "hello:4")).passed
 
 
-def test_exact_string_accepts_one_item_list(ctx: Callable[..., CheckContext]) -> None:
-    assert run("exact_string", ctx("hello", ["hello"])).passed
+def test_exact_string_needs_a_string_output_as_cog_safe_push(
+    ctx: Callable[..., CheckContext],
+) -> None:
+    one_item = run("exact_string", ctx("hello", ["hello"]))
+    assert (one_item.passed, one_item.message) == (
+        False, """expected the string 'hello', got ["hello"]""")
+    number = run("exact_string", ctx("42", 42))
+    assert (number.passed, number.message) == (False, "expected the string '42', got 42")
 
 
 def test_exact_string_fails_with_expected_and_got(ctx: Callable[..., CheckContext]) -> None:
@@ -123,10 +129,15 @@ def test_exact_string_truncates_long_outputs(ctx: Callable[..., CheckContext]) -
     assert len(result.message) < 400
 
 
-def test_exact_string_compares_numbers_as_text(ctx: Callable[..., CheckContext]) -> None:
-    assert run("exact_string", ctx("42", 42)).passed
-    assert run("exact_string", ctx(42, "42")).passed
-    assert not run("exact_string", ctx("42", 43)).passed
+def test_exact_string_value_must_be_a_yaml_string() -> None:
+    validate = CHECKERS["exact_string"].validate
+    assert validate is not None
+    validate("42")
+    for value, shown in ((42, '42 (write it quoted: "42")'),
+                         (True, 'true (write it quoted: "true")')):
+        with pytest.raises(ValueError) as info:
+            validate(value)
+        assert str(info.value) == f"exact_string must be a string, got {shown}"
 
 
 def test_exact_string_rejects_structured_output(ctx: Callable[..., CheckContext]) -> None:

@@ -58,29 +58,27 @@ def _require_string(name: str) -> Callable[[Any], None]:
 
 
 def _validate_exact_string(value: Any) -> None:
-    # YAML reads `exact_string: 42` as a number; the model's string output "42" matches it.
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"exact_string must be a string, got {_short(value)}")
+    # As in cog-safe-push, the expected value is a string: YAML reads `exact_string: 42`
+    # as a number, which a string output never equals.
+    if not isinstance(value, str):
+        scalar = isinstance(value, bool | int | float)
+        hint = f' (write it quoted: "{json.dumps(value)}")' if scalar else ""
+        raise ValueError(f"exact_string must be a string, got {_short(value)}{hint}")
 
 
 def _check_exact_string(ctx: CheckContext) -> CheckResult:
     failed = _unexpected_status(ctx)
     if failed:
         return failed
-    # str() of a str is itself (mutation testing: dropping the test is equivalent)
-    expected = (
-        ctx.expected if isinstance(ctx.expected, str) else str(ctx.expected)  # pragma: no mutate
-    )
+    expected = str(ctx.expected)
     output = ctx.output
-    # A model typed `-> list[str]` returning one item is how cog-safe-push configs are
-    # usually written against; treat it as that item.
-    if isinstance(output, list) and len(output) == 1 and isinstance(output[0], str):
-        output = output[0]
-    if isinstance(output, dict | list) or output is None:
+    # As in cog-safe-push, only a string output can match: a list (even of one string)
+    # or a number is not the string it would print as. A text iterator's pieces arrive
+    # joined (see cogfleet._steps.joined_text_output).
+    if not isinstance(output, str):
         return CheckResult(False, f"expected the string {_short(expected)!r}, got {_short(output)}")
-    got = output if isinstance(output, str) else str(output)  # pragma: no mutate (as above)
-    if got != expected:
-        return CheckResult(False, f"expected {_short(expected)!r}, got {_short(got)!r}")
+    if output != expected:
+        return CheckResult(False, f"expected {_short(expected)!r}, got {_short(output)!r}")
     return CheckResult(True, f"output is {_short(expected)!r}")
 
 
@@ -234,7 +232,7 @@ CHECKERS: tuple[Checker, ...] = (
         name="exact_string",
         check=_check_exact_string,
         validate=_validate_exact_string,
-        description="The output (a string, or a one-item list of one) equals the value exactly.",
+        description="The output is a string equal to the value exactly.",
     ),
     Checker(
         name="match_url",
