@@ -57,7 +57,7 @@ class Comparison:
     live_prediction_id: str | None
     live_prediction_url: str | None
     live_output: Any
-    mode: Literal["seeded", "equal", "judge", "structure", "failed"]
+    mode: Literal["seeded", "equal", "values", "judge", "structure", "failed"]
     seed: int | None = None
     files: list[FileComparison] = field(default_factory=list)
 

@@ -1,16 +1,19 @@
 """Built-in check step: compare the live and the test version's outputs.
 
-The same inputs run on both versions at once. The outputs must have the same type and
-structure. With a fixed ``seed`` input, strings and numbers must be equal and images
-the same size with near-identical pixels. Without a seed, equal outputs match and
-anything else goes to the AI judge; with no judge configured the step fails and says
-why (never a silent pass).
+The same inputs run on both versions at once, and the outputs are judged as
+cog-safe-push judges them. They must have the same type and structure (an integer is
+not a float; a file is not a value). Integers and booleans must be equal, floats
+closer than 0.1, files of the same type (``.jpeg`` is ``.jpg``), images of the same
+size; the content of files other than images is not compared (audio and video of an
+unchanged model differ run to run). With a fixed ``seed`` input, strings must be
+equal and images near-identical. Without a seed, strings and images that differ go to
+the AI judge; with no judge configured the step fails and says why (never a silent
+pass).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from typing import Any
 
 from cogfleet import hookimpl
@@ -20,6 +23,7 @@ from cogfleet._result import CaseResult, Comparison, ErrorKind, FileComparison
 from cogfleet._steps import PushContext, Step, StepOutcome, passed, skipped
 
 FIXED_SEED = 42
+FLOAT_TOLERANCE = 0.1  # floats closer than this are equal (cog-safe-push's tolerance)
 # what failed a comparison, by how it was compared
 _KIND_OF_MODE: dict[str, ErrorKind] = {"failed": "model", "judge": "judge"}
 DISTANCE_METRIC = "mean pixel distance (RGB, 0-441)"
@@ -33,10 +37,6 @@ def structure_difference(a: Any, b: Any, path: str = "output") -> str | None:
     """Where ``a`` and ``b`` differ in type or structure (``None`` when alike)."""
     if _is_file_ref(a) != _is_file_ref(b):
         return f"{path}: file vs value"
-    if isinstance(a, bool) or isinstance(b, bool):
-        return None if type(a) is type(b) else f"{path}: {type(a).__name__} vs {type(b).__name__}"
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return None
     if type(a) is not type(b):
         return f"{path}: {type(a).__name__} vs {type(b).__name__}"
     if isinstance(a, list):
@@ -56,50 +56,85 @@ def structure_difference(a: Any, b: Any, path: str = "output") -> str | None:
     return None
 
 
-def _files_match(x: OutputFile, y: OutputFile, path: str) -> FileComparison:
-    from cogfleet._images import PIXEL_THRESHOLD, image_distance, normalize_extension
+def _files_match(x: OutputFile, y: OutputFile, path: str, *, seeded: bool) -> FileComparison:
+    """Two output files: same type; images the same size (with a seed, near-identical).
 
-    if normalize_extension(x.extension) != normalize_extension(y.extension):
+    Without a seed, two same-sized images that are not byte-identical are not decided
+    here: the answer's message is then :data:`_FOR_THE_JUDGE`.
+    """
+    from cogfleet._images import PIXEL_THRESHOLD, image_distance, image_info, normalize_extension
+
+    ext_x, ext_y = normalize_extension(x.extension), normalize_extension(y.extension)
+    if ext_x != ext_y:
         return FileComparison(path, False, f"file types differ: {x.extension} vs {y.extension}")
     if x.content_type.startswith("image/"):
-        ok, message, distance = image_distance(x.data, y.data)
-        return FileComparison(
-            path, ok, message, metric=DISTANCE_METRIC if distance is not None else None,
-            value=distance, threshold=PIXEL_THRESHOLD if distance is not None else None,
-        )
+        if seeded:
+            ok, message, distance = image_distance(x.data, y.data)
+            return FileComparison(
+                path, ok, message, metric=DISTANCE_METRIC if distance is not None else None,
+                value=distance, threshold=PIXEL_THRESHOLD if distance is not None else None,
+            )
+        if x.data == y.data:
+            return FileComparison(path, True, "identical images")
+        info_x, info_y = image_info(x.data), image_info(y.data)
+        if info_x is not None and info_y is not None and info_x.size != info_y.size:
+            return FileComparison(
+                path, False, f"image sizes differ: {info_x.size} vs {info_y.size}"
+            )
+        return FileComparison(path, False, _FOR_THE_JUDGE)
     if x.data == y.data:
         return FileComparison(path, True, "identical files")
-    return FileComparison(path, False, f"files differ ({len(x.data)} vs {len(y.data)} bytes)")
+    # as in cog-safe-push: audio, video and other files of a generative model differ run
+    # to run even when the model is unchanged, so only their type is compared
+    return FileComparison(path, True, f"both are .{ext_x} files (content not compared)")
 
 
-def seeded_difference(
-    ctx: PushContext, a: Any, b: Any, path: str = "output",
-    files: list[FileComparison] | None = None,
+_FOR_THE_JUDGE = "left to the AI judge"
+
+
+def output_difference(
+    ctx: PushContext, a: Any, b: Any, path: str = "output", *,
+    files: list[FileComparison] | None = None, undecided: list[str] | None = None,
 ) -> str | None:
-    """With a fixed seed: values equal, files alike (images near-identical).
+    """Where two outputs of alike structure differ, or ``None``.
 
-    Each pair of files compared is appended to ``files`` (for the report).
+    With ``undecided`` ``None`` (a fixed seed), strings must be equal and images
+    near-identical. With a list (no seed), the paths of strings and same-sized images
+    that differ are appended to it for the judge instead. Each pair of files compared
+    is appended to ``files`` (for the report).
     """
     if _is_file_ref(a):
-        found = _files_match(ctx.files(a), ctx.files(b), path)
+        found = _files_match(ctx.files(a), ctx.files(b), path, seeded=undecided is None)
+        if undecided is not None and found.message == _FOR_THE_JUDGE:
+            undecided.append(path)
+            return None
         if files is not None:
             files.append(found)
         return None if found.match else f"{path}: {found.message}"
     if isinstance(a, list):
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            diff = seeded_difference(ctx, x, y, f"{path}[{i}]", files)
+            diff = output_difference(ctx, x, y, f"{path}[{i}]", files=files, undecided=undecided)
             if diff:
                 return diff
         return None
     if isinstance(a, dict):
         for key in a:
-            diff = seeded_difference(ctx, a[key], b[key], f"{path}.{key}", files)
+            diff = output_difference(
+                ctx, a[key], b[key], f"{path}.{key}", files=files, undecided=undecided
+            )
             if diff:
                 return diff
         return None
-    if isinstance(a, float) or isinstance(b, float):
-        return None if math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) else f"{path}: {a} vs {b}"
-    return None if a == b else f"{path}: {str(a)[:80]!r} vs {str(b)[:80]!r}"
+    if isinstance(a, float):
+        return None if abs(a - b) < FLOAT_TOLERANCE else f"{path}: {a} vs {b}"
+    if isinstance(a, str) and undecided is not None and a != b:
+        undecided.append(path)
+        return None
+    return None if a == b else f"{path}: {_shown(a)} vs {_shown(b)}"
+
+
+def _shown(value: Any) -> str:
+    return repr(value[:80]) if isinstance(value, str) else str(value)
 
 
 def _seed_input(schema: dict[str, Any]) -> str | None:
@@ -176,8 +211,9 @@ async def compare_outputs(ctx: PushContext) -> StepOutcome:
         raise CheckFailed(f"outputs differ in type or structure: {diff}")
     if seeded:
         try:
-            diff = await asyncio.to_thread(seeded_difference, ctx, live.output, test.output,
-                                           "output", files)
+            diff = await asyncio.to_thread(
+                lambda: output_difference(ctx, live.output, test.output, files=files)
+            )
         except NetworkError as exc:
             record(False, str(exc), "seeded", "network")
             raise CheckFailed(f"cannot compare the outputs: {exc}") from None
@@ -189,11 +225,27 @@ async def compare_outputs(ctx: PushContext) -> StepOutcome:
     if live.output == test.output:
         record(True, "outputs are equal", "equal")
         return passed("outputs are equal")
+    undecided: list[str] = []
+    try:
+        diff = await asyncio.to_thread(
+            lambda: output_difference(
+                ctx, live.output, test.output, files=files, undecided=undecided
+            )
+        )
+    except NetworkError as exc:
+        record(False, str(exc), "values", "network")
+        raise CheckFailed(f"cannot compare the outputs: {exc}") from None
+    if diff:
+        record(False, f"no seed: {diff}", "values")
+        raise CheckFailed(f"outputs differ: {diff}")
+    if not undecided:
+        record(True, "outputs match (no text or image differs)", "values")
+        return passed("outputs match (no text or image differs)")
     compare = getattr(await ctx.wait_judge(), "compare", None)
     if compare is None:
         message = (
-            "outputs differ and the model has no seed input; the AI judge is not "
-            "configured (set ANTHROPIC_API_KEY) to decide whether they match"
+            f"outputs differ at {', '.join(undecided[:3])} and the model has no seed input; "
+            "the AI judge is not configured (set ANTHROPIC_API_KEY) to decide whether they match"
         )
         record(False, message, "judge")
         raise CheckFailed(message)
