@@ -72,19 +72,28 @@ def _shown(path: Path, root: Path, fallback: Path) -> str:
 def cogfleet_schema_lint(schema: dict[str, Any], kind: str) -> list[str]:
     """Every input that is not deprecated must have a description (as cog-safe-push)."""
     component = _INPUT_SCHEMAS[kind]
-    props = schema.get("components", {}).get("schemas", {}).get(component, {}).get("properties", {})
+    schemas = schema.get("components", {}).get("schemas", {})
+    if component not in schemas:
+        return [f"{component}: missing (the config has a {kind} section)"]
+    props = schemas[component].get("properties", {})
     return [
         f"{component}.{name}: no description"
         for name, prop in props.items()
-        if not prop.get("deprecated") and not str(prop.get("description") or "").strip()
+        if not prop.get("deprecated") and not prop.get("description")
     ]
 
 
+def tested_parts(ctx: PushContext) -> list[str]:
+    """The parts of the model the config tests, as in cog-safe-push: ``predict`` (when
+    the config has a ``predict`` section, or no ``train`` one) and ``train`` (when it
+    has a ``train`` section). Schema lint and compatibility look at those parts only."""
+    config = ctx.config
+    parts = ["predict"] if config.predict is not None or config.train is None else []
+    return parts + (["train"] if config.train is not None else [])
+
+
 async def schema_lint(ctx: PushContext) -> StepOutcome:
-    kinds = ["predict"] + (
-        ["train"] if "TrainingInput" in ctx.test_schema.get("components", {}).get("schemas", {})
-        else []
-    )
+    kinds = tested_parts(ctx)
     problems: list[str] = []
     for kind in kinds:
         problems.extend(ctx.plugins.schema_lint(ctx.test_schema, kind))
@@ -106,7 +115,7 @@ async def schema_compat(ctx: PushContext) -> StepOutcome:
         with contextlib.suppress(CogfleetError):  # not checked, so not a failure either
             ctx.result.schema_changes = schema_changes(live_schema, ctx.test_schema)
         return skipped("ignore_schema_compatibility is set")
-    breaks = check_compatibility(live_schema, ctx.test_schema)
+    breaks = check_compatibility(live_schema, ctx.test_schema, parts=tested_parts(ctx))
     ctx.result.schema_changes = schema_changes(live_schema, ctx.test_schema, breaks)
     if breaks:
         raise CheckFailed(

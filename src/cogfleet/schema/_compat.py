@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -169,12 +170,17 @@ def load_schema_file(path: Path) -> dict[str, Any]:
     return doc
 
 
-def check_compatibility(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def check_compatibility(
+    old: dict[str, Any],
+    new: dict[str, Any],
+    parts: Collection[str] = ("predict", "train"),
+) -> list[str]:
     """List the backwards-incompatible changes from OLD to NEW (empty = compatible).
 
     OLD and NEW are whole Cog OpenAPI documents: a predict part (``Input``/``Output``),
     a train part (``TrainingInput``/``TrainingOutput``), or both. Each part OLD has
-    is compared; a part NEW dropped is a break. Each line names what changed, e.g.
+    (of ``parts``: a safe push compares the parts its config tests) is compared; a
+    part NEW dropped is a break. Each line names what changed, e.g.
     ``input 'steps': maximum lowered from 50 to 4``, ``Output: type changed from
     string to array of string``, ``TrainingInput.epochs: removed``.
 
@@ -188,7 +194,7 @@ def check_compatibility(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
                 None, f"{label} schema has neither components.schemas.Input nor TrainingInput"
             )
     problems: list[str] = []
-    if component(old, "Input") is not None:
+    if "predict" in parts and component(old, "Input") is not None:
         if component(new, "Input") is None:
             problems.append("Input: removed (the new version cannot run predictions)")
         else:
@@ -197,7 +203,7 @@ def check_compatibility(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
                 old, new, "Input", lambda name: f"input '{name}'"
             )
             problems += _compare_outputs(old, new, "Output")
-    if component(old, "TrainingInput") is not None:
+    if "train" in parts and component(old, "TrainingInput") is not None:
         if component(new, "TrainingInput") is None:
             problems.append("TrainingInput: removed (the new version cannot be trained)")
         else:
