@@ -87,7 +87,28 @@ def test_unknown_routes_and_methods_are_problem_json(
     if status == 404:
         assert body["detail"] == "The requested resource could not be found."
     else:
+        assert body["title"] == "Method Not Allowed" and method in body["detail"]
         assert "allow" in resp.headers
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        # Paths that several routes serve name every method of all of them.
+        ("/v1/predictions", "GET, HEAD, POST"),
+        ("/v1/models", "GET, HEAD, POST, QUERY"),
+        ("/v1/models/acme/echo", "DELETE, GET, HEAD, PATCH"),
+        ("/v1/deployments/acme/app", "DELETE, GET, HEAD, PATCH"),
+        ("/v1/files/abc", "DELETE, GET, HEAD"),
+        ("/v1/predictions/abc/cancel", "POST"),
+    ],
+)
+def test_method_not_allowed_names_every_allowed_method(
+    http: httpx.Client, path: str, allowed: str
+) -> None:
+    resp = http.request("PUT", path)
+    _problem(resp, 405)
+    assert resp.headers["allow"] == allowed
 
 
 def test_unauthenticated_unknown_route_is_401_problem(server: LocalServer) -> None:

@@ -164,14 +164,31 @@ async def _api_error(_request: Request, exc: Exception) -> Response:
     return problem(exc.status, exc.detail, exc.title, **exc.extra)
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     # Starlette's own errors (no route: 404, wrong method: 405, a body it cannot read).
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        resp = problem(405, f'Method "{request.method}" not allowed.', "Method Not Allowed")
+        resp.headers["Allow"] = ", ".join(_allowed_methods(request))
+        return resp
     detail = NOT_FOUND if exc.status_code == 404 else str(exc.detail)
     resp = problem(exc.status_code, detail)
     for key, value in (exc.headers or {}).items():
         resp.headers[key] = value
     return resp
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on the request's path.
+
+    Starlette names only the first route that matched the path, but a path is often
+    served by several (``GET`` and ``POST /v1/predictions`` are two routes).
+    """
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.path_regex.match(request.scope["path"]):
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 async def _client_gone(_request: Request, _exc: Exception) -> Response:
