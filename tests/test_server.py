@@ -667,7 +667,10 @@ def _start_serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str
 
 def test_serve_command(tmp_path: Path) -> None:
     listing = tmp_path / "collections.yaml"
-    listing.write_text("tools:\n  name: Tools\n  description: Useful ones\n  models: [acme/cli]\n")
+    listing.write_text(
+        "tools:\n  name: Tools\n  description: Useful ones\n  full_description: '# Tools'\n"
+        "  models: [acme/cli]\n"
+    )
     proc, base_url, lines = _start_serve(
         tmp_path,
         *("--token", "cli-token=alice,acme", "--token", "other-token=bob"),
@@ -697,6 +700,10 @@ def test_serve_command(tmp_path: Path) -> None:
         listed = [(c.slug, c.name, c.description) for c in client.collections.list()]
         assert listed == [("tools", "Tools", "Useful ones"), ("featured", "featured", "")]
         assert [m.name for m in client.collections.get("tools").models] == ["cli"]
+        tools = httpx.get(
+            f"{base_url}/v1/collections/tools", headers={"Authorization": "Bearer cli-token"}
+        ).json()
+        assert tools["full_description"] == "# Tools"
         # bob neither sees alice's private model nor runs it.
         bob = replicate.Client(api_token="other-token", base_url=base_url)
         assert bob.collections.get("featured").models == []

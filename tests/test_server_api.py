@@ -156,6 +156,31 @@ def test_search_and_lists_hide_other_accounts_private_models(
     assert all("metadata" in hit for hit in found["models"])
 
 
+def test_search_needs_no_token_and_names_a_missing_query(
+    server: LocalServer, alice: replicate.Client, echo: dict[str, Any]
+) -> None:
+    # Replicate's search takes no token (its spec's security is empty) and shows
+    # public models only to a caller without one.
+    alice.models.create(owner="acme", name="featured-secret", visibility="private", hardware="cpu")
+    with httpx.Client(base_url=server.base_url, timeout=60) as anonymous:
+        found = anonymous.get("/v1/search", params={"query": "ech"})
+        assert found.status_code == 200, found.text
+        assert "echo" in [hit["model"]["name"] for hit in found.json()["models"]]
+        assert "featured-secret" not in anonymous.get(
+            "/v1/search", params={"query": "featured"}
+        ).text
+        # A collection found by search lists its (visible) models by name.
+        (featured,) = anonymous.get("/v1/search", params={"query": "worth a look"}).json()[
+            "collections"
+        ]
+        assert featured["slug"] == "featured" and featured["models"] == ["acme/echo"]
+        body = _problem(anonymous.get("/v1/search"), 400)
+        assert body["detail"] == 'Query parameter "query" is required'
+        _problem(anonymous.get("/v1/search", params={"query": "x", "limit": "51"}), 400)
+        # Everything else still needs one.
+        _problem(anonymous.get("/v1/models"), 401)
+
+
 def test_runs_belong_to_their_account(
     server: LocalServer, alice: replicate.Client, bob: replicate.Client, echo: dict[str, Any]
 ) -> None:
@@ -423,7 +448,9 @@ def test_models_update_readme_and_examples(
     assert alice.models.get("acme/echo").default_example.id == mine.id
 
 
-def test_collections(alice: replicate.Client, bob: replicate.Client, echo: dict[str, Any]) -> None:
+def test_collections(
+    server: LocalServer, alice: replicate.Client, bob: replicate.Client, echo: dict[str, Any]
+) -> None:
     alice.models.create(owner="acme", name="hidden-too", visibility="private", hardware="cpu")
     listed = [c for page in replicate.paginate(alice.collections.list) for c in page]
     assert [(c.slug, c.name, c.description) for c in listed] == [
@@ -432,6 +459,8 @@ def test_collections(alice: replicate.Client, bob: replicate.Client, echo: dict[
     names = [m.name for m in alice.collections.get("featured").models]
     assert names[0] == "echo" and "gone" not in names
     assert [m.name for m in bob.collections.get("featured").models] == ["echo"]
+    with _raw(server, BOB) as http:
+        assert http.get("/v1/collections/featured").json()["full_description"] is None
     with pytest.raises(ReplicateError) as info:
         alice.collections.get("nope")
     assert info.value.status == 404

@@ -24,7 +24,6 @@ from cogfleet.server._core import (
     paginate_list,
 )
 from cogfleet.server._models import Models
-from cogfleet.server._validation import invalid
 from cogfleet.server._webhooks import Webhooks
 
 
@@ -80,23 +79,32 @@ class Account:
         found = self.collections.get(request.path_params["slug"])
         if found is None:
             raise ApiError(404, NOT_FOUND)
-        account = account_of(request)
         base = base_url(request)
-        models = []
-        for ref in found["models"]:
-            doc = self.models.store.get("models", ref)
-            if doc is not None and account.can_see(doc):
-                models.append(self.models.render_model(doc, base))
-        return JSONResponse({**self._summary(found), "models": models})
+        models = [self.models.render_model(d, base) for d in self._members(found, request)]
+        return JSONResponse(
+            {
+                **self._summary(found),
+                "full_description": found.get("full_description"),
+                "models": models,
+            }
+        )
+
+    def _members(self, collection: dict[str, Any], request: Request) -> list[dict[str, Any]]:
+        """The models of ``collection`` that exist and the request's token may see."""
+        account = account_of(request)
+        docs = (self.models.store.get("models", ref) for ref in collection["models"])
+        return [d for d in docs if d is not None and account.can_see(d)]
 
     async def search(self, request: Request) -> Response:
-        """GET /v1/search?query=: models and collections that match."""
+        """GET /v1/search?query=: models and collections that match (no token needed)."""
         query = request.query_params.get("query")
         if query is None or not query.strip():
-            raise invalid([("required", "", "query is required")])
+            raise ApiError(400, 'Query parameter "query" is required', "Bad request")
         limit_text = request.query_params.get("limit", "20")
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= 50:
-            raise invalid([("number_lte", "limit", "limit must be an integer from 1 to 50")])
+            raise ApiError(
+                400, 'Query parameter "limit" must be an integer from 1 to 50', "Bad request"
+            )
         limit = int(limit_text)
         account = account_of(request)
         base = base_url(request)
@@ -106,6 +114,7 @@ class Account:
             {
                 "model": self.models.render_model(doc, base),
                 "metadata": {
+                    "generated_description": None,
                     "tags": [],
                     "score": 1.0 if needle in f"{doc['owner']}/{doc['name']}".lower() else 0.5,
                 },
@@ -113,7 +122,10 @@ class Account:
             for doc in hits
         ]
         collections = [
-            self._summary(c)
+            {
+                **self._summary(c),
+                "models": [f"{d['owner']}/{d['name']}" for d in self._members(c, request)],
+            }
             for c in self.collections.values()
             if needle in f"{c['slug']} {c['name']} {c['description']}".lower()
         ]

@@ -92,6 +92,8 @@ class Account:
 
 
 PERMISSIVE = Account(ACCOUNT_NAME, permissive=True)
+# A request without a token to an endpoint that needs none: sees public models only.
+ANONYMOUS = Account("")
 
 
 def parse_token_spec(spec: str) -> tuple[str, Account]:
@@ -330,9 +332,9 @@ def _page_response(
     )
 
 
-# Reached without a token, like Replicate's stream and file-delivery hosts: the
-# unguessable part of the URL is the credential.
-PUBLIC_PREFIXES = ("/v1/streams/", "/delivery/")
+# Reached without a token, like Replicate's stream and file-delivery hosts (the
+# unguessable part of the URL is the credential) and its search (public models).
+PUBLIC_PREFIXES = ("/v1/streams/", "/delivery/", "/v1/search")
 
 
 class AuthMiddleware:
@@ -371,7 +373,7 @@ class AuthMiddleware:
             resp = problem(401, "You did not pass a valid authentication token", "Unauthenticated")
             await resp(scope, receive, send)
             return
-        scope.setdefault("state", {})["account"] = account or PERMISSIVE
+        scope.setdefault("state", {})["account"] = account or ANONYMOUS
         await self.app(scope, receive, send)
 
 

@@ -240,7 +240,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="collections from a YAML or JSON file: {slug: {name, description, models}}",
+        help="collections from a YAML or JSON file: "
+        "{slug: {name, description, full_description, models}}",
     )
     parser.add_argument("--latency", type=float, default=0.0, help="extra seconds per prediction")
     parser.add_argument(
@@ -328,6 +329,9 @@ def _prune(state_dir: Path, *, everything: bool) -> int:
     return int(ExitCode.OK)
 
 
+_COLLECTION_KEYS = {"name", "description", "full_description", "models"}
+
+
 def _collections(specs: list[str], path: Path | None) -> list[dict[str, Any]]:
     """Collections from ``--collection`` flags and a ``--collections`` file."""
     found: dict[str, dict[str, Any]] = {}
@@ -343,7 +347,7 @@ def _collections(specs: list[str], path: Path | None) -> list[dict[str, Any]]:
         for slug, spec in data.items():
             if not isinstance(spec, dict):
                 spec = {"models": spec}
-            unknown = sorted(str(k) for k in set(spec) - {"name", "description", "models"})
+            unknown = sorted(str(k) for k in set(spec) - _COLLECTION_KEYS)
             if unknown:
                 raise ConfigError(path, f"collection {slug!r}: unknown keys {unknown}")
             models = spec.get("models") or []
@@ -352,6 +356,8 @@ def _collections(specs: list[str], path: Path | None) -> list[dict[str, Any]]:
             found[str(slug)] = _collection(
                 str(slug), spec.get("name"), spec.get("description"), models, str(path)
             )
+            if spec.get("full_description") is not None:
+                found[str(slug)]["full_description"] = str(spec["full_description"])
     for spec in specs:
         slug, sep, refs = spec.partition("=")
         models = [r.strip() for r in refs.split(",") if r.strip()]
