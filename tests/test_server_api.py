@@ -505,6 +505,16 @@ def _stamp(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def _listed(http: httpx.Client, **params: str) -> list[str]:
+    """The ids of every page of ``GET /v1/predictions`` with ``params``."""
+    page = http.get("/v1/predictions", params=params).json()
+    ids = [p["id"] for p in page["results"]]
+    while page["next"]:
+        page = http.get(page["next"]).json()
+        ids += [p["id"] for p in page["results"]]
+    return ids
+
+
 def test_prediction_list_filters(
     server: LocalServer, bob: replicate.Client, echo: dict[str, Any]
 ) -> None:
@@ -526,6 +536,10 @@ def test_prediction_list_filters(
         before = http.get("/v1/predictions", params={"created_before": middle}).json()
         assert first.id in [p["id"] for p in before["results"]]
         assert set(ids).isdisjoint(p["id"] for p in before["results"])
+        # "at or after" includes a prediction created at that very time; "before" does not.
+        at = http.get(f"/v1/predictions/{later[0]}").json()["created_at"]
+        assert _listed(http, created_after=at) == later[::-1]
+        assert later[0] not in _listed(http, created_before=at)
         assert http.get("/v1/predictions", params={"source": "web"}).json()["results"] == []
         assert http.get("/v1/predictions", params={"source": "api"}).json()["results"]
         body = _problem(http.get("/v1/predictions", params={"created_after": "yesterday"}), 422)

@@ -13,7 +13,7 @@ prediction is ``api``).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -109,11 +109,12 @@ def list_filters(request: Request) -> list[list[Condition]]:
     params = request.query_params
     where: list[list[Condition]] = []
     problems: list[tuple[str, str, str]] = []
-    for key, op in (("created_after", ">"), ("created_before", "<")):
+    # "at or after" and "before", as Replicate documents them.
+    for key, op, shift in (("created_after", ">", -_TICK), ("created_before", "<", timedelta(0))):
         text = params.get(key)
         if text is None:
             continue
-        stamp = _timestamp(text)
+        stamp = _timestamp(text, shift)
         if stamp is None:
             problems.append(("format", key, f"must be an ISO 8601 date-time, got {text!r}"))
         else:
@@ -129,12 +130,17 @@ def list_filters(request: Request) -> list[list[Condition]]:
     return where
 
 
-def _timestamp(text: str) -> str | None:
-    """``text`` (ISO 8601) in the stored form, so that text order is time order."""
+# Stored times have microseconds: "after t - 1 µs" is "at or after t".
+_TICK = timedelta(microseconds=1)
+
+
+def _timestamp(text: str, shift: timedelta) -> str | None:
+    """``text`` (ISO 8601) plus ``shift`` in the stored form (text order is time order)."""
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace(" ", "+"))
     except ValueError:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    value = value.astimezone(UTC) + shift
+    return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
