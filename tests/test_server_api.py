@@ -267,7 +267,10 @@ def test_body_types_and_values_are_checked(alice: replicate.Client, echo: dict[s
             webhook_events_filter=["start", "finished"],
         )
     assert info.value.status == 422
-    assert "webhook_events_filter.1" in str(info.value.detail)
+    assert str(info.value.detail) == (
+        '- webhook_events_filter.1: webhook_events_filter.1 must be one of the following: '
+        '"start", "output", "logs", "completed"\n'
+    )
     with pytest.raises(ReplicateError) as info:
         alice.predictions.create(version=echo["id"], input={"prompt": "x"}, webhook="example.com")
     assert info.value.status == 422

@@ -190,7 +190,8 @@ def _describe(err: jsonschema.ValidationError) -> list[tuple[str, str, str]]:
         instance: Any = err.instance
         extra = sorted(k for k in instance if k not in allowed)
         return [(kind, here, f"Additional property {key} is not allowed") for key in extra]
-    name = path[-1] if path else "(root)"
+    # gojsonschema names the whole path (``webhook_events_filter.1``) in the message.
+    name = here or "(root)"
     if err.validator == "type":
         expected = err.validator_value
         if isinstance(expected, list):
