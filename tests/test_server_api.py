@@ -242,20 +242,39 @@ def test_unknown_body_fields_are_named(server: LocalServer, echo: dict[str, Any]
             422,
         )
         assert "Additional property webhook_event_filter is not allowed" in body["detail"]
-        body = _problem(
-            http.post(
-                "/v1/models",
-                json={
-                    "owner": "acme",
-                    "name": "typo",
-                    "visibility": "private",
-                    "hardware": "cpu",
-                    "desciption": "typo",
-                },
-            ),
-            422,
+        # Only prediction bodies are closed in Replicate's schema: models, deployments
+        # and trainings ignore keys they do not know.
+        created = http.post(
+            "/v1/models",
+            json={
+                "owner": "acme",
+                "name": "typo",
+                "visibility": "private",
+                "hardware": "cpu",
+                "desciption": "typo",
+            },
         )
-        assert "Additional property desciption is not allowed" in body["detail"]
+        assert created.status_code == 201, created.text
+        assert "desciption" not in created.json() and created.json()["description"] is None
+        updated = http.patch(
+            "/v1/models/acme/typo", json={"readme": "# r", "colour": "red", "visibility": "public"}
+        )
+        assert updated.status_code == 200 and "colour" not in updated.json()
+        assert updated.json()["visibility"] == "private"  # not a field models.update takes
+        deployment = http.post(
+            "/v1/deployments",
+            json={
+                "name": "extra-keys",
+                "model": "acme/echo",
+                "version": echo["id"],
+                "hardware": "cpu",
+                "min_instances": 0,
+                "max_instances": 1,
+                "region": "local",
+            },
+        )
+        assert deployment.status_code in (200, 201) and "region" not in deployment.text
+        assert http.delete("/v1/deployments/alice/extra-keys").status_code == 204
 
 
 def test_body_types_and_values_are_checked(alice: replicate.Client, echo: dict[str, Any]) -> None:

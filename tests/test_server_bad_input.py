@@ -283,7 +283,6 @@ def test_bad_prediction_bodies_are_422(
             "/v1/models",
             {"owner": "a/b", "name": "x", "visibility": "private", "hardware": "cpu"},
         ),
-        ("PATCH", "/v1/models/acme/echo", {"visibility": "public"}),
         ("PATCH", "/v1/models/acme/echo", {"description": ["a"]}),
         (
             "POST",

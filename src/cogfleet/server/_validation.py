@@ -1,8 +1,9 @@
 """Request bodies checked the way Replicate checks them.
 
 Replicate validates each body against its OpenAPI schema (``additionalProperties:
-false`` where the API has it) and answers 422 ``Input validation failed`` with one
-line per problem in ``detail`` and the same problems in ``invalid_fields``, each
+false`` where the API has it: the prediction bodies) and answers 422 ``Input
+validation failed`` with one line per problem in ``detail`` and the same problems
+in ``invalid_fields``, each
 ``{type, field, description}`` in gojsonschema's terms: ``field`` is the path of the
 object that holds the problem (``""`` at the top level, ``"input"`` inside the
 input), so a misspelled key reads ``- Additional property inputs is not allowed``.
@@ -51,19 +52,25 @@ _RUN_FIELDS: dict[str, Any] = {
 _OPTIONAL_TEXT = {"type": ["string", "null"], "maxLength": 10_000}
 
 
-def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+def _object(
+    properties: dict[str, Any], required: list[str], *, closed: bool = False
+) -> dict[str, Any]:
+    # ``closed``: unknown keys are refused. Replicate's schema says so for prediction
+    # bodies only; models, deployments and trainings ignore keys they do not know.
     return {
         "type": "object",
         "properties": properties,
         "required": required,
-        "additionalProperties": False,
+        "additionalProperties": not closed,
     }
 
 
 PREDICTION = _object(
-    {"version": {"type": "string", "minLength": 1}, **_RUN_FIELDS}, ["version", "input"]
+    {"version": {"type": "string", "minLength": 1}, **_RUN_FIELDS},
+    ["version", "input"],
+    closed=True,
 )
-MODEL_PREDICTION = _object(dict(_RUN_FIELDS), ["input"])
+MODEL_PREDICTION = _object(dict(_RUN_FIELDS), ["input"], closed=True)
 TRAINING = _object(
     {
         "destination": {"type": "string", "pattern": "^[^/]+/[^/]+$"},
@@ -117,7 +124,9 @@ DEPLOYMENT_CREATE = _object(
     ["name", "model", "version", "hardware", "min_instances", "max_instances"],
 )
 DEPLOYMENT_UPDATE = _object(dict(_DEPLOYMENT_FIELDS), [])
-PROMOTE = _object({"from_version": {"type": "string", "minLength": 1}}, ["from_version"])
+PROMOTE = _object(
+    {"from_version": {"type": "string", "minLength": 1}}, ["from_version"], closed=True
+)
 
 _VALIDATORS: dict[int, jsonschema.Draft7Validator] = {}
 
