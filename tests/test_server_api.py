@@ -523,6 +523,43 @@ def test_cancel_after_sets_a_deadline(server: LocalServer, echo: dict[str, Any])
     assert pred["status"] == "canceled"
 
 
+def test_prefer_variants(
+    server: LocalServer, alice: replicate.Client, echo: dict[str, Any]
+) -> None:
+    body = {"version": echo["id"], "input": {"prompt": "p"}}
+    with _raw(server) as http:
+        for prefer, applied in (("wait", "wait"), ("wait=5", "wait=5"), ("wait=61", "wait=60")):
+            resp = http.post("/v1/predictions", json=body, headers={"Prefer": prefer})
+            assert resp.status_code == 201, resp.text
+            # Preference-Applied says what was applied: a wait beyond 60 s waits 60 s.
+            assert resp.headers["preference-applied"] == applied
+            assert resp.json()["status"] == "succeeded" and resp.json()["output"] == "hello p"
+        for prefer in ("respond-async", "wait=soon"):  # not a wait: answered at once
+            resp = http.post("/v1/predictions", json=body, headers={"Prefer": prefer})
+            assert resp.status_code == 201 and "preference-applied" not in resp.headers
+            assert resp.headers["location"] == resp.json()["urls"]["get"]
+        # A wait that runs out answers "starting" (what makes run() poll), not yet started.
+        slow = http.post(
+            "/v1/predictions",
+            json={"version": echo["id"], "input": {"prompt": "s", "delay": 30}},
+            headers={"Prefer": "wait=1"},
+        )
+        assert slow.headers["preference-applied"] == "wait=1"
+        assert slow.json()["status"] == "starting" and slow.json()["started_at"] is None
+        assert slow.headers["location"] == slow.json()["urls"]["get"]
+        assert http.post(f"/v1/predictions/{slow.json()['id']}/cancel").status_code == 200
+        # Trainings take no Prefer: the answer comes at once.
+        alice.models.create(owner="alice", name="prefer-dest", visibility="private", hardware="cpu")
+        training = http.post(
+            f"/v1/models/acme/echo/versions/{echo['id']}/trainings",
+            json={"input": {"greeting": "g", "delay": 30}, "destination": "alice/prefer-dest"},
+            headers={"Prefer": "wait"},
+        )
+        assert training.status_code == 201 and "preference-applied" not in training.headers
+        assert training.json()["status"] in ("starting", "processing")
+        alice.trainings.cancel(training.json()["id"])
+
+
 def _stamp(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 

@@ -183,14 +183,21 @@ class Runs:
         return [] if account.permissive else [[("_account", "=", account.username)]]
 
     @staticmethod
-    def _prefer_wait(request: Request) -> float | None:
+    def _prefer_wait(request: Request) -> tuple[float, str] | None:
+        """``Prefer: wait[=N]`` as (seconds, the preference applied), N clamped to 1..60.
+
+        Any other preference is ignored (RFC 7240), and so answered without waiting.
+        """
         header = request.headers.get("prefer")
         if header is None:
             return None
         match = _PREFER_RE.match(header)
         if not match:
             return None
-        return float(min(60, max(1, int(match.group(1) or 60))))
+        if match.group(1) is None:
+            return 60.0, "wait"
+        seconds = min(60, max(1, int(match.group(1))))
+        return float(seconds), f"wait={seconds}"
 
     # ------------------------------------------------------------------ create
 
@@ -261,7 +268,9 @@ class Runs:
         self._changed[pid] = asyncio.Condition()
         self._generation[pid] = 0
         runner_input = self.inputs.for_runner(raw_input, account)
-        wait = self._prefer_wait(request)
+        # Replicate's trainings take no Prefer header: they are always answered at once.
+        prefer = self._prefer_wait(request) if kind == "prediction" else None
+        wait = prefer[0] if prefer else None
         # Intermediate logs and outputs cost the runner a webhook per prediction: only
         # when someone can see them (a poller, a stream, or a webhook that wants them).
         events = doc.get("_webhook_events") or WEBHOOK_EVENTS
@@ -277,19 +286,21 @@ class Runs:
             loop = asyncio.get_running_loop()
             self._deadlines[pid] = loop.call_later(seconds, self._expire, plural, pid)
         headers: dict[str, str] = {}
-        if wait is not None:
-            headers["Preference-Applied"] = request.headers["prefer"].strip()
+        if prefer is not None:
+            headers["Preference-Applied"] = prefer[1]
             # Answer before the client's read timeout (N + 0.5 s) runs out.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout=max(0.5, wait - 0.3))
+                await asyncio.wait_for(event.wait(), timeout=max(0.5, prefer[0] - 0.3))
         current = self._live.get(pid) or self.store.get(plural, pid) or doc
         # The synchronous answer inlines file outputs as data: URIs, as Replicate does.
         rendered = self.render(current, base, inline=wait is not None)
         if current["status"] not in TERMINAL:
             headers["Location"] = rendered["urls"]["get"]
             if wait is not None:
-                # The 1.0.7 client's run() only polls after a "starting" answer.
+                # The 1.0.7 client's run() only polls after a "starting" answer (and a
+                # starting prediction has not started).
                 rendered["status"] = "starting"
+                rendered["started_at"] = None
         return JSONResponse(rendered, status_code=201, headers=headers)
 
     def _expire(self, plural: str, pid: str) -> None:
