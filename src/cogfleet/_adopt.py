@@ -320,22 +320,21 @@ def plan_adopt(root: Path) -> Plan | None:
             "lower-case letters, digits, . _ -"
         )
     plan = Plan(kind="adopt", found=found)
-    if select and select.concatenates:
-        plan.notes.append(
-            f"{select.script} concatenates the overlay onto the base; cogfleet merges them "
-            "(yq *+), which is the same while an overlay only adds keys"
-        )
     for name in sorted(overlays - configs):
         plan.notes.append(
             f"skipped {name}: {overlay.replace('{variant}', name)} has no config "
             f"{config_folder}/{name}.yaml"
         )
+    how = (f"appended to it (as {select.script} concatenates them)"
+           if select and select.concatenates else "merged onto it (as yq's *+ merges them)")
     header = [
         "# Written by `cogfleet init`: this repo's variants. Each variant's cog.yaml is",
-        f"# {base} with the variant's overlay merged onto it (as yq's *+ merges them),",
+        f"# {base} with the variant's overlay {how},",
         f"# and its publishing config is {config_folder}/<variant>.yaml.",
     ]
     defaults = [f"  template: {base}", f"  overlay: {overlay}"]
+    if select and select.concatenates:
+        defaults.append("  merge: concatenate")
     return _finish(root, plan, header, defaults, {name: [] for name in names}, config_folder,
                    select.files if select else {})
 

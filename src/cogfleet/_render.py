@@ -6,7 +6,8 @@ without its suffix, ``cog.yaml`` and the variant's config as ``cog-safe-push.yam
 ``cog.yaml`` comes from the variant's ``template`` (Jinja), else the family's own
 ``cog.yaml[.j2]``, else ``templates/cog.yaml.j2``; with an ``overlay`` that file is the
 base, and the overlay is merged onto it as yq's ``*+`` would (see
-:mod:`cogfleet._overlay`; a base ending in ``.j2`` is rendered first). A variant's
+:mod:`cogfleet._overlay`; a base ending in ``.j2`` is rendered first), or, with
+``merge: concatenate``, appended to it as ``cat`` appends it. A variant's
 ``envsubst:`` values replace ``$NAME`` / ``${NAME}`` in that template or base, as an
 adopted select script's ``envsubst < cog.yaml.tpl > cog.yaml`` did, and its ``files:``
 are copied over the family's files of the same name (``cp predictors/$1.py predict.py``).
@@ -621,10 +622,32 @@ def _cog_yaml(
         )
     else:
         overlay_text = _text(_read_plain(repo, loader, repo.root / overlay_rel), overlay_rel)
+    if variant.merge == "concatenate":  # `cat BASE > cog.yaml; cat OVERLAY >> cog.yaml`
+        return (base_text + overlay_text).encode("utf-8"), _joined_origins(
+            (base_text, base_origins or _plain_origins(base_rel, base_text)),
+            (overlay_text, overlay_origins or _plain_origins(overlay_rel, overlay_text)),
+        )
     merged = merge_overlay(base_text, overlay_text, base_rel, overlay_rel)
     layers.extend([(base_rel, base_text, base_origins),
                    (overlay_rel, overlay_text, overlay_origins)])
     return merged.encode("utf-8"), None
+
+
+def _plain_origins(rel: str, text: str) -> list[tuple[str, int]]:
+    """Line ``n`` of ``text`` came from line ``n`` of ``rel``."""
+    return [(rel, n) for n in range(1, text.count("\n") + 2)]
+
+
+def _joined_origins(
+    first: tuple[str, list[tuple[str, int]]], second: tuple[str, list[tuple[str, int]]]
+) -> list[tuple[str, int]]:
+    """Where each line of ``first[0] + second[0]`` came from (each with its origins)."""
+    (text, origins), (_, more) = first, second
+    lines = text.count("\n")  # whole lines of the first text; a partial one shares
+    head = list(origins[:lines])
+    partial = text[text.rfind("\n") + 1 :]
+    joint = origins[lines] if partial.strip() and len(origins) > lines else more[0]
+    return [*head, joint, *more[1:]]
 
 
 _SHELL_VAR = re.compile(rf"\$(?:\{{({SHELL_NAME})\}}|({SHELL_NAME}))")

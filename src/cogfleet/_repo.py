@@ -8,6 +8,7 @@ whose model source is at the top, in ``variants.yaml`` there)::
       variables: {max_steps: 4}         # Jinja variables for this variant's templates
       template: templates/cog.yaml.j2   # optional: the cog.yaml template or base (default shown)
       overlay: overlays/schnell.yaml    # optional: merged onto the base as yq's *+ merges it
+      merge: concatenate                # optional: the overlay appended to the base, as `cat` does
       official_model: acme/schnell      # optional: where --push-official-model pushes
       cog_version: "0.15.8"             # optional: the Cog version (default: the repo's pin)
       envsubst: {PREDICTOR: Predictor}  # optional: $NAME / ${NAME} values in the template
@@ -56,8 +57,10 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _MODEL_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _VARIANT_KEYS = {
     "model", "variables", "template", "overlay", "official_model", "cog_version", "envsubst",
-    "files",
+    "files", "merge",
 }
+#: How an overlay meets its base: yq's ``*+`` merge, or appended as ``cat`` appends it.
+MERGES = ("yq", "concatenate")
 #: What ``files:`` may not write: cog.yaml and the config come from elsewhere.
 _NOT_COPIED = ("cog.yaml", "cog-safe-push.yaml")
 #: A shell variable's name (``envsubst:`` keys).
@@ -79,6 +82,7 @@ class Variant:
     variables: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     template: str | None = None  # repo-relative: the cog.yaml template, or the overlay's base
     overlay: str | None = None  # repo-relative: merged onto the base (yq *+)
+    merge: str = "yq"  # or "concatenate": the overlay's text appended to the base's
     official_model: str | None = None
     cog_pin: CogPin | None = None
     """The variant's own ``cog_version:`` (None: the repository's pin applies)."""
@@ -100,6 +104,8 @@ class Variant:
         for key in ("template", "overlay", "official_model"):
             if getattr(self, key) is not None:
                 data[key] = getattr(self, key)
+        if self.merge != "yq":
+            data["merge"] = self.merge
         if self.cog_pin is not None:
             data["cog_version"] = self.cog_pin.version
         if self.envsubst:
@@ -324,6 +330,12 @@ def _parse_variant(
                 raise ConfigError(rel, f"variant {name!r}: {what} {value!r} does not exist")
             value = target.relative_to(root).as_posix()
         paths[key] = value
+    merge = spec.get("merge", "yq")
+    if merge not in MERGES:
+        raise ConfigError(rel, f"variant {name!r}: merge must be one of {', '.join(MERGES)}, "
+                          f"got {merge!r}")
+    if merge != "yq" and paths["overlay"] is None:
+        raise ConfigError(rel, f"variant {name!r}: merge: {merge} needs an overlay")
     envsubst = _envsubst_values(rel, name, spec.get("envsubst"))
     files = _copied_files(root, rel, name, spec.get("files"))
     cog_pin = None
@@ -341,6 +353,7 @@ def _parse_variant(
         variables={str(k): v for k, v in variables.items()},
         template=paths["template"],
         overlay=paths["overlay"],
+        merge=str(merge),
         official_model=official,
         cog_pin=cog_pin,
         envsubst=envsubst,
