@@ -250,3 +250,89 @@ def test_a_bad_files_mapping_is_one_line_naming_variants_yaml(copying, cli, file
     assert result.err.startswith("error: variants.yaml")
     assert f"variant 'small': {message}" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+# -- a script that names each variant's files in a `case` ------------------------------------
+
+CASE_SELECT = """\
+#!/bin/bash
+set -e
+case "$1" in
+  small)
+    cp cpu.yaml cog.yaml
+    cp variants-src/predict_small.py predict.py
+    ;;
+  large)
+    cp gpu.yaml cog.yaml
+    cp variants-src/predict_large.py predict.py
+    echo "BUILT_AT=$(date +%s)" > .env
+    ;;
+  *) echo "unknown model: $1" >&2; exit 4 ;;
+esac
+"""
+
+CASE = {
+    "script/select-model": CASE_SELECT,
+    "cpu.yaml": _cog("Predictor", "false"),
+    "gpu.yaml": _cog("Predictor", "true"),
+    "variants-src/predict_small.py": _predictor("s"),
+    "variants-src/predict_large.py": _predictor("l"),
+    "helpers.py": COPYING["helpers.py"],
+    "cog-safe-push-configs/small.yaml": "model: acme/small\n",
+    "cog-safe-push-configs/large.yaml": "model: acme/large\n",
+}
+
+
+@pytest.fixture
+def case_repo(tmp_path: Path) -> Path:
+    root = tmp_path / "case"
+    write_files(root, CASE)
+    return root
+
+
+def test_init_runs_a_case_script_to_see_what_it_copies(case_repo, cli, tmp_path):
+    result = cli("init", cwd=case_repo)
+    assert result.code == ExitCode.OK, result.err
+    assert "select script script/select-model (run once per config" in result.out
+    assert ("note: large: script/select-model writes .env, which is a copy of no file in "
+            "the repo; cogfleet leaves it out") in result.out
+    variants = yaml.safe_load((case_repo / "variants.yaml").read_text())
+    assert variants["variants"] == {
+        "large": {"template": "gpu.yaml", "files": {"predict.py": "variants-src/predict_large.py"}},
+        "small": {"template": "cpu.yaml", "files": {"predict.py": "variants-src/predict_small.py"}},
+    }
+    assert not (case_repo / "cog.yaml").exists()  # the script ran in a scratch copy
+    assert cli("render", cwd=case_repo).code == ExitCode.OK
+    for model in ("small", "large"):
+        build = case_repo / ".cogfleet/build" / model
+        for name in ("cog.yaml", "predict.py"):
+            assert (build / name).read_bytes() == _after_the_script_of(
+                case_repo, model, tmp_path / f"{model}-{name}", name
+            ), (model, name)
+        assert (build / "helpers.py").is_file() and not (build / "variants-src").exists()
+
+
+def _after_the_script_of(root: Path, model: str, scratch: Path, name: str) -> bytes:
+    shutil.copytree(root, scratch, ignore=shutil.ignore_patterns(".cogfleet"))
+    subprocess.run(["bash", "script/select-model", model], cwd=scratch, check=True)
+    return (scratch / name).read_bytes()
+
+
+def test_a_config_the_case_does_not_know_stops_init_with_the_exit_code(case_repo, cli):
+    write_files(case_repo, {"cog-safe-push-configs/huge.yaml": "model: acme/huge\n"})
+    result = cli("init", cwd=case_repo)
+    assert result.code == ExitCode.USAGE_ERROR
+    assert result.err.startswith(
+        "error: cannot adopt this repo: script/select-model huge did not write cog.yaml "
+        "(exit 4)"
+    ), result.err
+    assert not (case_repo / "variants.yaml").exists()
+
+
+def test_a_cog_yaml_the_script_generates_is_named(case_repo, cli):
+    write_files(case_repo, {"script/select-model": CASE_SELECT.replace(
+        "cp gpu.yaml cog.yaml", "printf 'build:\\n  gpu: true\\n' > cog.yaml")})
+    result = cli("init", cwd=case_repo)
+    assert result.code == ExitCode.USAGE_ERROR
+    assert "script/select-model large wrote a cog.yaml that is a copy of no file in the repo" \
+        in result.err

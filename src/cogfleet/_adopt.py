@@ -16,7 +16,10 @@ push), and writes:
 A select script that instead exports variables per model and runs ``envsubst < BASE >
 cog.yaml`` is adopted with the values it sets: it runs once per config in a scratch copy
 of the repo, with a recording ``envsubst`` first on ``PATH``, and each variant gets an
-``envsubst:`` mapping (see :func:`cogfleet._render.envsubst`). A script that copies a
+``envsubst:`` mapping (see :func:`cogfleet._render.envsubst`); a script that copies
+each variant's files by name in a ``case`` runs the same way, and each variant gets as
+its template and ``files:`` the repo files its outputs are copies of
+(:mod:`cogfleet._scriptrun`). A script that copies a
 whole cog.yaml per variant (``cp configs/$1/cog.yaml cog.yaml``) is adopted with that
 file as each variant's template.
 
@@ -33,13 +36,8 @@ A layout that is neither is an error naming what was found and what is missing.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import shutil
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -49,6 +47,7 @@ from cogfleet._files import write_atomic
 from cogfleet._render import CONFIG_NAME, shell_variables
 from cogfleet._repo import MODELS_DIR, VARIANTS_FILE, Repo
 from cogfleet._scaffold import FILES as SCAFFOLD_FILES
+from cogfleet._scriptrun import run_per_variant
 from cogfleet._settings import DEFAULT_CONFIGS_DIR, PYPROJECT, read_table
 from cogfleet.runtime import is_known
 
@@ -79,6 +78,9 @@ _ENVSUBST_RE = re.compile(
 _ASSIGNED_RE = re.compile(r"(?:^|[\s;])(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=", re.MULTILINE)
 _COPY_COG_RE = re.compile(
     r"\b(?:cp|ln)\s+(?:-[A-Za-z]+\s+)*(\S+)\s+(?:\./)?['\"]?cog\.yaml['\"]?(?![\w.])"
+)
+_WRITES_COG_RE = re.compile(
+    r"(?:>\s*|\b(?:cp|ln|mv|install|tee)\b[^\n;|&]*\s)['\"]?(?:\./)?cog\.yaml['\"]?(?![\w.-])"
 )
 _COPY_RE = re.compile(r"\bcp\s+(?:-[A-Za-z]+\s+)*(\S+)\s+(\S+)")
 _EXCLUDED_RE = re.compile(r"\"\$\{\{\s*matrix\.\w+\s*\}\}\"\s*!=\s*\"([A-Za-z0-9_.-]+)\"")
@@ -112,6 +114,7 @@ class _Select:
     envsubst: bool = False  # cog.yaml is ``envsubst < base``, with variables the script sets
     copies: bool = False  # cog.yaml is a whole file per variant (``base`` has {variant})
     files: dict[str, str] = field(default_factory=dict)  # other copies: dest -> {variant} src
+    runs: bool = False  # writes cog.yaml some other way: init runs it to see what it writes
 
 
 def _pattern(word: str) -> str | None:
@@ -172,6 +175,8 @@ def _read_select(root: Path) -> _Select | None:
                 if whole is not None and "{variant}" in whole:
                     found.base = whole
                     found.copies = True
+                elif _WRITES_COG_RE.search(text):  # e.g. a `case` that copies literal names
+                    found.runs = True
         copy = re.search(r"\bcp\s+(\S+)\s+\.?/?cog-safe-push\.yaml\b", text)
         if copy:
             found.config = _pattern(copy.group(1))
@@ -183,7 +188,7 @@ def _read_select(root: Path) -> _Select | None:
                 and ".." not in dest.split("/") and dest != "."
             ):
                 found.files[dest] = source
-        if found.base or found.config:
+        if found.base or found.config or found.runs:
             return found
     return None
 
@@ -274,8 +279,8 @@ def plan_adopt(root: Path) -> Plan | None:
         config = f"{config_dir}/{{variant}}.yaml" if config_dir else None
     if not any((select, base, overlay, config)):
         return None
-    if select is not None and select.envsubst and select.base:
-        return _plan_envsubst(root, select, select.base, config)
+    if select is not None and ((select.envsubst and select.base) or select.runs):
+        return _plan_by_running(root, select, config)
     if select is not None and select.copies and select.base:
         return _plan_copies(root, select, select.base, config)
     found = [f"select script {select.script}"] if select else []
@@ -395,15 +400,19 @@ def _plan_copies(root: Path, select: _Select, pattern: str, config: str | None) 
                    select.files if select else {})
 
 
-def _plan_envsubst(root: Path, select: _Select, base: str, config: str | None) -> Plan:
-    """A repo whose select script writes cog.yaml with ``envsubst < BASE > cog.yaml``.
+def _plan_by_running(root: Path, select: _Select, config: str | None) -> Plan:
+    """A repo whose select script says what it writes only when it runs.
 
-    The variables the script sets for each variant are read by running it, per variant,
-    in a scratch copy of the repo with an ``envsubst`` of cogfleet's own first on PATH
-    that records them (and writes what the real one would not matter here).
+    ``envsubst < BASE > cog.yaml`` with variables the script sets per variant, or a
+    ``case`` that copies each variant's files by name: the script runs once per config
+    in a scratch copy (see :mod:`cogfleet._scriptrun`). Each variant gets the values
+    handed to its ``envsubst``, or as its template the file its cog.yaml is a copy of,
+    and as ``files:`` the other files the script copied for it.
     """
-    found = [f"select script {select.script} (envsubst < {base})"]
-    if not (root / base).is_file():
+    base = select.base if select.envsubst else None
+    found = [f"select script {select.script} "
+             + (f"(envsubst < {base})" if base else "(run once per config to see what it copies)")]
+    if base is not None and not (root / base).is_file():
         raise LayoutError(f"cannot adopt this repo: {select.script} substitutes {base}, "
                           "which does not exist")
     if config is None or PurePosixPath(config).name != "{variant}.yaml":
@@ -420,91 +429,80 @@ def _plan_envsubst(root: Path, select: _Select, base: str, config: str | None) -
             f"cannot adopt this repo: variant name {bad[0]!r} (from {config_folder}/) must be "
             "lower-case letters, digits, . _ -"
         )
-    script_text = (root / select.script).read_text(encoding="utf-8", errors="replace")
-    referenced = shell_variables((root / base).read_text(encoding="utf-8", errors="replace"))
-    # only what the script sets: a $HOME in a run: line stays as written
-    wanted = sorted(referenced & set(_ASSIGNED_RE.findall(script_text)))
+    wanted: list[str] = []
+    if base is not None:
+        script_text = (root / select.script).read_text(encoding="utf-8", errors="replace")
+        referenced = shell_variables((root / base).read_text(encoding="utf-8", errors="replace"))
+        # only what the script sets: a $HOME in a run: line stays as written
+        wanted = sorted(referenced & set(_ASSIGNED_RE.findall(script_text)))
+    runs = run_per_variant(root, select.script, names, wanted)
     plan = Plan(kind="adopt", found=found)
     problems: list[str] = []
-    values = _select_values(root, select.script, names, wanted, problems)
+    settings: dict[str, list[str]] = {}
+    templates: dict[str, str] = {}
+    for name in names:
+        run = runs[name]
+        if run.error is not None:
+            problems.append(f"{select.script} {name} did not finish ({run.error})")
+            continue
+        own = settings[name] = []
+        if base is not None:
+            if run.envsubst is None:
+                problems.append(f"{select.script} {name} did not run envsubst "
+                                f"(exit {run.exit_code})")
+                continue
+            pairs = ", ".join(f"{k}: {json.dumps(v)}" for k, v in sorted(run.envsubst.items()))
+            own += [f"envsubst: {{{pairs}}}"] if pairs else []
+        elif "cog.yaml" in run.copies:
+            templates[name] = run.copies["cog.yaml"]
+        else:
+            problems.append(
+                f"{select.script} {name} wrote a cog.yaml that is a copy of no file in the repo"
+                if "cog.yaml" in run.other else
+                f"{select.script} {name} did not write cog.yaml (exit {run.exit_code})"
+            )
+            continue
+        copied = {d: s for d, s in sorted(run.copies.items()) if d not in ("cog.yaml", CONFIG_NAME)}
+        if copied:
+            own.append("files: {" + ", ".join(
+                f"{json.dumps(d)}: {json.dumps(s)}" for d, s in copied.items()) + "}")
+        for dest in run.other:
+            if dest not in ("cog.yaml", CONFIG_NAME):
+                plan.notes.append(f"{name}: {select.script} writes {dest}, which is a copy of "
+                                  "no file in the repo; cogfleet leaves it out")
     if problems:  # every config must be a variant's
         raise LayoutError(
             f"cannot adopt this repo: {problems[0]}; a config in {config_folder}/ is a "
             "variant only if the script selects it (remove the config or teach the script)"
         )
-    header = [
-        "# Written by `cogfleet init`: this repo's variants. Each variant's cog.yaml is",
-        f"# {base} with the values {select.script} sets for it substituted (as its",
-        f"# envsubst did), and its publishing config is {config_folder}/<variant>.yaml.",
-    ]
-    settings: dict[str, list[str]] = {}
-    for name, set_here in sorted(values.items()):
-        pairs = ", ".join(f"{key}: {json.dumps(value)}" for key, value in sorted(set_here.items()))
-        settings[name] = [f"envsubst: {{{pairs}}}"] if pairs else []
-    return _finish(root, plan, header, [f"  template: {base}"], settings, config_folder,
-                   select.files)
+    if base is not None:
+        header_what = [f"# {base} with the values {select.script} sets for it substituted (as its",
+                       "# envsubst did), and its publishing config is "
+                       f"{config_folder}/<variant>.yaml."]
+        defaults = [f"  template: {base}"]
+    else:
+        pattern = _common_pattern(templates)
+        header_what = [f"# the file {select.script} copies to the root for it, and its publishing",
+                       f"# config is {config_folder}/<variant>.yaml."]
+        defaults = [f"  template: {pattern}"] if pattern else []
+        if not pattern:
+            for name, template in templates.items():
+                settings[name].insert(0, f"template: {json.dumps(template)}")
+    header = ["# Written by `cogfleet init`: this repo's variants. Each variant's cog.yaml is",
+              *header_what]
+    return _finish(root, plan, header, defaults, settings, config_folder, {})
 
 
-_SCRATCH_SKIP = (".git", ".cogfleet", ".venv", "venv", "node_modules", "__pycache__", ".nox")
-_SCRATCH_MAX_FILE = 5_000_000  # weights and caches are not what a select script reads
-
-_RECORDER = """\
-import json, os, sys
-names = json.loads(os.environ["COGFLEET_ENVSUBST_NAMES"])
-with open(os.environ["COGFLEET_ENVSUBST_OUT"], "w", encoding="utf-8") as fh:
-    json.dump({name: os.environ.get(name, "") for name in names}, fh)
-sys.stdout.write(sys.stdin.read())
-"""
-
-
-def _select_values(
-    root: Path, script: str, names: list[str], wanted: list[str], problems: list[str]
-) -> dict[str, dict[str, str]]:
-    """For each variant, the values of ``wanted`` that ``script VARIANT`` hands envsubst
-    (a variant the script does not run envsubst for is a line in ``problems``)."""
-    values: dict[str, dict[str, str]] = {}
-    with tempfile.TemporaryDirectory(prefix="cogfleet-adopt-") as scratch_dir:
-        scratch = Path(scratch_dir)
-        bin_dir = scratch / "bin"
-        bin_dir.mkdir()
-        recorder = bin_dir / "envsubst"
-        recorder.write_text(f"#!{sys.executable}\n{_RECORDER}", encoding="utf-8")
-        recorder.chmod(0o755)
-        # one copy: a select script is made to run again and again in the same tree
-        copy = scratch / "repo"
-        shutil.copytree(root, copy, symlinks=True, ignore=_scratch_ignore)
-        for name in names:
-            out = scratch / f"{name}.json"
-            env = {
-                **os.environ,
-                "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-                "COGFLEET_ENVSUBST_NAMES": json.dumps(wanted),
-                "COGFLEET_ENVSUBST_OUT": str(out),
-            }
-            try:
-                proc = subprocess.run(
-                    ["bash", script, name], cwd=copy, env=env, stdin=subprocess.DEVNULL,
-                    capture_output=True, timeout=60, check=False,
-                )
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                problems.append(f"{script} {name} did not finish ({exc})")
-                continue
-            if not out.is_file():
-                problems.append(f"{script} {name} did not run envsubst (exit {proc.returncode})")
-                continue
-            values[name] = json.loads(out.read_text(encoding="utf-8"))
-    return values
-
-
-def _scratch_ignore(folder: str, entries: list[str]) -> set[str]:
-    skipped = set()
-    for entry in entries:
-        path = Path(folder) / entry
-        if entry in _SCRATCH_SKIP or (
-            path.is_file() and not path.is_symlink() and path.stat().st_size > _SCRATCH_MAX_FILE
-        ):
-            skipped.add(entry)
-    return skipped
+def _common_pattern(templates: dict[str, str]) -> str | None:
+    """``configs/{variant}/cog.yaml`` when every variant's template is named that way."""
+    if not templates:
+        return None
+    name, first = next(iter(templates.items()))
+    if first.count(name) != 1:
+        return None
+    pattern = first.replace(name, "{variant}")
+    ok = all(pattern.replace("{variant}", n) == t for n, t in templates.items())
+    return pattern if ok else None
 
 
 def _finish(

@@ -1,0 +1,148 @@
+"""Run a repo's select script once per variant, in a scratch copy, and see what it wrote.
+
+``cogfleet init`` reads the common select-script shapes from their text (a yq merge, a
+``cat`` of base and overlay, ``cp configs/$1/cog.yaml cog.yaml``). A script that picks
+each variant's values or files in a ``case`` statement, or exports variables for
+``envsubst``, says what it does only when it runs. So it is run, per variant, in one
+scratch copy of the repository (a select script is made to run again and again in the
+same tree), with an ``envsubst`` of cogfleet's own first on ``PATH`` that records the
+values it is handed. Afterwards every file the run created or changed is compared with
+the files the repository had: one with the bytes of an existing file is a copy of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SCRATCH_SKIP = (".git", ".cogfleet", ".venv", "venv", "node_modules", "__pycache__", ".nox")
+SCRATCH_MAX_FILE = 5_000_000  # weights and caches are not what a select script reads
+TIMEOUT = 60.0
+
+_RECORDER = """\
+import json, os, sys
+names = json.loads(os.environ["COGFLEET_ENVSUBST_NAMES"])
+with open(os.environ["COGFLEET_ENVSUBST_OUT"], "w", encoding="utf-8") as fh:
+    json.dump({name: os.environ.get(name, "") for name in names}, fh)
+sys.stdout.write(sys.stdin.read())
+"""
+
+
+@dataclass
+class Run:
+    """What ``script VARIANT`` did in the scratch copy."""
+
+    exit_code: int | None = None  # None: it did not finish (``error`` says why)
+    error: str | None = None
+    envsubst: dict[str, str] | None = None  # the recorded values, when it ran envsubst
+    copies: dict[str, str] = field(default_factory=dict)  # written file -> repo file it equals
+    other: list[str] = field(default_factory=list)  # written files equal to no repo file
+
+
+def _ignore(folder: str, entries: list[str]) -> set[str]:
+    skipped = set()
+    for entry in entries:
+        path = Path(folder) / entry
+        if entry in SCRATCH_SKIP or (
+            path.is_file() and not path.is_symlink() and path.stat().st_size > SCRATCH_MAX_FILE
+        ):
+            skipped.add(entry)
+    return skipped
+
+
+def _stats(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every regular file under ``folder``: relative path -> (size, mtime_ns)."""
+    out: dict[str, tuple[int, int]] = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if d not in SCRATCH_SKIP]
+        for name in filenames:
+            path = Path(dirpath) / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            stat = path.stat()
+            out[path.relative_to(folder).as_posix()] = (stat.st_size, stat.st_mtime_ns)
+    return out
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class _Originals:
+    """The repository's files as copied, found by content."""
+
+    def __init__(self, folder: Path, stats: dict[str, tuple[int, int]]) -> None:
+        # hashed before any run, which may change them
+        self.digests = {rel: _digest(folder / rel) for rel in stats}
+        self.by_size: dict[int, list[str]] = {}
+        for rel, (size, _) in sorted(stats.items()):
+            self.by_size.setdefault(size, []).append(rel)
+
+    def equal_to(self, path: Path, rel: str, name: str) -> str | None:
+        """The original file (not ``rel`` itself) whose bytes ``path`` now has: of two
+        equal ones, one whose path names variant ``name``."""
+        candidates = [c for c in self.by_size.get(path.stat().st_size, []) if c != rel]
+        if not candidates:
+            return None
+        digest = _digest(path)
+        equal = [c for c in candidates if self.digests[c] == digest]
+        named = [c for c in equal if name in c]
+        return (named or equal)[0] if equal else None
+
+
+def run_per_variant(
+    root: Path, script: str, names: list[str], wanted: list[str]
+) -> dict[str, Run]:
+    """Run ``bash SCRIPT NAME`` for each name in a scratch copy of ``root``.
+
+    ``wanted``: the variables whose values a run's ``envsubst`` call is recorded with.
+    """
+    runs: dict[str, Run] = {}
+    with tempfile.TemporaryDirectory(prefix="cogfleet-adopt-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        bin_dir = scratch / "bin"
+        bin_dir.mkdir()
+        recorder = bin_dir / "envsubst"
+        recorder.write_text(f"#!{sys.executable}\n{_RECORDER}", encoding="utf-8")
+        recorder.chmod(0o755)
+        copy = scratch / "repo"
+        shutil.copytree(root, copy, symlinks=True, ignore=_ignore)
+        originals = _Originals(copy, _stats(copy))
+        for name in names:
+            out = scratch / f"{name}.json"
+            out.unlink(missing_ok=True)
+            env = {
+                **os.environ,
+                "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+                "COGFLEET_ENVSUBST_NAMES": json.dumps(wanted),
+                "COGFLEET_ENVSUBST_OUT": str(out),
+            }
+            run = runs[name] = Run()
+            started = _stats(copy)
+            try:
+                proc = subprocess.run(
+                    ["bash", script, name], cwd=copy, env=env, stdin=subprocess.DEVNULL,
+                    capture_output=True, timeout=TIMEOUT, check=False,
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                run.error = str(exc)
+                continue
+            run.exit_code = proc.returncode
+            if out.is_file():
+                run.envsubst = json.loads(out.read_text(encoding="utf-8"))
+            for rel, stat in sorted(_stats(copy).items()):
+                if started.get(rel) == stat:
+                    continue  # not written by this run
+                source = originals.equal_to(copy / rel, rel, name)
+                if source is not None:
+                    run.copies[rel] = source
+                else:
+                    run.other.append(rel)
+    return runs
