@@ -336,3 +336,37 @@ def test_a_cog_yaml_the_script_generates_is_named(case_repo, cli):
     assert result.code == ExitCode.USAGE_ERROR
     assert "script/select-model large wrote a cog.yaml that is a copy of no file in the repo" \
         in result.err
+
+
+# -- per-model folders under models/, and a templates/ folder of the model's own --------------
+
+
+def test_a_models_folder_of_per_model_files_is_model_source(tmp_path, cli):
+    root = tmp_path / "permodel"
+    write_files(root, {
+        "script/select-model": "#!/bin/bash\ncp models/$1/cog.yaml cog.yaml\n"
+                               "cp cog-safe-push-configs/$1.yaml cog-safe-push.yaml\n",
+        **{f"models/{m}/cog.yaml": f"build:\n  python_version: '3.11'\n"
+                                   f"run: \"models/{m}/predict.py:Predictor\"\n"
+           for m in ("small", "large")},
+        **{f"models/{m}/predict.py": _predictor(m[0]) for m in ("small", "large")},
+        "helpers.py": COPYING["helpers.py"],
+        "templates/prompt.txt": "Say {text}\n",  # the model's own, read at run time
+        "cog-safe-push-configs/small.yaml": "model: acme/small\n",
+        "cog-safe-push-configs/large.yaml": "model: acme/large\n",
+    })
+    result = cli("init", cwd=root)
+    assert result.code == ExitCode.OK, result.err  # not "already a cogfleet monorepo"
+    assert yaml.safe_load((root / "variants.yaml").read_text())["defaults"] == {
+        "template": "models/{variant}/cog.yaml"
+    }
+    assert cli("render", "small", cwd=root).code == ExitCode.OK
+    build = root / ".cogfleet/build/small"
+    assert (build / "models/small/predict.py").is_file()
+    assert (build / "templates/prompt.txt").is_file()
+    assert not (build / "models/small/cog.yaml").exists()
+    assert cli("lint", "small", cwd=root).code == ExitCode.OK
+    assert cli("select", "small", cwd=root).code == ExitCode.OK
+    kept_out = (root / ".dockerignore").read_text().splitlines()
+    assert "models" not in kept_out and "templates" not in kept_out
+    assert "models/small/cog.yaml" in kept_out and "plugins" in kept_out

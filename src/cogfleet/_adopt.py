@@ -592,7 +592,9 @@ def _is_empty(root: Path) -> bool:
 def plan_init(root: Path) -> Plan:
     """What ``cogfleet init`` would do in ``root`` (raises for a layout it cannot use)."""
     if Repo.is_root(root):
-        what = VARIANTS_FILE if (root / VARIANTS_FILE).is_file() else f"{MODELS_DIR}/"
+        what = VARIANTS_FILE if (root / VARIANTS_FILE).is_file() else (
+            f"{MODELS_DIR}/<family>/{VARIANTS_FILE}"
+        )
         raise LayoutError(f"{root} is already a cogfleet monorepo ({what} exists)")
     if _is_empty(root):
         return plan_scaffold()

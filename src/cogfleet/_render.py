@@ -56,8 +56,6 @@ from cogfleet._overlay import merge_overlay, source_line
 from cogfleet._plugins import Plugins
 from cogfleet._repo import (
     DEFAULT_TEMPLATE,
-    MODELS_DIR,
-    PLUGINS_DIR,
     SHELL_NAME,
     STATE_DIR,
     TEMPLATES_DIR,
@@ -688,7 +686,7 @@ def _left_out(repo: Repo, variant: Variant) -> set[str]:
                     out.add((repo.root / rel).relative_to(family_dir).as_posix())
     if family_dir == repo.root:
         out.update(LOCAL_STATE)
-        out.update({repo.settings.configs_dir, MODELS_DIR, TEMPLATES_DIR, PLUGINS_DIR})
+        out.update({repo.settings.configs_dir, *repo.own_dirs()})
         out.update({"cog.yaml", CONFIG_NAME})  # what `cogfleet select` writes
     return out
 

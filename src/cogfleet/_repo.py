@@ -135,6 +135,22 @@ class Repo:
     def build_root(self) -> Path:
         return self.root / STATE_DIR / "build"
 
+    def own_dirs(self) -> list[str]:
+        """The repo's folders that are cogfleet's, never model source: ``plugins/``, and
+        ``models/`` and ``templates/`` when the variants use them (a select-script repo
+        may keep model files there: ``models/<name>/cog.yaml``, ``templates/prompt.txt``)."""
+        variants = self.variants.values()
+        dirs = [PLUGINS_DIR]
+        if any(v.family_dir != self.root for v in variants):
+            dirs.append(MODELS_DIR)
+        prefix = f"{TEMPLATES_DIR}/"
+        if dirs[-1] == MODELS_DIR or any(
+            v.template is None or v.template.startswith(prefix)
+            or (v.overlay or "").startswith(prefix) for v in variants
+        ):
+            dirs.append(TEMPLATES_DIR)
+        return dirs
+
     @property
     def plugins_dir(self) -> Path:
         return self.root / PLUGINS_DIR
@@ -161,8 +177,12 @@ class Repo:
 
     @staticmethod
     def is_root(folder: Path) -> bool:
-        """True when ``folder`` declares variants (``models/`` or a top ``variants.yaml``)."""
-        return (folder / MODELS_DIR).is_dir() or (folder / VARIANTS_FILE).is_file()
+        """True when ``folder`` declares variants (a top ``variants.yaml``, or one in a
+        ``models/<family>/``). A ``models/`` folder alone is not enough: select-script
+        repos keep per-model files there (``models/<name>/cog.yaml``)."""
+        return (folder / VARIANTS_FILE).is_file() or any(
+            (folder / MODELS_DIR).glob(f"*/{VARIANTS_FILE}")
+        )
 
     @classmethod
     def find_root(cls, start: Path | None = None) -> Path:
@@ -172,7 +192,8 @@ class Repo:
             root = Path(env).resolve()
             if not cls.is_root(root):
                 raise UsageError(
-                    f"COGFLEET_REPO={env}: no {MODELS_DIR}/ folder or {VARIANTS_FILE} there"
+                    f"COGFLEET_REPO={env}: no {VARIANTS_FILE} there "
+                    f"(nor {MODELS_DIR}/<family>/{VARIANTS_FILE})"
                 )
             return root
         here = (start or Path.cwd()).resolve()
@@ -180,9 +201,9 @@ class Repo:
             if cls.is_root(folder) and (folder / load_settings(folder).configs_dir).is_dir():
                 return folder
         raise UsageError(
-            f"no cogfleet monorepo found at or above {here} (expected {MODELS_DIR}/ or "
-            f"{VARIANTS_FILE}, and the configs folder; run `cogfleet init` to adopt a repo, "
-            "or use --repo)"
+            f"no cogfleet monorepo found at or above {here} (expected {VARIANTS_FILE} or "
+            f"{MODELS_DIR}/<family>/{VARIANTS_FILE}, and the configs folder; run `cogfleet "
+            "init` to adopt a repo, or use --repo)"
         )
 
     @classmethod

@@ -34,10 +34,7 @@ from cogfleet._files import ensure_state_dir, write_atomic
 from cogfleet._plugins import Plugins
 from cogfleet._render import CONFIG_NAME, LOCAL_STATE, render_variant
 from cogfleet._repo import (
-    MODELS_DIR,
-    PLUGINS_DIR,
     STATE_DIR,
-    TEMPLATES_DIR,
     VARIANTS_FILE,
     Repo,
     Variant,
@@ -65,7 +62,7 @@ def _digest(data: bytes) -> str:
 def dockerignore_block(repo: Repo) -> str:
     """The managed ``.dockerignore`` block: the same for every variant of the repo."""
     entries = [*LOCAL_STATE, repo.settings.configs_dir, CONFIG_NAME, VARIANTS_FILE]
-    entries += [MODELS_DIR, TEMPLATES_DIR, PLUGINS_DIR]
+    entries += repo.own_dirs()
     for variant in repo.variants.values():
         for rel in (variant.template, variant.overlay):
             if rel is not None and rel != "cog.yaml":

@@ -58,7 +58,9 @@ def load_repo(ns: argparse.Namespace) -> Repo:
 
     root = Path(ns.repo).resolve() if ns.repo else None
     if root is not None and not Repo.is_root(root):
-        raise UsageError(f"--repo {ns.repo}: no models/ folder or variants.yaml there")
+        raise UsageError(
+            f"--repo {ns.repo}: no variants.yaml there (nor models/<family>/variants.yaml)"
+        )
     return Repo.load(root)
 
 
