@@ -46,7 +46,7 @@ def test_compatible_changes_are_listed_but_not_breaking() -> None:
     props["steps"]["default"] = 8
     props["steps"]["maximum"] = 100  # wider: compatible
     props["steps"]["description"] = "Denoising steps"
-    props["seed"] = {"type": "integer", "x-order": 3, "description": "Seed"}
+    props["seed"] = {"type": "integer", "x-order": 3, "description": "Seed", "nullable": True}
     props["prompt"]["x-order"] = 5  # ordering is not a change a client sees
     table = rows(old, new)
     assert set(table) == {

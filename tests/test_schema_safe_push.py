@@ -100,3 +100,24 @@ def test_schema_compat_compares_the_parts_the_config_tests(tmp_path):
     # a trainer removed while the config tests training
     dropped = context(tmp_path, {"train": {}}, doc(DESCRIBED), live)
     assert "TrainingInput: removed" in verdict(schema_compat, dropped)
+
+
+@pytest.mark.parametrize(("new_input", "required", "expected"), [
+    # no default and not nullable: required as cog-safe-push reads it (Cog <= 0.16 writes
+    # `str = Input(default=None)` this way; Cog 0.19 on lists it as required)
+    ({"type": "string"}, [],
+     ["input 'style': new input without a default (give it one, or make it Optional)"]),
+    ({"type": "string"}, ["style"], ["input 'style': new required input"]),
+    # Optional[str] = Input(default=None): nullable under Cog <= 0.16, a null default later
+    ({"type": "string", "nullable": True}, [], []),
+    ({"type": "string", "default": None, "nullable": True}, [], []),
+    ({"type": "integer", "default": 3}, [], []),
+])
+def test_a_new_input_breaks_clients_when_it_has_no_default(new_input, required, expected):
+    from cogfleet.schema import check_compatibility
+
+    old = doc(DESCRIBED)
+    new = doc({**DESCRIBED, "style": new_input})
+    if required:
+        new["components"]["schemas"]["Input"]["required"] = required
+    assert check_compatibility(old, new) == expected

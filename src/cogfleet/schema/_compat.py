@@ -5,7 +5,8 @@ client sends still validates, and every output it reads keeps its shape:
 
 * inputs are compared "new must accept all that old accepted": a removed input, a
   changed type or format, a tighter range or length, a removed choice, an added
-  pattern, or an input that became required breaks clients;
+  pattern, an input that became required, or a new input that is required or has
+  neither a default nor ``nullable`` (cog-safe-push's reading) breaks clients;
 * outputs are compared "new must only produce what old clients can read": a changed
   type, single value vs list, a changed item type, a removed or retyped object field,
   a field that may now be missing or ``null`` breaks clients.
@@ -232,9 +233,17 @@ def _compare_inputs(
         if prop in new_required and prop not in old_required:
             problems.append(f"{where}: optional input made required")
         _compare(old_schema, new_props[prop], where, "input", problems)
-    for prop in new_props:
-        if prop not in old_props and prop in new_required:
+    for prop, new_schema in new_props.items():
+        if prop in old_props:
+            continue
+        if prop in new_required:
             problems.append(f"{label(prop)}: new required input")
+        elif "default" not in new_schema and new_schema.get("nullable") is not True:
+            # As cog-safe-push reads it: Cog <= 0.16 writes `str = Input(default=None)`
+            # without a default, and Cog 0.19 on makes that input required.
+            problems.append(
+                f"{label(prop)}: new input without a default (give it one, or make it Optional)"
+            )
     return problems
 
 
