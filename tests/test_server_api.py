@@ -454,7 +454,10 @@ def test_models_update_readme_and_examples(
         assert resp.json()["description"] == "Says hello"
         readme = http.get("/v1/models/acme/echo/readme")
         assert readme.status_code == 200 and readme.text == "# Echo\n\nSays hello."
-        assert readme.headers["content-type"].startswith("text/markdown")
+        # Markdown served as text/plain, as Replicate's spec has it; none is a 404.
+        assert readme.headers["content-type"] == "text/plain; charset=utf-8"
+        alice.models.create(owner="alice", name="no-readme", visibility="private", hardware="cpu")
+        _problem(http.get("/v1/models/alice/no-readme/readme"), 404)
     model = bob.models.get("acme/echo")
     assert model.description == "Says hello" and model.github_url == "https://github.com/acme/echo"
 

@@ -303,10 +303,13 @@ class Models:
         return JSONResponse(self.render_model(doc, base_url(request)))
 
     async def readme(self, request: Request) -> Response:
-        """GET /v1/models/{owner}/{name}/readme: the README as Markdown text."""
+        """GET /v1/models/{owner}/{name}/readme: the README's Markdown as text/plain
+        (404 for a model without one)."""
         p = request.path_params
         doc = self.model(p["owner"], p["name"], account_of(request))
-        return Response(doc.get("_readme") or "", media_type="text/markdown; charset=utf-8")
+        if not doc.get("_readme"):
+            raise ApiError(404, NOT_FOUND)
+        return Response(doc["_readme"], media_type="text/plain; charset=utf-8")
 
     async def examples(self, request: Request) -> Response:
         """GET /v1/models/{owner}/{name}/examples: predictions that show the model's use."""
