@@ -105,7 +105,7 @@ class Deployments:
         }
 
     async def create(self, request: Request) -> Response:
-        """POST /v1/deployments (under the token's account)."""
+        """POST /v1/deployments (under the token's account): 200, as Replicate's spec has it."""
         body = await read_json(request)
         check_body(body, DEPLOYMENT_CREATE)
         account = account_of(request)
@@ -124,7 +124,7 @@ class Deployments:
                 "current_release": self._release(1, body["model"], body["version"], body, account),
             }
             self.store.put("deployments", key, doc)
-        return JSONResponse(doc, status_code=201)
+        return JSONResponse(doc)
 
     async def get(self, request: Request) -> Response:
         """GET /v1/deployments/{owner}/{name}."""
