@@ -256,6 +256,12 @@ def test_unknown_body_fields_are_named(server: LocalServer, echo: dict[str, Any]
         )
         assert created.status_code == 201, created.text
         assert "desciption" not in created.json() and created.json()["description"] is None
+        # Replicate's model object, field for field (no hardware, for one).
+        assert set(created.json()) == {
+            "url", "owner", "name", "description", "visibility", "github_url", "paper_url",
+            "license_url", "cover_image_url", "run_count", "created_at", "is_official",
+            "default_example", "latest_version",
+        }
         updated = http.patch(
             "/v1/models/acme/typo", json={"readme": "# r", "colour": "red", "visibility": "public"}
         )

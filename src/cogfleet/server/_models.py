@@ -190,6 +190,8 @@ class Models:
     def render_model(self, doc: dict[str, Any], base: str) -> dict[str, Any]:
         """A model as the API returns it."""
         out = public(doc)
+        # The hardware a model was created with is not part of Replicate's model object.
+        out.pop("hardware", None)
         key = f"{doc['owner']}/{doc['name']}"
         out["url"] = f"{base}/{key}"
         out["is_official"] = self.is_official(doc)
