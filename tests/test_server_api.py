@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -202,6 +203,8 @@ def test_files_are_their_uploaders(
     note.write_text("alice's note")
     uploaded = alice.files.create(note)
     url = uploaded.urls["get"]
+    # Ids like Replicate's (26 lowercase letters and digits), and a URL that names it.
+    assert re.fullmatch(r"[0-9a-z]{26}", uploaded.id) and url.endswith(f"/v1/files/{uploaded.id}")
     with pytest.raises(ReplicateError) as info:
         bob.files.get(uploaded.id)
     assert info.value.status == 404

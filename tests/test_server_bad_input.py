@@ -374,6 +374,17 @@ def test_bad_file_uploads(http: httpx.Client, content: bytes, ctype: str) -> Non
     _problem(resp, resp.status_code)
 
 
+def test_file_names_are_at_most_255_bytes(http: httpx.Client) -> None:
+    # Replicate's files.create takes a filename of at most 255 bytes.
+    long_name = "é" * 126 + ".txt"  # 256 bytes
+    resp = http.post("/v1/files", files={"content": (long_name, b"hi", "text/plain")})
+    assert _problem(resp, 422)["invalid_fields"][0]["field"] == "filename"
+    resp = http.post("/v1/files", files={"content": ("a.txt", b"hi")}, data={"filename": "x" * 256})
+    _problem(resp, 422)
+    fits = http.post("/v1/files", files={"content": ("é" * 125 + ".txt", b"hi", "text/plain")})
+    assert fits.status_code == 201, fits.text
+
+
 def test_file_metadata_must_be_an_object(http: httpx.Client) -> None:
     resp = http.post("/v1/files", files={"content": ("a.txt", b"hi")}, data={"metadata": "[1, 2]"})
     assert "metadata" in _problem(resp, 422)["detail"]

@@ -10,7 +10,6 @@ import base64
 import hashlib
 import mimetypes
 import re
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from cogfleet.server._core import (
     ApiError,
     account_of,
     base_url,
+    new_id,
     paginate,
     parse_json,
     public,
@@ -36,6 +36,7 @@ from cogfleet.server._state import Store
 from cogfleet.server._validation import invalid
 
 MAX_FILE_SIZE = 100 * 1024 * 1024
+MAX_FILENAME_BYTES = 255
 _FILE_URL_RE = re.compile(r"/v1/files/([A-Za-z0-9_-]+)(?:/download)?(?:\?.*)?$")
 
 
@@ -119,6 +120,16 @@ class Files:
             raise ApiError(
                 400, f"The multipart body is malformed: {exc.detail}", "Bad request"
             ) from exc
+        if len(filename.encode("utf-8", "surrogatepass")) > MAX_FILENAME_BYTES:
+            raise invalid(
+                [
+                    (
+                        "string_lte",
+                        "filename",
+                        f"String length must be less than or equal to {MAX_FILENAME_BYTES}",
+                    )
+                ]
+            )
         metadata: Any = {}
         if isinstance(raw_meta, str) and raw_meta.strip():
             metadata = parse_json(raw_meta, "metadata")
@@ -126,7 +137,7 @@ class Files:
                 raise invalid([("invalid_type", "metadata", "must be a JSON object")])
         if len(data) > MAX_FILE_SIZE:
             raise ApiError(413, "Files must be less than 100MB in size")
-        fid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        fid = new_id()
         (self.dir / fid).write_bytes(data)
         created = datetime.now(UTC)
         md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
