@@ -48,6 +48,16 @@ webhooks signed like Replicate's). What deliberately differs, and why:
   files as ``data:`` URIs, exactly as Replicate's does.
 * **Versions delete** answers 202, as Replicate does, which the 1.0.7 client
   reports as ``False``.
+* **``Prefer: wait=N``** with N outside 1..60 waits the nearest bound and says so in
+  ``Preference-Applied`` (Replicate documents the range, not what it does outside
+  it); any other preference is ignored, as RFC 7240 lets a server do.
+* **Training URLs**: ``urls.get``/``urls.cancel`` of a training name
+  ``/v1/trainings/…`` in every answer; Replicate's create answer names
+  ``/v1/predictions/…`` (a training is a prediction there), which no client reads.
+* **File downloads** (``GET /v1/files/{id}/download``) take the uploader's token
+  instead of Replicate's signed ``owner``/``expiry``/``signature`` query: the API has
+  no way to get the signing secret.
+* **models.search** (``QUERY /v1/models``) answers every match in one page.
 """
 
 from cogfleet.server._embedded import (
