@@ -183,3 +183,42 @@ def test_text_iterator_output_is_checked_and_compared_as_one_string(cli, tmp_pat
         steps = {s["name"]: (s["status"], s["message"]) for s in
                  json.loads(report.read_text())["steps"]}
         assert steps["compare-outputs"] == ("passed", "outputs are equal")
+
+
+PICKY = '''\
+from cog import BasePredictor, Input
+
+
+class Predictor(BasePredictor):
+    def predict(self, text: str = Input(description="Only abc is known")) -> str:
+        if text != "abc":
+            raise ValueError(f"unknown text {text!r}")
+        return text.upper()
+'''
+
+
+@pytest.mark.slow
+def test_without_test_cases_outputs_are_compared_with_the_fixed_fuzz_inputs(cli, tmp_path):
+    """As in cog-safe-push: with no test case, the comparison's inputs take the fuzz
+    section's fixed inputs (a generated value of a required input would fail here)."""
+    folder = tmp_path / "picky"
+    folder.mkdir()
+    (folder / "cog.yaml").write_text(
+        'build:\n  python_version: "3.11"\npredict: predict.py:Predictor\n'
+    )
+    (folder / "predict.py").write_text(PICKY)
+    (folder / "cog-safe-push.yaml").write_text(
+        "model: acme/picky\npredict:\n  fuzz:\n    fixed_inputs: {text: abc}\n"
+        "    iterations: 1\n"
+    )
+    report = tmp_path / "r.json"
+    with LocalServer(state_dir=tmp_path / "state") as srv:
+        client = replicate.Client(api_token=srv.token, base_url=srv.base_url)
+        client.models.create(owner="acme", name="picky", visibility="public", hardware="cpu")
+        for _ in range(2):  # the second push compares with the first
+            result = cli("safe-push", "--local-url", srv.base_url, "--report-json", str(report),
+                         cwd=folder)
+            assert result.code == ExitCode.OK, result.err
+        data = json.loads(report.read_text())
+        compared = next(c for c in data["cases"] if c["kind"] == "compare-outputs")
+        assert (compared["status"], compared["inputs"]) == ("passed", {"text": "abc"})

@@ -145,6 +145,22 @@ def _seed_input(schema: dict[str, Any]) -> str | None:
     return None
 
 
+def _inputs_without_cases(ctx: PushContext) -> dict[str, Any]:
+    """Required inputs only, with the fuzz section's fixed inputs and without its
+    disabled ones (as cog-safe-push compares outputs when there is no test case)."""
+    from cogfleet.schema import input_properties, required_only_inputs
+
+    inputs = required_only_inputs(ctx.test_schema)
+    fuzz = ctx.config.predict.fuzz if ctx.config.predict else None
+    if fuzz is None:
+        return inputs
+    known = input_properties(ctx.test_schema)
+    inputs.update({k: v for k, v in fuzz.fixed_inputs.items() if k in known})
+    for name in fuzz.disabled_inputs:
+        inputs.pop(name, None)
+    return inputs
+
+
 async def compare_outputs(ctx: PushContext) -> StepOutcome:
     predict = ctx.config.predict
     if predict is None or not predict.compare_outputs:
@@ -160,9 +176,7 @@ async def compare_outputs(ctx: PushContext) -> StepOutcome:
     if usable:
         inputs = dict(usable[0].inputs)
     else:  # the schema module's import (jsonschema) is not in the way of the first predictions
-        from cogfleet.schema import required_only_inputs
-
-        inputs = required_only_inputs(ctx.test_schema)
+        inputs = _inputs_without_cases(ctx)
     seed_name = _seed_input(ctx.test_schema)
     if seed_name and seed_name not in inputs:
         inputs[seed_name] = FIXED_SEED
