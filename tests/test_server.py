@@ -239,13 +239,31 @@ def test_prefer_wait_answers_in_time(client: replicate.Client, echo: dict[str, o
     assert pred.status == "succeeded" and pred.output == "hello slow"
 
 
-def test_invalid_input_is_422_with_coglet_message(
+def test_invalid_input_is_422_worded_as_replicate(
     server: LocalServer, client: replicate.Client, echo: dict[str, object]
 ) -> None:
     with pytest.raises(ReplicateError) as info:
         client.predictions.create(version=str(echo["id"]), input={"prompt": "x", "num_outputs": 9})
     assert info.value.status == 422
-    assert "9 is greater than the maximum of 4" in str(info.value.detail)
+    assert info.value.title == "Input validation failed"
+    assert info.value.detail == "- input.num_outputs: Must be less than or equal to 4\n"
+    with _raw(server) as http:
+        resp = http.post(
+            "/v1/predictions",
+            json={"version": echo["id"], "input": {"prompt": 3, "num_outputs": 0}},
+        )
+        assert _assert_problem(resp, 422)["invalid_fields"] == [
+            {
+                "type": "number_gte",
+                "field": "input.num_outputs",
+                "description": "Must be greater than or equal to 1",
+            },
+            {
+                "type": "invalid_type",
+                "field": "input.prompt",
+                "description": "Invalid type. Expected: string, given: integer",
+            },
+        ]
     with _raw(server) as http:
         resp = http.post("/v1/predictions", json={"version": echo["id"], "input": {}})
         body = _assert_problem(resp, 422)
@@ -496,7 +514,7 @@ def test_rendered_demo_variant(
             version=str(version["id"]), input={"prompt": "x", "num_outputs": 9}
         )
     assert info.value.status == 422
-    assert "9 is greater than the maximum of 4" in str(info.value.detail)
+    assert "- input.num_outputs: Must be less than or equal to 4" in str(info.value.detail)
 
 
 def test_file_outputs_are_data_uris(client: replicate.Client) -> None:

@@ -1,14 +1,13 @@
 """A run's input: checked against the version's schema, prepared for the runner.
 
-Validation mirrors coglet's wording (so a 422 reads the same whether the server
-or coglet found the problem); uploaded-file URLs of this server become ``data:``
+Validation is worded as Replicate's API words it (gojsonschema's messages, as for
+request bodies); uploaded-file URLs of this server become ``data:``
 URIs (the offline runner reads no URLs); ``Secret`` inputs are masked before the
 input is stored.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import jsonschema
 from cogfleet.server._core import Account
 from cogfleet.server._files import local_file_as_data_uri
 from cogfleet.server._state import Store
-from cogfleet.server._validation import invalid
+from cogfleet.server._validation import describe_errors, invalid
 
 MASK = "**********"
 
@@ -45,18 +44,13 @@ class Inputs:
         return self._validators[key]
 
     def validate(self, version: dict[str, Any], component: str, data: dict[str, Any]) -> None:
-        """422 with coglet-style messages when ``data`` does not fit the schema's input."""
+        """422 ``Input validation failed`` when ``data`` does not fit the schema's input,
+        worded as Replicate's validator words it (``- input.steps: Must be less than or
+        equal to 50``)."""
         validator = self._validator(version, component)
         if validator is None:
             return
-        problems: list[tuple[str, str, str]] = []
-        for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path))):
-            if err.validator == "required" and not err.path:
-                missing = str(err.message).split("'")[1] if "'" in err.message else err.message
-                problems.append(("required", "input", f"{missing} is required"))
-                continue
-            field = ".".join(str(p) for p in err.path) or "input"
-            problems.append((str(err.validator), f"input.{field}", _coglet_message(err)))
+        problems = describe_errors(validator, data, "input")
         if problems:
             raise invalid(problems)
 
@@ -102,26 +96,3 @@ def detail_text(detail: Any) -> str:
                 lines.append(str(item))
         return "; ".join(lines)
     return str(detail)
-
-
-def _coglet_message(err: jsonschema.ValidationError) -> str:
-    """jsonschema's message in the wording coglet uses (JSON-quoted values)."""
-    inst = json.dumps(err.instance, separators=(",", ":"))
-    if err.validator == "enum":
-        return f"{inst} is not one of {json.dumps(err.validator_value, separators=(',', ':'))}"
-    if err.validator == "type":
-        return f'{inst} is not of type "{err.validator_value}"'
-    if err.validator == "pattern":
-        return f'{inst} does not match "{err.validator_value}"'
-    if err.validator == "maximum":
-        return f"{inst} is greater than the maximum of {_num(err.validator_value)}"
-    if err.validator == "minimum":
-        return f"{inst} is less than the minimum of {_num(err.validator_value)}"
-    return str(err.message)
-
-
-def _num(value: Any) -> str:
-    # Schemas may carry 4.0 where coglet (serde) prints 4.
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return json.dumps(value)

@@ -138,6 +138,8 @@ _TYPES = {
     "enum": "enum",
     "minimum": "number_gte",
     "maximum": "number_lte",
+    "exclusiveMinimum": "number_gt",
+    "exclusiveMaximum": "number_lt",
     "minLength": "string_gte",
     "maxLength": "string_lte",
     "pattern": "pattern",
@@ -161,11 +163,20 @@ def check_body(body: dict[str, Any], schema: dict[str, Any]) -> None:
         validator = _VALIDATORS[id(schema)] = jsonschema.Draft7Validator(
             schema, format_checker=_FORMATS
         )
-    problems: list[tuple[str, str, str]] = []
-    for err in sorted(validator.iter_errors(body), key=_order):
-        problems.extend(_describe(err))
+    problems = describe_errors(validator, body)
     if problems:
         raise invalid(problems)
+
+
+def describe_errors(
+    validator: jsonschema.Draft7Validator, instance: Any, prefix: str = ""
+) -> list[tuple[str, str, str]]:
+    """Every problem of ``instance`` as ``(type, field, description)`` in gojsonschema's
+    words, fields under ``prefix`` (``"input"`` for a prediction's input)."""
+    problems: list[tuple[str, str, str]] = []
+    for err in sorted(validator.iter_errors(instance), key=_order):
+        problems.extend(_describe(err, prefix))
+    return problems
 
 
 def invalid(problems: list[tuple[str, str, str]]) -> ApiError:
@@ -185,8 +196,8 @@ def _order(err: jsonschema.ValidationError) -> tuple[int, list[str]]:
     return (0 if err.validator == "required" else 1, [str(p) for p in err.absolute_path])
 
 
-def _describe(err: jsonschema.ValidationError) -> list[tuple[str, str, str]]:
-    path = [str(p) for p in err.absolute_path]
+def _describe(err: jsonschema.ValidationError, prefix: str = "") -> list[tuple[str, str, str]]:
+    path = [p for p in (prefix, *map(str, err.absolute_path)) if p]
     here = ".".join(path)
     parent = ".".join(path[:-1])
     kind = _TYPES.get(str(err.validator), str(err.validator))
@@ -212,9 +223,13 @@ def _describe(err: jsonschema.ValidationError) -> list[tuple[str, str, str]]:
         choices = ", ".join(json.dumps(v) for v in values)
         return [(kind, here, f"{name} must be one of the following: {choices}")]
     if err.validator == "minimum":
-        return [(kind, here, f"Must be greater than or equal to {err.validator_value}")]
+        return [(kind, here, f"Must be greater than or equal to {_num(err.validator_value)}")]
     if err.validator == "maximum":
-        return [(kind, here, f"Must be less than or equal to {err.validator_value}")]
+        return [(kind, here, f"Must be less than or equal to {_num(err.validator_value)}")]
+    if err.validator == "exclusiveMinimum":
+        return [(kind, here, f"Must be greater than {_num(err.validator_value)}")]
+    if err.validator == "exclusiveMaximum":
+        return [(kind, here, f"Must be less than {_num(err.validator_value)}")]
     if err.validator == "minLength":
         return [
             (kind, here, f"String length must be greater than or equal to {err.validator_value}")
@@ -226,3 +241,10 @@ def _describe(err: jsonschema.ValidationError) -> list[tuple[str, str, str]]:
     if err.validator == "format":
         return [(kind, here, f"Does not match format '{err.validator_value}'")]
     return [(kind, here or parent, str(err.message))]
+
+
+def _num(value: Any) -> str:
+    # Schemas may carry 4.0 where Go prints 4.
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return json.dumps(value)
