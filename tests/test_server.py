@@ -613,6 +613,8 @@ def test_webhooks_are_signed_and_filtered(
     statuses = []
     for headers, body in _Hooks.received:
         replicate.webhooks.validate(headers=headers, body=body, secret=secret)
+        # Message ids look like Replicate's (Svix's): msg_ and letters and digits.
+        assert re.fullmatch(r"msg_[A-Za-z0-9]{24}", headers["webhook-id"]), headers
         event = json.loads(body)
         assert event["id"] == pred.id
         statuses.append(event["status"])

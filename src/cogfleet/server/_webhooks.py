@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import secrets
+import string
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,8 @@ import httpx
 log = logging.getLogger("cogfleet.server")
 
 WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
+# Message ids as Replicate's (Svix) have them: msg_ and 24 letters and digits.
+_ID_CHARS = string.ascii_letters + string.digits
 
 
 class Webhooks:
@@ -99,7 +102,7 @@ class Webhooks:
             # Deliver each run's events in order.
             await asyncio.gather(previous, return_exceptions=True)
         key = base64.b64decode(self.key().split("_", 1)[1])
-        msg_id = "msg_" + secrets.token_urlsafe(18)
+        msg_id = "msg_" + "".join(secrets.choice(_ID_CHARS) for _ in range(24))
         stamp = str(int(datetime.now(UTC).timestamp()))
         mac = hmac.new(key, f"{msg_id}.{stamp}.{body}".encode(), hashlib.sha256).digest()
         headers = {
