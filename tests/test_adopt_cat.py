@@ -128,3 +128,31 @@ def test_merge_is_checked_in_variants_yaml(repo, cli):
                                         "model-cog-configs/schnell.yaml}\n"})
     result = cli("list", cwd=repo)
     assert "variant 'schnell': merge must be one of yq, concatenate, got 'cat'" in result.err
+
+
+MAKEFILE = """\
+.PHONY: select
+select:
+\t@test -n "$(MODEL)" || (echo "usage: make select MODEL=<model>"; exit 1)
+\tcat cog.yaml.template > cog.yaml
+\tcat model-cog-configs/$(MODEL).yaml >> cog.yaml
+\tcp safe-push-configs/$(MODEL).yaml cog-safe-push.yaml
+"""
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_a_makefile_target_is_read_like_a_select_script(repo, cli, tmp_path):
+    (repo / "script/select.sh").unlink()
+    write_files(repo, {"Makefile": MAKEFILE})
+    result = cli("init", cwd=repo)
+    assert result.code == ExitCode.OK, result.err
+    assert "select script Makefile" in result.out
+    variants = yaml.safe_load((repo / "variants.yaml").read_text())
+    assert variants["defaults"]["overlay"] == "model-cog-configs/{variant}.yaml"
+    assert cli("render", "schnell", cwd=repo).code == ExitCode.OK
+    scratch = tmp_path / "made"
+    shutil.copytree(repo, scratch, ignore=shutil.ignore_patterns(".cogfleet"))
+    subprocess.run(["make", "-s", "select", "MODEL=schnell"], cwd=scratch, check=True)
+    assert (repo / ".cogfleet/build/schnell/cog.yaml").read_bytes() == (
+        scratch / "cog.yaml"
+    ).read_bytes()

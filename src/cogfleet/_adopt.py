@@ -61,6 +61,7 @@ SELECT_SCRIPTS = (
     "scripts/select-model", "select.sh",
 )
 _VARIANT_ARG = re.compile(r"\$\{?(?:1|[A-Za-z_][A-Za-z0-9_]*)\}?")
+MAKEFILES = ("Makefile", "makefile", "GNUmakefile")
 _SELECT_NAME_RE = re.compile(r"^select(?:[-_](?:model|variant)s?)?(?:\.(?:sh|bash))?$")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _PIN_RES = (
@@ -138,6 +139,7 @@ def _select_scripts(root: Path) -> list[str]:
             rel = path.relative_to(root).as_posix()
             if path.is_file() and _SELECT_NAME_RE.match(path.name) and rel not in found:
                 found.append(rel)
+    found += [name for name in MAKEFILES if (root / name).is_file()]
     return found
 
 
@@ -147,6 +149,9 @@ def _read_select(root: Path) -> _Select | None:
         path = root / rel
         text = path.read_text(encoding="utf-8", errors="replace")
         text = re.sub(r"\\\n", " ", text)  # shell line continuations
+        makefile = rel in MAKEFILES
+        if makefile:  # a recipe's $(MODEL) is the shell's ${MODEL}; $$ is a $
+            text = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", r"${\1}", text).replace("$$", "$")
         found = _Select(script=rel)
         merge = re.search(r"\byq\s+(?:eval-all|ea)\s+(['\"])(.*?)\1\s+(\S+)\s+(\S+)", text)
         if merge:
@@ -188,6 +193,8 @@ def _read_select(root: Path) -> _Select | None:
                 and ".." not in dest.split("/") and dest != "."
             ):
                 found.files[dest] = source
+        if makefile and (found.envsubst or found.runs):
+            continue  # a make target is not run per variant: only its text is read
         if found.base or found.config or found.runs:
             return found
     return None
