@@ -369,4 +369,32 @@ def test_a_models_folder_of_per_model_files_is_model_source(tmp_path, cli):
     assert cli("select", "small", cwd=root).code == ExitCode.OK
     kept_out = (root / ".dockerignore").read_text().splitlines()
     assert "models" not in kept_out and "templates" not in kept_out
-    assert "models/small/cog.yaml" in kept_out and "plugins" in kept_out
+    assert "models/small/cog.yaml" in kept_out and "plugins" not in kept_out
+
+
+def test_a_plugins_folder_of_model_code_is_not_loaded_as_cogfleet_plugins(repo, cli):
+    write_files(repo, {"plugins/loader.py": "import not_installed_here\n\n\nLOADER = 1\n"})
+    result = cli("init", cwd=repo)
+    assert result.code == ExitCode.OK, result.err
+    assert cli("render", "small", cwd=repo).code == ExitCode.OK
+    assert (repo / ".cogfleet/build/small/plugins/loader.py").is_file()  # model source
+    listed = cli("plugins", cwd=repo)
+    assert listed.code == ExitCode.OK and "loader" not in listed.out
+    # a module that names cogfleet is a plugin, and then plugins/ is cogfleet's folder
+    write_files(repo, {"plugins/shout.py": "from cogfleet import hookimpl\n\n\n"
+                                           "@hookimpl\ndef cogfleet_template_variables(variant):"
+                                           "\n    return {'shout': True}\n"})
+    assert "shout  [plugins/shout.py]" in cli("plugins", cwd=repo).out
+    assert cli("render", "small", cwd=repo).code == ExitCode.OK
+    assert not (repo / ".cogfleet/build/small/plugins").exists()
+
+
+def test_list_of_an_adopted_repo_does_not_need_its_plugins(repo, cli):
+    assert cli("init", cwd=repo).code == ExitCode.OK
+    write_files(repo, {"plugins/broken.py": "import cogfleet\nraise RuntimeError('boom')\n"})
+    result = cli("list", cwd=repo)
+    assert result.code == ExitCode.OK, result.err
+    assert result.out.splitlines()[0].split() == ["large", "copies", "-"]
+    rendered = cli("render", cwd=repo)
+    assert rendered.code == ExitCode.USAGE_ERROR
+    assert "plugins/broken.py:2: plugin 'broken' failed to import" in rendered.err

@@ -41,6 +41,16 @@ class PluginInfo:
     hooks: tuple[str, ...]
 
 
+
+def is_cogfleet_plugin(path: Path) -> bool:
+    """Whether ``plugins/<name>.py`` is a cogfleet plugin: one names cogfleet (its
+    ``hookimpl`` comes from ``cogfleet`` or a ``HookimplMarker("cogfleet")``), so a
+    module that never does is the model's own code in a folder of that name."""
+    try:
+        return b"cogfleet" in path.read_bytes()
+    except OSError:
+        return True  # unreadable: importing it reports the problem by name
+
 class Plugins:
     """Typed access to every hook; the core never calls ``pm.hook`` directly."""
 
@@ -99,11 +109,15 @@ class Plugins:
             self._register(module, ep.name, source)
 
     def _load_repo_plugins(self, root: Path) -> None:
+        """The repo's ``plugins/*.py``; in a repo adopted in place, only those that are
+        cogfleet plugins (see :func:`is_cogfleet_plugin`)."""
         folder = root / "plugins"
         if not folder.is_dir():
             return
+        # in an adopted repo (no models/<family>/) plugins/ may hold the model's own code
+        native = any((root / "models").glob("*/variants.yaml"))
         for path in sorted(folder.glob("*.py")):
-            if path.name.startswith("_"):
+            if path.name.startswith("_") or not (native or is_cogfleet_plugin(path)):
                 continue
             name = path.stem
             rel = f"plugins/{path.name}"

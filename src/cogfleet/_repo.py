@@ -136,19 +136,22 @@ class Repo:
         return self.root / STATE_DIR / "build"
 
     def own_dirs(self) -> list[str]:
-        """The repo's folders that are cogfleet's, never model source: ``plugins/``, and
-        ``models/`` and ``templates/`` when the variants use them (a select-script repo
-        may keep model files there: ``models/<name>/cog.yaml``, ``templates/prompt.txt``)."""
+        """The repo's folders that are cogfleet's, never model source: ``models/``,
+        ``templates/`` and ``plugins/`` when cogfleet's families, templates or plugins are
+        there (a select-script repo may keep model files in such folders:
+        ``models/<name>/cog.yaml``, ``templates/prompt.txt``, ``plugins/loader.py``)."""
         variants = self.variants.values()
-        dirs = [PLUGINS_DIR]
-        if any(v.family_dir != self.root for v in variants):
-            dirs.append(MODELS_DIR)
+        native = any(v.family_dir != self.root for v in variants)  # models/<family>/
+        dirs = [MODELS_DIR] if native else []
         prefix = f"{TEMPLATES_DIR}/"
-        if dirs[-1] == MODELS_DIR or any(
+        if native or any(
             v.template is None or v.template.startswith(prefix)
             or (v.overlay or "").startswith(prefix) for v in variants
         ):
             dirs.append(TEMPLATES_DIR)
+        plugins = self.root / PLUGINS_DIR
+        if native or any(b"cogfleet" in p.read_bytes() for p in plugins.glob("*.py")):
+            dirs.append(PLUGINS_DIR)  # as the plugin loader decides (cogfleet._plugins)
         return dirs
 
     @property

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from cogfleet._errors import ExitCode, UsageError
+from cogfleet._errors import ExitCode, PluginError, UsageError
 from cogfleet.cli._common import Command, load_plugins, load_repo, out, variants_argument
 
 
@@ -19,8 +19,12 @@ def cmd_list(ns: argparse.Namespace) -> int:
         # an adopted repo names each model in its config, not in variants.yaml
         from cogfleet._render import config_model
 
-        plugins = load_plugins(repo.root)
-        models = {v.name: config_model(repo, v, plugins) for v in repo.variants.values()}
+        try:
+            plugins = load_plugins(repo.root)
+        except PluginError:
+            pass  # listing does not need plugins: render and lint name the broken one
+        else:
+            models = {v.name: config_model(repo, v, plugins) for v in repo.variants.values()}
     if ns.json:
         listed = [
             {**v.to_json(repo.root), "model": models[v.name]} for v in repo.variants.values()
