@@ -382,7 +382,9 @@ def test_concurrency_above_one_needs_async_run(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL + "concurrency:\n  max: 4\n")
     (tmp_path / "predict.py").write_text("class Predictor:\n    def run(self): ...\n")
     err = error_of(path, tmp_path)
-    assert err.message == "concurrency.max: 4 needs an async def run() in predict.py:Predictor"
+    assert err.message == (
+        "concurrency.max: 4 needs an async run() or predict() in predict.py:Predictor; it is sync"
+    )
     (tmp_path / "predict.py").write_text("class Predictor:\n    async def run(self): ...\n")
     assert validate_cog_yaml(path, tmp_path) == [
         "concurrency.max: deprecated; prefer @cog.concurrent(max=N) on an async run()"

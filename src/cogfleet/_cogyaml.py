@@ -386,7 +386,8 @@ def _check_concurrency(doc: _Document, out: _Problems, build_dir: Path | None) -
             and isinstance(ref, str)
             and _run_is_async(build_dir, ref) is False
         ):
-            out.add(("concurrency", "max"), f"{maximum} needs an async def run() in {ref}")
+            out.add(("concurrency", "max"),
+                    f"{maximum} needs an async run() or predict() in {ref}; it is sync")
 
 
 def _check_image_model(doc: _Document, out: _Problems) -> None:
