@@ -398,3 +398,16 @@ def test_list_of_an_adopted_repo_does_not_need_its_plugins(repo, cli):
     rendered = cli("render", cwd=repo)
     assert rendered.code == ExitCode.USAGE_ERROR
     assert "plugins/broken.py:2: plugin 'broken' failed to import" in rendered.err
+
+
+def test_a_plain_template_is_taken_as_written_not_as_jinja(repo, cli, tmp_path):
+    # shell in a run: line that Jinja would read as a comment and an expression
+    text = FILES["configs/small/cog.yaml"] + "  run:\n    - echo ${#HOME} {{ not jinja }}\n"
+    write_files(repo, {"configs/small/cog.yaml": text.replace(
+        "run: \"predict.py:Predictor\"\n", "") + "run: \"predict.py:Predictor\"\n"})
+    result = cli("init", cwd=repo)
+    assert result.code == ExitCode.OK, result.err
+    assert cli("render", "small", cwd=repo).code == ExitCode.OK
+    assert (repo / ".cogfleet/build/small/cog.yaml").read_bytes() == _selected_by_the_script(
+        repo, "small", tmp_path / "small"
+    )

@@ -3,7 +3,8 @@
 ``.cogfleet/build/<variant>/`` receives the family's files, every ``*.j2`` rendered
 without its suffix, ``cog.yaml`` and the variant's config as ``cog-safe-push.yaml``.
 
-``cog.yaml`` comes from the variant's ``template`` (Jinja), else the family's own
+``cog.yaml`` comes from the variant's ``template`` (Jinja when it ends in ``.j2``, plain
+text otherwise), else the family's own
 ``cog.yaml[.j2]``, else ``templates/cog.yaml.j2``; with an ``overlay`` that file is the
 base, and the overlay is merged onto it as yq's ``*+`` would (see
 :mod:`cogfleet._overlay`; a base ending in ``.j2`` is rendered first), or, with
@@ -603,7 +604,11 @@ def _cog_yaml(
                 "exist)",
             )
     if variant.overlay is None:
-        text, origins = _render_one(env, base_name, base_rel, context, variant)
+        if base_rel.endswith(".j2"):
+            text, origins = _render_one(env, base_name, base_rel, context, variant)
+        else:  # plain text, as a select script copies it (a run: line's ${#X} stays)
+            text = _text(_read_plain(repo, loader, repo.root / base_rel), base_rel)
+            origins = [(base_rel, 0)]
         return envsubst(text, variant.envsubst).encode("utf-8"), origins
     # with an overlay, only a .j2 base is a template (yq reads the base as plain YAML)
     base_origins: list[tuple[str, int]] | None = None
