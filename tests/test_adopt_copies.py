@@ -9,6 +9,7 @@ file is its template, and rendering must give the bytes the script copies.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -411,3 +412,19 @@ def test_a_plain_template_is_taken_as_written_not_as_jinja(repo, cli, tmp_path):
     assert (repo / ".cogfleet/build/small/cog.yaml").read_bytes() == _selected_by_the_script(
         repo, "small", tmp_path / "small"
     )
+
+
+def test_init_runs_the_script_without_credentials_or_cog(case_repo, cli, monkeypatch):
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_secret_value")
+    outside = case_repo.parent  # the script's run is in a scratch copy: look from here
+    # a script that goes on to push once it has selected
+    write_files(case_repo, {"script/select-model": CASE_SELECT.replace(
+        "esac\n", f"esac\necho \"token=${{REPLICATE_API_TOKEN:-none}}\" >> {outside}/seen\n"
+                  "cog push r8.im/acme/$1\n")})
+    write_files(outside, {"bin/cog": f"#!/bin/sh\ntouch {outside}/pushed\n"})
+    (outside / "bin/cog").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{outside / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    result = cli("init", cwd=case_repo)
+    assert result.code == ExitCode.OK, result.err
+    assert (outside / "seen").read_text() == "token=none\ntoken=none\n"
+    assert not (outside / "pushed").exists()

@@ -6,8 +6,10 @@ each variant's values or files in a ``case`` statement, or exports variables for
 ``envsubst``, says what it does only when it runs. So it is run, per variant, in one
 scratch copy of the repository (a select script is made to run again and again in the
 same tree), with an ``envsubst`` of cogfleet's own first on ``PATH`` that records the
-values it is handed. Afterwards every file the run created or changed is compared with
-the files the repository had: one with the bytes of an existing file is a copy of it.
+values it is handed, ``cog``, ``cog-safe-push`` and ``docker`` stubs that refuse to run
+(a script that goes on to build or push does not), and none of cogfleet's credentials.
+Afterwards every file the run created or changed is compared with the files the
+repository had: one with the bytes of an existing file is a copy of it.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cogfleet._credentials import without_credentials
+
 SCRATCH_SKIP = (".git", ".cogfleet", ".venv", "venv", "node_modules", "__pycache__", ".nox")
 SCRATCH_MAX_FILE = 5_000_000  # weights and caches are not what a select script reads
 TIMEOUT = 60.0
+#: Tools a select script may call after selecting that must not run here.
+_NOT_RUN = ("cog", "cog-safe-push", "docker", "replicate")
 
 _RECORDER = """\
 import json, os, sys
@@ -112,6 +118,11 @@ def run_per_variant(
         recorder = bin_dir / "envsubst"
         recorder.write_text(f"#!{sys.executable}\n{_RECORDER}", encoding="utf-8")
         recorder.chmod(0o755)
+        for tool in _NOT_RUN:  # a select script that goes on to build or push does not
+            stub = bin_dir / tool
+            stub.write_text(f"#!/bin/sh\necho '{tool}: not run while cogfleet init reads "
+                            "the select script' >&2\nexit 127\n", encoding="utf-8")
+            stub.chmod(0o755)
         copy = scratch / "repo"
         shutil.copytree(root, copy, symlinks=True, ignore=_ignore)
         originals = _Originals(copy, _stats(copy))
@@ -119,7 +130,7 @@ def run_per_variant(
             out = scratch / f"{name}.json"
             out.unlink(missing_ok=True)
             env = {
-                **os.environ,
+                **without_credentials(),  # the script is the repo's code
                 "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
                 "COGFLEET_ENVSUBST_NAMES": json.dumps(wanted),
                 "COGFLEET_ENVSUBST_OUT": str(out),
