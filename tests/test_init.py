@@ -150,6 +150,8 @@ def test_a_folder_that_is_neither_empty_nor_adoptable(tmp_path, cli):
     result = cli("init", cwd=tmp_path / "x")
     assert result.code == ExitCode.USAGE_ERROR
     assert "found notes.txt" in result.err and "missing" in result.err
+    assert "a select script that writes cog.yaml, such as script/select.sh" in result.err
+    assert len(result.err.strip().splitlines()) == 1
 
 
 def test_scaffold_in_an_empty_folder_dry_run(tmp_path, cli):
@@ -210,3 +212,4 @@ def test_scaffold_workflows_install_each_variants_pinned_cog(tmp_path, cli):
     matrix = cli("matrix", "--variants", "all", cwd=empty)
     entries = json.loads(matrix.out)["include"]
     assert entries and all(e["cog_version"] for e in entries), matrix.out
+

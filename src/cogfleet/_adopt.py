@@ -610,8 +610,9 @@ def plan_init(root: Path) -> Plan:
         present = sorted(p.name for p in root.iterdir() if p.name != ".git")[:8]
         raise LayoutError(
             f"cannot init here: the folder is not empty (found {', '.join(present)}) and has "
-            f"no model-ci-template layout (missing a base such as cog.yaml.template, "
-            f"overlays in model-cog-configs/ and configs in {' or '.join(CONFIG_DIRS)}/)"
+            "no select-script layout (missing a select script that writes cog.yaml, such "
+            "as script/select.sh, or a base such as cog.yaml.template with overlays in "
+            f"model-cog-configs/; and configs in {' or '.join(CONFIG_DIRS)}/)"
         )
     return plan
 
