@@ -346,3 +346,28 @@ def test_match_prompt_needs_the_judge_for_unverified_facts(push, client, demo_re
         fuzz_calls = [r for r in fake.requests if "verdict" not in r.text()]
         assert len(fuzz_calls) == 1  # the whole fuzz batch in one request
         assert fake.api_key not in judged.out + judged.err + json.dumps(report2)
+
+
+def test_train_fuzz_trainings_must_succeed(push, client, demo_repo):
+    """``train.fuzz`` fuzzes trainings, as cog-safe-push does: each must succeed."""
+    create_model(client, "cogfleet-demo/captioner")
+    config = demo_repo / "cog-safe-push-configs/caption.yaml"
+    text = config.read_text()
+    for vocabulary, code in (("bright", ExitCode.OK), (" , ", ExitCode.CHECKS_FAILED)):
+        config.write_text(text.replace(
+            "  train_timeout: 120\n",
+            "  train_timeout: 120\n  fuzz:\n"
+            f"    fixed_inputs: {{vocabulary: '{vocabulary}'}}\n    iterations: 2\n",
+        ))
+        result, report = push("test", "caption", "--no-compare-outputs")
+        assert result.code == code, result.err + result.out
+        fuzzed = [c for c in report["cases"]
+                  if c["kind"] == "train-case" and c["message"].startswith("fuzz: ")]
+        assert sorted(c["index"] for c in fuzzed) == [2, 3]
+        assert all(c["inputs"]["vocabulary"] == vocabulary for c in fuzzed)
+        if code == ExitCode.OK:
+            assert all(c["status"] == "passed" for c in fuzzed)
+        else:
+            assert all(c["status"] == "failed" and "vocabulary" in c["message"] for c in fuzzed)
+            train_step = next(s for s in report["steps"] if s["name"] == "train")
+            assert train_step["message"].startswith("2/2 fuzz trainings failed: [2] fuzz: ")

@@ -1,8 +1,9 @@
 """Built-in check step: training (cog-safe-push's ``train`` section).
 
 The test version is trained into the destination (default ``<test_model>-dest``);
-each train test case checks a training's output; then the predict test cases run on
-the trained version.
+each train test case checks a training's output, and with ``train.fuzz`` trainings
+with generated inputs must succeed with an output (as cog-safe-push fuzzes them);
+then the predict test cases run on the trained version.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from cogfleet import hookimpl
 from cogfleet._config import TestCase
-from cogfleet._errors import CheckFailed
+from cogfleet._errors import CheckFailed, ConfigError
 from cogfleet._result import CaseResult
 from cogfleet._steps import PushContext, Step, StepOutcome, passed, skipped
 from cogfleet._target_base import split_model
@@ -81,8 +82,17 @@ async def train(ctx: PushContext) -> StepOutcome:
         )
         return record, trained
 
-    trainings = await asyncio.gather(*(one(i, c) for i, c in enumerate(cases)))
+    trainings, fuzzed = await asyncio.gather(
+        asyncio.gather(*(one(i, c) for i, c in enumerate(cases))),
+        _fuzz_trainings(ctx, f"{owner}/{name}", destination, file_inputs, first=len(cases)),
+    )
     failed = [r for r, _ in trainings if r.status == "failed"]
+    failed_fuzz = [r for r in fuzzed if r.status == "failed"]
+    if failed_fuzz and not failed:
+        raise CheckFailed(
+            f"{len(failed_fuzz)}/{len(fuzzed)} fuzz trainings failed: "
+            + "; ".join(f"[{r.index}] {r.message} inputs={r.inputs}" for r in failed_fuzz[:3])
+        )
     if failed:
         raise CheckFailed(
             f"{len(failed)}/{len(trainings)} trainings failed: "
@@ -98,7 +108,8 @@ async def train(ctx: PushContext) -> StepOutcome:
     ctx.plan_cases(len(predict_cases))
     results = await asyncio.gather(
         *(
-            ctx.run_case("train-case", len(cases) + i, case, version=trained_version)
+            ctx.run_case("train-case", len(cases) + len(fuzzed) + i, case,
+                         version=trained_version)
             for i, case in enumerate(predict_cases)
         )
     )
@@ -109,10 +120,60 @@ async def train(ctx: PushContext) -> StepOutcome:
             f"{destination}:{trained_version[:12]}: "
             + "; ".join(f"[{r.index}] {r.message}" for r in failed[:3])
         )
+    fuzz_note = f" and {len(fuzzed)} fuzz trainings" if fuzzed else ""
     return passed(
-        f"{len(trainings)} trainings into {destination} passed; "
+        f"{len(trainings)} trainings{fuzz_note} into {destination} passed; "
         f"{len(results)} test cases passed on {trained_version[:12]}"
     )
+
+
+async def _fuzz_trainings(
+    ctx: PushContext, model: str, destination: str, file_inputs: set[str], *, first: int
+) -> list[CaseResult]:
+    """``train.fuzz``: trainings with generated inputs, each of which must succeed with an
+    output that is not empty (numbered from ``first``, after the test-case trainings)."""
+    section = ctx.config.train
+    assert section is not None and ctx.test_version is not None
+    settings = section.fuzz
+    if settings is None or settings.iterations == 0:
+        return []
+    from cogfleet.schema import validate_inputs
+
+    version = ctx.test_version["id"]
+    fixed = await ctx.predictions.prepare_inputs(dict(settings.fixed_inputs), file_inputs)
+    try:
+        proposed: list[dict[str, Any]] = await asyncio.to_thread(
+            ctx.plugins.fuzz_inputs,
+            ctx=ctx, schema=ctx.test_schema, kind="train", count=settings.iterations,
+            fixed_inputs=fixed, disabled_inputs=list(settings.disabled_inputs),
+            prompt=settings.prompt,
+        )
+    except ConfigError as exc:
+        raise CheckFailed(f"train.{exc.message}") from None
+    inputs = [
+        i for i in proposed if not validate_inputs(ctx.test_schema, i, kind="train")
+    ][: settings.iterations]
+    if not inputs:
+        raise CheckFailed("no train fuzz input fits the schema")
+    ctx.plan_cases(len(inputs))
+
+    async def one(index: int, case_inputs: dict[str, Any]) -> CaseResult:
+        outcome = await ctx.predictions.train(
+            model, version, destination, case_inputs, timeout=section.train_timeout
+        )
+        ok, message, error_kind = await ctx.verdict(outcome, case_inputs, None, None)
+        if ok and outcome.output in (None, "", [], {}):
+            ok, message, error_kind = False, "empty output", "model"
+        return ctx.add_case(CaseResult(
+            kind="train-case", index=index, inputs=case_inputs, checker=None,
+            status="passed" if ok else "failed", message=f"fuzz: {message}",
+            prediction_id=outcome.id, duration_s=outcome.duration_s,
+            output=await ctx.kept_output(outcome), error=outcome.error,
+            prediction_url=outcome.url, started_s=ctx.since_start(outcome.started),
+            error_kind=None if ok else error_kind,
+        ))
+
+    return list(await asyncio.gather(*(one(first + i, c) for i, c in enumerate(inputs))))
 
 
 @hookimpl
