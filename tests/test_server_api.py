@@ -619,6 +619,26 @@ def test_prediction_list_filters(
         _problem(http.get("/v1/predictions", params={"source": "cli"}), 422)
 
 
+def test_list_cursors_are_positions(
+    server: LocalServer, bob: replicate.Client, echo: dict[str, Any]
+) -> None:
+    # A prediction created while a client pages does not push the ones it has seen
+    # onto the next page (nor appear itself): Replicate's cursors are positions.
+    for i in range(3):
+        bob.predictions.create(version=echo["id"], input={"prompt": f"c{i}"}, wait=True)
+    with _raw(server, BOB) as http:
+        everything = _listed(http)
+        page = http.get("/v1/predictions").json()
+        assert len(page["results"]) == 2 and page["next"]
+        seen = [p["id"] for p in page["results"]]
+        newer = bob.predictions.create(version=echo["id"], input={"prompt": "new"}, wait=True)
+        while page["next"]:
+            page = http.get(page["next"]).json()
+            seen += [p["id"] for p in page["results"]]
+        assert seen == everything and newer.id not in seen
+        assert _listed(http)[0] == newer.id  # a fresh listing starts with it
+
+
 def test_models_list_sort_order(
     server: LocalServer, bob: replicate.Client, echo: dict[str, Any]
 ) -> None:

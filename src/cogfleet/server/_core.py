@@ -276,50 +276,70 @@ def paginate(
     where: Sequence[Sequence[Condition]] = (),
     order: Order = "created",
     ascending: bool = False,
+    snapshot: str | None = None,
 ) -> JSONResponse:
-    """One newest-first page of ``kind`` with absolute ``next``/``previous`` cursor URLs."""
-    offset = _cursor_offset(request)
+    """One newest-first page of ``kind`` with absolute ``next``/``previous`` cursor URLs.
+
+    ``snapshot``: the creation-time field of a newest-first listing. Its cursors then
+    hold the newest time of the first page, so that what is created while a client
+    pages does not push items it has seen onto the next page (Replicate's cursors
+    are positions, not offsets).
+    """
+    offset, anchor = _cursor(request)
+    conditions = list(where)
+    if snapshot and anchor is not None:
+        conditions.append([(snapshot, "<", anchor), (snapshot, "=", anchor)])
     docs, more = store.page(
         kind,
         offset=offset,
         limit=size,
         parent=parent,
-        where=where,
+        where=conditions,
         order=order,
         ascending=ascending,
     )
-    return _page_response(request, [render(d) for d in docs], offset, size, more)
+    if snapshot and anchor is None and offset == 0 and docs:
+        anchor = str(docs[0].get(snapshot))
+    return _page_response(request, [render(d) for d in docs], offset, size, more, anchor)
 
 
 def paginate_list(request: Request, items: Sequence[dict[str, Any]], *, size: int) -> JSONResponse:
     """One page of an in-memory list, with the same cursors as :func:`paginate`."""
-    offset = _cursor_offset(request)
+    offset, _ = _cursor(request)
     page = list(items[offset : offset + size])
     return _page_response(request, page, offset, size, offset + size < len(items))
 
 
-def _cursor_offset(request: Request) -> int:
+def _cursor(request: Request) -> tuple[int, str | None]:
+    """The cursor's offset and snapshot time (``o=<offset>[&a=<time>]``, base64)."""
     cursor = request.query_params.get("cursor")
     if not cursor:
-        return 0
+        return 0, None
     try:
         decoded = base64.urlsafe_b64decode(cursor.encode()).decode()
-        offset = int(decoded.removeprefix("o="))
-    except (ValueError, binascii.Error) as exc:
+        fields = dict(part.split("=", 1) for part in decoded.split("&"))
+        offset = int(fields["o"])
+    except (ValueError, KeyError, binascii.Error) as exc:
         raise ApiError(400, "Invalid cursor", "Bad request") from exc
     if not 0 <= offset < 2**62:
         raise ApiError(400, "Invalid cursor", "Bad request")
-    return offset
+    return offset, fields.get("a")
 
 
 def _page_response(
-    request: Request, results: list[dict[str, Any]], offset: int, size: int, more: bool
+    request: Request,
+    results: list[dict[str, Any]],
+    offset: int,
+    size: int,
+    more: bool,
+    anchor: str | None = None,
 ) -> JSONResponse:
     # The filters of the request (everything but the cursor) carry over to every page.
     kept = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
 
     def link(off: int) -> str:
-        token = base64.urlsafe_b64encode(f"o={off}".encode()).decode()
+        position = f"o={off}" if anchor is None else f"o={off}&a={anchor}"
+        token = base64.urlsafe_b64encode(position.encode()).decode()
         query = urlencode([*kept, ("cursor", token)])
         return str(request.url.replace(query=query))
 

@@ -325,6 +325,7 @@ class Models:
             lambda d: self.render_run(d, base),
             size=self.page_size or 100,
             where=self._examples(f"{p['owner']}/{p['name']}"),
+            snapshot="created_at",
         )
 
     async def delete(self, request: Request) -> Response:
@@ -355,6 +356,7 @@ class Models:
             public,
             size=self.page_size or 100,
             parent=f"{p['owner']}/{p['name']}",
+            snapshot="created_at",
         )
 
     async def versions_get(self, request: Request) -> Response:
