@@ -58,6 +58,10 @@ webhooks signed like Replicate's). What deliberately differs, and why:
   instead of Replicate's signed ``owner``/``expiry``/``signature`` query: the API has
   no way to get the signing secret.
 * **models.search** (``QUERY /v1/models``) answers every match in one page.
+* **Deployments** can be deleted at once (Replicate waits until one has been
+  offline and unused for 15 minutes): no instances run here to wind down.
+* **``GET /v1/predictions?source=api``** lists the API's predictions (Replicate's
+  spec takes only ``web``); every local prediction is ``api``.
 """
 
 from cogfleet.server._embedded import (
