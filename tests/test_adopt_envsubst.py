@@ -168,3 +168,21 @@ def test_a_select_script_under_another_usual_name_is_found(repo, cli, where):
     assert variants["variants"]["large"] == {
         "envsubst": {"GPU": "true", "PREDICTOR": "LargePredictor"}
     }
+
+
+def test_a_predictor_the_script_copies_beside_envsubst_is_a_file_of_the_variant(repo, cli):
+    write_files(repo, {
+        "script/select-model": SELECT.replace(
+            "envsubst < cog.yaml.tpl > cog.yaml\n",
+            "envsubst < cog.yaml.tpl > cog.yaml\ncp \"predictors/${MODEL}.py\" predict.py\n"),
+        "predictors/small.py": PREDICT,
+        "predictors/large.py": PREDICT.replace("text * times", "text * times * 2"),
+    })
+    (repo / "predict.py").unlink()
+    result = cli("init", cwd=repo)
+    assert result.code == ExitCode.OK, result.err
+    variants = yaml.safe_load((repo / "variants.yaml").read_text())["variants"]
+    assert variants["large"]["files"] == {"predict.py": "predictors/large.py"}
+    assert variants["small"]["files"] == {"predict.py": "predictors/small.py"}
+    assert cli("render", "large", cwd=repo).code == ExitCode.OK
+    assert "text * times * 2" in (repo / ".cogfleet/build/large/predict.py").read_text()
