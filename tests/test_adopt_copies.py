@@ -428,3 +428,17 @@ def test_init_runs_the_script_without_credentials_or_cog(case_repo, cli, monkeyp
     assert result.code == ExitCode.OK, result.err
     assert (outside / "seen").read_text() == "token=none\ntoken=none\n"
     assert not (outside / "pushed").exists()
+
+
+def test_a_script_that_links_each_variants_files_is_read_as_copying_them(case_repo, cli):
+    write_files(case_repo, {"script/select-model": CASE_SELECT.replace("cp ", "ln -sf ")})
+    result = cli("init", cwd=case_repo)
+    assert result.code == ExitCode.OK, result.err
+    variants = yaml.safe_load((case_repo / "variants.yaml").read_text())
+    assert variants["variants"]["small"] == {
+        "template": "cpu.yaml", "files": {"predict.py": "variants-src/predict_small.py"}
+    }
+    assert cli("render", "small", cwd=case_repo).code == ExitCode.OK
+    build = case_repo / ".cogfleet/build/small"
+    assert not (build / "cog.yaml").is_symlink()
+    assert (build / "cog.yaml").read_text() == CASE["cpu.yaml"]

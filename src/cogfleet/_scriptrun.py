@@ -77,6 +77,19 @@ def _stats(folder: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
+def _links(folder: Path) -> dict[str, tuple[str, int]]:
+    """Every symbolic link under ``folder``: relative path -> (target, lstat mtime_ns)."""
+    out: dict[str, tuple[str, int]] = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if d not in SCRATCH_SKIP]
+        for name in filenames:
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                rel = path.relative_to(folder).as_posix()
+                out[rel] = (os.readlink(path), path.lstat().st_mtime_ns)
+    return out
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -136,7 +149,7 @@ def run_per_variant(
                 "COGFLEET_ENVSUBST_OUT": str(out),
             }
             run = runs[name] = Run()
-            started = _stats(copy)
+            started, started_links = _stats(copy), _links(copy)
             try:
                 proc = subprocess.run(
                     ["bash", script, name], cwd=copy, env=env, stdin=subprocess.DEVNULL,
@@ -154,6 +167,15 @@ def run_per_variant(
                 source = originals.equal_to(copy / rel, rel, name)
                 if source is not None:
                     run.copies[rel] = source
+                else:
+                    run.other.append(rel)
+            for rel, link in sorted(_links(copy).items()):  # `ln -sf configs/x.yaml cog.yaml`
+                if started_links.get(rel) == link:
+                    continue
+                target = (copy / rel).resolve()
+                inside = copy.resolve()
+                if target.is_file() and inside in target.parents:
+                    run.copies[rel] = target.relative_to(inside).as_posix()
                 else:
                     run.other.append(rel)
     return runs
