@@ -224,6 +224,19 @@ def test_match_url_non_image_compares_type_only(
     assert not mp3.passed
 
 
+@pytest.mark.parametrize(("reference", "mime"), [
+    ("a.ogg", "audio/ogg"), ("a.wav", "audio/wav"), ("a.wav", "audio/x-wav"),
+    ("a.flac", "audio/x-flac"), ("a.m4a", "audio/x-m4a"), ("a.mp4", "video/mp4"),
+])
+def test_match_url_data_uri_output_has_the_usual_extension(
+    ctx: Callable[..., CheckContext], tmp_path: Path, reference: str, mime: str
+) -> None:
+    # an output inlined as a data URI compares with a reference file of its usual name
+    (tmp_path / reference).write_bytes(b"reference")
+    result = run("match_url", ctx(reference, data_uri(b"output", mime)))
+    assert result.passed, result.message
+
+
 def test_match_url_needs_a_file_output(ctx: Callable[..., CheckContext]) -> None:
     result = run("match_url", ctx(png_uri(), "just text"))
     assert not result.passed

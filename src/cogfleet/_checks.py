@@ -77,10 +77,20 @@ def decode_data_uri(uri: str) -> OutputFile:
         data = base64.b64decode(payload) if "base64" in parts[1:] else unquote_to_bytes(payload)
     except (binascii.Error, ValueError) as exc:
         raise ValueError(f"invalid data URI: {exc}") from None
-    ext = mimetypes.guess_extension(mime) or ""
-    if mime == "image/jpeg":
-        ext = ".jpg"
+    ext = _MEDIA_EXTENSIONS.get(mime.lower()) or mimetypes.guess_extension(mime) or ""
     return OutputFile(name=f"output{ext}", data=data, content_type=mime)
+
+
+# The extension people give files of these types, where Python's table has none or
+# another one (audio/ogg is .oga there, audio/wav unknown) or a system's mime.types
+# may differ: a data URI output must compare with the reference file's extension.
+_MEDIA_EXTENSIONS = {
+    "image/jpeg": ".jpg",
+    "audio/wav": ".wav", "audio/x-wav": ".wav", "audio/wave": ".wav", "audio/vnd.wave": ".wav",
+    "audio/ogg": ".ogg", "audio/mpeg": ".mp3", "audio/mp3": ".mp3",
+    "audio/flac": ".flac", "audio/x-flac": ".flac", "audio/mp4": ".m4a", "audio/x-m4a": ".m4a",
+    "video/mp4": ".mp4", "video/webm": ".webm", "video/quicktime": ".mov",
+}
 
 
 def encode_data_uri(file: OutputFile) -> str:
