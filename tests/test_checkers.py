@@ -539,3 +539,28 @@ def test_exact_string_validate_shows_the_value() -> None:
     assert validate is not None
     with pytest.raises(ValueError, match=r"^exact_string must be a string, got \[1\]$"):
         validate([1])
+
+
+def test_match_url_counts_transparency_when_both_images_have_it(
+    ctx: Callable[..., CheckContext], tmp_path: Path
+) -> None:
+    """As cog-safe-push: two RGBA images with the same colours but another mask differ."""
+    def rgba(alpha_right: int) -> bytes:
+        img = Image.new("RGBA", (40, 20), (10, 200, 30, 255))
+        img.paste((10, 200, 30, alpha_right), (20, 0, 40, 20))
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return buf.getvalue()
+
+    (tmp_path / "mask.png").write_bytes(rgba(255))
+    same = run("match_url", ctx("mask.png", data_uri(rgba(255), "image/png")))
+    assert same.passed, same.message
+    other = run("match_url", ctx("mask.png", data_uri(rgba(0), "image/png")))
+    # half the pixels differ by 255 in alpha only: a mean distance of 127.5
+    assert (other.passed, other.message) == (
+        False, "images differ: mean pixel distance 127.5 is above 8")
+    # an image without transparency is compared on its colours only
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 20), (10, 200, 30)).save(buf, format="PNG")
+    opaque = run("match_url", ctx("mask.png", data_uri(buf.getvalue(), "image/png")))
+    assert (opaque.passed, opaque.message) == (True, "images match (mean pixel distance 0.0)")

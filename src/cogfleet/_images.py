@@ -1,7 +1,8 @@
 """Image helpers shared by the ``match_url`` checker and the AI judge (Pillow only).
 
 Comparison follows cog-safe-push's deterministic rule: same pixel size, and a mean
-per-pixel colour distance (Euclidean, RGB, 0..441) of at most :data:`PIXEL_THRESHOLD`.
+per-pixel colour distance (Euclidean, RGB 0..441, or RGBA when both images have
+transparency) of at most :data:`PIXEL_THRESHOLD`.
 A re-encoded JPEG of the same picture passes; a changed picture does not.
 """
 
@@ -87,19 +88,30 @@ def image_info(data: bytes) -> ImageInfo | None:
     return ImageInfo(format=fmt, width=img.width, height=img.height)
 
 
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
+
+
 def mean_pixel_distance(a: Image.Image, b: Image.Image) -> float:
-    """Mean Euclidean RGB distance between same-sized images ``a`` and ``b`` (0..441)."""
+    """Mean Euclidean distance per pixel between same-sized images ``a`` and ``b``.
+
+    Over the RGB channels (0..441); when both images have transparency, over RGBA
+    (0..510), as cog-safe-push compares them: a changed mask (a background remover's
+    output) is a changed image even where the colours stayed.
+    """
     from PIL import Image, ImageChops, ImageMath
 
     if a.size != b.size:
         raise ValueError(f"image sizes differ: {a.width}x{a.height} vs {b.width}x{b.height}")
-    diff = ImageChops.difference(a.convert("RGB"), b.convert("RGB"))
-    red, green, blue = (band.convert("F") for band in diff.split())
+    mode = "RGBA" if _has_alpha(a) and _has_alpha(b) else "RGB"
+    diff = ImageChops.difference(a.convert(mode), b.convert(mode))
+    bands = dict(zip("rgba", (band.convert("F") for band in diff.split()), strict=False))
     dist = ImageMath.lambda_eval(
-        lambda v: (v["r"] * v["r"] + v["g"] * v["g"] + v["b"] * v["b"]) ** 0.5,
-        r=red,
-        g=green,
-        b=blue,
+        lambda v: (
+            v["r"] * v["r"] + v["g"] * v["g"] + v["b"] * v["b"]
+            + (v["a"] * v["a"] if "a" in bands else 0)
+        ) ** 0.5,
+        **bands,
     )
     assert isinstance(dist, Image.Image)
     # A box-filtered 1x1 resize is the mean of every pixel, computed in C.

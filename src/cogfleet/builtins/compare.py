@@ -26,7 +26,7 @@ FIXED_SEED = 42
 FLOAT_TOLERANCE = 0.1  # floats closer than this are equal (cog-safe-push's tolerance)
 # what failed a comparison, by how it was compared
 _KIND_OF_MODE: dict[str, ErrorKind] = {"failed": "model", "judge": "judge"}
-DISTANCE_METRIC = "mean pixel distance (RGB, 0-441)"
+DISTANCE_METRIC = "mean pixel distance (RGB 0-441; RGBA 0-510 when both have transparency)"
 
 
 def _is_file_ref(value: Any) -> bool:
