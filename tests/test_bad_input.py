@@ -89,6 +89,12 @@ FILE_CASES = [
                  id="variant-envsubst-multiline"),
     pytest.param({VARIANTS: "alpha:\n  model: not-a-model\n"}, VARIANTS,
                  ["model must be 'owner/name'"], id="variant-bad-model"),
+    pytest.param({VARIANTS: "alpha:\n  model: acme/alpha\nalpha:\n  model: acme/other\n"},
+                 f"{VARIANTS}:3", ["duplicate key 'alpha' (first on line 1)"],
+                 id="variants-duplicate-variant"),
+    pytest.param({VARIANTS: "alpha:\n  model: acme/alpha\n  variables: {steps: 4}\n"
+                  "  variables: {steps: 8}\n"}, f"{VARIANTS}:4",
+                 ["duplicate key 'variables' (first on line 3)"], id="variants-duplicate-key"),
     pytest.param({VARIANTS: "Alpha!:\n  model: acme/alpha\n"}, VARIANTS,
                  ["names are lower-case"], id="variant-bad-name"),
     # --- the cog-safe-push config -----------------------------------------------------
@@ -102,6 +108,8 @@ FILE_CASES = [
                  id="config-no-model"),
     pytest.param({CONFIG: GOOD_CONFIG + "paralel: 2\n"}, f"{CONFIG}:6",
                  ["paralel: unknown key"], id="config-unknown-key"),
+    pytest.param({CONFIG: GOOD_CONFIG + "model: acme/alpha\n"}, f"{CONFIG}:6",
+                 ["duplicate key 'model' (first on line 1)"], id="config-duplicate-key"),
     pytest.param({CONFIG: "model: {{ model }}\npredict:\n  test_cases:\n"
                   "    - exact_string: hi\n"}, f"{CONFIG}:4",
                  ["predict.test_cases[0].inputs: required key is missing"],
