@@ -48,7 +48,7 @@ def assert_rejected(result: CliResult, root: Path, where: str, *what: str) -> No
         assert text in result.err, result.err
     assert "Traceback" not in result.err + result.out
     state = root / ".cogfleet"
-    assert not (state / "build" / "alpha").exists(), "a build folder was written"
+    assert not (state / "build").exists(), "a build folder (or an empty .cogfleet/build/) was left"
     assert not (state / "local").exists(), "the local server was started"
     assert not (root / "report.json").exists(), "a report was written"
 
@@ -154,6 +154,23 @@ FILE_CASES = [
                  f"{TEMPLATE}:2", ["python_version"], id="cog-yaml-old-python"),
     pytest.param({TEMPLATE: 'biuld:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n'},
                  f"{TEMPLATE}:1", ["biuld: unknown key"], id="cog-yaml-unknown-key"),
+    pytest.param({TEMPLATE: 'build:\n  python_version: "3.11"\n'
+                  'predict: "../../../models/fam/predict.py:Predictor"\n'},
+                 f"{TEMPLATE}:3", ["../../../models/fam/predict.py is outside the model folder"],
+                 id="cog-yaml-ref-outside-the-folder"),
+    pytest.param({TEMPLATE: 'build:\n  python_version: "3.11"\n  python_requirements: /etc/hostname'
+                  '\npredict: "predict.py:Predictor"\n'}, f"{TEMPLATE}:3",
+                 ["build.python_requirements: /etc/hostname is outside the model folder"],
+                 id="cog-yaml-requirements-absolute"),
+    pytest.param({TEMPLATE: 'build:\n  python_version: "3.11"\n'}, f"{TEMPLATE}:1",
+                 ["nothing to run: set run:"], id="cog-yaml-nothing-to-run"),
+    pytest.param({TEMPLATE: ""}, f"{TEMPLATE}", ["nothing to run"], id="cog-yaml-empty"),
+    pytest.param({TEMPLATE: 'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n'
+                  "# \x00\n"}, TEMPLATE, ["invalid YAML: unacceptable character #x0000"],
+                 id="cog-yaml-control-character"),
+    pytest.param({TEMPLATE: 'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n'
+                  'predict: "predict.py:Predictor"\n'}, f"{TEMPLATE}:4", ["duplicate key"],
+                 id="cog-yaml-duplicate-key"),
     pytest.param({PARTIAL: "environment:\n  - STEPS={{ steps }}\n  - REPLICATE_API_TOKEN=x\n"},
                  f"{PARTIAL}:3", ["reserved"], id="cog-yaml-reserved-env-in-partial"),
     # --- templates --------------------------------------------------------------------

@@ -17,6 +17,7 @@ The public entry point is :func:`validate_cog_yaml`.
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import json
 import re
@@ -116,7 +117,10 @@ class _Problems:
 
 def _load(path: Path, text: str) -> _Document:
     """Parse YAML keeping line numbers and raw scalar text; errors carry the line."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # the reader refuses control characters right here
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, f"invalid YAML: {str(exc).splitlines()[0]}") from None
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
@@ -127,7 +131,7 @@ def _load(path: Path, text: str) -> _Document:
             path, f"invalid YAML: {problem}", line=mark.line + 1 if mark else None
         ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(path, f"invalid YAML: {exc}") from None
+        raise ConfigError(path, f"invalid YAML: {str(exc).splitlines()[0]}") from None
     finally:
         loader.dispose()
     doc = _Document(data=data)
@@ -257,6 +261,22 @@ def _split_ref(ref: str) -> tuple[str, str] | None:
     return parts[0] + ".py", parts[1]
 
 
+def _shown(folder: Path) -> str:
+    """``folder`` as messages show it: relative to the current folder when inside it."""
+    with contextlib.suppress(ValueError):
+        return str(folder.resolve().relative_to(Path.cwd().resolve())) or "."
+    return str(folder)
+
+
+def _inside(build_dir: Path, rel: str) -> bool:
+    """True when ``rel`` names a place inside ``build_dir`` (Cog reads nothing outside it)."""
+    if Path(rel).is_absolute():
+        return False
+    root = build_dir.resolve()
+    target = (build_dir / rel).resolve()
+    return target == root or root in target.parents
+
+
 def _check_refs(doc: _Document, out: _Problems, build_dir: Path | None) -> None:
     data = doc.data
     if "run" in data and "predict" in data:
@@ -268,8 +288,11 @@ def _check_refs(doc: _Document, out: _Problems, build_dir: Path | None) -> None:
         split = _split_ref(ref)
         if split is None:
             out.add((key,), f'expected FILE.py:NAME such as "predict.py:Predictor", got {ref!r}')
+        elif build_dir is not None and not _inside(build_dir, split[0]):
+            out.add((key,), f"{split[0]} is outside the model folder; Cog builds only what is "
+                    "inside it")
         elif build_dir is not None and not (build_dir / split[0]).is_file():
-            out.add((key,), f"{split[0]} does not exist in {build_dir}")
+            out.add((key,), f"{split[0]} does not exist in {_shown(build_dir)}")
         elif build_dir is not None:
             problem = _missing_name(build_dir / split[0], split[1])
             if problem:
@@ -277,10 +300,12 @@ def _check_refs(doc: _Document, out: _Problems, build_dir: Path | None) -> None:
     build = data.get("build")
     requirements = build.get("python_requirements") if isinstance(build, dict) else None
     if isinstance(requirements, str) and build_dir is not None:
-        if not (build_dir / requirements).is_file():
-            out.add(
-                ("build", "python_requirements"), f"{requirements} does not exist in {build_dir}"
-            )
+        where = ("build", "python_requirements")
+        if not _inside(build_dir, requirements):
+            out.add(where, f"{requirements} is outside the model folder; Cog builds only what "
+                    "is inside it")
+        elif not (build_dir / requirements).is_file():
+            out.add(where, f"{requirements} does not exist in {_shown(build_dir)}")
 
 
 def _check_environment(doc: _Document, out: _Problems) -> None:
@@ -470,6 +495,10 @@ def validate_cog_yaml(
         doc.data = {}
     if not isinstance(doc.data, dict):
         raise ConfigError(path, "expected a mapping of cog.yaml keys at the top level", line=1)
+    if build_dir is not None and not any(k in doc.data for k in ("run", "predict", "train")):
+        # a build folder is pushed: Replicate needs something to run in it
+        raise ConfigError(path, "nothing to run: set run: (a predictor such as "
+                          '"predict.py:Predictor") or train:', line=1)
     # Version fields are checked as written (see the module docstring), so the schema
     # sees the same string Cog's Go decoder would.
     build = doc.data.get("build")

@@ -789,6 +789,8 @@ def _write(repo: Repo, rendered: Rendered, plugins: Plugins) -> Rendered:
         )  # fmt: skip
     except ConfigError as exc:
         shutil.rmtree(rendered.build_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # an empty .cogfleet/build/ is no build either
+            rendered.build_dir.parent.rmdir()
         where, line = rendered.source_position("cog.yaml", exc.line)
         layers = rendered.cog_layers
         if layers and exc.line:
