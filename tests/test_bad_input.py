@@ -88,7 +88,9 @@ FILE_CASES = [
                  VARIANTS, ["envsubst: GPU: one line of text only"],
                  id="variant-envsubst-multiline"),
     pytest.param({VARIANTS: "alpha:\n  model: not-a-model\n"}, VARIANTS,
-                 ["model must be 'owner/name'"], id="variant-bad-model"),
+                 ["model: expected 'owner/name'"], id="variant-bad-model"),
+    pytest.param({VARIANTS: "alpha:\n  model: acme/Alpha\n"}, VARIANTS,
+                 ["model: expected 'owner/name'", "lower case"], id="variant-model-upper-case"),
     pytest.param({VARIANTS: "alpha:\n  model: acme/alpha\nalpha:\n  model: acme/other\n"},
                  f"{VARIANTS}:3", ["duplicate key 'alpha' (first on line 1)"],
                  id="variants-duplicate-variant"),
@@ -110,6 +112,18 @@ FILE_CASES = [
                  ["paralel: unknown key"], id="config-unknown-key"),
     pytest.param({CONFIG: GOOD_CONFIG + "model: acme/alpha\n"}, f"{CONFIG}:6",
                  ["duplicate key 'model' (first on line 1)"], id="config-duplicate-key"),
+    pytest.param({CONFIG: GOOD_CONFIG + "  predict_timeout: true\n"}, f"{CONFIG}:6",
+                 ["predict.predict_timeout: expected an integer, got true"],
+                 id="config-timeout-a-bool"),
+    pytest.param({CONFIG: GOOD_CONFIG + "parallel: yes\n"}, f"{CONFIG}:6",
+                 ["parallel: expected an integer, got true"], id="config-parallel-a-bool"),
+    pytest.param({CONFIG: GOOD_CONFIG + "test_model: acme/Alpha Test\n"}, f"{CONFIG}:6",
+                 ["test_model: expected 'owner/name'"], id="config-test-model-not-a-name"),
+    pytest.param({CONFIG: GOOD_CONFIG + "deployment:\n  name: My Deployment\n"}, f"{CONFIG}:7",
+                 ["deployment.name: expected a name of lower-case letters"],
+                 id="config-deployment-name"),
+    pytest.param({CONFIG: GOOD_CONFIG + "train:\n  destination: trained\n"}, f"{CONFIG}:7",
+                 ["train.destination: expected 'owner/name'"], id="config-train-destination"),
     pytest.param({CONFIG: "model: {{ model }}\npredict:\n  test_cases:\n"
                   "    - exact_string: hi\n"}, f"{CONFIG}:4",
                  ["predict.test_cases[0].inputs: required key is missing"],
@@ -118,6 +132,15 @@ FILE_CASES = [
                                               "match_url: refs/missing.png")},
                  f"{CONFIG}:5", ["match_url: file 'refs/missing.png' not found"],
                  id="match-url-missing-file"),
+    pytest.param({CONFIG: GOOD_CONFIG.replace('exact_string: "hi:4"', "match_url: /etc/hostname")},
+                 f"{CONFIG}:5", ["match_url: file '/etc/hostname' is outside the repo"],
+                 id="match-url-outside-the-repo"),
+    pytest.param({CONFIG: GOOD_CONFIG.replace('exact_string: "hi:4"',
+                                              "match_url: ../../outside.png")},
+                 f"{CONFIG}:5", ["is outside the repo"], id="match-url-dotdot"),
+    pytest.param({CONFIG: GOOD_CONFIG.replace('exact_string: "hi:4"', "match_url: 'http://[::1'")},
+                 f"{CONFIG}:5", ["match_url: 'http://[::1' is not a URL"],
+                 id="match-url-not-a-url"),
     pytest.param({CONFIG: GOOD_CONFIG + "      error_contains: x\n"}, f"{CONFIG}:4",
                  ["at most one checker per test case"], id="two-checkers"),
     pytest.param({CONFIG: GOOD_CONFIG.replace("exact_string", "exact_strng")}, f"{CONFIG}:5",
@@ -396,3 +419,20 @@ def test_a_report_that_cannot_be_written_is_one_line_after_the_others_are(tmp_pa
     )
     assert json.loads((tmp_path / "ok.json").read_text())["variant"] == "alpha"
     assert "alpha" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("value", ["/etc/hostname", "../outside.png"])
+def test_a_file_input_outside_the_repo_is_never_read(tmp_path, value):
+    # a test case's file input is uploaded to the target: only files of the repo may be
+    import asyncio
+
+    from cogfleet._errors import ConfigError
+    from cogfleet._predict import Predictions
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    (tmp_path / "outside.png").write_bytes(b"not the repo's\n")
+    predictions = Predictions(None, parallel=1, repo_root=root)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError) as info:
+        asyncio.run(predictions.prepare_inputs({"image": value}, {"image"}))
+    assert str(info.value) == f"input 'image': file {value!r} is outside the repo"

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -23,9 +25,20 @@ from pydantic import (
 
 from cogfleet._checks import Checker
 from cogfleet._errors import ConfigError
+from cogfleet._names import account_problem, model_problem, name_problem
 from cogfleet._yaml import load_yaml_text
 
 DEFAULT_TIMEOUT = 300
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # YAML's true is not the number 1 here
+        raise ValueError(f"expected an integer, got {str(value).lower()}")
+    return value
+
+
+#: An integer setting: pydantic would read ``true`` as 1 (a one-second timeout).
+Int = Annotated[int, BeforeValidator(_not_bool)]
 
 
 class _Strict(BaseModel):
@@ -51,14 +64,14 @@ class TestCase(BaseModel):
 class FuzzConfig(_Strict):
     fixed_inputs: dict[str, Any] = Field(default_factory=dict)
     disabled_inputs: list[str] = Field(default_factory=list)
-    iterations: int = Field(default=10, ge=0)
+    iterations: Int = Field(default=10, ge=0)
     prompt: str | None = None
-    duration: int | None = None  # deprecated in cog-safe-push; accepted and ignored
+    duration: Int | None = None  # deprecated in cog-safe-push; accepted and ignored
 
 
 class PredictConfig(_Strict):
     compare_outputs: bool = True
-    predict_timeout: int = Field(default=DEFAULT_TIMEOUT, gt=0)
+    predict_timeout: Int = Field(default=DEFAULT_TIMEOUT, gt=0)
     test_cases: list[TestCase] = Field(default_factory=list)
     fuzz: FuzzConfig | None = None
 
@@ -66,9 +79,17 @@ class PredictConfig(_Strict):
 class TrainConfig(_Strict):
     destination: str | None = None
     destination_hardware: str = "cpu"
-    train_timeout: int = Field(default=DEFAULT_TIMEOUT, gt=0)
+    train_timeout: Int = Field(default=DEFAULT_TIMEOUT, gt=0)
     test_cases: list[TestCase] = Field(default_factory=list)
     fuzz: FuzzConfig | None = None
+
+    @field_validator("destination")
+    @classmethod
+    def _destination(cls, value: str | None) -> str | None:
+        problem = None if value is None else model_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class DeploymentConfig(_Strict):
@@ -76,8 +97,24 @@ class DeploymentConfig(_Strict):
     name: str | None = None
     hardware: str | None = None
     # cogfleet extension: scaling bounds (cog-safe-push: cpu 1-20, gpu 0-2)
-    min_instances: int | None = Field(default=None, ge=0)
-    max_instances: int | None = Field(default=None, ge=1)
+    min_instances: Int | None = Field(default=None, ge=0)
+    max_instances: Int | None = Field(default=None, ge=1)
+
+    @field_validator("owner")
+    @classmethod
+    def _account(cls, value: str | None) -> str | None:
+        problem = None if value is None else account_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        problem = None if value is None else name_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _bounds(self) -> DeploymentConfig:
@@ -97,7 +134,7 @@ class SafePushConfig(_Strict):
     train: TrainConfig | None = None
     deployment: DeploymentConfig | None = None
     dockerfile: str | None = None
-    parallel: int = Field(default=4, ge=1)
+    parallel: Int = Field(default=4, ge=1)
     fast_push: bool = False
     use_cog_base_image: bool = True
     ignore_schema_compatibility: bool = False
@@ -106,8 +143,9 @@ class SafePushConfig(_Strict):
     @field_validator("model", "test_model", "official_model")
     @classmethod
     def _owner_name(cls, value: str | None) -> str | None:
-        if value is not None and (value.count("/") != 1 or not all(value.split("/"))):
-            raise ValueError(f"expected 'owner/name', got {value!r}")
+        problem = None if value is None else model_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @property
@@ -145,6 +183,35 @@ def _dotted(loc: tuple[Any, ...]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+def inside_repo(root: Path, rel: str) -> Path | None:
+    """The file ``rel`` names under ``root``; ``None`` when it points outside (absolute,
+    ``..``, a link out): a config reads and uploads files of its own repository only."""
+    if Path(rel).is_absolute():
+        return None
+    base = root.resolve()
+    path = (base / rel).resolve()
+    return path if base in path.parents else None
+
+
+def _reference_problem(expected: str, root: Path | None) -> str | None:
+    """Why a ``match_url`` value cannot be read (``None`` when it can, or is left to the run)."""
+    if expected.startswith(("http://", "https://")):
+        try:
+            parts = urlsplit(expected)
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError as exc:
+            return f"{expected!r} is not a URL ({exc})"
+        return None if parts.hostname else f"{expected!r} is not a URL (no host)"
+    if expected.startswith("data:") or root is None:
+        return None
+    path = inside_repo(root, expected)
+    if path is None:
+        return f"file {expected!r} is outside the repo"
+    if not path.is_file():
+        return f"file {expected!r} not found in the repo"
+    return None
 
 
 def parse_config(
@@ -197,12 +264,10 @@ def parse_config(
                     line=_line_of(text, loc),
                 )
             expected = (case.model_extra or {}).get("match_url")
-            if root is not None and isinstance(expected, str) and not expected.startswith(
-                ("http://", "https://", "data:")
-            ) and not (root / expected).is_file():
+            problem = _reference_problem(expected, root) if isinstance(expected, str) else None
+            if problem:
                 raise ConfigError(
-                    source,
-                    f"{_dotted((*loc, 'match_url'))}: file {expected!r} not found in the repo",
+                    source, f"{_dotted((*loc, 'match_url'))}: {problem}",
                     line=_line_of(text, (*loc, "match_url")),
                 )
             validate = checkers[keys[0]].validate if keys else None

@@ -28,6 +28,7 @@ from replicate.client import Client
 from replicate.exceptions import ReplicateError
 
 from cogfleet._checks import OutputFile, decode_data_uri, encode_data_uri
+from cogfleet._config import inside_repo
 from cogfleet._errors import ConfigError, NetworkError, RemoteError
 from cogfleet._http import ResilientTransport
 
@@ -242,7 +243,9 @@ class FileCache:
             return OutputFile(name=name, data=response.content, content_type=ctype)
         if self.repo_root is None:
             raise ValueError(f"cannot resolve file reference {ref!r}")
-        path = (self.repo_root / ref).resolve()
+        path = inside_repo(self.repo_root, ref)
+        if path is None:
+            raise ValueError(f"file {ref!r} is outside the repo")
         if not path.is_file():
             raise ValueError(f"file {ref!r} not found in the repo")
         ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
@@ -290,7 +293,9 @@ class Predictions:
                 continue
             if self.repo_root is None:
                 continue
-            path = (self.repo_root / value).resolve()
+            path = inside_repo(self.repo_root, value)
+            if path is None:  # never read, let alone uploaded
+                raise ConfigError(None, f"input {name!r}: file {value!r} is outside the repo")
             if not path.is_file():
                 raise ConfigError(None, f"input {name!r}: file {value!r} not found in the repo")
             task = self._uploads.get(path)

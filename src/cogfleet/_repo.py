@@ -41,6 +41,7 @@ from typing import Any
 import yaml
 
 from cogfleet._errors import ConfigError, UsageError
+from cogfleet._names import model_problem
 from cogfleet._settings import DEFAULT_CONFIGS_DIR, Settings, load_settings
 from cogfleet._yaml import load_yaml_file
 from cogfleet.runtime import CogPin, check_version, installed_pin
@@ -54,7 +55,6 @@ VARIANTS_FILE = "variants.yaml"
 DEFAULT_TEMPLATE = f"{TEMPLATES_DIR}/cog.yaml.j2"
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_MODEL_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _VARIANT_KEYS = {
     "model", "variables", "template", "overlay", "official_model", "cog_version", "envsubst",
     "files", "merge",
@@ -334,13 +334,13 @@ def _parse_variant(
     rel = vfile.relative_to(root)
     _check_keys(rel, f"variant {name!r}", spec)
     model = spec.get("model")
-    if model is not None and (not isinstance(model, str) or not _MODEL_RE.match(model)):
-        raise ConfigError(rel, f"variant {name!r}: model must be 'owner/name', got {model!r}")
+    problem = None if model is None else model_problem(model)
+    if problem:
+        raise ConfigError(rel, f"variant {name!r}: model: {problem}")
     official = spec.get("official_model")
-    if official is not None and (not isinstance(official, str) or not _MODEL_RE.match(official)):
-        raise ConfigError(
-            rel, f"variant {name!r}: official_model must be 'owner/name', got {official!r}"
-        )
+    problem = None if official is None else model_problem(official)
+    if problem:
+        raise ConfigError(rel, f"variant {name!r}: official_model: {problem}")
     variables = spec.get("variables") or {}
     if not isinstance(variables, dict):
         raise ConfigError(rel, f"variant {name!r}: variables must be a mapping")

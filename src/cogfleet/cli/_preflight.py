@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from cogfleet._errors import UsageError
+from cogfleet._names import model_problem
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -36,8 +37,9 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 
 def owner_name(text: str) -> str:
     """An argparse type: a model name, ``owner/name``."""
-    if text.count("/") != 1 or not all(text.split("/")):
-        raise argparse.ArgumentTypeError(f"expected 'owner/name', got {text!r}")
+    problem = model_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return text
 
 
