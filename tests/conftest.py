@@ -136,6 +136,21 @@ def cli(
 
 
 @pytest.fixture
+def push_broken(
+    make_repo: Callable[..., Path], cli: Callable[..., CliResult]
+) -> Callable[..., tuple[CliResult, Path]]:
+    """``cogfleet push alpha --report-json report.json`` on the basic repo with ``files``
+    (the bad-input suites: ``tests/test_bad_input*.py``)."""
+
+    def _run(files: dict[str, str | bytes | None], *args: str) -> tuple[CliResult, Path]:
+        root = make_repo(files)
+        result = cli("push", "alpha", "--report-json", "report.json", *args, cwd=root)
+        return result, root
+
+    return _run
+
+
+@pytest.fixture
 def demo_repo(tmp_path: Path) -> Iterator[Path]:
     """A copy of this repository's demo monorepo (models, templates, configs, plugins)."""
     root = tmp_path / "demo"

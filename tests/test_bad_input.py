@@ -17,7 +17,6 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -51,20 +50,6 @@ def assert_rejected(result: CliResult, root: Path, where: str, *what: str) -> No
     assert not (state / "build").exists(), "a build folder (or an empty .cogfleet/build/) was left"
     assert not (state / "local").exists(), "the local server was started"
     assert not (root / "report.json").exists(), "a report was written"
-
-
-@pytest.fixture
-def push_broken(
-    make_repo: Callable[..., Path], cli: Callable[..., CliResult]
-) -> Callable[..., tuple[CliResult, Path]]:
-    """``cogfleet push alpha --report-json report.json`` on the basic repo with ``files``."""
-
-    def _run(files: dict[str, str | bytes | None], *args: str) -> tuple[CliResult, Path]:
-        root = make_repo(files)
-        result = cli("push", "alpha", "--report-json", "report.json", *args, cwd=root)
-        return result, root
-
-    return _run
 
 
 # --- monorepo files: variants.yaml -------------------------------------------------------

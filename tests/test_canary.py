@@ -113,7 +113,7 @@ def test_bad_model_name_is_a_usage_error(cli: Callable[..., CliResult], workdir:
     result = cli("canary", "--model", "Acme/Canary", cwd=workdir)
     assert result.code == ExitCode.USAGE_ERROR
     assert result.err == (
-        "error: canary model must be 'owner/name' (lower-case name), got 'Acme/Canary'\n"
+        "error: --model: canary model must be 'owner/name' (lower-case name), got 'Acme/Canary'\n"
     )
 
 

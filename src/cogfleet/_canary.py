@@ -70,12 +70,15 @@ def canary_model(value: str | None, default_owner: str | None = None) -> str | N
     text = (value or os.environ.get(ENV_MODEL) or "").strip()
     if not text:
         return f"{default_owner}/{CANARY_NAME}" if default_owner else None
+    source = "--model" if value else f"${ENV_MODEL}"
     if "/" in text:
         if not _MODEL_RE.match(text):
-            raise UsageError(f"canary model must be 'owner/name' (lower-case name), got {text!r}")
+            raise UsageError(
+                f"{source}: canary model must be 'owner/name' (lower-case name), got {text!r}"
+            )
         return text
     if not _OWNER_RE.match(text):
-        raise UsageError(f"canary model owner {text!r} is not a valid account name")
+        raise UsageError(f"{source}: canary model owner {text!r} is not a valid account name")
     return f"{text}/{CANARY_NAME}"
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from cogfleet._errors import CogfleetError, ExitCode, UsageError
 from cogfleet.cli._common import Command, add_target_flags, load_plugins, load_repo, out
+from cogfleet.cli._preflight import check_local_url, positive_seconds
 
 
 def _variant_names(text: str) -> list[str]:
@@ -113,6 +114,8 @@ def cmd_canary(ns: argparse.Namespace) -> int:
     canary_errors = (CogfleetError, ReplicateError, httpx.HTTPError, OSError, RuntimeError)
 
     model = canary_model(ns.model)  # a malformed name is a usage error (exit 2), not a failure
+    if ns.local_url is not None and ns.target == "local":
+        ns.local_url = check_local_url(ns.local_url)
     start = time.monotonic()
     state: dict[str, Any] = {"model": model}
 
@@ -163,7 +166,7 @@ def _canary_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="OWNER[/NAME]",
                    help="canary model, or its owner (name cogfleet-canary); default: "
                    "$COGFLEET_CANARY_MODEL, else <account>/cogfleet-canary")
-    p.add_argument("--timeout", type=float, default=600.0,
+    p.add_argument("--timeout", type=positive_seconds, default=600.0,
                    help="seconds the prediction may take (default: 600)")
 
 

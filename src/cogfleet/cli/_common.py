@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -25,10 +25,26 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that raises instead of exiting, so usage errors get exit code 2 and one line."""
+    """argparse that raises instead of exiting, so usage errors get exit code 2 and one line.
+
+    An option given an empty value (``--report-json ""``, ``--local-url "$UNSET"``) is
+    refused too: argparse would hand on the empty text, which every later check reads
+    as "not given", so the run went ahead without the report or the server asked for.
+    """
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        ns, rest = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            value = getattr(ns, action.dest, None) if action.option_strings else None
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, str) and not v.strip() for v in values):
+                self.error(f"argument {'/'.join(action.option_strings)}: empty value")
+        return ns, rest
 
 
 class Command(NamedTuple):
@@ -56,7 +72,7 @@ def load_repo(ns: argparse.Namespace) -> Repo:
     """The monorepo named by ``--repo``, or found from the current folder."""
     from cogfleet._repo import Repo
 
-    root = Path(ns.repo).resolve() if ns.repo else None
+    root = Path(ns.repo).resolve() if ns.repo is not None else None
     if root is not None and not Repo.is_root(root):
         raise UsageError(
             f"--repo {ns.repo}: no variants.yaml there (nor models/<family>/variants.yaml)"

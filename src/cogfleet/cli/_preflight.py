@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -33,6 +34,33 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 
     parse.__name__ = "int"  # argparse names the type in its messages
     return parse
+
+
+def python_version(text: str) -> str:
+    """An argparse type: a Python version, ``X.Y`` (or ``X.Y.Z``)."""
+    if not re.fullmatch(r"\d+\.\d+(\.\d+)?", text):
+        raise argparse.ArgumentTypeError(f"expected a version like 3.11, got {text!r}")
+    return text
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def shown_url(url: str) -> str:
+    """``url`` for messages: a password in it (``http://user:secret@host``) is masked."""
+    head, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{head}://{userinfo.partition(':')[0]}:***@{host}"
 
 
 def owner_name(text: str) -> str:
@@ -76,12 +104,13 @@ def check_local_url(url: str, *, timeout: float = 10.0) -> str:
     """
     import httpx
 
+    shown = shown_url(url)
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        raise UsageError(f"--local-url {url}: not a URL ({exc})") from None
+        raise UsageError(f"--local-url {shown}: not a URL ({exc})") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise UsageError(f"--local-url {url}: expected http://HOST:PORT")
+        raise UsageError(f"--local-url {shown}: expected http://HOST:PORT")
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
         with socket.create_connection((parsed.host, port), timeout=timeout):
@@ -89,6 +118,6 @@ def check_local_url(url: str, *, timeout: float = 10.0) -> str:
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
         raise UsageError(
-            f"--local-url {url}: cannot reach it ({reason}); is `cogfleet serve` running there?"
+            f"--local-url {shown}: cannot reach it ({reason}); is `cogfleet serve` running there?"
         ) from None
     return url.rstrip("/")

@@ -18,6 +18,7 @@ from cogfleet.cli._preflight import (
     check_secret,
     int_at_least,
     owner_name,
+    python_version,
 )
 
 if TYPE_CHECKING:
@@ -88,6 +89,8 @@ def parse_test_case(text: str) -> TestCase:
     """cog-safe-push's ``--test-case``: ``k=v;k=v`` then ``==exact|==https://url|~=prompt``."""
     from cogfleet._config import TestCase
 
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected k=v;k=v[==exact|==https://url|~=AI prompt]")
     parts = re.split(r"(==|~=)", text, maxsplit=1)
     case = TestCase(inputs=parse_pairs(parts[0]))
     if len(parts) == 3:
@@ -152,7 +155,7 @@ def add_environment_flags(p: argparse.ArgumentParser, *, env: bool) -> None:
             help="isolated (default): an environment built from cog.yaml with the pinned Cog; "
             "current: cogfleet's own interpreter (fast, not what Cog builds)",
         )
-    e.add_argument("--python", metavar="X.Y",
+    e.add_argument("--python", metavar="X.Y", type=python_version,
                    help="Python to use when cog.yaml's python_version is not installed (warned)")
     e.add_argument("--run-build-commands", action="store_true",
                    help="run cog.yaml's build.run commands in the environment's folder")

@@ -1,0 +1,63 @@
+"""The bad-input suite, command line: flag values checked before anything is rendered.
+
+The contract is the one of ``test_bad_input.py`` (exit 2, one line naming the flag,
+nothing written or started); these cases run ``cogfleet push`` on the basic repo, and
+``schema-diff`` and ``canary`` with bad arguments.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_bad_input import assert_rejected
+
+EMPTY_VALUES = [
+    pytest.param(["--report-json", ""], "--report-json", id="report-json"),
+    pytest.param(["--markdown", " "], "--markdown", id="markdown-blank"),
+    pytest.param(["--local-url", ""], "--local-url", id="local-url"),
+    pytest.param(["--repo", ""], "--repo", id="repo"),
+    pytest.param(["--test-hardware", ""], "--test-hardware", id="test-hardware"),
+    pytest.param(["--fuzz-prompt", ""], "--fuzz-prompt", id="fuzz-prompt"),
+    pytest.param(["--secret", ""], "--secret", id="secret"),
+]
+
+
+@pytest.mark.parametrize(("args", "flag"), EMPTY_VALUES)
+def test_an_empty_flag_value_is_refused_not_taken_as_absent(push_broken, args, flag):
+    # "--report-json $REPORT" with REPORT unset used to push without writing a report
+    result, root = push_broken({}, *args)
+    assert_rejected(result, root, f"cogfleet push: argument {flag}: empty value")
+
+
+CLI_CASES = [
+    pytest.param(["--python", "banana"], "cogfleet push: argument --python",
+                 ["expected a version like 3.11, got 'banana'"], id="python-not-a-version"),
+    pytest.param(["--test-case", ""], "cogfleet push: argument --test-case",
+                 ["expected k=v;k=v"], id="test-case-empty"),
+]
+
+
+@pytest.mark.parametrize(("args", "where", "what"), CLI_CASES)
+def test_flags_are_checked_before_rendering(push_broken, args, where, what):
+    result, root = push_broken({}, *args)
+    assert_rejected(result, root, where, *what)
+
+
+def test_a_password_in_the_local_url_is_not_shown(push_broken):
+    result, root = push_broken({}, "--local-url", "http://me:s3cr3t-pw@127.0.0.1:9")
+    assert_rejected(result, root, "--local-url http://me:***@127.0.0.1:9", "cannot reach it")
+    assert "s3cr3t-pw" not in result.err + result.out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--timeout", "-1"], "cogfleet canary: argument --timeout: must be a positive number"),
+    (["--timeout", "nan"], "cogfleet canary: argument --timeout: must be a positive number"),
+    (["--local-url", "ftp://example.org"], "--local-url ftp://example.org: expected http://"),
+    (["--model", "a/b/c"], "--model: canary model must be 'owner/name'"),
+])
+def test_canary_flags_are_usage_errors_not_a_failed_canary(tmp_path, cli, args, message):
+    result = cli("canary", *args, cwd=tmp_path)
+    assert result.code == 2, result.err
+    assert result.err.startswith(f"error: {message}"), result.err
+    assert len(result.err.splitlines()) == 1 and "CANARY FAILED" not in result.err
+    assert not (tmp_path / ".cogfleet").exists()
