@@ -32,8 +32,16 @@ def test_an_empty_flag_value_is_refused_not_taken_as_absent(push_broken, args, f
 CLI_CASES = [
     pytest.param(["--python", "banana"], "cogfleet push: argument --python",
                  ["expected a version like 3.11, got 'banana'"], id="python-not-a-version"),
+    pytest.param(["--test-model", "acme/alpha"], "--test-model acme/alpha",
+                 ["must differ from the model"], id="test-model-is-the-model"),
+    pytest.param(["--test-model", "acme/Alpha Test"], "cogfleet push: argument --test-model",
+                 ["expected 'owner/name'"], id="test-model-not-a-name"),
     pytest.param(["--test-case", ""], "cogfleet push: argument --test-case",
                  ["expected k=v;k=v"], id="test-case-empty"),
+    pytest.param(["--test-case", "prompt=hi~="], "--test-case: match_prompt",
+                 ["non-empty"], id="test-case-empty-prompt"),
+    pytest.param(["--test-case", "prompt=hi==http://[::1"], "--test-case: match_url",
+                 ["is not a URL"], id="test-case-url-malformed"),
 ]
 
 

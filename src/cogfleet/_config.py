@@ -214,6 +214,40 @@ def _reference_problem(expected: str, root: Path | None) -> str | None:
     return None
 
 
+def case_problem(
+    case: TestCase, checkers: Mapping[str, Checker], root: Path | None
+) -> tuple[str | None, str] | None:
+    """``(key, problem)`` of a test case a run cannot use (``None`` when it can).
+
+    ``key`` is the checker key at fault (``None``: the case as a whole): a key no plugin
+    claims, two checker keys, a ``match_url`` that cannot be read, or a value the
+    checker's own validation rejects.
+    """
+    keys = list(case.model_extra or {})
+    unknown = [k for k in keys if k not in checkers]
+    if unknown:
+        return unknown[0], (f"unknown checker {unknown[0]!r} "
+                            f"(known: {', '.join(sorted(checkers))})")
+    if len(keys) > 1:
+        return None, f"at most one checker per test case, got {', '.join(keys)}"
+    if not keys:
+        return None
+    value = (case.model_extra or {})[keys[0]]
+    if keys[0] == "match_url" and isinstance(value, str):
+        problem = _reference_problem(value, root)
+        if problem:
+            return "match_url", problem
+    validate = checkers[keys[0]].validate
+    if validate is not None:
+        try:
+            validate(value)
+        except Exception as exc:  # noqa: BLE001 - plugin code: any error is the value's
+            why = (str(exc) if isinstance(exc, ValueError | TypeError)
+                   else f"checker {keys[0]!r} raised {type(exc).__name__}: {exc}")
+            return keys[0], why
+    return None
+
+
 def parse_config(
     text: str,
     source: str | Path,
@@ -248,40 +282,13 @@ def parse_config(
             continue
         for index, case in enumerate(section.test_cases):
             loc: tuple[Any, ...] = (section_name, "test_cases", index)
-            keys = list(case.model_extra or {})
-            unknown = [k for k in keys if k not in checkers]
-            if unknown:
-                raise ConfigError(
-                    source,
-                    f"{_dotted(loc)}: unknown checker {unknown[0]!r} "
-                    f"(known: {', '.join(sorted(checkers))})",
-                    line=_line_of(text, (*loc, unknown[0])),
-                )
-            if len(keys) > 1:
-                raise ConfigError(
-                    source,
-                    f"{_dotted(loc)}: at most one checker per test case, got {', '.join(keys)}",
-                    line=_line_of(text, loc),
-                )
-            expected = (case.model_extra or {}).get("match_url")
-            problem = _reference_problem(expected, root) if isinstance(expected, str) else None
-            if problem:
-                raise ConfigError(
-                    source, f"{_dotted((*loc, 'match_url'))}: {problem}",
-                    line=_line_of(text, (*loc, "match_url")),
-                )
-            validate = checkers[keys[0]].validate if keys else None
-            if validate is not None:
-                try:
-                    validate((case.model_extra or {})[keys[0]])
-                except Exception as exc:  # noqa: BLE001 - plugin code: any error is the value's
-                    why = (str(exc) if isinstance(exc, ValueError | TypeError)
-                           else f"checker {keys[0]!r} raised {type(exc).__name__}: {exc}")
-                    raise ConfigError(
-                        source,
-                        f"{_dotted((*loc, keys[0]))}: {why}",
-                        line=_line_of(text, (*loc, keys[0])),
-                    ) from None
+            found = case_problem(case, checkers, root)
+            if found is not None:
+                key, problem = found
+                where = loc if key is None else (*loc, key)
+                named = loc if problem.startswith("unknown checker") else where
+                raise ConfigError(source, f"{_dotted(named)}: {problem}",
+                                  line=_line_of(text, where))
         fuzz = section.fuzz
         if fuzz is not None:
             overlap = set(fuzz.fixed_inputs) & set(fuzz.disabled_inputs)

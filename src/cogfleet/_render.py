@@ -809,15 +809,24 @@ def _write(repo: Repo, rendered: Rendered, plugins: Plugins) -> Rendered:
 
 
 def render_variants(
-    repo: Repo, variants: list[Variant], plugins: Plugins, *, jobs: int | None = None
+    repo: Repo, variants: list[Variant], plugins: Plugins, *, jobs: int | None = None,
+    check: Callable[[Rendered], None] | None = None,
 ) -> list[Rendered]:
-    """Render several variants side by side (each into its own folder), in input order."""
+    """Render several variants side by side (each into its own folder), in input order.
+
+    ``check`` (the command's own checks of each variant, such as its flags against the
+    config) runs on every variant once all are rendered in memory, before any folder
+    is written: an error it raises leaves nothing behind either.
+    """
     workers = jobs or min(8, max(1, len(variants)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         reused = list(pool.map(lambda v: _up_to_date(repo, v, plugins), variants))
         # every other variant renders in memory first, so a bad template anywhere writes nothing
         stale = [v for v, r in zip(variants, reused, strict=True) if r is None]
         in_memory = list(pool.map(lambda v: render_in_memory(repo, v, plugins), stale))
+        if check is not None:
+            for one in [r for r in reused if r is not None] + in_memory:
+                check(one)
         written = iter(list(pool.map(lambda r: _write(repo, r, plugins), in_memory)))
     return [r if r is not None else next(written) for r in reused]
 

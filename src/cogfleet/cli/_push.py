@@ -22,7 +22,11 @@ from cogfleet.cli._preflight import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from cogfleet._checks import Checker
     from cogfleet._config import SafePushConfig, TestCase
+    from cogfleet._render import Rendered
     from cogfleet._run import RunSettings
     from cogfleet._steps import PushOptions
 
@@ -167,8 +171,30 @@ def _python_flag(value: str | None) -> str | None:
     return value
 
 
-def apply_overrides(config: SafePushConfig, ns: argparse.Namespace) -> SafePushConfig:
-    """Command-line flags win over the config file (as in cog-safe-push)."""
+def apply_overrides(
+    config: SafePushConfig, ns: argparse.Namespace,
+    checkers: Mapping[str, Checker] | None = None, root: Path | None = None,
+) -> SafePushConfig:
+    """Command-line flags win over the config file (as in cog-safe-push).
+
+    The result is checked as a config file is: ``--test-case`` values by ``checkers``
+    (with files read from ``root``), and ``--test-model`` must differ from the model.
+    """
+    merged = _merge_overrides(config, ns)
+    if "test_model" in ns and merged.test_model == merged.model:
+        raise UsageError(f"--test-model {merged.test_model}: must differ from the model")
+    if checkers is not None:
+        from cogfleet._config import case_problem
+
+        for case in getattr(ns, "test_cases", []):
+            found = case_problem(case, checkers, root)
+            if found is not None:
+                key, problem = found
+                raise UsageError(f"--test-case: {key + ': ' if key else ''}{problem}")
+    return merged
+
+
+def _merge_overrides(config: SafePushConfig, ns: argparse.Namespace) -> SafePushConfig:
     from pydantic import ValidationError
 
     from cogfleet._config import FuzzConfig, PredictConfig, SafePushConfig
@@ -248,11 +274,15 @@ def _push(ns: argparse.Namespace, *, no_push: bool | None) -> int:
     variants = repo.select(ns.variants)
     settings = _settings(ns)
     plugins = load_plugins(repo.root)
-    rendered = render_variants(repo, variants, plugins)
+    configs: dict[str, SafePushConfig] = {}
+
+    def overridden(r: Rendered) -> None:  # flags checked before any build folder is written
+        configs[r.variant.name] = apply_overrides(r.config, ns, plugins.checkers(), repo.root)
+
+    rendered = render_variants(repo, variants, plugins, check=overridden)
     jobs = [
-        Job(name=r.variant.name, build_dir=r.build_dir,
-            config=apply_overrides(r.config, ns), variant=r.variant,
-            cog_pin=repo.pin_for(r.variant))
+        Job(name=r.variant.name, build_dir=r.build_dir, config=configs[r.variant.name],
+            variant=r.variant, cog_pin=repo.pin_for(r.variant))
         for r in rendered
     ]
     skip_push = ns.no_push if no_push is None else no_push
@@ -297,6 +327,7 @@ def _safe_push(ns: argparse.Namespace) -> int:
 
     from cogfleet._config import parse_config
     from cogfleet._run import Job, run_jobs
+    from cogfleet._yaml import load_yaml_text
 
     folder = Path.cwd()
     if not (folder / "cog.yaml").is_file():
@@ -309,7 +340,10 @@ def _safe_push(ns: argparse.Namespace) -> int:
     if config_path.is_file():
         text = config_path.read_text(encoding="utf-8")
         if ns.model:
-            data = yaml.safe_load(text) or {}
+            data = load_yaml_text(text, ns.config or config_path.name) or {}
+            if not isinstance(data, dict):
+                raise ConfigError(ns.config or config_path.name,
+                                  "expected a mapping at the top level")
             data["model"] = ns.model
             text = yaml.safe_dump(data, sort_keys=False)
         config = parse_config(text, str(config_path.name if not ns.config else ns.config),
@@ -321,7 +355,7 @@ def _safe_push(ns: argparse.Namespace) -> int:
             yaml.safe_dump({"model": ns.model, "predict": {"fuzz": {}}}), "<command line>",
             plugins.checkers(),
         )
-    config = apply_overrides(config, ns)
+    config = apply_overrides(config, ns, plugins.checkers(), folder)
     if config.effective_test_model == config.model:
         raise ConfigError(None, "test_model must differ from model")
     from cogfleet._settings import load_settings
