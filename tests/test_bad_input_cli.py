@@ -7,6 +7,8 @@ nothing written or started); these cases run ``cogfleet push`` on the basic repo
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.test_bad_input import assert_rejected
@@ -55,6 +57,32 @@ def test_a_password_in_the_local_url_is_not_shown(push_broken):
     result, root = push_broken({}, "--local-url", "http://me:s3cr3t-pw@127.0.0.1:9")
     assert_rejected(result, root, "--local-url http://me:***@127.0.0.1:9", "cannot reach it")
     assert "s3cr3t-pw" not in result.err + result.out
+
+
+SCHEMA_FILES = [
+    pytest.param('{"components": {"schemas": {"Input": {"properties": 5}}}}',
+                 "old.json: components.schemas.Input: properties: expected a JSON object",
+                 id="properties-not-an-object"),
+    pytest.param('{"components": {"schemas": {"Input": {"properties": {"a": []}}}}}',
+                 "old.json: components.schemas.Input: properties.a: expected a JSON object",
+                 id="property-not-an-object"),
+    pytest.param('{"components": {"schemas": {"Input": {"required": "a"}}}}',
+                 "old.json: components.schemas.Input: required: expected a list of names",
+                 id="required-not-a-list"),
+    pytest.param("[" * 100_000 + "]" * 100_000, "old.json: not valid JSON: nested too deeply",
+                 id="nested-too-deeply"),
+]
+
+
+@pytest.mark.parametrize(("content", "message"), SCHEMA_FILES)
+def test_schema_diff_of_a_file_that_is_no_schema(tmp_path, cli, content, message):
+    (tmp_path / "old.json").write_text(content)
+    (tmp_path / "new.json").write_text(json.dumps(
+        {"components": {"schemas": {"Input": {"properties": {}}}}}
+    ))
+    result = cli("schema-diff", "old.json", "new.json", cwd=tmp_path)
+    assert result.code == 2, result.err
+    assert result.err == f"error: {message}\n"
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -148,6 +148,8 @@ def load_schema_file(path: Path) -> dict[str, Any]:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(path, f"not valid JSON: {exc.msg}", line=exc.lineno) from exc
+    except RecursionError:
+        raise ConfigError(path, "not valid JSON: nested too deeply") from None
     if isinstance(doc, dict) and isinstance(doc.get("latest_version"), dict):
         doc = doc["latest_version"]
     if isinstance(doc, dict) and "openapi_schema" in doc:
@@ -168,7 +170,31 @@ def load_schema_file(path: Path) -> dict[str, Any]:
                 resolve_refs(found, doc)
     except ConfigError as exc:
         raise ConfigError(path, exc.message) from exc
+    except RecursionError:
+        raise ConfigError(path, "schemas nested too deeply") from None
+    for name in ("Input", "TrainingInput"):
+        problem = _input_shape_problem(component(doc, name))
+        if problem:
+            raise ConfigError(path, f"components.schemas.{name}: {problem}")
     return doc
+
+
+def _input_shape_problem(schema: Any) -> str | None:
+    """What makes an input schema unreadable as one (``None`` when it reads)."""
+    if schema is None:
+        return None
+    if not isinstance(schema, dict):
+        return "expected a JSON object"
+    properties = schema.get("properties", {})
+    if not isinstance(properties, dict):
+        return "properties: expected a JSON object"
+    for name, prop in properties.items():
+        if not isinstance(prop, dict):
+            return f"properties.{name}: expected a JSON object"
+    required = schema.get("required", [])
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        return "required: expected a list of names"
+    return None
 
 
 def check_compatibility(
