@@ -9,9 +9,24 @@ Variant-taking sessions read variants from posargs: ``nox -s render -- schnell d
 from __future__ import annotations
 
 import nox
+import nox.command
 
 nox.options.sessions = ["lint", "tests"]  # safe defaults only: nothing here pushes
 nox.options.default_venv_backend = "none"
+
+
+def _cogfleet(session: nox.Session, *args: str) -> None:
+    """Run the cogfleet CLI; bad input (its exit code 2) ends nox with exit code 2 too.
+
+    nox turns any failed command into its own exit code 1, which would make a typo in a
+    variant name look like a failed check to CI; cogfleet's one-line error is on stderr.
+    """
+    try:
+        session.run("cogfleet", *args, stderr=None)
+    except nox.command.CommandFailed as exc:
+        if exc.return_code == 2:
+            raise SystemExit(2) from None
+        raise
 
 
 @nox.session
@@ -26,43 +41,43 @@ def lint(session: nox.Session) -> None:
     session.run("python", "-m", "ruff", "check", "src", "tests", "plugins", "noxfile.py", "bench")
     session.run("python", "-m", "mypy", "src")
     session.run("lint-imports")
-    session.run("cogfleet", "lint", *session.posargs)
+    _cogfleet(session, "lint", *session.posargs)
 
 
 @nox.session
 def render(session: nox.Session) -> None:
     """Render build folders: nox -s render -- [VARIANT...]."""
-    session.run("cogfleet", "render", *session.posargs)
+    _cogfleet(session, "render", *session.posargs)
 
 
 @nox.session
 def build(session: nox.Session) -> None:
     """Build what a push would run: nox -s build -- [VARIANT...] [--target replicate]."""
-    session.run("cogfleet", "build", *session.posargs)
+    _cogfleet(session, "build", *session.posargs)
 
 
 @nox.session
 def test(session: nox.Session) -> None:
     """Safe push without promotion: nox -s test -- VARIANT... [flags]."""
-    session.run("cogfleet", "test", *session.posargs)
+    _cogfleet(session, "test", *session.posargs)
 
 
 @nox.session
 def push(session: nox.Session) -> None:
     """Safe push with promotion: nox -s push -- VARIANT... [flags]. Never a default session."""
-    session.run("cogfleet", "push", *session.posargs)
+    _cogfleet(session, "push", *session.posargs)
 
 
 @nox.session
 def matrix(session: nox.Session) -> None:
     """CI matrix JSON: nox -s matrix -- [--changed-since REF] [--variants a,b|all]."""
-    session.run("cogfleet", "matrix", *session.posargs)
+    _cogfleet(session, "matrix", *session.posargs)
 
 
 @nox.session
 def canary(session: nox.Session) -> None:
     """Push a tiny fresh model and predict on it: nox -s canary -- [--target replicate]."""
-    session.run("cogfleet", "canary", *session.posargs)
+    _cogfleet(session, "canary", *session.posargs)
 
 
 @nox.session

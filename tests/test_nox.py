@@ -68,3 +68,15 @@ def test_build_session(demo_repo, tmp_path):
         proc.stdout
     )
     assert "warning" not in proc.stderr  # the CLI is the pinned one
+
+
+def test_bad_input_through_a_session_keeps_exit_code_2(make_repo):
+    # nox makes any failed command its exit 1; a usage error must stay one
+    root = make_repo()
+    shutil.copy(REPO_ROOT / "noxfile.py", root / "noxfile.py")
+    proc = _nox("-s", "push", "--", "gamma", cwd=root)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith("nox >")]
+    assert errors == ["error: unknown variant 'gamma'; valid: alpha, beta"]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (root / ".cogfleet").exists()
