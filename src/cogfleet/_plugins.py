@@ -22,7 +22,7 @@ import pluggy
 
 from cogfleet import PROJECT_NAME, hookspecs
 from cogfleet._checks import Checker
-from cogfleet._errors import CogfleetError, PluginError
+from cogfleet._errors import CogfleetError, PluginError, UsageError
 
 if TYPE_CHECKING:  # annotations only: rendering and linting never load the step machinery
     from cogfleet._checks import Judge
@@ -59,14 +59,22 @@ class Plugins:
         self.pm.add_hookspecs(hookspecs)
         self._sources: dict[str, str] = {}
         self._checkers: dict[str, Checker] | None = None
+        from_env = disabled is None
         if disabled is None:
             disabled = {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
         self.disabled = disabled
         for name in disabled:
             self.pm.set_blocked(name)
+        self._names: set[str] = set()  # every plugin found, loaded or blocked
         self._load_entry_points()
         if repo_root is not None:
             self._load_repo_plugins(repo_root)
+            unknown = sorted(disabled - self._names) if from_env else []
+            if unknown:  # a typo would leave the plugin it meant running
+                raise UsageError(
+                    f"{DISABLE_ENV}: no plugin named {unknown[0]!r} "
+                    f"(plugins: {', '.join(sorted(self._names))})"
+                )
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
@@ -94,6 +102,7 @@ class Plugins:
             key=lambda ep: (not ep.value.startswith(f"{PROJECT_NAME}."), ep.name),
         )
         for ep in eps:
+            self._names.add(ep.name)
             if self.pm.is_blocked(ep.name):
                 continue
             if ep.value.startswith(f"{PROJECT_NAME}."):
@@ -121,6 +130,7 @@ class Plugins:
                 continue
             name = path.stem
             rel = f"plugins/{path.name}"
+            self._names.add(name)
             if self.pm.is_blocked(name):
                 continue
             mod_name = f"cogfleet_repo_plugins.{name}"

@@ -12,7 +12,7 @@ from typing import Any
 
 from cogfleet._errors import CogfleetError, ExitCode, UsageError
 from cogfleet.cli._common import Command, add_target_flags, load_plugins, load_repo, out
-from cogfleet.cli._preflight import check_local_url, positive_seconds
+from cogfleet.cli._preflight import check_environment, check_local_url, positive_seconds
 
 
 def _variant_names(text: str) -> list[str]:
@@ -113,6 +113,7 @@ def cmd_canary(ns: argparse.Namespace) -> int:
     # what fails a canary run besides cogfleet's own errors: the transport and the client
     canary_errors = (CogfleetError, ReplicateError, httpx.HTTPError, OSError, RuntimeError)
 
+    check_environment(ns.target)
     model = canary_model(ns.model)  # a malformed name is a usage error (exit 2), not a failure
     if ns.local_url is not None and ns.target == "local":
         ns.local_url = check_local_url(ns.local_url)

@@ -91,7 +91,7 @@ def add_target_flags(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> No
     """``--target`` and ``--local-url``: the same on every command that talks to a target."""
     p.add_argument(
         "--target", choices=["local", "replicate"],
-        default=os.environ.get("COGFLEET_TARGET", "local"),
+        default=os.environ.get("COGFLEET_TARGET") or "local",
         help="where to push and predict (default: local, or $COGFLEET_TARGET)",
     )
     p.add_argument("--local-url", help="a running `cogfleet serve` (default: embedded server)")

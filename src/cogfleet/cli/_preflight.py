@@ -88,6 +88,77 @@ def check_destinations(flags: Iterable[tuple[str, str | None]]) -> None:
                 break
 
 
+def check_environment(target: str, *, api: bool = True) -> None:
+    """The environment variables a run of ``target`` reads, before anything is rendered.
+
+    ``$COGFLEET_TARGET`` (the ``--target`` default), ``$COGFLEET_JUDGE_VOTES``,
+    ``$COGFLEET_ENV_DIR`` and ``$GITHUB_STEP_SUMMARY``; for the replicate target also
+    the ``cog`` CLI and, when the command talks to the API (``api``; ``build`` does
+    not), ``REPLICATE_API_TOKEN`` (never shown) and ``REPLICATE_BASE_URL``.
+    """
+    env = os.environ
+    if target not in ("local", "replicate"):  # argparse checked an explicit --target
+        raise UsageError(f"$COGFLEET_TARGET is {target!r}: expected local or replicate")
+    votes = env.get("COGFLEET_JUDGE_VOTES", "").strip()
+    if votes and not (votes.isdigit() and int(votes) >= 1):
+        raise UsageError(f"$COGFLEET_JUDGE_VOTES must be a positive integer, got {votes!r}")
+    env_dir = env.get("COGFLEET_ENV_DIR")
+    if env_dir and target == "local":
+        _check_folder("$COGFLEET_ENV_DIR", env_dir)
+    summary = env.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        check_destinations([("$GITHUB_STEP_SUMMARY", summary)])
+    if target == "replicate":
+        _check_replicate(env, api=api)
+
+
+def _check_folder(name: str, value: str) -> None:
+    """``value`` is a folder, or one can be made there (tried, and removed again)."""
+    import tempfile
+
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{name} {value}: not a folder")
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise UsageError(f"{name} {value}: {existing} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".cogfleet-probe-", dir=existing))
+    except OSError as exc:
+        raise UsageError(f"{name} {value}: cannot write there ({exc.strerror})") from None
+
+
+def _check_replicate(env: os._Environ[str], *, api: bool) -> None:
+    import shutil
+
+    if api:
+        _check_api(env)
+    if shutil.which("cog") is None:
+        raise UsageError("--target replicate needs the `cog` CLI on PATH")
+
+
+def _check_api(env: os._Environ[str]) -> None:
+    """``REPLICATE_API_TOKEN`` (never shown) and ``REPLICATE_BASE_URL``."""
+    from urllib.parse import urlsplit
+
+    token = env.get("REPLICATE_API_TOKEN", "")
+    if not token.strip():
+        raise UsageError("--target replicate needs REPLICATE_API_TOKEN in the environment")
+    if not all(c.isascii() and c.isprintable() and not c.isspace() for c in token):
+        raise UsageError("REPLICATE_API_TOKEN is not a token: it holds spaces, control or "
+                         "non-ASCII characters")
+    base = env.get("REPLICATE_BASE_URL")
+    if base is not None:
+        try:
+            parts = urlsplit(base)
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"REPLICATE_BASE_URL {shown_url(base)!r}: expected "
+                             "https://HOST[:PORT] (or unset it for api.replicate.com)")
+
+
 def check_secret(spec: str) -> None:
     """``--secret id=NAME,src=PATH`` (cog push's format; the file is read by cog's build)."""
     fields = dict(part.partition("=")[::2] for part in spec.split(","))

@@ -14,6 +14,7 @@ from cogfleet._errors import ConfigError, UsageError
 from cogfleet.cli._common import Command, add_target_flags, load_plugins, load_repo
 from cogfleet.cli._preflight import (
     check_destinations,
+    check_environment,
     check_local_url,
     check_secret,
     int_at_least,
@@ -233,6 +234,7 @@ def _settings(ns: argparse.Namespace) -> RunSettings:
     """The run's settings, checked before anything is rendered, pushed or started."""
     from cogfleet._run import RunSettings
 
+    check_environment(ns.target)
     check_destinations([("--report-json", ns.report_json), ("--junit-xml", ns.junit_xml),
                         ("--markdown", ns.markdown), ("--html", ns.html)])
     for spec in ns.secrets:
@@ -298,6 +300,7 @@ def cmd_build(ns: argparse.Namespace) -> int:
     from cogfleet._build import LOCAL_STATE, BuildJob, build_images, build_local
     from cogfleet._render import render_variants
 
+    check_environment(ns.target, api=False)  # a local build: no API is asked
     repo = load_repo(ns)
     rendered = render_variants(repo, repo.select(ns.variants), load_plugins(repo.root))
     jobs = [
@@ -394,7 +397,7 @@ def _safe_push_arguments(p: argparse.ArgumentParser) -> None:
 def _build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("variants", nargs="*", metavar="VARIANT", help="default: all")
     p.add_argument("--target", choices=["local", "replicate"],
-                   default=os.environ.get("COGFLEET_TARGET", "local"),
+                   default=os.environ.get("COGFLEET_TARGET") or "local",
                    help="local: the environment; replicate: the image (default: local, or "
                         "$COGFLEET_TARGET)")
     add_environment_flags(p, env=False)
