@@ -36,6 +36,25 @@ def looks_like_credential(name: str) -> bool:
     return name in COGFLEET_CREDENTIALS or _CREDENTIAL_NAME.search(name) is not None
 
 
+_SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+
+
+def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """``text`` with the value of every credential of the environment shown as ``***``.
+
+    For messages made of what someone else wrote (an API's error detail that echoes
+    the token it was sent, a URL with a password): a credential never reaches output
+    or reports, whoever quoted it. Values under 8 characters are no credential.
+    """
+    source = os.environ if environ is None else environ
+    for name, value in source.items():
+        if len(value) >= 8 and value in text and (
+            name in COGFLEET_CREDENTIALS or _SECRET_NAME.search(name)
+        ):
+            text = text.replace(value, "***")
+    return text
+
+
 def without_credentials(
     environ: Mapping[str, str] | None = None, *, drop_prefixes: Iterable[str] = ()
 ) -> dict[str, str]:

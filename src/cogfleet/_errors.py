@@ -8,6 +8,7 @@
     │   ├── TemplateError         Jinja rendering failed (undefined variable, syntax)
     │   └── PluginError           a plugin failed to import or registered a bad hook
     ├── RemoteError               the target (local server or Replicate) answered badly (exit 2)
+    │   ├── BadAnswer             an answer no API gives (an HTML page, not a JSON object)
     │   └── NetworkError          a URL could not be fetched: names the URL and the reason
     └── CheckFailed               a check failed; the pipeline stops (exit 1)
 
@@ -68,8 +69,16 @@ class RemoteError(CogfleetError):
     """
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
+        from cogfleet._credentials import redact  # an answer may quote the token it got
+
+        super().__init__(redact(message))
         self.status = status
+
+
+class BadAnswer(RemoteError):
+    """The target answered what no Replicate API answers: an HTML page, JSON that is not
+    an object, a body that breaks off. Not a verdict on the model: a run a step of which
+    fails with it ends with exit 2."""
 
 
 class NetworkError(RemoteError):

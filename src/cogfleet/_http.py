@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import email.utils
 import functools
+import json
 import random
 import ssl
 import threading
@@ -27,6 +28,8 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import httpx
+
+from cogfleet._errors import BadAnswer
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _RETRY_ERRORS = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ConnectTimeout)
@@ -58,6 +61,41 @@ def _plain_context() -> ssl.SSLContext:
 
 
 _T = TypeVar("_T")
+
+
+def _api_answer(request: httpx.Request, response: httpx.Response) -> bool:
+    """True for a successful answer of the API itself that claims to be JSON or a page.
+
+    Replicate's API answers every successful request under ``/v1/`` (other than an
+    empty 204) with a JSON object; file downloads and event streams carry their own
+    content types and are left alone.
+    """
+    if not request.url.path.startswith("/v1/") or not 200 <= response.status_code < 300:
+        return False
+    ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    return response.status_code != 204 and (ctype.endswith("json") or ctype == "text/html")
+
+
+def _broken(request: httpx.Request, why: str) -> BadAnswer:
+    url = request.url.copy_with(username=None, password=None, query=None)
+    return BadAnswer(f"{request.method} {url}: {why}; is this a Replicate API?")
+
+
+def _check_answer(request: httpx.Request, response: httpx.Response) -> None:
+    """A successful API answer is a JSON object: anything else is a :class:`BadAnswer`
+    naming the request, instead of a decoding error deep in the client."""
+    status = response.status_code
+    if response.headers.get("content-type", "").lower().startswith("text/html"):
+        raise _broken(request, f"{status} answer is an HTML page, not JSON")
+    try:
+        data = json.loads(response.content)
+    except RecursionError:
+        raise _broken(request, f"{status} answer is JSON nested too deeply") from None
+    except ValueError:
+        raise _broken(request, f"{status} answer is not JSON") from None
+    if not isinstance(data, dict):
+        kind = {list: "an array", str: "a string", type(None): "null"}.get(type(data), "a number")
+        raise _broken(request, f"{status} answer is {kind}, not a JSON object")
 
 
 class ResilientTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
@@ -109,6 +147,12 @@ class ResilientTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                 time.sleep(self._delay(attempt, None))
                 continue
             if response.status_code not in RETRY_STATUSES or attempt == self.attempts - 1:
+                if _api_answer(request, response):
+                    try:
+                        response.read()
+                    except httpx.HTTPError as exc:
+                        raise _broken(request, f"the answer broke off ({exc})") from None
+                    _check_answer(request, response)
                 return response
             response.read()
             response.close()
@@ -128,6 +172,12 @@ class ResilientTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                 await asyncio.sleep(self._delay(attempt, None))
                 continue
             if response.status_code not in RETRY_STATUSES or attempt == self.attempts - 1:
+                if _api_answer(request, response):
+                    try:
+                        await response.aread()
+                    except httpx.HTTPError as exc:
+                        raise _broken(request, f"the answer broke off ({exc})") from None
+                    _check_answer(request, response)
                 return response
             await response.aread()
             await response.aclose()

@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
 
-from cogfleet._errors import CheckFailed, CogfleetError
+from cogfleet._credentials import redact
+from cogfleet._errors import BadAnswer, CheckFailed, CogfleetError
 from cogfleet._result import RunResult, StepResult
 from cogfleet._ruff import ruff_problems
 from cogfleet._steps import (
@@ -51,10 +52,15 @@ async def _timed(
         step.status, step.message = outcome.status, outcome.message
     except CheckFailed as exc:
         step.status, step.message = "failed", str(exc)
+    except BadAnswer as exc:  # the target answered what no API answers: not a verdict
+        step.status, step.message = "failed", str(exc)
+        ctx.remote_failures.append(f"{ctx.name}: {step.name}: {exc}")
     except CogfleetError as exc:
         step.status, step.message = "failed", str(exc)
     except Exception as exc:  # noqa: BLE001 - a step that crashes fails, it never passes
-        step.status, step.message = "failed", f"step {name} raised {type(exc).__name__}: {exc}"
+        step.status, step.message = "failed", redact(
+            f"step {name} raised {type(exc).__name__}: {exc}"
+        )
     except asyncio.CancelledError:
         # cancelled by an interrupt: the step did not finish, it neither passed nor failed
         step.status, step.message = "skipped", "interrupted while running"

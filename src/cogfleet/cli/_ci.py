@@ -111,7 +111,9 @@ def cmd_canary(ns: argparse.Namespace) -> int:
     from cogfleet._target import open_target
 
     # what fails a canary run besides cogfleet's own errors: the transport and the client
-    canary_errors = (CogfleetError, ReplicateError, httpx.HTTPError, OSError, RuntimeError)
+    # (and answers of the wrong shape, which the client's models refuse as values)
+    canary_errors = (CogfleetError, ReplicateError, httpx.HTTPError, OSError, RuntimeError,
+                     ValueError, TypeError, KeyError)
 
     check_environment(ns.target)
     model = canary_model(ns.model)  # a malformed name is a usage error (exit 2), not a failure

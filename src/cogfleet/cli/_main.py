@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from cogfleet import __version__
+from cogfleet._credentials import redact
 from cogfleet._errors import CogfleetError, ExitCode
 from cogfleet.cli import _ci, _monorepo, _push, _report, _schema, _serve
 from cogfleet.cli._common import Command, Parser
@@ -84,14 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CogfleetError as exc:
         if verbose >= 3:
             traceback.print_exc()
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {redact(str(exc))}\n")
         return int(exc.exit_code)
     except BrokenPipeError:
         return ExitCode.OK
     except Exception as exc:  # noqa: BLE001 - a bug: one line; -vvv shows where
         if verbose >= 3:
             traceback.print_exc()
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        first = redact((str(exc).strip().splitlines() or [""])[0][:300])
         sys.stderr.write(f"error: internal error: {type(exc).__name__}: {first} "
                          "(-vvv shows the traceback)\n")
         return ExitCode.USAGE_ERROR
