@@ -182,6 +182,9 @@ FILE_CASES = [
     pytest.param({PARTIAL: "environment:\n  - STEPS={{ steps }}\n  - REPLICATE_API_TOKEN=x\n"},
                  f"{PARTIAL}:3", ["reserved"], id="cog-yaml-reserved-env-in-partial"),
     # --- templates --------------------------------------------------------------------
+    pytest.param({"models/fam/predict.py.j2": "STEPS = {{ steps }}\n"}, "models/fam/predict.py.j2",
+                 ["renders predict.py, and models/fam/predict.py is there too"],
+                 id="template-and-plain-file-of-one-name"),
     pytest.param({PARTIAL: "environment:\n  - STEPS={{ stepz }}\n"}, f"{PARTIAL}:2",
                  ["undefined variable 'stepz'"], id="template-undefined"),
     pytest.param({PARTIAL: "environment:\n  - STEPS={{ gpu | tojson }}\n"}, f"{PARTIAL}:2",

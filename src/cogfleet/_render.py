@@ -486,8 +486,16 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
     sources: dict[str, list[tuple[str, int]]] = {}
     explicit = variant.template is not None or variant.overlay is not None
     family_cog: str | None = None  # the family's own cog.yaml[.j2], relative to the family
-    for path in _family_files(repo, variant):
+    family_files = _family_files(repo, variant)
+    plain = {p.relative_to(variant.family_dir).as_posix() for p in family_files}
+    for path in family_files:
         rel_in_family = path.relative_to(variant.family_dir).as_posix()
+        twin = rel_in_family[: -len(".j2")] if rel_in_family.endswith(".j2") else None
+        if twin in plain and twin != "cog.yaml":  # (cog.yaml[.j2] is chosen below)
+            # both would be the build folder's file: which one wins is no choice to guess
+            raise ConfigError(_rel(path, repo.root), f"renders {twin}, and "
+                              f"{_rel(variant.family_dir / twin, repo.root)} is there too; "
+                              "keep one of them")
         if rel_in_family in ("cog.yaml", "cog.yaml.j2"):
             family_cog = family_cog or rel_in_family
             if explicit:
