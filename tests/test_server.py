@@ -699,6 +699,8 @@ def test_serve_command(tmp_path: Path) -> None:
     )
     try:
         assert "tokens for alice, bob" in "".join(lines)
+        # started with --port 0: every address it announces has the port it really got
+        assert not re.search(r"http://\S+:0\b", "".join(lines)), lines
         assert "permissive" not in "".join(lines)
         port = int(base_url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:

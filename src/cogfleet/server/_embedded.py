@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
@@ -170,12 +171,15 @@ def serve_forever(host: str, port: int, config: ServerConfig) -> None:
     import uvicorn
 
     from cogfleet.server._app import create_app
-    from cogfleet.server._threaded import ProblemH11Protocol
+    from cogfleet.server._threaded import ForegroundServer, ProblemH11Protocol
 
-    bind(host, port).close()  # a port in use or a bad host: one line, nothing created
+    # Bound once, first: a port in use or a bad host is one line and nothing is created,
+    # and --port 0 announces the port it really got.
+    sock = bind(host, port)
     try:
         _api, app = create_app(config)
     except (OSError, sqlite3.Error) as exc:  # the state folder cannot be made or written
+        sock.close()
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise UsageError(f"--state {config.state_dir}: cannot keep the server's state there: "
                          f"{reason}") from None
@@ -194,15 +198,20 @@ def serve_forever(host: str, port: int, config: ServerConfig) -> None:
         accounts = sorted({a.username for a in config.accounts().values()})
         sys.stderr.write(f"cogfleet serve: tokens for {', '.join(accounts)}\n")
     sys.stderr.flush()
-    server_log.info("serving on http://%s:%d", host, port)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level="info",
-        timeout_graceful_shutdown=5,
-        http=ProblemH11Protocol,
+    server = ForegroundServer(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=sock.getsockname()[1],
+            log_level="info",
+            timeout_graceful_shutdown=5,
+            http=ProblemH11Protocol,
+        )
     )
+    with sock, contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+    if not server.started:  # the app's start-up failed (uvicorn has said why)
+        raise SystemExit(3)
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:

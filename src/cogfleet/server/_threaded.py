@@ -41,6 +41,19 @@ class ProblemH11Protocol(H11Protocol):
         self.transport.close()
 
 
+class ForegroundServer(uvicorn.Server):
+    """uvicorn serving a socket bound beforehand (``cogfleet serve``).
+
+    uvicorn says where it listens only for sockets it binds itself; this says it for
+    the given one too, so ``--port 0`` announces the port it really got.
+    """
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and sockets:
+            self._log_started_message(sockets)
+
+
 class _Server(uvicorn.Server):
     """uvicorn that reports start-up through a threading.Event."""
 
