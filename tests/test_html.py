@@ -250,6 +250,23 @@ def test_renderer_thumbnails_and_budget() -> None:
     )["full"] is None
 
 
+def test_a_distance_the_report_computes_counts_transparency() -> None:
+    from cogfleet._html import _comparison_view
+
+    def rgba(alpha: int) -> str:
+        buf = io.BytesIO()
+        Image.new("RGBA", (32, 32), (10, 20, 30, alpha)).save(buf, format="PNG")
+        return data_uri("image/png", buf.getvalue())
+
+    # same colours, a different mask: the same picture only if transparency is ignored
+    case = {"output": [rgba(0)], "comparison": {"live_output": [rgba(255)]}}
+    (image,) = _comparison_view(Renderer(), case)["images"]
+    metric = image["metric"]
+    assert metric["message"] == "computed for this report"
+    assert "RGBA" in metric["metric"]
+    assert metric["value"] == 255.0 and metric["match"] is False
+
+
 @pytest.mark.parametrize(
     ("data", "problem"),
     [

@@ -267,7 +267,7 @@ def _pairs(live: Any, test: Any) -> Iterator[tuple[str, str]]:
 
 
 def _comparison_view(renderer: Renderer, case: dict[str, Any]) -> dict[str, Any]:
-    from cogfleet._images import PIXEL_THRESHOLD, mean_pixel_distance
+    from cogfleet._images import DISTANCE_METRIC, PIXEL_THRESHOLD, mean_pixel_distance
 
     comp = case.get("comparison") or {}
     live_output, test_output = comp.get("live_output"), case.get("output")
@@ -283,7 +283,7 @@ def _comparison_view(renderer: Renderer, case: dict[str, Any]) -> dict[str, Any]
                 renderer.pil_image(live_ref), renderer.pil_image(test_ref)
             )
             metric = {
-                "metric": "mean pixel distance (RGB, 0-441)", "value": distance,
+                "metric": DISTANCE_METRIC, "value": distance,
                 "threshold": PIXEL_THRESHOLD, "match": distance <= PIXEL_THRESHOLD,
                 "message": "computed for this report",
             }

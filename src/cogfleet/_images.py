@@ -24,6 +24,8 @@ IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif", "bmp", "webp", "tif",
 
 #: Highest mean per-pixel RGB distance at which two images still count as the same.
 PIXEL_THRESHOLD = 8.0
+# What :func:`mean_pixel_distance` measures, as reports name it.
+DISTANCE_METRIC = "mean pixel distance (RGB 0-441; RGBA 0-510 when both have transparency)"
 
 # Spellings of one format that must compare equal ("photo.jpeg" matches "photo.jpg").
 _EXTENSION_ALIASES = {"jpeg": "jpg", "jpe": "jpg", "tiff": "tif", "mpeg": "mpg", "htm": "html"}

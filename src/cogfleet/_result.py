@@ -44,7 +44,7 @@ class FileComparison:
     path: str  # where in the output: ``output``, ``output[1]``, ``output.image``
     match: bool
     message: str
-    metric: str | None = None  # e.g. "mean pixel distance (RGB, 0-441)"
+    metric: str | None = None  # e.g. cogfleet._images.DISTANCE_METRIC
     value: float | None = None
     threshold: float | None = None
 

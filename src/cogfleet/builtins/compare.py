@@ -26,9 +26,6 @@ FIXED_SEED = 42
 FLOAT_TOLERANCE = 0.1  # floats closer than this are equal (cog-safe-push's tolerance)
 # what failed a comparison, by how it was compared
 _KIND_OF_MODE: dict[str, ErrorKind] = {"failed": "model", "judge": "judge"}
-DISTANCE_METRIC = "mean pixel distance (RGB 0-441; RGBA 0-510 when both have transparency)"
-
-
 def _is_file_ref(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(("data:", "http://", "https://"))
 
@@ -62,7 +59,13 @@ def _files_match(x: OutputFile, y: OutputFile, path: str, *, seeded: bool) -> Fi
     Without a seed, two same-sized images that are not byte-identical are not decided
     here: the answer's message is then :data:`_FOR_THE_JUDGE`.
     """
-    from cogfleet._images import PIXEL_THRESHOLD, image_distance, image_info, normalize_extension
+    from cogfleet._images import (
+        DISTANCE_METRIC,
+        PIXEL_THRESHOLD,
+        image_distance,
+        image_info,
+        normalize_extension,
+    )
 
     ext_x, ext_y = normalize_extension(x.extension), normalize_extension(y.extension)
     if ext_x != ext_y:
