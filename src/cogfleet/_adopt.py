@@ -325,12 +325,7 @@ def plan_adopt(root: Path) -> Plan | None:
             f"{len(configs)} configs)"
         )
     names = sorted(overlays & configs)
-    bad = [n for n in names if not _NAME_RE.match(n)]
-    if bad:
-        raise LayoutError(
-            f"cannot adopt this repo: variant name {bad[0]!r} (from {config_folder}/) must be "
-            "lower-case letters, digits, . _ -"
-        )
+    _check_names(names, config_folder)
     plan = Plan(kind="adopt", found=found)
     for name in sorted(overlays - configs):
         plan.notes.append(
@@ -349,6 +344,16 @@ def plan_adopt(root: Path) -> Plan | None:
         defaults.append("  merge: concatenate")
     return _finish(root, plan, header, defaults, {name: [] for name in names}, config_folder,
                    select.files if select else {})
+
+
+def _check_names(names: list[str], config_folder: str) -> None:
+    """Variant names come from config file names: refuse one cogfleet cannot use."""
+    bad = [n for n in names if not _NAME_RE.match(n)]
+    if bad:
+        raise LayoutError(
+            f"cannot adopt this repo: variant name {bad[0]!r} (from {config_folder}/) must be "
+            "lower-case letters, digits, . _ -"
+        )
 
 
 def _per_variant_files(root: Path, pattern: str) -> dict[str, str]:
@@ -387,12 +392,7 @@ def _plan_copies(root: Path, select: _Select, pattern: str, config: str | None) 
             f"(found {len(cogs)} cog.yaml files, {len(configs)} configs)"
         )
     names = sorted(configs & set(cogs))
-    bad = [n for n in names if not _NAME_RE.match(n)]
-    if bad:
-        raise LayoutError(
-            f"cannot adopt this repo: variant name {bad[0]!r} (from {config_folder}/) must be "
-            "lower-case letters, digits, . _ -"
-        )
+    _check_names(names, config_folder)
     plan = Plan(kind="adopt", found=found)
     for name in sorted(set(cogs) - configs):
         plan.notes.append(f"skipped {name}: {cogs[name]} has no config "
@@ -430,12 +430,7 @@ def _plan_by_running(root: Path, select: _Select, config: str | None) -> Plan:
     config_folder = PurePosixPath(config).parent.as_posix()
     names = sorted(_stems(root / config_folder))
     found.append(f"{len(names)} configs in {config_folder}/")
-    bad = [n for n in names if not _NAME_RE.match(n)]
-    if bad:
-        raise LayoutError(
-            f"cannot adopt this repo: variant name {bad[0]!r} (from {config_folder}/) must be "
-            "lower-case letters, digits, . _ -"
-        )
+    _check_names(names, config_folder)
     wanted: list[str] = []
     if base is not None:
         script_text = (root / select.script).read_text(encoding="utf-8", errors="replace")
