@@ -94,6 +94,17 @@ def write_files(root: Path, files: dict[str, str | bytes | None]) -> None:
             path.write_text(textwrap.dedent(content), encoding="utf-8")
 
 
+def after_select_script(
+    root: Path, script: str, model: str, scratch: Path, name: str = "cog.yaml"
+) -> bytes:
+    """The file ``name`` as ``bash SCRIPT MODEL`` leaves it in a copy of ``root`` at
+    ``scratch`` (what a repo's own select script writes, to compare cogfleet with)."""
+    shutil.copytree(root, scratch, ignore=shutil.ignore_patterns(".cogfleet"))
+    subprocess.run(["bash", script, model], cwd=scratch, check=True, capture_output=True)
+    return (scratch / name).read_bytes()
+
+
+
 @pytest.fixture
 def make_repo(tmp_path: Path) -> Callable[..., Path]:
     """Build a throw-away monorepo: ``make_repo()`` (the basic one) or ``make_repo(files)``."""

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from cogfleet import ExitCode
-from tests.conftest import write_files
+from tests.conftest import after_select_script, write_files
 
 SELECT = """\
 #!/bin/bash
@@ -66,12 +66,6 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
-def _selected_by_the_script(root: Path, model: str, scratch: Path) -> bytes:
-    shutil.copytree(root, scratch, ignore=shutil.ignore_patterns(".cogfleet"))
-    subprocess.run(["bash", "script/select.sh", model], cwd=scratch, check=True)
-    return (scratch / "cog.yaml").read_bytes()
-
-
 def test_init_declares_the_concatenation(repo, cli):
     result = cli("init", cwd=repo)
     assert result.code == ExitCode.OK, result.err
@@ -93,7 +87,8 @@ def test_render_writes_the_bytes_cat_writes(repo, cli, tmp_path):
     assert result.code == ExitCode.OK, result.err
     for model in ("dev", "schnell"):
         rendered = (repo / ".cogfleet/build" / model / "cog.yaml").read_bytes()
-        assert rendered == _selected_by_the_script(repo, model, tmp_path / model), model
+        by_script = after_select_script(repo, "script/select.sh", model, tmp_path / model)
+        assert rendered == by_script, model
     assert b"\r\n" in rendered and b"# the fast one" in rendered
 
 

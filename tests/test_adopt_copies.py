@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from cogfleet import ExitCode
-from tests.conftest import write_files
+from tests.conftest import after_select_script, write_files
 
 SELECT = """\
 #!/bin/bash
@@ -69,12 +68,6 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
-def _selected_by_the_script(root: Path, model: str, scratch: Path) -> bytes:
-    shutil.copytree(root, scratch, ignore=shutil.ignore_patterns(".cogfleet"))
-    subprocess.run(["bash", "script/select-model", model], cwd=scratch, check=True)
-    return (scratch / "cog.yaml").read_bytes()
-
-
 def test_init_takes_each_variants_own_cog_yaml_as_its_template(repo, cli):
     before = {p: (repo / p).read_bytes() for p in FILES}
     result = cli("init", cwd=repo)
@@ -96,8 +89,8 @@ def test_render_and_select_write_the_bytes_the_script_copies(repo, cli, tmp_path
     assert result.code == ExitCode.OK, result.err
     for model in ("small", "large"):
         build = repo / ".cogfleet/build" / model
-        assert (build / "cog.yaml").read_bytes() == _selected_by_the_script(
-            repo, model, tmp_path / model
+        assert (build / "cog.yaml").read_bytes() == after_select_script(
+            repo, "script/select-model", model, tmp_path / model
         )
         assert not (build / "configs").exists()  # the per-variant files make cog.yaml only
     assert cli("lint", "large", cwd=repo).code == ExitCode.OK
@@ -180,12 +173,6 @@ def copying(tmp_path: Path) -> Path:
     return root
 
 
-def _after_the_script(root: Path, model: str, scratch: Path, name: str) -> bytes:
-    shutil.copytree(root, scratch, ignore=shutil.ignore_patterns(".cogfleet"))
-    subprocess.run(["bash", "script/select.sh", model], cwd=scratch, check=True)
-    return (scratch / name).read_bytes()
-
-
 def test_init_declares_the_files_the_script_copies_per_variant(copying, cli):
     result = cli("init", cwd=copying)
     assert result.code == ExitCode.OK, result.err
@@ -205,8 +192,8 @@ def test_render_select_and_lint_use_the_copied_file(copying, cli, tmp_path):
     assert result.code == ExitCode.OK, result.err
     for model in ("small", "large"):
         build = copying / ".cogfleet/build" / model
-        assert (build / "predict.py").read_bytes() == _after_the_script(
-            copying, model, tmp_path / model, "predict.py"
+        assert (build / "predict.py").read_bytes() == after_select_script(
+            copying, "script/select.sh", model, tmp_path / model, "predict.py"
         )
         assert (build / "helpers.py").is_file()  # the family's other files are there
         assert not (build / "predictors").exists()  # each variant's own file is not
@@ -307,16 +294,10 @@ def test_init_runs_a_case_script_to_see_what_it_copies(case_repo, cli, tmp_path)
     for model in ("small", "large"):
         build = case_repo / ".cogfleet/build" / model
         for name in ("cog.yaml", "predict.py"):
-            assert (build / name).read_bytes() == _after_the_script_of(
-                case_repo, model, tmp_path / f"{model}-{name}", name
+            assert (build / name).read_bytes() == after_select_script(
+                case_repo, "script/select-model", model, tmp_path / f"{model}-{name}", name
             ), (model, name)
         assert (build / "helpers.py").is_file() and not (build / "variants-src").exists()
-
-
-def _after_the_script_of(root: Path, model: str, scratch: Path, name: str) -> bytes:
-    shutil.copytree(root, scratch, ignore=shutil.ignore_patterns(".cogfleet"))
-    subprocess.run(["bash", "script/select-model", model], cwd=scratch, check=True)
-    return (scratch / name).read_bytes()
 
 
 def test_a_config_the_case_does_not_know_stops_init_with_the_exit_code(case_repo, cli):
@@ -409,8 +390,8 @@ def test_a_plain_template_is_taken_as_written_not_as_jinja(repo, cli, tmp_path):
     result = cli("init", cwd=repo)
     assert result.code == ExitCode.OK, result.err
     assert cli("render", "small", cwd=repo).code == ExitCode.OK
-    assert (repo / ".cogfleet/build/small/cog.yaml").read_bytes() == _selected_by_the_script(
-        repo, "small", tmp_path / "small"
+    assert (repo / ".cogfleet/build/small/cog.yaml").read_bytes() == after_select_script(
+        repo, "script/select-model", "small", tmp_path / "small"
     )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ import yaml
 
 from cogfleet import ExitCode
 from cogfleet._render import envsubst
-from tests.conftest import write_files
+from tests.conftest import after_select_script, write_files
 
 SELECT = """\
 #!/bin/bash
@@ -76,15 +75,6 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
-def _selected_by_the_script(root: Path, model: str, scratch: Path) -> str:
-    """cog.yaml as ``script/select-model MODEL`` writes it with the real envsubst."""
-    copy = scratch / model
-    shutil.copytree(root, copy, ignore=shutil.ignore_patterns(".cogfleet"))
-    subprocess.run(["bash", "script/select-model", model], cwd=copy, check=True,
-                   capture_output=True)
-    return (copy / "cog.yaml").read_text()
-
-
 def test_init_learns_each_models_values_from_the_select_script(repo, cli):
     before = {p: (repo / p).read_bytes() for p in FILES}
     result = cli("init", cwd=repo)
@@ -107,11 +97,14 @@ def test_render_writes_the_cog_yaml_the_select_script_wrote(repo, cli, tmp_path)
     assert cli("render", cwd=repo).code == ExitCode.OK
     for model in ("small", "large"):
         rendered = (repo / ".cogfleet/build" / model / "cog.yaml").read_text()
-        assert rendered == _selected_by_the_script(repo, model, tmp_path / "scripts"), model
+        by_script = after_select_script(repo, "script/select-model", model, tmp_path / model)
+        assert rendered == by_script.decode(), model
     # and `cogfleet select` leaves the root as the script did
     assert cli("select", "large", cwd=repo).code == ExitCode.OK
     assert (repo / "cog.yaml").read_text().endswith(
-        _selected_by_the_script(repo, "large", tmp_path / "again")
+        after_select_script(
+            repo, "script/select-model", "large", tmp_path / "again"
+        ).decode()
     )
 
 
