@@ -423,3 +423,18 @@ def test_a_script_that_links_each_variants_files_is_read_as_copying_them(case_re
     build = case_repo / ".cogfleet/build/small"
     assert not (build / "cog.yaml").is_symlink()
     assert (build / "cog.yaml").read_text() == CASE["cpu.yaml"]
+
+
+def test_a_changed_files_declaration_is_rendered_again(copying, cli):
+    assert cli("init", cwd=copying).code == ExitCode.OK
+    assert cli("render", "small", cwd=copying).code == ExitCode.OK
+    build = copying / ".cogfleet/build/small"
+    assert (build / "predict.py").is_file()
+    # the same source file copied under another name: no file read differs, the
+    # declaration does
+    variants = copying / "variants.yaml"
+    variants.write_text(variants.read_text().replace(
+        'small: {files: {', 'small: {files: {"main.py": "predictors/small.py", '))
+    result = cli("render", "small", cwd=copying)
+    assert result.code == ExitCode.OK, result.err
+    assert (build / "main.py").read_bytes() == COPYING["predictors/small.py"].encode()

@@ -904,10 +904,11 @@ def _variant_key(repo: Repo, variant: Variant, plugins: Plugins) -> str:
     payload = {
         "code": _code_key(plugins),
         "root": str(repo.root),
+        # everything the variant declares (its template, overlay, merge, envsubst
+        # values, copied files...), so a changed declaration is rendered again
         "variant": [
-            variant.name, variant.family, str(variant.family_dir), str(variant.config_path),
-            variant.model, variant.variables, variant.template, variant.overlay,
-            variant.envsubst, variant.official_model, repo.settings.configs_dir,
+            variant.to_json(repo.root), str(variant.family_dir), str(variant.config_path),
+            repo.settings.configs_dir,
             repo.pin_for(variant).version,  # cog.yaml is validated for the pinned Cog
         ],
         "template_variables": plugins.template_variables(variant),
