@@ -209,6 +209,13 @@ def test_bad_files(push_broken, files, where, what):
     assert_rejected(result, root, where, *what)
 
 
+def test_a_match_url_that_is_a_symlink_loop(make_repo, cli):
+    root = make_repo({CONFIG: GOOD_CONFIG.replace('exact_string: "hi:4"', "match_url: loop.png")})
+    (root / "loop.png").symlink_to("loop.png")
+    result = cli("push", "alpha", "--report-json", "report.json", cwd=root)
+    assert_rejected(result, root, f"{CONFIG}:5", "match_url: file 'loop.png' not found in the repo")
+
+
 # --- plugins ---------------------------------------------------------------------------
 
 HOOK = "from cogfleet import hookimpl\n\n"

@@ -191,7 +191,10 @@ def inside_repo(root: Path, rel: str) -> Path | None:
     if Path(rel).is_absolute():
         return None
     base = root.resolve()
-    path = (base / rel).resolve()
+    try:
+        path = (base / rel).resolve()
+    except (OSError, RuntimeError):  # a symlink loop: nothing to read there, inside or out
+        return None if ".." in Path(rel).parts else base / rel
     return path if base in path.parents else None
 
 
