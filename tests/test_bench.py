@@ -377,7 +377,7 @@ def test_reuse_in_render_variants_and_the_cli(
 
 
 def test_damaged_template_cache_compiles_again(make_repo: MakeRepo) -> None:
-    from cogfleet import _render as render_module
+    from cogfleet import _templates as templates_module
 
     root = make_repo()
     first = _render(root)
@@ -385,7 +385,7 @@ def test_damaged_template_cache_compiles_again(make_repo: MakeRepo) -> None:
     assert cache_files  # the compiled templates were kept on disk
     for path in cache_files:
         path.write_bytes(path.read_bytes()[:40])  # cut short: marshal data is damaged
-    render_module._CACHES.clear()  # as in a new process
+    templates_module._CACHES.clear()  # as in a new process
     (root / ".cogfleet" / "build" / "alpha" / "cog.yaml").unlink()
     again = _render(root)
     assert not again.reused and again.files == first.files

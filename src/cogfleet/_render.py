@@ -23,23 +23,22 @@ whose bytes did not change are not rewritten; stale files go.
 
 Every rendered file keeps, line by line, the template file and line it came from
 (through ``{% include %}``, blocks and loops), so an error found in rendered text
-(a config key, a ``cog.yaml`` problem) names the file and line the user wrote.
+(a config key, a ``cog.yaml`` problem) names the file and line the user wrote. The
+Jinja side (the recording loader, compiled-template cache, line tracking and template
+errors) is :mod:`cogfleet._templates`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
-import io
 import json
 import os
-import posixpath
 import re
 import shutil
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +50,7 @@ import yaml
 from cogfleet._config import SafePushConfig, parse_config
 from cogfleet._dockerignore import FILENAME as DOCKERIGNORE
 from cogfleet._dockerignore import DockerIgnore, walk
-from cogfleet._errors import ConfigError, TemplateError
+from cogfleet._errors import ConfigError
 from cogfleet._files import ensure_state_dir, write_atomic
 from cogfleet._overlay import merge_overlay, source_line
 from cogfleet._plugins import Plugins
@@ -59,9 +58,17 @@ from cogfleet._repo import (
     DEFAULT_TEMPLATE,
     SHELL_NAME,
     STATE_DIR,
-    TEMPLATES_DIR,
     Repo,
     Variant,
+)
+from cogfleet._templates import (
+    RecordingLoader,
+    digest,
+    find_template,
+    rel_path,
+    render_one,
+    search_path,
+    template_environment,
 )
 
 CONFIG_NAME = "cog-safe-push.yaml"
@@ -71,7 +78,6 @@ _SKIP_DIRS = frozenset(
 _SKIP_FILES = {"variants.yaml", ".DS_Store", DOCKERIGNORE}
 #: Never model source when a family's source is the repository root: local state.
 LOCAL_STATE = (STATE_DIR, ".git", ".venv", ".nox", ".tox")
-_UNDEFINED_RE = re.compile(r"'([^']+)' is undefined")
 # a layer of a merged cog.yaml: (file, text, where each line came from when rendered)
 _Layer = tuple[str, str, list[tuple[str, int]] | None]
 
@@ -112,328 +118,6 @@ class Rendered:
         return self.config.model
 
 
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _find(searchpath: list[str], template: str) -> str | None:
-    """The file ``template`` resolves to on ``searchpath`` (Jinja's FileSystemLoader rule)."""
-    pieces = jinja2.loaders.split_template_path(template)
-    for folder in searchpath:
-        filename = posixpath.join(folder, *pieces)
-        if os.path.isfile(filename):
-            return filename
-    return None
-
-
-class _RecordingLoader(jinja2.FileSystemLoader):
-    """A file-system loader that remembers what a render read.
-
-    Besides the files (with the digest of the bytes that were rendered), it records
-    what every template name resolved to, misses included: a file added earlier on the
-    search path changes what a render would read, and the up-to-date check sees it.
-    """
-
-    def __init__(self, searchpath: list[Path], root: Path) -> None:
-        super().__init__([str(p) for p in searchpath])
-        self.root = root
-        self.reads: set[str] = set()
-        self.files: dict[str, str] = {}  # absolute filename -> repo-relative path
-        self.digests: dict[str, str] = {}  # repo-relative path -> sha256 of its bytes
-        self.resolved: dict[str, str | None] = {}  # template name -> repo-relative path
-        self.sources: dict[str, str] = {}  # absolute filename -> the text rendered
-
-    def get_source(
-        self, environment: jinja2.Environment, template: str
-    ) -> tuple[str, str, Callable[[], bool]]:
-        found = _find(self.searchpath, template)
-        if found is None:
-            self.resolved[template] = None
-            return super().get_source(environment, template)  # raises TemplateNotFound
-        # Read the bytes once: the digest must be of exactly what was rendered.
-        with open(found, "rb") as f:
-            raw = f.read()
-        # decoded as FileSystemLoader does (text mode: universal newlines)
-        try:
-            source = io.TextIOWrapper(io.BytesIO(raw), encoding=self.encoding).read()
-        except UnicodeDecodeError as exc:
-            line = raw[: exc.start].count(b"\n") + 1
-            raise TemplateError(
-                _rel(Path(found), self.root),
-                f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
-                line=line,
-            ) from None
-        mtime = os.path.getmtime(found)
-        filename = os.path.normpath(found)
-        rel = _rel(Path(filename), self.root)
-        self.reads.add(rel)
-        self.files[filename] = rel
-        self.digests[rel] = _digest(raw)
-        self.resolved[template] = rel
-        self.sources[filename] = source
-
-        def uptodate() -> bool:
-            try:
-                return os.path.getmtime(found) == mtime
-            except OSError:
-                return False
-
-        return source, filename, uptodate
-
-
-class _CompiledTemplates(jinja2.BytecodeCache):
-    """Compiled templates shared by every render of one repo, in memory and on disk.
-
-    Each variant renders with its own environment (its family folder is on the search
-    path), so without a shared cache every variant lexes, parses and compiles the
-    same templates again: 200 variants spent about 2.5 of their 4 s of rendering
-    there. Entries are keyed by template name and file (tracebacks must point at the
-    right file) and checked against the source's checksum by Jinja, so an edited
-    template is compiled afresh. The disk copy under ``.cogfleet/cache/jinja/`` makes
-    a second ``cogfleet render`` skip compilation altogether; failing to read or
-    write it only costs a compile.
-    """
-
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = state_dir  # marked ignored by git before a file is written in it
-        self.directory = state_dir / "cache" / "jinja"
-        self._memory: dict[str, bytes] = {}
-        self._lock = threading.Lock()
-
-    def _path(self, key: str) -> Path:
-        return self.directory / f"{key}.cache"
-
-    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-        with self._lock:
-            data = self._memory.get(bucket.key)
-        if data is None:
-            try:
-                data = self._path(bucket.key).read_bytes()
-            except OSError:
-                return
-        try:
-            bucket.bytecode_from_string(data)  # a stale checksum leaves the bucket empty
-        except Exception:  # noqa: BLE001 - a damaged file fails in pickle or marshal, any way
-            bucket.reset()  # compile again
-
-    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-        data = bucket.bytecode_to_string()
-        with self._lock:
-            self._memory[bucket.key] = data
-        path = self._path(bucket.key)
-        # a read-only checkout still renders; it compiles again next time
-        with contextlib.suppress(OSError):
-            ensure_state_dir(self.state_dir)
-            write_atomic(path, data)
-
-
-_CACHES: dict[Path, _CompiledTemplates] = {}
-_CACHES_LOCK = threading.Lock()
-
-
-def _compiled_templates(root: Path) -> _CompiledTemplates:
-    with _CACHES_LOCK:
-        cache = _CACHES.get(root)
-        if cache is None:
-            cache = _CACHES[root] = _CompiledTemplates(root / STATE_DIR)
-        return cache
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return Path(os.path.relpath(path, root)).as_posix()
-    except ValueError:
-        return str(path)
-
-
-def _searchpath(repo: Repo, variant: Variant) -> list[Path]:
-    paths = [variant.family_dir, repo.root / TEMPLATES_DIR, repo.configs_dir, repo.root]
-    return list(dict.fromkeys(paths))
-
-
-class _Chunk(str):
-    """A piece of rendered text that knows the template line it was written on."""
-
-    origin: tuple[str, int, bool]  # template filename, line, verbatim template text
-
-
-def _tracked(
-    template: jinja2.Template, render: Callable[[Any], Iterator[str]]
-) -> Callable[[Any], Iterator[str]]:
-    """Wrap a compiled render function so each chunk it yields carries its origin.
-
-    Chunks coming out of an ``{% include %}`` or a block already carry the included
-    template's origin and pass through unchanged. The line of a chunk is read from the
-    suspended generator's frame through the template's debug information.
-    """
-
-    def run(context: Any) -> Iterator[str]:
-        gen = render(context)
-        try:
-            for chunk in gen:
-                if type(chunk) is not _Chunk:
-                    frame = gen.gi_frame  # type: ignore[attr-defined]
-                    line = 1
-                    literal = False
-                    if frame is not None:
-                        line = template.get_corresponding_lineno(frame.f_lineno)
-                        literal = any(
-                            type(c) is str and c == chunk for c in frame.f_code.co_consts
-                        )
-                    tagged = _Chunk(chunk)
-                    tagged.origin = (template.filename or template.name or "?", line, literal)
-                    chunk = tagged
-                yield chunk
-        finally:
-            gen.close()  # type: ignore[attr-defined]
-
-    return run
-
-
-class _TrackedTemplate(jinja2.Template):
-    """A template whose render functions report where each piece of output came from."""
-
-    @classmethod
-    def _from_namespace(
-        cls, environment: jinja2.Environment, namespace: Any, globals: Any
-    ) -> Any:
-        template = super()._from_namespace(environment, namespace, globals)
-        template.root_render_func = _tracked(template, template.root_render_func)
-        template.blocks = {k: _tracked(template, f) for k, f in template.blocks.items()}
-        return template
-
-
-def _strict_filter(func: Callable[..., Any]) -> Callable[..., Any]:
-    """A filter that fails on an undefined argument with the variable's name.
-
-    Without this, ``{{ use_gpu | tojson }}`` with ``use_gpu`` undefined fails inside
-    the filter with a TypeError about ``StrictUndefined`` that names no variable.
-    """
-
-    @functools.wraps(func)  # keeps jinja's pass_context/pass_environment marks
-    def strict(*args: Any, **kwargs: Any) -> Any:
-        for value in (*args, *kwargs.values()):
-            if isinstance(value, jinja2.Undefined):
-                value._fail_with_undefined_error()
-        return func(*args, **kwargs)
-
-    return strict
-
-
-# filters whose point is to accept an undefined value
-_UNDEFINED_AWARE_FILTERS = {"default", "d"}
-
-
-def _environment(repo: Repo, variant: Variant, filters: dict[str, Any]) -> jinja2.Environment:
-    loader = _RecordingLoader(_searchpath(repo, variant), repo.root)
-    env = jinja2.Environment(
-        loader=loader,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-        bytecode_cache=_compiled_templates(repo.root),
-    )
-    env.template_class = _TrackedTemplate
-    env.filters.update(filters)
-    env.filters = {
-        name: func if name in _UNDEFINED_AWARE_FILTERS else _strict_filter(func)
-        for name, func in env.filters.items()
-    }
-    return env
-
-
-def _template_error(
-    exc: Exception, template_rel: str, variant: Variant, known: dict[str, str]
-) -> TemplateError:
-    """Name the template file and line where rendering failed, the variable and the variant."""
-    line = getattr(exc, "lineno", None)
-    where = template_rel
-    filename = getattr(exc, "filename", None)
-    if filename:
-        where = known.get(filename, filename)
-    tb = exc.__traceback__
-    while tb is not None:
-        fname = tb.tb_frame.f_code.co_filename
-        if fname in known:
-            where, line = known[fname], tb.tb_lineno
-        tb = tb.tb_next
-    if isinstance(exc, jinja2.UndefinedError):
-        match = _UNDEFINED_RE.search(str(exc))
-        what = f"undefined variable {match.group(1)!r}" if match else str(exc)
-    elif isinstance(exc, jinja2.TemplateSyntaxError):
-        what = f"template syntax error: {exc.message}"
-    elif isinstance(exc, jinja2.TemplateNotFound):
-        what = f"included template not found: {exc.name}"
-    elif isinstance(exc, RecursionError):
-        what = "templates include or call each other without end"
-    else:
-        what = f"{type(exc).__name__}: {exc}"
-    return TemplateError(where, f"{what} (variant {variant.name!r})", line=line)
-
-
-def _line_origins(
-    env: jinja2.Environment, chunks: list[str], loader: _RecordingLoader, display: str
-) -> list[tuple[str, int]]:
-    """For each line of the joined ``chunks``, the (repo-relative file, line) it came from.
-
-    A line's origin is that of its first non-blank piece. A template's debug
-    information gives the line of the construct before a piece of verbatim text, so
-    verbatim text is located in the template's lexed source: each of its lines then
-    gets its own line number.
-    """
-    tokens: dict[str, list[tuple[int, str]]] = {}
-    origins: list[tuple[str, int] | None] = [None]
-    blank = [True]
-    for chunk in chunks:
-        filename, line, literal = getattr(chunk, "origin", (display, 1, False))
-        start = line
-        if literal:
-            if filename not in tokens:
-                source = loader.sources.get(filename, "")
-                tokens[filename] = [
-                    (ln, value) for ln, kind, value in env.lex(source) if kind == "data"
-                ]
-            # Constant expressions are folded into the text around them, so a chunk
-            # starts with the text as lexed: the longest such text, then the nearest.
-            found = [(len(text), -ln) for ln, text in tokens[filename]
-                     if text and ln >= line and chunk.startswith(text)]
-            start = -max(found)[1] if found else line
-        where = loader.files.get(filename, filename)
-        for offset, piece in enumerate(chunk.split("\n")):
-            if offset:
-                origins.append(None)
-                blank.append(True)
-            here = (where, start + offset if literal else start)
-            if origins[-1] is None or (blank[-1] and piece.strip()):
-                origins[-1] = here
-            if piece.strip():
-                blank[-1] = False
-    return [o or (display, 1) for o in origins]
-
-
-def _render_one(
-    env: jinja2.Environment,
-    name: str,
-    display: str,
-    context: dict[str, Any],
-    variant: Variant,
-) -> tuple[str, list[tuple[str, int]]]:
-    """Render one template: its text and, per line, the source file and line."""
-    loader = env.loader
-    assert isinstance(loader, _RecordingLoader)
-    try:
-        template = env.get_template(name)
-        try:
-            chunks = list(template.root_render_func(template.new_context(context)))
-        except Exception:  # noqa: BLE001 - as Template.render: rewrite the traceback
-            env.handle_exception()
-    except ConfigError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - filters are plugin code; any error is the template's
-        raise _template_error(exc, display, variant, loader.files) from None
-    return "".join(chunks), _line_origins(env, chunks, loader, display)
-
-
 def source_position(
     sources: dict[str, list[tuple[str, int]]], variant: Variant, rel: str, line: int | None
 ) -> tuple[str, int | None]:
@@ -464,9 +148,9 @@ def config_model(repo: Repo, variant: Variant, plugins: Plugins) -> str | None:
     if variant.model is not None:
         return variant.model
     rel = repo.rel(variant.config_path)
-    env = _environment(repo, variant, plugins.template_filters())
+    env = template_environment(repo, variant, plugins.template_filters())
     try:
-        text, _ = _render_one(env, rel, rel, _context(variant, plugins), variant)
+        text, _ = render_one(env, rel, rel, _context(variant, plugins), variant)
         data = yaml.safe_load(text)
     except (ConfigError, yaml.YAMLError):
         return None
@@ -479,9 +163,9 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
     from cogfleet._config import _line_of
 
     context = _context(variant, plugins)
-    env = _environment(repo, variant, plugins.template_filters())
+    env = template_environment(repo, variant, plugins.template_filters())
     loader = env.loader
-    assert isinstance(loader, _RecordingLoader)
+    assert isinstance(loader, RecordingLoader)
     files: dict[str, bytes] = {}
     sources: dict[str, list[tuple[str, int]]] = {}
     explicit = variant.template is not None or variant.overlay is not None
@@ -493,25 +177,25 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
         twin = rel_in_family[: -len(".j2")] if rel_in_family.endswith(".j2") else None
         if twin in plain and twin != "cog.yaml":  # (cog.yaml[.j2] is chosen below)
             # both would be the build folder's file: which one wins is no choice to guess
-            raise ConfigError(_rel(path, repo.root), f"renders {twin}, and "
-                              f"{_rel(variant.family_dir / twin, repo.root)} is there too; "
+            raise ConfigError(rel_path(path, repo.root), f"renders {twin}, and "
+                              f"{rel_path(variant.family_dir / twin, repo.root)} is there too; "
                               "keep one of them")
         if rel_in_family in ("cog.yaml", "cog.yaml.j2"):
             family_cog = family_cog or rel_in_family
             if explicit:
                 continue  # the variant names where its cog.yaml comes from
-        loader.reads.add(_rel(path, repo.root))
+        loader.reads.add(rel_path(path, repo.root))
         if path.name.endswith(".j2"):
             out_name = rel_in_family[: -len(".j2")]
-            text, sources[out_name] = _render_one(
-                env, rel_in_family, _rel(path, repo.root), context, variant
+            text, sources[out_name] = render_one(
+                env, rel_in_family, rel_path(path, repo.root), context, variant
             )
             files[out_name] = text.encode("utf-8")
         else:
             out_name = rel_in_family
             files[out_name] = path.read_bytes()
-            loader.digests[_rel(path, repo.root)] = _digest(files[out_name])
-            sources[out_name] = [(_rel(path, repo.root), 0)]  # line for line
+            loader.digests[rel_path(path, repo.root)] = digest(files[out_name])
+            sources[out_name] = [(rel_path(path, repo.root), 0)]  # line for line
     for out_name, source in variant.files.items():  # what the select script copied
         files[out_name] = _read_plain(repo, loader, repo.root / source)
         sources[out_name] = [(source, 0)]
@@ -526,7 +210,7 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
         if cog_origins is not None:
             sources["cog.yaml"] = cog_origins
     config_rel = repo.rel(variant.config_path)
-    config_text, sources[CONFIG_NAME] = _render_one(env, config_rel, config_rel, context, variant)
+    config_text, sources[CONFIG_NAME] = render_one(env, config_rel, config_rel, context, variant)
 
     def at_source(exc: ConfigError) -> ConfigError:
         where, line = source_position(sources, variant, CONFIG_NAME, exc.line)
@@ -562,15 +246,15 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
     return rendered
 
 
-def _read_plain(repo: Repo, loader: _RecordingLoader, path: Path) -> bytes:
+def _read_plain(repo: Repo, loader: RecordingLoader, path: Path) -> bytes:
     """Read a file that is not a template, recording it as read (and its digest)."""
-    rel = _rel(path, repo.root)
+    rel = rel_path(path, repo.root)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(rel, f"cannot read: {exc.strerror}") from None
     loader.reads.add(rel)
-    loader.digests[rel] = _digest(data)
+    loader.digests[rel] = digest(data)
     return data
 
 
@@ -597,12 +281,12 @@ def _cog_yaml(
     an error in the merged file can be traced to the layer and line it came from.
     """
     loader = env.loader
-    assert isinstance(loader, _RecordingLoader)
+    assert isinstance(loader, RecordingLoader)
     if variant.template is not None:
         base_name, base_rel = variant.template, variant.template
     elif variant.overlay is not None and family_cog is not None:
         base_name = family_cog
-        base_rel = _rel(variant.family_dir / family_cog, repo.root)
+        base_rel = rel_path(variant.family_dir / family_cog, repo.root)
     else:
         base_name = base_rel = DEFAULT_TEMPLATE
         if not (repo.root / DEFAULT_TEMPLATE).is_file():
@@ -613,7 +297,7 @@ def _cog_yaml(
             )
     if variant.overlay is None:
         if base_rel.endswith(".j2"):
-            text, origins = _render_one(env, base_name, base_rel, context, variant)
+            text, origins = render_one(env, base_name, base_rel, context, variant)
         else:  # plain text, as a select script copies it (a run: line's ${#X} stays)
             text = _text(_read_plain(repo, loader, repo.root / base_rel), base_rel)
             origins = [(base_rel, 0)]
@@ -621,14 +305,14 @@ def _cog_yaml(
     # with an overlay, only a .j2 base is a template (yq reads the base as plain YAML)
     base_origins: list[tuple[str, int]] | None = None
     if base_rel.endswith(".j2"):
-        base_text, base_origins = _render_one(env, base_name, base_rel, context, variant)
+        base_text, base_origins = render_one(env, base_name, base_rel, context, variant)
     else:
         base_text = _text(_read_plain(repo, loader, repo.root / base_rel), base_rel)
     base_text = envsubst(base_text, variant.envsubst)
     overlay_rel = variant.overlay
     overlay_origins: list[tuple[str, int]] | None = None
     if overlay_rel.endswith(".j2"):
-        overlay_text, overlay_origins = _render_one(
+        overlay_text, overlay_origins = render_one(
             env, overlay_rel, overlay_rel, context, variant
         )
     else:
@@ -895,7 +579,7 @@ def _code_key(plugins: Plugins) -> str:
             "checkers": sorted(plugins.checkers()),
             "filters": sorted(plugins.template_filters()),
         }
-        key = _digest(json.dumps(payload, sort_keys=True).encode())
+        key = digest(json.dumps(payload, sort_keys=True).encode())
         _CODE_KEYS[plugins] = key
         return key
 
@@ -913,7 +597,7 @@ def _variant_key(repo: Repo, variant: Variant, plugins: Plugins) -> str:
         ],
         "template_variables": plugins.template_variables(variant),
     }
-    return _digest(json.dumps(payload, sort_keys=True, default=repr).encode())
+    return digest(json.dumps(payload, sort_keys=True, default=repr).encode())
 
 
 def _schema_checked(
@@ -934,7 +618,7 @@ def _schema_checked(
         previous.get("key") == key
         and previous.get("cog_version") == cog_version
         and isinstance(outputs, dict)
-        and outputs.get("cog.yaml") == _digest(text)
+        and outputs.get("cog.yaml") == digest(text)
     )
 
 
@@ -943,10 +627,10 @@ def _save_manifest(repo: Repo, rendered: Rendered, plugins: Plugins) -> None:
     manifest = {
         "cog_version": repo.pin_for(variant).version,
         "key": _variant_key(repo, variant, plugins),
-        "family": [_rel(p, repo.root) for p in _family_files(repo, variant)],
+        "family": [rel_path(p, repo.root) for p in _family_files(repo, variant)],
         "resolved": rendered.resolved,
         "inputs": rendered.digests,
-        "outputs": {rel: _digest(data) for rel, data in rendered.files.items()},
+        "outputs": {rel: digest(data) for rel, data in rendered.files.items()},
         "warnings": rendered.warnings,
         "config": rendered.files[CONFIG_NAME].decode("utf-8"),
         "sources": rendered.sources,
@@ -967,15 +651,15 @@ def _up_to_date(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered | No
     ):
         return None
     try:
-        if manifest["family"] != [_rel(p, repo.root) for p in _family_files(repo, variant)]:
+        if manifest["family"] != [rel_path(p, repo.root) for p in _family_files(repo, variant)]:
             return None
-        searchpath = [str(p) for p in _searchpath(repo, variant)]
+        searchpath = [str(p) for p in search_path(repo, variant)]
         for name, rel in manifest["resolved"].items():
-            found = _find(searchpath, name)
-            if (found and _rel(Path(os.path.normpath(found)), repo.root)) != rel:
+            found = find_template(searchpath, name)
+            if (found and rel_path(Path(os.path.normpath(found)), repo.root)) != rel:
                 return None
-        for rel, digest in manifest["inputs"].items():
-            if _digest((repo.root / rel).read_bytes()) != digest:
+        for rel, expected in manifest["inputs"].items():
+            if digest((repo.root / rel).read_bytes()) != expected:
                 return None
         build_dir = repo.build_root / variant.name
         present = {
@@ -986,9 +670,9 @@ def _up_to_date(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered | No
         if present != set(outputs):
             return None
         files = {}
-        for rel, digest in outputs.items():
+        for rel, expected in outputs.items():
             data = (build_dir / rel).read_bytes()
-            if _digest(data) != digest:
+            if digest(data) != expected:
                 return None
             files[rel] = data
         config_text: str = manifest["config"]
