@@ -182,6 +182,17 @@ def test_scaffold_pushes_at_once(tmp_path, cli):
     assert listed.returncode == 0 and "push" in listed.stdout
 
 
+def test_scaffold_noxfile_keeps_exit_code_2_for_bad_input(tmp_path, cli):
+    empty = tmp_path / "new"
+    empty.mkdir()
+    assert cli("init", cwd=empty).code == ExitCode.OK
+    proc = subprocess.run([sys.executable, "-m", "nox", "-s", "push", "--", "nope"], cwd=empty,
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith("nox >")]
+    assert errors == ["error: unknown variant 'nope'; valid: hello"]
+
+
 def test_scaffold_workflows_pass_actionlint(tmp_path, cli):
     empty = tmp_path / "new"
     empty.mkdir()

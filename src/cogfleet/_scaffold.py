@@ -50,33 +50,44 @@ predict:
 """nox sessions: thin calls into the cogfleet command line (nox -l lists them)."""
 
 import nox
+import nox.command
 
 nox.options.sessions = ["lint"]  # safe default: nothing here pushes
 nox.options.default_venv_backend = "none"  # run where cogfleet is installed
 
 
+def _cogfleet(session: nox.Session, *args: str) -> None:
+    """Run cogfleet; its exit code 2 (bad input) stays 2 (nox would make it 1)."""
+    try:
+        session.run("cogfleet", *args, stderr=None)
+    except nox.command.CommandFailed as exc:
+        if exc.return_code == 2:
+            raise SystemExit(2) from None
+        raise
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Render and lint every variant: nox -s lint -- [VARIANT...]."""
-    session.run("cogfleet", "lint", *session.posargs)
+    _cogfleet(session, "lint", *session.posargs)
 
 
 @nox.session
 def test(session: nox.Session) -> None:
     """Safe push without promotion: nox -s test -- VARIANT... [flags]."""
-    session.run("cogfleet", "test", *session.posargs)
+    _cogfleet(session, "test", *session.posargs)
 
 
 @nox.session
 def push(session: nox.Session) -> None:
     """Safe push: nox -s push -- VARIANT... [flags]. Never a default session."""
-    session.run("cogfleet", "push", *session.posargs)
+    _cogfleet(session, "push", *session.posargs)
 
 
 @nox.session
 def matrix(session: nox.Session) -> None:
     """CI matrix JSON: nox -s matrix -- [--changed-since REF] [--variants a,b|all]."""
-    session.run("cogfleet", "matrix", *session.posargs)
+    _cogfleet(session, "matrix", *session.posargs)
 ''',
     ".gitignore": ".cogfleet/\n/cog.yaml\n/cog-safe-push.yaml\n__pycache__/\n",
     ".github/workflows/ci.yaml": """\
