@@ -14,6 +14,7 @@ bad requests are tested with the server; interrupts in ``test_interrupts.py``.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -315,6 +316,12 @@ def test_serve_on_a_port_in_use(tmp_path):
         (["--fail-rate", "2"], "--fail-rate"),
         (["--rate-limit", "0"], "--rate-limit"),
         (["--latency", "-1"], "--latency"),
+        (["--latency", "inf"], "--latency"),
+        (["--request-latency", "nan"], "--request-latency"),
+        (["--rate-limit", "nan"], "--rate-limit"),
+        (["--idle-timeout", "-1"], "--idle-timeout"),
+        (["--idle-timeout", "0"], "--idle-timeout"),
+        (["--token", "no-account"], "--token"),
     ],
 )
 def test_serve_bad_flags(tmp_path, args, what):
@@ -324,6 +331,15 @@ def test_serve_bad_flags(tmp_path, args, what):
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / ".cogfleet").exists()
 
+
+def test_serve_names_the_variable_a_bad_token_came_from(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "cogfleet", "serve"], cwd=tmp_path, capture_output=True,
+        text=True, timeout=60, check=False, env={**os.environ, "COGFLEET_SERVE_TOKEN": "nope"},
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: $COGFLEET_SERVE_TOKEN: "), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 # --- the command line ------------------------------------------------------------------

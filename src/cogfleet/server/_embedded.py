@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import errno
 import logging
+import math
 import os
 import re
 import socket
@@ -279,12 +280,11 @@ def run_serve(ns: argparse.Namespace) -> int:
     """Run ``cogfleet serve`` from parsed arguments; returns the exit code."""
     if not 0.0 <= ns.fail_rate <= 1.0:
         raise UsageError(f"--fail-rate must be between 0 and 1, not {ns.fail_rate}")
-    if ns.rate_limit is not None and ns.rate_limit <= 0:
-        raise UsageError(f"--rate-limit must be positive, not {ns.rate_limit}")
-    if ns.latency < 0:
-        raise UsageError(f"--latency must not be negative, not {ns.latency}")
-    if ns.request_latency < 0:
-        raise UsageError(f"--request-latency must not be negative, not {ns.request_latency}")
+    if ns.rate_limit is not None:
+        _seconds("--rate-limit", ns.rate_limit, positive=True)
+    _seconds("--latency", ns.latency)
+    _seconds("--request-latency", ns.request_latency)
+    _seconds("--idle-timeout", ns.idle_timeout, positive=True)
     if ns.page_size is not None and ns.page_size < 1:
         raise UsageError(f"--page-size must be at least 1, not {ns.page_size}")
     state = Path(ns.state)
@@ -294,13 +294,17 @@ def run_serve(ns: argparse.Namespace) -> int:
         return _prune(state, everything=ns.prune_envs == "all")
     from cogfleet.server._core import ServerConfig, parse_token_spec
 
-    specs = list(ns.token) or os.environ.get("COGFLEET_SERVE_TOKEN", "").split()
+    specs = list(ns.token)
+    source = "--token"
+    if not specs:
+        specs = os.environ.get("COGFLEET_SERVE_TOKEN", "").split()
+        source = "$COGFLEET_SERVE_TOKEN"
     tokens = {}
     for spec in specs:
         try:
             token, account = parse_token_spec(spec)
         except ValueError as exc:
-            raise UsageError(f"--token: {exc}") from None
+            raise UsageError(f"{source}: {exc}") from None
         tokens[token] = account
     for ref in ns.official:
         if not _MODEL_RE.match(ref):
@@ -321,6 +325,13 @@ def run_serve(ns: argparse.Namespace) -> int:
     )
     serve_forever(ns.host, ns.port, config)
     return int(ExitCode.OK)
+
+
+def _seconds(flag: str, value: float, *, positive: bool = False) -> None:
+    """A number of seconds (or a rate) a flag gives: finite, and not negative (or positive)."""
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        rule = "a positive number" if positive else "a number not below 0"
+        raise UsageError(f"{flag} must be {rule}, not {value}")
 
 
 def _prune(state_dir: Path, *, everything: bool) -> int:
