@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from cogfleet import ExitCode
@@ -79,6 +80,19 @@ def test_select_clear_removes_what_select_wrote(make_repo, cli):
 def test_select_list(make_repo, cli):
     root = make_repo()
     assert cli("select", "--list", cwd=root).out.splitlines() == ["alpha", "beta"]
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["alpha", "--list"], "VARIANT and --list"),
+    (["alpha", "--clear"], "VARIANT and --clear"),
+    (["--list", "--clear"], "--list and --clear"),
+])
+def test_select_takes_one_thing_to_do(make_repo, cli, args, named):
+    root = make_repo()
+    result = cli("select", *args, cwd=root)
+    assert result.code == ExitCode.USAGE_ERROR
+    assert result.err == f"error: select: give one of VARIANT, --list or --clear, not {named}\n"
+    assert not (root / "cog.yaml").exists() and result.out == ""
 
 
 def test_select_unknown_variant(make_repo, cli):

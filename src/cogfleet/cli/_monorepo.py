@@ -107,6 +107,12 @@ def cmd_select(ns: argparse.Namespace) -> int:
     """Make the repo root the Cog folder of one variant (as a select script does)."""
     from cogfleet._select import clear_selection, select
 
+    chosen = [what for what, given in (("VARIANT", ns.variant), ("--list", ns.list),
+                                        ("--clear", ns.clear)) if given]
+    if len(chosen) > 1:
+        raise UsageError(
+            f"select: give one of VARIANT, --list or --clear, not {' and '.join(chosen)}"
+        )
     repo = load_repo(ns)
     if ns.list:
         for name in repo.variants:
