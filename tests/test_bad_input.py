@@ -364,6 +364,9 @@ CLI_CASES = [
                  ["models/fam/predict.py is a file, not a folder"], id="report-inside-a-file"),
     pytest.param(["--report-json", "models"], "--report-json models", ["is a folder"],
                  id="report-is-a-folder"),
+    # permission bits say yes to root there: creating a file is what is tried
+    pytest.param(["--report-json", "/proc/r.json"], "--report-json /proc/r.json",
+                 ["/proc is not writable"], id="report-where-no-file-can-be-made"),
     pytest.param(["--junit-xml", "models/fam/predict.py/j.xml"], "--junit-xml", ["is a file"],
                  id="junit-inside-a-file"),
     pytest.param(["--markdown", "models/fam/predict.py/s.md"], "--markdown", ["is a file"],

@@ -12,6 +12,7 @@ import argparse
 import os
 import re
 import socket
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -83,9 +84,28 @@ def check_destinations(flags: Iterable[tuple[str, str | None]]) -> None:
             if parent.exists():
                 if not parent.is_dir():
                     raise UsageError(f"{flag} {value}: {parent} is a file, not a folder")
-                if not os.access(parent, os.W_OK | os.X_OK):
-                    raise UsageError(f"{flag} {value}: {parent} is not writable")
+                problem = _cannot_write_in(parent)
+                if problem:
+                    raise UsageError(f"{flag} {value}: {parent} is not writable ({problem})")
                 break
+        if path.is_file():
+            try:  # append mode: the file is neither changed nor truncated
+                with path.open("ab"):
+                    pass
+            except OSError as exc:
+                raise UsageError(f"{flag} {value}: cannot be written ({exc.strerror})") from None
+
+
+def _cannot_write_in(folder: Path) -> str | None:
+    """Why a file cannot be created in ``folder`` (tried, not guessed from permission
+    bits, which say yes to root everywhere, /proc included), or None."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".cogfleet-probe-")
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(fd)
+    os.unlink(probe)
+    return None
 
 
 def check_environment(target: str, *, api: bool = True) -> None:
