@@ -79,6 +79,22 @@ def write_fake_cog(bin_dir: Path) -> Path:
     return script
 
 
+# A predict.py with two predictors, for select-script repos that pick one per model.
+TWO_PREDICTORS = """\
+from cog import BasePredictor
+
+
+class Predictor(BasePredictor):
+    def predict(self, text: str = "x") -> str:
+        return text
+
+
+class LargePredictor(BasePredictor):
+    def predict(self, text: str = "x", times: int = 2) -> str:
+        return text * times
+"""
+
+
 def write_files(root: Path, files: dict[str, str | bytes | None]) -> None:
     """Write ``files`` (relative path -> text; ``None`` deletes) under ``root``."""
     for rel, content in files.items():

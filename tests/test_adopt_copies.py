@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from cogfleet import ExitCode
-from tests.conftest import after_select_script, write_files
+from tests.conftest import TWO_PREDICTORS, after_select_script, write_files
 
 SELECT = """\
 #!/bin/bash
@@ -30,19 +30,7 @@ cp "configs/${1}/cog.yaml" ./cog.yaml
 cp cog-safe-push-configs/$1.yaml cog-safe-push.yaml
 """
 
-PREDICT = """\
-from cog import BasePredictor
-
-
-class Predictor(BasePredictor):
-    def predict(self, text: str = "x") -> str:
-        return text
-
-
-class LargePredictor(BasePredictor):
-    def predict(self, text: str = "x", times: int = 2) -> str:
-        return text * times
-"""
+PREDICT = TWO_PREDICTORS
 
 
 def _cog(predictor: str, gpu: str) -> str:

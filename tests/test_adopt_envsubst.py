@@ -17,7 +17,7 @@ import yaml
 
 from cogfleet import ExitCode
 from cogfleet._render import envsubst
-from tests.conftest import after_select_script, write_files
+from tests.conftest import TWO_PREDICTORS, after_select_script, write_files
 
 SELECT = """\
 #!/bin/bash
@@ -43,19 +43,7 @@ build:
 predict: "predict.py:$PREDICTOR"
 """
 
-PREDICT = """\
-from cog import BasePredictor
-
-
-class Predictor(BasePredictor):
-    def predict(self, text: str = "x") -> str:
-        return text
-
-
-class LargePredictor(BasePredictor):
-    def predict(self, text: str = "x", times: int = 2) -> str:
-        return text * times
-"""
+PREDICT = TWO_PREDICTORS
 
 FILES = {
     "script/select-model": SELECT,
