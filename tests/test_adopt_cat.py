@@ -43,7 +43,7 @@ class DevPredictor(BasePredictor):
 
 
 class SchnellPredictor(DevPredictor):
-    pass
+    '''The same model under the fast variant name.'''
 """
 
 FILES = {

@@ -63,31 +63,22 @@ def _ignore(folder: str, entries: list[str]) -> set[str]:
     return skipped
 
 
-def _stats(folder: Path) -> dict[str, tuple[int, int]]:
-    """Every regular file under ``folder``: relative path -> (size, mtime_ns)."""
-    out: dict[str, tuple[int, int]] = {}
+def _snapshot(folder: Path) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[str, int]]]:
+    """One walk of ``folder``: every regular file (relative path -> (size, mtime_ns))
+    and every symbolic link (relative path -> (target, lstat mtime_ns))."""
+    files: dict[str, tuple[int, int]] = {}
+    links: dict[str, tuple[str, int]] = {}
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if d not in SCRATCH_SKIP]
         for name in filenames:
             path = Path(dirpath) / name
-            if path.is_symlink() or not path.is_file():
-                continue
-            stat = path.stat()
-            out[path.relative_to(folder).as_posix()] = (stat.st_size, stat.st_mtime_ns)
-    return out
-
-
-def _links(folder: Path) -> dict[str, tuple[str, int]]:
-    """Every symbolic link under ``folder``: relative path -> (target, lstat mtime_ns)."""
-    out: dict[str, tuple[str, int]] = {}
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if d not in SCRATCH_SKIP]
-        for name in filenames:
-            path = Path(dirpath) / name
+            rel = path.relative_to(folder).as_posix()
             if path.is_symlink():
-                rel = path.relative_to(folder).as_posix()
-                out[rel] = (os.readlink(path), path.lstat().st_mtime_ns)
-    return out
+                links[rel] = (os.readlink(path), path.lstat().st_mtime_ns)
+            elif path.is_file():
+                stat = path.stat()
+                files[rel] = (stat.st_size, stat.st_mtime_ns)
+    return files, links
 
 
 def _digest(path: Path) -> str:
@@ -138,7 +129,9 @@ def run_per_variant(
             stub.chmod(0o755)
         copy = scratch / "repo"
         shutil.copytree(root, copy, symlinks=True, ignore=_ignore)
-        originals = _Originals(copy, _stats(copy))
+        inside = copy.resolve()
+        before, before_links = _snapshot(copy)
+        originals = _Originals(copy, before)
         for name in names:
             out = scratch / f"{name}.json"
             out.unlink(missing_ok=True)
@@ -149,7 +142,6 @@ def run_per_variant(
                 "COGFLEET_ENVSUBST_OUT": str(out),
             }
             run = runs[name] = Run()
-            started, started_links = _stats(copy), _links(copy)
             try:
                 proc = subprocess.run(
                     ["bash", script, name], cwd=copy, env=env, stdin=subprocess.DEVNULL,
@@ -157,25 +149,29 @@ def run_per_variant(
                 )
             except (OSError, subprocess.TimeoutExpired) as exc:
                 run.error = str(exc)
+                before, before_links = _snapshot(copy)  # whatever it wrote is not the next's
                 continue
             run.exit_code = proc.returncode
             if out.is_file():
                 run.envsubst = json.loads(out.read_text(encoding="utf-8"))
-            for rel, stat in sorted(_stats(copy).items()):
-                if started.get(rel) == stat:
+            after, after_links = _snapshot(copy)
+            for rel, stat in sorted(after.items()):
+                if before.get(rel) == stat:
                     continue  # not written by this run
                 source = originals.equal_to(copy / rel, rel, name)
                 if source is not None:
                     run.copies[rel] = source
                 else:
                     run.other.append(rel)
-            for rel, link in sorted(_links(copy).items()):  # `ln -sf configs/x.yaml cog.yaml`
-                if started_links.get(rel) == link:
+            for rel, link in sorted(after_links.items()):  # `ln -sf configs/x.yaml cog.yaml`
+                if before_links.get(rel) == link:
                     continue
                 target = (copy / rel).resolve()
-                inside = copy.resolve()
                 if target.is_file() and inside in target.parents:
                     run.copies[rel] = target.relative_to(inside).as_posix()
                 else:
                     run.other.append(rel)
+            # the next run is compared with what this one left (a select script runs
+            # again and again in the same tree)
+            before, before_links = after, after_links
     return runs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -19,11 +20,10 @@ def cmd_list(ns: argparse.Namespace) -> int:
         # an adopted repo names each model in its config, not in variants.yaml
         from cogfleet._render import config_model
 
-        try:
+        # listing does not need plugins: without them the configs' own model names
+        # show (render and lint name a broken plugin)
+        with contextlib.suppress(PluginError):
             plugins = load_plugins(repo.root)
-        except PluginError:
-            pass  # listing does not need plugins: render and lint name the broken one
-        else:
             models = {v.name: config_model(repo, v, plugins) for v in repo.variants.values()}
     if ns.json:
         listed = [

@@ -89,9 +89,8 @@ def check_destinations(flags: Iterable[tuple[str, str | None]]) -> None:
                     raise UsageError(f"{flag} {value}: {parent} is not writable ({problem})")
                 break
         if path.is_file():
-            try:  # append mode: the file is neither changed nor truncated
-                with path.open("ab"):
-                    pass
+            try:  # opened to append: the file is neither changed nor truncated
+                os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
             except OSError as exc:
                 raise UsageError(f"{flag} {value}: cannot be written ({exc.strerror})") from None
 
