@@ -7,19 +7,19 @@ and at most one checker key; which keys are checkers is decided by the plugins
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
@@ -39,6 +39,24 @@ def _not_bool(value: Any) -> Any:
 
 #: An integer setting: pydantic would read ``true`` as 1 (a one-second timeout).
 Int = Annotated[int, BeforeValidator(_not_bool)]
+
+
+def _named_by(problem_of: Callable[[str], str | None]) -> AfterValidator:
+    """A validator of a name that ``problem_of`` explains the problem with (or passes)."""
+
+    def check(value: str) -> str:
+        problem = problem_of(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
+#: Replicate's names: ``owner/name`` of a model, an account, a model or deployment name.
+ModelRef = Annotated[str, _named_by(model_problem)]
+Account = Annotated[str, _named_by(account_problem)]
+Name = Annotated[str, _named_by(name_problem)]
 
 
 class _Strict(BaseModel):
@@ -77,44 +95,20 @@ class PredictConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    destination: str | None = None
+    destination: ModelRef | None = None
     destination_hardware: str = "cpu"
     train_timeout: Int = Field(default=DEFAULT_TIMEOUT, gt=0)
     test_cases: list[TestCase] = Field(default_factory=list)
     fuzz: FuzzConfig | None = None
 
-    @field_validator("destination")
-    @classmethod
-    def _destination(cls, value: str | None) -> str | None:
-        problem = None if value is None else model_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
-
 
 class DeploymentConfig(_Strict):
-    owner: str | None = None
-    name: str | None = None
+    owner: Account | None = None
+    name: Name | None = None
     hardware: str | None = None
     # cogfleet extension: scaling bounds (cog-safe-push: cpu 1-20, gpu 0-2)
     min_instances: Int | None = Field(default=None, ge=0)
     max_instances: Int | None = Field(default=None, ge=1)
-
-    @field_validator("owner")
-    @classmethod
-    def _account(cls, value: str | None) -> str | None:
-        problem = None if value is None else account_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str | None) -> str | None:
-        problem = None if value is None else name_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
 
     @model_validator(mode="after")
     def _bounds(self) -> DeploymentConfig:
@@ -127,8 +121,8 @@ class DeploymentConfig(_Strict):
 class SafePushConfig(_Strict):
     """A whole ``cog-safe-push.yaml``."""
 
-    model: str
-    test_model: str | None = None
+    model: ModelRef
+    test_model: ModelRef | None = None
     test_hardware: str = "cpu"
     predict: PredictConfig | None = None
     train: TrainConfig | None = None
@@ -138,15 +132,7 @@ class SafePushConfig(_Strict):
     fast_push: bool = False
     use_cog_base_image: bool = True
     ignore_schema_compatibility: bool = False
-    official_model: str | None = None
-
-    @field_validator("model", "test_model", "official_model")
-    @classmethod
-    def _owner_name(cls, value: str | None) -> str | None:
-        problem = None if value is None else model_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
+    official_model: ModelRef | None = None
 
     @property
     def effective_test_model(self) -> str:
