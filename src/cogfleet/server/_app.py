@@ -16,10 +16,12 @@ limits), ``_validation`` (request bodies as Replicate checks them), ``_webhooks`
 (signed delivery), and the run execution core: ``_runs`` (the life of a
 prediction or training, run by real Cog predictors through
 :class:`cogfleet.server._runner.RunnerPool`, whose model server processes are
-``_runner_process`` and whose loopback webhook receiver is ``_receiver``),
-``_inputs`` and ``_outputs`` (file outputs delivered as URLs). Resources persist
-in SQLite under the state directory (``_state``). What deliberately differs from
-Replicate is listed in the package docstring (``cogfleet.server``).
+``_runner_process``, whose exchange of one prediction with its model server is
+``_exchange`` and whose loopback webhook receiver is ``_receiver``), ``_runtimes``
+(the environment each version runs in), ``_inputs`` and ``_outputs`` (file outputs
+delivered as URLs). Resources persist in SQLite under the state directory
+(``_state``). What deliberately differs from Replicate is listed in the package
+docstring (``cogfleet.server``).
 
 Every error is ``application/problem+json``, unknown routes and methods included,
 and so is the answer to a request that is not valid HTTP/1.1 (uvicorn runs the
