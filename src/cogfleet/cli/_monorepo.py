@@ -135,7 +135,7 @@ def cmd_select(ns: argparse.Namespace) -> int:
 
 def cmd_init(ns: argparse.Namespace) -> int:
     """Adopt a model-ci-template repo in place, or scaffold a monorepo in an empty folder."""
-    from cogfleet._adopt import run_init
+    from cogfleet.adopt import run_init
 
     root = Path(ns.repo).resolve() if ns.repo else Path.cwd()
     if not root.is_dir():

@@ -19,7 +19,7 @@ of the repo, with a recording ``envsubst`` first on ``PATH``, and each variant g
 ``envsubst:`` mapping (see :func:`cogfleet._render.envsubst`); a script that copies
 each variant's files by name in a ``case`` runs the same way, and each variant gets as
 its template and ``files:`` the repo files its outputs are copies of
-(:mod:`cogfleet._scriptrun`). A script that copies a
+(:mod:`cogfleet.adopt._scriptrun`). A script that copies a
 whole cog.yaml per variant (``cp configs/$1/cog.yaml cog.yaml``) is adopted with that
 file as each variant's template.
 
@@ -37,58 +37,34 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from cogfleet._errors import CogfleetError, ConfigError, UsageError
+from cogfleet._errors import CogfleetError, ConfigError
 from cogfleet._files import write_atomic
 from cogfleet._render import CONFIG_NAME, shell_variables
 from cogfleet._repo import MODELS_DIR, VARIANTS_FILE, Repo
 from cogfleet._scaffold import FILES as SCAFFOLD_FILES
-from cogfleet._scriptrun import run_per_variant
 from cogfleet._settings import DEFAULT_CONFIGS_DIR, PYPROJECT, read_table
+from cogfleet.adopt._read import (
+    ASSIGNED_RE,
+    BASE_NAMES,
+    CONFIG_DIRS,
+    NAME_RE,
+    OVERLAY_DIRS,
+    LayoutError,
+    Select,
+    cog_pin,
+    official_pushes,
+    one_of,
+    per_variant_files,
+    read_select,
+    read_workflows,
+    stems,
+)
+from cogfleet.adopt._scriptrun import run_per_variant
 from cogfleet.runtime import is_known
-
-CONFIG_DIRS = ("safe-push-configs", "cog-safe-push-configs")
-BASE_NAMES = (
-    "cog.yaml.template", "cog.template.yaml", "cog.yaml.tmpl", "cog.yaml.tpl", "cog.yaml.j2",
-)
-OVERLAY_DIRS = ("model-cog-configs", "cog-configs", "model-configs", "overlays")
-SELECT_SCRIPTS = (
-    "script/select.sh", "script/select-model", "script/select", "scripts/select.sh",
-    "scripts/select-model", "select.sh",
-)
-_VARIANT_ARG = re.compile(r"\$\{?(?:1|[A-Za-z_][A-Za-z0-9_]*)\}?")
-MAKEFILES = ("Makefile", "makefile", "GNUmakefile")
-_SELECT_NAME_RE = re.compile(r"^select(?:[-_](?:model|variant)s?)?(?:\.(?:sh|bash))?$")
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_PIN_RES = (
-    re.compile(r"cog/releases/download/v?(\d+\.\d+\.\d+[0-9A-Za-z.+-]*)/cog"),
-    re.compile(r"\bcog==(\d+\.\d+\.\d+[0-9A-Za-z.+-]*)"),
-    re.compile(r"\bcog-version:\s*['\"]?v?(\d+\.\d+\.\d+[0-9A-Za-z.+-]*)"),
-)
-_OFFICIAL_RE = re.compile(
-    r"cog push\s+['\"]?r8\.im/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]*)"
-    r"\$\{\{\s*matrix\.\w+\s*\}\}([A-Za-z0-9_.-]*)"
-)
-_ENVSUBST_RE = re.compile(
-    r"\benvsubst\b(?:\s+(?:'[^']*'|\"[^\"]*\"))?\s*<\s*(\S+)\s*>\s*(?:\./)?cog\.yaml\b"
-)
-_ASSIGNED_RE = re.compile(r"(?:^|[\s;])(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=", re.MULTILINE)
-_COPY_COG_RE = re.compile(
-    r"\b(?:cp|ln)\s+(?:-[A-Za-z]+\s+)*(\S+)\s+(?:\./)?['\"]?cog\.yaml['\"]?(?![\w.])"
-)
-_WRITES_COG_RE = re.compile(
-    r"(?:>\s*|\b(?:cp|ln|mv|install|tee)\b[^\n;|&]*\s)['\"]?(?:\./)?cog\.yaml['\"]?(?![\w.-])"
-)
-_COPY_RE = re.compile(r"\bcp\s+(?:-[A-Za-z]+\s+)*(\S+)\s+(\S+)")
-_EXCLUDED_RE = re.compile(r"\"\$\{\{\s*matrix\.\w+\s*\}\}\"\s*!=\s*\"([A-Za-z0-9_.-]+)\"")
-
-
-class LayoutError(UsageError):
-    """The folder is neither empty nor a repo ``init`` can adopt (exit 2)."""
 
 
 @dataclass
@@ -105,184 +81,24 @@ class Plan:
 # --- adopting --------------------------------------------------------------------------
 
 
-@dataclass
-class _Select:
-    script: str
-    base: str | None = None
-    overlay: str | None = None  # with {variant}
-    config: str | None = None  # with {variant}
-    concatenates: bool = False
-    envsubst: bool = False  # cog.yaml is ``envsubst < base``, with variables the script sets
-    copies: bool = False  # cog.yaml is a whole file per variant (``base`` has {variant})
-    files: dict[str, str] = field(default_factory=dict)  # other copies: dest -> {variant} src
-    runs: bool = False  # writes cog.yaml some other way: init runs it to see what it writes
-
-
-def _pattern(word: str) -> str | None:
-    """``model-cog-configs/$1.yaml`` -> ``model-cog-configs/{variant}.yaml``."""
-    try:
-        parts = shlex.split(word)
-    except ValueError:
-        return None
-    if len(parts) != 1:
-        return None
-    text, count = _VARIANT_ARG.subn("{variant}", parts[0])
-    return text if count == 1 else None
-
-
-def _select_scripts(root: Path) -> list[str]:
-    """The repo's select scripts: the usual names first, then any ``select*`` script at
-    the top or in ``script/``, ``scripts/``, ``bin/`` (``select_model.sh``, ``select-model.sh``)."""
-    found = [rel for rel in SELECT_SCRIPTS if (root / rel).is_file()]
-    for folder in (".", "script", "scripts", "bin"):
-        for path in sorted((root / folder).glob("select*")):
-            rel = path.relative_to(root).as_posix()
-            if path.is_file() and _SELECT_NAME_RE.match(path.name) and rel not in found:
-                found.append(rel)
-    found += [name for name in MAKEFILES if (root / name).is_file()]
-    return found
-
-
-def _read_select(root: Path) -> _Select | None:
-    """What the repo's select script merges and copies, when it is one of the known shapes."""
-    for rel in _select_scripts(root):
-        path = root / rel
-        text = path.read_text(encoding="utf-8", errors="replace")
-        text = re.sub(r"\\\n", " ", text)  # shell line continuations
-        makefile = rel in MAKEFILES
-        if makefile:  # a recipe's $(MODEL) is the shell's ${MODEL}; $$ is a $
-            text = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", r"${\1}", text).replace("$$", "$")
-        found = _Select(script=rel)
-        merge = re.search(r"\byq\s+(?:eval-all|ea)\s+(['\"])(.*?)\1\s+(\S+)\s+(\S+)", text)
-        if merge:
-            if "*+" not in merge.group(2).replace(" ", ""):
-                raise LayoutError(
-                    f"{rel}: merges with {merge.group(2)!r}; cogfleet overlays merge as "
-                    "yq's *+ (maps deeply, lists appended); change the script or write "
-                    f"{VARIANTS_FILE} by hand"
-                )
-            found.base = _pattern(merge.group(3)) or merge.group(3).strip("'\"")
-            found.overlay = _pattern(merge.group(4))
-        else:
-            cat_base = re.search(r"\bcat\s+(\S+)\s*>\s*cog\.yaml\b", text)
-            cat_overlay = re.search(r"\bcat\s+(\S+)\s*>>\s*cog\.yaml\b", text)
-            substituted = _ENVSUBST_RE.search(text)
-            if cat_base and cat_overlay:
-                found.base = cat_base.group(1).strip("'\"")
-                found.overlay = _pattern(cat_overlay.group(1))
-                found.concatenates = True
-            elif substituted:
-                found.base = substituted.group(1).strip("'\"")
-                found.envsubst = True
-            else:
-                copied = _COPY_COG_RE.search(text) or cat_base
-                whole = _pattern(copied.group(1)) if copied else None
-                if whole is not None and "{variant}" in whole:
-                    found.base = whole
-                    found.copies = True
-                elif _WRITES_COG_RE.search(text):  # e.g. a `case` that copies literal names
-                    found.runs = True
-        copy = re.search(r"\bcp\s+(\S+)\s+\.?/?cog-safe-push\.yaml\b", text)
-        if copy:
-            found.config = _pattern(copy.group(1))
-        for source, dest in _COPY_RE.findall(text):
-            source, dest = _pattern(source), dest.strip("'\"").removeprefix("./")
-            if (
-                source and "{variant}" in source and dest not in ("cog.yaml", CONFIG_NAME)
-                and re.fullmatch(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*", dest)
-                and ".." not in dest.split("/") and dest != "."
-            ):
-                found.files[dest] = source
-        if makefile and (found.envsubst or found.runs):
-            continue  # a make target is not run per variant: only its text is read
-        if found.base or found.config or found.runs:
-            return found
-    return None
-
-
-def _workflows(root: Path) -> list[tuple[str, str]]:
-    folder = root / ".github" / "workflows"
-    if not folder.is_dir():
-        return []
-    return [
-        (p.relative_to(root).as_posix(), p.read_text(encoding="utf-8", errors="replace"))
-        for p in sorted(folder.iterdir())
-        if p.suffix in (".yaml", ".yml") and p.is_file()
-    ]
-
-
-def _cog_pin(workflows: list[tuple[str, str]]) -> tuple[str, str] | None:
-    """``(version, workflow)`` of the Cog the workflows install, when they pin one."""
-    pins: dict[str, list[str]] = {}
-    for rel, text in workflows:
-        for regex in _PIN_RES:
-            for match in regex.finditer(text):
-                pins.setdefault(match.group(1), []).append(rel)
-    if not pins:
-        return None
-    if len(pins) > 1:
-        # the workflow that pushes decides; several pushing workflows that disagree do not
-        pushing = {
-            v: rels for v, rels in pins.items()
-            if any("cog push" in t or "cog-safe-push" in t for r, t in workflows if r in rels)
-        }
-        if len(pushing) != 1:
-            listed = ", ".join(f"{v} ({', '.join(sorted(set(r)))})" for v, r in pins.items())
-            raise LayoutError(
-                f"the workflows pin different Cog versions: {listed}; "
-                "set [tool.cogfleet] cog-version yourself"
-            )
-        pins = pushing
-    version, rels = next(iter(pins.items()))
-    return version, sorted(set(rels))[0]
-
-
-def _official(workflows: list[tuple[str, str]]) -> tuple[str, set[str], str] | None:
-    """``(owner/prefix{variant}suffix, excluded variants, workflow)`` of official pushes."""
-    found: dict[str, tuple[set[str], str]] = {}
-    for rel, text in workflows:
-        for match in _OFFICIAL_RE.finditer(text):
-            pattern = f"{match.group(1)}/{match.group(2)}{{variant}}{match.group(3)}"
-            excluded = set(_EXCLUDED_RE.findall(text))
-            found.setdefault(pattern, (excluded, rel))
-    if len(found) != 1:
-        return None
-    pattern, (excluded, rel) = next(iter(found.items()))
-    return pattern, excluded, rel
-
-
 def _family_name(root: Path) -> str:
     name = re.sub(r"[^a-z0-9._-]+", "-", root.name.lower()).strip("-._")
-    return name if name and _NAME_RE.match(name) else "models"
-
-
-def _one_of(root: Path, names: tuple[str, ...], what: str, *, folder: bool) -> str | None:
-    present = [n for n in names if ((root / n).is_dir() if folder else (root / n).is_file())]
-    if len(present) > 1:
-        raise LayoutError(
-            f"ambiguous {what}: found {' and '.join(present)}; keep one (or write "
-            f"{VARIANTS_FILE} by hand)"
-        )
-    return present[0] if present else None
-
-
-def _stems(folder: Path) -> set[str]:
-    return {p.stem for p in folder.glob("*.yaml") if p.is_file()} if folder.is_dir() else set()
+    return name if name and NAME_RE.match(name) else "models"
 
 
 def plan_adopt(root: Path) -> Plan | None:
     """The plan for a model-ci-template repo at ``root``; ``None`` when nothing of it is there."""
-    select = _read_select(root)
-    base = select.base if select and select.base else _one_of(
+    select = read_select(root)
+    base = select.base if select and select.base else one_of(
         root, BASE_NAMES, "base cog.yaml", folder=False
     )
     overlay = select.overlay if select and select.overlay else None
     if overlay is None:
-        overlay_dir = _one_of(root, OVERLAY_DIRS, "overlay folder", folder=True)
+        overlay_dir = one_of(root, OVERLAY_DIRS, "overlay folder", folder=True)
         overlay = f"{overlay_dir}/{{variant}}.yaml" if overlay_dir else None
     config = select.config if select and select.config else None
     if config is None:
-        config_dir = _one_of(root, CONFIG_DIRS, "config folder", folder=True)
+        config_dir = one_of(root, CONFIG_DIRS, "config folder", folder=True)
         config = f"{config_dir}/{{variant}}.yaml" if config_dir else None
     if not any((select, base, overlay, config)):
         return None
@@ -303,8 +119,8 @@ def plan_adopt(root: Path) -> Plan | None:
         missing.append(
             f"one cog-safe-push config per variant ({' or '.join(CONFIG_DIRS)}/<variant>.yaml)"
         )
-    overlays = _stems(root / overlay_folder) if overlay_folder else set()
-    configs = _stems(root / config_folder) if config_folder else set()
+    overlays = stems(root / overlay_folder) if overlay_folder else set()
+    configs = stems(root / config_folder) if config_folder else set()
     if overlay_folder:
         found.append(f"{len(overlays)} overlays in {overlay_folder}/")
     if config_folder:
@@ -348,7 +164,7 @@ def plan_adopt(root: Path) -> Plan | None:
 
 def _check_names(names: list[str], config_folder: str) -> None:
     """Variant names come from config file names: refuse one cogfleet cannot use."""
-    bad = [n for n in names if not _NAME_RE.match(n)]
+    bad = [n for n in names if not NAME_RE.match(n)]
     if bad:
         raise LayoutError(
             f"cannot adopt this repo: variant name {bad[0]!r} (from {config_folder}/) must be "
@@ -356,21 +172,7 @@ def _check_names(names: list[str], config_folder: str) -> None:
         )
 
 
-def _per_variant_files(root: Path, pattern: str) -> dict[str, str]:
-    """Variant name -> file, for the files matching ``pattern`` (``{variant}`` in it)."""
-    head, tail = pattern.split("{variant}", 1)
-    if "{variant}" in tail:
-        return {}
-    found: dict[str, str] = {}
-    for path in sorted(root.glob(head + "*" + tail)):
-        rel = path.relative_to(root).as_posix()
-        name = rel[len(head) : len(rel) - len(tail)]
-        if path.is_file() and rel != CONFIG_NAME and "/" not in name:
-            found[name] = rel
-    return found
-
-
-def _plan_copies(root: Path, select: _Select, pattern: str, config: str | None) -> Plan:
+def _plan_copies(root: Path, select: Select, pattern: str, config: str | None) -> Plan:
     """A repo whose select script copies a whole cog.yaml per variant into the root
     (``cp configs/$1/cog.yaml cog.yaml``): that file is the variant's template."""
     found = [f"select script {select.script} (copies {pattern} to cog.yaml)"]
@@ -380,8 +182,8 @@ def _plan_copies(root: Path, select: _Select, pattern: str, config: str | None) 
             f"config per variant ({' or '.join(CONFIG_DIRS)}/<variant>.yaml)"
         )
     config_folder = PurePosixPath(config).parent.as_posix()
-    cogs = _per_variant_files(root, pattern)
-    configs = _stems(root / config_folder)
+    cogs = per_variant_files(root, pattern)
+    configs = stems(root / config_folder)
     found += [f"{len(cogs)} cog.yaml files ({pattern})", f"{len(configs)} configs in "
               f"{config_folder}/"]
     config_only = sorted(configs - set(cogs))
@@ -407,12 +209,12 @@ def _plan_copies(root: Path, select: _Select, pattern: str, config: str | None) 
                    select.files if select else {})
 
 
-def _plan_by_running(root: Path, select: _Select, config: str | None) -> Plan:
+def _plan_by_running(root: Path, select: Select, config: str | None) -> Plan:
     """A repo whose select script says what it writes only when it runs.
 
     ``envsubst < BASE > cog.yaml`` with variables the script sets per variant, or a
     ``case`` that copies each variant's files by name: the script runs once per config
-    in a scratch copy (see :mod:`cogfleet._scriptrun`). Each variant gets the values
+    in a scratch copy (see :mod:`cogfleet.adopt._scriptrun`). Each variant gets the values
     handed to its ``envsubst``, or as its template the file its cog.yaml is a copy of,
     and as ``files:`` the other files the script copied for it.
     """
@@ -428,7 +230,7 @@ def _plan_by_running(root: Path, select: _Select, config: str | None) -> Plan:
             f"config per variant ({' or '.join(CONFIG_DIRS)}/<variant>.yaml)"
         )
     config_folder = PurePosixPath(config).parent.as_posix()
-    names = sorted(_stems(root / config_folder))
+    names = sorted(stems(root / config_folder))
     found.append(f"{len(names)} configs in {config_folder}/")
     _check_names(names, config_folder)
     wanted: list[str] = []
@@ -436,7 +238,7 @@ def _plan_by_running(root: Path, select: _Select, config: str | None) -> Plan:
         script_text = (root / select.script).read_text(encoding="utf-8", errors="replace")
         referenced = shell_variables((root / base).read_text(encoding="utf-8", errors="replace"))
         # only what the script sets: a $HOME in a run: line stays as written
-        wanted = sorted(referenced & set(_ASSIGNED_RE.findall(script_text)))
+        wanted = sorted(referenced & set(ASSIGNED_RE.findall(script_text)))
     runs = run_per_variant(root, select.script, names, wanted)
     plan = Plan(kind="adopt", found=found)
     problems: list[str] = []
@@ -529,9 +331,9 @@ def _finish(
         name: [*own, f"files: {{{', '.join(pairs[name])}}}"] if pairs[name] else own
         for name, own in settings_of.items()
     }
-    workflows = _workflows(root)
-    pin = _cog_pin(workflows)
-    official = _official(workflows)
+    workflows = read_workflows(root)
+    pin = cog_pin(workflows)
+    official = official_pushes(workflows)
     if pin and not is_known(pin[0]):
         plan.notes.append(
             f"{pin[1]} installs Cog {pin[0]}, which this cogfleet does not know; set "

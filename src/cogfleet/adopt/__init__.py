@@ -1,0 +1,11 @@
+"""``cogfleet init``: adopt a select-script repo in place, or scaffold a new monorepo.
+
+- :mod:`._read`: what the repo's select script and workflows say;
+- :mod:`._scriptrun`: running a select script per variant in a scratch copy;
+- :mod:`._plan`: what ``init`` writes, checked before anything is kept.
+"""
+
+from cogfleet.adopt._plan import Plan, apply_plan, plan_init, run_init
+from cogfleet.adopt._read import LayoutError
+
+__all__ = ["LayoutError", "Plan", "apply_plan", "plan_init", "run_init"]

@@ -1,0 +1,232 @@
+"""What ``cogfleet init`` reads in a repo it adopts: its select script and workflows.
+
+The select script (``script/select.sh`` and the like, or a ``Makefile`` target) says
+how each variant's cog.yaml is made (a yq merge of base and overlay, a ``cat`` of both,
+a whole file copied per variant, ``envsubst``, or something only a run shows) and which
+other files it copies per variant. The workflows say which Cog version is installed and
+which official models are pushed after the safe push. Nothing here writes a file.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cogfleet._errors import UsageError
+from cogfleet._render import CONFIG_NAME
+from cogfleet._repo import VARIANTS_FILE
+
+CONFIG_DIRS = ("safe-push-configs", "cog-safe-push-configs")
+BASE_NAMES = (
+    "cog.yaml.template", "cog.template.yaml", "cog.yaml.tmpl", "cog.yaml.tpl", "cog.yaml.j2",
+)
+OVERLAY_DIRS = ("model-cog-configs", "cog-configs", "model-configs", "overlays")
+SELECT_SCRIPTS = (
+    "script/select.sh", "script/select-model", "script/select", "scripts/select.sh",
+    "scripts/select-model", "select.sh",
+)
+_VARIANT_ARG = re.compile(r"\$\{?(?:1|[A-Za-z_][A-Za-z0-9_]*)\}?")
+MAKEFILES = ("Makefile", "makefile", "GNUmakefile")
+_SELECT_NAME_RE = re.compile(r"^select(?:[-_](?:model|variant)s?)?(?:\.(?:sh|bash))?$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_PIN_RES = (
+    re.compile(r"cog/releases/download/v?(\d+\.\d+\.\d+[0-9A-Za-z.+-]*)/cog"),
+    re.compile(r"\bcog==(\d+\.\d+\.\d+[0-9A-Za-z.+-]*)"),
+    re.compile(r"\bcog-version:\s*['\"]?v?(\d+\.\d+\.\d+[0-9A-Za-z.+-]*)"),
+)
+_OFFICIAL_RE = re.compile(
+    r"cog push\s+['\"]?r8\.im/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]*)"
+    r"\$\{\{\s*matrix\.\w+\s*\}\}([A-Za-z0-9_.-]*)"
+)
+_ENVSUBST_RE = re.compile(
+    r"\benvsubst\b(?:\s+(?:'[^']*'|\"[^\"]*\"))?\s*<\s*(\S+)\s*>\s*(?:\./)?cog\.yaml\b"
+)
+ASSIGNED_RE = re.compile(r"(?:^|[\s;])(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=", re.MULTILINE)
+_COPY_COG_RE = re.compile(
+    r"\b(?:cp|ln)\s+(?:-[A-Za-z]+\s+)*(\S+)\s+(?:\./)?['\"]?cog\.yaml['\"]?(?![\w.])"
+)
+_WRITES_COG_RE = re.compile(
+    r"(?:>\s*|\b(?:cp|ln|mv|install|tee)\b[^\n;|&]*\s)['\"]?(?:\./)?cog\.yaml['\"]?(?![\w.-])"
+)
+_COPY_RE = re.compile(r"\bcp\s+(?:-[A-Za-z]+\s+)*(\S+)\s+(\S+)")
+_EXCLUDED_RE = re.compile(r"\"\$\{\{\s*matrix\.\w+\s*\}\}\"\s*!=\s*\"([A-Za-z0-9_.-]+)\"")
+
+
+class LayoutError(UsageError):
+    """The folder is neither empty nor a repo ``init`` can adopt (exit 2)."""
+
+
+@dataclass
+class Select:
+    script: str
+    base: str | None = None
+    overlay: str | None = None  # with {variant}
+    config: str | None = None  # with {variant}
+    concatenates: bool = False
+    envsubst: bool = False  # cog.yaml is ``envsubst < base``, with variables the script sets
+    copies: bool = False  # cog.yaml is a whole file per variant (``base`` has {variant})
+    files: dict[str, str] = field(default_factory=dict)  # other copies: dest -> {variant} src
+    runs: bool = False  # writes cog.yaml some other way: init runs it to see what it writes
+
+
+def _pattern(word: str) -> str | None:
+    """``model-cog-configs/$1.yaml`` -> ``model-cog-configs/{variant}.yaml``."""
+    try:
+        parts = shlex.split(word)
+    except ValueError:
+        return None
+    if len(parts) != 1:
+        return None
+    text, count = _VARIANT_ARG.subn("{variant}", parts[0])
+    return text if count == 1 else None
+
+
+def _select_scripts(root: Path) -> list[str]:
+    """The repo's select scripts: the usual names first, then any ``select*`` script at
+    the top or in ``script/``, ``scripts/``, ``bin/`` (``select_model.sh``, ``select-model.sh``)."""
+    found = [rel for rel in SELECT_SCRIPTS if (root / rel).is_file()]
+    for folder in (".", "script", "scripts", "bin"):
+        for path in sorted((root / folder).glob("select*")):
+            rel = path.relative_to(root).as_posix()
+            if path.is_file() and _SELECT_NAME_RE.match(path.name) and rel not in found:
+                found.append(rel)
+    found += [name for name in MAKEFILES if (root / name).is_file()]
+    return found
+
+
+def read_select(root: Path) -> Select | None:
+    """What the repo's select script merges and copies, when it is one of the known shapes."""
+    for rel in _select_scripts(root):
+        path = root / rel
+        text = path.read_text(encoding="utf-8", errors="replace")
+        text = re.sub(r"\\\n", " ", text)  # shell line continuations
+        makefile = rel in MAKEFILES
+        if makefile:  # a recipe's $(MODEL) is the shell's ${MODEL}; $$ is a $
+            text = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", r"${\1}", text).replace("$$", "$")
+        found = Select(script=rel)
+        merge = re.search(r"\byq\s+(?:eval-all|ea)\s+(['\"])(.*?)\1\s+(\S+)\s+(\S+)", text)
+        if merge:
+            if "*+" not in merge.group(2).replace(" ", ""):
+                raise LayoutError(
+                    f"{rel}: merges with {merge.group(2)!r}; cogfleet overlays merge as "
+                    "yq's *+ (maps deeply, lists appended); change the script or write "
+                    f"{VARIANTS_FILE} by hand"
+                )
+            found.base = _pattern(merge.group(3)) or merge.group(3).strip("'\"")
+            found.overlay = _pattern(merge.group(4))
+        else:
+            cat_base = re.search(r"\bcat\s+(\S+)\s*>\s*cog\.yaml\b", text)
+            cat_overlay = re.search(r"\bcat\s+(\S+)\s*>>\s*cog\.yaml\b", text)
+            substituted = _ENVSUBST_RE.search(text)
+            if cat_base and cat_overlay:
+                found.base = cat_base.group(1).strip("'\"")
+                found.overlay = _pattern(cat_overlay.group(1))
+                found.concatenates = True
+            elif substituted:
+                found.base = substituted.group(1).strip("'\"")
+                found.envsubst = True
+            else:
+                copied = _COPY_COG_RE.search(text) or cat_base
+                whole = _pattern(copied.group(1)) if copied else None
+                if whole is not None and "{variant}" in whole:
+                    found.base = whole
+                    found.copies = True
+                elif _WRITES_COG_RE.search(text):  # e.g. a `case` that copies literal names
+                    found.runs = True
+        copy = re.search(r"\bcp\s+(\S+)\s+\.?/?cog-safe-push\.yaml\b", text)
+        if copy:
+            found.config = _pattern(copy.group(1))
+        for source, dest in _COPY_RE.findall(text):
+            source, dest = _pattern(source), dest.strip("'\"").removeprefix("./")
+            if (
+                source and "{variant}" in source and dest not in ("cog.yaml", CONFIG_NAME)
+                and re.fullmatch(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*", dest)
+                and ".." not in dest.split("/") and dest != "."
+            ):
+                found.files[dest] = source
+        if makefile and (found.envsubst or found.runs):
+            continue  # a make target is not run per variant: only its text is read
+        if found.base or found.config or found.runs:
+            return found
+    return None
+
+
+def read_workflows(root: Path) -> list[tuple[str, str]]:
+    folder = root / ".github" / "workflows"
+    if not folder.is_dir():
+        return []
+    return [
+        (p.relative_to(root).as_posix(), p.read_text(encoding="utf-8", errors="replace"))
+        for p in sorted(folder.iterdir())
+        if p.suffix in (".yaml", ".yml") and p.is_file()
+    ]
+
+
+def cog_pin(workflows: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """``(version, workflow)`` of the Cog the workflows install, when they pin one."""
+    pins: dict[str, list[str]] = {}
+    for rel, text in workflows:
+        for regex in _PIN_RES:
+            for match in regex.finditer(text):
+                pins.setdefault(match.group(1), []).append(rel)
+    if not pins:
+        return None
+    if len(pins) > 1:
+        # the workflow that pushes decides; several pushing workflows that disagree do not
+        pushing = {
+            v: rels for v, rels in pins.items()
+            if any("cog push" in t or "cog-safe-push" in t for r, t in workflows if r in rels)
+        }
+        if len(pushing) != 1:
+            listed = ", ".join(f"{v} ({', '.join(sorted(set(r)))})" for v, r in pins.items())
+            raise LayoutError(
+                f"the workflows pin different Cog versions: {listed}; "
+                "set [tool.cogfleet] cog-version yourself"
+            )
+        pins = pushing
+    version, rels = next(iter(pins.items()))
+    return version, sorted(set(rels))[0]
+
+
+def official_pushes(workflows: list[tuple[str, str]]) -> tuple[str, set[str], str] | None:
+    """``(owner/prefix{variant}suffix, excluded variants, workflow)`` of official pushes."""
+    found: dict[str, tuple[set[str], str]] = {}
+    for rel, text in workflows:
+        for match in _OFFICIAL_RE.finditer(text):
+            pattern = f"{match.group(1)}/{match.group(2)}{{variant}}{match.group(3)}"
+            excluded = set(_EXCLUDED_RE.findall(text))
+            found.setdefault(pattern, (excluded, rel))
+    if len(found) != 1:
+        return None
+    pattern, (excluded, rel) = next(iter(found.items()))
+    return pattern, excluded, rel
+
+
+def one_of(root: Path, names: tuple[str, ...], what: str, *, folder: bool) -> str | None:
+    present = [n for n in names if ((root / n).is_dir() if folder else (root / n).is_file())]
+    if len(present) > 1:
+        raise LayoutError(
+            f"ambiguous {what}: found {' and '.join(present)}; keep one (or write "
+            f"{VARIANTS_FILE} by hand)"
+        )
+    return present[0] if present else None
+
+
+def stems(folder: Path) -> set[str]:
+    return {p.stem for p in folder.glob("*.yaml") if p.is_file()} if folder.is_dir() else set()
+
+
+def per_variant_files(root: Path, pattern: str) -> dict[str, str]:
+    """Variant name -> file, for the files matching ``pattern`` (``{variant}`` in it)."""
+    head, tail = pattern.split("{variant}", 1)
+    if "{variant}" in tail:
+        return {}
+    found: dict[str, str] = {}
+    for path in sorted(root.glob(head + "*" + tail)):
+        rel = path.relative_to(root).as_posix()
+        name = rel[len(head) : len(rel) - len(tail)]
+        if path.is_file() and rel != CONFIG_NAME and "/" not in name:
+            found[name] = rel
+    return found
