@@ -106,7 +106,8 @@ def test_overlays_without_a_config_are_skipped_with_a_note(mci, cli):
         ({"safe-push-configs/extra.yaml": "model: acme/extra\n"},
          "safe-push-configs/extra.yaml has no overlay model-cog-configs/extra.yaml"),
         ({"cog-safe-push-configs/dev.yaml": "model: acme/dev\n", "script/select.sh": None},
-         "ambiguous config folder: found safe-push-configs and cog-safe-push-configs"),
+         "ambiguous cog-safe-push configs: found safe-push-configs/<variant>.yaml and "
+         "cog-safe-push-configs/<variant>.yaml"),
         ({"cog.yaml.j2": "build: {}\n", "script/select.sh": None},
          "ambiguous base cog.yaml: found cog.yaml.template and cog.yaml.j2"),
         ({"safe-push-configs/dev.yaml": None, "safe-push-configs/schnell.yaml": None,

@@ -376,8 +376,9 @@ def _left_out(repo: Repo, variant: Variant) -> set[str]:
     for other in repo.variants.values():
         if other.family_dir != family_dir:
             continue
-        # they make cog.yaml or a file of their variant's, not the family's image
-        for rel in (other.template, other.overlay, *other.files.values()):
+        # they make cog.yaml or a file of their variant's (or are its config), not the
+        # family's image
+        for rel in (other.template, other.overlay, *other.files.values(), other.config_path):
             if rel is not None:
                 with contextlib.suppress(ValueError):
                     out.add((repo.root / rel).relative_to(family_dir).as_posix())

@@ -13,6 +13,7 @@ whose model source is at the top, in ``variants.yaml`` there)::
       cog_version: "0.15.8"             # optional: the Cog version (default: the repo's pin)
       envsubst: {PREDICTOR: Predictor}  # optional: $NAME / ${NAME} values in the template
       files: {predict.py: predictors/schnell.py}  # optional: build file <- repo file
+      config: models/schnell/cog-safe-push.yaml   # optional: its cog-safe-push config
 
 or in the structured form, which names the family, its source folder and defaults for
 every variant (``{variant}`` in a default's text is the variant's name)::
@@ -27,7 +28,9 @@ every variant (``{variant}`` in a default's text is the variant's name)::
       dev: {official_model: acme/flux-dev}
 
 Each variant is published with ``<configs-dir>/<variant>.yaml`` (``configs-dir`` from
-``[tool.cogfleet]``, default ``cog-safe-push-configs``).
+``[tool.cogfleet]``, default ``cog-safe-push-configs``), or with the file its ``config:``
+names (``config: cog-safe-push-{variant}.yaml`` in the defaults of a repo that keeps
+its configs that way).
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ DEFAULT_TEMPLATE = f"{TEMPLATES_DIR}/cog.yaml.j2"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _VARIANT_KEYS = {
     "model", "variables", "template", "overlay", "official_model", "cog_version", "envsubst",
-    "files", "merge",
+    "files", "merge", "config",
 }
 #: How an overlay meets its base: yq's ``*+`` merge, or appended as ``cat`` appends it.
 MERGES = ("yq", "concatenate")
@@ -201,7 +204,9 @@ class Repo:
             return root
         here = (start or Path.cwd()).resolve()
         for folder in (here, *here.parents):
-            if cls.is_root(folder) and (folder / load_settings(folder).configs_dir).is_dir():
+            if cls.is_root(folder) and (
+                (folder / load_settings(folder).configs_dir).is_dir() or _names_configs(folder)
+            ):
                 return folder
         raise UsageError(
             f"no cogfleet monorepo found at or above {here} (expected {VARIANTS_FILE} or "
@@ -237,9 +242,10 @@ class Repo:
                 v.variants_file.relative_to(root),
                 f"variant {v.name!r} has no config file {v.config_path.relative_to(root)}",
             )
+        declared = {v.config_path for v in variants.values()}
         if configs_dir.is_dir():
             for cfg in sorted(configs_dir.glob("*.yaml")):
-                if cfg.stem not in variants:
+                if cfg.stem not in variants and cfg not in declared:
                     raise ConfigError(
                         cfg.relative_to(root),
                         f"config for unknown variant {cfg.stem!r}; declare it in "
@@ -247,6 +253,22 @@ class Repo:
                         f"(known: {', '.join(sorted(variants))})",
                     )
         return cls(root=root, variants=dict(sorted(variants.items())), settings=settings)
+
+
+def _names_configs(folder: Path) -> bool:
+    """True when ``folder``'s own ``variants.yaml`` says where its configs are
+    (``config:``), so no configs folder is needed to know it for the repo's root."""
+    if folder.parent.name == MODELS_DIR and Repo.is_root(folder.parent.parent):
+        return False  # a family's folder, not the root
+    try:
+        data = yaml.safe_load((folder / VARIANTS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return False
+    if not isinstance(data, dict):
+        return False
+    specs = [data.get("defaults"), *(data.get("variants") or {}).values()] if isinstance(
+        data.get("variants"), dict) else list(data.values())
+    return any(isinstance(spec, dict) and "config" in spec for spec in specs)
 
 
 def _parse_file(root: Path, vfile: Path, configs_dir: Path) -> list[Variant]:
@@ -362,6 +384,14 @@ def _parse_variant(
         raise ConfigError(rel, f"variant {name!r}: merge: {merge} needs an overlay")
     envsubst = _envsubst_values(rel, name, spec.get("envsubst"))
     files = _copied_files(root, rel, name, spec.get("files"))
+    config_path = configs_dir / f"{name}.yaml"
+    if "config" in spec:
+        value = spec["config"]
+        named = (root / value).resolve() if isinstance(value, str) and value else None
+        if named is None or not _inside(named, root) or named == root:
+            raise ConfigError(rel, f"variant {name!r}: config: {value!r} is not a file path "
+                              "inside the repo")
+        config_path = named
     cog_pin = None
     if "cog_version" in spec:
         line = _key_line(vfile, name, "cog_version")
@@ -372,7 +402,7 @@ def _parse_variant(
         family=family,
         family_dir=family_dir,
         variants_file=vfile,
-        config_path=configs_dir / f"{name}.yaml",
+        config_path=config_path,
         model=model,
         variables={str(k): v for k, v in variables.items()},
         template=paths["template"],

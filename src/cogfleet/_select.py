@@ -64,8 +64,11 @@ def dockerignore_block(repo: Repo) -> str:
     entries = [*LOCAL_STATE, repo.settings.configs_dir, CONFIG_NAME, VARIANTS_FILE]
     entries += repo.own_dirs()
     for variant in repo.variants.values():
+        config = repo.rel(variant.config_path)  # named by `config:`, outside the folder
+        if variant.config_path.parent != repo.configs_dir:
+            entries.append(config)
         for rel in (variant.template, variant.overlay):
-            if rel is not None and rel != "cog.yaml":
+            if rel is not None and rel not in _ROOT_FILES:
                 entries.append(rel)
     lines = sorted(dict.fromkeys(e.strip("/") for e in entries))
     return "\n".join([BLOCK_START, *lines, BLOCK_END]) + "\n"

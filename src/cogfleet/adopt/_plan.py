@@ -56,6 +56,7 @@ from cogfleet.adopt._read import (
     LayoutError,
     Select,
     cog_pin,
+    config_pattern,
     official_pushes,
     one_of,
     per_variant_files,
@@ -96,10 +97,7 @@ def plan_adopt(root: Path) -> Plan | None:
     if overlay is None:
         overlay_dir = one_of(root, OVERLAY_DIRS, "overlay folder", folder=True)
         overlay = f"{overlay_dir}/{{variant}}.yaml" if overlay_dir else None
-    config = select.config if select and select.config else None
-    if config is None:
-        config_dir = one_of(root, CONFIG_DIRS, "config folder", folder=True)
-        config = f"{config_dir}/{{variant}}.yaml" if config_dir else None
+    config = config_pattern(root, select)
     if not any((select, base, overlay, config)):
         return None
     if select is not None and ((select.envsubst and select.base) or select.runs):
@@ -114,17 +112,14 @@ def plan_adopt(root: Path) -> Plan | None:
     overlay_folder = PurePosixPath(overlay).parent.as_posix() if overlay else None
     if overlay is None or PurePosixPath(overlay).name != "{variant}.yaml":
         missing.append("one overlay per variant (model-cog-configs/<variant>.yaml)")
-    config_folder = PurePosixPath(config).parent.as_posix() if config else None
-    if config is None or PurePosixPath(config).name != "{variant}.yaml":
-        missing.append(
-            f"one cog-safe-push config per variant ({' or '.join(CONFIG_DIRS)}/<variant>.yaml)"
-        )
+    if config is None:
+        missing.append(f"one cog-safe-push config per variant ({_CONFIGS_WANTED})")
     overlays = stems(root / overlay_folder) if overlay_folder else set()
-    configs = stems(root / config_folder) if config_folder else set()
+    configs = set(per_variant_files(root, config)) if config else set()
     if overlay_folder:
         found.append(f"{len(overlays)} overlays in {overlay_folder}/")
-    if config_folder:
-        found.append(f"{len(configs)} configs in {config_folder}/")
+    if config:
+        found.append(f"{len(configs)} configs {_where(config)}")
     if not missing and not overlays:
         missing.append(f"overlay files in {overlay_folder}/")
     if missing:
@@ -132,42 +127,72 @@ def plan_adopt(root: Path) -> Plan | None:
             f"cannot adopt this repo: found {', '.join(found) or 'nothing usable'}; "
             f"missing {'; '.join(missing)}"
         )
-    assert base and overlay and config and config_folder is not None
+    assert base and overlay and config
     config_only = sorted(configs - overlays)
     if config_only:
         raise LayoutError(
-            f"cannot adopt this repo: {config_folder}/{config_only[0]}.yaml has no overlay "
+            f"cannot adopt this repo: {_file(config, config_only[0])} has no overlay "
             f"{overlay.replace('{variant}', config_only[0])} (found {len(overlays)} overlays, "
             f"{len(configs)} configs)"
         )
     names = sorted(overlays & configs)
-    _check_names(names, config_folder)
+    _check_names(names, config)
     plan = Plan(kind="adopt", found=found)
     for name in sorted(overlays - configs):
         plan.notes.append(
             f"skipped {name}: {overlay.replace('{variant}', name)} has no config "
-            f"{config_folder}/{name}.yaml"
+            f"{_file(config, name)}"
         )
     how = (f"appended to it (as {select.script} concatenates them)"
            if select and select.concatenates else "merged onto it (as yq's *+ merges them)")
     header = [
         "# Written by `cogfleet init`: this repo's variants. Each variant's cog.yaml is",
         f"# {base} with the variant's overlay {how},",
-        f"# and its publishing config is {config_folder}/<variant>.yaml.",
+        f"# and its publishing config is {_file(config, '<variant>')}.",
     ]
-    defaults = [f"  template: {base}", f"  overlay: {overlay}"]
+    defaults = [f"  template: {_scalar(base)}", f"  overlay: {_scalar(overlay)}"]
     if select and select.concatenates:
         defaults.append("  merge: concatenate")
-    return _finish(root, plan, header, defaults, {name: [] for name in names}, config_folder,
+    return _finish(root, plan, header, defaults, {name: [] for name in names}, config,
                    select.files if select else {})
 
 
-def _check_names(names: list[str], config_folder: str) -> None:
+_CONFIGS_WANTED = f"{' or '.join(CONFIG_DIRS)}/<variant>.yaml, or as the select script copies"
+
+
+def _scalar(text: str) -> str:
+    """``text`` as a YAML scalar: as written when YAML reads it back so, else quoted
+    (``{variant}/cog.yaml`` would start a mapping)."""
+    plain = re.fullmatch(r"[A-Za-z0-9_.][A-Za-z0-9_./{}-]*", text) and ":" not in text
+    return text if plain else json.dumps(text)
+
+
+def _file(config: str, name: str) -> str:
+    """The config file of variant ``name``."""
+    return config.replace("{variant}", name)
+
+
+def _where(config: str) -> str:
+    """``in safe-push-configs/``, or the pattern (``(models/<variant>/cog-safe-push.yaml)``)."""
+    folder = _configs_folder(config)
+    return f"in {folder}/" if folder else f"({_file(config, '<variant>')})"
+
+
+def _configs_folder(config: str) -> str | None:
+    """The folder of a ``FOLDER/{variant}.yaml`` pattern (``configs-dir``), else None."""
+    path = PurePosixPath(config)
+    parent = path.parent.as_posix()
+    ok = path.name == "{variant}.yaml" and "{variant}" not in parent and parent != "."
+    return parent if ok else None
+
+
+def _check_names(names: list[str], config: str) -> None:
     """Variant names come from config file names: refuse one cogfleet cannot use."""
     bad = [n for n in names if not NAME_RE.match(n)]
     if bad:
         raise LayoutError(
-            f"cannot adopt this repo: variant name {bad[0]!r} (from {config_folder}/) must be "
+            f"cannot adopt this repo: variant name {bad[0]!r} (from {_file(config, bad[0])}) "
+            "must be "
             "lower-case letters, digits, . _ -"
         )
 
@@ -176,36 +201,34 @@ def _plan_copies(root: Path, select: Select, pattern: str, config: str | None) -
     """A repo whose select script copies a whole cog.yaml per variant into the root
     (``cp configs/$1/cog.yaml cog.yaml``): that file is the variant's template."""
     found = [f"select script {select.script} (copies {pattern} to cog.yaml)"]
-    if config is None or PurePosixPath(config).name != "{variant}.yaml":
+    if config is None:
         raise LayoutError(
             f"cannot adopt this repo: found {', '.join(found)}; missing one cog-safe-push "
-            f"config per variant ({' or '.join(CONFIG_DIRS)}/<variant>.yaml)"
+            f"config per variant ({_CONFIGS_WANTED})"
         )
-    config_folder = PurePosixPath(config).parent.as_posix()
     cogs = per_variant_files(root, pattern)
-    configs = stems(root / config_folder)
-    found += [f"{len(cogs)} cog.yaml files ({pattern})", f"{len(configs)} configs in "
-              f"{config_folder}/"]
+    configs = set(per_variant_files(root, config))
+    found += [f"{len(cogs)} cog.yaml files ({pattern})", f"{len(configs)} configs "
+              f"{_where(config)}"]
     config_only = sorted(configs - set(cogs))
     if config_only:
         raise LayoutError(
-            f"cannot adopt this repo: {config_folder}/{config_only[0]}.yaml has no "
+            f"cannot adopt this repo: {_file(config, config_only[0])} has no "
             f"{pattern.replace('{variant}', config_only[0])} for {select.script} to copy "
             f"(found {len(cogs)} cog.yaml files, {len(configs)} configs)"
         )
     names = sorted(configs & set(cogs))
-    _check_names(names, config_folder)
+    _check_names(names, config)
     plan = Plan(kind="adopt", found=found)
     for name in sorted(set(cogs) - configs):
-        plan.notes.append(f"skipped {name}: {cogs[name]} has no config "
-                          f"{config_folder}/{name}.yaml")
+        plan.notes.append(f"skipped {name}: {cogs[name]} has no config {_file(config, name)}")
     header = [
         "# Written by `cogfleet init`: this repo's variants. Each variant's cog.yaml is",
         f"# {pattern} (which {select.script} copied to the root),",
-        f"# and its publishing config is {config_folder}/<variant>.yaml.",
+        f"# and its publishing config is {_file(config, '<variant>')}.",
     ]
-    defaults = [f"  template: {pattern}"]
-    return _finish(root, plan, header, defaults, {name: [] for name in names}, config_folder,
+    defaults = [f"  template: {_scalar(pattern)}"]
+    return _finish(root, plan, header, defaults, {name: [] for name in names}, config,
                    select.files if select else {})
 
 
@@ -224,15 +247,14 @@ def _plan_by_running(root: Path, select: Select, config: str | None) -> Plan:
     if base is not None and not (root / base).is_file():
         raise LayoutError(f"cannot adopt this repo: {select.script} substitutes {base}, "
                           "which does not exist")
-    if config is None or PurePosixPath(config).name != "{variant}.yaml":
+    if config is None:
         raise LayoutError(
             f"cannot adopt this repo: found {', '.join(found)}; missing one cog-safe-push "
-            f"config per variant ({' or '.join(CONFIG_DIRS)}/<variant>.yaml)"
+            f"config per variant ({_CONFIGS_WANTED})"
         )
-    config_folder = PurePosixPath(config).parent.as_posix()
-    names = sorted(stems(root / config_folder))
-    found.append(f"{len(names)} configs in {config_folder}/")
-    _check_names(names, config_folder)
+    names = sorted(per_variant_files(root, config))
+    found.append(f"{len(names)} configs {_where(config)}")
+    _check_names(names, config)
     wanted: list[str] = []
     if base is not None:
         script_text = (root / select.script).read_text(encoding="utf-8", errors="replace")
@@ -276,25 +298,25 @@ def _plan_by_running(root: Path, select: Select, config: str | None) -> Plan:
                                   "no file in the repo; cogfleet leaves it out")
     if problems:  # every config must be a variant's
         raise LayoutError(
-            f"cannot adopt this repo: {problems[0]}; a config in {config_folder}/ is a "
+            f"cannot adopt this repo: {problems[0]}; a config {_where(config)} is a "
             "variant only if the script selects it (remove the config or teach the script)"
         )
     if base is not None:
         header_what = [f"# {base} with the values {select.script} sets for it substituted (as its",
                        "# envsubst did), and its publishing config is "
-                       f"{config_folder}/<variant>.yaml."]
-        defaults = [f"  template: {base}"]
+                       f"{_file(config, '<variant>')}."]
+        defaults = [f"  template: {_scalar(base)}"]
     else:
         pattern = _common_pattern(templates)
         header_what = [f"# the file {select.script} copies to the root for it, and its publishing",
-                       f"# config is {config_folder}/<variant>.yaml."]
-        defaults = [f"  template: {pattern}"] if pattern else []
+                       f"# config is {_file(config, '<variant>')}."]
+        defaults = [f"  template: {_scalar(pattern)}"] if pattern else []
         if not pattern:
             for name, template in templates.items():
                 settings[name].insert(0, f"template: {json.dumps(template)}")
     header = ["# Written by `cogfleet init`: this repo's variants. Each variant's cog.yaml is",
               *header_what]
-    return _finish(root, plan, header, defaults, settings, config_folder, {})
+    return _finish(root, plan, header, defaults, settings, config, {})
 
 
 def _common_pattern(templates: dict[str, str]) -> str | None:
@@ -311,7 +333,7 @@ def _common_pattern(templates: dict[str, str]) -> str | None:
 
 def _finish(
     root: Path, plan: Plan, header: list[str], defaults: list[str],
-    settings_of: dict[str, list[str]], config_folder: str, copied: dict[str, str],
+    settings_of: dict[str, list[str]], config: str, copied: dict[str, str],
 ) -> Plan:
     """variants.yaml (with the official models the workflows push) and the settings.
 
@@ -342,6 +364,8 @@ def _finish(
         pin = None
     if pin:
         plan.found.append(f"Cog {pin[0]} installed by {pin[1]}")
+    if _configs_folder(config) is None:  # not <folder>/<variant>.yaml: each names its own
+        defaults = [*defaults, f"  config: {_scalar(config)}"]
     lines = [*header, f"family: {_family_name(root)}", "source: .", "defaults:", *defaults]
     excluded: set[str] = set()
     if official:
@@ -356,7 +380,8 @@ def _finish(
         lines.append(f"  {name}: {spec}")
     plan.files[VARIANTS_FILE] = "\n".join(lines) + "\n"
     settings = []
-    if config_folder != DEFAULT_CONFIGS_DIR:
+    config_folder = _configs_folder(config)
+    if config_folder is not None and config_folder != DEFAULT_CONFIGS_DIR:
         settings.append(f'configs-dir = "{config_folder}"')
     if pin:
         settings.append(f'cog-version = "{pin[0]}"  # the Cog {pin[1]} installs')

@@ -50,6 +50,23 @@ _COPY_COG_RE = re.compile(
 _WRITES_COG_RE = re.compile(
     r"(?:>\s*|\b(?:cp|ln|mv|install|tee)\b[^\n;|&]*\s)['\"]?(?:\./)?cog\.yaml['\"]?(?![\w.-])"
 )
+_COPY_CONFIG_RE = re.compile(
+    r"\b(?:cp|ln)\s+(?:-[A-Za-z]+\s+)*(\S+)\s+(?:\./)?['\"]?cog-safe-push\.yaml['\"]?(?![\w.-])"
+)
+#: cog-safe-push's ``--config`` in a workflow step, with the matrix value in the path.
+_CONFIG_OPTION_RE = re.compile(
+    r"--config[= ]['\"]?([A-Za-z0-9_./-]*\$\{\{\s*matrix\.\w+\s*\}\}[A-Za-z0-9_./-]*)"
+)
+_MATRIX_RE = re.compile(r"\$\{\{\s*matrix\.\w+\s*\}\}")
+#: Where repos keep one cog-safe-push config per variant when no script or workflow says.
+CONFIG_PATTERNS = (
+    *(f"{folder}/{{variant}}.yaml" for folder in ("safe-push-configs", "cog-safe-push-configs")),
+    *(f"{folder}/cog-safe-push-{{variant}}.yaml"
+      for folder in ("safe-push-configs", "cog-safe-push-configs")),
+    "cog-safe-push-{variant}.yaml",
+    "models/{variant}/cog-safe-push.yaml",
+    "{variant}/cog-safe-push.yaml",
+)
 _COPY_RE = re.compile(r"\bcp\s+(?:-[A-Za-z]+\s+)*(\S+)\s+(\S+)")
 _EXCLUDED_RE = re.compile(r"\"\$\{\{\s*matrix\.\w+\s*\}\}\"\s*!=\s*\"([A-Za-z0-9_.-]+)\"")
 
@@ -135,7 +152,7 @@ def read_select(root: Path) -> Select | None:
                     found.copies = True
                 elif _WRITES_COG_RE.search(text):  # e.g. a `case` that copies literal names
                     found.runs = True
-        copy = re.search(r"\bcp\s+(\S+)\s+\.?/?cog-safe-push\.yaml\b", text)
+        copy = _COPY_CONFIG_RE.search(text)
         if copy:
             found.config = _pattern(copy.group(1))
         for source, dest in _COPY_RE.findall(text):
@@ -214,6 +231,42 @@ def one_of(root: Path, names: tuple[str, ...], what: str, *, folder: bool) -> st
     return present[0] if present else None
 
 
+def config_pattern(root: Path, select: Select | None) -> str | None:
+    """Where each variant's cog-safe-push config is, with ``{variant}`` for its name.
+
+    What the select script copies to ``cog-safe-push.yaml`` decides, then a workflow's
+    ``cog-safe-push --config=...${{ matrix.model }}...``, then the usual places
+    (:data:`CONFIG_PATTERNS`: a configs folder, ``cog-safe-push-<variant>.yaml``,
+    ``models/<variant>/cog-safe-push.yaml``, ``<variant>/cog-safe-push.yaml``).
+    """
+    if select is not None and select.config:
+        return select.config
+    from_workflows = {
+        _MATRIX_RE.sub("{variant}", match.group(1)).removeprefix("./")
+        for _, text in read_workflows(root) for match in _CONFIG_OPTION_RE.finditer(text)
+    }
+    usable = sorted(p for p in from_workflows if per_variant_files(root, p))
+    if len(usable) == 1:
+        return usable[0]
+    found = [p for p in CONFIG_PATTERNS if per_variant_files(root, p)]
+    prefixed = {p for p in found if "/cog-safe-push-{variant}" in p}
+    # a configs folder of cog-safe-push-<variant>.yaml files matches both of its patterns
+    found = [p for p in found if p.replace("{variant}", "cog-safe-push-{variant}")
+             not in prefixed or not _all_prefixed(root, p)]
+    if len(found) > 1:
+        listed = " and ".join(p.replace("{variant}", "<variant>") for p in found)
+        raise LayoutError(
+            f"ambiguous cog-safe-push configs: found {listed}; keep one (or write "
+            f"{VARIANTS_FILE} by hand)"
+        )
+    return found[0] if found else None
+
+
+def _all_prefixed(root: Path, pattern: str) -> bool:
+    """Every file ``pattern`` matches is named ``cog-safe-push-<variant>.yaml``."""
+    return all(name.startswith("cog-safe-push-") for name in per_variant_files(root, pattern))
+
+
 def stems(folder: Path) -> set[str]:
     return {p.stem for p in folder.glob("*.yaml") if p.is_file()} if folder.is_dir() else set()
 
@@ -227,6 +280,8 @@ def per_variant_files(root: Path, pattern: str) -> dict[str, str]:
     for path in sorted(root.glob(head + "*" + tail)):
         rel = path.relative_to(root).as_posix()
         name = rel[len(head) : len(rel) - len(tail)]
-        if path.is_file() and rel != CONFIG_NAME and "/" not in name:
+        if path.is_file() and rel != CONFIG_NAME and name and "/" not in name and (
+            not name.startswith(".")
+        ):
             found[name] = rel
     return found
