@@ -341,8 +341,8 @@ def test_bad_resource_bodies_are_422(
     "params",
     [
         {"cursor": "!!!"},
-        {"cursor": "bz0tNQ=="},  # o=-5
-        {"cursor": "bz05OTk5OTk5OTk5OTk5OTk5OTk5OTk5OQ=="},  # past SQLite's integers
+        {"cursor": "cD0tNQ=="},  # p=-5
+        {"cursor": "cD05OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5"},  # past SQLite's integers
         {"created_before": "31/12/2024"},
     ],
 )

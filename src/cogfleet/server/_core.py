@@ -2,7 +2,7 @@
 
 Settings (:class:`ServerConfig`), the problem-JSON error (:class:`ApiError`,
 :func:`problem`), ids and timestamps in Replicate's formats, request-body parsing,
-cursor pagination, absolute URLs built from the request, and the Bearer-token
+positional cursor pagination, absolute URLs built from the request, and the Bearer-token
 middleware.
 """
 
@@ -276,80 +276,96 @@ def paginate(
     where: Sequence[Sequence[Condition]] = (),
     order: Order = "created",
     ascending: bool = False,
-    snapshot: str | None = None,
 ) -> JSONResponse:
-    """One newest-first page of ``kind`` with absolute ``next``/``previous`` cursor URLs.
+    """One page of ``kind`` (newest first unless ``ascending``) with absolute
+    ``next``/``previous`` cursor URLs.
 
-    ``snapshot``: the creation-time field of a newest-first listing. Its cursors then
-    hold the newest time of the first page, so that what is created while a client
-    pages does not push items it has seen onto the next page (Replicate's cursors
-    are positions, not offsets).
+    Cursors are positions, as Replicate's are (``p=<position>``, ``r=1`` to read
+    backwards, base64): the next page starts after the last item shown, so an item
+    created or deleted while a client pages neither repeats nor skips an item.
     """
-    offset, anchor = _cursor(request)
-    conditions = list(where)
-    if snapshot and anchor is not None:
-        conditions.append([(snapshot, "<", anchor), (snapshot, "=", anchor)])
-    docs, more = store.page(
+    after, backward = _cursor(request)
+    docs, positions, more = store.window(
         kind,
-        offset=offset,
         limit=size,
+        after=after,
+        backward=backward,
         parent=parent,
-        where=conditions,
+        where=where,
         order=order,
         ascending=ascending,
     )
-    if snapshot and anchor is None and offset == 0 and docs:
-        anchor = str(docs[0].get(snapshot))
-    return _page_response(request, [render(d) for d in docs], offset, size, more, anchor)
+    results = [render(d) for d in docs]
+    return _page_response(request, results, positions, after, backward, more)
 
 
 def paginate_list(request: Request, items: Sequence[dict[str, Any]], *, size: int) -> JSONResponse:
-    """One page of an in-memory list, with the same cursors as :func:`paginate`."""
-    offset, _ = _cursor(request)
-    page = list(items[offset : offset + size])
-    return _page_response(request, page, offset, size, offset + size < len(items))
+    """One page of a list that does not change while the server runs, with the same
+    cursors as :func:`paginate` (an item's position is its index)."""
+    after, backward = _cursor(request)
+    if backward:
+        end = len(items) if after is None else min(after, len(items))
+        start = max(0, end - size)
+        more = start > 0
+    else:
+        start = 0 if after is None else after + 1
+        end = min(len(items), start + size)
+        more = end < len(items)
+    positions = list(range(start, end))
+    return _page_response(request, list(items[start:end]), positions, after, backward, more)
 
 
-def _cursor(request: Request) -> tuple[int, str | None]:
-    """The cursor's offset and snapshot time (``o=<offset>[&a=<time>]``, base64)."""
+def _cursor(request: Request) -> tuple[int | None, bool]:
+    """The cursor's position and whether it reads backwards (``[r=1&]p=<position>``,
+    base64); no position without a cursor."""
     cursor = request.query_params.get("cursor")
     if not cursor:
-        return 0, None
+        return None, False
     try:
         decoded = base64.urlsafe_b64decode(cursor.encode()).decode()
         fields = dict(part.split("=", 1) for part in decoded.split("&"))
-        offset = int(fields["o"])
+        position = int(fields["p"])
+        backward = {"0": False, "1": True}[fields.get("r", "0")]
     except (ValueError, KeyError, binascii.Error) as exc:
         raise ApiError(400, "Invalid cursor", "Bad request") from exc
-    if not 0 <= offset < 2**62:
+    if not 0 <= position < 2**62:
         raise ApiError(400, "Invalid cursor", "Bad request")
-    return offset, fields.get("a")
+    return position, backward
 
 
 def _page_response(
     request: Request,
     results: list[dict[str, Any]],
-    offset: int,
-    size: int,
+    positions: list[int],
+    after: int | None,
+    backward: bool,
     more: bool,
-    anchor: str | None = None,
 ) -> JSONResponse:
     # The filters of the request (everything but the cursor) carry over to every page.
     kept = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
 
-    def link(off: int) -> str:
-        position = f"o={off}" if anchor is None else f"o={off}&a={anchor}"
-        token = base64.urlsafe_b64encode(position.encode()).decode()
-        query = urlencode([*kept, ("cursor", token)])
-        return str(request.url.replace(query=query))
+    def link(position: int | None, back: bool = False) -> str:
+        query = list(kept)
+        if position is not None:
+            fields = [("r", "1")] if back else []
+            fields.append(("p", str(position)))
+            token = base64.urlsafe_b64encode(urlencode(fields).encode()).decode()
+            query.append(("cursor", token))
+        return str(request.url.replace(query=urlencode(query)))
 
-    return JSONResponse(
-        {
-            "next": link(offset + size) if more else None,
-            "previous": link(max(0, offset - size)) if offset > 0 else None,
-            "results": results,
-        }
-    )
+    if backward:
+        # Read back from a later page: that page follows; nothing before the
+        # start means this is the first page.
+        has_next, has_previous = True, more
+    else:
+        has_next, has_previous = more, after is not None
+    nxt = prev = None
+    if results:
+        nxt = link(positions[-1]) if has_next else None
+        prev = link(positions[0], back=True) if has_previous else None
+    elif backward:
+        nxt = link(None)  # nothing precedes the position: the listing starts here
+    return JSONResponse({"next": nxt, "previous": prev, "results": results})
 
 
 # Reached without a token, like Replicate's stream and file-delivery hosts (the

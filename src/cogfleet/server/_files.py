@@ -183,7 +183,6 @@ class Files:
             lambda d: self._render(d, base),
             size=self.page_size,
             where=where,
-            snapshot="created_at",
         )
 
     async def download(self, request: Request) -> Response:

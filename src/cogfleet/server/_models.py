@@ -197,7 +197,7 @@ class Models:
         out["is_official"] = self.is_official(doc)
         latest = self.latest_version(doc["owner"], doc["name"])
         out["latest_version"] = public(latest) if latest else None
-        examples, _ = self.store.page("predictions", offset=0, limit=1, where=self._examples(key))
+        examples, _ = self.store.page("predictions", limit=1, where=self._examples(key))
         out["default_example"] = self.render_run(examples[0], base) if examples else None
         return out
 
@@ -216,7 +216,7 @@ class Models:
     def search(self, text: str, account: Account, limit: int = 1000) -> list[dict[str, Any]]:
         """Models whose name or description holds ``text`` (case-insensitive), visible ones."""
         needle = text.strip().lower()
-        docs, _ = self.store.page("models", offset=0, limit=limit, where=self.visible(account))
+        docs, _ = self.store.page("models", limit=limit, where=self.visible(account))
         return [
             d
             for d in docs
@@ -325,7 +325,6 @@ class Models:
             lambda d: self.render_run(d, base),
             size=self.page_size or 100,
             where=self._examples(f"{p['owner']}/{p['name']}"),
-            snapshot="created_at",
         )
 
     async def delete(self, request: Request) -> Response:
@@ -356,7 +355,6 @@ class Models:
             public,
             size=self.page_size or 100,
             parent=f"{p['owner']}/{p['name']}",
-            snapshot="created_at",
         )
 
     async def versions_get(self, request: Request) -> Response:
@@ -380,7 +378,6 @@ class Models:
                 raise ApiError(409, "Only versions of private models can be deleted", "Conflict")
             training, _ = self.store.page(
                 "trainings",
-                offset=0,
                 limit=1,
                 where=[
                     [("model", "=", key)],
@@ -394,7 +391,6 @@ class Models:
                 )
             users, _ = self.store.page(
                 "deployments",
-                offset=0,
                 limit=1,
                 where=[
                     [("current_release.model", "=", key)],

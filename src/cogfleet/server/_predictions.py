@@ -86,7 +86,6 @@ class Predictions:
             lambda d: self.runs.render(self.runs.current(d), base),
             size=self.page_size,
             where=where,
-            snapshot="created_at",
         )
 
     async def cancel(self, request: Request) -> Response:

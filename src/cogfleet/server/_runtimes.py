@@ -160,16 +160,16 @@ def prune_environments(state_dir: Path, *, everything: bool = False) -> list[Env
     if not everything and (state_dir / "state.sqlite3").is_file():
         store = Store(state_dir / "state.sqlite3")
         try:
-            offset = 0
+            after: int | None = None
             while True:
-                page, more = store.page("versions", offset=offset, limit=500)
+                page, positions, more = store.window("versions", limit=500, after=after)
                 for version in page:
                     env_id = (version.get("_runtime") or {}).get("environment_id")
                     if env_id:
                         keep.add(str(env_id))
                 if not more:
                     break
-                offset += len(page)
+                after = positions[-1]
         finally:
             store.close()
     return EnvStore.for_state(state_dir).prune(keep)

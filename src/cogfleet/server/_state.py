@@ -3,7 +3,7 @@
 Every resource kind (models, versions, predictions, trainings, deployments, files)
 lives in one table of the same shape: a text key, an optional parent key (the
 model a version belongs to), an insertion sequence used for newest-first
-ordering and offset pagination, and the resource itself as a JSON document.
+ordering and positional pagination, and the resource itself as a JSON document.
 One connection is shared by all requests and guarded by a lock: the server's
 work is tiny per call and SQLite serialises writers anyway, so a lock is the
 simplest way to make concurrent requests safe.
@@ -137,25 +137,57 @@ class Store:
         self,
         kind: str,
         *,
-        offset: int,
         limit: int,
+        after: int | None = None,
         parent: str | None = None,
         where: Sequence[Sequence[Condition]] = (),
         order: Order = "created",
         ascending: bool = False,
     ) -> tuple[list[dict[str, Any]], bool]:
-        """Newest-first (or oldest-first) documents ``offset..offset+limit`` and whether
-        more follow.
+        """Up to ``limit`` documents in order (see :meth:`window`) and whether more follow."""
+        docs, _, more = self.window(
+            kind,
+            limit=limit,
+            after=after,
+            parent=parent,
+            where=where,
+            order=order,
+            ascending=ascending,
+        )
+        return docs, more
+
+    def window(
+        self,
+        kind: str,
+        *,
+        limit: int,
+        after: int | None = None,
+        backward: bool = False,
+        parent: str | None = None,
+        where: Sequence[Sequence[Condition]] = (),
+        order: Order = "created",
+        ascending: bool = False,
+    ) -> tuple[list[dict[str, Any]], list[int], bool]:
+        """Up to ``limit`` documents newest-first (or oldest-first), each one's
+        position, and whether more follow (precede, when ``backward``).
 
         ``order``: ``created`` (when the document was first stored) or ``latest_child``
         (when its newest child, e.g. a model's latest version, was stored; its own
-        creation when it has none).
+        creation when it has none). A document's *position* is that value: one
+        sequence numbers every document of every kind, so no two documents of a
+        listing share one, and a listing can be read on from any position whatever
+        was stored or deleted meanwhile.
+
+        ``after``: a position; only documents past it in the listing's order are
+        read, or, with ``backward``, the ``limit`` documents just before it (still
+        returned in the listing's order).
 
         ``where``: groups of ``(field, op, value)`` conditions on top-level JSON fields
         (dotted paths; op ``=``, ``<``, ``>`` or ``in``); a group holds when any of its conditions
         does, and every group must hold.
         """
         _check_kind(kind)
+        position = _ORDER[order].format(kind=kind)
         clauses: list[str] = []
         args: list[Any] = []
         if parent is not None:
@@ -178,20 +210,27 @@ class Store:
                     ors.append(f"json_extract(data, '$.{field}') {op} ?")
                     args.append(value)
             clauses.append("(" + " OR ".join(ors) + ")")
+        # Read away from ``after``: towards the listing's end, or back to its start.
+        descending = ascending == backward
+        if after is not None:
+            clauses.append(f"{position} {'<' if descending else '>'} ?")
+            args.append(after)
         sql_where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT data FROM {kind} {sql_where} "
-                f"ORDER BY {_ORDER[order].format(kind=kind)} {'ASC' if ascending else 'DESC'} "
-                "LIMIT ? OFFSET ?",
-                (*args, limit + 1, offset),
+                f"SELECT {position}, data FROM {kind} {sql_where} "
+                f"ORDER BY {position} {'DESC' if descending else 'ASC'} LIMIT ?",
+                (*args, limit + 1),
             ).fetchall()
-        docs = [json.loads(r[0]) for r in rows]
-        return docs[:limit], len(docs) > limit
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if backward:
+            rows.reverse()
+        return [json.loads(r[1]) for r in rows], [int(r[0]) for r in rows], more
 
     def first(self, kind: str, parent: str) -> dict[str, Any] | None:
         """The newest document under ``parent`` (e.g. a model's latest version)."""
-        docs, _ = self.page(kind, offset=0, limit=1, parent=parent)
+        docs, _ = self.page(kind, limit=1, parent=parent)
         return docs[0] if docs else None
 
     def find(self, kind: str, field: str, value: str) -> dict[str, Any] | None:

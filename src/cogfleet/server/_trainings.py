@@ -120,7 +120,6 @@ class Trainings:
             lambda d: self.runs.render(self.runs.current(d), base),
             size=self.page_size,
             where=self.runs.owned_by(account_of(request)),
-            snapshot="created_at",
         )
 
     async def cancel(self, request: Request) -> Response:

@@ -1,0 +1,159 @@
+"""The local server's paths and cursors answer as Replicate's do.
+
+List cursors are positions. Through the official ``replicate`` client over real
+HTTP where it has a method, raw httpx otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import replicate
+
+from cogfleet.server._embedded import LocalServer
+from cogfleet.server._push import push_build
+
+FIXTURES = Path(__file__).parent / "fixtures" / "server"
+ALICE = "r8_alice-token"
+BOB = "r8_bob-token"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    with LocalServer(
+        state_dir=tmp_path_factory.mktemp("state"),
+        tokens={ALICE: "alice", BOB: "bob"},
+        page_size=2,
+    ) as srv:
+        yield srv
+
+
+def _client(server: LocalServer, token: str) -> replicate.Client:
+    client = replicate.Client(api_token=token, base_url=server.base_url)
+    client.poll_interval = 0.05
+    return client
+
+
+@pytest.fixture(scope="module")
+def alice(server: LocalServer) -> replicate.Client:
+    return _client(server, ALICE)
+
+
+@pytest.fixture(scope="module")
+def bob(server: LocalServer) -> replicate.Client:
+    return _client(server, BOB)
+
+
+@pytest.fixture(scope="module")
+def echo(alice: replicate.Client) -> dict[str, Any]:
+    alice.models.create(owner="alice", name="echo", visibility="public", hardware="cpu")
+    return push_build(alice, "alice", "echo", FIXTURES / "echo")
+
+
+def _raw(server: LocalServer, token: str = ALICE) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}"}
+    return httpx.Client(base_url=server.base_url, headers=headers, timeout=60)
+
+
+def _problem(resp: httpx.Response, status: int) -> dict[str, Any]:
+    assert resp.status_code == status, (resp.request.method, resp.request.url, resp.text)
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = resp.json()
+    assert body["status"] == status and isinstance(body["detail"], str) and body["detail"]
+    return body
+
+
+# --- cursors are positions --------------------------------------------------------------
+
+
+def _ids(list_method: Any, cursor: Any = ...) -> list[str]:
+    """The ids on every page of a client's ``list`` method, from ``cursor`` on."""
+    ids = []
+    while cursor is not None:
+        page = list_method(cursor)
+        ids += [item.id for item in page.results]
+        cursor = page.next
+    return ids
+
+
+def _page_ids(http: httpx.Client, url: str) -> tuple[list[str], dict[str, Any]]:
+    page = http.get(url).json()
+    return [f"{i['owner']}/{i['name']}" for i in page["results"]], page
+
+
+def test_models_list_cursors_are_positions(server: LocalServer, bob: replicate.Client) -> None:
+    for index in range(4):
+        bob.models.create(owner="bob", name=f"paged-{index}", visibility="private", hardware="cpu")
+    everything = _ids(bob.models.list)
+    assert everything[:4] == [f"bob/paged-{i}" for i in (3, 2, 1, 0)]
+    # A model created while a client pages pushes nothing it has seen onto the next page.
+    first = bob.models.list()
+    assert [m.id for m in first.results] == everything[:2] and first.next
+    bob.models.create(owner="bob", name="paged-new", visibility="private", hardware="cpu")
+    seen = [m.id for m in first.results] + _ids(bob.models.list, first.next)
+    assert seen == everything
+    # Nor does one deleted while it pages make it skip one.
+    now = _ids(bob.models.list)
+    assert now == ["bob/paged-new", *everything]
+    first = bob.models.list()
+    assert bob.models.delete(first.results[0].id) is True
+    seen = [m.id for m in first.results] + _ids(bob.models.list, first.next)
+    assert seen == now
+    # ``previous`` reads back from a later page; the order carries over the cursors.
+    with _raw(server, BOB) as http:
+        ids, page = _page_ids(http, "/v1/models?sort_by=model_created_at&sort_direction=asc")
+        assert page["previous"] is None
+        later, second = _page_ids(http, page["next"])
+        assert "sort_direction=asc" in second["previous"]
+        back, again = _page_ids(http, second["previous"])
+        assert back == ids and again["previous"] is None and again["next"]
+        assert _page_ids(http, again["next"])[0] == later
+
+
+def test_deployments_list_cursors_are_positions(
+    server: LocalServer, bob: replicate.Client, echo: dict[str, Any]
+) -> None:
+    def create(name: str) -> None:
+        bob.deployments.create(
+            name=name,
+            model="alice/echo",
+            version=echo["id"],
+            hardware="cpu",
+            min_instances=0,
+            max_instances=1,
+        )
+
+    for index in range(3):
+        create(f"dep-{index}")
+    everything = _ids(bob.deployments.list)
+    assert everything == [f"bob/dep-{i}" for i in (2, 1, 0)]
+    first = bob.deployments.list()
+    create("dep-new")
+    seen = [d.id for d in first.results] + _ids(bob.deployments.list, first.next)
+    assert seen == everything
+    first = bob.deployments.list()
+    assert [d.id for d in first.results] == ["bob/dep-new", "bob/dep-2"]
+    assert bob.deployments.delete("bob", "dep-new") is True
+    rest = _ids(bob.deployments.list, first.next)
+    assert rest == ["bob/dep-1", "bob/dep-0"]
+    # An update is a new release, not a new deployment: its place stays.
+    bob.deployments.update("bob", "dep-0", max_instances=2)
+    assert _ids(bob.deployments.list) == everything
+
+
+def test_cursors_that_name_no_position_are_400(server: LocalServer) -> None:
+    import base64
+
+    def cursor(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).decode()
+
+    with _raw(server) as http:
+        for bad in ("!!!", cursor("o=2"), cursor("p=-1"), cursor("p=x"), cursor("r=2&p=1")):
+            _problem(http.get("/v1/models", params={"cursor": bad}), 400)
+            _problem(http.get("/v1/deployments", params={"cursor": bad}), 400)
