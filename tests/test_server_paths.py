@@ -1,11 +1,13 @@
 """The local server's paths and cursors answer as Replicate's do.
 
-List cursors are positions. Through the official ``replicate`` client over real
-HTTP where it has a method, raw httpx otherwise.
+No path with a trailing slash redirects, and list cursors are positions. Through
+the official ``replicate`` client over real HTTP where it has a method, raw httpx
+otherwise.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,25 @@ def _problem(resp: httpx.Response, status: int) -> dict[str, Any]:
     body: dict[str, Any] = resp.json()
     assert body["status"] == status and isinstance(body["detail"], str) and body["detail"]
     return body
+
+
+# --- trailing slashes -------------------------------------------------------------------
+
+
+def test_no_path_with_a_trailing_slash_redirects(server: LocalServer) -> None:
+    assert server.api is not None
+    routes = server.api.routes()
+    assert any(r.path == "/v1/predictions" for r in routes)
+    with _raw(server) as http:
+        for route in routes:
+            path = re.sub(r"\{[^}]+\}", "x", route.path) + "/"
+            for method in sorted((route.methods or set()) - {"HEAD"}):
+                resp = http.request(method, path)
+                body = _problem(resp, 404)
+                assert "location" not in resp.headers
+                assert body["detail"] == "The requested resource could not be found."
+        # The documented form of the same path answers as before.
+        assert http.get("/v1/predictions").status_code == 200
 
 
 # --- cursors are positions --------------------------------------------------------------

@@ -54,6 +54,11 @@ webhooks signed like Replicate's). What deliberately differs, and why:
 * **Training URLs**: ``urls.get``/``urls.cancel`` of a training name
   ``/v1/trainings/…`` in every answer; Replicate's create answer names
   ``/v1/predictions/…`` (a training is a prediction there), which no client reads.
+* **Trailing slashes**: a path that ends in ``/`` (``GET /v1/predictions/``) is a
+  404, never a redirect to the path without it. Replicate documents every path
+  without one and not what it answers with one; a redirect is no API answer (the
+  1.0.7 client follows none), and a 404 makes code that builds such paths fail
+  here rather than only against Replicate.
 * **File downloads** (``GET /v1/files/{id}/download``) take the uploader's token
   instead of Replicate's signed ``owner``/``expiry``/``signature`` query: the API has
   no way to get the signing secret.

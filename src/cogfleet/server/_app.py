@@ -143,6 +143,8 @@ class LocalApi:
                 Exception: _internal_error,
             },
         )
+        # A path with a trailing slash is not one of the API's paths: 404, not a redirect.
+        app.router.redirect_slashes = False
         wrapped: ASGIApp = BodyLimit(
             app,
             json_bytes=self.config.max_json_bytes,
