@@ -1,7 +1,8 @@
 """The local server's paths and cursors answer as Replicate's do.
 
-No path with a trailing slash redirects, and list cursors are positions. Through
-the official ``replicate`` client over real HTTP where it has a method, raw httpx
+Routes with a trailing slash, trainings reached as predictions, ``Cancel-After``
+only where Replicate reads it, and list cursors that are positions. Through the
+official ``replicate`` client over real HTTP where it has a method, raw httpx
 otherwise.
 """
 
@@ -88,6 +89,67 @@ def test_no_path_with_a_trailing_slash_redirects(server: LocalServer) -> None:
                 assert body["detail"] == "The requested resource could not be found."
         # The documented form of the same path answers as before.
         assert http.get("/v1/predictions").status_code == 200
+
+
+# --- a training is a prediction ---------------------------------------------------------
+
+
+def test_a_training_is_also_a_prediction(
+    server: LocalServer, alice: replicate.Client, echo: dict[str, Any]
+) -> None:
+    alice.models.create(owner="alice", name="trained", visibility="private", hardware="cpu")
+    training = alice.trainings.create(
+        version=f"alice/echo:{echo['id']}",
+        input={"greeting": "howdy", "delay": 60},
+        destination="alice/trained",
+    )
+    # The answer to its creation names the predictions paths, as Replicate's does.
+    base = server.base_url
+    assert training.urls is not None
+    assert training.urls["get"] == f"{base}/v1/predictions/{training.id}"
+    assert training.urls["cancel"] == f"{base}/v1/predictions/{training.id}/cancel"
+    as_prediction = alice.predictions.get(training.id)
+    assert as_prediction.id == training.id and as_prediction.model == "alice/echo"
+    assert as_prediction.input == {"greeting": "howdy", "delay": 60}
+    assert as_prediction.urls is not None
+    assert as_prediction.urls["get"] == f"{base}/v1/predictions/{training.id}"
+    # Canceled by the predictions path, it is canceled as a training.
+    assert alice.predictions.cancel(training.id).status == "canceled"
+    again = alice.trainings.get(training.id)
+    assert again.status == "canceled"
+    assert again.urls is not None and again.urls["get"] == f"{base}/v1/trainings/{training.id}"
+    with _raw(server) as http:
+        stored = http.get(f"/v1/predictions/{training.id}").json()
+        assert stored["status"] == "canceled" and stored["destination"] == "alice/trained"
+        # The lists stay apart; a prediction is no training; others see neither.
+        assert training.id not in [p["id"] for p in http.get("/v1/predictions").json()["results"]]
+        prediction = alice.predictions.create(version=echo["id"], input={"prompt": "p"})
+        _problem(http.get(f"/v1/trainings/{prediction.id}"), 404)
+        alice.predictions.cancel(prediction.id)
+    with _raw(server, BOB) as http:
+        _problem(http.get(f"/v1/predictions/{training.id}"), 404)
+        _problem(http.post(f"/v1/predictions/{training.id}/cancel"), 404)
+
+
+def test_cancel_after_is_read_on_predictions_only(
+    server: LocalServer, alice: replicate.Client, echo: dict[str, Any]
+) -> None:
+    # Replicate's trainings.create takes no Cancel-After header: it is not read there
+    # (not even checked), while predictions.create checks and applies it.
+    alice.models.create(owner="alice", name="no-deadline", visibility="private", hardware="cpu")
+    path = f"/v1/models/alice/echo/versions/{echo['id']}/trainings"
+    body = {"input": {"greeting": "hi"}, "destination": "alice/no-deadline"}
+    with _raw(server) as http:
+        for value in ("5s", "soon"):
+            resp = http.post(path, json=body, headers={"Cancel-After": value})
+            assert resp.status_code == 201, resp.text
+            assert "deadline" not in resp.json()
+        prediction = {"version": echo["id"], "input": {"prompt": "x"}}
+        _problem(
+            http.post("/v1/predictions", json=prediction, headers={"Cancel-After": "soon"}), 400
+        )
+        resp = http.post("/v1/predictions", json=prediction, headers={"Cancel-After": "5m"})
+        assert resp.status_code == 201 and resp.json()["deadline"]
 
 
 # --- cursors are positions --------------------------------------------------------------

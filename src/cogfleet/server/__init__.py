@@ -51,9 +51,6 @@ webhooks signed like Replicate's). What deliberately differs, and why:
 * **``Prefer: wait=N``** with N outside 1..60 waits the nearest bound and says so in
   ``Preference-Applied`` (Replicate documents the range, not what it does outside
   it); any other preference is ignored, as RFC 7240 lets a server do.
-* **Training URLs**: ``urls.get``/``urls.cancel`` of a training name
-  ``/v1/trainings/…`` in every answer; Replicate's create answer names
-  ``/v1/predictions/…`` (a training is a prediction there), which no client reads.
 * **Trailing slashes**: a path that ends in ``/`` (``GET /v1/predictions/``) is a
   404, never a redirect to the path without it. Replicate documents every path
   without one and not what it answers with one; a redirect is no API answer (the

@@ -71,9 +71,9 @@ class Predictions:
         return await self.runs.create(request, version, body, account=account)
 
     async def get(self, request: Request) -> Response:
-        """GET /v1/predictions/{id}."""
+        """GET /v1/predictions/{id} (a training's id too, as on Replicate)."""
         doc = self.runs.get("predictions", request.path_params["pid"], account_of(request))
-        return JSONResponse(self.runs.render(doc, base_url(request)))
+        return JSONResponse(self.runs.render(doc, base_url(request), plural="predictions"))
 
     async def index(self, request: Request) -> Response:
         """GET /v1/predictions (newest first; ``created_after``/``created_before``/``source``)."""
@@ -89,7 +89,8 @@ class Predictions:
         )
 
     async def cancel(self, request: Request) -> Response:
-        """POST /v1/predictions/{id}/cancel: stops the work inside the predictor."""
+        """POST /v1/predictions/{id}/cancel: stops the work inside the predictor (a
+        training's too)."""
         return await self.runs.cancel(request, "predictions", account_of(request))
 
     async def stream(self, request: Request) -> Response:

@@ -7,8 +7,15 @@ and logs (webhooks and stream readers are woken), and completed with metrics. Th
 resource modules own the routes; this module owns the life of a run.
 
 A run in flight lives in memory; SQLite gets it when it is created and when it
-ends. Runs belong to the account whose token created them. ``Cancel-After`` on
-creation sets a deadline at which the run is canceled, as on Replicate.
+ends. Runs belong to the account whose token created them. ``Cancel-After`` on a
+prediction's creation sets a deadline at which it is canceled, as on Replicate;
+trainings.create takes no such header there, and none is read here.
+
+As on Replicate, a training is also a prediction: ``GET /v1/predictions/{id}`` and
+``POST /v1/predictions/{id}/cancel`` serve it too, and the answer to its creation
+names those paths in ``urls``; ``/v1/trainings/…`` answers and its webhooks name
+the trainings paths. The lists stay apart: ``GET /v1/predictions`` lists
+predictions (Replicate documents no training in it).
 """
 
 from __future__ import annotations
@@ -135,13 +142,19 @@ class Runs:
 
     # ------------------------------------------------------------------ reading
 
-    def render(self, doc: dict[str, Any], base: str, *, inline: bool = False) -> dict[str, Any]:
-        """A run as the API returns it: absolute ``urls``, file outputs as URLs (or inline)."""
+    def render(
+        self, doc: dict[str, Any], base: str, *, inline: bool = False, plural: str | None = None
+    ) -> dict[str, Any]:
+        """A run as the API returns it: absolute ``urls``, file outputs as URLs (or inline).
+
+        ``urls`` name ``plural`` (``predictions`` or ``trainings``; default: the run's
+        own kind): a training is also a prediction, under both paths.
+        """
         out = public(doc)
         out["output"] = self.outputs.render(
             doc.get("output"), doc.get("_files") or [], base, inline=inline
         )
-        plural = "trainings" if doc.get("_kind") == "training" else "predictions"
+        plural = plural or ("trainings" if doc.get("_kind") == "training" else "predictions")
         out["urls"] = {
             "get": f"{base}/v1/{plural}/{doc['id']}",
             "cancel": f"{base}/v1/{plural}/{doc['id']}/cancel",
@@ -157,9 +170,14 @@ class Runs:
         return self.render(doc, doc.get("_base", ""))
 
     def get(self, plural: str, pid: str, account: Account) -> dict[str, Any]:
-        """The run (its live state while in flight) if ``account`` created it, or 404."""
+        """The run (its live state while in flight) if ``account`` created it, or 404.
+
+        As on Replicate, a training is a prediction too: ``predictions`` finds both.
+        """
         doc = self._live.get(pid) or self.store.get(plural, pid)
-        if doc is None or (doc.get("_kind") == "training") != (plural == "trainings"):
+        if doc is None and plural == "predictions":
+            doc = self.store.get("trainings", pid)
+        if doc is None or (plural == "trainings" and doc.get("_kind") != "training"):
             raise ApiError(404, NOT_FOUND)
         if not account.permissive and doc.get("_account") != account.username:
             raise ApiError(404, NOT_FOUND)
@@ -217,7 +235,8 @@ class Runs:
         raw_input = body.get("input") or {}
         component = "TrainingInput" if kind == "training" else "Input"
         self.inputs.validate(version, component, raw_input)
-        cancel_after = request.headers.get("cancel-after")
+        # Replicate's trainings.create takes no Cancel-After (nor Prefer) header.
+        cancel_after = request.headers.get("cancel-after") if kind == "prediction" else None
         seconds = parse_cancel_after(cancel_after) if cancel_after is not None else None
         base = base_url(request)
         pid = new_id()
@@ -292,8 +311,9 @@ class Runs:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout=max(0.5, prefer[0] - 0.3))
         current = self._live.get(pid) or self.store.get(plural, pid) or doc
-        # The synchronous answer inlines file outputs as data: URIs, as Replicate does.
-        rendered = self.render(current, base, inline=wait is not None)
+        # The synchronous answer inlines file outputs as data: URIs, as Replicate does;
+        # its answer to a training's creation names the predictions paths.
+        rendered = self.render(current, base, inline=wait is not None, plural="predictions")
         if current["status"] not in TERMINAL:
             headers["Location"] = rendered["urls"]["get"]
             if wait is not None:
@@ -307,7 +327,7 @@ class Runs:
         self._deadlines.pop(pid, None)
         if pid in self._live:
             log.info("%s %s reached its Cancel-After deadline", plural, pid)
-            self.webhooks.track(asyncio.create_task(self._stop(plural, pid)))
+            self.webhooks.track(asyncio.create_task(self._stop(pid)))
 
     # ------------------------------------------------------------------ execute
 
@@ -502,7 +522,7 @@ class Runs:
 
     # ------------------------------------------------------------------ cancel
 
-    async def _stop(self, plural: str, pid: str) -> None:
+    async def _stop(self, pid: str) -> None:
         """Stop a run in flight (inside the predictor when it got there) and wait for it."""
         if pid not in self._live:
             return
@@ -523,9 +543,9 @@ class Runs:
         pid = request.path_params["pid"]
         doc = self.get(plural, pid, account)
         if doc["status"] not in TERMINAL:
-            await self._stop(plural, pid)
+            await self._stop(pid)
             doc = self.get(plural, pid, account)
-        return JSONResponse(self.render(doc, base_url(request)))
+        return JSONResponse(self.render(doc, base_url(request), plural=plural))
 
 
 def _is_iterator(schema: dict[str, Any]) -> bool:
