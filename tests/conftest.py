@@ -95,6 +95,26 @@ class LargePredictor(BasePredictor):
 """
 
 
+#: The same two predictors with described inputs (schema lint passes): for `cogfleet test`.
+DESCRIBED_PREDICTORS = """\
+from cog import BasePredictor, Input
+
+
+class Predictor(BasePredictor):
+    def predict(self, text: str = Input(description="Text", default="x")) -> str:
+        return text
+
+
+class LargePredictor(BasePredictor):
+    def predict(
+        self,
+        text: str = Input(description="Text", default="x"),
+        times: int = Input(description="Repeats", default=2),
+    ) -> str:
+        return text * times
+"""
+
+
 def write_files(root: Path, files: dict[str, str | bytes | None]) -> None:
     """Write ``files`` (relative path -> text; ``None`` deletes) under ``root``."""
     for rel, content in files.items():

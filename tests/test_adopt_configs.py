@@ -16,25 +16,7 @@ import pytest
 import yaml
 
 from cogfleet import ExitCode
-from tests.conftest import after_select_script, write_files
-
-PREDICT = """\
-from cog import BasePredictor, Input
-
-
-class Predictor(BasePredictor):
-    def predict(self, text: str = Input(description="Text", default="x")) -> str:
-        return text
-
-
-class LargePredictor(BasePredictor):
-    def predict(
-        self,
-        text: str = Input(description="Text", default="x"),
-        times: int = Input(description="Repeats", default=2),
-    ) -> str:
-        return text * times
-"""
+from tests.conftest import DESCRIBED_PREDICTORS, after_select_script, write_files
 
 CONFIG = """\
 model: acme/{name}
@@ -62,7 +44,7 @@ def _per_model_folders(folder: str) -> dict[str, str]:
             f"cp \"{folder}$1/cog.yaml\" cog.yaml\n"
             f"cp \"{folder}$1/cog-safe-push.yaml\" cog-safe-push.yaml\n"
         ),
-        "predict.py": PREDICT,
+        "predict.py": DESCRIBED_PREDICTORS,
         f"{folder}small/cog.yaml": _cog("", "Predictor"),
         f"{folder}small/cog-safe-push.yaml": CONFIG.format(name="small", expected="hi"),
         f"{folder}large/cog.yaml": _cog("", "LargePredictor"),
@@ -150,7 +132,7 @@ TOP = {
     "model-cog-configs/dev.yaml": "predict: \"predict.py:Predictor\"\n",
     "model-cog-configs/schnell.yaml": "predict: \"predict.py:LargePredictor\"\n",
     "model-cog-configs/test.yaml": "predict: \"predict.py:Predictor\"\n",
-    "predict.py": PREDICT,
+    "predict.py": DESCRIBED_PREDICTORS,
     "cog-safe-push-dev.yaml": "model: acme/flux-dev\n",
     "cog-safe-push-schnell.yaml": "model: acme/flux-schnell\n",
     ".github/workflows/push.yaml": WORKFLOW.format(config_schnell="cog-safe-push-schnell.yaml",
@@ -238,3 +220,4 @@ def test_a_bad_config_declaration_is_one_line(tmp_path, cli, value, message):
     assert result.code == ExitCode.USAGE_ERROR
     assert result.err.startswith("error: variants.yaml") and message in result.err, result.err
     assert len(result.err.strip().splitlines()) == 1
+

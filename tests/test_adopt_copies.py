@@ -304,8 +304,12 @@ def test_a_cog_yaml_the_script_generates_is_named(case_repo, cli):
         "cp gpu.yaml cog.yaml", "printf 'build:\\n  gpu: true\\n' > cog.yaml")})
     result = cli("init", cwd=case_repo)
     assert result.code == ExitCode.USAGE_ERROR
-    assert "script/select-model large wrote a cog.yaml that is a copy of no file in the repo" \
-        in result.err
+    assert result.err.strip().splitlines() == [
+        "error: cannot adopt this repo: script/select-model large wrote a cog.yaml that is not "
+        "a file it names (cpu.yaml) nor its heredoc with text replaced in every place; write "
+        "variants.yaml by hand (a template and its replace: or envsubst: values)"
+    ]
+    assert not (case_repo / "variants.yaml").exists()
 
 
 # -- per-model folders under models/, and a templates/ folder of the model's own --------------

@@ -10,7 +10,8 @@ base, and the overlay is merged onto it as yq's ``*+`` would (see
 :mod:`cogfleet._overlay`; a base ending in ``.j2`` is rendered first), or, with
 ``merge: concatenate``, appended to it as ``cat`` appends it. A variant's
 ``envsubst:`` values replace ``$NAME`` / ``${NAME}`` in that template or base, as an
-adopted select script's ``envsubst < cog.yaml.tpl > cog.yaml`` did, and its ``files:``
+adopted select script's ``envsubst < cog.yaml.tpl > cog.yaml`` did, its ``replace:``
+values replace literal text there (``sed "s/MODEL_NAME/$1/g"``), and its ``files:``
 are copied over the family's files of the same name (``cp predictors/$1.py predict.py``).
 
 The family's files are what a ``cog build`` of its folder would take: its
@@ -301,14 +302,15 @@ def _cog_yaml(
         else:  # plain text, as a select script copies it (a run: line's ${#X} stays)
             text = _text(_read_plain(repo, loader, repo.root / base_rel), base_rel)
             origins = [(base_rel, 0)]
-        return envsubst(text, variant.envsubst).encode("utf-8"), origins
+        text = replace_literal(envsubst(text, variant.envsubst), variant.replace)
+        return text.encode("utf-8"), origins
     # with an overlay, only a .j2 base is a template (yq reads the base as plain YAML)
     base_origins: list[tuple[str, int]] | None = None
     if base_rel.endswith(".j2"):
         base_text, base_origins = render_one(env, base_name, base_rel, context, variant)
     else:
         base_text = _text(_read_plain(repo, loader, repo.root / base_rel), base_rel)
-    base_text = envsubst(base_text, variant.envsubst)
+    base_text = replace_literal(envsubst(base_text, variant.envsubst), variant.replace)
     overlay_rel = variant.overlay
     overlay_origins: list[tuple[str, int]] | None = None
     if overlay_rel.endswith(".j2"):
@@ -367,6 +369,18 @@ def envsubst(text: str, values: Mapping[str, str]) -> str:
         return values.get(name, match.group(0))
 
     return _SHELL_VAR.sub(replace, text)
+
+
+def replace_literal(text: str, values: Mapping[str, str]) -> str:
+    """``text`` with every occurrence of each key of ``values`` replaced by its value.
+
+    What an adopted select script's ``sed "s/MODEL_NAME/$1/g"`` (or a heredoc's
+    ``$MODEL``) did to its template: one pass, longest key first.
+    """
+    if not values:
+        return text
+    keys = sorted(values, key=len, reverse=True)
+    return re.sub("|".join(map(re.escape, keys)), lambda m: values[m.group(0)], text)
 
 
 def _left_out(repo: Repo, variant: Variant) -> set[str]:

@@ -12,6 +12,7 @@ whose model source is at the top, in ``variants.yaml`` there)::
       official_model: acme/schnell      # optional: where --push-official-model pushes
       cog_version: "0.15.8"             # optional: the Cog version (default: the repo's pin)
       envsubst: {PREDICTOR: Predictor}  # optional: $NAME / ${NAME} values in the template
+      replace: {MODEL_NAME: schnell}    # optional: literal text replaced in the template
       files: {predict.py: predictors/schnell.py}  # optional: build file <- repo file
       config: models/schnell/cog-safe-push.yaml   # optional: its cog-safe-push config
 
@@ -60,8 +61,10 @@ DEFAULT_TEMPLATE = f"{TEMPLATES_DIR}/cog.yaml.j2"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _VARIANT_KEYS = {
     "model", "variables", "template", "overlay", "official_model", "cog_version", "envsubst",
-    "files", "merge", "config",
+    "files", "merge", "config", "replace",
 }
+#: Settings whose mappings a variant's own add to (key by key) rather than replace.
+_MAPPING_KEYS = ("variables", "envsubst", "files", "replace")
 #: How an overlay meets its base: yq's ``*+`` merge, or appended as ``cat`` appends it.
 MERGES = ("yq", "concatenate")
 #: What ``files:`` may not write: cog.yaml and the config come from elsewhere.
@@ -92,6 +95,9 @@ class Variant:
     envsubst: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     """``$NAME`` / ``${NAME}`` values substituted in the cog.yaml template, as a select
     script's ``envsubst < cog.yaml.tpl > cog.yaml`` did (only these names)."""
+    replace: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    """Literal text -> its value in the cog.yaml template (every occurrence), as a select
+    script's ``sed "s/MODEL_NAME/$1/g" cog.yaml.template > cog.yaml`` did."""
     files: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     """Build-folder path -> repo-relative file copied there, as a select script's
     ``cp predictors/$1.py predict.py`` did (it replaces the family's file of that name)."""
@@ -113,6 +119,8 @@ class Variant:
             data["cog_version"] = self.cog_pin.version
         if self.envsubst:
             data["envsubst"] = self.envsubst
+        if self.replace:
+            data["replace"] = self.replace
         if self.files:
             data["files"] = self.files
         return data
@@ -301,6 +309,9 @@ def _parse_file(root: Path, vfile: Path, configs_dir: Path) -> list[Variant]:
         if not isinstance(defaults, dict):
             raise ConfigError(rel, "defaults: expected a mapping of variant settings")
         _check_keys(rel, "defaults", defaults)
+        for key in _MAPPING_KEYS:  # a variant's own mapping is added to it, key by key
+            if defaults.get(key) is not None and not isinstance(defaults[key], dict):
+                raise ConfigError(rel, f"defaults: {key} must be a mapping")
         data = data.get("variants") or {}
         if not isinstance(data, dict):
             raise ConfigError(rel, "variants: expected a mapping of variant name -> settings")
@@ -315,7 +326,7 @@ def _parse_file(root: Path, vfile: Path, configs_dir: Path) -> list[Variant]:
             raise ConfigError(rel, f"variant {name!r}: expected a mapping")
         merged = {k: _for_variant(v, name) for k, v in defaults.items()}
         for key, value in (spec or {}).items():
-            if key in ("variables", "envsubst", "files") and isinstance(value, dict) and isinstance(
+            if key in _MAPPING_KEYS and isinstance(value, dict) and isinstance(
                 merged.get(key), dict
             ):
                 value = {**merged[key], **value}
@@ -383,6 +394,7 @@ def _parse_variant(
     if merge != "yq" and paths["overlay"] is None:
         raise ConfigError(rel, f"variant {name!r}: merge: {merge} needs an overlay")
     envsubst = _envsubst_values(rel, name, spec.get("envsubst"))
+    replace = _replace_values(rel, name, spec.get("replace"))
     files = _copied_files(root, rel, name, spec.get("files"))
     config_path = configs_dir / f"{name}.yaml"
     if "config" in spec:
@@ -411,6 +423,7 @@ def _parse_variant(
         official_model=official,
         cog_pin=cog_pin,
         envsubst=envsubst,
+        replace=replace,
         files=files,
     )
 
@@ -466,6 +479,28 @@ def _envsubst_values(rel: Path, name: str, values: Any) -> dict[str, str]:
         if "\n" in text or "\r" in text:
             raise ConfigError(rel, f"variant {name!r}: envsubst: {key}: one line of text only")
         out[key] = text
+    return out
+
+
+def _replace_values(rel: Path, name: str, values: Any) -> dict[str, str]:
+    """A variant's ``replace:`` mapping: literal text to the text that replaces it."""
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(rel, f"variant {name!r}: replace must be a mapping of text: value")
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        if not isinstance(key, str) or not key:
+            raise ConfigError(rel, f"variant {name!r}: replace: {key!r} is not text to "
+                              "replace")
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if isinstance(value, int | float):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ConfigError(rel, f"variant {name!r}: replace: {key}: expected text, got "
+                              f"{type(value).__name__}")
+        out[key] = value
     return out
 
 

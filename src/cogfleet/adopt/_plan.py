@@ -19,7 +19,9 @@ of the repo, with a recording ``envsubst`` first on ``PATH``, and each variant g
 ``envsubst:`` mapping (see :func:`cogfleet._render.envsubst`); a script that copies
 each variant's files by name in a ``case`` runs the same way, and each variant gets as
 its template and ``files:`` the repo files its outputs are copies of
-(:mod:`cogfleet.adopt._scriptrun`). A script that copies a
+(:mod:`cogfleet.adopt._scriptrun`); a cog.yaml such a run generates (``sed``, a
+heredoc, ``python -c``) is read back as a template with text replaced
+(:mod:`cogfleet.adopt._derive`). A script that copies a
 whole cog.yaml per variant (``cp configs/$1/cog.yaml cog.yaml``) is adopted with that
 file as each variant's template.
 
@@ -47,6 +49,7 @@ from cogfleet._render import CONFIG_NAME, shell_variables
 from cogfleet._repo import MODELS_DIR, VARIANTS_FILE, Repo
 from cogfleet._scaffold import FILES as SCAFFOLD_FILES
 from cogfleet._settings import DEFAULT_CONFIGS_DIR, PYPROJECT, read_table
+from cogfleet.adopt._derive import read_back
 from cogfleet.adopt._read import (
     ASSIGNED_RE,
     BASE_NAMES,
@@ -238,8 +241,9 @@ def _plan_by_running(root: Path, select: Select, config: str | None) -> Plan:
     ``envsubst < BASE > cog.yaml`` with variables the script sets per variant, or a
     ``case`` that copies each variant's files by name: the script runs once per config
     in a scratch copy (see :mod:`cogfleet.adopt._scriptrun`). Each variant gets the values
-    handed to its ``envsubst``, or as its template the file its cog.yaml is a copy of,
-    and as ``files:`` the other files the script copied for it.
+    handed to its ``envsubst``, or as its template the file its cog.yaml is a copy of (or,
+    for a cog.yaml the script generated, the template it reads back as, with
+    ``replace:``), and as ``files:`` the other files the script copied for it.
     """
     base = select.base if select.envsubst else None
     found = [f"select script {select.script} "
@@ -256,8 +260,8 @@ def _plan_by_running(root: Path, select: Select, config: str | None) -> Plan:
     found.append(f"{len(names)} configs {_where(config)}")
     _check_names(names, config)
     wanted: list[str] = []
+    script_text = (root / select.script).read_text(encoding="utf-8", errors="replace")
     if base is not None:
-        script_text = (root / select.script).read_text(encoding="utf-8", errors="replace")
         referenced = shell_variables((root / base).read_text(encoding="utf-8", errors="replace"))
         # only what the script sets: a $HOME in a run: line stays as written
         wanted = sorted(referenced & set(ASSIGNED_RE.findall(script_text)))
@@ -266,6 +270,7 @@ def _plan_by_running(root: Path, select: Select, config: str | None) -> Plan:
     problems: list[str] = []
     settings: dict[str, list[str]] = {}
     templates: dict[str, str] = {}
+    generated: dict[str, bytes] = {}
     for name in names:
         run = runs[name]
         if run.error is not None:
@@ -281,12 +286,11 @@ def _plan_by_running(root: Path, select: Select, config: str | None) -> Plan:
             own += [f"envsubst: {{{pairs}}}"] if pairs else []
         elif "cog.yaml" in run.copies:
             templates[name] = run.copies["cog.yaml"]
+        elif run.generated is not None:
+            generated[name] = run.generated  # read back below: a template, text replaced
         else:
-            problems.append(
-                f"{select.script} {name} wrote a cog.yaml that is a copy of no file in the repo"
-                if "cog.yaml" in run.other else
-                f"{select.script} {name} did not write cog.yaml (exit {run.exit_code})"
-            )
+            problems.append(f"{select.script} {name} did not write cog.yaml "
+                            f"(exit {run.exit_code})")
             continue
         copied = {d: s for d, s in sorted(run.copies.items()) if d not in ("cog.yaml", CONFIG_NAME)}
         if copied:
@@ -301,6 +305,7 @@ def _plan_by_running(root: Path, select: Select, config: str | None) -> Plan:
             f"cannot adopt this repo: {problems[0]}; a config {_where(config)} is a "
             "variant only if the script selects it (remove the config or teach the script)"
         )
+    replaced = _read_back(root, select, plan, generated, script_text, templates)
     if base is not None:
         header_what = [f"# {base} with the values {select.script} sets for it substituted (as its",
                        "# envsubst did), and its publishing config is "
@@ -310,19 +315,69 @@ def _plan_by_running(root: Path, select: Select, config: str | None) -> Plan:
         pattern = _common_pattern(templates)
         header_what = [f"# the file {select.script} copies to the root for it, and its publishing",
                        f"# config is {_file(config, '<variant>')}."]
+        if replaced:
+            header_what[0] = (f"# the file {select.script} writes it from, with the text it "
+                              "replaces (replace:); its publishing")
         defaults = [f"  template: {_scalar(pattern)}"] if pattern else []
         if not pattern:
             for name, template in templates.items():
                 settings[name].insert(0, f"template: {json.dumps(template)}")
+        defaults += _replace_lines(replaced, settings)
     header = ["# Written by `cogfleet init`: this repo's variants. Each variant's cog.yaml is",
               *header_what]
     return _finish(root, plan, header, defaults, settings, config, {})
 
 
+def _read_back(
+    root: Path, select: Select, plan: Plan, generated: dict[str, bytes], script_text: str,
+    templates: dict[str, str],
+) -> dict[str, dict[str, str]]:
+    """The cog.yaml files the script generated, as a template and text replaced in it
+    (:mod:`cogfleet.adopt._derive`); ``templates`` receives each variant's template.
+    Returns each variant's replacements (``replace:``)."""
+    if not generated:
+        return {}
+    new_name = next(n for n in (*BASE_NAMES, "cog.yaml.cogfleet") if not (root / n).exists())
+    read = read_back(root, select.script, generated, set(ASSIGNED_RE.findall(script_text)),
+                     new_name)
+    if isinstance(read, str):
+        raise LayoutError(f"cannot adopt this repo: {read}; write {VARIANTS_FILE} by hand "
+                          "(a template and its replace: or envsubst: values)")
+    templates.update(read.templates)
+    if read.new_template is not None:
+        plan.files[new_name] = read.new_template
+        plan.found.append(f"its heredoc, written to {new_name} as the template")
+    keys = sorted({k for mapping in read.replace.values() for k in mapping})
+    plan.found.append(f"text it replaces: {', '.join(keys) or 'none'}")
+    return read.replace
+
+
+def _replace_lines(
+    replaced: dict[str, dict[str, str]], settings: dict[str, list[str]]
+) -> list[str]:
+    """``replace:`` per variant; a placeholder every variant replaces with its own name
+    goes in ``defaults`` as ``{variant}`` (the lines returned)."""
+    if not replaced:
+        return []
+    common = [k for k in sorted({k for m in replaced.values() for k in m}) if all(
+        m.get(k) == name for name, m in replaced.items())]
+    for name, mapping in replaced.items():
+        own = {k: v for k, v in sorted(mapping.items()) if k not in common}
+        if own:
+            settings[name].append("replace: {" + ", ".join(
+                f"{json.dumps(k)}: {json.dumps(v)}" for k, v in own.items()) + "}")
+    if not common:
+        return []
+    return ["  replace: {" + ", ".join(f'{json.dumps(k)}: "{{variant}}"' for k in common) + "}"]
+
+
 def _common_pattern(templates: dict[str, str]) -> str | None:
-    """``configs/{variant}/cog.yaml`` when every variant's template is named that way."""
+    """``configs/{variant}/cog.yaml`` when every variant's template is named that way
+    (or the one file when it is every variant's)."""
     if not templates:
         return None
+    if len(set(templates.values())) == 1:
+        return next(iter(templates.values()))
     name, first = next(iter(templates.items()))
     if first.count(name) != 1:
         return None

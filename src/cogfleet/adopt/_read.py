@@ -50,6 +50,8 @@ _COPY_COG_RE = re.compile(
 _WRITES_COG_RE = re.compile(
     r"(?:>\s*|\b(?:cp|ln|mv|install|tee)\b[^\n;|&]*\s)['\"]?(?:\./)?cog\.yaml['\"]?(?![\w.-])"
 )
+_PYTHON_RE = re.compile(r"\bpython[0-9.]*\b")
+_NAMES_COG_RE = re.compile(r"['\"](?:\./)?cog\.yaml['\"]")
 _COPY_CONFIG_RE = re.compile(
     r"\b(?:cp|ln)\s+(?:-[A-Za-z]+\s+)*(\S+)\s+(?:\./)?['\"]?cog-safe-push\.yaml['\"]?(?![\w.-])"
 )
@@ -150,7 +152,9 @@ def read_select(root: Path) -> Select | None:
                 if whole is not None and "{variant}" in whole:
                     found.base = whole
                     found.copies = True
-                elif _WRITES_COG_RE.search(text):  # e.g. a `case` that copies literal names
+                elif _WRITES_COG_RE.search(text) or (  # a `case` of literal names, sed,
+                    _PYTHON_RE.search(text) and _NAMES_COG_RE.search(text)  # python -c
+                ):
                     found.runs = True
         copy = _COPY_CONFIG_RE.search(text)
         if copy:

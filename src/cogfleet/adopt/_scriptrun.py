@@ -50,6 +50,7 @@ class Run:
     envsubst: dict[str, str] | None = None  # the recorded values, when it ran envsubst
     copies: dict[str, str] = field(default_factory=dict)  # written file -> repo file it equals
     other: list[str] = field(default_factory=list)  # written files equal to no repo file
+    generated: bytes | None = None  # cog.yaml's bytes, when it is a copy of no repo file
 
 
 def _ignore(folder: str, entries: list[str]) -> set[str]:
@@ -163,6 +164,8 @@ def run_per_variant(
                     run.copies[rel] = source
                 else:
                     run.other.append(rel)
+                    if rel == "cog.yaml":  # read back as a template, if it is one
+                        run.generated = (copy / rel).read_bytes()
             for rel, link in sorted(after_links.items()):  # `ln -sf configs/x.yaml cog.yaml`
                 if before_links.get(rel) == link:
                     continue
