@@ -221,3 +221,72 @@ def test_a_bad_config_declaration_is_one_line(tmp_path, cli, value, message):
     assert result.err.startswith("error: variants.yaml") and message in result.err, result.err
     assert len(result.err.strip().splitlines()) == 1
 
+
+# -- one Cog folder per variant, no select script (`cd models/<name> && cog push`) ----------
+
+
+def _own_folders(folder: str) -> dict[str, str]:
+    files = {}
+    for name, predictor, expected in (("small", "Predictor", "hi"),
+                                      ("large", "LargePredictor", "hihi")):
+        files |= {
+            f"{folder}{name}/cog.yaml": _cog("", predictor),
+            f"{folder}{name}/predict.py": DESCRIBED_PREDICTORS,
+            f"{folder}{name}/helpers/__init__.py": f"NAME = {name!r}\n",
+            f"{folder}{name}/cog-safe-push.yaml": CONFIG.format(name=name, expected=expected),
+        }
+    return files | {"README.md": "models, one folder each\n"}
+
+
+@pytest.mark.parametrize("folder", ["models/", ""])
+def test_one_cog_folder_per_variant_is_each_variants_source(tmp_path, cli, folder):
+    root = tmp_path / "folders"
+    write_files(root, _own_folders(folder))
+    result = cli("init", cwd=root)
+    assert result.code == ExitCode.OK, result.err
+    assert f"2 model folders ({folder}<variant>/ with cog.yaml and cog-safe-push.yaml)" \
+        in result.out
+    variants = yaml.safe_load((root / "variants.yaml").read_text())
+    assert variants["defaults"] == {
+        "source": f"{folder}{{variant}}", "template": f"{folder}{{variant}}/cog.yaml",
+        "config": f"{folder}{{variant}}/cog-safe-push.yaml",
+    }
+    assert cli("render", cwd=root).code == ExitCode.OK
+    for name in ("small", "large"):
+        build = root / ".cogfleet/build" / name
+        # what `cog build` in the folder takes: its files, its cog.yaml as written
+        assert sorted(p.relative_to(build).as_posix() for p in build.rglob("*")
+                      if p.is_file() and p.name != "cog-safe-push.yaml") == [
+            "cog.yaml", "helpers/__init__.py", "predict.py"]
+        assert (build / "cog.yaml").read_bytes() == (root / folder / name / "cog.yaml").read_bytes()
+    assert cli("lint", "small", "large", cwd=root).code == ExitCode.OK
+    assert cli("list", cwd=root / f"{folder}large").code == ExitCode.OK
+
+
+@pytest.mark.slow
+def test_a_variant_in_its_own_cog_folder_is_tested(tmp_path, cli):
+    root = tmp_path / "folders"
+    write_files(root, _own_folders("models/"))
+    assert cli("init", cwd=root).code == ExitCode.OK
+    report = tmp_path / "report.json"
+    result = cli("test", "large", "--report-json", str(report), cwd=root)
+    assert result.code == ExitCode.OK, result.out + result.err
+    assert [c["message"] for c in json.loads(report.read_text())["cases"]] == [
+        "output is 'hihi'"
+    ]
+
+
+@pytest.mark.parametrize("value", ["nowhere/{variant}", "../{variant}", "[a]"])
+def test_a_bad_source_folder_is_one_line(tmp_path, cli, value):
+    root = tmp_path / "folders"
+    write_files(root, _own_folders("models/"))
+    assert cli("init", cwd=root).code == ExitCode.OK
+    text = (root / "variants.yaml").read_text()
+    write_files(root, {"variants.yaml": text.replace("source: models/{variant}",
+                                                     f"source: {value}")})
+    result = cli("list", cwd=root)
+    assert result.code == ExitCode.USAGE_ERROR
+    shown = repr(value.replace("{variant}", "large")) if value != "[a]" else "['a']"
+    assert result.err.strip().splitlines() == [
+        f"error: variants.yaml: variant 'large': source: {shown} is not a folder inside the repo"
+    ]

@@ -15,6 +15,7 @@ whose model source is at the top, in ``variants.yaml`` there)::
       replace: {MODEL_NAME: schnell}    # optional: literal text replaced in the template
       files: {predict.py: predictors/schnell.py}  # optional: build file <- repo file
       config: models/schnell/cog-safe-push.yaml   # optional: its cog-safe-push config
+      source: models/schnell            # optional: its own source folder (default: the family's)
 
 or in the structured form, which names the family, its source folder and defaults for
 every variant (``{variant}`` in a default's text is the variant's name)::
@@ -61,7 +62,7 @@ DEFAULT_TEMPLATE = f"{TEMPLATES_DIR}/cog.yaml.j2"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _VARIANT_KEYS = {
     "model", "variables", "template", "overlay", "official_model", "cog_version", "envsubst",
-    "files", "merge", "config", "replace",
+    "files", "merge", "config", "replace", "source",
 }
 #: Settings whose mappings a variant's own add to (key by key) rather than replace.
 _MAPPING_KEYS = ("variables", "envsubst", "files", "replace")
@@ -366,6 +367,14 @@ def _parse_variant(
 ) -> Variant:
     rel = vfile.relative_to(root)
     _check_keys(rel, f"variant {name!r}", spec)
+    if "source" in spec:  # a folder of its own: `cd models/<name> && cog push` repos
+        source = spec["source"]
+        family_dir = (vfile.parent / source).resolve() if isinstance(source, str) else root
+        if not isinstance(source, str) or not _inside(family_dir, root) or (
+            not family_dir.is_dir()
+        ):
+            raise ConfigError(rel, f"variant {name!r}: source: {source!r} is not a folder "
+                              "inside the repo")
     model = spec.get("model")
     problem = None if model is None else model_problem(model)
     if problem:

@@ -103,6 +103,9 @@ def plan_adopt(root: Path) -> Plan | None:
     config = config_pattern(root, select)
     if not any((select, base, overlay, config)):
         return None
+    own_folder = re.fullmatch(r"((?:[^{}]+/)?\{variant\})/cog-safe-push\.yaml", config or "")
+    if select is None and own_folder and base is None and overlay is None:
+        return _plan_folders(root, own_folder.group(1), config or "")
     if select is not None and ((select.envsubst and select.base) or select.runs):
         return _plan_by_running(root, select, config)
     if select is not None and select.copies and select.base:
@@ -198,6 +201,32 @@ def _check_names(names: list[str], config: str) -> None:
             "must be "
             "lower-case letters, digits, . _ -"
         )
+
+
+def _plan_folders(root: Path, folder: str, config: str) -> Plan:
+    """A repo of one Cog folder per variant (``models/<name>/`` with its cog.yaml, model
+    code and cog-safe-push.yaml; built with ``cd models/<name> && cog push``): each
+    variant's source is its folder, and its cog.yaml there is its template."""
+    cogs = per_variant_files(root, f"{folder}/cog.yaml")
+    configs = set(per_variant_files(root, config))
+    shown = _file(folder, "<variant>")
+    found = [f"{len(configs)} model folders ({shown}/ with cog.yaml and cog-safe-push.yaml)"]
+    config_only = sorted(configs - set(cogs))
+    if config_only:
+        raise LayoutError(f"cannot adopt this repo: {_file(config, config_only[0])} has no "
+                          f"{_file(folder, config_only[0])}/cog.yaml beside it")
+    names = sorted(configs)
+    _check_names(names, config)
+    plan = Plan(kind="adopt", found=found)
+    for name in sorted(set(cogs) - configs):
+        plan.notes.append(f"skipped {name}: {cogs[name]} has no config {_file(config, name)}")
+    header = [
+        "# Written by `cogfleet init`: this repo's variants. Each variant is the Cog folder",
+        f"# {shown}/ (built there, as `cog build` in it would): its cog.yaml",
+        "# and its cog-safe-push.yaml are there.",
+    ]
+    defaults = [f"  source: {_scalar(folder)}", f"  template: {_scalar(folder + '/cog.yaml')}"]
+    return _finish(root, plan, header, defaults, {name: [] for name in names}, config, {})
 
 
 def _plan_copies(root: Path, select: Select, pattern: str, config: str | None) -> Plan:
