@@ -177,7 +177,7 @@ def test_an_unreachable_fixed_fuzz_input_fails_fuzzing_once(adopted, cli, closed
         predict:
           fuzz:
             iterations: 3
-            fixed_inputs: {{reference: "{url}"}}
+            fixed_inputs: {{prompt: "{url}"}}
         """})
     report = adopted.parent / "report.json"
     result = cli("test", "dev", "--report-json", str(report), cwd=adopted)
@@ -185,4 +185,4 @@ def test_an_unreachable_fixed_fuzz_input_fails_fuzzing_once(adopted, cli, closed
     run = json.loads(report.read_text())
     fuzz = [c for c in run["cases"] if c["kind"] == "fuzz"]
     assert len(fuzz) == 1 and fuzz[0]["error_kind"] == "network"
-    assert fuzz[0]["message"].startswith(f"fixed_inputs: input 'reference': cannot fetch {url}")
+    assert fuzz[0]["message"].startswith(f"fixed_inputs: input 'prompt': cannot fetch {url}")

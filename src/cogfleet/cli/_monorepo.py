@@ -7,9 +7,13 @@ import contextlib
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cogfleet._errors import ExitCode, PluginError, UsageError
 from cogfleet.cli._common import Command, load_plugins, load_repo, out, variants_argument
+
+if TYPE_CHECKING:
+    from cogfleet._render import Rendered
 
 
 def cmd_list(ns: argparse.Namespace) -> int:
@@ -67,8 +71,19 @@ def cmd_lint(ns: argparse.Namespace) -> int:
     variants = repo.select(ns.variants)
     plugins = load_plugins(repo.root)
     failed = False
-    for rendered in render_variants(repo, variants, plugins):
+    input_warnings: dict[str, list[str]] = {}
+
+    def inputs_checked(r: Rendered) -> None:  # before any build folder is written
+        from cogfleet._config_inputs import check_rendered
+
+        input_warnings[r.variant.name] = check_rendered(
+            r, r.config, repo.pin_for(r.variant).version, root=repo.root
+        )
+
+    for rendered in render_variants(repo, variants, plugins, check=inputs_checked):
         variant = rendered.variant
+        for warning in input_warnings.get(variant.name, []):
+            sys.stderr.write(f"warning: {variant.name}: {warning}\n")
         answers = plugins.lint(variant, rendered.build_dir, repo.pin_for(variant))
         warnings = [*rendered.warnings, *(a for a in answers if isinstance(a, LintWarning))]
         problems = [a for a in answers if not isinstance(a, LintWarning)]

@@ -195,6 +195,17 @@ def apply_overrides(
     return merged
 
 
+def override_flags(ns: argparse.Namespace) -> dict[tuple[str | int, ...], str]:
+    """The parts of the config that flags given on the command line set, by flag."""
+    flags: dict[tuple[str | int, ...], str] = {
+             ("predict", "test_cases"): "--test-case",
+             ("predict", "fuzz", "fixed_inputs"): "--fuzz-fixed-inputs",
+             ("predict", "fuzz", "disabled_inputs"): "--fuzz-disabled-inputs"}
+    given = {"--test-case": "test_cases", "--fuzz-fixed-inputs": "fuzz_fixed_inputs",
+             "--fuzz-disabled-inputs": "fuzz_disabled_inputs"}
+    return {loc: flag for loc, flag in flags.items() if hasattr(ns, given[flag])}
+
+
 def _merge_overrides(config: SafePushConfig, ns: argparse.Namespace) -> SafePushConfig:
     from pydantic import ValidationError
 
@@ -277,11 +288,19 @@ def _push(ns: argparse.Namespace, *, no_push: bool | None) -> int:
     settings = _settings(ns)
     plugins = load_plugins(repo.root)
     configs: dict[str, SafePushConfig] = {}
+    warnings: list[str] = []
 
     def overridden(r: Rendered) -> None:  # flags checked before any build folder is written
-        configs[r.variant.name] = apply_overrides(r.config, ns, plugins.checkers(), repo.root)
+        from cogfleet._config_inputs import check_rendered
+
+        config = apply_overrides(r.config, ns, plugins.checkers(), repo.root)
+        warnings.extend(f"warning: {r.variant.name}: {w}\n" for w in check_rendered(
+            r, config, repo.pin_for(r.variant).version, root=repo.root, flags=override_flags(ns)
+        ))
+        configs[r.variant.name] = config
 
     rendered = render_variants(repo, variants, plugins, check=overridden)
+    sys.stderr.writelines(warnings)  # once every variant rendered: an error comes alone
     jobs = [
         Job(name=r.variant.name, build_dir=r.build_dir, config=configs[r.variant.name],
             variant=r.variant, cog_pin=repo.pin_for(r.variant))
@@ -340,8 +359,10 @@ def _safe_push(ns: argparse.Namespace) -> int:
     config_path = Path(ns.config) if ns.config else folder / "cog-safe-push.yaml"
     if ns.config and not config_path.is_file():
         raise UsageError(f"--config {ns.config}: no such file")
+    shown = "<command line>"
     if config_path.is_file():
-        text = config_path.read_text(encoding="utf-8")
+        text = original = config_path.read_text(encoding="utf-8")
+        shown = str(config_path.name if not ns.config else ns.config)
         if ns.model:
             data = load_yaml_text(text, ns.config or config_path.name) or {}
             if not isinstance(data, dict):
@@ -349,9 +370,9 @@ def _safe_push(ns: argparse.Namespace) -> int:
                                   "expected a mapping at the top level")
             data["model"] = ns.model
             text = yaml.safe_dump(data, sort_keys=False)
-        config = parse_config(text, str(config_path.name if not ns.config else ns.config),
-                              plugins.checkers())
+        config = parse_config(text, shown, plugins.checkers())
     else:
+        original = ""
         if not ns.model:
             raise UsageError("give MODEL (owner/name) or a cog-safe-push.yaml")
         config = parse_config(
@@ -368,6 +389,11 @@ def _safe_push(ns: argparse.Namespace) -> int:
         pin = cli_pin(ns.cog_version)
     else:
         pin = load_settings(folder).cog_pin or installed_pin()
+    from cogfleet._config_inputs import ConfigText, check_folder
+
+    for warning in check_folder(folder, config, pin.version, ConfigText(original, shown),
+                                flags=override_flags(ns)):
+        sys.stderr.write(f"warning: {warning}\n")
     job = Job(name=config.model.split("/")[1], build_dir=folder, config=config, cog_pin=pin)
     return run_jobs([job], settings, plugins, _options(ns, no_push=ns.no_push), folder)
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import jsonschema
 
+from cogfleet._api_rules import describe_errors, input_validator
 from cogfleet.server._core import Account
 from cogfleet.server._files import local_file_as_data_uri
 from cogfleet.server._state import Store
-from cogfleet.server._validation import describe_errors, invalid
+from cogfleet.server._validation import invalid
 
 MASK = "**********"
 
@@ -34,13 +35,7 @@ class Inputs:
     ) -> jsonschema.Draft7Validator | None:
         key = (version["id"], component)
         if key not in self._validators:
-            components = version["openapi_schema"].get("components", {})
-            schema = components.get("schemas", {}).get(component)
-            self._validators[key] = (
-                jsonschema.Draft7Validator({**schema, "components": components})
-                if isinstance(schema, dict)
-                else None
-            )
+            self._validators[key] = input_validator(version["openapi_schema"], component)
         return self._validators[key]
 
     def validate(self, version: dict[str, Any], component: str, data: dict[str, Any]) -> None:

@@ -7,16 +7,17 @@ in ``invalid_fields``, each
 ``{type, field, description}`` in gojsonschema's terms: ``field`` is the path of the
 object that holds the problem (``""`` at the top level, ``"input"`` inside the
 input), so a misspelled key reads ``- Additional property inputs is not allowed``.
+The wording is :mod:`cogfleet._api_rules`' (shared with the config check).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
 import jsonschema
 
+from cogfleet._api_rules import describe_errors
 from cogfleet.server._core import INVALID, ApiError
 
 # Only the formats the request schemas use: a webhook is an absolute http(s) URL
@@ -130,31 +131,6 @@ PROMOTE = _object(
 
 _VALIDATORS: dict[int, jsonschema.Draft7Validator] = {}
 
-# gojsonschema's error types, which Replicate reports in invalid_fields.
-_TYPES = {
-    "required": "required",
-    "additionalProperties": "additional_property_not_allowed",
-    "type": "invalid_type",
-    "enum": "enum",
-    "minimum": "number_gte",
-    "maximum": "number_lte",
-    "exclusiveMinimum": "number_gt",
-    "exclusiveMaximum": "number_lt",
-    "minLength": "string_gte",
-    "maxLength": "string_lte",
-    "pattern": "pattern",
-    "format": "format",
-}
-_JSON_TYPES = {
-    bool: "boolean",
-    int: "integer",
-    float: "number",
-    str: "string",
-    list: "array",
-    dict: "object",
-    type(None): "null",
-}
-
 
 def check_body(body: dict[str, Any], schema: dict[str, Any]) -> None:
     """422 ``Input validation failed`` when ``body`` does not fit ``schema``."""
@@ -168,17 +144,6 @@ def check_body(body: dict[str, Any], schema: dict[str, Any]) -> None:
         raise invalid(problems)
 
 
-def describe_errors(
-    validator: jsonschema.Draft7Validator, instance: Any, prefix: str = ""
-) -> list[tuple[str, str, str]]:
-    """Every problem of ``instance`` as ``(type, field, description)`` in gojsonschema's
-    words, fields under ``prefix`` (``"input"`` for a prediction's input)."""
-    problems: list[tuple[str, str, str]] = []
-    for err in sorted(validator.iter_errors(instance), key=_order):
-        problems.extend(_describe(err, prefix))
-    return problems
-
-
 def invalid(problems: list[tuple[str, str, str]]) -> ApiError:
     """The 422 for ``(type, field, description)`` problems, as Replicate words it."""
     return ApiError(
@@ -189,62 +154,3 @@ def invalid(problems: list[tuple[str, str, str]]) -> ApiError:
             {"type": kind, "field": field, "description": text} for kind, field, text in problems
         ],
     )
-
-
-def _order(err: jsonschema.ValidationError) -> tuple[int, list[str]]:
-    # Missing keys first, then the rest in path order (stable across runs).
-    return (0 if err.validator == "required" else 1, [str(p) for p in err.absolute_path])
-
-
-def _describe(err: jsonschema.ValidationError, prefix: str = "") -> list[tuple[str, str, str]]:
-    path = [p for p in (prefix, *map(str, err.absolute_path)) if p]
-    here = ".".join(path)
-    parent = ".".join(path[:-1])
-    kind = _TYPES.get(str(err.validator), str(err.validator))
-    if err.validator == "required":
-        missing = err.message.split("'")[1] if "'" in err.message else err.message
-        return [(kind, here, f"{missing} is required")]
-    if err.validator == "additionalProperties":
-        schema = err.schema if isinstance(err.schema, dict) else {}
-        allowed = set(schema.get("properties", {}))
-        instance: Any = err.instance
-        extra = sorted(k for k in instance if k not in allowed)
-        return [(kind, here, f"Additional property {key} is not allowed") for key in extra]
-    # gojsonschema names the whole path (``webhook_events_filter.1``) in the message.
-    name = here or "(root)"
-    if err.validator == "type":
-        expected = err.validator_value
-        if isinstance(expected, list):
-            expected = "/".join(expected)
-        given = _JSON_TYPES.get(type(err.instance), "value")
-        return [(kind, here, f"Invalid type. Expected: {expected}, given: {given}")]
-    if err.validator == "enum":
-        values: Any = err.validator_value
-        choices = ", ".join(json.dumps(v) for v in values)
-        return [(kind, here, f"{name} must be one of the following: {choices}")]
-    if err.validator == "minimum":
-        return [(kind, here, f"Must be greater than or equal to {_num(err.validator_value)}")]
-    if err.validator == "maximum":
-        return [(kind, here, f"Must be less than or equal to {_num(err.validator_value)}")]
-    if err.validator == "exclusiveMinimum":
-        return [(kind, here, f"Must be greater than {_num(err.validator_value)}")]
-    if err.validator == "exclusiveMaximum":
-        return [(kind, here, f"Must be less than {_num(err.validator_value)}")]
-    if err.validator == "minLength":
-        return [
-            (kind, here, f"String length must be greater than or equal to {err.validator_value}")
-        ]
-    if err.validator == "maxLength":
-        return [(kind, here, f"String length must be less than or equal to {err.validator_value}")]
-    if err.validator == "pattern":
-        return [(kind, here, f"Does not match pattern '{err.validator_value}'")]
-    if err.validator == "format":
-        return [(kind, here, f"Does not match format '{err.validator_value}'")]
-    return [(kind, here or parent, str(err.message))]
-
-
-def _num(value: Any) -> str:
-    # Schemas may carry 4.0 where Go prints 4.
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return json.dumps(value)

@@ -1,0 +1,241 @@
+"""A config's inputs checked against the variant's schema before anything is pushed.
+
+Test cases, ``fuzz.fixed_inputs`` and ``fuzz.disabled_inputs`` (of ``predict`` and
+``train``) name inputs of the version the push will make. Its schema is known before
+the push: :func:`cogfleet.schema.generate_schema` reads it from the rendered source
+without importing it. Each test case is checked with the rule the API applies to an
+input (:func:`cogfleet._api_rules.input_problems`: types, choices, bounds, required
+inputs), so a case the server would refuse after the push is a config error now.
+
+What is left to the run, never refused here:
+
+- an input name the schema does not know in a test case: Replicate accepts it and Cog
+  drops it, so it is a warning (most likely a misspelling);
+- anything, when the schema cannot be derived statically (a type or expression only
+  the model's own code resolves): a warning says the inputs were not checked.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cogfleet._config import SafePushConfig, _dotted, _line_of, inside_repo
+from cogfleet._errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from cogfleet._render import Rendered
+
+Loc = tuple[str | int, ...]
+
+_SECTIONS = (("predict", "Input"), ("train", "TrainingInput"))
+_MAX_SOURCE_BYTES = 1 << 20  # the schema reads source and cog.yaml, never large files
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    """One problem of the config's inputs: where (config keys) and what."""
+
+    loc: Loc
+    message: str
+    warning: bool = False
+
+
+def schema_of_files(files: Mapping[str, bytes], cog_version: str | None) -> dict[str, Any]:
+    """The OpenAPI document of a build folder held in memory (``rel -> bytes``).
+
+    Raises:
+        ConfigError: the schema cannot be derived statically (as from
+            :func:`~cogfleet.schema.generate_schema`).
+    """
+    from cogfleet.schema import generate_schema
+
+    with tempfile.TemporaryDirectory(prefix="cogfleet-schema-") as tmp:
+        folder = Path(tmp)
+        for rel, data in files.items():
+            if len(data) > _MAX_SOURCE_BYTES:
+                continue
+            path = folder / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        return generate_schema(folder, cog_version)
+
+
+def _properties(schema: Mapping[str, Any], component: str) -> dict[str, Any] | None:
+    found = schema.get("components", {}).get("schemas", {}).get(component)
+    if not isinstance(found, dict):
+        return None
+    props = found.get("properties")
+    return props if isinstance(props, dict) else {}
+
+
+def _is_file(prop: Any) -> bool:
+    return isinstance(prop, dict) and prop.get("format") == "uri"
+
+
+def _api_problems(
+    schema: Mapping[str, Any], component: str, inputs: dict[str, Any], loc: Loc,
+    *, with_required: bool = True,
+) -> Iterator[InputProblem]:
+    from cogfleet._api_rules import input_problems
+
+    for kind, field, text in input_problems(schema, component, inputs):
+        if kind == "required" and not with_required:
+            continue
+        parts = field.split(".")[1:]  # "input.seed" -> ["seed"]
+        where: Loc = (*loc, *(int(p) if p.isdigit() else p for p in parts))
+        text = text.removeprefix(f"{field} ")  # "input.x must be one of" -> "must be one of"
+        yield InputProblem(where, text)
+
+
+def _file_problems(
+    props: Mapping[str, Any], inputs: Mapping[str, Any], loc: Loc, root: Path | None
+) -> Iterator[InputProblem]:
+    """A file input given as a repo path must be a file of the repo (it is uploaded)."""
+    if root is None:
+        return
+    for name, value in inputs.items():
+        if not _is_file(props.get(name)) or not isinstance(value, str):
+            continue
+        if value.startswith(("data:", "http://", "https://")):
+            continue
+        path = inside_repo(root, value)
+        if path is None:
+            yield InputProblem((*loc, name), f"file {value!r} is outside the repo")
+        elif not path.is_file():
+            yield InputProblem((*loc, name), f"file {value!r} not found in the repo")
+
+
+def input_problems(
+    config: SafePushConfig, schema: Mapping[str, Any], root: Path | None = None
+) -> list[InputProblem]:
+    """Every problem of ``config``'s inputs against ``schema`` (errors and warnings)."""
+    problems: list[InputProblem] = []
+    for section_name, component in _SECTIONS:
+        section = getattr(config, section_name)
+        props = _properties(schema, component)
+        if section is None or props is None:  # no trainer: the run says so
+            continue
+        known = ", ".join(props) or "none"
+        for index, case in enumerate(section.test_cases):
+            loc: Loc = (section_name, "test_cases", index, "inputs")
+            for name in case.inputs:
+                if name not in props:
+                    problems.append(InputProblem(
+                        (*loc, name),
+                        f"unknown input {name!r}, which Replicate ignores (inputs: {known})",
+                        warning=True,
+                    ))
+            problems += _api_problems(schema, component, dict(case.inputs), loc)
+            problems += _file_problems(props, case.inputs, loc, root)
+        fuzz = section.fuzz
+        if fuzz is None or fuzz.iterations == 0:  # no fuzz input is ever made
+            continue
+        loc = (section_name, "fuzz", "fixed_inputs")
+        for name, value in fuzz.fixed_inputs.items():
+            if name not in props:
+                problems.append(InputProblem((*loc, name), f"unknown input (inputs: {known})"))
+            elif value is None:
+                problems.append(InputProblem((*loc, name), "null is not allowed (omit it)"))
+        fixed = {k: v for k, v in fuzz.fixed_inputs.items() if k in props and v is not None}
+        problems += _api_problems(schema, component, fixed, loc, with_required=False)
+        problems += _file_problems(props, fixed, loc, root)
+        required = _required(schema, component)
+        for index, name in enumerate(fuzz.disabled_inputs):
+            where = (section_name, "fuzz", "disabled_inputs", index)
+            if name not in props:
+                problems.append(InputProblem(where, f"unknown input {name!r} (inputs: {known})"))
+            elif name in required:
+                problems.append(InputProblem(where, f"{name!r} is required; it cannot be left out"))
+    return problems
+
+
+def _required(schema: Mapping[str, Any], component: str) -> set[str]:
+    found = schema.get("components", {}).get("schemas", {}).get(component, {})
+    required = found.get("required") if isinstance(found, dict) else None
+    return set(required) if isinstance(required, list) else set()
+
+
+@dataclass
+class ConfigText:
+    """Where a config came from: its (rendered) text, its name, and a way back from a
+    line of the text to the file and line the user wrote."""
+
+    text: str
+    source: str
+    position: Any = None  # (line) -> (file, line); None: the text is the file
+
+    def at(self, loc: Loc) -> tuple[str, int | None]:
+        line = _line_of(self.text, loc)
+        if self.position is None:
+            return self.source, line
+        where, at_line = self.position(line)
+        return str(where), at_line
+
+
+def check_inputs(
+    config: SafePushConfig, schema: Mapping[str, Any], text: ConfigText,
+    *, root: Path | None = None, flags: Mapping[Loc, str] | None = None,
+) -> list[str]:
+    """Raise for the first problem of ``config``'s inputs; return the warnings.
+
+    ``flags`` maps a config location that a command-line flag set (``("predict",
+    "test_cases")`` -> ``--test-case``) to the flag: a problem there is a
+    :class:`UsageError` naming the flag, anywhere else a :class:`ConfigError` at the
+    config's file and line.
+    """
+    warnings = []
+    for problem in input_problems(config, schema, root):
+        flag = next(((prefix, name) for prefix, name in (flags or {}).items()
+                     if problem.loc[: len(prefix)] == prefix), None)
+        if flag is not None:
+            rest = problem.loc[len(flag[0]):]
+            what = f"{flag[1]} {_dotted(rest)}" if rest else flag[1]
+            if not problem.warning:
+                raise UsageError(f"{what}: {problem.message}")
+            warnings.append(f"{what}: {problem.message}")
+            continue
+        where, line = text.at(problem.loc)
+        if not problem.warning:
+            raise ConfigError(where, f"{_dotted(problem.loc)}: {problem.message}", line=line)
+        shown = f"{where}:{line}" if line else where
+        warnings.append(f"{shown}: {_dotted(problem.loc)}: {problem.message}")
+    return warnings
+
+
+def check_rendered(
+    rendered: Rendered, config: SafePushConfig, cog_version: str | None,
+    *, root: Path | None = None, flags: Mapping[Loc, str] | None = None,
+) -> list[str]:
+    """:func:`check_inputs` of a rendered variant (its build files, in memory or not),
+    errors at the line of the template the user wrote; the warnings."""
+    from cogfleet._render import CONFIG_NAME
+
+    try:
+        schema = schema_of_files(rendered.files, cog_version)
+    except ConfigError as exc:
+        return [f"the config's inputs are checked by the push only: the schema cannot be "
+                f"derived from the source ({exc})"]
+    text = ConfigText(
+        rendered.files[CONFIG_NAME].decode("utf-8"), CONFIG_NAME,
+        lambda line: rendered.source_position(CONFIG_NAME, line),
+    )
+    return check_inputs(config, schema, text, root=root, flags=flags)
+
+
+def check_folder(
+    folder: Path, config: SafePushConfig, cog_version: str | None, text: ConfigText,
+    *, flags: Mapping[Loc, str] | None = None,
+) -> list[str]:
+    """:func:`check_inputs` of a config for one Cog folder (``cogfleet safe-push``)."""
+    from cogfleet.schema import generate_schema
+
+    try:
+        schema = generate_schema(folder, cog_version)
+    except ConfigError as exc:
+        return [f"the config's inputs are checked by the push only: the schema cannot be "
+                f"derived from the source ({exc})"]
+    return check_inputs(config, schema, text, root=folder, flags=flags)
