@@ -54,7 +54,7 @@ def _apparent(path: Path) -> int:
 def _render(dest: Path, variants: tuple[str, ...]) -> tuple[dict[str, Path], Any]:
     """Render ``variants`` of a copy of the demo monorepo; (build folders, the repo)."""
     from cogfleet._plugins import Plugins
-    from cogfleet._render import render_variants
+    from cogfleet._render_folder import render_variants
     from cogfleet._repo import Repo
 
     for part in DEMO_PARTS:

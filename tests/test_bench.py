@@ -2,7 +2,7 @@
 
 Timings are never asserted (they depend on the machine); structure and the counts
 that follow from the configuration are. The second half tests the build-folder
-reuse the scale benchmark led to (``cogfleet._render``): a second render reuses
+reuse the scale benchmark led to (``cogfleet._render_cache``): a second render reuses
 an up-to-date folder and renders again whenever anything it was made from changed.
 """
 
@@ -20,7 +20,8 @@ import pytest
 from cogfleet import ExitCode
 from cogfleet._errors import ConfigError
 from cogfleet._plugins import Plugins
-from cogfleet._render import Rendered, render_variant, render_variants
+from cogfleet._render import Rendered
+from cogfleet._render_folder import render_variant, render_variants
 from cogfleet._repo import Repo
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -298,7 +299,7 @@ def test_any_input_change_renders_again(
 _RENDER_PROBE = """\
 import json, sys
 from cogfleet._plugins import Plugins
-from cogfleet._render import render_variant
+from cogfleet._render_folder import render_variant
 from cogfleet._repo import Repo
 from pathlib import Path
 repo = Repo.load(Path(sys.argv[1]))

@@ -19,8 +19,8 @@ The family's files are what a ``cog build`` of its folder would take: its
 the repo's own folders (configs, cogfleet state, other families), the files that make
 its ``cog.yaml`` and what ``cogfleet select`` writes there.
 
-Everything is rendered in memory first, so a template error writes nothing; files
-whose bytes did not change are not rewritten; stale files go.
+Everything is rendered in memory here, so a template error writes nothing; writing
+the build folder (and reusing one that is up to date) is :mod:`cogfleet._render_folder`.
 
 Every rendered file keeps, line by line, the template file and line it came from
 (through ``{% include %}``, blocks and loops), so an error found in rendered text
@@ -33,14 +33,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
-import os
 import re
-import shutil
-import threading
-import weakref
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,8 +46,7 @@ from cogfleet._config import SafePushConfig, parse_config
 from cogfleet._dockerignore import FILENAME as DOCKERIGNORE
 from cogfleet._dockerignore import DockerIgnore, walk
 from cogfleet._errors import ConfigError
-from cogfleet._files import ensure_state_dir, write_atomic
-from cogfleet._overlay import merge_overlay, source_line
+from cogfleet._overlay import merge_overlay
 from cogfleet._plugins import Plugins
 from cogfleet._repo import (
     DEFAULT_TEMPLATE,
@@ -65,10 +58,8 @@ from cogfleet._repo import (
 from cogfleet._templates import (
     RecordingLoader,
     digest,
-    find_template,
     rel_path,
     render_one,
-    search_path,
     template_environment,
 )
 
@@ -95,7 +86,7 @@ class Rendered:
     written: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    # what the render depended on, for the up-to-date check (see ``_up_to_date``)
+    # what the render depended on, for the up-to-date check (:mod:`cogfleet._render_cache`)
     digests: dict[str, str] = field(default_factory=dict, repr=False)
     resolved: dict[str, str | None] = field(default_factory=dict, repr=False)
     reused: bool = False  # the build folder was already up to date; nothing was rendered
@@ -171,9 +162,9 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
     sources: dict[str, list[tuple[str, int]]] = {}
     explicit = variant.template is not None or variant.overlay is not None
     family_cog: str | None = None  # the family's own cog.yaml[.j2], relative to the family
-    family_files = _family_files(repo, variant)
-    plain = {p.relative_to(variant.family_dir).as_posix() for p in family_files}
-    for path in family_files:
+    sources_in_family = family_files(repo, variant)
+    plain = {p.relative_to(variant.family_dir).as_posix() for p in sources_in_family}
+    for path in sources_in_family:
         rel_in_family = path.relative_to(variant.family_dir).as_posix()
         twin = rel_in_family[: -len(".j2")] if rel_in_family.endswith(".j2") else None
         if twin in plain and twin != "cog.yaml":  # (cog.yaml[.j2] is chosen below)
@@ -229,7 +220,7 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
             line=_line_of(config_text, ("model",)),
         ))
     try:
-        config = _with_official_model(repo, variant, config, config_rel, config_text)
+        config = with_official_model(repo, variant, config, config_rel, config_text)
     except ConfigError as exc:
         raise at_source(exc) from None
     files[CONFIG_NAME] = config_text.encode("utf-8")
@@ -403,7 +394,7 @@ def _left_out(repo: Repo, variant: Variant) -> set[str]:
     return out
 
 
-def _with_official_model(
+def with_official_model(
     repo: Repo, variant: Variant, config: SafePushConfig, config_rel: str, config_text: str
 ) -> SafePushConfig:
     """The config with the variant's ``official_model`` (variants.yaml) in it."""
@@ -423,7 +414,7 @@ def _with_official_model(
     return config
 
 
-def _family_files(repo: Repo, variant: Variant) -> list[Path]:
+def family_files(repo: Repo, variant: Variant) -> list[Path]:
     """The family's files a render copies or renders, in a stable order."""
     left_out = _left_out(repo, variant)
     ignore = DockerIgnore.read(variant.family_dir)
@@ -437,289 +428,3 @@ def _family_files(repo: Repo, variant: Variant) -> list[Path]:
             continue
         found.append(variant.family_dir / rel)
     return found
-
-
-def _sync(build_dir: Path, files: dict[str, bytes]) -> tuple[list[str], list[str]]:
-    """Make ``build_dir`` hold exactly ``files``, rewriting only what changed."""
-    written: list[str] = []
-    removed: list[str] = []
-    build_dir.mkdir(parents=True, exist_ok=True)
-    for rel, data in files.items():
-        target = build_dir / rel
-        with contextlib.suppress(OSError):  # unreadable: rewrite it
-            if target.is_file() and target.read_bytes() == data:
-                continue
-        write_atomic(target, data)
-        written.append(rel)
-    for dirpath, dirnames, filenames in os.walk(build_dir, topdown=False):
-        for fname in filenames:
-            path = Path(dirpath) / fname
-            rel = path.relative_to(build_dir).as_posix()
-            if rel not in files:
-                path.unlink()
-                removed.append(rel)
-        for dname in dirnames:
-            sub = Path(dirpath) / dname
-            if not any(sub.iterdir()):
-                sub.rmdir()
-    return written, sorted(removed)
-
-
-def render_variant(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered:
-    """Render ``variant`` into its build folder and validate its ``cog.yaml``.
-
-    An invalid ``cog.yaml`` removes the build folder again, so nothing invalid is
-    left behind to be pushed. A build folder that is up to date (see
-    :func:`_up_to_date`) is reused as it is.
-    """
-    reused = _up_to_date(repo, variant, plugins)
-    if reused is not None:
-        return reused
-    return _write(repo, render_in_memory(repo, variant, plugins), plugins)
-
-
-def _write(repo: Repo, rendered: Rendered, plugins: Plugins) -> Rendered:
-    from cogfleet._cogyaml import validate_cog_yaml
-
-    variant = rendered.variant
-    manifest = _manifest_path(repo, variant)
-    cog_version = repo.pin_for(variant).version
-    checked = _schema_checked(manifest, _variant_key(repo, variant, plugins), rendered, cog_version)
-    # gone before the folder changes: a crash mid-write must not leave a stale "up to date"
-    manifest.unlink(missing_ok=True)
-    ensure_state_dir(repo.root / STATE_DIR)
-    rendered.written, rendered.removed = _sync(rendered.build_dir, rendered.files)
-    try:
-        rendered.warnings = validate_cog_yaml(
-            rendered.build_dir / "cog.yaml", rendered.build_dir,
-            cog_version=cog_version, schema_checked=checked,
-        )  # fmt: skip
-    except ConfigError as exc:
-        shutil.rmtree(rendered.build_dir, ignore_errors=True)
-        with contextlib.suppress(OSError):  # an empty .cogfleet/build/ is no build either
-            rendered.build_dir.parent.rmdir()
-        where, line = rendered.source_position("cog.yaml", exc.line)
-        layers = rendered.cog_layers
-        if layers and exc.line:
-            found = source_line(rendered.files["cog.yaml"].decode("utf-8"), exc.line,
-                                [(str(i), text) for i, (_, text, _) in enumerate(layers)])
-            if found is not None:
-                layer, layer_line = found
-                file, _, origins = layers[int(layer)]
-                where, line = file, layer_line
-                if origins is not None and 1 <= layer_line <= len(origins):
-                    where, line = origins[layer_line - 1]
-                exc.message += f" (merged into the cog.yaml of variant {variant.name!r})"
-        raise ConfigError(where, exc.message, line=line) from None
-    _save_manifest(repo, rendered, plugins)
-    return rendered
-
-
-def render_variants(
-    repo: Repo, variants: list[Variant], plugins: Plugins, *, jobs: int | None = None,
-    check: Callable[[Rendered], None] | None = None,
-) -> list[Rendered]:
-    """Render several variants side by side (each into its own folder), in input order.
-
-    ``check`` (the command's own checks of each variant, such as its flags against the
-    config) runs on every variant once all are rendered in memory, before any folder
-    is written: an error it raises leaves nothing behind either.
-    """
-    workers = jobs or min(8, max(1, len(variants)))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        reused = list(pool.map(lambda v: _up_to_date(repo, v, plugins), variants))
-        # every other variant renders in memory first, so a bad template anywhere writes nothing
-        stale = [v for v, r in zip(variants, reused, strict=True) if r is None]
-        in_memory = list(pool.map(lambda v: render_in_memory(repo, v, plugins), stale))
-        if check is not None:
-            for one in [r for r in reused if r is not None] + in_memory:
-                check(one)
-        written = iter(list(pool.map(lambda r: _write(repo, r, plugins), in_memory)))
-    return [r if r is not None else next(written) for r in reused]
-
-
-# --- reusing an up-to-date build folder ------------------------------------------------
-#
-# A render is a pure function of what it read, so after a successful render cogfleet
-# keeps a manifest (.cogfleet/cache/render/<variant>.json) of its inputs and outputs.
-# The next render of the variant reuses the build folder as it is when all of these
-# still hold, and renders (and validates) afresh otherwise:
-#
-# - the same cogfleet code and plugins (every loaded plugin module's file, by size and
-#   modification time), checkers and template filters;
-# - the same variant declaration and plugin template variables;
-# - every template name resolves to the same file as before (misses too), the family
-#   folder holds the same files, and every file read has the same bytes (sha256);
-# - the build folder holds exactly the files written, with the same bytes.
-#
-# The config's parse is deferred to the first use of ``Rendered.config``: it passed
-# with the same text and the same checkers when the manifest was written.
-
-_MANIFEST_VERSION = 2
-_CODE_KEYS: weakref.WeakKeyDictionary[Plugins, str] = weakref.WeakKeyDictionary()
-_CODE_KEYS_LOCK = threading.Lock()
-
-
-def _manifest_path(repo: Repo, variant: Variant) -> Path:
-    return repo.root / STATE_DIR / "cache" / "render" / f"{variant.name}.json"
-
-
-def _code_key(plugins: Plugins) -> str:
-    """A fingerprint of the code that renders: cogfleet itself and every loaded plugin."""
-    with _CODE_KEYS_LOCK:
-        key = _CODE_KEYS.get(plugins)
-        if key is not None:
-            return key
-        import cogfleet
-
-        files = set(Path(cogfleet.__file__).parent.rglob("*.py"))
-        described = []
-        for info in plugins.describe():
-            module_file = getattr(plugins.pm.get_plugin(info.name), "__file__", None)
-            if module_file:
-                files.add(Path(module_file))
-            described.append([info.name, info.source, list(info.hooks)])
-        stats = []
-        for path in sorted(files):
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            stats.append([str(path), st.st_mtime_ns, st.st_size])
-        payload = {
-            "version": _MANIFEST_VERSION,
-            "cogfleet": cogfleet.__version__,
-            "files": stats,
-            "plugins": described,
-            "checkers": sorted(plugins.checkers()),
-            "filters": sorted(plugins.template_filters()),
-        }
-        key = digest(json.dumps(payload, sort_keys=True).encode())
-        _CODE_KEYS[plugins] = key
-        return key
-
-
-def _variant_key(repo: Repo, variant: Variant, plugins: Plugins) -> str:
-    payload = {
-        "code": _code_key(plugins),
-        "root": str(repo.root),
-        # everything the variant declares (its template, overlay, merge, envsubst
-        # values, copied files...), so a changed declaration is rendered again
-        "variant": [
-            variant.to_json(repo.root), str(variant.family_dir), str(variant.config_path),
-            repo.settings.configs_dir,
-            repo.pin_for(variant).version,  # cog.yaml is validated for the pinned Cog
-        ],
-        "template_variables": plugins.template_variables(variant),
-    }
-    return digest(json.dumps(payload, sort_keys=True, default=repr).encode())
-
-
-def _schema_checked(
-    manifest: Path, key: str, rendered: Rendered, cog_version: str | None
-) -> bool:
-    """Whether the last successful render of this variant, by the same code and
-    declaration, wrote the same cog.yaml under the same Cog (so it passed Cog's JSON
-    Schema, and would again)."""
-    try:
-        previous = json.loads(manifest.read_text())
-    except (OSError, ValueError):
-        return False
-    text = rendered.files.get("cog.yaml")
-    if text is None or not isinstance(previous, dict):
-        return False
-    outputs = previous.get("outputs")
-    return (
-        previous.get("key") == key
-        and previous.get("cog_version") == cog_version
-        and isinstance(outputs, dict)
-        and outputs.get("cog.yaml") == digest(text)
-    )
-
-
-def _save_manifest(repo: Repo, rendered: Rendered, plugins: Plugins) -> None:
-    variant = rendered.variant
-    manifest = {
-        "cog_version": repo.pin_for(variant).version,
-        "key": _variant_key(repo, variant, plugins),
-        "family": [rel_path(p, repo.root) for p in _family_files(repo, variant)],
-        "resolved": rendered.resolved,
-        "inputs": rendered.digests,
-        "outputs": {rel: digest(data) for rel, data in rendered.files.items()},
-        "warnings": rendered.warnings,
-        "config": rendered.files[CONFIG_NAME].decode("utf-8"),
-        "sources": rendered.sources,
-    }
-    path = _manifest_path(repo, variant)
-    with contextlib.suppress(OSError):  # no manifest only means the next render does the work
-        write_atomic(path, json.dumps(manifest, sort_keys=True).encode("utf-8"))
-
-
-def _up_to_date(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered | None:
-    """The variant's existing build folder when nothing it was rendered from changed."""
-    try:
-        manifest = json.loads(_manifest_path(repo, variant).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(manifest, dict) or manifest.get("key") != _variant_key(
-        repo, variant, plugins
-    ):
-        return None
-    try:
-        if manifest["family"] != [rel_path(p, repo.root) for p in _family_files(repo, variant)]:
-            return None
-        searchpath = [str(p) for p in search_path(repo, variant)]
-        for name, rel in manifest["resolved"].items():
-            found = find_template(searchpath, name)
-            if (found and rel_path(Path(os.path.normpath(found)), repo.root)) != rel:
-                return None
-        for rel, expected in manifest["inputs"].items():
-            if digest((repo.root / rel).read_bytes()) != expected:
-                return None
-        build_dir = repo.build_root / variant.name
-        present = {
-            (Path(d) / f).relative_to(build_dir).as_posix()
-            for d, _, names in os.walk(build_dir) for f in names
-        }
-        outputs: dict[str, str] = manifest["outputs"]
-        if present != set(outputs):
-            return None
-        files = {}
-        for rel, expected in outputs.items():
-            data = (build_dir / rel).read_bytes()
-            if digest(data) != expected:
-                return None
-            files[rel] = data
-        config_text: str = manifest["config"]
-        warnings = list(manifest["warnings"])
-        sources = {rel: [(str(f), int(n)) for f, n in lines]
-                   for rel, lines in manifest["sources"].items()}
-    except (OSError, KeyError, TypeError, AttributeError, ValueError):
-        return None
-    config_rel = repo.rel(variant.config_path)
-    return Rendered(
-        variant=variant,
-        build_dir=build_dir,
-        files=files,
-        parse_config=lambda: _with_official_model(
-            repo, variant, _parse_at_source(config_text, config_rel, plugins, sources, variant),
-            config_rel, config_text,
-        ),
-        reads=set(manifest["inputs"]),
-        warnings=warnings,
-        digests=dict(manifest["inputs"]),
-        resolved=dict(manifest["resolved"]),
-        reused=True,
-        sources=sources,
-    )
-
-
-def _parse_at_source(
-    text: str, config_rel: str, plugins: Plugins,
-    sources: dict[str, list[tuple[str, int]]], variant: Variant,
-) -> SafePushConfig:
-    try:
-        return parse_config(text, config_rel, plugins.checkers())
-    except ConfigError as exc:
-        where, line = source_position(sources, variant, CONFIG_NAME, exc.line)
-        raise type(exc)(where, exc.message, line=line) from None

@@ -32,7 +32,8 @@ from cogfleet._dockerignore import FILENAME as DOCKERIGNORE
 from cogfleet._errors import ConfigError, UsageError
 from cogfleet._files import ensure_state_dir, write_atomic
 from cogfleet._plugins import Plugins
-from cogfleet._render import CONFIG_NAME, LOCAL_STATE, render_variant
+from cogfleet._render import CONFIG_NAME, LOCAL_STATE
+from cogfleet._render_folder import render_variant
 from cogfleet._repo import (
     STATE_DIR,
     VARIANTS_FILE,

@@ -43,7 +43,7 @@ def cmd_list(ns: argparse.Namespace) -> int:
 
 def cmd_render(ns: argparse.Namespace) -> int:
     """Render build folders."""
-    from cogfleet._render import render_variants
+    from cogfleet._render_folder import render_variants
 
     repo = load_repo(ns)
     variants = repo.select(ns.variants)
@@ -65,7 +65,7 @@ def cmd_lint(ns: argparse.Namespace) -> int:
     stderr with the variant's name and fail nothing.
     """
     from cogfleet import LintWarning
-    from cogfleet._render import render_variants
+    from cogfleet._render_folder import render_variants
 
     repo = load_repo(ns)
     variants = repo.select(ns.variants)

@@ -280,7 +280,7 @@ def cmd_push(ns: argparse.Namespace, *, no_push: bool | None = None) -> int:
 
 
 def _push(ns: argparse.Namespace, *, no_push: bool | None) -> int:
-    from cogfleet._render import render_variants
+    from cogfleet._render_folder import render_variants
     from cogfleet._run import Job, run_jobs
 
     repo = load_repo(ns)
@@ -317,7 +317,7 @@ def cmd_test(ns: argparse.Namespace) -> int:
 def cmd_build(ns: argparse.Namespace) -> int:
     """Build what a push of each variant would run: its environment, or its image."""
     from cogfleet._build import LOCAL_STATE, BuildJob, build_images, build_local
-    from cogfleet._render import render_variants
+    from cogfleet._render_folder import render_variants
 
     check_environment(ns.target, api=False)  # a local build: no API is asked
     repo = load_repo(ns)

@@ -25,7 +25,7 @@ def cmd_schema(ns: argparse.Namespace) -> int:
     variant builds. The source is read, never imported, so this needs none of the
     models' packages.
     """
-    from cogfleet._render import render_variants
+    from cogfleet._render_folder import render_variants
     from cogfleet.schema import dumps_schema, generate_schema
 
     repo = load_repo(ns)
