@@ -22,10 +22,10 @@ from cogfleet._images import image_info, images_match, to_api_image
 from cogfleet._judge import (
     DEFAULT_MODEL,
     AnthropicJudge,
-    check_facts,
     judge_from_env,
     parse_verdict,
 )
+from cogfleet._judge_facts import check_facts
 from tests.fakes.anthropic_server import FakeAnthropic, default_responder
 
 YES = '{"verdict": "yes", "reason": "looks right"}'

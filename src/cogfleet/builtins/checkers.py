@@ -14,7 +14,7 @@ from typing import Any
 
 import jq
 
-from cogfleet import _images, _judge, hookimpl
+from cogfleet import _images, _judge_facts, hookimpl
 from cogfleet._checks import (
     CheckContext,
     Checker,
@@ -142,7 +142,7 @@ def _check_match_prompt(ctx: CheckContext) -> CheckResult:
         return failed
     prompt = str(ctx.expected)
     files = ctx.output_files()
-    result, unverified = _judge.check_facts(prompt, ctx.output, files)
+    result, unverified = _judge_facts.check_facts(prompt, ctx.output, files)
     if result is not None and (not result.passed or not unverified):
         return result
     if ctx.judge is None:
