@@ -46,6 +46,18 @@ webhooks signed like Replicate's). What deliberately differs, and why:
   client leaves as plain strings rather than ``FileOutput``; ``FileOutput(url,
   client).read()`` and any HTTP GET fetch them. The synchronous answer inlines
   files as ``data:`` URIs, exactly as Replicate's does.
+* **``data_removed``** is always ``false``: inputs, outputs, logs and output files
+  stay for as long as the state folder does (Replicate removes those of API
+  predictions after an hour), so a test suite can read them after the fact.
+* **``urls.web``** names ``/p/{id}`` as Replicate's does, but there is no web page
+  here: it answers 404.
+* **Webhooks without ``webhook_events_filter``** get all four events: Replicate's
+  documents disagree on that default (see ``_webhooks``). A terminal webhook that
+  fails is retried until about a minute after the run ended, as on Replicate,
+  unless the server stops first.
+* **Stream event ids** are ``<id>:<outputs sent>:<log characters sent>``
+  (Replicate's look like ``<timestamp>:<n>``; clients keep them opaque), so that a
+  reconnect with ``Last-Event-ID`` resumes exactly after that event.
 * **Versions delete** answers 202, as Replicate does, which the 1.0.7 client
   reports as ``False``.
 * **``Prefer: wait=N``** with N outside 1..60 waits the nearest bound and says so in

@@ -2,9 +2,12 @@
 
 Predictions of versions whose Output is an iterator get ``urls.stream``, a
 ``text/event-stream`` of ``output`` / ``logs`` / ``error`` / ``done`` events (each
-with an ``id:`` line, as the 1.0.7 client needs). The stream URL carries a
+with an ``id:`` line, as the 1.0.7 client needs; ``done`` carries ``{}``, or
+``{"reason": "error"}`` / ``{"reason": "canceled"}``). The stream URL carries a
 per-prediction secret, so it works without an Authorization header (a browser's
-``EventSource``), as Replicate's stream URLs do.
+``EventSource``), as Replicate's stream URLs do. A client that reconnects with
+``Last-Event-ID`` (an ``EventSource`` does) gets what follows that event, and a
+204 once the stream has ended, which stops an ``EventSource`` from reconnecting.
 
 ``GET /v1/predictions`` takes Replicate's filters ``created_after``,
 ``created_before`` (ISO 8601) and ``source`` (``api`` or ``web``; every local
@@ -28,7 +31,7 @@ from cogfleet.server._core import (
     read_json,
 )
 from cogfleet.server._models import Models
-from cogfleet.server._runs import Runs
+from cogfleet.server._runs import Runs, stream_position
 from cogfleet.server._state import Condition
 from cogfleet.server._validation import MODEL_PREDICTION, PREDICTION, check_body, invalid
 
@@ -98,8 +101,12 @@ class Predictions:
         doc = self.runs.by_key(request.path_params["key"])
         if not doc.get("_stream"):
             raise ApiError(404, NOT_FOUND)
+        resume = request.headers.get("last-event-id")
+        if stream_position(doc["id"], resume)[2]:
+            # Reconnected after ``done``: 204 tells an EventSource to stop reconnecting.
+            return Response(status_code=204)
         return StreamingResponse(
-            self.runs.events(doc, base_url(request)),
+            self.runs.events(doc, base_url(request), resume),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store"},
         )

@@ -341,13 +341,19 @@ class Runs:
             if doc is None or doc["status"] in TERMINAL:
                 return
             changed = []
-            if partial.get("output") is not None:
-                output = self._keep_output(doc, partial["output"])
-                if output != doc.get("output"):
+            # The runner's updates are cumulative, and one can overtake another on
+            # the way here: an earlier state arriving late changes nothing.
+            output, known = partial.get("output"), doc.get("output")
+            if isinstance(output, list) and isinstance(known, list) and len(output) < len(known):
+                output = None
+            if output is not None:
+                output = self._keep_output(doc, output)
+                if output != known:
                     doc["output"] = output
                     changed.append("output")
-            if partial.get("logs") is not None and partial["logs"] != doc.get("logs"):
-                doc["logs"] = partial["logs"]
+            logs = partial.get("logs")
+            if isinstance(logs, str) and len(logs) > len(doc.get("logs") or ""):
+                doc["logs"] = logs
                 changed.append("logs")
             if changed:
                 self.webhooks.notify(doc, changed[0], self._render_own)
@@ -475,40 +481,51 @@ class Runs:
         """Whether run ``pid`` changed after generation ``seen`` (stream wake-up)."""
         return self._generation.get(pid, -1) != seen
 
-    async def events(self, doc: dict[str, Any], base: str) -> AsyncIterator[bytes]:
-        """Server-sent events of a streamable prediction until it ends."""
+    async def events(
+        self, doc: dict[str, Any], base: str, resume: str | None = None
+    ) -> AsyncIterator[bytes]:
+        """Server-sent events of a streamable prediction until it ends.
+
+        Each event's ``id`` is ``<prediction id>:<outputs sent>:<log characters sent>``
+        (``:error`` / ``:done`` added to the last ones), the same for the same event
+        on every connection; ``resume`` (a ``Last-Event-ID`` a reconnecting client
+        sends) picks up after the event it names. Logs go out a whole line at a time.
+        """
         pid = doc["id"]
         cond = self._changed.get(pid)
-        sent_items = 0
-        sent_logs = 0
-        seq = 0
+        sent_items, sent_logs, _ = stream_position(pid, resume)
         while True:
             seen = self._generation.get(pid, -1)
             current = self._live.get(pid) or self.store.get("predictions", pid) or doc
-            chunks: list[tuple[str, str]] = []
+            chunks: list[tuple[str, str, str]] = []
             output = self.outputs.render(
                 current.get("output"), current.get("_files") or [], base, inline=False
             )
-            if isinstance(output, list):
-                chunks += [("output", _sse_text(item)) for item in output[sent_items:]]
-                sent_items = max(sent_items, len(output))
-            logs = current.get("logs") or ""
-            if len(logs) > sent_logs:
-                chunks += [("logs", line) for line in logs[sent_logs:].splitlines()]
-                sent_logs = len(logs)
             terminal = current["status"] in TERMINAL
+            if isinstance(output, list):
+                for item in output[sent_items:]:
+                    sent_items += 1
+                    chunks.append(("output", _sse_text(item), f"{pid}:{sent_items}:{sent_logs}"))
+            logs = current.get("logs") or ""
+            pending = logs[sent_logs:]
+            if not terminal:
+                # A line still being written goes out once it is whole.
+                pending = pending[: pending.rfind("\n") + 1]
+            for line in pending.splitlines(keepends=True):
+                sent_logs += len(line)
+                chunks.append(("logs", line.rstrip("\r\n"), f"{pid}:{sent_items}:{sent_logs}"))
             if terminal:
+                position = f"{pid}:{sent_items}:{sent_logs}"
                 if current["status"] == "failed":
                     detail = json.dumps({"detail": current.get("error") or "failed"})
-                    chunks.append(("error", detail))
+                    chunks.append(("error", detail, f"{position}:error"))
                 reason = {"succeeded": {}, "failed": {"reason": "error"}}.get(
                     current["status"], {"reason": "canceled"}
                 )
-                chunks.append(("done", json.dumps(reason)))
-            for name, data in chunks:
+                chunks.append(("done", json.dumps(reason), f"{position}:done"))
+            for name, data, event_id in chunks:
                 lines = "".join(f"data: {part}\n" for part in data.split("\n"))
-                yield f"event: {name}\nid: {pid}:{seq}\n{lines}\n".encode()
-                seq += 1
+                yield f"event: {name}\nid: {event_id}\n{lines}\n".encode()
             if terminal or cond is None:
                 return
             async with cond:
@@ -546,6 +563,16 @@ class Runs:
             await self._stop(pid)
             doc = self.get(plural, pid, account)
         return JSONResponse(self.render(doc, base_url(request), plural=plural))
+
+
+def stream_position(pid: str, event_id: str | None) -> tuple[int, int, bool]:
+    """Where a stream of ``pid`` resumes after ``event_id`` (a ``Last-Event-ID``):
+    outputs and log characters already sent, and whether its ``done`` was sent.
+    An id of no event of this stream starts it from the beginning."""
+    parts = (event_id or "").strip().split(":")
+    if len(parts) < 3 or parts[0] != pid or not (parts[1].isdigit() and parts[2].isdigit()):
+        return 0, 0, False
+    return int(parts[1]), int(parts[2]), parts[3:] == ["done"]
 
 
 def _is_iterator(schema: dict[str, Any]) -> bool:

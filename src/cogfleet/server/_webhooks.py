@@ -1,10 +1,21 @@
 """Webhook delivery for predictions and trainings, signed like Replicate's.
 
-``webhook`` / ``webhook_events_filter`` (start, output, logs, completed; intermediate
-events at most every 500 ms) and the legacy ``webhook_completed`` get the run's JSON,
-signed with ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` using the
-secret from ``GET /v1/webhooks/default/secret``. Each run's events are delivered in
-order; only the terminal one is retried (with the same ``webhook-id``).
+``webhook`` / ``webhook_events_filter`` (start, output, logs, completed) and the
+legacy ``webhook_completed`` get the run's JSON (what ``GET`` answers), signed with
+``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` using the secret
+from ``GET /v1/webhooks/default/secret``, each event with its own ``webhook-id``.
+Each run's events are delivered in order, one at a time. ``output`` and ``logs``
+go out at most every 500 ms, as on Replicate: a change within that time is sent
+when it ends (the run as it is then), unless the run has completed meanwhile.
+Only the terminal event is retried, on a connection error or an HTTP status of 400
+or more, with the same ``webhook-id``, backing off exponentially until about a
+minute after the run ended (Replicate's schedule); retries still pending when the
+server stops are dropped. Redirects are not followed.
+
+Without ``webhook_events_filter`` every event is sent. Replicate's documents
+disagree on that default (its API reference names new outputs and completion, an
+announcement start and completion, its webhooks guide all four): sending all four
+covers each reading, and a handler sees each kind of event it may get there.
 """
 
 from __future__ import annotations
@@ -27,6 +38,10 @@ import httpx
 log = logging.getLogger("cogfleet.server")
 
 WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
+# Seconds before each retry of a terminal event: the last one about a minute after.
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+# Intermediate events (output, logs) of a run at most this often.
+THROTTLE = 0.5
 # Message ids as Replicate's (Svix) have them: msg_ and 24 letters and digits.
 _ID_CHARS = string.ascii_letters + string.digits
 
@@ -39,6 +54,8 @@ class Webhooks:
         self.tasks: set[asyncio.Task[None]] = set()
         self._chain: dict[str, asyncio.Task[None]] = {}
         self._last: dict[str, float] = {}
+        # Throttled intermediate events of a run, sent when the interval ends.
+        self._held: dict[str, asyncio.TimerHandle] = {}
         # One client for every delivery: building one per webhook costs ~10 ms of CPU.
         self._http: httpx.AsyncClient | None = None
 
@@ -63,21 +80,44 @@ class Webhooks:
             targets.append(doc["_webhook_completed"])
         if not targets:
             return
+        pid = doc["id"]
         if event in ("logs", "output"):
-            # Like Replicate: intermediate events at most every 500 ms.
-            now = asyncio.get_running_loop().time()
-            if now - self._last.get(doc["id"], -1.0) < 0.5:
+            # Like Replicate: intermediate events at most every 500 ms; what changes
+            # meanwhile goes out when the interval ends.
+            loop = asyncio.get_running_loop()
+            wait = self._last.get(pid, -THROTTLE) + THROTTLE - loop.time()
+            if wait > 0:
+                if pid not in self._held:
+                    self._held[pid] = loop.call_later(wait, self._release, doc, targets, render)
                 return
-            self._last[doc["id"]] = now
-        body = json.dumps(render(doc), separators=(",", ":"))
-        previous = self._chain.get(doc["id"])
-        retry = event == "completed"
-        task = asyncio.create_task(self._deliver(previous, targets, body, retry=retry))
-        self._chain[doc["id"]] = task
-        self.track(task)
+            self._last[pid] = loop.time()
+        elif event == "completed":
+            held = self._held.pop(pid, None)
+            if held is not None:
+                held.cancel()  # the completed event carries everything
+        self._send(pid, targets, render(doc), retry=event == "completed")
         if event == "completed":
-            self._chain.pop(doc["id"], None)
-            self._last.pop(doc["id"], None)
+            self._chain.pop(pid, None)
+            self._last.pop(pid, None)
+
+    def _release(
+        self,
+        doc: dict[str, Any],
+        targets: list[str],
+        render: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> None:
+        """Send a throttled intermediate event: the run as it is now."""
+        pid = doc["id"]
+        self._held.pop(pid, None)
+        self._last[pid] = asyncio.get_running_loop().time()
+        self._send(pid, targets, render(doc), retry=False)
+
+    def _send(self, pid: str, targets: list[str], doc: dict[str, Any], *, retry: bool) -> None:
+        body = json.dumps(doc, separators=(",", ":"))
+        previous = self._chain.get(pid)
+        task = asyncio.create_task(self._deliver(previous, targets, body, retry=retry))
+        self._chain[pid] = task
+        self.track(task)
 
     def track(self, task: asyncio.Task[None]) -> None:
         """Keep a background task referenced until it ends (and cancel it on close)."""
@@ -86,6 +126,9 @@ class Webhooks:
 
     async def close(self) -> None:
         """Give pending deliveries a moment, then drop the rest."""
+        for held in self._held.values():
+            held.cancel()
+        self._held.clear()
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=2)
             for task in list(self.tasks):
@@ -114,13 +157,15 @@ class Webhooks:
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=10, follow_redirects=False)
         for url in urls:
+            shown = url.split("?", 1)[0]  # a query may hold the receiver's secret
             # Only the terminal event is retried, as on Replicate (same webhook-id).
-            for attempt in range(4 if retry else 1):
+            for delay in (*RETRY_DELAYS, None) if retry else (None,):
                 try:
                     resp = await self._http.post(url, content=body, headers=headers)
                     if resp.status_code < 400:
                         break
+                    log.warning("webhook %s answered %d", shown, resp.status_code)
                 except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                    log.warning("webhook %s failed: %s", url, exc)
-                if attempt < 3 and retry:
-                    await asyncio.sleep(0.5 * 2**attempt)
+                    log.warning("webhook %s failed: %s", shown, type(exc).__name__)
+                if delay is not None:
+                    await asyncio.sleep(delay)
