@@ -338,3 +338,44 @@ def test_the_schema_command_follows_each_variants_pin(make_repo, cli) -> None:
     assert old.err.strip() == (
         "error: pyproject.toml:2: Cog 0.8.6: schema rules are known for Cog 0.9.9 to 0.23.1"
     )
+
+
+# ------------------------------------------------------- values the SDK computed (<= 0.16)
+
+SCHEDULER_TABLE = """
+    from cog import BasePredictor, Input
+
+    class Euler:
+        pass
+
+    SCHEDULERS = {{"euler": Euler, "ddim": Euler}}
+
+    class Predictor(BasePredictor):
+        def predict(self, scheduler: str = Input({argument}, default="ddim")) -> str:
+            return scheduler
+"""
+
+
+@pytest.mark.parametrize("version", ["0.9.26", "0.13.7", "0.16.12"])
+def test_choices_are_the_keys_of_a_table_of_classes(tmp_path: Path, version: str) -> None:
+    # The SDK imported the predictor, so `choices=SCHEDULERS.keys()` was the dict's keys,
+    # in order, although its values (classes) are nothing the source determines.
+    for argument in ("choices=SCHEDULERS.keys()", "choices=list(SCHEDULERS.keys())"):
+        build = make_build(tmp_path / argument[8:12], SCHEDULER_TABLE.format(argument=argument))
+        doc = generate_schema(build, version)
+        assert doc["components"]["schemas"]["scheduler"]["enum"] == ["euler", "ddim"]
+
+
+@pytest.mark.parametrize(
+    "argument", ["choices=list(SCHEDULERS.values())", "choices=SCHEDULERS.values()"]
+)
+def test_the_classes_of_a_table_are_still_not_static(tmp_path: Path, argument: str) -> None:
+    build = make_build(tmp_path, SCHEDULER_TABLE.format(argument=argument))
+    with pytest.raises(ConfigError, match="cannot be evaluated without running") as info:
+        generate_schema(build, "0.16.12")
+    assert "\n" not in str(info.value)
+    # the static generator never evaluates a bare .keys() call
+    keys = SCHEDULER_TABLE.format(argument="choices=SCHEDULERS.keys()")
+    build = make_build(tmp_path / "keys", keys)
+    with pytest.raises(ConfigError, match="choices expression cannot be statically resolved"):
+        generate_schema(build, "0.23.1")

@@ -2,7 +2,8 @@
 
 Cog <= 0.16 imported the predictor, so a default, ``choices`` list or constraint was
 whatever Python evaluated: constants imported from sibling modules, class attributes,
-``a + b``, ``list(D.keys())``. :class:`Evaluator` computes the same values from the
+``a + b``, ``list(D.keys())``, ``D.keys()`` (the keys of a dict whose values
+are classes too). :class:`Evaluator` computes the same values from the
 source, for the expressions that can be computed without running the model's code;
 anything else is a :class:`ValueError`.
 
@@ -26,6 +27,18 @@ from cogfleet.schema._sourcefile import SourceFile
 __all__ = ["Evaluator", "InputRef", "Scope"]
 
 _DEPTH = 20
+_UNKNOWN = object()
+"""A value the source does not determine: a dict entry holding a class, a call..."""
+
+
+def _holds_unknown(value: Any) -> bool:
+    if value is _UNKNOWN:
+        return True
+    if isinstance(value, dict):
+        return any(_holds_unknown(k) or _holds_unknown(v) for k, v in value.items())
+    if isinstance(value, (list, tuple, set)):
+        return any(_holds_unknown(v) for v in value)
+    return False
 
 
 @dataclass(frozen=True)
@@ -122,6 +135,21 @@ class Evaluator:
         scope: Scope | None = None,
     ) -> Any:
         """The value of ``node`` in ``scope`` (or at the top of ``module``)."""
+        result = self._value(node, module, depth, scope)
+        if _holds_unknown(result):
+            raise ValueError("not static")
+        return result
+
+    def _value(
+        self,
+        node: ast.expr,
+        module: SourceFile | None = None,
+        depth: int = 0,
+        scope: Scope | None = None,
+    ) -> Any:
+        # A dict entry whose value is not static (``{"ddim": DDIMScheduler}``) is
+        # _UNKNOWN here, so that the dict's keys still count; ``value`` refuses any
+        # result that still holds one.
         scope = scope or Scope(module or self.module)
         module = scope.module
         if depth > _DEPTH:
@@ -129,26 +157,24 @@ class Evaluator:
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
-            items = [self.value(e, depth=depth + 1, scope=scope) for e in node.elts]
+            items = [self._value(e, depth=depth + 1, scope=scope) for e in node.elts]
             return items
         if isinstance(node, ast.Dict):
             if any(k is None for k in node.keys):
                 raise ValueError("dict unpacking")
             return {
-                self.value(k, depth=depth + 1, scope=scope): self.value(
-                    v, depth=depth + 1, scope=scope
-                )
+                self._value(k, depth=depth + 1, scope=scope): self._entry(v, depth, scope)
                 for k, v in zip(node.keys, node.values, strict=True)
                 if k is not None
             }
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            operand = self.value(node.operand, depth=depth + 1, scope=scope)
+            operand = self._value(node.operand, depth=depth + 1, scope=scope)
             if isinstance(operand, bool) or not isinstance(operand, (int, float)):
                 raise ValueError("not a number")
             return -operand if isinstance(node.op, ast.USub) else operand
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-            left = self.value(node.left, depth=depth + 1, scope=scope)
-            right = self.value(node.right, depth=depth + 1, scope=scope)
+            left = self._value(node.left, depth=depth + 1, scope=scope)
+            right = self._value(node.right, depth=depth + 1, scope=scope)
             if type(left) is type(right) and isinstance(left, (list, str, int, float)):
                 return left + right
             raise ValueError("unsupported +")
@@ -160,28 +186,34 @@ class Evaluator:
                 bound, owner_scope = owner
                 found = bound(node.attr)
                 if found is not None:
-                    return self.value(found, depth=depth + 1, scope=owner_scope)
+                    return self._value(found, depth=depth + 1, scope=owner_scope)
             raise ValueError("not static")
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("keys", "values")
+            and not node.args
+            and not node.keywords
+        ):  # D.keys(): the SDK turned the view into the enum's values, in order
+            mapping = self._value(node.func.value, depth=depth + 1, scope=scope)
+            if isinstance(mapping, dict):
+                return list(mapping.keys() if node.func.attr == "keys" else mapping.values())
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Name)
             and node.func.id == "list"
+            and len(node.args) == 1
+            and not node.keywords
         ):
-            if len(node.args) == 1 and not node.keywords:
-                inner = node.args[0]
-                if (
-                    isinstance(inner, ast.Call)
-                    and isinstance(inner.func, ast.Attribute)
-                    and inner.func.attr in ("keys", "values")
-                    and not inner.args
-                ):
-                    mapping = self.value(inner.func.value, depth=depth + 1, scope=scope)
-                    if isinstance(mapping, dict):
-                        return list(
-                            mapping.keys() if inner.func.attr == "keys" else mapping.values()
-                        )
-                return list(self.value(inner, depth=depth + 1, scope=scope))
+            return list(self._value(node.args[0], depth=depth + 1, scope=scope))
         raise ValueError("not static")
+
+    def _entry(self, node: ast.expr, depth: int, scope: Scope) -> Any:
+        """A dict entry's value, or _UNKNOWN when it is not static."""
+        try:
+            return self._value(node, depth=depth + 1, scope=scope)
+        except ValueError:
+            return _UNKNOWN
 
     def name(
         self, name: str, module: SourceFile, depth: int, scope: Scope | None = None
@@ -193,10 +225,10 @@ class Evaluator:
             if scope.cls is not None:
                 found = _class_binding(scope.cls, name, scope.before)
                 if found is not None:
-                    return self.value(found, depth=depth + 1, scope=scope)
+                    return self._value(found, depth=depth + 1, scope=scope)
         bound = _module_binding(module, name)
         if bound is not None:
-            return self.value(bound, depth=depth + 1, scope=Scope(module))
+            return self._value(bound, depth=depth + 1, scope=Scope(module))
         entry = module.imports.get(name)
         if entry is not None and entry[0] != "builtins":
             _, imported, nested = self.project.load_import(module, entry[0], entry[1])
@@ -385,12 +417,12 @@ class Evaluator:
         for name, node in zip(positional, call.args, strict=False):
             if isinstance(node, ast.Starred):
                 raise ValueError("*args")
-            env[name] = self.value(node, depth=depth + 1, scope=scope)
+            env[name] = self._value(node, depth=depth + 1, scope=scope)
         keyword_names = {a.arg for a in args.kwonlyargs} | set(positional)
         for keyword in call.keywords:
             if keyword.arg is None or keyword.arg not in keyword_names or keyword.arg in env:
                 raise ValueError("bad keyword")
-            env[keyword.arg] = self.value(keyword.value, depth=depth + 1, scope=scope)
+            env[keyword.arg] = self._value(keyword.value, depth=depth + 1, scope=scope)
         defaults = dict(
             zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True)
         )
@@ -403,5 +435,5 @@ class Evaluator:
             if name not in env:
                 if name not in defaults:
                     raise ValueError(f"missing argument {name}")
-                env[name] = self.value(defaults[name], depth=depth + 1, scope=Scope(func_module))
+                env[name] = self._value(defaults[name], depth=depth + 1, scope=Scope(func_module))
         return env
