@@ -13,7 +13,11 @@ rules:
 - ``x-order`` is on every input with pydantic 1 and from 0.16.9; with today's
   pydantic 2 (>= 2.12) the SDKs before 0.16.9 keep it only on ``choices`` inputs;
 - a BaseModel output named ``Output`` is inlined, any other is a ``$ref`` to its
-  own component.
+  own component; from 0.16.9 its ``required`` list loses the Optional fields and
+  stays, even empty, when pydantic 2 had listed any;
+- an output ``Union[A, B]`` is pydantic's ``anyOf``, a bare ``dict`` an object of
+  anything (``additionalProperties: true`` with pydantic 2), and
+  ``AsyncConcatenateIterator[X]`` (0.13.7+) streams as ``ConcatenateIterator[X]``.
 """
 
 from __future__ import annotations
@@ -387,7 +391,10 @@ class Renderer:
             if kind in ("typing.Any", "Any"):
                 return {}
             if kind in ("dict", "typing.Dict"):
-                return {"type": "object"}
+                # a dict of anything: pydantic 2 says so (additionalProperties), 1 did not
+                return {"additionalProperties": True, "type": "object"} if self.p2 else {
+                    "type": "object"
+                }
             if kind in ("list", "typing.List"):
                 return {"items": {}, "type": "array"}
             model = self._model_name(ann.name)
@@ -401,8 +408,8 @@ class Renderer:
             if fragment is None:
                 raise SourceError(self.module.rel, f"unsupported output type {ann.name}", line)
             return fragment
-        if ann.kind == "union":
-            raise SourceError(self.module.rel, "unsupported output type: a union", line)
+        if ann.kind == "union" or self.types.kind(ann.name) in ("typing.Union", "Union"):
+            return self._union_output(ann, line)
         outer = self.types.kind(ann.name)
         short = outer.rsplit(".", 1)[-1]
         if short in ("List", "list"):
@@ -413,7 +420,9 @@ class Renderer:
                 "type": "array",
                 "x-cog-array-type": "iterator",
             }
-        if _cog(outer) == "ConcatenateIterator":
+        if _cog(outer) == "ConcatenateIterator" or (
+            _cog(outer) == "AsyncConcatenateIterator" and self.version >= (0, 13, 7)
+        ):  # (the SDK has AsyncConcatenateIterator from 0.13.7 on)
             return {
                 "items": self.output_fragment(ann.args[0], line),
                 "type": "array",
@@ -431,9 +440,16 @@ class Renderer:
             line,
         )
 
+    def _union_output(self, ann: Annotation, line: int | None) -> dict[str, Any]:
+        """``Union[A, B]`` (or ``A | B``) returned: pydantic's ``anyOf`` of the members."""
+        if any(a.kind == "simple" and a.name == "None" for a in ann.args):
+            raise SourceError(self.module.rel, "unsupported output type: an Optional", line)
+        return {"anyOf": [self.output_fragment(a, line) for a in ann.args]}
+
     def model_schema(self, name: str, line: int | None) -> dict[str, Any]:
         properties: dict[str, Any] = {}
         required: list[str] = []
+        dropped = False  # an Optional field without a default: pydantic 2 required it
         for field in self.models[name]:
             ann = field.annotation
             optional = _optional_inner(ann, self.types)
@@ -448,9 +464,13 @@ class Renderer:
                 prop["default"] = field.default.python_value()
             elif optional is None or (self.p2 and self.version < (0, 16, 9)):
                 required.append(field.name)
+            else:
+                dropped = True
             properties[field.name] = prop
         schema: dict[str, Any] = {"properties": properties, "type": "object"}
-        if required:
+        # from 0.16.9 the SDK takes the Optional fields out of pydantic 2's list and
+        # keeps the list, empty or not
+        if required or (dropped and self.p2):
             schema["required"] = required
         return schema
 
