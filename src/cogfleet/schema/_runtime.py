@@ -30,7 +30,7 @@ from cogfleet.schema._runtime_app import (
 from cogfleet.schema._runtime_fields import Renderer
 from cogfleet.schema._sourcefile import SourceError, SourceFile
 from cogfleet.schema._targets import find_target, predict_methods
-from cogfleet.schema._versions import Rules
+from cogfleet.schema._versions import Rules, parse_version
 
 __all__ = ["runtime_document"]
 
@@ -40,12 +40,23 @@ _STATIC_ERA_NAMES = frozenset(
 )
 """Names ``cog`` exports from 0.17 on that no SDK up to 0.16 has (an ImportError there)."""
 
+_EXPORTED: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
+    "AsyncConcatenateIterator": ((0, 13, 7), (0, 16, 12)),
+    "ExperimentalFeatureWarning": ((0, 13, 1), (0, 16, 12)),
+    "current_scope": ((0, 13, 1), (0, 16, 12)),
+    "emit_metric": ((0, 13, 4), (0, 13, 7)),
+    "install_mime_extensions": ((0, 13, 4), (0, 16, 12)),
+}
+"""Names only some SDKs up to 0.16 export: the first and last version that has each
+(read from ``cog/__init__.py`` at every release tag from 0.9.9 to 0.16.12)."""
 
-def _check_cog_imports(module: SourceFile) -> None:
+
+def _check_cog_imports(module: SourceFile, version: tuple[int, int, int]) -> None:
     for stmt in module.tree.body:
         if isinstance(stmt, ast.ImportFrom) and stmt.module == "cog" and not stmt.level:
             for alias in stmt.names:
-                if alias.name in _STATIC_ERA_NAMES:
+                first, last = _EXPORTED.get(alias.name, (version, version))
+                if alias.name in _STATIC_ERA_NAMES or not first <= version <= last:
                     raise SourceError(
                         module.rel,
                         f"ImportError: cannot import name '{alias.name}' from 'cog'",
@@ -54,14 +65,14 @@ def _check_cog_imports(module: SourceFile) -> None:
 
 
 def _target(
-    project: Project, ref: str, *, train: bool
+    project: Project, ref: str, version: tuple[int, int, int], *, train: bool
 ) -> tuple[SourceFile, ast.FunctionDef | ast.AsyncFunctionDef, bool]:
     """The method or function the SDK calls: (module, function, is a method)."""
     file, _, name = ref.partition(":")
     module = project.module(str(Path(file)))
     if module is None:
         raise SourceError(file, "file not found")
-    _check_cog_imports(module)
+    _check_cog_imports(module, version)
     cls = next(
         (c for c in module.tree.body if isinstance(c, ast.ClassDef) and c.name == name), None
     )
@@ -78,7 +89,7 @@ def _render_mode(
     rules: Rules, project: Project, ref: str, *, train: bool
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(input component, output component, enum components, other components)."""
-    module, func, is_method = _target(project, ref, train=train)
+    module, func, is_method = _target(project, ref, parse_version(rules.version), train=train)
     models, _, kinds = project.models(module)
     models = {k: v for k, v in models.items() if kinds.get(k) != "typeddict"}
     renderer = Renderer(rules, project, module, models)
