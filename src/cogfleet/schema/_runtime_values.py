@@ -10,8 +10,9 @@ anything else is a :class:`ValueError`.
 A parameter's ``Input(...)`` may be written elsewhere too, since Python only needs the
 default to *be* the object ``Input()`` returned: a module or class attribute holding
 it (``SEED``, ``Inputs.seed``, a bare class-body name), or a function, static method or
-class method whose body is ``return Input(...)`` (``Inputs.guidance(7.5)``), with its
-arguments bound as Python binds them. :meth:`Evaluator.input_ref` finds that call.
+class method whose body is ``return Input(...)`` (``Inputs.guidance(7.5)``, or
+``seed_helper.predict_seed()`` of ``from helpers import seed as seed_helper``), with
+its arguments bound as Python binds them. :meth:`Evaluator.input_ref` finds that call.
 """
 
 from __future__ import annotations
@@ -266,13 +267,19 @@ class Evaluator:
             if cls is scope.cls:
                 return None  # a class body cannot name its own class: NameError in Python
             return (lambda attr: _class_binding(cls, attr, None)), Scope(module, cls)
-        entry = scope.module.imports.get(node.id)
-        if entry is not None and entry[0] == entry[1] and entry[0] != "builtins":
-            _, imported, _ = self.project.load_import(scope.module, entry[0], entry[1])
-            if imported is not None:
-                sibling = imported
-                return (lambda attr: _module_binding(sibling, attr)), Scope(sibling)
+        sibling = self._imported_module(scope.module, node.id)
+        if sibling is not None:
+            return (lambda attr: _module_binding(sibling, attr)), Scope(sibling)
         return None
+
+    def _imported_module(self, module: SourceFile, name: str) -> SourceFile | None:
+        """The sibling module ``name`` is in ``module``: ``import helpers``, or
+        ``from pkg import seed [as alias]`` when ``pkg/seed.py`` is that module."""
+        entry = module.imports.get(name)
+        if entry is None or entry[0] in ("builtins", "cog"):
+            return None
+        _, imported, nested = self.project.load_import(module, entry[0], entry[1])
+        return imported if entry[0] == entry[1] or nested else None
 
     # -- Input(...) held elsewhere -------------------------------------------------
 
@@ -364,12 +371,10 @@ class Evaluator:
             if method is None:
                 return None
             return method, cls_module, "classmethod" in _decorators(method)
-        entry = module.imports.get(func.value.id)
-        if entry is not None and entry[0] == entry[1] and entry[0] not in ("builtins", "cog"):
-            _, imported, _ = self.project.load_import(module, entry[0], entry[1])
-            if imported is not None:
-                name = ast.Name(id=func.attr, ctx=ast.Load())
-                return self._callee(name, Scope(imported), depth + 1)
+        imported = self._imported_module(module, func.value.id)
+        if imported is not None:
+            name = ast.Name(id=func.attr, ctx=ast.Load())
+            return self._callee(name, Scope(imported), depth + 1)
         return None
 
     def _called(self, call: ast.Call, scope: Scope, depth: int) -> InputRef | None:
