@@ -11,6 +11,7 @@ import http.server
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -189,8 +190,12 @@ def test_a_stream_resumes_after_the_last_event_id(client: replicate.Client, burs
     assert first[0][:1] == ("output",) and first[0][2] == "one"
     rest = _read(url, last_event_id=first[0][1])
     whole = _read(url)
-    # Every event once, in order, with the id it has on every connection.
-    assert first + rest == whole
+
+    def kinds(events: list[tuple[str, str, str]]) -> dict[str, list[str]]:
+        return {kind: [e[2] for e in events if e[0] == kind] for kind in ("output", "logs")}
+
+    # Every output and log line once, in order, across the reconnect.
+    assert kinds(first + rest) == kinds(whole) and rest[-1] == whole[-1]
     assert [e[0] for e in whole].count("output") == 2 and whole[-1][:1] == ("done",)
     assert whole[-1][2] == "{}"
     assert [e[2] for e in whole if e[0] == "logs"] == ["burst one", "burst two"]
@@ -219,3 +224,34 @@ def test_a_failed_or_canceled_stream_says_why(client: replicate.Client, bursts: 
     # The official client raises the error event's data.
     with pytest.raises(RuntimeError, match="the burst went wrong"):
         list(client.predictions.get(failed.id).stream())
+
+
+# --- starting and processing ------------------------------------------------------------
+
+
+def test_a_run_is_starting_until_its_model_runs(
+    client: replicate.Client, bursts: str, receiver: Receiver
+) -> None:
+    # The model runs one prediction at a time: the second waits for the first.
+    first = client.predictions.create(version=bursts, input={"words": "busy", "pause": 60})
+    assert first.urls is not None
+    assert _read(first.urls["stream"], limit=1)[0][2] == "busy"  # it holds the slot
+    waiting = client.predictions.create(
+        version=bursts,
+        input={"words": "next"},
+        webhook=receiver.url,
+        webhook_events_filter=["start", "completed"],
+    )
+    queued = client.predictions.get(waiting.id)
+    assert (queued.status, queued.started_at) == ("starting", None)
+    assert client.predictions.get(first.id).status == "processing"
+    assert not receiver.received  # no start event while it waits
+    canceling = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    assert client.predictions.cancel(first.id).status == "canceled"
+    assert receiver.done.wait(60)
+    start, done = receiver.events()
+    assert start["status"] == "processing" and done["status"] == "succeeded"
+    # It started once the slot was free (after the cancel), not when it was created.
+    assert start["started_at"] > canceling > waiting.created_at
+    assert done["started_at"] == start["started_at"]
+    assert 0 < done["metrics"]["predict_time"] <= done["metrics"]["total_time"]

@@ -27,10 +27,12 @@ webhooks signed like Replicate's). What deliberately differs, and why:
 * **Search** matches a substring of the owner/name and description (Replicate's is
   semantic); ``models.list`` shows the token's own private models besides public
   ones, as search does.
-* **Intermediate logs** of a prediction created with ``Prefer: wait`` (and no
-  webhook asking for logs or output) appear when it ends: asking the runner for
-  live updates costs it a webhook per prediction, which is what capped the
-  server's throughput; polled, streamed and webhooked predictions get them live.
+* **Intermediate states** of a prediction created with ``Prefer: wait`` (and no
+  webhook asking for start, logs or output) appear when it ends, and it counts as
+  ``processing`` from when it is handed to its runner (model start-up and a free
+  slot included): asking the runner for live updates costs it a webhook per
+  prediction, which is what capped the server's throughput. Polled, streamed and
+  webhooked predictions get them live, and are ``starting`` until the model runs.
 * **Body limits**: 5 MiB for JSON (413), 100 MiB for uploads (Replicate's files
   limit); JSON nested more than 64 levels is 400. Replicate's JSON limits are not
   documented.

@@ -290,13 +290,14 @@ class Runs:
         # Replicate's trainings take no Prefer header: they are always answered at once.
         prefer = self._prefer_wait(request) if kind == "prediction" else None
         wait = prefer[0] if prefer else None
-        # Intermediate logs and outputs cost the runner a webhook per prediction: only
-        # when someone can see them (a poller, a stream, or a webhook that wants them).
+        # Intermediate states (when the model starts, logs, outputs) cost the runner a
+        # webhook per prediction: only when someone can see them (a poller, a stream,
+        # or a webhook that wants them).
         events = doc.get("_webhook_events") or WEBHOOK_EVENTS
         live = (
             wait is None
             or bool(doc.get("_stream"))
-            or (bool(doc.get("_webhook")) and bool({"output", "logs"} & set(events)))
+            or (bool(doc.get("_webhook")) and bool({"start", "output", "logs"} & set(events)))
         )
         self._tasks[pid] = asyncio.create_task(
             self._execute(plural, pid, version, runner_input, finish, live=live)
@@ -340,6 +341,9 @@ class Runs:
             doc = self._live.get(pid)
             if doc is None or doc["status"] in TERMINAL:
                 return
+            if doc["status"] == "starting":
+                # The runner's first word: the model runs (start-up and queue are over).
+                self._started(doc, partial.get("started_at") or now_iso())
             changed = []
             # The runner's updates are cumulative, and one can overtake another on
             # the way here: an earlier state arriving late changes nothing.
@@ -361,6 +365,12 @@ class Runs:
 
         return update
 
+    def _started(self, doc: dict[str, Any], started_at: str) -> None:
+        """The run is processing: its model runs (Replicate's ``start`` event)."""
+        doc["status"] = "processing"
+        doc["started_at"] = started_at
+        self.webhooks.notify(doc, "start", self._render_own)
+
     async def _execute(
         self,
         plural: str,
@@ -379,9 +389,9 @@ class Runs:
             if self.config.latency > 0:
                 # Injected delay (--latency) so callers can test timeouts and waits.
                 await asyncio.sleep(self.config.latency)
-            doc["status"] = "processing"
-            doc["started_at"] = now_iso()
-            self.webhooks.notify(doc, "start", self._render_own)
+            if not live:
+                # Nobody follows the run while it goes: processing from here on.
+                self._started(doc, now_iso())
             env = {"COG_WEIGHTS": version["_weights"]} if version.get("_weights") else None
             mode = "train" if plural == "trainings" else "predict"
             build_dir = self.state_dir / "builds" / version["_build"]
@@ -487,9 +497,9 @@ class Runs:
         """Server-sent events of a streamable prediction until it ends.
 
         Each event's ``id`` is ``<prediction id>:<outputs sent>:<log characters sent>``
-        (``:error`` / ``:done`` added to the last ones), the same for the same event
-        on every connection; ``resume`` (a ``Last-Event-ID`` a reconnecting client
-        sends) picks up after the event it names. Logs go out a whole line at a time.
+        after it (``:error`` / ``:done`` added to the last ones): a position, so
+        ``resume`` (the ``Last-Event-ID`` a reconnecting client sends) picks up right
+        after the event it names. Logs go out a whole line at a time.
         """
         pid = doc["id"]
         cond = self._changed.get(pid)
