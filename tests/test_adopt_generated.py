@@ -201,3 +201,65 @@ def test_a_bad_replace_is_one_line_naming_variants_yaml(repo, cli, value, messag
     assert result.code == ExitCode.USAGE_ERROR
     assert result.err.startswith("error: variants.yaml") and message in result.err, result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+# -- a shape read from the text, then edited in place: run it, or refuse it --------------
+
+
+def test_a_copied_cog_yaml_edited_in_place_is_read_back_per_variant(repo, cli, tmp_path):
+    write_files(repo, {
+        "script/select-model": (
+            "#!/bin/bash\nset -e\ncp configs/$1/cog.yaml cog.yaml\n"
+            "sed -i \"s/__MODEL__/$1/g\" cog.yaml\n"
+        ),
+        "configs/small/cog.yaml": TEMPLATE.replace("MODEL_NAME", "__MODEL__")
+        .replace("PREDICTOR", "Predictor").replace("GPU_FLAG", "false"),
+        "configs/large/cog.yaml": TEMPLATE.replace("MODEL_NAME", "__MODEL__")
+        .replace("PREDICTOR", "LargePredictor").replace("GPU_FLAG", "true"),
+        "cog.yaml.template": None,
+    })
+    result = cli("init", cwd=repo)
+    assert result.code == ExitCode.OK, result.err
+    variants = yaml.safe_load((repo / "variants.yaml").read_text())
+    assert variants["defaults"] == {"template": "configs/{variant}/cog.yaml",
+                                    "replace": {"__MODEL__": "{variant}"}}
+    _renders_as_the_script(repo, cli, tmp_path, "script/select-model")
+
+
+def test_envsubst_into_a_pipe_is_run_and_read_back(repo, cli, tmp_path):
+    write_files(repo, {
+        "script/select-model": (
+            "#!/bin/bash\nset -e\nTEMPLATE=cog.yaml.tpl\n"
+            "case $1 in small) export PREDICTOR=Predictor;; large) export PREDICTOR="
+            "LargePredictor;; *) exit 1;; esac\n"
+            "envsubst < \"$TEMPLATE\" | tee cog.yaml > /dev/null\n"
+        ),
+        "cog.yaml.tpl": "build:\n  python_version: '3.11'\npredict: \"predict.py:${PREDICTOR}\"\n",
+        "cog.yaml.template": None,
+    })
+    result = cli("init", cwd=repo)
+    assert result.code == ExitCode.OK, result.err
+    variants = yaml.safe_load((repo / "variants.yaml").read_text())
+    assert variants["variants"]["large"] == {"replace": {"${PREDICTOR}": "LargePredictor"}}
+    _renders_as_the_script(repo, cli, tmp_path, "script/select-model")
+
+
+@pytest.mark.parametrize(("script", "message"), [
+    ("yq eval-all 'select(fileIndex == 0) *+ select(fileIndex == 1)' cog.yaml.template "
+     "model-cog-configs/$1.yaml > cog.yaml\nsed -i \"s/MODEL_NAME/$1/g\" cog.yaml\n",
+     "script/select-model: edits cog.yaml after writing it (sed -i \"s/MODEL_NAME/$1/g\" "
+     "cog.yaml); cogfleet cannot render that from the yq merge"),
+    ("cat cog.yaml.template > cog.yaml\ncat model-cog-configs/$1.yaml >> cog.yaml\n"
+     "echo \"image: r8.im/acme/$1\" >> cog.yaml\n",
+     "script/select-model large wrote a cog.yaml that is not a file it names "
+     "(cog.yaml.template, model-cog-configs/large.yaml) nor its heredoc"),
+])
+def test_an_edit_after_a_shape_read_from_the_text_is_not_missed(repo, cli, script, message):
+    write_files(repo, {"script/select-model": "#!/bin/bash\n" + script,
+                       "model-cog-configs/small.yaml": "concurrency:\n  max: 1\n",
+                       "model-cog-configs/large.yaml": "concurrency:\n  max: 1\n"})
+    result = cli("init", cwd=repo)
+    assert result.code == ExitCode.USAGE_ERROR, result.out
+    assert result.err.startswith("error: ") and message in result.err, result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert not (repo / "variants.yaml").exists()

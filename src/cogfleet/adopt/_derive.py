@@ -76,6 +76,7 @@ _PARAMETER_RE = re.compile(
     r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*|[0-9])\}|([A-Za-z_][A-Za-z0-9_]*|[0-9]))"
 )
 _PATH_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_./-]*")
+_VARIABLE_PATH_RE = re.compile(r"[A-Za-z0-9_.${}][A-Za-z0-9_./${}-]*")
 _MAX_TEMPLATE = 1_000_000
 #: The files a script names that may be its cog.yaml template (not its predict.py).
 _TEMPLATE_NAME_RE = re.compile(r"(?:ya?ml|cog|te?mpl|tpl|template|\.in)[^/]*$", re.IGNORECASE)
@@ -99,19 +100,9 @@ def read_back(
     Returns the reading, or the problem with the first variant it does not fit.
     """
     text = (root / script).read_text(encoding="utf-8", errors="replace")
-    files: dict[str, str] = {}
-    for word in dict.fromkeys(_PATH_RE.findall(text)):
-        path = root / word
-        rel = word.removeprefix("./")
-        if (
-            rel not in (script, "cog.yaml") and _TEMPLATE_NAME_RE.search(rel)
-            and ".." not in rel.split("/") and path.is_file()
-            and path.stat().st_size < _MAX_TEMPLATE
-        ):
-            try:
-                files[rel] = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                continue
+    files = _templates(root, script, _PATH_RE.findall(text))
+    # a path with the variant's name in it: `sed ... templates/$1.yaml > cog.yaml`
+    per_variant = [w for w in _VARIABLE_PATH_RE.findall(text) if _PARAMETER_RE.search(w)]
     bodies = [(body, expanded) for body, expanded in _heredoc_bodies(text)
               if not expanded or _plain_expansions(body, assigned)]
     found = ReadBack()
@@ -121,7 +112,8 @@ def read_back(
         except UnicodeDecodeError:
             return f"{script} {name} wrote a cog.yaml that is not UTF-8 text"
         best: tuple[int, str | None, dict[str, str]] | None = None
-        for rel, template in files.items():
+        own = _templates(root, script, [_PARAMETER_RE.sub(name, w) for w in per_variant])
+        for rel, template in {**files, **own}.items():
             mapping = replacements(template, output)
             if mapping is not None and (best is None or len(mapping) < best[0]):
                 best = (len(mapping), rel, mapping)
@@ -138,12 +130,31 @@ def read_back(
                 best = (len(mapping), None, mapping)
                 found.new_template = body
         if best is None:
-            named = ", ".join(files) or "no file"
+            named = ", ".join({**files, **own}) or "no file"
             return (f"{script} {name} wrote a cog.yaml that is not a file it names ({named}) "
                     "nor its heredoc with text replaced in every place")
-        _, rel, mapping = best
-        found.templates[name] = rel if rel is not None else new_name
+        _, chosen, mapping = best
+        found.templates[name] = chosen if chosen is not None else new_name
         found.replace[name] = mapping
+    return found
+
+
+def _templates(root: Path, script: str, words: list[str]) -> dict[str, str]:
+    """The repo files among ``words`` that may be a cog.yaml template, with their text."""
+    found: dict[str, str] = {}
+    for word in dict.fromkeys(words):
+        rel = word.strip("'\"").removeprefix("./")
+        path = root / rel
+        if (
+            rel and rel not in (script, "cog.yaml") and _TEMPLATE_NAME_RE.search(rel)
+            and "cog-safe-push" not in rel  # the configs it copies are not cog.yaml's
+            and ".." not in rel.split("/") and path.is_file()
+            and path.stat().st_size < _MAX_TEMPLATE
+        ):
+            try:
+                found[rel] = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
     return found
 
 

@@ -50,6 +50,11 @@ _COPY_COG_RE = re.compile(
 _WRITES_COG_RE = re.compile(
     r"(?:>\s*|\b(?:cp|ln|mv|install|tee)\b[^\n;|&]*\s)['\"]?(?:\./)?cog\.yaml['\"]?(?![\w.-])"
 )
+#: An edit of cog.yaml in place: ``sed -i ... cog.yaml``, ``yq -i``, ``perl -pi``.
+_EDITS_COG_RE = re.compile(
+    r"\b(?:sed|yq|perl)\b[^\n;|&]*\s-[A-Za-z]*i[A-Za-z]*\b[^\n;|&]*?[\s'\"](?:\./)?cog\.yaml(?![\w.-])"
+)
+_APPENDS_COG_RE = re.compile(r"[^\n;|&]*>>\s*['\"]?(?:\./)?cog\.yaml['\"]?(?![\w.-])")
 _PYTHON_RE = re.compile(r"\bpython[0-9.]*\b")
 _NAMES_COG_RE = re.compile(r"['\"](?:\./)?cog\.yaml['\"]")
 _COPY_CONFIG_RE = re.compile(
@@ -156,6 +161,15 @@ def read_select(root: Path) -> Select | None:
                     _PYTHON_RE.search(text) and _NAMES_COG_RE.search(text)  # python -c
                 ):
                     found.runs = True
+        edit = _edit_after(text, found)
+        if edit is not None:  # what the text says is not the whole of what it writes
+            if merge or makefile:
+                raise LayoutError(
+                    f"{rel}: edits cog.yaml after writing it ({edit}); cogfleet cannot "
+                    f"render that from the {'yq merge' if merge else 'make target'}; change "
+                    f"the script or write {VARIANTS_FILE} by hand"
+                )
+            found = Select(script=rel, runs=True)  # run it: its output is read back
         copy = _COPY_CONFIG_RE.search(text)
         if copy:
             found.config = _pattern(copy.group(1))
@@ -171,6 +185,21 @@ def read_select(root: Path) -> Select | None:
             continue  # a make target is not run per variant: only its text is read
         if found.base or found.config or found.runs:
             return found
+    return None
+
+
+def _edit_after(text: str, found: Select) -> str | None:
+    """How the script changes cog.yaml after the shape ``found`` wrote it (``sed -i``,
+    ``yq -i``, another ``>> cog.yaml``), when it does and ``found`` is a shape read from
+    the text (a run sees the end result anyway)."""
+    if found.runs or not (found.base or found.overlay):
+        return None
+    edit = _EDITS_COG_RE.search(text)
+    if edit is not None:
+        return edit.group(0).strip()
+    appends: list[str] = _APPENDS_COG_RE.findall(text)
+    if len(appends) > (1 if found.concatenates else 0):
+        return appends[-1].strip()
     return None
 
 

@@ -6,10 +6,12 @@ each variant's values or files in a ``case`` statement, or exports variables for
 ``envsubst``, says what it does only when it runs. So it is run, per variant, in one
 scratch copy of the repository (a select script is made to run again and again in the
 same tree), with an ``envsubst`` of cogfleet's own first on ``PATH`` that records the
-values it is handed, ``cog``, ``cog-safe-push`` and ``docker`` stubs that refuse to run
-(a script that goes on to build or push does not), and none of cogfleet's credentials.
-Afterwards every file the run created or changed is compared with the files the
-repository had: one with the bytes of an existing file is a copy of it.
+values it is handed (and substitutes as ``envsubst`` does), ``cog``, ``cog-safe-push``
+and ``docker`` stubs that refuse to run (a script that goes on to build or push does
+not), and none of cogfleet's credentials. Afterwards every file the run created or
+changed is compared with the files the repository had: one with the bytes of an
+existing file is a copy of it; a cog.yaml that is a copy of none is kept to be read
+back as a template (:mod:`cogfleet.adopt._derive`).
 """
 
 from __future__ import annotations
@@ -33,11 +35,16 @@ TIMEOUT = 60.0
 _NOT_RUN = ("cog", "cog-safe-push", "docker", "replicate")
 
 _RECORDER = """\
-import json, os, sys
+import json, os, re, sys
 names = json.loads(os.environ["COGFLEET_ENVSUBST_NAMES"])
 with open(os.environ["COGFLEET_ENVSUBST_OUT"], "w", encoding="utf-8") as fh:
     json.dump({name: os.environ.get(name, "") for name in names}, fh)
-sys.stdout.write(sys.stdin.read())
+var = re.compile(r"\\$(?:\\{([A-Za-z_][A-Za-z0-9_]*)\\}|([A-Za-z_][A-Za-z0-9_]*))")
+only = {a or b for a, b in var.findall(" ".join(sys.argv[1:]))} if sys.argv[1:] else None
+def value(m):
+    name = m.group(1) or m.group(2)
+    return m.group(0) if only is not None and name not in only else os.environ.get(name, "")
+sys.stdout.write(var.sub(value, sys.stdin.read()))
 """
 
 
