@@ -172,6 +172,12 @@ def test_other_steps_that_replace_text_are_read_the_same_way(repo, cli, tmp_path
                                                     "# generated $(date +%s)"),
       "cog.yaml.template": None},
      "script/select-model large wrote a cog.yaml that is not a file it names (no file)"),
+    # one literal heredoc per variant: one template cannot be both
+    ({"script/select-model": "#!/bin/bash\ncase $1 in\n  small) cat > cog.yaml <<'EOF'\n"
+      "predict: \"predict.py:Predictor\"\nEOF\n  ;;\n  large) cat > cog.yaml <<'EOF'\n"
+      "predict: \"predict.py:LargePredictor\"\nconcurrency:\n  max: 1\nEOF\n  ;;\nesac\n",
+      "cog.yaml.template": None},
+     "script/select-model writes cog.yaml from one heredoc for large and another for small"),
     # $HOME is whoever runs the script's, not a value of the variant
     ({"script/select-model": HEREDOC_SELECT.replace("# generated for $1", "# in $HOME"),
       "cog.yaml.template": None},

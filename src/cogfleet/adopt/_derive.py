@@ -111,12 +111,13 @@ def read_back(
             output = data.decode("utf-8")
         except UnicodeDecodeError:
             return f"{script} {name} wrote a cog.yaml that is not UTF-8 text"
-        best: tuple[int, str | None, dict[str, str]] | None = None
+        # (number of replacements, repo file or None for a heredoc, body, replacements)
+        best: tuple[int, str | None, str, dict[str, str]] | None = None
         own = _templates(root, script, [_PARAMETER_RE.sub(name, w) for w in per_variant])
         for rel, template in {**files, **own}.items():
             mapping = replacements(template, output)
             if mapping is not None and (best is None or len(mapping) < best[0]):
-                best = (len(mapping), rel, mapping)
+                best = (len(mapping), rel, template, mapping)
         for body, expanded in bodies:
             mapping = replacements(body, output)
             if mapping is None or (mapping and not expanded) or (
@@ -124,16 +125,18 @@ def read_back(
             ):
                 continue
             if best is None or len(mapping) < best[0]:
-                if found.new_template not in (None, body):
-                    return (f"{script} writes cog.yaml from two heredocs ({name}'s is another); "
-                            "cogfleet takes one template")
-                best = (len(mapping), None, mapping)
-                found.new_template = body
+                best = (len(mapping), None, body, mapping)
         if best is None:
             named = ", ".join({**files, **own}) or "no file"
             return (f"{script} {name} wrote a cog.yaml that is not a file it names ({named}) "
                     "nor its heredoc with text replaced in every place")
-        _, chosen, mapping = best
+        _, chosen, text_of, mapping = best
+        if chosen is None:
+            if found.new_template not in (None, text_of):
+                first = next(n for n, t in found.templates.items() if t == new_name)
+                return (f"{script} writes cog.yaml from one heredoc for {first} and another for "
+                        f"{name}; cogfleet writes one heredoc as a template")
+            found.new_template = text_of
         found.templates[name] = chosen if chosen is not None else new_name
         found.replace[name] = mapping
     return found
