@@ -290,3 +290,33 @@ def test_a_bad_source_folder_is_one_line(tmp_path, cli, value):
     assert result.err.strip().splitlines() == [
         f"error: variants.yaml: variant 'large': source: {shown} is not a folder inside the repo"
     ]
+
+
+# -- a Cog folder at the top with a config per variant, no select script --------------------
+
+
+def test_one_cog_yaml_at_the_top_with_a_config_per_variant(tmp_path, cli):
+    root = tmp_path / "kontext"
+    cog = _cog("", "LargePredictor")
+    write_files(root, {
+        "cog.yaml": cog,
+        "predict.py": DESCRIBED_PREDICTORS,
+        "cog-safe-push-configs/dev.yaml": CONFIG.format(name="dev", expected="hihi"),
+        "cog-safe-push-configs/pro.yaml": CONFIG.format(name="pro", expected="hihi"),
+    })
+    result = cli("init", cwd=root)
+    assert result.code == ExitCode.OK, result.err
+    assert "cog.yaml at the top, 2 configs in cog-safe-push-configs/" in result.out
+    variants = yaml.safe_load((root / "variants.yaml").read_text())
+    assert variants["defaults"] == {"template": "cog.yaml"}
+    assert sorted(variants["variants"]) == ["dev", "pro"]
+    assert cli("render", cwd=root).code == ExitCode.OK
+    for name in ("dev", "pro"):
+        assert (root / ".cogfleet/build" / name / "cog.yaml").read_text() == cog
+    assert cli("lint", "dev", "pro", cwd=root).code == ExitCode.OK
+    # the root already is the Cog folder: select would overwrite the template
+    selected = cli("select", "pro", cwd=root)
+    assert selected.code == ExitCode.USAGE_ERROR
+    assert "its cog.yaml is made from the root cog.yaml, which select would overwrite" \
+        in selected.err
+    assert (root / "cog.yaml").read_text() == cog

@@ -2,7 +2,7 @@
 
 One family (``models/hello/``) with one variant, the shared ``cog.yaml`` template, its
 cog-safe-push config, a thin ``noxfile.py`` and the GitHub workflows; ``cogfleet push
-hello`` passes on it as it is. Data only: :func:`cogfleet.adopt._plan.plan_scaffold` writes it.
+hello`` passes on it as it is. Data only: :func:`cogfleet.adopt._command.plan_scaffold` writes it.
 """
 
 from __future__ import annotations

@@ -1,53 +1,39 @@
-"""``cogfleet init``: adopt a model-ci-template repo in place, or scaffold a new monorepo.
+"""What ``cogfleet init`` writes for a repo it adopts in place.
 
-**Adopting.** A repo of model-ci-template's shape keeps a base ``cog.yaml`` (usually
+A repo of model-ci-template's shape keeps a base ``cog.yaml`` (usually
 ``cog.yaml.template``), one overlay per variant merged onto it by its select script
-(``yq eval-all 'select(fileIndex == 0) *+ select(fileIndex == 1)' BASE OVERLAY``), one
-cog-safe-push config per variant (``safe-push-configs/`` or ``cog-safe-push-configs/``)
-and a push workflow. ``init`` reads the select script when there is one (else the
-usual names), the workflows (the Cog version they install, the official models they
-push), and writes:
+(``yq eval-all 'select(fileIndex == 0) *+ select(fileIndex == 1)' BASE OVERLAY``, or
+``cat`` of both), one cog-safe-push config per variant and a push workflow. ``init``
+reads the select script (:mod:`cogfleet.adopt._read`) and the workflows (the Cog version
+they install, the official models they push), and writes:
 
 - ``variants.yaml``: the family at the repository root, its base and overlays, one entry
-  per variant that has both an overlay and a config, and the official models;
+  per variant that has both an overlay and a config, where its config is (``config:``,
+  unless a plain configs folder), and the official models;
 - ``[tool.cogfleet]``, appended to ``pyproject.toml`` (created if missing): the configs
   folder when it is not the default, and ``cog-version`` when a workflow pins one.
 
-A select script that instead exports variables per model and runs ``envsubst < BASE >
-cog.yaml`` is adopted with the values it sets: it runs once per config in a scratch copy
-of the repo, with a recording ``envsubst`` first on ``PATH``, and each variant gets an
-``envsubst:`` mapping (see :func:`cogfleet._render.envsubst`); a script that copies
-each variant's files by name in a ``case`` runs the same way, and each variant gets as
-its template and ``files:`` the repo files its outputs are copies of
-(:mod:`cogfleet.adopt._scriptrun`); a cog.yaml such a run generates (``sed``, a
-heredoc, ``python -c``) is read back as a template with text replaced
-(:mod:`cogfleet.adopt._derive`). A script that copies a
-whole cog.yaml per variant (``cp configs/$1/cog.yaml cog.yaml``) is adopted with that
-file as each variant's template.
+The other shapes: a script that copies a whole cog.yaml per variant (``cp
+configs/$1/cog.yaml cog.yaml``: that file is each variant's template); one that exports
+variables for ``envsubst``, names each variant's files in a ``case``, or generates
+cog.yaml (``sed``, a heredoc, ``python -c``), which runs once per config in a scratch
+copy (:mod:`cogfleet.adopt._scriptrun`), its outputs read as copies of repo files or
+read back as a template with text replaced (:mod:`cogfleet.adopt._derive`); a repo of
+one Cog folder per variant (``models/<name>/``: ``source:`` per variant); and a Cog
+folder at the top with a config per variant (every variant's template is cog.yaml).
 
-No file of the repo is moved or rewritten. Before anything is written the plan is
-checked: every variant must load and render; otherwise nothing is written.
-
-**Scaffolding.** In an empty folder, ``init`` writes a minimal monorepo (one family with
-one variant, the shared template, its config, a noxfile and the workflows) whose
-``cogfleet push`` passes as it is.
-
-A layout that is neither is an error naming what was found and what is missing.
+No file of the repo is moved or rewritten (a heredoc's body is the one new file).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from cogfleet._errors import CogfleetError, ConfigError
-from cogfleet._files import write_atomic
 from cogfleet._render import CONFIG_NAME, shell_variables
-from cogfleet._repo import MODELS_DIR, VARIANTS_FILE, Repo
-from cogfleet._scaffold import FILES as SCAFFOLD_FILES
+from cogfleet._repo import VARIANTS_FILE
 from cogfleet._settings import DEFAULT_CONFIGS_DIR, PYPROJECT, read_table
 from cogfleet.adopt._derive import read_back
 from cogfleet.adopt._read import (
@@ -106,6 +92,10 @@ def plan_adopt(root: Path) -> Plan | None:
     own_folder = re.fullmatch(r"((?:[^{}]+/)?\{variant\})/cog-safe-push\.yaml", config or "")
     if select is None and own_folder and base is None and overlay is None:
         return _plan_folders(root, own_folder.group(1), config or "")
+    if select is None and base is None and overlay is None and config and (
+        (root / "cog.yaml").is_file()
+    ):
+        return _plan_shared(root, config)
     if select is not None and ((select.envsubst and select.base) or select.runs):
         return _plan_by_running(root, select, config)
     if select is not None and select.copies and select.base:
@@ -201,6 +191,22 @@ def _check_names(names: list[str], config: str) -> None:
             "must be "
             "lower-case letters, digits, . _ -"
         )
+
+
+def _plan_shared(root: Path, config: str) -> Plan:
+    """A Cog folder at the root with a cog-safe-push config per variant and no select
+    script (each config pushes the same model code elsewhere): every variant's template
+    is the root cog.yaml."""
+    names = sorted(per_variant_files(root, config))
+    _check_names(names, config)
+    plan = Plan(kind="adopt", found=[f"cog.yaml at the top, {len(names)} configs "
+                                     f"{_where(config)}"])
+    header = [
+        "# Written by `cogfleet init`: this repo's variants. Each variant's cog.yaml is",
+        f"# the repo's cog.yaml, and its publishing config is {_file(config, '<variant>')}.",
+    ]
+    return _finish(root, plan, header, ["  template: cog.yaml"], {n: [] for n in names},
+                   config, {})
 
 
 def _plan_folders(root: Path, folder: str, config: str) -> Plan:
@@ -482,108 +488,3 @@ def _finish(
         else:
             plan.files[PYPROJECT] = text
     return plan
-
-
-# --- scaffolding -------------------------------------------------------------------------
-
-
-def plan_scaffold() -> Plan:
-    return Plan(
-        kind="scaffold",
-        files=dict(SCAFFOLD_FILES),
-        notes=["next: cogfleet push hello (a full safe push on the local server)"],
-    )
-
-
-# --- the command -------------------------------------------------------------------------
-
-
-def _is_empty(root: Path) -> bool:
-    return not any(p.name != ".git" for p in root.iterdir())
-
-
-def plan_init(root: Path) -> Plan:
-    """What ``cogfleet init`` would do in ``root`` (raises for a layout it cannot use)."""
-    if Repo.is_root(root):
-        what = VARIANTS_FILE if (root / VARIANTS_FILE).is_file() else (
-            f"{MODELS_DIR}/<family>/{VARIANTS_FILE}"
-        )
-        raise LayoutError(f"{root} is already a cogfleet monorepo ({what} exists)")
-    if _is_empty(root):
-        return plan_scaffold()
-    plan = plan_adopt(root)
-    if plan is None:
-        present = sorted(p.name for p in root.iterdir() if p.name != ".git")[:8]
-        raise LayoutError(
-            f"cannot init here: the folder is not empty (found {', '.join(present)}) and has "
-            "no select-script layout (missing a select script that writes cog.yaml, such "
-            "as script/select.sh, or a base such as cog.yaml.template with overlays in "
-            f"model-cog-configs/; and configs in {' or '.join(CONFIG_DIRS)}/)"
-        )
-    return plan
-
-
-def apply_plan(root: Path, plan: Plan, verify: bool = True) -> list[str]:
-    """Write ``plan``; for an adoption, check the repo loads and renders, else undo it all."""
-    for rel in plan.files:
-        if (root / rel).exists():
-            raise LayoutError(f"{rel} already exists; init never overwrites a file")
-    originals: dict[str, bytes] = {}
-    written: list[str] = []
-    try:
-        for rel, text in plan.appends.items():
-            originals[rel] = (root / rel).read_bytes()
-            write_atomic(root / rel, originals[rel] + text.encode("utf-8"))
-            written.append(rel)
-        for rel, text in plan.files.items():
-            write_atomic(root / rel, text.encode("utf-8"))
-            written.append(rel)
-        if verify and plan.kind == "adopt":
-            _verify(root)
-    except (CogfleetError, OSError) as exc:
-        for rel in written:
-            if rel in originals:
-                write_atomic(root / rel, originals[rel])
-            else:
-                (root / rel).unlink(missing_ok=True)
-        if isinstance(exc, CogfleetError):
-            raise ConfigError(None, f"init wrote nothing: {exc}") from None
-        raise
-    return written
-
-
-def _verify(root: Path) -> None:
-    from cogfleet._plugins import Plugins
-    from cogfleet._render import render_in_memory
-
-    repo = Repo.load(root)
-    plugins = Plugins(repo.root)
-    for variant in repo.variants.values():
-        render_in_memory(repo, variant, plugins)
-
-
-def run_init(root: Path, *, dry_run: bool, out: Callable[[str], None]) -> None:
-    """``cogfleet init``: plan, show, and (unless ``dry_run``) write."""
-    plan = plan_init(root)
-    what = "adopting a select-script repo" if plan.kind == "adopt" else (
-        "scaffolding a new monorepo"
-    )
-    out(f"{what}{' (dry run: nothing is written)' if dry_run else ''}")
-    if plan.found:
-        out("found: " + "; ".join(plan.found))
-    for note in plan.notes:
-        out(f"note: {note}")
-    if dry_run:
-        for rel, text in plan.files.items():
-            out(f"would write {rel}:")
-            out("".join(f"    {line}\n" for line in text.splitlines()))
-        for rel, text in plan.appends.items():
-            out(f"would append to {rel}:")
-            out("".join(f"    {line}\n" for line in text.strip("\n").splitlines()))
-        return
-    written = apply_plan(root, plan)
-    for rel in written:
-        out(f"{'appended [tool.cogfleet] to' if rel in plan.appends else 'wrote'} {rel}")
-    if plan.kind == "adopt":
-        out("next: cogfleet list; cogfleet render; cogfleet lint (see the README, "
-            "'Adopting an existing repo')")
