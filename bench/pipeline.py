@@ -22,7 +22,6 @@ import math
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -117,16 +116,12 @@ def user_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class ServeProcess:
     """``cogfleet serve --latency L`` as a subprocess; its access log is kept in memory."""
 
     _ACCESS_RE = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) (\S+) HTTP/[\d.]+" (\d{3})')
+
+    _RUNNING_RE = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
     _TIMED_RE = re.compile(
         r"request (GET|POST|PUT|PATCH|DELETE) (\S+) (\d{3}) ([\d.]+) ([\d.]+)$"
@@ -134,12 +129,12 @@ class ServeProcess:
 
     def __init__(self, state: Path, latency: float, request_latency: float = 0.0,
                  extra_args: list[str] | None = None) -> None:
-        self.port = _free_port()
+        self.port = 0  # the server binds a free port and announces it (no probe to race)
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self._ready = threading.Event()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cogfleet", "serve", "--port", str(self.port),
+            [sys.executable, "-m", "cogfleet", "serve", "--port", "0",
              "--state", str(state), "--latency", str(latency),
              "--request-latency", str(request_latency), *(extra_args or [])],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,  # access log: stdout
@@ -147,7 +142,7 @@ class ServeProcess:
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        if not self._ready.wait(60) or self.proc.poll() is not None:
+        if not self._ready.wait(60) or not self.port or self.proc.poll() is not None:
             self.stop()
             raise RuntimeError("cogfleet serve did not start:\n" + "".join(self.lines[-20:]))
 
@@ -161,7 +156,9 @@ class ServeProcess:
             with self._changed:
                 self.lines.append(line)
                 self._changed.notify_all()
-            if "Uvicorn running on" in line:
+            running = self._RUNNING_RE.search(line)
+            if running and not self._ready.is_set():
+                self.port = int(running.group(1))
                 self._ready.set()
         self._ready.set()  # the process ended: wake the starter so it can report it
 

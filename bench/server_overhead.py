@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import socket
+import re
 import statistics
 import subprocess
 import sys
@@ -43,6 +43,7 @@ import replicate
 from cogfleet.server._embedded import LocalServer
 from cogfleet.server._push import push_build
 
+_RUNNING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 NOOP = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "server" / "noop"
 
 
@@ -142,12 +143,10 @@ def _served(mode: str, state: str) -> Iterator[tuple[str, str]]:
         with LocalServer(state_dir=state) as srv:
             yield srv.base_url, srv.token
         return
-    with socket.socket() as probe:  # a free port for the server to bind
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     token = "bench-token"
+    # --port 0: the server binds a free port and announces it (no probe to race)
     args = [sys.executable, "-m", "cogfleet", "serve", "--host", "127.0.0.1",
-            "--port", str(port), "--state", state, "--token", f"{token}=bench"]
+            "--port", "0", "--state", state, "--token", f"{token}=bench"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     ready = threading.Event()
     seen: list[str] = []
@@ -157,7 +156,7 @@ def _served(mode: str, state: str) -> Iterator[tuple[str, str]]:
         for line in proc.stderr:
             if not ready.is_set():
                 seen.append(line.rstrip())
-                if "Uvicorn running on" in line:
+                if _RUNNING.search(line):
                     ready.set()
         ready.set()
 
@@ -165,9 +164,10 @@ def _served(mode: str, state: str) -> Iterator[tuple[str, str]]:
     reader.start()
     try:
         ready.wait(60)
-        if proc.poll() is not None or not any("Uvicorn running on" in s for s in seen):
+        running = [m for m in map(_RUNNING.search, seen) if m]
+        if proc.poll() is not None or not running:
             raise RuntimeError("cogfleet serve did not start: " + " | ".join(seen[-3:]))
-        yield f"http://127.0.0.1:{port}", token
+        yield f"http://127.0.0.1:{running[0].group(1)}", token
     finally:
         proc.terminate()
         proc.wait(30)
