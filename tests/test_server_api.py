@@ -438,6 +438,13 @@ def test_file_outputs_are_urls_except_in_the_synchronous_answer(
         resp = plain.get(urls[1])
         assert resp.status_code == 200 and resp.content == b"frame 1"
         assert resp.headers["content-type"].startswith("text/plain")
+        # Byte ranges, as a CDN serves files (resumed downloads, media players).
+        assert resp.headers["accept-ranges"] == "bytes"
+        part = plain.get(urls[1], headers={"Range": "bytes=2-4"})
+        assert part.status_code == 206 and part.content == b"ame"
+        assert part.headers["content-range"] == "bytes 2-4/7"
+        head = plain.head(urls[1])
+        assert head.status_code == 200 and head.headers["content-length"] == "7"
         _problem(plain.get(urls[1].replace(polled.id, "x" * 26)), 404)
     # cogfleet's own checkers read both forms alike.
     files = FileCache(None)

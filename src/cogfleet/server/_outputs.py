@@ -5,8 +5,9 @@ file under ``<state>/outputs/<key>/out-<n>.<ext>`` (``key``: the run's id and a
 secret) and stores the run's output with ``/delivery/<key>/<name>`` in its place.
 Polled predictions, lists, webhooks and streams show absolute URLs to those files
 (served without a token, like Replicate's delivery host, for as long as the
-state folder keeps the run); the synchronous answer to ``Prefer: wait`` inlines
-them again as ``data:`` URIs, as Replicate's does.
+state folder keeps the run, with their ``Content-Type``, ``HEAD`` and byte ranges;
+no ``Content-Disposition``: the name is the URL's last part); the synchronous
+answer to ``Prefer: wait`` inlines them again as ``data:`` URIs, as Replicate's does.
 """
 
 from __future__ import annotations
