@@ -9,6 +9,7 @@ templates are shared by every render of a repository, in memory and under
 line it was written on, so an error found later in the rendered text names the line
 the user wrote; an error while rendering names the template, line, variable and
 variant. Undefined variables are errors (``StrictUndefined``), also inside filters.
+Templates run sandboxed and bounded in size and steps (:mod:`cogfleet._template_limits`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import jinja2
 from cogfleet._errors import ConfigError, TemplateError
 from cogfleet._files import ensure_state_dir, write_atomic
 from cogfleet._repo import STATE_DIR, TEMPLATES_DIR, Repo, Variant
+from cogfleet._template_limits import CACHE_SALT, BoundedEnvironment, TemplateLimit, counted
 
 _UNDEFINED_RE = re.compile(r"'([^']+)' is undefined")
 
@@ -124,6 +126,9 @@ class _CompiledTemplates(jinja2.BytecodeCache):
 
     def _path(self, key: str) -> Path:
         return self.directory / f"{key}.cache"
+
+    def get_cache_key(self, name: str, filename: str | None = None) -> str:
+        return super().get_cache_key(f"{CACHE_SALT}:{name}", filename)
 
     def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
         with self._lock:
@@ -251,7 +256,7 @@ def template_environment(
 ) -> jinja2.Environment:
     """The Jinja environment ``variant``'s templates render in (see the module doc)."""
     loader = RecordingLoader(search_path(repo, variant), repo.root)
-    env = jinja2.Environment(
+    env = BoundedEnvironment(
         loader=loader,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -291,6 +296,11 @@ def _template_error(
         what = f"included template not found: {exc.name}"
     elif isinstance(exc, RecursionError):
         what = "templates include or call each other without end"
+    elif isinstance(exc, TemplateLimit):
+        what = str(exc)
+        origin = getattr(exc, "origin", None)  # the size: the piece that went beyond it
+        if origin is not None:
+            where, line = known.get(origin[0], origin[0]), origin[1]
     else:
         what = f"{type(exc).__name__}: {exc}"
     return TemplateError(where, f"{what} (variant {variant.name!r})", line=line)
@@ -349,7 +359,7 @@ def render_one(
     try:
         template = env.get_template(name)
         try:
-            chunks = list(template.root_render_func(template.new_context(context)))
+            chunks = list(counted(template.root_render_func(template.new_context(context))))
         except Exception:  # noqa: BLE001 - as Template.render: rewrite the traceback
             env.handle_exception()
     except ConfigError:
