@@ -48,6 +48,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Quiet: cogfleet hangs up once it has its answer (a request still being answered
+        then fails to write), and socketserver would print that traceback to stderr."""
+
+
 @pytest.fixture
 def bad_api() -> Iterator[object]:
     """Start the stand-in answering in ``mode``; returns a function ``start(mode) -> url``."""
@@ -55,7 +61,7 @@ def bad_api() -> Iterator[object]:
 
     def start(mode: str) -> str:
         handler = type("Handler", (_Handler,), {"mode": mode})
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server = _Server(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}"
