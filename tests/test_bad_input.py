@@ -153,6 +153,26 @@ FILE_CASES = [
                  ["test_model: must differ from model"], id="test-model-is-model"),
     pytest.param({CONFIG: GOOD_CONFIG.replace("{{ model }}", "acme/other")}, f"{CONFIG}:1",
                  ["differs from 'acme/alpha'"], id="model-differs-from-variants"),
+    pytest.param({CONFIG: GOOD_CONFIG.replace("{prompt: hi}", "{prompt: hi, steps: .nan}")},
+                 f"{CONFIG}:4", ["inputs: steps: nan is not a number JSON can carry"],
+                 id="case-input-nan"),
+    pytest.param({CONFIG: GOOD_CONFIG + "  fuzz:\n    fixed_inputs: {x: [1, -.inf]}\n"},
+                 f"{CONFIG}:7", ["fixed_inputs: x[1]: -inf is not a number JSON can carry"],
+                 id="fuzz-input-infinite"),
+    pytest.param({CONFIG: GOOD_CONFIG + "  fuzz:\n    iterations: 100000000000\n"},
+                 f"{CONFIG}:7", ["predict.fuzz.iterations", "less than or equal to 10000"],
+                 id="fuzz-iterations-huge"),
+    pytest.param({CONFIG: GOOD_CONFIG + "test_hardware: ''\n"}, f"{CONFIG}:6",
+                 ["test_hardware: String should have at least 1 character"],
+                 id="test-hardware-empty"),
+    pytest.param({CONFIG: GOOD_CONFIG + "deployment:\n  max_instances: 99999999999999999999\n"},
+                 f"{CONFIG}:7", ["deployment.max_instances", "less than or equal to 20"],
+                 id="deployment-above-the-api-limit"),
+    pytest.param({"pyproject.toml": "tool = 'x'\n"}, "pyproject.toml",
+                 ["tool must be a table, got str"], id="pyproject-tool-not-a-table"),
+    pytest.param({"pyproject.toml": "[tool.cogfleet]\nconfigs-dir = 'confs'\n"},
+                 "pyproject.toml", ["[tool.cogfleet] configs-dir: no folder 'confs'"],
+                 id="pyproject-configs-dir-missing"),
     # --- cog.yaml ---------------------------------------------------------------------
     pytest.param({TEMPLATE: 'build:\n  python_version: "3.11"\npredict: "predict.py:Predictr"\n'},
                  f"{TEMPLATE}:3", ["predict.py defines no 'Predictr'", "Predictor"],
@@ -226,6 +246,21 @@ PLUGIN_CASES = [
                  id="plugin-syntax-error"),
     pytest.param("import os\nraise RuntimeError('no import for you')\n", "plugins/bad.py:2",
                  ["failed to import", "no import for you"], id="plugin-import-raises"),
+    pytest.param("import sys\nsys.exit(3)\n", "plugins/bad.py:2",
+                 ["plugin 'bad' failed to import: SystemExit: 3"], id="plugin-exits-at-import"),
+    pytest.param(HOOK + "@hookimpl\ndef cogfleet_template_variables(variant):\n"
+                 "    return ['steps', 8]\n", "plugin bad (plugins/bad.py)",
+                 ["cogfleet_template_variables returned list ['steps', 8], expected a dict"],
+                 id="plugin-template-variables-not-a-dict"),
+    pytest.param(HOOK + "@hookimpl\ndef cogfleet_template_filters(register):\n"
+                 "    register('shout', 'upper')\n", "plugins/bad.py:5",
+                 ["filter 'shout' is not callable"], id="plugin-filter-not-callable"),
+    pytest.param(HOOK + "@hookimpl\ndef cogfleet_template_filters(register):\n"
+                 "    register(5, str)\n", "plugins/bad.py:5",
+                 ["a filter's name must be an identifier, got 5"], id="plugin-filter-name"),
+    pytest.param(HOOK + "@hookimpl\ndef cogfleet_register_steps(register):\n"
+                 "    register('step')\n", "plugins/bad.py:5",
+                 ["registered str 'step', not a Step"], id="plugin-registers-a-non-step"),
     pytest.param(HOOK + "@hookimpl\ndef cogfleet_lnt(variant, build_dir):\n    return []\n",
                  "plugins/bad.py", ["cogfleet_lnt"], id="plugin-unknown-hook"),
     pytest.param(HOOK + "@hookimpl\ndef cogfleet_template_variables(variant):\n"
@@ -261,6 +296,18 @@ def test_bad_plugins(push_broken, plugin, where, what):
         files[PARTIAL] = "environment:\n  - STEPS={{ steps | shout }}\n"
     result, root = push_broken(files)
     assert_rejected(result, root, where, *what)
+
+
+@pytest.mark.parametrize(("answer", "shown"), [
+    ("'problem'", "str 'problem'"), ("5", "int 5"), ("[5]", "list [5]"),
+])
+def test_a_lint_hook_answering_no_list_of_text_names_the_plugin(make_repo, cli, answer, shown):
+    root = make_repo({"plugins/bad.py": HOOK + "@hookimpl\ndef cogfleet_lint(variant, build_dir):"
+                      f"\n    return {answer}\n"})
+    result = cli("lint", "alpha", cwd=root)
+    assert result.code == 2, result
+    assert result.err == (f"error: plugin bad (plugins/bad.py): cogfleet_lint returned {shown}, "
+                          "expected a list of str\n")
 
 
 def test_a_lint_hook_that_raises_names_the_plugin(make_repo, cli):

@@ -44,6 +44,10 @@ CLI_CASES = [
                  ["non-empty"], id="test-case-empty-prompt"),
     pytest.param(["--test-case", "prompt=hi==http://[::1"], "--test-case: match_url",
                  ["is not a URL"], id="test-case-url-malformed"),
+    pytest.param(["--junit-xml", "./report.json"], "--junit-xml ./report.json",
+                 ["--report-json writes that file too"], id="two-reports-one-file"),
+    pytest.param(["--fuzz-iterations", "99999999999"], "--fuzz-iterations",
+                 ["less than or equal to 10000"], id="fuzz-iterations-huge"),
 ]
 
 

@@ -131,6 +131,12 @@ TRAIN_CASES = [
 ]
 
 
+def test_a_train_section_for_a_model_without_a_trainer(push_broken):
+    result, root = push_broken({CONFIG: config("{prompt: hi}") + "train:\n  train_timeout: 60\n"})
+    assert_rejected(result, root, f"{CONFIG}:5: ",
+                    "train: the model has no trainer (cog.yaml sets no train:)")
+
+
 @pytest.mark.parametrize(("section", "line", "what"), TRAIN_CASES)
 def test_bad_training_inputs_are_config_errors(push_broken, section, line, what):
     files = {TRAIN: TRAINER, TEMPLATE: WITH_TRAIN, "x.zip": "zip",

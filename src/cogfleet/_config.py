@@ -7,6 +7,7 @@ and at most one checker key; which keys are checkers is decided by the plugins
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,6 +41,32 @@ def _not_bool(value: Any) -> Any:
 #: An integer setting: pydantic would read ``true`` as 1 (a one-second timeout).
 Int = Annotated[int, BeforeValidator(_not_bool)]
 
+#: The most fuzz inputs one run makes (each is a prediction; they are made up front).
+MAX_FUZZ_ITERATIONS = 10_000
+
+
+def _json_inputs(value: dict[str, Any]) -> dict[str, Any]:
+    """Inputs travel as JSON: YAML's ``.nan`` and ``.inf`` have no JSON form."""
+
+    def walk(item: Any, where: str) -> None:
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"{where}: {item} is not a number JSON can carry")
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                walk(inner, f"{where}.{key}" if where else str(key))
+        elif isinstance(item, list):
+            for index, inner in enumerate(item):
+                walk(inner, f"{where}[{index}]")
+
+    walk(value, "")
+    return value
+
+
+#: Inputs of a test case or of fuzzing: names to JSON values.
+Inputs = Annotated[dict[str, Any], AfterValidator(_json_inputs)]
+#: A hardware SKU (``cpu``, ``gpu-t4``): never empty.
+Hardware = Annotated[str, Field(min_length=1)]
+
 
 def _named_by(problem_of: Callable[[str], str | None]) -> AfterValidator:
     """A validator of a name that ``problem_of`` explains the problem with (or passes)."""
@@ -70,7 +97,7 @@ class TestCase(BaseModel):
     __test__ = False  # not a pytest class
     model_config = ConfigDict(extra="allow")
 
-    inputs: dict[str, Any]  # required, as in cog-safe-push (``inputs: {}`` for none)
+    inputs: Inputs  # required, as in cog-safe-push (``inputs: {}`` for none)
 
     @property
     def checker(self) -> tuple[str, Any] | None:
@@ -80,9 +107,9 @@ class TestCase(BaseModel):
 
 
 class FuzzConfig(_Strict):
-    fixed_inputs: dict[str, Any] = Field(default_factory=dict)
+    fixed_inputs: Inputs = Field(default_factory=dict)
     disabled_inputs: list[str] = Field(default_factory=list)
-    iterations: Int = Field(default=10, ge=0)
+    iterations: Int = Field(default=10, ge=0, le=MAX_FUZZ_ITERATIONS)
     prompt: str | None = None
     duration: Int | None = None  # deprecated in cog-safe-push; accepted and ignored
 
@@ -96,7 +123,7 @@ class PredictConfig(_Strict):
 
 class TrainConfig(_Strict):
     destination: ModelRef | None = None
-    destination_hardware: str = "cpu"
+    destination_hardware: Hardware = "cpu"
     train_timeout: Int = Field(default=DEFAULT_TIMEOUT, gt=0)
     test_cases: list[TestCase] = Field(default_factory=list)
     fuzz: FuzzConfig | None = None
@@ -105,10 +132,11 @@ class TrainConfig(_Strict):
 class DeploymentConfig(_Strict):
     owner: Account | None = None
     name: Name | None = None
-    hardware: str | None = None
-    # cogfleet extension: scaling bounds (cog-safe-push: cpu 1-20, gpu 0-2)
-    min_instances: Int | None = Field(default=None, ge=0)
-    max_instances: Int | None = Field(default=None, ge=1)
+    hardware: Hardware | None = None
+    # cogfleet extension: scaling bounds (cog-safe-push: cpu 1-20, gpu 0-2), within
+    # what Replicate's API accepts (min 0-5, max 0-20)
+    min_instances: Int | None = Field(default=None, ge=0, le=5)
+    max_instances: Int | None = Field(default=None, ge=1, le=20)
 
     @model_validator(mode="after")
     def _bounds(self) -> DeploymentConfig:
@@ -123,7 +151,7 @@ class SafePushConfig(_Strict):
 
     model: ModelRef
     test_model: ModelRef | None = None
-    test_hardware: str = "cpu"
+    test_hardware: Hardware = "cpu"
     predict: PredictConfig | None = None
     train: TrainConfig | None = None
     deployment: DeploymentConfig | None = None

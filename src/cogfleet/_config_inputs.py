@@ -117,7 +117,11 @@ def input_problems(
     for section_name, component in _SECTIONS:
         section = getattr(config, section_name)
         props = _properties(schema, component)
-        if section is None or props is None:  # no trainer: the run says so
+        if section is None:
+            continue
+        if props is None:
+            what = "trainer (cog.yaml sets no train:)" if section_name == "train" else "predictor"
+            problems.append(InputProblem((section_name,), f"the model has no {what}"))
             continue
         known = ", ".join(props) or "none"
         for index, case in enumerate(section.test_cases):

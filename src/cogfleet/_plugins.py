@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -111,7 +111,7 @@ class Plugins:
                 source = f"entry point ({ep.dist.name if ep.dist is not None else '?'})"
             try:
                 module = ep.load()
-            except Exception as exc:  # any import failure is reported by plugin name
+            except (Exception, SystemExit) as exc:  # any import failure is reported by name
                 raise PluginError(
                     None, f"plugin {ep.name!r} ({ep.value}) failed to import: {exc}"
                 ) from None
@@ -140,7 +140,7 @@ class Plugins:
             sys.modules[mod_name] = module
             try:
                 spec.loader.exec_module(module)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # sys.exit() at import is a failed import too
                 sys.modules.pop(mod_name, None)
                 line = _error_line(exc, path)
                 raise PluginError(
@@ -180,6 +180,34 @@ class Plugins:
             tb = tb.tb_next
         return PluginError(
             where, f"plugin {name!r}: {hook} raised {type(exc).__name__}: {exc}", line
+        )
+
+    def _check_answers(
+        self, hook: str, answers: list[Any], fits: Callable[[Any], bool], expected: str,
+        **kwargs: Any,
+    ) -> None:
+        """A PluginError naming the plugin whose answer to ``hook`` is not ``expected``.
+
+        pluggy drops ``None`` answers, so the plugin is found by asking each one again
+        (only when an answer is wrong: the error path).
+        """
+        wrong = next((a for a in answers if a is not None and not fits(a)), _FITS)
+        if wrong is _FITS:
+            return
+        owner = "?"
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            if impl.hookwrapper or impl.wrapper:
+                continue
+            answer = self._guard(impl.function, hook,
+                                 **{k: v for k, v in kwargs.items() if k in impl.argnames})
+            if answer is not None and not fits(answer):
+                owner = self.source_of(impl.plugin)
+                break
+        shown = repr(wrong)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise PluginError(
+            None, f"plugin {owner}: {hook} returned {type(wrong).__name__} {shown}, "
+            f"expected {expected}"
         )
 
     # -- introspection -----------------------------------------------------------------
@@ -230,8 +258,11 @@ class Plugins:
 
     def template_variables(self, variant: Variant) -> dict[str, Any]:
         merged: dict[str, Any] = {}
+        answers = self._call("cogfleet_template_variables", variant=variant)
+        self._check_answers("cogfleet_template_variables", answers, _is_variables,
+                            "a dict of variable names (str) to values", variant=variant)
         # pluggy calls the last registered first; reverse so later plugins win
-        for answer in reversed(self._call("cogfleet_template_variables", variant=variant)):
+        for answer in reversed(answers):
             if answer:
                 merged.update(answer)
         return merged
@@ -240,6 +271,10 @@ class Plugins:
         filters: dict[str, Callable[..., Any]] = {}
 
         def register(name: str, func: Callable[..., Any]) -> None:
+            if not isinstance(name, str) or not name.isidentifier():
+                raise TypeError(f"a filter's name must be an identifier, got {name!r}")
+            if not callable(func):
+                raise TypeError(f"filter {name!r} is not callable: {func!r}")
             filters[name] = func
 
         self._call("cogfleet_template_filters", register=register)
@@ -256,6 +291,8 @@ class Plugins:
         problems: list[str] = []
         pin = cog_pin or installed_pin()
         answers = self._call("cogfleet_lint", variant=variant, build_dir=build_dir, cog_pin=pin)
+        self._check_answers("cogfleet_lint", answers, _is_texts, "a list of str",
+                            variant=variant, build_dir=build_dir, cog_pin=pin)
         for answer in reversed(answers):
             problems.extend(answer or [])
         return problems
@@ -266,7 +303,11 @@ class Plugins:
         """Every registered pipeline step; two plugins registering one name is an error."""
         steps: dict[str, Step] = {}
 
+        from cogfleet._steps import Step
+
         def register(step: Step) -> None:
+            if not isinstance(step, Step):
+                raise TypeError(f"registered {type(step).__name__} {step!r}, not a Step")
             if step.name in steps:
                 raise PluginError(None, f"two plugins register the pipeline step {step.name!r}")
             steps[step.name] = step
@@ -276,7 +317,10 @@ class Plugins:
 
     def schema_lint(self, schema: dict[str, Any], kind: str) -> list[str]:
         problems: list[str] = []
-        for answer in reversed(self._call("cogfleet_schema_lint", schema=schema, kind=kind)):
+        answers = self._call("cogfleet_schema_lint", schema=schema, kind=kind)
+        self._check_answers("cogfleet_schema_lint", answers, _is_texts, "a list of str",
+                            schema=schema, kind=kind)
+        for answer in reversed(answers):
             problems.extend(answer or [])
         return problems
 
@@ -319,3 +363,14 @@ def _error_line(exc: BaseException, path: Path) -> int | None:
             line = tb.tb_lineno
         tb = tb.tb_next
     return line
+
+
+_FITS = object()
+
+
+def _is_texts(answer: Any) -> bool:
+    return isinstance(answer, list | tuple) and all(isinstance(a, str) for a in answer)
+
+
+def _is_variables(answer: Any) -> bool:
+    return isinstance(answer, Mapping) and all(isinstance(k, str) for k in answer)

@@ -213,10 +213,16 @@ class Repo:
             return root
         here = (start or Path.cwd()).resolve()
         for folder in (here, *here.parents):
-            if cls.is_root(folder) and (
-                (folder / load_settings(folder).configs_dir).is_dir() or _names_configs(folder)
-            ):
+            if not cls.is_root(folder):
+                continue
+            settings = load_settings(folder)
+            if (folder / settings.configs_dir).is_dir() or _names_configs(folder):
                 return folder
+            if "configs-dir" in settings.table:  # said where the configs are: not there
+                raise ConfigError(
+                    folder / "pyproject.toml" if folder != here else "pyproject.toml",
+                    f"[tool.cogfleet] configs-dir: no folder {settings.configs_dir!r}",
+                )
         raise UsageError(
             f"no cogfleet monorepo found at or above {here} (expected {VARIANTS_FILE} or "
             f"{MODELS_DIR}/<family>/{VARIANTS_FILE}, and the configs folder; run `cogfleet "

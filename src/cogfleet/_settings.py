@@ -49,6 +49,8 @@ def read_table(root: Path) -> dict[str, Any] | None:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(PYPROJECT, f"invalid TOML: {exc}") from None
     tool = data.get("tool")
+    if tool is not None and not isinstance(tool, dict):
+        raise ConfigError(PYPROJECT, f"tool must be a table, got {type(tool).__name__}")
     table = tool.get("cogfleet") if isinstance(tool, dict) else None
     if table is None:
         return None

@@ -73,11 +73,16 @@ def owner_name(text: str) -> str:
 
 
 def check_destinations(flags: Iterable[tuple[str, str | None]]) -> None:
-    """Every report path can be written: not a folder, and no file where a folder must be."""
+    """Every report path can be written: not a folder, no file where a folder must be,
+    and no two reports into one file (the second would overwrite the first)."""
+    seen: dict[Path, str] = {}
     for flag, value in flags:
         if not value:
             continue
         path = Path(value)
+        same = seen.setdefault(path.resolve(), flag)
+        if same != flag:
+            raise UsageError(f"{flag} {value}: {same} writes that file too; give another path")
         if path.is_dir():
             raise UsageError(f"{flag} {value}: is a folder; give a file path")
         for parent in path.parents:

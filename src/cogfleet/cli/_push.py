@@ -225,8 +225,10 @@ def _merge_overrides(config: SafePushConfig, ns: argparse.Namespace) -> SafePush
         predict = config.predict or PredictConfig()
         if fuzz_update:
             fuzz = predict.fuzz or FuzzConfig()
-            predict_update["fuzz"] = fuzz.model_copy(update=fuzz_update)
-        top["predict"] = predict.model_copy(update=predict_update)
+            predict_update["fuzz"] = fuzz.model_dump() | fuzz_update
+        # as plain data, so the flags' values are validated with the rest (model_copy
+        # would take --fuzz-iterations 99999999999 as it is)
+        top["predict"] = predict.model_dump() | predict_update
     if not top:
         return config
     try:
@@ -287,6 +289,7 @@ def _push(ns: argparse.Namespace, *, no_push: bool | None) -> int:
     variants = repo.select(ns.variants)
     settings = _settings(ns)
     plugins = load_plugins(repo.root)
+    plugins.steps()  # a plugin that cannot register its steps fails before any render
     configs: dict[str, SafePushConfig] = {}
     warnings: list[str] = []
 
@@ -356,6 +359,7 @@ def _safe_push(ns: argparse.Namespace) -> int:
         raise UsageError("safe-push runs in a Cog folder: no cog.yaml here")
     settings = _settings(ns)
     plugins = load_plugins(folder if (folder / "plugins").is_dir() else None)
+    plugins.steps()  # a plugin that cannot register its steps fails before any push
     config_path = Path(ns.config) if ns.config else folder / "cog-safe-push.yaml"
     if ns.config and not config_path.is_file():
         raise UsageError(f"--config {ns.config}: no such file")
