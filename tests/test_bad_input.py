@@ -248,6 +248,9 @@ PLUGIN_CASES = [
                  ["failed to import", "no import for you"], id="plugin-import-raises"),
     pytest.param("import sys\nsys.exit(3)\n", "plugins/bad.py:2",
                  ["plugin 'bad' failed to import: SystemExit: 3"], id="plugin-exits-at-import"),
+    pytest.param("raise BaseException('no')\n", "plugins/bad.py:1",
+                 ["plugin 'bad' failed to import: BaseException: no"],
+                 id="plugin-base-exception-at-import"),
     pytest.param(HOOK + "@hookimpl\ndef cogfleet_template_variables(variant):\n"
                  "    return ['steps', 8]\n", "plugin bad (plugins/bad.py)",
                  ["cogfleet_template_variables returned list ['steps', 8], expected a dict"],

@@ -111,7 +111,9 @@ class Plugins:
                 source = f"entry point ({ep.dist.name if ep.dist is not None else '?'})"
             try:
                 module = ep.load()
-            except (Exception, SystemExit) as exc:  # any import failure is reported by name
+            except BaseException as exc:  # any import failure is reported by name
+                if isinstance(exc, KeyboardInterrupt | GeneratorExit):
+                    raise
                 raise PluginError(
                     None, f"plugin {ep.name!r} ({ep.value}) failed to import: {exc}"
                 ) from None
@@ -140,7 +142,9 @@ class Plugins:
             sys.modules[mod_name] = module
             try:
                 spec.loader.exec_module(module)
-            except (Exception, SystemExit) as exc:  # sys.exit() at import is a failed import too
+            except BaseException as exc:  # sys.exit() or a BaseException at import too
+                if isinstance(exc, KeyboardInterrupt | GeneratorExit):
+                    raise
                 sys.modules.pop(mod_name, None)
                 line = _error_line(exc, path)
                 raise PluginError(
