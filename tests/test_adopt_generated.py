@@ -133,8 +133,10 @@ def test_init_writes_a_heredoc_as_the_template(repo, cli, tmp_path):
     assert (repo / "cog.yaml.template").read_text() == HEREDOC_SELECT.split("<<EOF\n")[1].split(
         "EOF\n")[0]
     variants = yaml.safe_load((repo / "variants.yaml").read_text())
-    assert variants["defaults"]["replace"] == {"$1": "{variant}", "$MODEL": "{variant}"}
-    assert variants["variants"]["large"] == {"replace": {"${PREDICTOR}": "LargePredictor"}}
+    # the script's variables as envsubst values ($1 is no variable name: replaced as text)
+    assert variants["defaults"]["envsubst"] == {"MODEL": "{variant}"}
+    assert variants["defaults"]["replace"] == {"$1": "{variant}"}
+    assert variants["variants"]["large"] == {"envsubst": {"PREDICTOR": "LargePredictor"}}
     _renders_as_the_script(repo, cli, tmp_path, "script/select-model")
 
 
@@ -246,8 +248,14 @@ def test_envsubst_into_a_pipe_is_run_and_read_back(repo, cli, tmp_path):
     result = cli("init", cwd=repo)
     assert result.code == ExitCode.OK, result.err
     variants = yaml.safe_load((repo / "variants.yaml").read_text())
-    assert variants["variants"]["large"] == {"replace": {"${PREDICTOR}": "LargePredictor"}}
+    assert variants["variants"]["large"] == {"envsubst": {"PREDICTOR": "LargePredictor"}}
     _renders_as_the_script(repo, cli, tmp_path, "script/select-model")
+    # a $PATH added to the template later stays as written (not $P... replaced)
+    write_files(repo, {"cog.yaml.tpl": (repo / "cog.yaml.tpl").read_text()
+                       + "# PATH is $PATH, $PREDICTORS is another\n"})
+    assert cli("render", "large", cwd=repo).code == ExitCode.OK
+    assert (repo / ".cogfleet/build/large/cog.yaml").read_text().endswith(
+        "# PATH is $PATH, $PREDICTORS is another\n")
 
 
 @pytest.mark.parametrize(("script", "message"), [

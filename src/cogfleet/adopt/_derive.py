@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cogfleet._render import replace_literal
+from cogfleet._render import envsubst, replace_literal
 
 _TOKEN_RE = re.compile(r"\w+|\s+|[^\w\s]")
 #: A heredoc that writes cog.yaml: ``cat > cog.yaml <<EOF`` (or ``<<-"EOF"``, ``tee``).
@@ -75,6 +75,7 @@ def _heredoc_bodies(script: str) -> list[tuple[str, bool]]:
 _PARAMETER_RE = re.compile(
     r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*|[0-9])\}|([A-Za-z_][A-Za-z0-9_]*|[0-9]))"
 )
+_NAME_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _PATH_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_./-]*")
 _VARIABLE_PATH_RE = re.compile(r"[A-Za-z0-9_.${}][A-Za-z0-9_./${}-]*")
 _MAX_TEMPLATE = 1_000_000
@@ -88,6 +89,7 @@ class ReadBack:
 
     templates: dict[str, str] = field(default_factory=dict)  # variant -> repo file
     replace: dict[str, dict[str, str]] = field(default_factory=dict)
+    envsubst: dict[str, dict[str, str]] = field(default_factory=dict)
     new_template: str | None = None  # a heredoc's body, to be written as a template file
 
 
@@ -138,7 +140,15 @@ def read_back(
                         f"{name}; cogfleet writes one heredoc as a template")
             found.new_template = text_of
         found.templates[name] = chosen if chosen is not None else new_name
-        found.replace[name] = mapping
+        # $NAME / ${NAME} as envsubst values (a $PATH added later is not $P replaced),
+        # when rendering them so still gives the script's bytes
+        names = {k: _NAME_RE.fullmatch(k) for k in mapping}
+        values = {m.group(1) or m.group(2): mapping[k] for k, m in names.items() if m}
+        literal = {k: v for k, v in mapping.items() if not names[k]}
+        if values and replace_literal(envsubst(text_of, values), literal) == output:
+            found.envsubst[name], found.replace[name] = values, literal
+        else:
+            found.envsubst[name], found.replace[name] = {}, mapping
     return found
 
 

@@ -350,7 +350,7 @@ def _plan_by_running(root: Path, select: Select, config: str | None) -> Plan:
         pattern = _common_pattern(templates)
         header_what = [f"# the file {select.script} copies to the root for it, and its publishing",
                        f"# config is {_file(config, '<variant>')}."]
-        if replaced:
+        if any(replaced):
             header_what[0] = (f"# the file {select.script} writes it from, with the text it "
                               "replaces (replace:); its publishing")
         defaults = [f"  template: {_scalar(pattern)}"] if pattern else []
@@ -366,12 +366,12 @@ def _plan_by_running(root: Path, select: Select, config: str | None) -> Plan:
 def _read_back(
     root: Path, select: Select, plan: Plan, generated: dict[str, bytes], script_text: str,
     templates: dict[str, str],
-) -> dict[str, dict[str, str]]:
+) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
     """The cog.yaml files the script generated, as a template and text replaced in it
     (:mod:`cogfleet.adopt._derive`); ``templates`` receives each variant's template.
-    Returns each variant's replacements (``replace:``)."""
+    Returns each variant's ``envsubst:`` and ``replace:`` values."""
     if not generated:
-        return {}
+        return {}, {}
     new_name = next(n for n in (*BASE_NAMES, "cog.yaml.cogfleet") if not (root / n).exists())
     read = read_back(root, select.script, generated, set(ASSIGNED_RE.findall(script_text)),
                      new_name)
@@ -382,28 +382,32 @@ def _read_back(
     if read.new_template is not None:
         plan.files[new_name] = read.new_template
         plan.found.append(f"its heredoc, written to {new_name} as the template")
-    keys = sorted({k for mapping in read.replace.values() for k in mapping})
+    keys = sorted({k for mapping in read.replace.values() for k in mapping}
+                  | {f"${k}" for mapping in read.envsubst.values() for k in mapping})
     plan.found.append(f"text it replaces: {', '.join(keys) or 'none'}")
-    return read.replace
+    return read.envsubst, read.replace
 
 
 def _replace_lines(
-    replaced: dict[str, dict[str, str]], settings: dict[str, list[str]]
+    read: tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]],
+    settings: dict[str, list[str]],
 ) -> list[str]:
-    """``replace:`` per variant; a placeholder every variant replaces with its own name
-    goes in ``defaults`` as ``{variant}`` (the lines returned)."""
-    if not replaced:
-        return []
-    common = [k for k in sorted({k for m in replaced.values() for k in m}) if all(
-        m.get(k) == name for name, m in replaced.items())]
-    for name, mapping in replaced.items():
-        own = {k: v for k, v in sorted(mapping.items()) if k not in common}
-        if own:
-            settings[name].append("replace: {" + ", ".join(
-                f"{json.dumps(k)}: {json.dumps(v)}" for k, v in own.items()) + "}")
-    if not common:
-        return []
-    return ["  replace: {" + ", ".join(f'{json.dumps(k)}: "{{variant}}"' for k in common) + "}"]
+    """Each variant's ``envsubst:`` and ``replace:`` values (``read``: both, per variant);
+    one every variant sets to its own name goes in ``defaults`` as ``{variant}`` (the
+    lines returned)."""
+    lines = []
+    for key, values in zip(("envsubst", "replace"), read, strict=True):
+        common = [k for k in sorted({k for m in values.values() for k in m}) if all(
+            m.get(k) == name for name, m in values.items())]
+        for name, mapping in values.items():
+            own = {k: v for k, v in sorted(mapping.items()) if k not in common}
+            if own:
+                settings[name].append(f"{key}: {{" + ", ".join(
+                    f"{json.dumps(k)}: {json.dumps(v)}" for k, v in own.items()) + "}")
+        if common:
+            lines.append(f"  {key}: {{" + ", ".join(
+                f'{json.dumps(k)}: "{{variant}}"' for k in common) + "}")
+    return lines
 
 
 def _common_pattern(templates: dict[str, str]) -> str | None:
