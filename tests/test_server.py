@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.client
 import http.server
 import io
 import json
@@ -782,3 +783,38 @@ def test_serve_rejects_bad_flags(
     assert result.code == 2, result.err
     assert message in result.err
     assert "secret" not in result.err and "justatoken" not in result.err
+
+
+def _two_requests_on_one_connection(base_url: str, idle: float) -> list[int]:
+    """The statuses of two requests sent on one connection, ``idle`` seconds apart."""
+    conn = http.client.HTTPConnection(base_url.removeprefix("http://"), timeout=30)
+    statuses = []
+    try:
+        for pause in (0.0, idle):
+            time.sleep(pause)
+            sock = conn.sock
+            conn.request("GET", "/v1/hardware")
+            response = conn.getresponse()  # RemoteDisconnected if the server closed it
+            response.read()
+            statuses.append(response.status)
+            assert sock is None or conn.sock is sock  # the first connection, kept
+    finally:
+        conn.close()
+    return statuses
+
+
+def test_an_idle_connection_outlives_the_clients_keep_alive(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    # httpx (the replicate client) reuses a connection idle for up to 5 s and aiohttp
+    # up to 15 s. A server that closes idle connections first races with a request
+    # already on its way (a reset connection, a failed prediction), so both the
+    # embedded server and `cogfleet serve` keep them longer than any of those.
+    idle, both_answered = 6.0, [401, 401]
+    assert _two_requests_on_one_connection(server.base_url, idle) == both_answered
+    proc, base_url, _ = _start_serve(tmp_path)
+    try:
+        assert _two_requests_on_one_connection(base_url, idle) == both_answered
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)

@@ -172,7 +172,7 @@ def serve_forever(host: str, port: int, config: ServerConfig) -> None:
     import uvicorn
 
     from cogfleet.server._app import create_app
-    from cogfleet.server._threaded import ForegroundServer, ProblemH11Protocol
+    from cogfleet.server._threaded import KEEP_ALIVE_S, ForegroundServer, ProblemH11Protocol
 
     # Bound once, first: a port in use or a bad host is one line and nothing is created,
     # and --port 0 announces the port it really got.
@@ -206,6 +206,7 @@ def serve_forever(host: str, port: int, config: ServerConfig) -> None:
             port=sock.getsockname()[1],
             log_level="info",
             timeout_graceful_shutdown=5,
+            timeout_keep_alive=KEEP_ALIVE_S,
             http=ProblemH11Protocol,
         )
     )

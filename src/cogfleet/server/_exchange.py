@@ -211,10 +211,13 @@ class Exchange:
         # aiohttp rather than httpx here: one prediction is one request to coglet,
         # and httpx's pure-Python async stack cost ~2 ms of CPU per request, as much
         # as the rest of the server's work for that prediction. limit=0: the pool's
-        # own slots bound the connections to each runner.
+        # own slots bound the connections to each runner. keepalive_timeout: the Python
+        # server of Cog <= 0.16 (uvicorn's default) closes a connection idle for 5 s, and
+        # one reused just as it closes fails the prediction with a reset connection, so
+        # an idle connection is dropped here first (coglet keeps them open).
         self.client = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=30.0),
-            connector=aiohttp.TCPConnector(limit=0),
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=4.0),
         )
         self.receiver = WebhookReceiver(dispatch)
 

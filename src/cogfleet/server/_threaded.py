@@ -16,6 +16,11 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+KEEP_ALIVE_S = 75
+"""How long an idle client connection stays open. Clients reuse idle connections for
+a while (httpx 5 s, aiohttp 15 s); a server that closes one first races with a request
+already on its way, which then fails with a reset connection. uvicorn's default is 5 s."""
+
 
 class ProblemH11Protocol(H11Protocol):
     """uvicorn's h11 protocol, answering a request that is not valid HTTP/1.1 with
@@ -115,6 +120,7 @@ class ThreadedServer:
             log_level="warning",
             lifespan=self.lifespan,
             timeout_graceful_shutdown=5,
+            timeout_keep_alive=KEEP_ALIVE_S,
             access_log=False,
             http=self.http,
         )
