@@ -233,6 +233,32 @@ def env_store(shared_env_dir: Path) -> Any:
     return EnvStore(shared_env_dir)
 
 
+ALICE = "r8_alice-token"
+BOB = "r8_bob-token"
+"""Tokens of the two accounts the server API tests act as (each module's ``server``
+fixture maps them to accounts)."""
+
+
+def _token_client(server: Any, token: str) -> Any:
+    import replicate
+
+    client = replicate.Client(api_token=token, base_url=server.base_url)
+    client.poll_interval = 0.05
+    return client
+
+
+@pytest.fixture(scope="module")
+def alice(server: Any) -> Any:
+    """The official client as ALICE against the module's ``server``."""
+    return _token_client(server, ALICE)
+
+
+@pytest.fixture(scope="module")
+def bob(server: Any) -> Any:
+    """The official client as BOB against the module's ``server``."""
+    return _token_client(server, BOB)
+
+
 LEGACY_COG = "0.15.8"
 """The old SDK the suite runs for real (the Python server, before coglet)."""
 

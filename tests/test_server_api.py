@@ -27,10 +27,9 @@ from cogfleet._errors import RemoteError
 from cogfleet._predict import FileCache
 from cogfleet.server._embedded import LocalServer
 from cogfleet.server._push import promote_version, push_build
+from tests.conftest import ALICE, BOB
 
 FIXTURES = Path(__file__).parent / "fixtures" / "server"
-ALICE = "r8_alice-token"
-BOB = "r8_bob-token"
 
 pytestmark = pytest.mark.slow
 
@@ -53,22 +52,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
         page_size=2,
     ) as srv:
         yield srv
-
-
-def _client(server: LocalServer, token: str) -> replicate.Client:
-    client = replicate.Client(api_token=token, base_url=server.base_url)
-    client.poll_interval = 0.05
-    return client
-
-
-@pytest.fixture(scope="module")
-def alice(server: LocalServer) -> replicate.Client:
-    return _client(server, ALICE)
-
-
-@pytest.fixture(scope="module")
-def bob(server: LocalServer) -> replicate.Client:
-    return _client(server, BOB)
 
 
 def _raw(server: LocalServer, token: str | None = ALICE) -> httpx.Client:
