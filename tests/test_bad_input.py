@@ -313,6 +313,26 @@ def test_a_lint_hook_answering_no_list_of_text_names_the_plugin(make_repo, cli, 
                           "expected a list of str\n")
 
 
+@pytest.mark.parametrize(("body", "shown"), [
+    ("return 'problem'", "cogfleet_lint returned str 'problem', expected a list of str"),
+    ("return 1 / 0", "cogfleet_lint raised ZeroDivisionError"),
+])
+def test_a_broken_lint_hook_under_push_is_exit_2_before_the_push(make_repo, cli, body, shown):
+    # as under `cogfleet lint`: a plugin that breaks its hook's contract is bad input, not
+    # a failed check, and the lint step comes before anything is pushed
+    root = make_repo({"plugins/bad.py": HOOK + "@hookimpl\ndef cogfleet_lint(variant, build_dir):"
+                      f"\n    {body}\n"})
+    result = cli("push", "alpha", "--report-json", "report.json", cwd=root)
+    assert result.code == 2, result
+    assert "Traceback" not in result.err + result.out
+    last = result.err.splitlines()[-1]
+    assert last.startswith("error: ") and "plugins/bad.py" in last and shown in last, result
+    report = json.loads((root / "report.json").read_text())
+    (run,) = report["runs"] if "runs" in report else [report]
+    assert run["result"] == "failed" and not run["pushed"] and run["test_version"] is None
+    assert [s["name"] for s in run["steps"] if s["status"] == "failed"] == ["lint"]
+
+
 def test_a_lint_hook_that_raises_names_the_plugin(make_repo, cli):
     root = make_repo({"plugins/bad.py": HOOK + "@hookimpl\ndef cogfleet_lint(variant, build_dir):"
                       "\n    return 1 / 0\n"})

@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any, Literal
 
 from cogfleet._credentials import redact
-from cogfleet._errors import BadAnswer, CheckFailed, CogfleetError
+from cogfleet._errors import BadAnswer, CheckFailed, CogfleetError, PluginError
 from cogfleet._result import RunResult, StepResult
 from cogfleet._ruff import ruff_problems
 from cogfleet._steps import (
@@ -54,7 +54,10 @@ async def _timed(
         step.status, step.message = "failed", str(exc)
     except BadAnswer as exc:  # the target answered what no API answers: not a verdict
         step.status, step.message = "failed", str(exc)
-        ctx.remote_failures.append(f"{ctx.name}: {step.name}: {exc}")
+        ctx.usage_errors.append(f"{ctx.name}: {step.name}: {exc}")
+    except PluginError as exc:  # a plugin broke its hook's contract: a configuration error
+        step.status, step.message = "failed", str(exc)
+        ctx.usage_errors.append(str(exc))
     except CogfleetError as exc:
         step.status, step.message = "failed", str(exc)
     except Exception as exc:  # noqa: BLE001 - a step that crashes fails, it never passes

@@ -203,9 +203,9 @@ def run_jobs(
         sys.stderr.write(interrupt_summary(results, cancelled) + "\n")
     if any(r.interrupted for r in results):
         return ExitCode.INTERRUPTED
-    remote = [failure for ctx in contexts for failure in ctx.remote_failures]
-    if remote:  # the target, not the model, failed the run: exit 2 naming what it answered
-        sys.stderr.write(f"error: {remote[0]}\n")
+    usage = [error for ctx in contexts for error in ctx.usage_errors]
+    if usage:  # bad input (the target's answer, a plugin), not the model: exit 2 naming it
+        sys.stderr.write(f"error: {usage[0]}\n")
         return ExitCode.USAGE_ERROR
     return ExitCode.OK if all(r.result == "passed" for r in results) else ExitCode.CHECKS_FAILED
 

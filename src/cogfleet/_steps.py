@@ -153,9 +153,9 @@ class PushContext:
     cases_planned: int = 0
     interrupt: Interrupt = field(default_factory=Interrupt)
     running: list[str] = field(default_factory=list)  # steps in flight, for messages
-    # steps the target failed (an answer no API gives): the run ends as bad input, not
-    # as a failed check
-    remote_failures: list[str] = field(default_factory=list)
+    # steps that failed on bad input, not on the model: an answer no API gives, or a
+    # plugin that broke its hook's contract. The run ends with exit 2, not as a failed check
+    usage_errors: list[str] = field(default_factory=list)
     critical: bool = False  # promotion or release under way: never cancelled halfway
     t0: float = field(default_factory=time.monotonic)  # when the run started
     prefetched: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
