@@ -346,7 +346,7 @@ SCHEDULER_TABLE = """
     from cog import BasePredictor, Input
 
     class Euler:
-        pass
+        '''A scheduler the table names.'''
 
     SCHEDULERS = {{"euler": Euler, "ddim": Euler}}
 
