@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -217,15 +218,10 @@ def _plan_folders(root: Path, folder: str, config: str) -> Plan:
     configs = set(per_variant_files(root, config))
     shown = _file(folder, "<variant>")
     found = [f"{len(configs)} model folders ({shown}/ with cog.yaml and cog-safe-push.yaml)"]
-    config_only = sorted(configs - set(cogs))
-    if config_only:
-        raise LayoutError(f"cannot adopt this repo: {_file(config, config_only[0])} has no "
-                          f"{_file(folder, config_only[0])}/cog.yaml beside it")
-    names = sorted(configs)
-    _check_names(names, config)
-    plan = Plan(kind="adopt", found=found)
-    for name in sorted(set(cogs) - configs):
-        plan.notes.append(f"skipped {name}: {cogs[name]} has no config {_file(config, name)}")
+    names, plan = _paired(cogs, configs, config, found, lambda name: (
+        f"cannot adopt this repo: {_file(config, name)} has no "
+        f"{_file(folder, name)}/cog.yaml beside it"
+    ))
     header = [
         "# Written by `cogfleet init`: this repo's variants. Each variant is the Cog folder",
         f"# {shown}/ (built there, as `cog build` in it would): its cog.yaml",
@@ -233,6 +229,26 @@ def _plan_folders(root: Path, folder: str, config: str) -> Plan:
     ]
     defaults = [f"  source: {_scalar(folder)}", f"  template: {_scalar(folder + '/cog.yaml')}"]
     return _finish(root, plan, header, defaults, {name: [] for name in names}, config, {})
+
+
+def _paired(
+    cogs: dict[str, str], configs: set[str], config: str, found: list[str],
+    no_cog_yaml: Callable[[str], str],
+) -> tuple[list[str], Plan]:
+    """The variants that have both a cog.yaml and a config, and the plan they start.
+
+    A config without its cog.yaml is refused (``no_cog_yaml(name)`` says why); a
+    cog.yaml without a config is skipped with a note.
+    """
+    config_only = sorted(configs - set(cogs))
+    if config_only:
+        raise LayoutError(no_cog_yaml(config_only[0]))
+    names = sorted(configs)
+    _check_names(names, config)
+    plan = Plan(kind="adopt", found=found)
+    for name in sorted(set(cogs) - configs):
+        plan.notes.append(f"skipped {name}: {cogs[name]} has no config {_file(config, name)}")
+    return names, plan
 
 
 def _plan_copies(root: Path, select: Select, pattern: str, config: str | None) -> Plan:
@@ -248,18 +264,11 @@ def _plan_copies(root: Path, select: Select, pattern: str, config: str | None) -
     configs = set(per_variant_files(root, config))
     found += [f"{len(cogs)} cog.yaml files ({pattern})", f"{len(configs)} configs "
               f"{_where(config)}"]
-    config_only = sorted(configs - set(cogs))
-    if config_only:
-        raise LayoutError(
-            f"cannot adopt this repo: {_file(config, config_only[0])} has no "
-            f"{pattern.replace('{variant}', config_only[0])} for {select.script} to copy "
-            f"(found {len(cogs)} cog.yaml files, {len(configs)} configs)"
-        )
-    names = sorted(configs & set(cogs))
-    _check_names(names, config)
-    plan = Plan(kind="adopt", found=found)
-    for name in sorted(set(cogs) - configs):
-        plan.notes.append(f"skipped {name}: {cogs[name]} has no config {_file(config, name)}")
+    names, plan = _paired(cogs, configs, config, found, lambda name: (
+        f"cannot adopt this repo: {_file(config, name)} has no "
+        f"{pattern.replace('{variant}', name)} for {select.script} to copy "
+        f"(found {len(cogs)} cog.yaml files, {len(configs)} configs)"
+    ))
     header = [
         "# Written by `cogfleet init`: this repo's variants. Each variant's cog.yaml is",
         f"# {pattern} (which {select.script} copied to the root),",
