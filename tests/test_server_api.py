@@ -249,10 +249,20 @@ def test_unknown_body_fields_are_named(server: LocalServer, echo: dict[str, Any]
             "default_example", "latest_version",
         }
         updated = http.patch(
-            "/v1/models/acme/typo", json={"readme": "# r", "colour": "red", "visibility": "public"}
+            "/v1/models/acme/typo",
+            json={
+                "readme": "# r",
+                "colour": "red",
+                "visibility": "public",
+                "weights_url": "https://example.com/weights.tar",
+            },
         )
         assert updated.status_code == 200 and "colour" not in updated.json()
         assert updated.json()["visibility"] == "private"  # not a field models.update takes
+        # weights_url is taken but, as in Replicate's model object, not shown: the
+        # object has the same fields before and after.
+        assert set(updated.json()) == set(created.json())
+        assert set(http.get("/v1/models/acme/typo").json()) == set(created.json())
         deployment = http.post(
             "/v1/deployments",
             json={

@@ -296,9 +296,12 @@ class Models:
         key = f"{p['owner']}/{p['name']}"
         with self.store.transaction():
             doc = self.writable(p["owner"], p["name"], account_of(request))
-            for field in ("description", "github_url", "paper_url", "license_url", "weights_url"):
+            for field in ("description", "github_url", "paper_url", "license_url"):
                 if field in body:
                     doc[field] = body[field]
+            # Kept, but not part of Replicate's model object (its spec has no such field).
+            if "weights_url" in body:
+                doc["_weights_url"] = body["weights_url"]
             if "readme" in body:
                 doc["_readme"] = body["readme"] or ""
             self.store.put("models", key, doc)
