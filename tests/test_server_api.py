@@ -365,8 +365,37 @@ def test_deletion_rules(server: LocalServer, alice: replicate.Client, echo: dict
     with pytest.raises(ReplicateError) as info:
         alice.models.get("acme/echo").versions.delete(echo["id"])
     assert info.value.status == 409 and "private" in str(info.value.detail)
+    # Nor while a prediction of it runs (it would outlive the version).
+    done = alice.predictions.create(version=vid, input={"prompt": "kept?"}, wait=True)
+    running = alice.predictions.create(version=vid, input={"prompt": "slow", "delay": 60})
+    with pytest.raises(ReplicateError) as info:
+        model.versions.delete(vid)
+    assert info.value.status == 409 and running.id in str(info.value.detail)
+    assert alice.predictions.cancel(running.id).status == "canceled"
     assert model.versions.delete(vid) is False  # 202 Accepted (the client says False)
+    # As on Replicate, the version's predictions go with it.
+    for gone in (done, running):
+        with pytest.raises(ReplicateError) as info:
+            alice.predictions.get(gone.id)
+        assert info.value.status == 404
     assert alice.models.delete("acme/deployed") is True
+
+
+def test_deleting_a_version_deletes_its_output_files(
+    server: LocalServer, alice: replicate.Client, frames: dict[str, Any]
+) -> None:
+    alice.models.create(owner="alice", name="frames-gone", visibility="private", hardware="cpu")
+    vid = promote_version(alice, "alice", "frames-gone", frames["id"])["id"]
+    prediction = alice.predictions.create(version=vid, input={"count": 1})
+    prediction.wait()
+    url = prediction.output[0]
+    with httpx.Client(timeout=60) as http:
+        assert http.get(url).text == "frame 0"
+        assert alice.models.get("alice/frames-gone").versions.delete(vid) is False
+        _problem(http.get(url), 404)
+    with pytest.raises(ReplicateError) as info:
+        alice.predictions.get(prediction.id)
+    assert info.value.status == 404
 
 
 def test_training_needs_a_trainer(alice: replicate.Client) -> None:

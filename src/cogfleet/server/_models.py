@@ -3,7 +3,8 @@
 A token sees public models and the private models of its account and
 organizations, and creates, updates and deletes models only under those. A model
 can be deleted while it is private and has no versions; a version of a private
-model while no deployment or training in flight uses it. ``owner/name``
+model while no deployment, training or prediction in flight uses it (its
+predictions and their output files go with it, as on Replicate). ``owner/name``
 predictions (without a version) run only on official models.
 
 ``POST /v1/models/{owner}/{name}/versions`` (cogfleet's, not Replicate's) takes a
@@ -60,6 +61,8 @@ from cogfleet.server._validation import MODEL_CREATE, MODEL_UPDATE, PROMOTE, che
 _MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _OWNER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _VERSION_RE = re.compile(r"^[0-9a-f]{64}$")
+_OUTPUT_KEY_RE = re.compile(r"^[0-9a-z]{26}-[A-Za-z0-9_-]+$")
+_IN_FLIGHT: list[Condition] = [("status", "in", ["starting", "processing"])]
 NOT_PERMITTED = ApiError(
     422,
     "The specified version does not exist (or perhaps you don't have permission to use it?)",
@@ -370,7 +373,8 @@ class Models:
         """DELETE …/versions/{id}: 202 like Replicate (the 1.0.7 client then returns False).
 
         As on Replicate, only versions of private models, and none that a deployment
-        or a training in flight uses.
+        or a training in flight uses; its predictions are deleted with it. One with a
+        prediction in flight is refused too (that prediction would outlive it).
         """
         p = request.path_params
         key = f"{p['owner']}/{p['name']}"
@@ -385,7 +389,7 @@ class Models:
                 where=[
                     [("model", "=", key)],
                     [("version", "=", p["vid"])],
-                    [("status", "in", ["starting", "processing"])],
+                    _IN_FLIGHT,
                 ],
             )
             if training:
@@ -407,8 +411,35 @@ class Models:
                     f"The version is used by deployment {dep['owner']}/{dep['name']}",
                     "Conflict",
                 )
+            running, _ = self.store.page(
+                "predictions", limit=1, where=[*self._of_version(key, p["vid"]), _IN_FLIGHT]
+            )
+            if running:
+                raise ApiError(
+                    409, f"The version is running prediction {running[0]['id']}", "Conflict"
+                )
             self.store.delete("versions", f"{key}:{p['vid']}")
+            outputs = self._delete_predictions(key, p["vid"])
+        # As on Replicate, its predictions go with it, output files included.
+        for folder in outputs:
+            shutil.rmtree(self.state_dir / "outputs" / folder, ignore_errors=True)
         return Response(status_code=202)
+
+    @staticmethod
+    def _of_version(model: str, vid: str) -> list[list[Condition]]:
+        return [[("model", "=", model)], [("version", "=", vid)]]
+
+    def _delete_predictions(self, model: str, vid: str) -> list[str]:
+        """Delete the predictions of version ``vid`` of ``model``; their output folders."""
+        folders: list[str] = []
+        while True:
+            docs, _ = self.store.page("predictions", limit=500, where=self._of_version(model, vid))
+            if not docs:
+                return folders
+            for doc in docs:
+                self.store.delete("predictions", doc["id"])
+                if isinstance(doc.get("_key"), str) and _OUTPUT_KEY_RE.match(doc["_key"]):
+                    folders.append(doc["_key"])
 
     async def versions_push(self, request: Request) -> Response:
         """POST …/versions: push a build archive, or promote with ``{"from_version": id}``."""
