@@ -17,7 +17,9 @@ webhooks signed like Replicate's). What deliberately differs, and why:
   problem JSON; Replicate's exact status there is undocumented.
 * **Deletion conflicts** (a public model, a model with versions, a version of a
   public model or in use by a deployment or a running training) are 409 problem
-  JSON; Replicate documents the rules, not the status.
+  JSON; Replicate documents the rules, not the status. A version with a
+  prediction still running is refused too (409): the version's predictions are
+  deleted with it, as on Replicate, and a running one would outlive it.
 * **Examples** of a model are its succeeded predictions made by a token of its
   owner (Replicate's are hand-picked on the web, which has no local equivalent);
   ``default_example`` is the newest.
@@ -51,8 +53,12 @@ webhooks signed like Replicate's). What deliberately differs, and why:
 * **``data_removed``** is always ``false``: inputs, outputs, logs and output files
   stay for as long as the state folder does (Replicate removes those of API
   predictions after an hour), so a test suite can read them after the fact.
-* **``urls.web``** names ``/p/{id}`` as Replicate's does, but there is no web page
-  here: it answers 404.
+* **``urls.web``** names ``/p/{id}`` as Replicate's does, and a model's ``url`` is
+  ``/{owner}/{name}`` on this server, but there are no web pages here: both answer
+  404.
+* **A ``Cancel-After`` deadline** reached before the model started ends the
+  prediction ``canceled``, not ``aborted`` as Replicate's spec has it: the 1.0.7
+  client refuses a prediction whose status is ``aborted``.
 * **Webhooks without ``webhook_events_filter``** get all four events: Replicate's
   documents disagree on that default (see ``_webhooks``). A terminal webhook that
   fails is retried until about a minute after the run ended, as on Replicate,
