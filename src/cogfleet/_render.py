@@ -50,6 +50,7 @@ from cogfleet._overlay import merge_overlay
 from cogfleet._plugins import Plugins
 from cogfleet._repo import (
     DEFAULT_TEMPLATE,
+    JINJA_OPTIONS,
     SHELL_NAME,
     STATE_DIR,
     Repo,
@@ -188,7 +189,12 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
             files[out_name] = path.read_bytes()
             loader.digests[rel_path(path, repo.root)] = digest(files[out_name])
             sources[out_name] = [(rel_path(path, repo.root), 0)]  # line for line
+    adopted = _AdoptedJinja(repo, variant, plugins, context, loader)
     for out_name, source in variant.files.items():  # what the select script copied
+        if source in variant.jinja_templates:  # or rendered with jinja2
+            text, sources[out_name] = adopted.render(source)
+            files[out_name] = text.encode("utf-8")
+            continue
         files[out_name] = _read_plain(repo, loader, repo.root / source)
         sources[out_name] = [(source, 0)]
     dockerignore = variant.family_dir / DOCKERIGNORE
@@ -197,7 +203,7 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
     cog_layers: list[_Layer] = []
     if explicit or family_cog is None:
         files["cog.yaml"], cog_origins = _cog_yaml(
-            repo, variant, env, context, family_cog, cog_layers
+            repo, variant, env, context, family_cog, cog_layers, adopted
         )
         if cog_origins is not None:
             sources["cog.yaml"] = cog_origins
@@ -238,6 +244,34 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
     return rendered
 
 
+class _AdoptedJinja:
+    """Renders the repo files ``jinja:`` names as Jinja templates, with its options, in an
+    environment of their own that records what it reads in the variant's loader."""
+
+    def __init__(
+        self, repo: Repo, variant: Variant, plugins: Plugins, context: dict[str, Any],
+        loader: RecordingLoader,
+    ) -> None:
+        self.repo, self.variant, self.plugins = repo, variant, plugins
+        self.context, self.loader = context, loader
+        self.env: jinja2.Environment | None = None
+
+    def render(self, rel: str) -> tuple[str, list[tuple[str, int]]]:
+        if self.env is None:
+            self.env = template_environment(
+                self.repo, self.variant, self.plugins.template_filters(),
+                options={**JINJA_OPTIONS, **self.variant.jinja_options},
+            )
+        own = self.env.loader
+        assert isinstance(own, RecordingLoader)
+        try:
+            return render_one(self.env, rel, rel, self.context, self.variant)
+        finally:
+            self.loader.reads |= own.reads
+            self.loader.digests.update(own.digests)
+            self.loader.resolved.update(own.resolved)
+
+
 def _read_plain(repo: Repo, loader: RecordingLoader, path: Path) -> bytes:
     """Read a file that is not a template, recording it as read (and its digest)."""
     rel = rel_path(path, repo.root)
@@ -264,6 +298,7 @@ def _cog_yaml(
     context: dict[str, Any],
     family_cog: str | None,
     layers: list[_Layer],
+    adopted: _AdoptedJinja,
 ) -> tuple[bytes, list[tuple[str, int]] | None]:
     """The variant's cog.yaml: its template, or its base with its overlay merged on.
 
@@ -290,6 +325,8 @@ def _cog_yaml(
     if variant.overlay is None:
         if base_rel.endswith(".j2"):
             text, origins = render_one(env, base_name, base_rel, context, variant)
+        elif base_rel in variant.jinja_templates:
+            text, origins = adopted.render(base_rel)
         else:  # plain text, as a select script copies it (a run: line's ${#X} stays)
             text = _text(_read_plain(repo, loader, repo.root / base_rel), base_rel)
             origins = [(base_rel, 0)]
@@ -299,6 +336,8 @@ def _cog_yaml(
     base_origins: list[tuple[str, int]] | None = None
     if base_rel.endswith(".j2"):
         base_text, base_origins = render_one(env, base_name, base_rel, context, variant)
+    elif base_rel in variant.jinja_templates:
+        base_text, base_origins = adopted.render(base_rel)
     else:
         base_text = _text(_read_plain(repo, loader, repo.root / base_rel), base_rel)
     base_text = replace_literal(envsubst(base_text, variant.envsubst), variant.replace)

@@ -16,6 +16,7 @@ whose model source is at the top, in ``variants.yaml`` there)::
       files: {predict.py: predictors/schnell.py}  # optional: build file <- repo file
       config: models/schnell/cog-safe-push.yaml   # optional: its cog-safe-push config
       source: models/schnell            # optional: its own source folder (default: the family's)
+      jinja: {templates: [cog_template.yaml], keep_trailing_newline: false}  # optional: see below
 
 or in the structured form, which names the family, its source folder and defaults for
 every variant (``{variant}`` in a default's text is the variant's name)::
@@ -33,6 +34,11 @@ Each variant is published with ``<configs-dir>/<variant>.yaml`` (``configs-dir``
 ``[tool.cogfleet]``, default ``cog-safe-push-configs``), or with the file its ``config:``
 names (``config: cog-safe-push-{variant}.yaml`` in the defaults of a repo that keeps
 its configs that way).
+
+``jinja:`` names repo files that are Jinja templates though not named ``*.j2`` (the
+variant's ``template`` or ``files:`` sources, as an adopted select script rendered them
+with ``jinja2``), and how that script's Jinja rendered them: ``keep_trailing_newline``
+(``jinja2.Template()`` drops a final newline: false), ``trim_blocks``, ``lstrip_blocks``.
 """
 
 from __future__ import annotations
@@ -62,10 +68,12 @@ DEFAULT_TEMPLATE = f"{TEMPLATES_DIR}/cog.yaml.j2"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _VARIANT_KEYS = {
     "model", "variables", "template", "overlay", "official_model", "cog_version", "envsubst",
-    "files", "merge", "config", "replace", "source",
+    "files", "merge", "config", "replace", "source", "jinja",
 }
 #: Settings whose mappings a variant's own add to (key by key) rather than replace.
-_MAPPING_KEYS = ("variables", "envsubst", "files", "replace")
+_MAPPING_KEYS = ("variables", "envsubst", "files", "replace", "jinja")
+#: ``jinja:`` options (Jinja's own names) for the templates it names; cogfleet's defaults.
+JINJA_OPTIONS = {"keep_trailing_newline": True, "trim_blocks": False, "lstrip_blocks": False}
 #: How an overlay meets its base: yq's ``*+`` merge, or appended as ``cat`` appends it.
 MERGES = ("yq", "concatenate")
 #: What ``files:`` may not write: cog.yaml and the config come from elsewhere.
@@ -102,6 +110,10 @@ class Variant:
     files: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     """Build-folder path -> repo-relative file copied there, as a select script's
     ``cp predictors/$1.py predict.py`` did (it replaces the family's file of that name)."""
+    jinja_templates: tuple[str, ...] = ()
+    """Repo files rendered as Jinja though not named ``*.j2`` (``jinja: {templates: ...}``)."""
+    jinja_options: dict[str, bool] = field(default_factory=dict, hash=False, compare=False)
+    """Jinja's options for ``jinja_templates`` that differ from cogfleet's."""
 
     def to_json(self, root: Path) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -124,6 +136,8 @@ class Variant:
             data["replace"] = self.replace
         if self.files:
             data["files"] = self.files
+        if self.jinja_templates:
+            data["jinja"] = {"templates": list(self.jinja_templates), **self.jinja_options}
         return data
 
 
@@ -345,6 +359,8 @@ def _parse_file(root: Path, vfile: Path, configs_dir: Path) -> list[Variant]:
 def _for_variant(value: Any, name: str) -> Any:
     if isinstance(value, dict):  # files: {predict.py: predictors/{variant}.py}
         return {k: _for_variant(v, name) for k, v in value.items()}
+    if isinstance(value, list):  # jinja: {templates: [templates/{variant}.yaml]}
+        return [_for_variant(v, name) for v in value]
     return value.replace("{variant}", name) if isinstance(value, str) else value
 
 
@@ -411,6 +427,7 @@ def _parse_variant(
     envsubst = _envsubst_values(rel, name, spec.get("envsubst"))
     replace = _replace_values(rel, name, spec.get("replace"))
     files = _copied_files(root, rel, name, spec.get("files"))
+    jinja_templates, jinja_options = _jinja_settings(root, rel, name, spec.get("jinja"))
     config_path = configs_dir / f"{name}.yaml"
     if "config" in spec:
         value = spec["config"]
@@ -440,6 +457,8 @@ def _parse_variant(
         envsubst=envsubst,
         replace=replace,
         files=files,
+        jinja_templates=jinja_templates,
+        jinja_options=jinja_options,
     )
 
 
@@ -469,6 +488,37 @@ def _copied_files(root: Path, rel: Path, name: str, value: Any) -> dict[str, str
                               "file in the repo")
         out[dest] = target.relative_to(root).as_posix()
     return out
+
+
+def _jinja_settings(
+    root: Path, rel: Path, name: str, value: Any
+) -> tuple[tuple[str, ...], dict[str, bool]]:
+    """A variant's ``jinja:`` mapping: the files it names, and options other than ours."""
+    if value is None:
+        return (), {}
+    where = f"variant {name!r}: jinja"
+    if not isinstance(value, dict):
+        raise ConfigError(rel, f"{where} must be a mapping (templates: [files], and options)")
+    unknown = sorted(set(map(str, value)) - {"templates", *JINJA_OPTIONS})
+    if unknown:
+        raise ConfigError(rel, f"{where}: unknown key {unknown[0]!r} (known: "
+                          f"{', '.join(['templates', *JINJA_OPTIONS])})")
+    options: dict[str, bool] = {}
+    for key, default in JINJA_OPTIONS.items():
+        if key in value and not isinstance(value[key], bool):
+            raise ConfigError(rel, f"{where}: {key} must be true or false, got {value[key]!r}")
+        if value.get(key, default) != default:
+            options[key] = value[key]
+    listed = value.get("templates") or []
+    if not isinstance(listed, list):
+        raise ConfigError(rel, f"{where}: templates must be a list of repo files")
+    templates = []
+    for item in listed:
+        target = (root / item).resolve() if isinstance(item, str) and item else None
+        if target is None or not _inside(target, root) or not target.is_file():
+            raise ConfigError(rel, f"{where}: templates: {item!r} is not a file in the repo")
+        templates.append(target.relative_to(root).as_posix())
+    return tuple(dict.fromkeys(templates)), options
 
 
 def _envsubst_values(rel: Path, name: str, values: Any) -> dict[str, str]:

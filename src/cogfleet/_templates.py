@@ -252,16 +252,21 @@ _UNDEFINED_AWARE_FILTERS = {"default", "d"}
 
 
 def template_environment(
-    repo: Repo, variant: Variant, filters: dict[str, Any]
+    repo: Repo, variant: Variant, filters: dict[str, Any], options: dict[str, bool] | None = None
 ) -> jinja2.Environment:
-    """The Jinja environment ``variant``'s templates render in (see the module doc)."""
+    """The Jinja environment ``variant``'s templates render in (see the module doc).
+
+    ``options``: Jinja's lexer options other than ours (``jinja:`` in variants.yaml, as an
+    adopted select script rendered its templates); they change the compiled code, so such
+    an environment shares no compiled templates.
+    """
     loader = RecordingLoader(search_path(repo, variant), repo.root)
     env = BoundedEnvironment(
         loader=loader,
         undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
         autoescape=False,
-        bytecode_cache=_compiled_templates(repo.root),
+        bytecode_cache=None if options else _compiled_templates(repo.root),
+        **{"keep_trailing_newline": True, **(options or {})},
     )
     env.template_class = _TrackedTemplate
     env.filters.update(filters)

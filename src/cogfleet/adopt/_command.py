@@ -6,6 +6,8 @@ as :mod:`cogfleet.adopt._plan` plans it, or stops naming what it found and misse
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from cogfleet._repo import MODELS_DIR, VARIANTS_FILE, Repo
 from cogfleet._scaffold import FILES as SCAFFOLD_FILES
 from cogfleet.adopt._plan import Plan, plan_adopt
 from cogfleet.adopt._read import CONFIG_DIRS, LayoutError
+from cogfleet.adopt._scriptrun import scratch_ignore
 
 # --- scaffolding -------------------------------------------------------------------------
 
@@ -44,6 +47,8 @@ def plan_init(root: Path) -> Plan:
     if _is_empty(root):
         return plan_scaffold()
     plan = plan_adopt(root)
+    if plan is not None and plan.expected:
+        _check_in_copy(root, plan)
     if plan is None:
         present = sorted(p.name for p in root.iterdir() if p.name != ".git")[:8]
         raise LayoutError(
@@ -71,7 +76,7 @@ def apply_plan(root: Path, plan: Plan, verify: bool = True) -> list[str]:
             write_atomic(root / rel, text.encode("utf-8"))
             written.append(rel)
         if verify and plan.kind == "adopt":
-            _verify(root)
+            _verify(root, plan.expected)
     except (CogfleetError, OSError) as exc:
         for rel in written:
             if rel in originals:
@@ -84,14 +89,54 @@ def apply_plan(root: Path, plan: Plan, verify: bool = True) -> list[str]:
     return written
 
 
-def _verify(root: Path) -> None:
+def _verify(root: Path, expected: dict[str, dict[str, bytes]]) -> None:
+    """Every variant loads and renders; the files ``expected`` names render as those bytes
+    (raises a :class:`LayoutError` naming the first that does not)."""
     from cogfleet._plugins import Plugins
     from cogfleet._render import render_in_memory
 
     repo = Repo.load(root)
     plugins = Plugins(repo.root)
     for variant in repo.variants.values():
-        render_in_memory(repo, variant, plugins)
+        rendered = render_in_memory(repo, variant, plugins)
+        for rel, data in sorted(expected.get(variant.name, {}).items()):
+            got = rendered.files.get(rel)
+            if got != data:
+                raise LayoutError(f"{variant.name}'s {rel} would render differently from what "
+                                  f"the select script writes ({_first_difference(got, data)})")
+
+
+def _first_difference(got: bytes | None, want: bytes) -> str:
+    if got is None:
+        return "cogfleet would not write it"
+    got_lines, want_lines = got.splitlines(keepends=True), want.splitlines(keepends=True)
+    for number, (a, b) in enumerate(zip(got_lines, want_lines, strict=False), 1):
+        if a != b:
+            return f"line {number}: {a[:60]!r} instead of {b[:60]!r}"
+    number = min(len(got_lines), len(want_lines)) + 1
+    return (f"line {number}: "
+            + ("an extra line" if len(got_lines) > len(want_lines) else "a missing line"))
+
+
+def _check_in_copy(root: Path, plan: Plan) -> None:
+    """Write ``plan`` into a scratch copy of ``root`` and check it renders what the select
+    script wrote, so a plan that does not is refused before anything is written here."""
+    with tempfile.TemporaryDirectory(prefix="cogfleet-init-") as scratch:
+        copy = Path(scratch) / "repo"
+        shutil.copytree(root, copy, symlinks=True, ignore=scratch_ignore)
+        for rel, text in plan.appends.items():
+            with (copy / rel).open("a", encoding="utf-8") as fh:
+                fh.write(text)
+        for rel, text in plan.files.items():
+            write_atomic(copy / rel, text.encode("utf-8"))
+        try:
+            _verify(copy, plan.expected)
+        except LayoutError as exc:
+            raise LayoutError(f"cannot adopt this repo: {exc}; write {VARIANTS_FILE} by "
+                              "hand") from None
+        except CogfleetError as exc:
+            raise LayoutError(f"cannot adopt this repo: what init would write does not "
+                              f"render ({exc})") from None
 
 
 def run_init(root: Path, *, dry_run: bool, out: Callable[[str], None]) -> None:

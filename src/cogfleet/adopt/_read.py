@@ -17,6 +17,7 @@ from pathlib import Path
 from cogfleet._errors import UsageError
 from cogfleet._render import CONFIG_NAME
 from cogfleet._repo import VARIANTS_FILE
+from cogfleet.adopt._pyselect import PythonSelect, is_python, read_python
 
 CONFIG_DIRS = ("safe-push-configs", "cog-safe-push-configs")
 BASE_NAMES = (
@@ -29,7 +30,7 @@ SELECT_SCRIPTS = (
 )
 _VARIANT_ARG = re.compile(r"\$\{?(?:1|[A-Za-z_][A-Za-z0-9_]*)\}?")
 MAKEFILES = ("Makefile", "makefile", "GNUmakefile")
-_SELECT_NAME_RE = re.compile(r"^select(?:[-_](?:model|variant)s?)?(?:\.(?:sh|bash))?$")
+_SELECT_NAME_RE = re.compile(r"^select(?:[-_](?:model|variant)s?)?(?:\.(?:sh|bash|py))?$")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _PIN_RES = (
     re.compile(r"cog/releases/download/v?(\d+\.\d+\.\d+[0-9A-Za-z.+-]*)/cog"),
@@ -93,6 +94,7 @@ class Select:
     copies: bool = False  # cog.yaml is a whole file per variant (``base`` has {variant})
     files: dict[str, str] = field(default_factory=dict)  # other copies: dest -> {variant} src
     runs: bool = False  # writes cog.yaml some other way: init runs it to see what it writes
+    python: PythonSelect | None = None  # a Python script (run with cogfleet's Python)
 
 
 def _pattern(word: str) -> str | None:
@@ -117,6 +119,14 @@ def _select_scripts(root: Path) -> list[str]:
             if path.is_file() and _SELECT_NAME_RE.match(path.name) and rel not in found:
                 found.append(rel)
     found += [name for name in MAKEFILES if (root / name).is_file()]
+    # a Python script by another name that renders cog.yaml with jinja2 (render_template.py)
+    for folder in (".", "script", "scripts", "bin"):
+        for path in sorted((root / folder).glob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if rel not in found and path.is_file() and path.stat().st_size < 200_000:
+                text = path.read_bytes()
+                if b"jinja2" in text and re.search(rb"['\"](?:\./)?cog\.yaml['\"]", text):
+                    found.append(rel)
     return found
 
 
@@ -124,9 +134,14 @@ def read_select(root: Path) -> Select | None:
     """What the repo's select script merges and copies, when it is one of the known shapes."""
     for rel in _select_scripts(root):
         path = root / rel
+        makefile = rel in MAKEFILES
+        if not makefile and is_python(path):
+            python = read_python(root, rel)
+            if python.writes_cog_yaml:  # else a helper: not how cog.yaml is made
+                return Select(script=rel, runs=True, python=python)
+            continue
         text = path.read_text(encoding="utf-8", errors="replace")
         text = re.sub(r"\\\n", " ", text)  # shell line continuations
-        makefile = rel in MAKEFILES
         if makefile:  # a recipe's $(MODEL) is the shell's ${MODEL}; $$ is a $
             text = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", r"${\1}", text).replace("$$", "$")
         found = Select(script=rel)
