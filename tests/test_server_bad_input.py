@@ -76,7 +76,8 @@ def _problem(resp: httpx.Response, status: int) -> dict[str, Any]:
         ("DELETE", "/v1/predictions", 405),
         ("PUT", "/v1/models/acme/echo", 405),
         ("PATCH", "/v1/account", 405),
-        ("BREW", "/v1/models", 405),
+        # A method HTTP does not register is not HTTP (see the server's docstring).
+        ("BREW", "/v1/models", 400),
     ],
 )
 def test_unknown_routes_and_methods_are_problem_json(
@@ -86,6 +87,8 @@ def test_unknown_routes_and_methods_are_problem_json(
     body = _problem(resp, status)
     if status == 404:
         assert body["detail"] == "The requested resource could not be found."
+    elif status == 400:
+        assert body["detail"] == "Invalid HTTP request received."
     else:
         assert body["title"] == "Method Not Allowed" and method in body["detail"]
         assert "allow" in resp.headers

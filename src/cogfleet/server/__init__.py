@@ -84,6 +84,10 @@ webhooks signed like Replicate's). What deliberately differs, and why:
   offline and unused for 15 minutes): no instances run here to wind down.
 * **``GET /v1/predictions?source=api``** lists the API's predictions (Replicate's
   spec takes only ``web``); every local prediction is ``api``.
+* **Unregistered HTTP methods** (``BREW``) are a 400 bad request, not a 405: the
+  server parses HTTP with llhttp, which knows every registered method (``QUERY``
+  for models.search included) and no other; a 405 from a parser that takes any
+  token costs a third more CPU per request.
 """
 
 from cogfleet.server._embedded import (

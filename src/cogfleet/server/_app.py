@@ -25,7 +25,7 @@ docstring (``cogfleet.server``).
 
 Every error is ``application/problem+json``, unknown routes and methods included,
 and so is the answer to a request that is not valid HTTP/1.1 (uvicorn runs the
-server with :class:`cogfleet.server._threaded.ProblemH11Protocol`).
+server with :class:`cogfleet.server._threaded.ProblemHttpProtocol`).
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ class LocalServer:
     def start(self) -> LocalServer:
         """Bind a free port and start serving; returns once requests are accepted."""
         from cogfleet.server._app import create_app
-        from cogfleet.server._threaded import ProblemH11Protocol, ThreadedServer
+        from cogfleet.server._threaded import ProblemHttpProtocol, ThreadedServer
 
         api, app = create_app(self.config)
         self.api = api
@@ -113,7 +113,7 @@ class LocalServer:
             name="cogfleet-local-server",
             lifespan="on",
             startup_timeout=self.startup_timeout,
-            http=ProblemH11Protocol,
+            http=ProblemHttpProtocol,
         )
         self._http.start()
         self.port = self._http.port
@@ -172,7 +172,7 @@ def serve_forever(host: str, port: int, config: ServerConfig) -> None:
     import uvicorn
 
     from cogfleet.server._app import create_app
-    from cogfleet.server._threaded import KEEP_ALIVE_S, ForegroundServer, ProblemH11Protocol
+    from cogfleet.server._threaded import KEEP_ALIVE_S, ForegroundServer, ProblemHttpProtocol
 
     # Bound once, first: a port in use or a bad host is one line and nothing is created,
     # and --port 0 announces the port it really got.
@@ -207,7 +207,7 @@ def serve_forever(host: str, port: int, config: ServerConfig) -> None:
             log_level="info",
             timeout_graceful_shutdown=5,
             timeout_keep_alive=KEEP_ALIVE_S,
-            http=ProblemH11Protocol,
+            http=ProblemHttpProtocol,
         )
     )
     with sock, contextlib.suppress(KeyboardInterrupt):
