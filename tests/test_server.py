@@ -453,6 +453,20 @@ def test_delete_version_and_model(client: replicate.Client, echo: dict[str, obje
     assert client.models.delete("acme/tmp") is True
 
 
+def test_a_model_created_again_counts_only_its_own_runs(
+    client: replicate.Client, echo: dict[str, object]
+) -> None:
+    client.models.create(owner="acme", name="again", visibility="private", hardware="cpu")
+    vid = promote_version(client, "acme", "again", str(echo["id"]))["id"]
+    pred = client.predictions.create(version=f"acme/again:{vid}", input={"prompt": "x"}, wait=True)
+    assert pred.status == "succeeded"
+    assert client.models.get("acme/again").run_count == 1
+    client.models.get("acme/again").versions.delete(vid)
+    assert client.models.delete("acme/again") is True
+    client.models.create(owner="acme", name="again", visibility="private", hardware="cpu")
+    assert client.models.get("acme/again").run_count == 0
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

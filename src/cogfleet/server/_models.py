@@ -171,19 +171,20 @@ class Models:
 
     def resolve_version_ref(self, ref: str, account: Account) -> dict[str, Any]:
         """A version from ``<id>``, ``owner/name:<id>`` or (official models) ``owner/name``."""
+        # Every prediction resolves one: the store's shared (read-only) documents.
         if ":" in ref:
             model, _, vid = ref.partition(":")
-            doc = self.store.get("versions", f"{model}:{vid}")
+            doc = self.store.shared("versions", f"{model}:{vid}")
         elif "/" in ref:
             owner, _, name = ref.partition("/")
             if "/" in name:
                 raise NOT_PERMITTED
             return self.official_version(owner, name, account)
         else:
-            doc = self.store.find("versions", "id", ref) if _VERSION_RE.match(ref) else None
+            doc = self.store.shared("versions", ref, "id") if _VERSION_RE.match(ref) else None
         if doc is None:
             raise NOT_PERMITTED
-        model_doc = self.store.get("models", doc["_model"])
+        model_doc = self.store.shared("models", doc["_model"])
         if model_doc is None or not account.can_see(model_doc):
             raise NOT_PERMITTED
         return doc
@@ -198,11 +199,19 @@ class Models:
         key = f"{doc['owner']}/{doc['name']}"
         out["url"] = f"{base}/{key}"
         out["is_official"] = self.is_official(doc)
+        out["run_count"] = self.run_count(key, doc["created_at"])
         latest = self.latest_version(doc["owner"], doc["name"])
         out["latest_version"] = public(latest) if latest else None
         examples, _ = self.store.page("predictions", limit=1, where=self._examples(key))
         out["default_example"] = self.render_run(examples[0], base) if examples else None
         return out
+
+    def run_count(self, model: str, created_at: str) -> int:
+        """The model's predictions and trainings: counted, not kept, so that creating a
+        run writes nothing to its model (those made before a deleted model of the same
+        name was created again are not its)."""
+        where = [[("model", "=", model)], [("created_at", ">", created_at)]]
+        return sum(self.store.count(kind, where=where) for kind in ("predictions", "trainings"))
 
     @staticmethod
     def _examples(model: str) -> list[list[Condition]]:

@@ -278,9 +278,7 @@ class Runs:
         if destination:
             doc["destination"] = destination
         plural = "trainings" if kind == "training" else "predictions"
-        with self.store.transaction():
-            self.store.put(plural, pid, doc)
-            self.store.increment("models", model, "run_count")
+        self.store.put(plural, pid, doc)
         self._live[pid] = doc
         event = asyncio.Event()
         self._done[pid] = event
@@ -311,11 +309,10 @@ class Runs:
             # Answer before the client's read timeout (N + 0.5 s) runs out.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout=max(0.5, prefer[0] - 0.3))
-        current = self._live.get(pid) or self.store.get(plural, pid) or doc
         # The synchronous answer inlines file outputs as data: URIs, as Replicate does;
         # its answer to a training's creation names the predictions paths.
-        rendered = self.render(current, base, inline=wait is not None, plural="predictions")
-        if current["status"] not in TERMINAL:
+        rendered = self.render(doc, base, inline=wait is not None, plural="predictions")
+        if doc["status"] not in TERMINAL:
             headers["Location"] = rendered["urls"]["get"]
             if wait is not None:
                 # The 1.0.7 client's run() only polls after a "starting" answer (and a

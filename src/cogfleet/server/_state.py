@@ -27,6 +27,7 @@ _OPS = frozenset({"=", "<", ">", "in"})
 _FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 Condition = tuple[str, str, Any]
+_SHARED_MAX = 1024  # documents :meth:`Store.shared` keeps per kind
 Order = Literal["created", "latest_child"]
 # One sequence numbers every document of every kind, so these compare across tables.
 _ORDER = {
@@ -37,6 +38,7 @@ _ORDER = {
 _INDEXED = (
     ("versions", "id"),
     ("predictions", "model"),
+    ("trainings", "model"),
     ("predictions", "_account"),
     ("trainings", "_account"),
     ("models", "owner"),
@@ -54,6 +56,8 @@ class Store:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # Documents decoded once for :meth:`shared`, by kind; a write to a kind drops its.
+        self._shared: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
         with self._lock:
             for kind in KINDS:
                 self._db.execute(
@@ -89,6 +93,7 @@ class Store:
                 yield
             except BaseException:
                 self._db.execute("ROLLBACK")
+                self._shared.clear()  # a read inside may have cached what was rolled back
                 raise
             self._db.execute("COMMIT")
 
@@ -97,26 +102,13 @@ class Store:
         _check_kind(kind)
         text = json.dumps(data, separators=(",", ":"))
         with self._lock:
+            self._shared.pop(kind, None)
             self._seq += 1
             self._db.execute(
                 f"INSERT INTO {kind}(key, parent, seq, data) VALUES (?, ?, ?, ?)"
                 f" ON CONFLICT(key) DO UPDATE SET data=excluded.data,"
                 f" parent=COALESCE(excluded.parent, {kind}.parent)",
                 (key, parent, self._seq, text),
-            )
-
-    def increment(self, kind: str, key: str, field: str) -> None:
-        """Add one to the top-level number ``field`` of a document (0 when absent),
-        in SQL: nothing is decoded or re-encoded here."""
-        _check_kind(kind)
-        if not _FIELD_RE.match(field) or "." in field:
-            raise ValueError(f"unsupported field {field!r}")
-        path = f"$.{field}"
-        with self._lock:
-            self._db.execute(
-                f"UPDATE {kind} SET data=json_set(data, ?, "
-                "COALESCE(json_extract(data, ?), 0) + 1) WHERE key=?",
-                (path, path, key),
             )
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
@@ -126,10 +118,26 @@ class Store:
             row = self._db.execute(f"SELECT data FROM {kind} WHERE key=?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
+    def shared(self, kind: str, key: str, field: str = "key") -> dict[str, Any] | None:
+        """Like :meth:`get` (or :meth:`find` by ``field``), decoded once and shared by
+        every caller until a document of ``kind`` is written: for the look-ups every
+        prediction makes (its version and model). The caller must not change it."""
+        with self._lock:
+            cache = self._shared.setdefault(kind, {})
+            doc = cache.get((field, key))
+            if doc is None:
+                doc = self.get(kind, key) if field == "key" else self.find(kind, field, key)
+                if doc is not None:  # misses are not kept: unknown ids are unbounded
+                    if len(cache) >= _SHARED_MAX:
+                        cache.clear()
+                    cache[(field, key)] = doc
+            return doc
+
     def delete(self, kind: str, key: str) -> bool:
         """Delete a document; True if it existed."""
         _check_kind(kind)
         with self._lock:
+            self._shared.pop(kind, None)
             cur = self._db.execute(f"DELETE FROM {kind} WHERE key=?", (key,))
         return cur.rowcount > 0
 
@@ -193,23 +201,7 @@ class Store:
         if parent is not None:
             clauses.append("parent=?")
             args.append(parent)
-        for group in where:
-            ors = []
-            for field, op, value in group:
-                if op not in _OPS or not _FIELD_RE.match(field):
-                    raise ValueError(f"unsupported condition {field!r} {op!r}")
-                if op == "in":
-                    values = list(value)
-                    if not values:
-                        ors.append("0")
-                        continue
-                    marks = ",".join("?" * len(values))
-                    ors.append(f"json_extract(data, '$.{field}') IN ({marks})")
-                    args.extend(values)
-                else:
-                    ors.append(f"json_extract(data, '$.{field}') {op} ?")
-                    args.append(value)
-            clauses.append("(" + " OR ".join(ors) + ")")
+        _where_sql(where, clauses, args)
         # Read away from ``after``: towards the listing's end, or back to its start.
         descending = ascending == backward
         if after is not None:
@@ -246,16 +238,20 @@ class Store:
             ).fetchone()
         return json.loads(row[0]) if row else None
 
-    def count(self, kind: str, parent: str | None = None) -> int:
-        """Number of documents (under ``parent`` when given)."""
+    def count(
+        self, kind: str, parent: str | None = None, where: Sequence[Sequence[Condition]] = ()
+    ) -> int:
+        """Number of documents (under ``parent``, meeting ``where`` as in :meth:`window`)."""
         _check_kind(kind)
+        clauses: list[str] = []
+        args: list[Any] = []
+        if parent is not None:
+            clauses.append("parent=?")
+            args.append(parent)
+        _where_sql(where, clauses, args)
+        sql_where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._lock:
-            if parent is None:
-                row = self._db.execute(f"SELECT COUNT(*) FROM {kind}").fetchone()
-            else:
-                row = self._db.execute(
-                    f"SELECT COUNT(*) FROM {kind} WHERE parent=?", (parent,)
-                ).fetchone()
+            row = self._db.execute(f"SELECT COUNT(*) FROM {kind} {sql_where}", args).fetchone()
         return int(row[0])
 
     def unfinished(self, kind: str) -> list[dict[str, Any]]:
@@ -267,6 +263,27 @@ class Store:
                 _TERMINAL,
             ).fetchall()
         return [json.loads(r[0]) for r in rows]
+
+
+def _where_sql(where: Sequence[Sequence[Condition]], clauses: list[str], args: list[Any]) -> None:
+    """Add ``where``'s groups (see :meth:`Store.window`) to SQL ``clauses`` and ``args``."""
+    for group in where:
+        ors = []
+        for field, op, value in group:
+            if op not in _OPS or not _FIELD_RE.match(field):
+                raise ValueError(f"unsupported condition {field!r} {op!r}")
+            if op == "in":
+                values = list(value)
+                if not values:
+                    ors.append("0")
+                    continue
+                marks = ",".join("?" * len(values))
+                ors.append(f"json_extract(data, '$.{field}') IN ({marks})")
+                args.extend(values)
+            else:
+                ors.append(f"json_extract(data, '$.{field}') {op} ?")
+                args.append(value)
+        clauses.append("(" + " OR ".join(ors) + ")")
 
 
 def _check_kind(kind: str) -> None:
