@@ -453,6 +453,21 @@ def test_delete_version_and_model(client: replicate.Client, echo: dict[str, obje
     assert client.models.delete("acme/tmp") is True
 
 
+def test_a_deleted_version_no_longer_runs_by_either_reference(
+    client: replicate.Client, echo: dict[str, object]
+) -> None:
+    client.models.create(owner="acme", name="gone", visibility="private", hardware="cpu")
+    vid = promote_version(client, "acme", "gone", str(echo["id"]))["id"]
+    refs = [vid, f"acme/gone:{vid}"]
+    for ref in refs:  # looked up once before: the server has seen both references
+        assert client.predictions.create(version=ref, input={"prompt": "x"}, wait=True).output
+    client.models.get("acme/gone").versions.delete(vid)
+    for ref in refs:
+        with pytest.raises(ReplicateError) as info:
+            client.predictions.create(version=ref, input={"prompt": "x"})
+        assert info.value.status == 422 and info.value.title == "Invalid version or not permitted"
+
+
 def test_a_model_created_again_counts_only_its_own_runs(
     client: replicate.Client, echo: dict[str, object]
 ) -> None:
