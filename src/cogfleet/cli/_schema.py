@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cogfleet._errors import ConfigError, ExitCode, UsageError
 from cogfleet.cli._common import Command, load_plugins, load_repo, out
@@ -23,10 +23,13 @@ def cmd_schema(ns: argparse.Namespace) -> int:
     its inputs and Cog version (every variant when none is named), which proves each
     predictor's source gives a schema as that Cog would derive it, i.e. that the
     variant builds. The source is read, never imported, so this needs none of the
-    models' packages.
+    models' packages; except under Cog <= 0.16 for what only the model's code can
+    compute (a constant of a package cog.yaml installs): that Cog's SDK wrote the
+    document by importing the model, and so it does here, in the version's
+    environment (built in the store a local push uses, which then finds it built).
     """
     from cogfleet._render_folder import render_variants
-    from cogfleet.schema import dumps_schema, generate_schema
+    from cogfleet.schema import dumps_schema
 
     repo = load_repo(ns)
     variants = repo.select(ns.variants)
@@ -34,7 +37,7 @@ def cmd_schema(ns: argparse.Namespace) -> int:
         raise UsageError("schema: name one VARIANT (or use --summary)")
     pins = {v.name: _schema_pin(repo.pin_for(v)) for v in variants}
     rendered = render_variants(repo, variants, load_plugins(repo.root))
-    docs = [generate_schema(r.build_dir, pins[r.variant.name]) for r in rendered]
+    docs = [_document(r.build_dir, pins[r.variant.name], repo.root) for r in rendered]
     if not ns.summary:
         doc = docs[0]
         out(json.dumps(doc, indent=2) if ns.pretty else dumps_schema(doc, pins[variants[0].name]))
@@ -48,6 +51,19 @@ def cmd_schema(ns: argparse.Namespace) -> int:
                 line.append(f"{len(names)} {label} ({', '.join(names)})")
         out(f"{r.variant.name}: {'; '.join(line)} [Cog {pins[r.variant.name]}]")
     return ExitCode.OK
+
+
+def _document(build_dir: Path, cog_version: str, root: Path) -> dict[str, Any]:
+    from cogfleet.schema import ModelCodeNeeded, generate_schema, sdk_document_in_store
+
+    try:
+        return generate_schema(build_dir, cog_version)
+    except ModelCodeNeeded as exc:
+        from cogfleet._build import LOCAL_STATE
+        from cogfleet.runtime import EnvStore
+
+        store = EnvStore.for_state(root / LOCAL_STATE)
+        return sdk_document_in_store(build_dir, cog_version, store, exc)
 
 
 def _schema_pin(pin: CogPin) -> str:

@@ -4,7 +4,8 @@
   the predictor's source without importing it (:mod:`._source` and the modules it
   names), with that version's rules (:mod:`._versions`): Cog's static generator
   (:mod:`._static` with :mod:`._static_types`, >= 0.17) or the document the SDK wrote
-  (:mod:`._runtime`, <= 0.16).
+  (:mod:`._runtime`, <= 0.16); what only the model's code can compute under
+  Cog <= 0.16 is the SDK's own answer in the version's environment (:mod:`._sdk`).
 - :mod:`._document` assembles Cog's fixed components and paths, merges predict and
   train documents and serialises them as Cog's Go generator does.
 - :mod:`._compat` decides whether a new document breaks an old one.
@@ -34,6 +35,7 @@ from cogfleet.schema._document import (
     write_schema_file,
 )
 from cogfleet.schema._generate import generate_schema
+from cogfleet.schema._sdk import ModelCodeNeeded, sdk_document, sdk_document_in_store
 from cogfleet.schema._versions import (
     Rules,
     UnknownCogVersion,
@@ -69,6 +71,7 @@ _LAZY = {
 __all__ = [
     "COG_CLI_VERSION",
     "SCHEMA_FILE",
+    "ModelCodeNeeded",
     "Rules",
     "SourceFinding",
     "UnknownCogVersion",
@@ -91,6 +94,8 @@ __all__ = [
     "resolve_refs",
     "rules_for",
     "schema_changes",
+    "sdk_document",
+    "sdk_document_in_store",
     "source_findings",
     "title_case",
     "validate_inputs",

@@ -13,6 +13,7 @@ from typing import Any
 
 from cogfleet._errors import ConfigError
 from cogfleet.schema._document import assemble_document, merge_documents, read_cog_refs
+from cogfleet.schema._sdk import ModelCodeNeeded
 from cogfleet.schema._source import parse_target
 from cogfleet.schema._sourcefile import SourceError
 from cogfleet.schema._versions import Rules, UnknownCogVersion, rules_for
@@ -48,7 +49,10 @@ def generate_schema(build_dir: Path, cog_version: str | None = None) -> dict[str
 
     Raises :class:`ConfigError` naming ``file:line`` and worded as Cog reports it
     for a construct Cog cannot resolve statically (or, for Cog <= 0.16, that the
-    SDK would refuse), and for an unknown ``cog_version``.
+    SDK would refuse), and for an unknown ``cog_version``. For Cog <= 0.16, whose
+    SDK ran the model's code, a value or type only that code can compute (a constant
+    of a package cog.yaml installs) is :class:`ModelCodeNeeded`, a ``ConfigError``
+    that :func:`~cogfleet.schema.sdk_document` in the version's environment answers.
     """
     build_dir = Path(build_dir).resolve()
     try:
@@ -70,6 +74,8 @@ def generate_schema(build_dir: Path, cog_version: str | None = None) -> dict[str
             _static_document(build_dir, train_ref, train=True, rules=rules) if train_ref else None
         )
     except SourceError as exc:
+        if exc.needs_code and not rules.static:
+            raise ModelCodeNeeded(exc.file, exc.message, exc.line) from None
         raise ConfigError(exc.file, exc.message, exc.line) from None
     if predict_doc is not None and train_doc is not None:
         return merge_documents(predict_doc, train_doc)

@@ -65,6 +65,16 @@ class _Types:
         return f"{module}.{original}"
 
 
+_KNOWN_MODULES = ("cog.", "typing.", "typing_extensions.", "collections.", "builtins.")
+_BUILTINS = frozenset({"str", "int", "float", "bool", "list", "dict", "set", "tuple", "None"})
+
+
+def _needs_code(kind: str) -> bool:
+    """A type name only Python can say what it is: defined outside cog, typing and the
+    builtins (a package the version installs, an alias the model's code makes)."""
+    return kind not in _BUILTINS and not kind.startswith(_KNOWN_MODULES)
+
+
 def _cog(kind: str) -> str | None:
     # Names that mean the cog type (cog.Path, cog.types.Path...).
     if kind.startswith("cog."):
@@ -92,12 +102,15 @@ class Renderer:
 
     # -- input types -------------------------------------------------------
 
-    def unsupported(self, what: str, param: str, line: int | None) -> SourceError:
+    def unsupported(
+        self, what: str, param: str, line: int | None, *, kind: str = ""
+    ) -> SourceError:
         return SourceError(
             self.module.rel,
             f"Unsupported input type {what} for parameter `{param}`. Supported input types are: "
             f"{_ALLOWED}, or a Union or List of those types.",
             line,
+            needs_code=bool(kind) and _needs_code(kind),
         )
 
     def input_fragment(
@@ -113,7 +126,7 @@ class Renderer:
                 base = _cog(kind)
             fragment = self.primitive(base)
             if fragment is None:
-                raise self.unsupported(ann.name.rsplit(".", 1)[-1], param, line)
+                raise self.unsupported(ann.name.rsplit(".", 1)[-1], param, line, kind=kind)
             return fragment, False
         if ann.kind == "union":
             return self.union(list(ann.args), param, line)
@@ -130,7 +143,7 @@ class Renderer:
             return self.union([ann.args[0], Annotation("simple", "None")], param, line)
         if outer in ("typing.Union", "Union"):
             return self.union(list(ann.args), param, line)
-        raise self.unsupported(short, param, line)
+        raise self.unsupported(short, param, line, kind=outer)
 
     def union(
         self, args: list[Annotation], param: str, line: int | None
@@ -174,12 +187,14 @@ class Renderer:
         try:
             return self.evaluator.value(node, scope=scope)
         except (ValueError, TypeError, RecursionError):
-            text = (scope.module if scope is not None else self.module).segment(node)
+            source = (scope.module if scope is not None else self.module).segment(node)
+            text = " ".join(source.split())  # the error is one line
             raise SourceError(
                 self.module.rel,
                 f"{what}: `{text}` cannot be evaluated without running "
                 "the model's code",
                 line,
+                needs_code=True,
             ) from None
 
     # -- Input -------------------------------------------------------------
@@ -406,7 +421,10 @@ class Renderer:
             )
             fragment = self.primitive(base)
             if fragment is None:
-                raise SourceError(self.module.rel, f"unsupported output type {ann.name}", line)
+                raise SourceError(
+                    self.module.rel, f"unsupported output type {ann.name}", line,
+                    needs_code=_needs_code(kind),
+                )  # fmt: skip
             return fragment
         if ann.kind == "union" or self.types.kind(ann.name) in ("typing.Union", "Union"):
             return self._union_output(ann, line)
@@ -438,6 +456,7 @@ class Renderer:
             self.module.rel,
             f'TypeError: Fields of type "{outer}" are not supported.',
             line,
+            needs_code=_needs_code(outer),
         )
 
     def _union_output(self, ann: Annotation, line: int | None) -> dict[str, Any]:

@@ -36,13 +36,21 @@ __all__ = [
 
 
 class SourceError(Exception):
-    """Something in the user's source that Cog's parser refuses (file relative to the build)."""
+    """Something in the user's source that Cog's parser refuses (file relative to the build).
 
-    def __init__(self, file: str, message: str, line: int | None = None) -> None:
+    ``needs_code`` marks what only running the model's code can decide (a value
+    computed by a package the version installs, a type it defines): the SDK that
+    imported the predictor (Cog <= 0.16) may well have built it.
+    """
+
+    def __init__(
+        self, file: str, message: str, line: int | None = None, *, needs_code: bool = False
+    ) -> None:
         super().__init__(message)
         self.file = file
         self.message = message
         self.line = line
+        self.needs_code = needs_code
 
 
 # ---------------------------------------------------------------------------

@@ -54,7 +54,7 @@ from cogfleet.server._core import (
     read_json,
 )
 from cogfleet.server._push import build_id_for, unpack_build, version_id
-from cogfleet.server._runtimes import EnvironmentFailed, Runtimes
+from cogfleet.server._runtimes import EnvironmentFailed, Prepared, Runtimes
 from cogfleet.server._state import Condition, Order, Store
 from cogfleet.server._validation import MODEL_CREATE, MODEL_UPDATE, PROMOTE, check_body, invalid
 
@@ -504,14 +504,21 @@ class Models:
             self.store.put("versions", key, doc, parent=model)
         return doc, True
 
+    async def _prepare(self, build_dir: Path, options: RuntimeOptions) -> Prepared:
+        try:
+            return await self.runtimes.prepare(build_dir, options)
+        except EnvironmentFailed as exc:
+            raise ApiError(422, str(exc), "Environment build failed") from None
+
     async def _store_build(
         self, raw: bytes, options: RuntimeOptions
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Unpack an uploaded build content-addressed under builds/, generate its schema
         and make its environment; (the version source, what to tell the pusher)."""
-        from cogfleet.schema import generate_schema, write_schema_file
+        from cogfleet.schema import ModelCodeNeeded, generate_schema, write_schema_file
 
         tmp = self.state_dir / "tmp" / uuid.uuid4().hex
+        prepared: Prepared | None = None
         try:
             try:
                 await asyncio.to_thread(unpack_build, raw, tmp)
@@ -528,16 +535,22 @@ class Models:
                     tmp.rename(dest)
                     try:
                         # the document the pinned Cog's `cog build` writes (<= 0.16: the SDK's)
-                        doc = await asyncio.to_thread(generate_schema, dest, options.cog_version)
+                        try:
+                            doc = await asyncio.to_thread(
+                                generate_schema, dest, options.cog_version
+                            )
+                        except ModelCodeNeeded as exc:
+                            # Cog <= 0.16 ran the model's code: so does its SDK here, in
+                            # the environment the version runs in (built once, for both)
+                            prepared = await self._prepare(dest, options)
+                            doc = await self.runtimes.sdk_schema(dest, options, prepared, exc)
                     except ConfigError as exc:
                         shutil.rmtree(dest, ignore_errors=True)
                         raise ApiError(422, str(exc), "Invalid build") from exc
                     await asyncio.to_thread(write_schema_file, dest, doc, options.cog_version)
                 schema = json.loads(schema_file.read_text())
-            try:
-                prepared = await self.runtimes.prepare(dest, options)
-            except EnvironmentFailed as exc:
-                raise ApiError(422, str(exc), "Environment build failed") from None
+            if prepared is None:
+                prepared = await self._prepare(dest, options)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         source = {

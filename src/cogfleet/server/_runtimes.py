@@ -15,9 +15,9 @@ import asyncio
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cogfleet._errors import CogfleetError
+from cogfleet._errors import CogfleetError, ConfigError
 from cogfleet.runtime import (
     EnvInfo,
     EnvStore,
@@ -29,6 +29,9 @@ from cogfleet.runtime import (
     takes_host_flag,
 )
 from cogfleet.server._runner import Runtime
+
+if TYPE_CHECKING:
+    from cogfleet.schema import ModelCodeNeeded
 
 
 class EnvironmentFailed(CogfleetError):
@@ -100,6 +103,26 @@ class Runtimes:
             "notes": list(env.notes),
         }
         return Prepared(runtime, info)
+
+    async def sdk_schema(
+        self, build_dir: Path, options: RuntimeOptions, prepared: Prepared,
+        reason: ModelCodeNeeded,
+    ) -> dict[str, Any]:  # fmt: skip
+        """The document the version's own SDK writes in its environment (Cog <= 0.16
+        ran the model's code for it); ``ConfigError`` at ``reason``'s line if it cannot."""
+        from cogfleet.schema import sdk_document
+
+        if options.environment == "current":
+            raise ConfigError(
+                reason.path,
+                f"{reason.message} (Cog {options.cog_version} wrote the schema by running "
+                "the model's code, which needs the version's isolated environment, not "
+                "--env current)",
+                reason.line,
+            )
+        return await asyncio.to_thread(
+            sdk_document, build_dir, prepared.runtime.python, options.cog_version, reason
+        )
 
     async def runtime_for(self, version: dict[str, Any], build_dir: Path) -> Runtime:
         """The runtime of a stored version (its environment rebuilt if it was removed)."""

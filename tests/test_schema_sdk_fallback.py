@@ -1,0 +1,166 @@
+"""Cog <= 0.16 values only the model's code computes: the pinned SDK's own document.
+
+Up to 0.16 ``cog build`` imported the predictor in the image, so a predictor may take
+its choices from a package it installs (a public speech model has
+``choices=["auto"] + sorted(LANGUAGES.keys()) + ...`` with ``LANGUAGES`` from its
+``whisper`` package). The source alone cannot say what they are; cogfleet then asks
+the pinned SDK in the version's environment, the one the push runs the model in
+(built once for both). ``tests/fixtures/schema/sdk_fallback/speech`` has that shape,
+with a small local package (``pkgs/spokenlangs``, installed from its path) standing
+in for the third-party one. Everything here is real: uv environments of the
+session's store, Cog 0.15.8's SDK, the local server, the official client.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cogfleet.schema import (
+    ModelCodeNeeded,
+    dumps_schema,
+    generate_schema,
+    sdk_document_in_store,
+    validate_inputs,
+)
+from tests.conftest import LEGACY_COG, CliResult
+
+FIXTURE = Path(__file__).parent / "fixtures" / "schema" / "sdk_fallback" / "speech"
+
+LANGUAGE_CHOICES = [
+    "auto", "de", "en", "fr", "ja", "English", "French", "German", "Japanese",
+]  # fmt: skip
+"""What Python computes for the fixture's ``choices=`` (the package builds its tables)."""
+
+STATIC_ERROR = (
+    "predict.py:13: choices of `language`: `[\"auto\"] + sorted(LANGUAGES) + "
+    "sorted(name.title() for name in TO_LANGUAGE_CODE)` cannot be evaluated without "
+    "running the model's code"
+)
+
+
+def _copy(dest: Path) -> Path:
+    shutil.copytree(FIXTURE, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def _repo(make_repo: Callable[..., Path], cog_version: str = LEGACY_COG, *, test_case: str =
+          "{text: hi, language: German}", packages: bool = True) -> Path:  # fmt: skip
+    """A monorepo with the fixture as family ``speech``, variant ``speech`` pinned."""
+    files: dict[str, str | bytes | None] = {}
+    for path in FIXTURE.rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            rel = path.relative_to(FIXTURE).as_posix()
+            files[f"models/speech/{rel}"] = path.read_text(encoding="utf-8")
+    cog_yaml = files.pop("models/speech/cog.yaml")
+    assert isinstance(cog_yaml, str)
+    if not packages:
+        cog_yaml = cog_yaml.replace('  python_packages:\n    - "./pkgs/spokenlangs"\n', "")
+    files["models/speech/cog.yaml.j2"] = cog_yaml
+    files["models/speech/variants.yaml"] = (
+        f'speech:\n  model: acme/speech\n  cog_version: "{cog_version}"\n'
+    )
+    files["cog-safe-push-configs/speech.yaml"] = (
+        "model: acme/speech\npredict:\n  test_cases:\n"
+        f"    - inputs: {test_case}\n      exact_string: \"German:hi:en\"\n"
+    )
+    return make_repo(files, base=False)
+
+
+def test_the_source_names_the_value_only_the_model_computes(tmp_path: Path) -> None:
+    # Under Cog 0.15.8 that is ModelCodeNeeded (a ConfigError: one line, file:line),
+    # the expression written on one line although it spans three in the source.
+    folder = _copy(tmp_path / "speech")
+    with pytest.raises(ModelCodeNeeded) as info:
+        generate_schema(folder, LEGACY_COG)
+    assert str(info.value) == STATIC_ERROR
+    # Cog 0.17 and later refuse it themselves (no SDK runs): their own error.
+    for version in ("0.17.2", "0.19.3", "0.23.1"):
+        with pytest.raises(Exception) as static:
+            generate_schema(folder, version)
+        assert not isinstance(static.value, ModelCodeNeeded)
+        assert str(static.value) == (
+            "predict.py:14: parameter 'language': choices expression cannot be statically "
+            "resolved"
+        )
+
+
+def test_the_pinned_sdk_computes_it_in_the_versions_environment(
+    tmp_path: Path, env_store: Any
+) -> None:
+    folder = _copy(tmp_path / "speech")
+    with pytest.raises(ModelCodeNeeded) as info:
+        generate_schema(folder, LEGACY_COG)
+    doc = sdk_document_in_store(folder, LEGACY_COG, env_store, info.value)
+    parts = doc["components"]["schemas"]
+    assert parts["language"]["enum"] == LANGUAGE_CHOICES
+    props = parts["Input"]["properties"]
+    assert list(props) == ["text", "language", "fallback"]
+    # the package's alias is a str to the SDK, as Python says
+    assert props["fallback"]["type"] == "string" and props["fallback"]["default"] == "en"
+    assert parts["Input"]["required"] == ["text"]
+    assert validate_inputs(doc, {"text": "hi", "language": "German"}) == []
+    assert validate_inputs(doc, {"text": "hi", "language": "Klingon"}) != []
+    # the bytes the Cog 0.15.8 CLI stored: the SDK's answer through Go maps
+    assert json.loads(dumps_schema(doc, LEGACY_COG)) == doc
+    # the package was installed from its path and built out of the build folder
+    assert not list(folder.rglob("*.egg-info")) and not (folder / "pkgs/spokenlangs/build").exists()
+
+
+def test_schema_command_and_push_build_the_environment_once(
+    make_repo: Callable[..., Path], cli: Callable[..., CliResult], env_store: Any
+) -> None:
+    root = _repo(make_repo)
+    result = cli("schema", "speech", cwd=root)
+    assert result.code == 0, result.err
+    doc = json.loads(result.out)
+    assert doc["components"]["schemas"]["language"]["enum"] == LANGUAGE_CHOICES
+    summary = cli("schema", "--summary", cwd=root)
+    assert summary.out.strip() == "speech: 3 inputs (text, language, fallback) [Cog 0.15.8]"
+    # The push runs the model in the environment the schema command built (not again),
+    # and its test case passes through the server's validation of the SDK's document.
+    result = cli("test", "speech", "--report-json", "report.json", cwd=root)
+    assert result.code == 0, result.out + result.err
+    report = json.loads((root / "report.json").read_text())
+    steps = {s["name"]: s for s in report["steps"]}
+    push = steps["push-test"]["message"]
+    assert "Cog 0.15.8, isolated environment" in push and "built in" not in push
+    assert steps["test-cases"]["status"] == "passed"
+
+
+def test_a_choice_the_sdks_document_lacks_fails_the_test_case(
+    make_repo: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    root = _repo(make_repo, test_case="{text: hi, language: Klingon}")
+    result = cli("test", "speech", cwd=root)
+    assert result.code == 1
+    assert 'input.language must be one of the following: "auto", "de"' in result.err
+
+
+def test_when_the_sdk_cannot_build_it_either_one_line_names_the_source(
+    make_repo: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    # cog.yaml does not install the package: the SDK fails to import the predictor.
+    root = _repo(make_repo, packages=False)
+    result = cli("schema", "speech", cwd=root)
+    assert result.code == 2 and result.out == ""
+    assert result.err == (
+        f"error: {STATIC_ERROR}; the Cog 0.15.8 SDK could not build the schema either: "
+        "ModuleNotFoundError: No module named 'spokenlangs'\n"
+    )
+
+
+def test_env_current_cannot_run_the_pinned_sdk(
+    make_repo: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    root = _repo(make_repo)
+    result = cli("test", "speech", "--env", "current", cwd=root)
+    assert result.code == 1
+    line = next(ln for ln in result.err.splitlines() if "push-test" in ln)
+    assert STATIC_ERROR in line
+    assert "needs the version's isolated environment, not --env current" in line
