@@ -164,3 +164,71 @@ def test_env_current_cannot_run_the_pinned_sdk(
     line = next(ln for ln in result.err.splitlines() if "push-test" in ln)
     assert STATIC_ERROR in line
     assert "needs the version's isolated environment, not --env current" in line
+
+
+# -- Cog 0.17-0.19: a type the static parser cannot follow --------------------------
+
+PACKAGE_OUTPUT = FIXTURE.parent / "package_output"
+UNRESOLVED = (
+    "predict.py:9: cannot resolve output type 'Output' (imported from 'mypackage') \u2014 "
+    "external types cannot be statically analyzed. Define it as a BaseModel subclass in "
+    "your predict file, or provide a .pyi stub"
+)
+
+
+def test_from_020_a_type_cog_cannot_resolve_is_its_build_error(tmp_path: Path) -> None:
+    # Cog 0.20 removed the fallback: its own error, and no environment is needed.
+    folder = tmp_path / "model"
+    shutil.copytree(PACKAGE_OUTPUT, folder)
+    for version in ("0.20.0", "0.23.1"):
+        with pytest.raises(Exception) as info:
+            generate_schema(folder, version)
+        assert not isinstance(info.value, ModelCodeNeeded)
+        assert str(info.value).startswith(
+            "predict.py:9: cannot resolve type 'Output' (imported from 'mypackage') - "
+        )
+
+
+def test_cog_017_to_019_fell_back_to_the_sdk_for_a_type_it_cannot_resolve(
+    tmp_path: Path, env_store: Any
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(PACKAGE_OUTPUT, folder)
+    with pytest.raises(ModelCodeNeeded) as info:
+        generate_schema(folder, "0.19.3")
+    assert str(info.value) == UNRESOLVED
+    doc = sdk_document_in_store(folder, "0.19.3", env_store, info.value)
+    parts = doc["components"]["schemas"]
+    assert parts["Output"]["properties"] == {
+        "text": {"title": "Text", "type": "string"},
+        "score": {"title": "Score", "type": "number"},
+    }
+    assert parts["Output"]["required"] == ["text", "score"]
+    assert parts["Input"]["properties"]["prompt"]["default"] == "hi"
+    # the CLI stored the SDK's answer through Go maps: compact, every key sorted, even
+    # though the version's own generator keeps declaration order
+    assert dumps_schema(doc, "0.19.3") == json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def test_a_019_push_runs_the_model_with_the_sdks_document(
+    make_repo: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    files: dict[str, str | bytes | None] = {
+        f"models/pkg/{p.relative_to(PACKAGE_OUTPUT).as_posix()}": p.read_text(encoding="utf-8")
+        for p in PACKAGE_OUTPUT.rglob("*.py")
+    }
+    files["models/pkg/cog.yaml.j2"] = (PACKAGE_OUTPUT / "cog.yaml").read_text(encoding="utf-8")
+    files["models/pkg/variants.yaml"] = 'pkg:\n  model: acme/pkg\n  cog_version: "0.19.3"\n'
+    files["cog-safe-push-configs/pkg.yaml"] = (
+        "model: acme/pkg\npredict:\n  test_cases:\n    - inputs: {prompt: hey}\n"
+        "      jq_query: '.text == \"hey\" and .score == 0.5'\n"
+    )
+    root = make_repo(files, base=False)
+    schema = cli("schema", "pkg", cwd=root)
+    assert schema.code == 0, schema.err
+    assert json.loads(schema.out)["components"]["schemas"]["Output"]["required"] == [
+        "text", "score",
+    ]  # fmt: skip
+    result = cli("test", "pkg", cwd=root)
+    assert result.code == 0, result.err
+    assert "test-case[0] jq_query passed" in result.err

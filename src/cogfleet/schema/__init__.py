@@ -4,8 +4,9 @@
   the predictor's source without importing it (:mod:`._source` and the modules it
   names), with that version's rules (:mod:`._versions`): Cog's static generator
   (:mod:`._static` with :mod:`._static_types`, >= 0.17) or the document the SDK wrote
-  (:mod:`._runtime`, <= 0.16); what only the model's code can compute under
-  Cog <= 0.16 is the SDK's own answer in the version's environment (:mod:`._sdk`).
+  (:mod:`._runtime`, <= 0.16); where that Cog let the SDK write it (<= 0.16: what
+  only the model's code computes; 0.17-0.19: a type the static parser cannot
+  resolve) it is the SDK's own answer in the version's environment (:mod:`._sdk`).
 - :mod:`._document` assembles Cog's fixed components and paths, merges predict and
   train documents and serialises them as Cog's Go generator does.
 - :mod:`._compat` decides whether a new document breaks an old one.
@@ -35,7 +36,12 @@ from cogfleet.schema._document import (
     write_schema_file,
 )
 from cogfleet.schema._generate import generate_schema
-from cogfleet.schema._sdk import ModelCodeNeeded, sdk_document, sdk_document_in_store
+from cogfleet.schema._sdk import (
+    ModelCodeNeeded,
+    SdkDocument,
+    sdk_document,
+    sdk_document_in_store,
+)
 from cogfleet.schema._versions import (
     Rules,
     UnknownCogVersion,
@@ -73,6 +79,7 @@ __all__ = [
     "SCHEMA_FILE",
     "ModelCodeNeeded",
     "Rules",
+    "SdkDocument",
     "SourceFinding",
     "UnknownCogVersion",
     "assemble_document",

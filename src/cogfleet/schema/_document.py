@@ -461,12 +461,14 @@ def dumps_schema(doc: dict[str, Any], cog_version: str | None = None) -> str:
     predict+train document (see :func:`is_merged_document`) is
     ``MarshalIndent(doc, "", "  ")`` of Go maps: every key sorted, two-space indent.
     Cog <= 0.16 re-marshalled the SDK's document through Go maps: compact, every
-    key sorted.
+    key sorted; so did 0.17-0.19 when they fell back to the SDK (a
+    :class:`~cogfleet.schema.SdkDocument`).
     """
+    from cogfleet.schema._sdk import SdkDocument
     from cogfleet.schema._versions import rules_for
 
     rules = rules_for(cog_version)
-    if not rules.static:
+    if not rules.static or isinstance(doc, SdkDocument):
         return _encode(doc, _PLAIN, None, 0, as_float=True)
     if is_merged_document(doc):
         return _encode(doc, _PLAIN, "  ", 0, as_float=True)

@@ -49,10 +49,12 @@ def generate_schema(build_dir: Path, cog_version: str | None = None) -> dict[str
 
     Raises :class:`ConfigError` naming ``file:line`` and worded as Cog reports it
     for a construct Cog cannot resolve statically (or, for Cog <= 0.16, that the
-    SDK would refuse), and for an unknown ``cog_version``. For Cog <= 0.16, whose
-    SDK ran the model's code, a value or type only that code can compute (a constant
-    of a package cog.yaml installs) is :class:`ModelCodeNeeded`, a ``ConfigError``
-    that :func:`~cogfleet.schema.sdk_document` in the version's environment answers.
+    SDK would refuse), and for an unknown ``cog_version``. Where that Cog let the SDK
+    write the document instead (<= 0.16: a value or type only the model's code
+    computes, such as a constant of a package cog.yaml installs; 0.17-0.19: a type
+    the static parser cannot resolve), it is :class:`ModelCodeNeeded`, a
+    ``ConfigError`` that :func:`~cogfleet.schema.sdk_document` in the version's
+    environment answers.
     """
     build_dir = Path(build_dir).resolve()
     try:
@@ -74,7 +76,7 @@ def generate_schema(build_dir: Path, cog_version: str | None = None) -> dict[str
             _static_document(build_dir, train_ref, train=True, rules=rules) if train_ref else None
         )
     except SourceError as exc:
-        if exc.needs_code and not rules.static:
+        if exc.needs_code and rules.sdk_fallback:
             raise ModelCodeNeeded(exc.file, exc.message, exc.line) from None
         raise ConfigError(exc.file, exc.message, exc.line) from None
     if predict_doc is not None and train_doc is not None:

@@ -23,10 +23,22 @@ from cogfleet._errors import CogfleetError, ConfigError
 if TYPE_CHECKING:
     from cogfleet.runtime import EnvStore
 
-__all__ = ["SDK_TIMEOUT", "ModelCodeNeeded", "sdk_document", "sdk_document_in_store"]
+__all__ = [
+    "SDK_TIMEOUT",
+    "ModelCodeNeeded",
+    "SdkDocument",
+    "sdk_document",
+    "sdk_document_in_store",
+]
 
 SDK_TIMEOUT = 600.0
 """Seconds the SDK may take to import the model (a predictor importing torch is slow)."""
+
+
+class SdkDocument(dict[str, Any]):
+    """A document the SDK wrote. The Cog CLI stored it re-marshalled through Go maps
+    (compact, every key sorted), whichever generator the version has otherwise, so
+    :func:`~cogfleet.schema.dumps_schema` writes it so."""
 
 
 class ModelCodeNeeded(ConfigError):
@@ -72,7 +84,7 @@ def _parse(stdout: str) -> dict[str, Any] | None:
 
 def sdk_document(
     build_dir: Path, python: str, cog_version: str, reason: ModelCodeNeeded
-) -> dict[str, Any]:
+) -> SdkDocument:
     """The document Cog ``cog_version``'s SDK writes for ``build_dir`` with ``python``.
 
     ``python`` is the interpreter of the version's environment (cog.yaml's packages
@@ -105,12 +117,12 @@ def sdk_document(
     doc = _parse(proc.stdout) if proc.returncode == 0 else None
     if doc is None:
         raise failed(_reason(proc.stderr or proc.stdout))
-    return doc
+    return SdkDocument(doc)
 
 
 def sdk_document_in_store(
     build_dir: Path, cog_version: str, store: EnvStore, reason: ModelCodeNeeded
-) -> dict[str, Any]:
+) -> SdkDocument:
     """:func:`sdk_document` in the version's environment of ``store``, built if missing
     (the push then finds it built). ``ConfigError`` at ``reason``'s line if it cannot be."""
     from cogfleet.runtime import read_build_spec

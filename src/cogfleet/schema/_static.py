@@ -31,8 +31,10 @@ __all__ = ["build_input_schema", "build_output_schema"]
 # ---------------------------------------------------------------------------
 
 
-def _fail(sig: Signature, line: int | None, message: str) -> SourceError:
-    return SourceError(sig.file, message, line)
+def _fail(
+    sig: Signature, line: int | None, message: str, *, needs_code: bool = False
+) -> SourceError:
+    return SourceError(sig.file, message, line, needs_code=needs_code)
 
 
 def build_input_schema(
@@ -47,7 +49,7 @@ def build_input_schema(
         try:
             it = resolver.input_type(param.annotation)
         except TypeProblem as exc:
-            raise _fail(sig, param.line, exc.message) from None
+            raise _fail(sig, param.line, exc.message, needs_code=exc.unresolvable) from None
         prop = _input_property(sig, rules, param, it, required, enums)
         properties[param.name] = prop
     schema: dict[str, Any] = {"properties": properties, "type": "object"}
@@ -188,7 +190,7 @@ def build_output_schema(sig: Signature, rules: Rules) -> dict[str, Any]:
     try:
         schema = resolver.output(sig.returns, ())
     except TypeProblem as exc:
-        raise _fail(sig, sig.line, exc.message) from None
+        raise _fail(sig, sig.line, exc.message, needs_code=exc.unresolvable) from None
     if sig.streaming and rules.streaming and schema.get("x-cog-array-type") != "iterator":
         raise _fail(
             sig,

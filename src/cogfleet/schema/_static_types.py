@@ -40,9 +40,13 @@ def primitive_json(name: str) -> dict[str, Any]:
 
 
 class TypeProblem(Exception):
-    def __init__(self, message: str) -> None:
+    """A type Cog's static parser refuses; ``unresolvable`` is its ``ErrUnresolvableType``
+    (a name it cannot follow), on which Cog 0.17-0.19 fell back to the SDK."""
+
+    def __init__(self, message: str, *, unresolvable: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        self.unresolvable = unresolvable
 
 
 def _unsupported(message: str) -> TypeProblem:
@@ -54,14 +58,16 @@ def _unresolvable_imported(name: str, module: str, rules: Rules) -> TypeProblem:
         return TypeProblem(
             f"cannot resolve output type '{name}' (imported from '{module}') \u2014 external "
             "types cannot be statically analyzed. Define it as a BaseModel subclass in your "
-            "predict file, or provide a .pyi stub"
+            "predict file, or provide a .pyi stub",
+            unresolvable=True,
         )
     return TypeProblem(
         f"cannot resolve type '{name}' (imported from '{module}') - external types cannot be "
         "statically analyzed. If this is a JSON-shaped third-party type, mark it opaque with "
         "`from typing import Annotated`, `from cog import Opaque`, and "
         f"`field: Annotated[{name}, Opaque]`. Otherwise define it as a BaseModel subclass in "
-        "your predict file, or provide a .pyi stub"
+        "your predict file, or provide a .pyi stub",
+        unresolvable=True,
     )
 
 
@@ -69,7 +75,8 @@ def _unresolvable(name: str, rules: Rules) -> TypeProblem:
     what, dash = ("type", "-") if rules.opaque else ("output type", "\u2014")
     return TypeProblem(
         f"cannot resolve {what} '{name}' {dash} it is not a primitive type (str, int, float, "
-        "bool, Path) and no BaseModel definition was found in the predict file"
+        "bool, Path) and no BaseModel definition was found in the predict file",
+        unresolvable=True,
     )
 
 
@@ -416,7 +423,9 @@ class Resolver:
             try:
                 schema, is_required = self.field_output(model_field.annotation, seen)
             except TypeProblem as exc:
-                raise TypeProblem(f'field "{model_field.name}": {exc.message}') from None
+                raise TypeProblem(
+                    f'field "{model_field.name}": {exc.message}', unresolvable=exc.unresolvable
+                ) from None
             if model_field.key_required is not None:
                 is_required = model_field.key_required
             if model_field.default is not None:

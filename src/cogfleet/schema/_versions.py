@@ -134,6 +134,12 @@ class Rules:
     accept: bool = True
     """0.22+: ``Input(accept=...)`` on Path/File gives ``x-cog-accept``."""
 
+    sdk_fallback: bool = False
+    """Up to 0.19 the SDK may write the document: always up to 0.16 (so a value only the
+    model's code computes is the SDK's), and in 0.17-0.19 when the static parser cannot
+    resolve a type (``ErrUnresolvableType``: ``cog build``/``push`` fell back to the
+    SDK's ``openapi_schema``). 0.20 removed that fallback."""
+
     @property
     def static(self) -> bool:
         return self.generator == "static"
@@ -165,6 +171,7 @@ def rules_for(version: str | None = None) -> Rules:
             generator="runtime",
             pydantic=1 if v < (0, 14, 8) else 2,
             info_version="0.1.0",
+            sdk_fallback=True,
         )
     return Rules(
         version=canonical,
@@ -186,4 +193,5 @@ def rules_for(version: str | None = None) -> Rules:
         union_inputs=v >= (0, 21, 0),
         streaming=v >= (0, 21, 0),
         accept=v >= (0, 22, 0),
+        sdk_fallback=v < (0, 20, 0),
     )
