@@ -12,6 +12,9 @@ measured inside the predictor). Scenarios:
 * ``sequential``: one client, the no-op model;
 * ``N concurrent clients``: N client threads at once, the no-op model (every
   prediction is pure overhead, so this measures how much work one prediction costs);
+* ``N client processes``: the same with each client a process of its own, as N
+  separate programs would be: no client waits for another client's interpreter lock
+  (the clients' own CPU still shares the machine with the server);
 * ``N clients, model M ms``: 1, 2, 4 and N client threads, the model waiting M ms
   (an ``asyncio.sleep``, no CPU): requests that a server handles concurrently
   overlap, so throughput grows with the clients until the CPU is busy.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
 import re
 import statistics
 import subprocess
@@ -37,6 +41,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import replicate
 
@@ -87,6 +92,40 @@ def _scenario(
     with ThreadPoolExecutor(threads) as pool:
         samples = [s for chunk in pool.map(worker, clients) for s in chunk]
     return samples, time.perf_counter() - start
+
+
+def _client_process(
+    base_url: str, token: str, version: str, n: int, sleep: float, go: Any, out: Any
+) -> None:
+    """One client program: its own connection warmed first, then ``n`` predictions."""
+    client = replicate.Client(api_token=token, base_url=base_url)
+    for _ in range(3):
+        _one(client, version, 0.0)
+    go.wait()
+    out.put([_one(client, version, sleep) for _ in range(n)])
+
+
+def _scenario_processes(
+    base_url: str, token: str, version: str, clients: int, total: int, sleep: float
+) -> tuple[list[tuple[float, float]], float]:
+    """As :func:`_scenario`, each client a process of its own (as separate programs are,
+    none waiting for another's interpreter lock); timed from when all are ready."""
+    ctx = multiprocessing.get_context("spawn")
+    go, out = ctx.Barrier(clients + 1), ctx.Queue()
+    each = max(1, total // clients)
+    procs = [
+        ctx.Process(target=_client_process, args=(base_url, token, version, each, sleep, go, out))
+        for _ in range(clients)
+    ]
+    for proc in procs:
+        proc.start()
+    go.wait(timeout=120)
+    start = time.perf_counter()
+    samples = [s for _ in procs for s in out.get(timeout=600)]
+    elapsed = time.perf_counter() - start
+    for proc in procs:
+        proc.join(30)
+    return samples, elapsed
 
 
 _PROBE = """
@@ -204,6 +243,10 @@ def main() -> None:
         with _CpuShare() as probe:
             run("sequential", 1, args.requests, 0.0)
             run(f"{args.threads} concurrent clients", args.threads, args.requests, 0.0)
+            samples, elapsed = _scenario_processes(
+                base, token, version, args.threads, args.requests, 0.0
+            )
+            rows.append(_row(f"{args.threads} client processes", samples, elapsed))
             counts = sorted({1 << i for i in range(args.threads.bit_length())} | {args.threads})
             for threads in [c for c in counts if c <= args.threads]:
                 plural = "client" if threads == 1 else "clients"

@@ -178,9 +178,11 @@ def test_run_all_quick_writes_results(tmp_path: Path) -> None:
                     "environments"):
         assert data[section]["status"] == "ok", data[section]
     rows = data["server_overhead"]["rows"]
-    # sequential, 2 concurrent, then 1 and 2 clients with a model that waits
-    assert [r["n"] for r in rows] == [8, 8, 4, 8]
-    assert rows[2]["scenario"].startswith("1 client, model")
+    # sequential, 2 concurrent threads, 2 client processes, then 1 and 2 clients with a
+    # model that waits
+    assert [r["n"] for r in rows] == [8, 8, 8, 4, 8]
+    assert rows[2]["scenario"] == "2 client processes"
+    assert rows[3]["scenario"].startswith("1 client, model")
     assert 0 <= data["server_overhead"]["cpu_share"] <= 1
     figures = [row["figure"] for row in data["table"]]
     assert any(f.startswith("pipeline: wall / critical path") for f in figures)
