@@ -265,14 +265,17 @@ def test_generated_files_become_templates_that_render_the_same_bytes(generating,
     # literal text with Jinja's marks in it is raw text
     assert (generating / "weights.py.j2").read_text() == (
         "# weights of {{ variant }}{% raw %} ({{ not jinja }})\n"
-        'WEIGHTS = {"url": "https://weights.example/tiny-{% endraw %}{{ weights_py_1 }}'
-        '.tar", "steps": {{ weights_py_2 }}}\n'
+        'WEIGHTS = {"url": "https://weights.example/tiny-{% endraw %}{{ variant }}'
+        '{{ weights_py_1 }}.tar", "steps": {{ weights_py_2 }}}\n'
     )
     variants = yaml.safe_load((generating / "variants.yaml").read_text())
     assert variants["defaults"]["files"] == {"weights.py": "weights.py.j2",
                                              "weights.txt": "weights.txt.j2"}
+    # the variant's own name is {{ variant }}; what is left differs
     assert variants["variants"]["large"] == {"variables": {
-        "weights_py_1": "large-v2", "weights_py_2": "28", "weights_txt_1": "large-v2"}}
+        "weights_py_1": "-v2", "weights_py_2": "28", "weights_txt_1": "-v2"}}
+    assert variants["variants"]["small"] == {"variables": {
+        "weights_py_1": "", "weights_py_2": "4", "weights_txt_1": ""}}
     assert cli("render", cwd=generating).code == ExitCode.OK
     for model in ("small", "large"):
         for name in ("cog.yaml", "weights.py", "weights.txt"):

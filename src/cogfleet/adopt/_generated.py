@@ -21,6 +21,8 @@ from pathlib import Path, PurePosixPath
 
 _TOKEN_RE = re.compile(r"\w+|\s+|[^\w\s]")
 _JINJA_MARKS = ("{{", "{%", "{#")
+#: The token that stands for the variant's own name (text holds no NUL).
+_NAME = "\x00"
 
 
 @dataclass
@@ -46,14 +48,24 @@ def _mapper(opcodes: Sequence[tuple[str, int, int, int, int]]) -> dict[int, int]
     return where
 
 
+def _tokens(text: str, name: str) -> list[str]:
+    """``text`` as tokens, each occurrence of the variant's name one token of its own."""
+    out: list[str] = []
+    for number, piece in enumerate(text.split(name)):
+        if number:
+            out.append(_NAME)
+        out += _TOKEN_RE.findall(piece)
+    return out
+
+
 def derive(texts: dict[str, str], stem: str) -> tuple[str, dict[str, dict[str, str]]] | None:
     """A Jinja template and each variant's values that render it to its text, or None."""
     names = list(texts)
-    ref = _TOKEN_RE.findall(texts[names[0]])
+    ref = _tokens(texts[names[0]], names[0])
     spans: list[tuple[int, int]] = []
     maps: dict[str, tuple[list[str], dict[int, int]]] = {}
     for name in names[1:]:
-        other = _TOKEN_RE.findall(texts[name])
+        other = _tokens(texts[name], name)
         codes = difflib.SequenceMatcher(None, ref, other, autojunk=False).get_opcodes()
         spans += [(i1, i2) for op, i1, i2, _, _ in codes if op != "equal"]
         maps[name] = (other, _mapper(codes))
@@ -67,12 +79,12 @@ def derive(texts: dict[str, str], stem: str) -> tuple[str, dict[str, dict[str, s
     pieces: list[str] = []
     at, number = 0, 0
     for start, end in slots:
-        pieces.append(_literal("".join(ref[at:start])))
-        per = {names[0]: "".join(ref[start:end])}
+        pieces.append(_literal(ref[at:start]))
+        per = {names[0]: _text(ref[start:end], names[0])}
         for name, (other, where) in maps.items():
             if start not in where or end not in where:
                 return None
-            per[name] = "".join(other[where[start]:where[end]])
+            per[name] = _text(other[where[start]:where[end]], name)
         if all(value == name for name, value in per.items()):
             pieces.append("{{ variant }}")
         else:
@@ -82,15 +94,25 @@ def derive(texts: dict[str, str], stem: str) -> tuple[str, dict[str, dict[str, s
             for name, value in per.items():
                 values[name][key] = value
         at = end
-    pieces.append(_literal("".join(ref[at:])))
+    pieces.append(_literal(ref[at:]))
     return "".join(pieces), values
 
 
-def _literal(text: str) -> str:
-    """``text`` as template text that renders as itself."""
-    if not any(mark in text for mark in _JINJA_MARKS) and not text.endswith("{"):
-        return text
-    return "{% raw %}" + text + "{% endraw %}"
+def _text(tokens: list[str], name: str) -> str:
+    return "".join(name if t == _NAME else t for t in tokens)
+
+
+def _literal(tokens: list[str]) -> str:
+    """``tokens`` as template text that renders as itself (the variant's name as
+    ``{{ variant }}``)."""
+    out = []
+    for number, text in enumerate("".join(tokens).split(_NAME)):
+        if number:
+            out.append("{{ variant }}")
+        if any(mark in text for mark in _JINJA_MARKS) or text.endswith("{"):
+            text = "{% raw %}" + text + "{% endraw %}"
+        out.append(text)
+    return "".join(out)
 
 
 def adopt_generated(
@@ -114,8 +136,8 @@ def adopt_generated(
         if stem[0].isdigit():
             stem = f"v_{stem}"
         joined = "".join(texts.values())
-        derived = derive(texts, stem) if len(texts) > 1 and "\r" not in joined and (
-            "{% endraw %}" not in joined) else None
+        derived = derive(texts, stem) if len(texts) > 1 and not (
+            {"\r", _NAME} & set(joined)) and "{% endraw %}" not in joined else None
         first = next(iter(texts))
         # mostly the same text: a template; mostly values: a copy per variant reads better
         if derived is not None and 2 * sum(map(len, derived[1][first].values())) <= len(

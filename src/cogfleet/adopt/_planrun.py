@@ -63,6 +63,11 @@ def plan_by_running(root: Path, select: Select, config: str | None) -> Plan:
         # only what the script sets: a $HOME in a run: line stays as written
         wanted = sorted(referenced & set(ASSIGNED_RE.findall(script_text)))
     command = select.python.command(select.script) if select.python else None
+    if select.make is not None:
+        target, variable = select.make
+
+        def command(name: str) -> list[str]:
+            return ["make", "-s", "-f", select.script, target, f"{variable}={name}"]
     runs = run_per_variant(root, select.script, names, wanted, command)
     plan = Plan(kind="adopt", found=found)
     problems: list[str] = []
@@ -98,12 +103,14 @@ def plan_by_running(root: Path, select: Select, config: str | None) -> Plan:
             templates[name] = run.copies["cog.yaml"]
         elif "cog.yaml" in run.rendered:
             pass  # its template is read with the other renders, below
+        elif select.keeps_cog and run.exit_code == 0 and "cog.yaml" not in run.other:
+            templates[name] = "cog.yaml"  # the repo's own, as the script leaves it
         elif run.generated is not None:
             generated[name] = run.generated  # read back below: a template, text replaced
         else:
             said = f": {run.error_line}" if run.error_line else ""
-            problems.append(f"{select.script} {name} did not write cog.yaml "
-                            f"(exit {run.exit_code}{said})")
+            what = "failed" if select.keeps_cog else "did not write cog.yaml"
+            problems.append(f"{select.script} {name} {what} (exit {run.exit_code}{said})")
             continue
         files[name] = {d: s for d, s in sorted(run.copies.items())
                        if d not in ("cog.yaml", CONFIG_NAME)}
@@ -135,12 +142,18 @@ def plan_by_running(root: Path, select: Select, config: str | None) -> Plan:
         pattern = _common_pattern(templates)
         header_what = [f"# the file {select.script} copies to the root for it, and its publishing",
                        f"# config is {config_file(config, '<variant>')}."]
+        if select.keeps_cog:
+            header_what[0] = (f"# the repo's cog.yaml ({select.script} leaves it as it is); "
+                              "its publishing")
         if any(replaced):
             header_what[0] = (f"# the file {select.script} writes it from, with the text it "
                               "replaces (replace:); its publishing")
-        if any(rendered.values()):
+        if any("cog.yaml" in r for r in rendered.values()):
             header_what[0] = (f"# the template {select.script} renders it from with jinja2 "
                               "(jinja:, variables:); its publishing")
+        if any(set(r) - {"cog.yaml"} for r in rendered.values()):
+            header_what.append(f"# The other files {select.script} renders with jinja2 are "
+                               "its files: (jinja:, variables:).")
         if any(written.values()):
             header_what.append(f"# The other files {select.script} generates are templates "
                                "init wrote from what it wrote (files:, jinja:).")

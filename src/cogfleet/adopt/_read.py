@@ -95,6 +95,8 @@ class Select:
     files: dict[str, str] = field(default_factory=dict)  # other copies: dest -> {variant} src
     runs: bool = False  # writes cog.yaml some other way: init runs it to see what it writes
     python: PythonSelect | None = None  # a Python script (run with cogfleet's Python)
+    make: tuple[str, str] | None = None  # a Makefile's (target, variable): run with make
+    keeps_cog: bool = False  # writes other files; every variant's cog.yaml is the root's
 
 
 def _pattern(word: str) -> str | None:
@@ -137,8 +139,11 @@ def read_select(root: Path) -> Select | None:
         makefile = rel in MAKEFILES
         if not makefile and is_python(path):
             python = read_python(root, rel)
-            if python.writes_cog_yaml:  # else a helper: not how cog.yaml is made
+            if python.writes_cog_yaml:
                 return Select(script=rel, runs=True, python=python)
+            if (root / "cog.yaml").is_file() and _SELECT_NAME_RE.match(path.name):
+                # it writes the model's other files; cog.yaml is the repo's own
+                return Select(script=rel, runs=True, python=python, keeps_cog=True)
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
         text = re.sub(r"\\\n", " ", text)  # shell line continuations
@@ -196,10 +201,34 @@ def read_select(root: Path) -> Select | None:
                 and ".." not in dest.split("/") and dest != "."
             ):
                 found.files[dest] = source
-        if makefile and (found.envsubst or found.runs):
-            continue  # a make target is not run per variant: only its text is read
+        if makefile and (found.envsubst or found.runs or not (found.base or found.config)):
+            # what the text does not say, `make select MODEL=<name>` shows when it runs
+            target = make_target(path.read_text(encoding="utf-8", errors="replace"))
+            if target is None:
+                continue
+            return Select(script=rel, runs=True, make=target,
+                          keeps_cog=(root / "cog.yaml").is_file() and not found.runs)
         if found.base or found.config or found.runs:
             return found
+    return None
+
+
+_MAKE_TARGET_RE = re.compile(r"^(select[\w-]*)\s*:(?!=)[^\n]*\n((?:\t[^\n]*\n?|[ \t]*\n)+)",
+                             re.MULTILINE)
+_MAKE_NAMES = ("model", "MODEL", "variant", "VARIANT", "name", "NAME")
+_MAKE_WRITES_RE = re.compile(r"\b(?:cp|ln|rsync|envsubst|sed|find|python3?)\b|>")
+
+
+def make_target(text: str) -> tuple[str, str] | None:
+    """``(target, variable)`` of a Makefile's select target that writes files with the
+    model's name in a variable (``make select model=<name>``), when it has one."""
+    for match in _MAKE_TARGET_RE.finditer(re.sub(r"\\\n", " ", text)):
+        recipe = match.group(2)
+        if not _MAKE_WRITES_RE.search(recipe):
+            continue
+        for name in _MAKE_NAMES:
+            if re.search(rf"\$[({{]{name}[)}}]", text):
+                return match.group(1), name
     return None
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -174,8 +175,13 @@ def _renders(path: Path, copy: Path, originals: _Originals) -> list[Render]:
     return found
 
 
+_MAKE_FAILED_RE = re.compile(r"^make(?:\[\d+\])?: \*\*\* ")
+
+
 def _last_line(stderr: bytes) -> str | None:
-    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    """The last line the script wrote to stderr (not make's own "*** Error" lines)."""
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines()
+             if ln.strip() and not _MAKE_FAILED_RE.match(ln)]
     return lines[-1][:200] if lines else None
 
 
