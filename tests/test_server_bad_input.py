@@ -356,6 +356,35 @@ def test_bad_query_parameters(http: httpx.Client, params: dict[str, str]) -> Non
 
 
 @pytest.mark.parametrize(
+    ("params", "everything"),
+    [
+        ({"created_after": "0001-01-01T00:00:00Z"}, True),
+        ({"created_after": "0001-01-01T00:00:00+01:00"}, True),
+        ({"created_after": "9999-12-31T23:59:59-05:00"}, False),
+        ({"created_before": "9999-12-31T23:59:59.999999Z"}, True),
+        ({"created_before": "9999-12-31T23:59:59-05:00"}, True),
+        ({"created_before": "0001-01-01T00:00:00+01:00"}, False),
+    ],
+)
+def test_list_filters_at_the_ends_of_time(
+    http: httpx.Client, version: str, params: dict[str, str], everything: bool
+) -> None:
+    made = http.post("/v1/predictions", json={"version": version, "input": {"prompt": "t"}})
+    assert made.status_code == 201, made.text
+    resp = http.get("/v1/predictions", params=params)
+    assert resp.status_code == 200, resp.text
+    ids = [p["id"] for p in resp.json()["results"]]
+    assert (made.json()["id"] in ids) is everything, (params, ids)
+
+
+@pytest.mark.parametrize(
+    "limit", ["\u00b2", "\u0663", "0", "51", "-1", "1e1", "99999999999999999999"]
+)
+def test_bad_search_limits_are_400(http: httpx.Client, limit: str) -> None:
+    _problem(http.get("/v1/search", params={"query": "echo", "limit": limit}), 400)
+
+
+@pytest.mark.parametrize(
     ("content", "ctype"),
     [
         (b"just bytes", "application/octet-stream"),

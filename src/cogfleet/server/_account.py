@@ -9,6 +9,7 @@ collections; ``pages`` (documentation) is always empty here.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -101,7 +102,8 @@ class Account:
         if query is None or not query.strip():
             raise ApiError(400, 'Query parameter "query" is required', "Bad request")
         limit_text = request.query_params.get("limit", "20")
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 50:
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+        if not re.fullmatch(r"[0-9]{1,3}", limit_text) or not 1 <= int(limit_text) <= 50:
             raise ApiError(
                 400, 'Query parameter "limit" must be an integer from 1 to 50', "Bad request"
             )

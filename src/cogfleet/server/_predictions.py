@@ -150,5 +150,14 @@ def _timestamp(text: str, shift: timedelta) -> str | None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC) + shift
+    try:
+        value = value.astimezone(UTC) + shift
+    except OverflowError:
+        # Before year 1 or after 9999 in UTC: before or after every stored time.
+        return _BEFORE_ALL if value.year == 1 else _AFTER_ALL
     return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+# Texts that sort before and after every stored time (years 0001 to 9999).
+_BEFORE_ALL = "0000"
+_AFTER_ALL = "A"
