@@ -465,6 +465,10 @@ def test_file_outputs_are_urls_except_in_the_synchronous_answer(
         part = plain.get(urls[1], headers={"Range": "bytes=2-4"})
         assert part.status_code == 206 and part.content == b"ame"
         assert part.headers["content-range"] == "bytes 2-4/7"
+        # A range it cannot serve is an error like every other: problem JSON.
+        beyond = plain.get(urls[1], headers={"Range": "bytes=50-60"})
+        assert _problem(beyond, 416) and beyond.headers["content-range"] == "bytes */7"
+        _problem(plain.get(urls[1], headers={"Range": "bytes=4-2"}), 400)
         head = plain.head(urls[1])
         assert head.status_code == 200 and head.headers["content-length"] == "7"
         _problem(plain.get(urls[1].replace(polled.id, "x" * 26)), 404)

@@ -417,6 +417,45 @@ def test_file_names_are_at_most_255_bytes(http: httpx.Client) -> None:
     assert fits.status_code == 201, fits.text
 
 
+def test_file_parts_sent_as_files_are_read_as_text(http: httpx.Client) -> None:
+    # curl -F metadata=@meta.json -F filename=@name.txt sends those parts as files.
+    resp = http.post(
+        "/v1/files",
+        files={
+            "content": ("a.bin", b"hi"),
+            "metadata": ("meta.json", b'{"a": 1}'),
+            "filename": ("name.txt", b"notes.txt"),
+            "type": ("type.txt", b"text/markdown"),
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    made = resp.json()
+    assert (made["name"], made["content_type"], made["metadata"]) == (
+        "notes.txt",
+        "text/markdown",
+        {"a": 1},
+    )
+    resp = http.post(
+        "/v1/files",
+        files={"content": ("a.bin", b"hi"), "filename": ("name.txt", b"\xff\xfe")},
+    )
+    assert _problem(resp, 422)["invalid_fields"][0]["field"] == "filename"
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [("bytes=abc", 400), ("items=0-1", 400), ("bytes=5-1", 400), ("bytes=100-200", 416)],
+)
+def test_bad_download_ranges_are_problem_json(http: httpx.Client, header: str, status: int) -> None:
+    made = http.post("/v1/files", files={"content": ("a.txt", b"0123456789", "text/plain")})
+    download = f"/v1/files/{made.json()['id']}/download"
+    assert http.get(download, headers={"Range": "bytes=2-4"}).content == b"234"
+    resp = http.get(download, headers={"Range": header})
+    _problem(resp, status)
+    if status == 416:
+        assert resp.headers["content-range"] == "bytes */10"
+
+
 def test_file_metadata_must_be_an_object(http: httpx.Client) -> None:
     resp = http.post("/v1/files", files={"content": ("a.txt", b"hi")}, data={"metadata": "[1, 2]"})
     assert "metadata" in _problem(resp, 422)["detail"]

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from python_multipart.exceptions import MultipartParseError
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cogfleet.server._core import (
@@ -32,6 +33,7 @@ from cogfleet.server._core import (
     parse_json,
     public,
 )
+from cogfleet.server._outputs import RangedFile
 from cogfleet.server._state import Store
 from cogfleet.server._validation import invalid
 
@@ -56,6 +58,18 @@ def local_file_as_data_uri(store: Store, files_dir: Path, text: str, account: Ac
 
 def _owns(account: Account, doc: dict[str, Any]) -> bool:
     return account.permissive or doc.get("_account") == account.username
+
+
+async def _text(form: FormData, name: str) -> str | None:
+    """The text of form part ``name``; a part sent as a file (``curl -F name=@file``)
+    is read as UTF-8 text."""
+    value = form.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        return (await value.read()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise invalid([("invalid_type", name, "must be UTF-8 text")]) from None
 
 
 class Files:
@@ -104,14 +118,14 @@ class Files:
                 if content is None or isinstance(content, str):
                     raise invalid([("required", "", "content is required")])
                 data = await content.read()
-                filename = str(form.get("filename") or content.filename or "file")
-                ctype = str(
-                    form.get("type")
+                filename = await _text(form, "filename") or content.filename or "file"
+                ctype = (
+                    await _text(form, "type")
                     or content.content_type
                     or mimetypes.guess_type(filename)[0]
                     or "application/octet-stream"
                 )
-                raw_meta = form.get("metadata")
+                raw_meta = await _text(form, "metadata")
         except (MultiPartException, MultipartParseError, ValueError, KeyError) as exc:
             raise ApiError(400, f"The multipart body is malformed: {exc}", "Bad request") from exc
         except HTTPException as exc:
@@ -189,4 +203,4 @@ class Files:
         """GET /v1/files/{id}/download: the bytes."""
         fid = request.path_params["fid"]
         doc = self._file(fid, account_of(request))
-        return FileResponse(self.dir / fid, media_type=doc["content_type"])
+        return RangedFile(self.dir / fid, media_type=doc["content_type"])

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, MalformedRangeHeader, RangeNotSatisfiable, Response
 from starlette.routing import Route
 
 from cogfleet.server._core import NOT_FOUND, ApiError
@@ -30,6 +31,24 @@ from cogfleet.server._core import NOT_FOUND, ApiError
 _KEY_RE = re.compile(r"^[0-9a-z]{26}-[A-Za-z0-9_-]{16,64}$")
 _NAME_RE = re.compile(r"^out-\d+(\.[A-Za-z0-9]+)?$")
 PREFIX = "/delivery/"
+
+
+class RangedFile(FileResponse):
+    """A file download whose bad ``Range`` header is answered as problem JSON (400, or
+    416 with ``Content-Range``) like every other error, not as Starlette's plain text."""
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        try:
+            return super()._parse_range_header(http_range, file_size)
+        except MalformedRangeHeader as exc:
+            raise HTTPException(400, f"Bad Range header: {exc.content}") from None
+        except RangeNotSatisfiable as exc:
+            raise HTTPException(
+                416,
+                f"The range is not satisfiable: the file has {exc.max_size} bytes",
+                headers={"Content-Range": f"bytes */{exc.max_size}"},
+            ) from None
 
 
 def _map_strings(value: Any, leaf: Callable[[str], str]) -> Any:
@@ -111,7 +130,7 @@ class Outputs:
         if not _KEY_RE.match(key) or not _NAME_RE.match(name) or not path.is_file():
             raise ApiError(404, NOT_FOUND)
         mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        return FileResponse(path, media_type=mime)
+        return RangedFile(path, media_type=mime)
 
 
 def _decode(uri: str) -> tuple[str, bytes] | None:
