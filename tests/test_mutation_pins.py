@@ -488,46 +488,49 @@ def test_min_instances_zero_is_kept(server, client, plugins, repo, version):
 
 @pytest.mark.slow
 def test_deployment_update_path(server, client, plugins, repo, version):
-    """The second deployment of a model updates it: owner, name, version, hardware and
-    the scaling bounds all reach the API (GPU defaults 0-2, explicit bounds win)."""
+    """The second deployment of a model updates it as cog-safe-push does: the new version
+    only, so hardware and scaling set on the deployment stay; scaling bounds the config
+    sets explicitly (a cogfleet extension) are applied."""
     ctx = _promoted_ctx(server, client, plugins, repo, version,
-                        {"name": "updated-one", "hardware": "cpu"})
+                        {"name": "updated-one", "hardware": "gpu-t4"})
+    account = client.accounts.current().username
 
-    async def deploy_twice() -> Any:
+    async def deploy_three_times() -> Any:
         first = await deployment(ctx)
-        ctx.config = SafePushConfig.model_validate(
-            {"model": ctx.model, "deployment": {"name": "updated-one", "hardware": "gpu-t4"}})
+        # tuned on the web after it was created
+        client.deployments.update(account, "updated-one", hardware="gpu-a100-large",
+                                  min_instances=1, max_instances=8)
         second = await deployment(ctx)
         ctx.config = SafePushConfig.model_validate(
-            {"model": ctx.model, "deployment": {"name": "updated-one", "hardware": "gpu-t4",
+            {"model": ctx.model, "deployment": {"name": "updated-one", "hardware": "gpu-a100-large",
                                                 "max_instances": 3}})
         return first, second, await deployment(ctx)
 
-    first, second, third = run(deploy_twice())
-    account = client.accounts.current().username
+    first, second, third = run(deploy_three_times())
     short = ctx.promoted_version[:12]  # the model's own version of the tested build
     assert first.message == (f"created deployment {account}/updated-one -> {short} "
-                             "(cpu, 1-20 instances)")
-    assert second.message == (f"updated deployment {account}/updated-one -> {short} "
-                              "(gpu-t4, 0-2 instances)")
+                             "(gpu-t4, 0-2 instances)")
+    assert second.message == (
+        f"updated deployment {account}/updated-one -> {short} (gpu-a100-large, 1-8 instances)"
+        "; it keeps its hardware: the config's gpu-t4 applies only when the deployment "
+        "is created")
     assert third.message == (f"updated deployment {account}/updated-one -> {short} "
-                             "(gpu-t4, 0-3 instances)")
+                             "(gpu-a100-large, 1-3 instances)")
     release = client.deployments.get(f"{account}/updated-one").current_release
-    assert release.number == 3 and release.version == ctx.promoted_version
+    assert release.number == 4 and release.version == ctx.promoted_version
     assert (release.configuration.hardware, release.configuration.min_instances,
-            release.configuration.max_instances) == ("gpu-t4", 0, 3)
+            release.configuration.max_instances) == ("gpu-a100-large", 1, 3)
 
 
 @pytest.mark.slow
-def test_default_deployment_name_is_the_model_name(server, client, plugins, repo, version):
-    """Mutation: the default deployment name taken from the owner."""
+def test_a_deployment_without_a_name_deploys_nothing(server, client, plugins, repo, version):
+    """As in cog-safe-push, a deployment section without ``name`` creates nothing."""
     ctx = _promoted_ctx(server, client, plugins, repo, version, {"hardware": "cpu"})
     outcome = run(deployment(ctx))
-    name = ctx.model.split("/")[1]
-    account = client.accounts.current().username
-    assert outcome.message.startswith(f"created deployment {account}/{name} ")
-    release = client.deployments.get(f"{account}/{name}").current_release
-    assert release.version == ctx.promoted_version
+    assert (outcome.status, outcome.message) == (
+        "skipped", "the deployment section has no name: nothing is deployed")
+    assert _prefetch_deployment(ctx) is None  # not even looked up
+    assert not [d for d in client.deployments.list() if d.name == ctx.model.split("/")[1]]
 
 
 @pytest.mark.slow
@@ -619,7 +622,7 @@ def test_the_deployment_look_up_starts_only_when_a_deployment_may_follow(
     lookup = _prefetch_deployment(ctx)
     assert lookup is not None
     account = client.accounts.current().username
-    assert run(lookup) == (account, "d", False)
+    assert run(lookup) == (account, "d", None)
 
 
 @pytest.mark.slow

@@ -10,7 +10,6 @@ from replicate.exceptions import ReplicateError
 from cogfleet import hookimpl
 from cogfleet._errors import CheckFailed
 from cogfleet._steps import PushContext, Step, StepOutcome, passed, push_flags, skipped
-from cogfleet._target_base import split_model
 
 # cog-safe-push's scaling defaults for a new deployment
 CPU_SCALING = (1, 20)
@@ -38,64 +37,102 @@ async def promote(ctx: PushContext) -> StepOutcome:
     return passed(f"promoted {ctx.model}:{version_id[:12]}{same}")
 
 
-async def _find_deployment(ctx: PushContext) -> tuple[str, str, bool]:
-    """``(owner, name, exists)`` of the configured deployment (two look-ups)."""
+async def _find_deployment(ctx: PushContext) -> tuple[str, str, dict[str, Any] | None]:
+    """``(owner, name, configuration)`` of the configured deployment: the configuration
+    of its current release, or ``None`` when there is no such deployment."""
     settings = ctx.config.deployment
-    assert settings is not None
+    assert settings is not None and settings.name is not None
     client = ctx.target.client
-    name = settings.name or split_model(ctx.model)[1]
     # deployments are created under the token's account; that is the default owner
     owner = settings.owner or (await client.accounts.async_current()).username
     try:
-        await client.deployments.async_get(f"{owner}/{name}")
+        found = await client.deployments.async_get(f"{owner}/{settings.name}")
     except ReplicateError as exc:
         if exc.status != 404:
             raise
-        return owner, name, False
-    return owner, name, True
+        return owner, settings.name, None
+    release = found.current_release
+    current = release.configuration if release is not None else None
+    return owner, settings.name, {
+        "hardware": getattr(current, "hardware", None),
+        "min_instances": getattr(current, "min_instances", None),
+        "max_instances": getattr(current, "max_instances", None),
+    }
 
 
-def _prefetch_deployment(ctx: PushContext) -> Awaitable[tuple[str, str, bool]] | None:
+def _prefetch_deployment(
+    ctx: PushContext,
+) -> Awaitable[tuple[str, str, dict[str, Any] | None]] | None:
     """Look the deployment up while the checks run, when the run may get to it."""
-    if ctx.config.deployment is None or ctx.options.no_push:
+    settings = ctx.config.deployment
+    if settings is None or settings.name is None or ctx.options.no_push:
         return None
     return _find_deployment(ctx)
 
 
 async def deployment(ctx: PushContext) -> StepOutcome:
-    """Create or update the configured deployment to serve the promoted version."""
+    """Point the configured deployment at the promoted version, as cog-safe-push does.
+
+    A new deployment gets the config's ``hardware`` (default ``cpu``) and scaling
+    (``min_instances``/``max_instances``, default cpu 1-20, gpu 0-2). An existing one
+    gets the new version only, plus the scaling bounds the config sets explicitly: its
+    hardware and scaling, perhaps tuned on the web, are left as they are. A section
+    without ``name`` deploys nothing (cog-safe-push ignores it too).
+    """
     settings = ctx.config.deployment
     if settings is None:
         return skipped("no deployment section")
+    if settings.name is None:
+        return skipped("the deployment section has no name: nothing is deployed")
     if ctx.options.no_push or ctx.promoted_version is None:
         return skipped("nothing was promoted")
     client = ctx.target.client
-    hardware = settings.hardware or "cpu"
-    low, high = CPU_SCALING if hardware == "cpu" else GPU_SCALING
-    min_instances = settings.min_instances if settings.min_instances is not None else low
-    max_instances = settings.max_instances if settings.max_instances is not None else high
-    where = f"deployment {settings.owner or '<account>'}/{settings.name or ctx.model}"
+    where = f"deployment {settings.owner or '<account>'}/{settings.name}"
     try:
         lookup = ctx.prefetched.get("deployment")
-        owner, name, exists = await (lookup if lookup is not None else _find_deployment(ctx))
+        owner, name, current = await (
+            lookup if lookup is not None else _find_deployment(ctx)
+        )
         where = f"deployment {owner}/{name}"
-        if exists:
-            await client.deployments.async_update(
-                deployment_owner=owner, deployment_name=name, version=ctx.promoted_version,
-                hardware=hardware, min_instances=min_instances, max_instances=max_instances,
-            )
-            verb = "updated"
-        else:
-            await client.deployments.async_create(
-                name=name, model=ctx.model, version=ctx.promoted_version, hardware=hardware,
-                min_instances=min_instances, max_instances=max_instances,
-            )
-            verb = "created"
+        if current is not None:
+            return await _update(ctx, owner, name, current, where)
+        hardware = settings.hardware or "cpu"
+        low, high = CPU_SCALING if hardware == "cpu" else GPU_SCALING
+        min_instances = settings.min_instances if settings.min_instances is not None else low
+        max_instances = settings.max_instances if settings.max_instances is not None else high
+        await client.deployments.async_create(
+            name=name, model=ctx.model, version=ctx.promoted_version, hardware=hardware,
+            min_instances=min_instances, max_instances=max_instances,
+        )
     except ReplicateError as exc:
         raise CheckFailed(f"{where}: {exc.status} {exc.detail or exc}") from None
     return passed(
-        f"{verb} {where} -> {ctx.promoted_version[:12]} "
+        f"created {where} -> {ctx.promoted_version[:12]} "
         f"({hardware}, {min_instances}-{max_instances} instances)"
+    )
+
+
+async def _update(
+    ctx: PushContext, owner: str, name: str, current: dict[str, Any], where: str
+) -> StepOutcome:
+    settings = ctx.config.deployment
+    assert settings is not None and ctx.promoted_version is not None
+    changes: dict[str, Any] = {"version": ctx.promoted_version}
+    for key in ("min_instances", "max_instances"):
+        if getattr(settings, key) is not None:
+            changes[key] = getattr(settings, key)
+    await ctx.target.client.deployments.async_update(
+        deployment_owner=owner, deployment_name=name, **changes
+    )
+    low = changes.get("min_instances", current["min_instances"])
+    high = changes.get("max_instances", current["max_instances"])
+    note = ""
+    if settings.hardware is not None and settings.hardware != current["hardware"]:
+        note = (f"; it keeps its hardware: the config's {settings.hardware} applies only "
+                "when the deployment is created")
+    return passed(
+        f"updated {where} -> {ctx.promoted_version[:12]} "
+        f"({current['hardware']}, {low}-{high} instances){note}"
     )
 
 
