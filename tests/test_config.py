@@ -200,3 +200,29 @@ def test_a_test_case_without_inputs_is_an_error(checkers):
         checkers,
     )
     assert err == "cfg.yaml:6: predict.test_cases[1].inputs: required key is missing"
+
+
+def test_a_null_checker_is_not_set(checkers):
+    """As in cog-safe-push, whose checkers are optional fields: ``null`` is not set, so
+    beside another checker it does not count, and alone the case must only succeed."""
+    config = parse_config(
+        textwrap.dedent(
+            """\
+            model: a/b
+            predict:
+              test_cases:
+                - inputs: {prompt: a}
+                  exact_string: null
+                  match_prompt: an image
+                - inputs: {prompt: b}
+                  error_contains:
+            """
+        ),
+        "c.yaml", checkers,
+    )
+    assert config.predict is not None
+    assert [c.checker for c in config.predict.test_cases] == [("match_prompt", "an image"), None]
+    # an unknown key is refused whatever its value, as cog-safe-push forbids extra keys
+    err = _error("model: a/b\npredict:\n  test_cases:\n  - {inputs: {}, exact_strin: null}\n",
+                 checkers)
+    assert "unknown checker 'exact_strin'" in err

@@ -92,7 +92,12 @@ class _Strict(BaseModel):
 
 class TestCase(BaseModel):
     """One test case: ``inputs`` (required, as in cog-safe-push; ``{}`` for none) plus zero
-    or one checker key (validated by the loader)."""
+    or one checker key (validated by the loader).
+
+    A checker key whose value is ``null`` is not set, as in cog-safe-push (where each
+    checker is an optional field): ``exact_string: null`` beside ``match_prompt: ...``
+    is the ``match_prompt`` case, and alone it is a case that must only succeed.
+    """
 
     __test__ = False  # not a pytest class
     model_config = ConfigDict(extra="allow")
@@ -103,7 +108,7 @@ class TestCase(BaseModel):
     def checker(self) -> tuple[str, Any] | None:
         """``(key, expected)`` of the case's checker, or ``None`` (the prediction must succeed)."""
         extra = self.model_extra or {}
-        return next(iter(extra.items()), None)
+        return next(((k, v) for k, v in extra.items() if v is not None), None)
 
 
 class FuzzConfig(_Strict):
@@ -240,11 +245,12 @@ def case_problem(
     claims, two checker keys, a ``match_url`` that cannot be read, or a value the
     checker's own validation rejects.
     """
-    keys = list(case.model_extra or {})
-    unknown = [k for k in keys if k not in checkers]
+    extra = case.model_extra or {}
+    unknown = [k for k in extra if k not in checkers]
     if unknown:
         return unknown[0], (f"unknown checker {unknown[0]!r} "
                             f"(known: {', '.join(sorted(checkers))})")
+    keys = [k for k, v in extra.items() if v is not None]  # null: not set
     if len(keys) > 1:
         return None, f"at most one checker per test case, got {', '.join(keys)}"
     if not keys:
