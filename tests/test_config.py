@@ -226,3 +226,21 @@ def test_a_null_checker_is_not_set(checkers):
     err = _error("model: a/b\npredict:\n  test_cases:\n  - {inputs: {}, exact_strin: null}\n",
                  checkers)
     assert "unknown checker 'exact_strin'" in err
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("2024-01-01", 'YAML reads 2024-01-01 as a date, which JSON cannot carry; '
+                   'write it quoted ("2024-01-01") for a string'),
+    ("2024-01-01 10:30:00", "YAML reads 2024-01-01T10:30:00 as a date"),
+    ("!!binary aGVsbG8=", "a YAML bytes is not a JSON value"),
+])
+def test_inputs_yaml_cannot_send_as_json_are_refused(checkers, value, message):
+    """An unquoted date is a date to YAML: cog-safe-push refuses it as an input, and no
+    prediction could carry it."""
+    err = _error(f"model: a/b\npredict:\n  test_cases:\n  - inputs: {{when: [{value}]}}\n",
+                 checkers)
+    assert err.startswith("cfg.yaml:4: predict.test_cases[0].inputs: when[0]: ")
+    assert message in err
+    err = _error(f"model: a/b\npredict:\n  fuzz:\n    fixed_inputs: {{when: {value}}}\n",
+                 checkers)
+    assert err.startswith("cfg.yaml:4: predict.fuzz.fixed_inputs: when: ")

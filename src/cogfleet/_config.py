@@ -7,6 +7,7 @@ and at most one checker key; which keys are checkers is decided by the plugins
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -46,11 +47,19 @@ MAX_FUZZ_ITERATIONS = 10_000
 
 
 def _json_inputs(value: dict[str, Any]) -> dict[str, Any]:
-    """Inputs travel as JSON: YAML's ``.nan`` and ``.inf`` have no JSON form."""
+    """Inputs travel as JSON: YAML's ``.nan`` and ``.inf``, its dates (``2024-01-01``
+    unquoted) and ``!!binary`` have no JSON form (cog-safe-push refuses them too)."""
 
     def walk(item: Any, where: str) -> None:
         if isinstance(item, float) and not math.isfinite(item):
             raise ValueError(f"{where}: {item} is not a number JSON can carry")
+        if isinstance(item, datetime.date):
+            raise ValueError(
+                f"{where}: YAML reads {item.isoformat()} as a date, which JSON cannot "
+                f'carry; write it quoted ("{item.isoformat()}") for a string'
+            )
+        if not isinstance(item, str | int | float | list | dict) and item is not None:
+            raise ValueError(f"{where}: a YAML {type(item).__name__} is not a JSON value")
         if isinstance(item, dict):
             for key, inner in item.items():
                 walk(inner, f"{where}.{key}" if where else str(key))
