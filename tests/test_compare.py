@@ -83,3 +83,17 @@ def test_structure_differences() -> None:
     assert structure_difference({"a": 1}, {"b": 1}) == "output: keys ['a'] vs ['b']"
     assert structure_difference(True, 1) == "output: bool vs int"
     assert structure_difference(None, None) is None
+
+
+SVG_A = uri(b'<svg xmlns="http://www.w3.org/2000/svg"><circle r="4"/></svg>', "image/svg+xml")
+SVG_B = uri(b'<svg xmlns="http://www.w3.org/2000/svg"><rect width="4"/></svg>', "image/svg+xml")
+
+
+def test_an_svg_is_compared_as_other_files_are() -> None:
+    """cog-safe-push tells images by their extension (jpg, png, gif, bmp, webp): an SVG is
+    not one, so only its type counts, with a seed or without (no pixels to compare, and
+    nothing for the judge)."""
+    assert seeded(SVG_A, SVG_A) is None
+    assert seeded(SVG_A, SVG_B) is None
+    assert unseeded(SVG_A, SVG_B) == (None, [])
+    assert seeded(SVG_A, png()) == "output: file types differ: svg vs png"

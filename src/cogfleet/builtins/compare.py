@@ -56,11 +56,14 @@ def structure_difference(a: Any, b: Any, path: str = "output") -> str | None:
 def _files_match(x: OutputFile, y: OutputFile, path: str, *, seeded: bool) -> FileComparison:
     """Two output files: same type; images the same size (with a seed, near-identical).
 
+    Images are the files with an image extension (as cog-safe-push tells them, so an
+    SVG is compared as other files are), or without an extension, an image type.
     Without a seed, two same-sized images that are not byte-identical are not decided
     here: the answer's message is then :data:`_FOR_THE_JUDGE`.
     """
     from cogfleet._images import (
         DISTANCE_METRIC,
+        IMAGE_EXTENSIONS,
         PIXEL_THRESHOLD,
         image_distance,
         image_info,
@@ -70,7 +73,8 @@ def _files_match(x: OutputFile, y: OutputFile, path: str, *, seeded: bool) -> Fi
     ext_x, ext_y = normalize_extension(x.extension), normalize_extension(y.extension)
     if ext_x != ext_y:
         return FileComparison(path, False, f"file types differ: {x.extension} vs {y.extension}")
-    if x.content_type.startswith("image/"):
+    image = ext_x in IMAGE_EXTENSIONS if ext_x else x.content_type.startswith("image/")
+    if image:
         if seeded:
             ok, message, distance = image_distance(x.data, y.data)
             return FileComparison(
