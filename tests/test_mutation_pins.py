@@ -33,6 +33,7 @@ from cogfleet._result import RunResult
 from cogfleet._steps import PushContext, PushOptions, passed, skipped
 from cogfleet._target import LocalTarget, ReplicateTarget
 from cogfleet.builtins import checkers as builtin_checkers
+from cogfleet.builtins.official import official_model
 from cogfleet.builtins.release import _prefetch_deployment, deployment, promote
 from cogfleet.schema._compat import check_compatibility, load_schema_file
 from cogfleet.server._embedded import LocalServer
@@ -531,6 +532,54 @@ def test_a_deployment_without_a_name_deploys_nothing(server, client, plugins, re
         "skipped", "the deployment section has no name: nothing is deployed")
     assert _prefetch_deployment(ctx) is None  # not even looked up
     assert not [d for d in client.deployments.list() if d.name == ctx.model.split("/")[1]]
+
+
+def _official_ctx(server, client, plugins, repo, version, official: str) -> PushContext:
+    ctx = _promoted_ctx(server, client, plugins, repo, version, None)
+    ctx.config = SafePushConfig.model_validate(
+        {"model": ctx.model, "official_model": official, "test_hardware": "gpu-t4"})
+    ctx.options = PushOptions(push_official_model=True)
+    return ctx
+
+
+@pytest.mark.slow
+def test_a_missing_official_model_is_created_as_cog_safe_push_creates_it(
+    server, client, plugins, repo, version
+):
+    """Private and on CPU (not public, not on the test hardware)."""
+    official = f"{OWNER}/official-new-{next(_models)}"
+    ctx = _official_ctx(server, client, plugins, repo, version, official)
+    outcome = run(official_model(ctx))
+    assert outcome.status == "passed", outcome.message
+    created = client.models.get(official)
+    assert created.visibility == "private" and created.latest_version is not None
+    assert outcome.message == f"pushed {official}:{created.latest_version.id[:12]}"
+
+
+@pytest.mark.slow
+def test_an_official_model_the_token_may_not_read_is_pushed_anyway(
+    server, client, plugins, repo, version
+):
+    """As cog-safe-push: a 403 when getting (or creating) the official model is a note,
+    and the push goes on (the token may push to a model it may not read)."""
+    official = new_model(client, "official-hidden")
+    ctx = _official_ctx(server, client, plugins, repo, version, official)
+    hidden = Rule("GET", rf"^/v1/models/{official}$", 403)
+    with FaultProxy(server.base_url, [hidden]) as proxy:
+        ctx.target = LocalTarget(proxy.base_url, server.token, embedded=False)
+        outcome = run(official_model(ctx))
+    assert hidden.hits == 1
+    assert outcome.status == "passed", outcome.message
+    pushed = client.models.get(official).latest_version
+    assert pushed is not None
+    assert outcome.message.startswith(f"pushed {official}:{pushed.id[:12]} "
+                                      f"(could not get or create it: {official}: 403")
+    # any other failure to look the model up still fails the step
+    ctx = _official_ctx(server, client, plugins, repo, version, official)
+    with FaultProxy(server.base_url, [Rule("GET", rf"^/v1/models/{official}$", 401)]) as proxy:
+        ctx.target = LocalTarget(proxy.base_url, server.token, embedded=False)
+        with pytest.raises(RemoteError, match="401"):
+            run(official_model(ctx))
 
 
 @pytest.mark.slow

@@ -66,7 +66,9 @@ class Target(abc.ABC):
         except ReplicateError as exc:
             if exc.status == 404:
                 return None
-            raise RemoteError(f"{model}: {exc.status} {exc.detail or exc}") from None
+            raise RemoteError(
+                f"{model}: {exc.status} {exc.detail or exc}", status=exc.status
+            ) from None
 
     async def ensure_model(
         self, model: str, *, hardware: str, visibility: Literal["public", "private"]
@@ -80,7 +82,9 @@ class Target(abc.ABC):
                 owner=owner, name=name, visibility=visibility, hardware=hardware
             )
         except ReplicateError as exc:
-            raise RemoteError(f"cannot create {model}: {exc.status} {exc.detail or exc}") from None
+            raise RemoteError(
+                f"cannot create {model}: {exc.status} {exc.detail or exc}", status=exc.status
+            ) from None
         return True
 
     async def latest_version(self, model: str) -> dict[str, Any] | None:

@@ -1,7 +1,9 @@
 """Built-in release step: the official-model second pass.
 
 With ``official_model`` in the config and ``--push-official-model``, the tested build
-is pushed to the official model too. A proxy model that calls another API gets its
+is pushed to the official model too. A missing official model is created as
+cog-safe-push creates it (private, on CPU); a token that may not read or create it
+(403) still pushes, as cog-safe-push does. A proxy model that calls another API gets its
 key through ``COGFLEET_OFFICIAL_MODEL_API_KEY``: it is written to a private file
 (mode 600, in a fresh folder outside the build folder, so it can never be copied
 into the image or uploaded with the build) for the length of the push, given to the
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cogfleet import hookimpl
+from cogfleet._errors import RemoteError
 from cogfleet._steps import PushContext, Step, StepOutcome, passed, push_flags, skipped
 
 KEY_ENV = "COGFLEET_OFFICIAL_MODEL_API_KEY"
@@ -35,7 +38,16 @@ async def official_model(ctx: PushContext) -> StepOutcome:
         return skipped("nothing was promoted")
     assert ctx.test_version is not None
     official = ctx.config.official_model
-    await ctx.target.ensure_model(official, hardware=ctx.config.test_hardware, visibility="public")
+    note = ""
+    try:
+        # as cog-safe-push creates a missing official model: private, on CPU
+        await ctx.target.ensure_model(official, hardware="cpu", visibility="private")
+    except RemoteError as exc:
+        if exc.status != 403:
+            raise
+        # a token that may push to the official model but not read or create it (as
+        # cog-safe-push, go on: the push itself says whether it may)
+        note = f" (could not get or create it: {exc}; pushed anyway)"
     flags = push_flags(ctx)
     key = os.environ.get(KEY_ENV)
     secret_dir = Path(tempfile.mkdtemp(prefix="cogfleet-secret-"))  # mode 700
@@ -52,7 +64,7 @@ async def official_model(ctx: PushContext) -> StepOutcome:
         version_id = version["id"]
     finally:
         shutil.rmtree(secret_dir, ignore_errors=True)
-    return passed(f"pushed {official}:{version_id[:12]}")
+    return passed(f"pushed {official}:{version_id[:12]}{note}")
 
 
 @hookimpl
