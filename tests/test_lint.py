@@ -112,3 +112,17 @@ def test_safe_push_lints_with_the_folders_config(tmp_path, cli):
     assert result.code == ExitCode.CHECKS_FAILED
     assert "predict.py:1:8: F401" in result.err + result.out
     assert ".cogfleet" not in result.err + result.out
+
+
+def test_an_import_below_code_passes_as_in_cog_safe_push(make_repo, cli):
+    """cog-safe-push runs ruff with ``--ignore=E402``: a predictor that sets the environment
+    before its imports passes even where the configuration selects E402."""
+    root = make_repo({
+        "models/fam/pyproject.toml": "[tool.ruff.lint]\nselect = ['E4', 'E7', 'F']\n",
+        "models/fam/predict.py": 'import os\n\nos.environ["HF_HOME"] = "/src/hf"\n' + PREDICT_PY
+        + "\n\nimport json  ;  DUMPS = json.dumps\n",
+    })
+    result = cli("lint", "alpha", cwd=root)
+    assert result.code == ExitCode.CHECKS_FAILED
+    # E702 (two statements on a line) is reported; E402 (imports below code) is not
+    assert [line.split(": ")[1].split()[0] for line in result.out.splitlines()] == ["E702"]

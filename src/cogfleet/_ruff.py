@@ -1,8 +1,8 @@
 """ruff on the predictor and trainer sources, as the repository lints them.
 
-cog-safe-push runs ``ruff check <predict file>`` inside the Cog folder, so ruff uses
-whatever configuration it finds for that file. cogfleet does the same on the files the
-user edits, not on their copies in a build folder:
+cog-safe-push runs ``ruff check <predict file> --ignore=E402`` inside the Cog folder,
+so ruff uses whatever configuration it finds for that file, less E402. cogfleet does
+the same on the files the user edits, not on their copies in a build folder:
 
 - ruff runs from the repository root on the family's source files, without
   ``--isolated``: each file gets the ``ruff.toml``, ``.ruff.toml`` or ``pyproject.toml``
@@ -33,6 +33,9 @@ from typing import Any
 import yaml
 
 CONFIG_FILES = ("ruff.toml", ".ruff.toml", "pyproject.toml")
+# cog-safe-push lints with `--ignore=E402`: a predictor that sets the environment before
+# importing torch (an import below code) passes whatever the configuration selects
+IGNORED = "--ignore=E402"
 RUFF_TIMEOUT = 120.0
 
 
@@ -131,7 +134,7 @@ def _run(folder: Path, args: list[str], stdin: str | None) -> tuple[list[dict[st
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format=json",
-             "--exit-zero", *args],
+             "--exit-zero", IGNORED, *args],
             cwd=folder, input=stdin, capture_output=True, text=True, timeout=RUFF_TIMEOUT,
             check=False,
         )
