@@ -15,7 +15,7 @@ import pytest
 import replicate
 
 from cogfleet import ExitCode
-from cogfleet._target import parse_cog_push_version
+from cogfleet._target import has_fast_push, parse_cog_push_version
 from cogfleet.server._embedded import LocalServer
 from cogfleet.server._push import version_id_for
 from tests.conftest import write_fake_cog
@@ -110,6 +110,45 @@ def test_replicate_target_pushes_with_cog(fake_cog, replicate_env, client, run, 
     assert all(c["secrets"] == [{"id": "hf", "src": "/run/hf-token", "existed": False}]
                for c in calls)
     assert versions(client, SCHNELL) == [report["version"]]
+
+
+@pytest.mark.parametrize(("cli", "has"), [
+    ("0.14.3", True), ("0.16.12", True), ("0.17.0", False), ("0.23.1", False), ("", False),
+])
+def test_fast_push_is_a_flag_of_cog_up_to_0_16(cli, has):
+    assert has_fast_push(cli) is has
+
+
+@pytest.mark.slow
+def test_fast_push_where_the_cog_cli_has_no_fast_push(
+    fake_cog, replicate_env, client, run, demo_repo
+):
+    """cog-safe-push passes ``fast_push`` on as ``--x-fast``, which Cog 0.17 removed (the
+    fake cog refuses it as the real one does): such a CLI pushes as usual, with a note."""
+    create_model(client, SCHNELL)
+    config = demo_repo / "cog-safe-push-configs/schnell.yaml"
+    config.write_text(config.read_text() + "fast_push: true\n")
+    result, report = run("test", "schnell", "--target", "replicate", "--no-compare-outputs")
+    assert result.code == ExitCode.OK, result.err
+    assert all("--x-fast" not in c["argv"] for c in _calls(fake_cog))
+    message = next(s["message"] for s in report["steps"] if s["name"] == "push-test")
+    assert "fast_push: the cog CLI 0.23.1 has no fast push" in message
+
+
+@pytest.mark.slow
+def test_fast_push_passes_x_fast_to_a_cog_cli_that_has_it(
+    fake_cog, replicate_env, client, run, demo_repo, monkeypatch
+):
+    create_model(client, SCHNELL)
+    config = demo_repo / "cog-safe-push-configs/schnell.yaml"
+    config.write_text(config.read_text() + "fast_push: true\n")
+    monkeypatch.setenv("FAKE_COG_VERSION", "0.16.8")
+    monkeypatch.setenv("FAKE_COG_FAIL_FOR", f"{SCHNELL}-test")  # the argv is all we need
+    result, _ = run("test", "schnell", "--target", "replicate")
+    assert result.code == ExitCode.CHECKS_FAILED
+    assert [c["argv"][:3] for c in _calls(fake_cog)] == [
+        ["push", f"r8.im/{SCHNELL}-test", "--x-fast"]
+    ]
 
 
 @pytest.mark.slow

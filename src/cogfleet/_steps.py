@@ -397,6 +397,7 @@ def push_flags(ctx: PushContext) -> PushFlags:
     return PushFlags(
         dockerfile=ctx.config.dockerfile,
         use_cog_base_image=ctx.config.use_cog_base_image,
+        fast=ctx.config.fast_push,
         separate_weights=ctx.options.separate_weights,
         secrets=list(ctx.options.secrets),
         runtime=runtime_options(ctx),

@@ -41,6 +41,12 @@ def parse_cog_push_version(output: str) -> str | None:
     return None
 
 
+def has_fast_push(cog_version: str) -> bool:
+    """Whether a cog CLI of ``cog_version`` takes ``cog push --x-fast`` (up to 0.16)."""
+    match = re.match(r"(\d+)\.(\d+)", cog_version)
+    return match is not None and (int(match.group(1)), int(match.group(2))) < (0, 17)
+
+
 def make_client(
     base_url: str | None, token: str | None
 ) -> tuple[Client, ResilientTransport]:
@@ -150,6 +156,14 @@ class ReplicateTarget(Target):
     async def push(self, build_dir: Path, model: str, flags: PushFlags) -> dict[str, Any]:
         image = f"{self.registry}/{model}"
         args = [self._cog(), "push", image]
+        notes: list[str] = []
+        if flags.fast:
+            cli = await self._cli() or flags.runtime.cog_version
+            if has_fast_push(cli):
+                args.append("--x-fast")  # as cog-safe-push passes fast_push on
+            else:
+                notes.append(f"fast_push: the cog CLI {cli} has no fast push (--x-fast went "
+                             "with Cog 0.17); pushed as usual")
         if flags.dockerfile:
             args += ["--dockerfile", flags.dockerfile]
         elif not flags.use_cog_base_image:
@@ -180,13 +194,19 @@ class ReplicateTarget(Target):
         if version_id is None:
             raise RemoteError(f"cog push {image}: no version id in cog's output")
         version = await self.get_version(model, version_id)  # confirmed through the API
-        self._runtime_notes[version_id] = await self._cli_notes(flags.runtime.cog_version)
+        notes = await self._cli_notes(flags.runtime.cog_version) + notes
+        self._runtime_notes[version_id] = notes
         return version
+
+    async def _cli(self) -> str:
+        """The version of the cog CLI on PATH (``""`` when it does not say); asked once."""
+        if self._cli_version is None:
+            self._cli_version = await asyncio.to_thread(cog_cli_version, self._cog()) or ""
+        return self._cli_version
 
     async def _cli_notes(self, pinned: str) -> list[str]:
         """Which cog CLI pushed, and a warning when it is not the pinned one."""
-        if self._cli_version is None:
-            self._cli_version = await asyncio.to_thread(cog_cli_version, self._cog()) or ""
+        await self._cli()
         if not self._cli_version:
             return [f"Cog {pinned}"]
         if self._cli_version == pinned:

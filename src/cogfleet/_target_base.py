@@ -36,6 +36,7 @@ class PushFlags:
 
     dockerfile: str | None = None
     use_cog_base_image: bool = True
+    fast: bool = False  # fast_push: cog push --x-fast (a cog CLI up to 0.16 has it)
     separate_weights: bool = False
     secrets: list[str] = field(default_factory=list)
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)

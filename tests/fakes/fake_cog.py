@@ -65,6 +65,10 @@ def main(argv: list[str]) -> int:
         print("fake cog: only `cog push IMAGE` and `cog build -t IMAGE` work", file=sys.stderr)
         return 2
     image = argv[1]
+    if "--x-fast" in argv and tuple(int(n) for n in _version().split(".")[:2]) >= (0, 17):
+        # Cog 0.17 removed fast push with its flag
+        print("Error: unknown flag: --x-fast", file=sys.stderr)
+        return 1
     registry, _, model = image.partition("/")
     owner, _, name = model.partition("/")
     secrets = []
