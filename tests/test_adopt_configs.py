@@ -105,6 +105,8 @@ def test_a_variant_with_its_config_in_its_folder_is_tested(tmp_path, cli):
 
 
 # -- cog-flux's first shape: concatenated overlays, cog-safe-push-<name>.yaml at the top ----
+# (replicate/cog-flux at 02f32be6710a, script/select.sh with cat: init, then its ten
+# variants render the cog.yaml the script writes, byte for byte)
 
 CAT_SELECT = """\
 #!/bin/bash

@@ -7,6 +7,11 @@ each render, and declares the template files as Jinja templates where they are
 (``jinja:``) with each variant's values (``variables:``); it keeps that only when
 rendering gives exactly the script's bytes. What it cannot prove is refused in one line,
 with nothing written.
+
+Real repos of this shape checked with ``cogfleet init`` (a config per model added, as
+they have none), every model rendering byte for byte what the script writes:
+replicate/cog-flan-models at f35f162f03b2 (select_model.py: cog.yaml and config.py for
+six models) and 2b199103b1ca (render_template.py), replicate/cog-llama at 6dc8c3c893ae.
 """
 
 from __future__ import annotations

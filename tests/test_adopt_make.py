@@ -6,6 +6,12 @@ Python ``select_model.py`` that renders only a ``config.py`` with jinja2. ``init
 the step per config in a scratch copy: every variant's cog.yaml is the root's, the
 linked files are its ``files:``, the generated ones templates, and rendering gives the
 bytes the step left in the root.
+
+Real repos checked with ``cogfleet init`` (configs added), byte for byte:
+replicate/cog-llama-template at 845e24f626bb (``make select model=<name>``, three
+models), and at 3480878bff6f with replicate/cog-llama at 2087da3089d1 and f85037aed526
+(select_model.py rendering only cronfig.py); replicate/lora-training at 2936a3343092
+(``make cog-yaml-basic`` / ``cog-yaml-advanced``: one target per model).
 """
 
 from __future__ import annotations
@@ -139,3 +145,46 @@ def test_a_python_script_that_renders_only_other_files_keeps_the_root_cog_yaml(t
         assert (root / ".cogfleet/build" / model / "settings.py").read_bytes() == _left_by(
             root, [sys.executable, "select_model.py", "--model_name", model], "settings.py",
             tmp_path / f"{model}-settings")
+
+
+TARGET_PER_MODEL = """\
+.PHONY: cog-yaml-small
+cog-yaml-small:
+\tPREDICTOR=Predictor envsubst < cog.yaml.in > cog.yaml
+
+.PHONY: cog-yaml-large
+cog-yaml-large:
+\tPREDICTOR=LargePredictor envsubst < cog.yaml.in > cog.yaml
+
+push-small: cog-yaml-small
+\tcog push r8.im/acme/small
+"""
+
+
+@needs_make
+@pytest.mark.skipif(shutil.which("envsubst") is None, reason="needs envsubst")
+def test_one_make_target_per_model_is_run_per_config(tmp_path, cli):
+    root = tmp_path / "targets"
+    write_files(root, {
+        "Makefile": TARGET_PER_MODEL,
+        "cog.yaml.in": 'build:\n  python_version: "3.11"\npredict: "predict.py:$PREDICTOR"\n',
+        "predict.py": DESCRIBED_PREDICTORS,
+        "cog-safe-push-configs/small.yaml": "model: acme/small\n",
+        "cog-safe-push-configs/large.yaml": "model: acme/large\n",
+    })
+    result = cli("init", cwd=root)
+    assert result.code == ExitCode.OK, result.err
+    variants = yaml.safe_load((root / "variants.yaml").read_text())
+    assert variants["defaults"] == {"template": "cog.yaml.in"}
+    assert variants["variants"] == {"large": {"envsubst": {"PREDICTOR": "LargePredictor"}},
+                                    "small": {"envsubst": {"PREDICTOR": "Predictor"}}}
+    assert cli("render", cwd=root).code == ExitCode.OK
+    for model in ("small", "large"):
+        assert (root / ".cogfleet/build" / model / "cog.yaml").read_bytes() == _left_by(
+            root, ["make", "-s", f"cog-yaml-{model}"], "cog.yaml", tmp_path / model)
+    # a config with no target of its own: make's own message
+    write_files(root, {"variants.yaml": None, "cog-safe-push-configs/huge.yaml": "model: a/b\n"})
+    result = cli("init", cwd=root)
+    assert result.code == ExitCode.USAGE_ERROR
+    assert "Makefile huge did not write cog.yaml (exit 2: make: *** No rule to make target " \
+           "'cog-yaml-huge'.  Stop.)" in result.err

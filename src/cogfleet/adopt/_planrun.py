@@ -67,6 +67,8 @@ def plan_by_running(root: Path, select: Select, config: str | None) -> Plan:
         target, variable = select.make
 
         def command(name: str) -> list[str]:
+            if variable is None:  # a target per model: cog-yaml-{variant}
+                return ["make", "-s", "-f", select.script, target.replace("{variant}", name)]
             return ["make", "-s", "-f", select.script, target, f"{variable}={name}"]
     runs = run_per_variant(root, select.script, names, wanted, command)
     plan = Plan(kind="adopt", found=found)

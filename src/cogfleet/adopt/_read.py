@@ -9,6 +9,7 @@ which official models are pushed after the safe push. Nothing here writes a file
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -95,7 +96,7 @@ class Select:
     files: dict[str, str] = field(default_factory=dict)  # other copies: dest -> {variant} src
     runs: bool = False  # writes cog.yaml some other way: init runs it to see what it writes
     python: PythonSelect | None = None  # a Python script (run with cogfleet's Python)
-    make: tuple[str, str] | None = None  # a Makefile's (target, variable): run with make
+    make: tuple[str, str | None] | None = None  # a Makefile's (target, variable): make runs it
     keeps_cog: bool = False  # writes other files; every variant's cog.yaml is the root's
 
 
@@ -219,16 +220,30 @@ _MAKE_NAMES = ("model", "MODEL", "variant", "VARIANT", "name", "NAME")
 _MAKE_WRITES_RE = re.compile(r"\b(?:cp|ln|rsync|envsubst|sed|find|python3?)\b|>")
 
 
-def make_target(text: str) -> tuple[str, str] | None:
-    """``(target, variable)`` of a Makefile's select target that writes files with the
-    model's name in a variable (``make select model=<name>``), when it has one."""
-    for match in _MAKE_TARGET_RE.finditer(re.sub(r"\\\n", " ", text)):
+_MAKE_ANY_TARGET_RE = re.compile(r"^([A-Za-z0-9][\w.-]*)\s*:(?!=)[^\n]*\n((?:\t[^\n]*\n?)+)",
+                                 re.MULTILINE)
+
+
+def make_target(text: str) -> tuple[str, str | None] | None:
+    """How a Makefile selects a model: ``(target, variable)`` for a select target that
+    takes the model's name in a variable (``make select model=<name>``), or
+    ``(prefix{variant}, None)`` for one target per model that writes cog.yaml
+    (``make cog-yaml-basic``, ``make cog-yaml-advanced``)."""
+    text = re.sub(r"\\\n", " ", text)
+    for match in _MAKE_TARGET_RE.finditer(text):
         recipe = match.group(2)
         if not _MAKE_WRITES_RE.search(recipe):
             continue
         for name in _MAKE_NAMES:
             if re.search(rf"\$[({{]{name}[)}}]", text):
                 return match.group(1), name
+    writers = [m.group(1) for m in _MAKE_ANY_TARGET_RE.finditer(text)
+               if re.search(r"[>\s]\s*(?:\./)?cog\.yaml\b", m.group(2))]
+    if len(writers) >= 2:
+        prefix = os.path.commonprefix(writers)
+        prefix = prefix[: max(prefix.rfind("-"), prefix.rfind("_")) + 1]
+        if prefix and all(len(w) > len(prefix) for w in writers):
+            return prefix + "{variant}", None
     return None
 
 

@@ -175,7 +175,7 @@ def _renders(path: Path, copy: Path, originals: _Originals) -> list[Render]:
     return found
 
 
-_MAKE_FAILED_RE = re.compile(r"^make(?:\[\d+\])?: \*\*\* ")
+_MAKE_FAILED_RE = re.compile(r"^make(?:\[\d+\])?: \*\*\* \[")
 
 
 def _last_line(stderr: bytes) -> str | None:
