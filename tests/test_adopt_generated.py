@@ -174,17 +174,19 @@ def test_other_steps_that_replace_text_are_read_the_same_way(repo, cli, tmp_path
                                                     "# generated $(date +%s)"),
       "cog.yaml.template": None},
      "script/select-model large writes a cog.yaml that differs from one run to the next "
-     "(a date or a random value?); write variants.yaml by hand"),
+     "(a date, a random value, $HOME?); write variants.yaml by hand"),
     # one literal heredoc per variant: one template cannot be both
     ({"script/select-model": "#!/bin/bash\ncase $1 in\n  small) cat > cog.yaml <<'EOF'\n"
       "predict: \"predict.py:Predictor\"\nEOF\n  ;;\n  large) cat > cog.yaml <<'EOF'\n"
       "predict: \"predict.py:LargePredictor\"\nconcurrency:\n  max: 1\nEOF\n  ;;\nesac\n",
       "cog.yaml.template": None},
      "script/select-model writes cog.yaml from one heredoc for large and another for small"),
-    # $HOME is whoever runs the script's, not a value of the variant
+    # $HOME is whoever runs the script's, not a value of the variant (a second run with
+    # another $HOME shows it)
     ({"script/select-model": HEREDOC_SELECT.replace("# generated for $1", "# in $HOME"),
       "cog.yaml.template": None},
-     "script/select-model large wrote a cog.yaml that is not a file it names (no file)"),
+     "script/select-model large writes a cog.yaml that differs from one run to the next "
+     "(a date, a random value, $HOME?)"),
 ])
 def test_what_cannot_be_read_back_is_refused_in_one_line(repo, cli, change, message):
     write_files(repo, change)

@@ -344,3 +344,18 @@ def test_without_configs_init_names_the_models_the_script_knows(repo, cli):
                                "missing one cog-safe-push config per variant"), lines[0]
     assert lines[0].endswith("; the script knows 2 models: small, large")
     assert not (repo / "variants.yaml").exists()
+
+
+@pytest.mark.parametrize(("line", "why"), [
+    ('echo "cache = $HOME/.cache" > paths.txt', "differs from one run to the next (a date, "
+     "a random value, $HOME?)"),
+    ('echo "root = $(pwd)" > paths.txt', "has the path of the folder it ran in"),
+])
+def test_a_generated_file_with_a_path_of_the_machine_is_left_out(generating, cli, line, why):
+    write_files(generating, {"script/select-model": GENERATING + line + "\n"})
+    result = cli("init", cwd=generating)
+    assert result.code == ExitCode.OK, result.err
+    for model in ("large", "small"):
+        assert (f"note: {model}: script/select-model writes paths.txt, which {why}; cogfleet "
+                "leaves it out") in result.out
+    assert "paths.txt" not in (generating / "variants.yaml").read_text()

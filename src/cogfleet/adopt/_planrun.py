@@ -86,11 +86,11 @@ def plan_by_running(root: Path, select: Select, config: str | None) -> Plan:
             continue
         if "cog.yaml" in run.unstable:
             raise LayoutError(f"cannot adopt this repo: {select.script} {name} writes a "
-                              "cog.yaml that differs from one run to the next (a date or a "
-                              f"random value?); write {VARIANTS_FILE} by hand")
-        for rel in sorted(run.unstable):
-            plan.notes.append(f"{name}: {select.script} writes {rel}, which differs from one "
-                              "run to the next; cogfleet leaves it out")
+                              f"cog.yaml that {run.unstable['cog.yaml']}; write "
+                              f"{VARIANTS_FILE} by hand")
+        for rel, why in sorted(run.unstable.items()):
+            plan.notes.append(f"{name}: {select.script} writes {rel}, which {why}; cogfleet "
+                              "leaves it out")
             run.rendered.pop(rel, None)
             run.written.pop(rel, None)
         own = settings[name] = []

@@ -78,7 +78,8 @@ class Run:
     generated: bytes | None = None  # cog.yaml's bytes, when it is a copy of no repo file
     written: dict[str, bytes] = field(default_factory=dict)  # ``other`` files' bytes
     rendered: dict[str, Render] = field(default_factory=dict)  # written file -> its render
-    unstable: set[str] = field(default_factory=set)  # written otherwise by a second run
+    # written file -> why it is no template's text (a second run wrote it otherwise...)
+    unstable: dict[str, str] = field(default_factory=dict)
     started: float = 0.0  # time.monotonic() when it began
 
 
@@ -274,13 +275,22 @@ def run_per_variant(
             # the next run is compared with what this one left (a select script runs
             # again and again in the same tree)
             before, before_links = after, after_links
+        home = scratch / "home"  # another $HOME: a file with the runner's in it shows
+        home.mkdir()
         _again(runs, copy, lambda name: (
             command(name) if command is not None else ["bash", script, name], {
                 **without_credentials(),
+                "HOME": str(home),
                 "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
                 "COGFLEET_ENVSUBST_NAMES": "[]",
                 "COGFLEET_ENVSUBST_OUT": str(scratch / "again.json"),
             }))
+        where = str(scratch).encode("utf-8")
+        for run in runs.values():  # the scratch copy's path is no file's text either
+            for rel, data in [*run.written.items(),
+                              *((r, v.output.encode("utf-8")) for r, v in run.rendered.items())]:
+                if where in data:
+                    run.unstable.setdefault(rel, "has the path of the folder it ran in")
     return runs
 
 
@@ -289,8 +299,9 @@ def _again(
     how: Callable[[str], tuple[list[str], dict[str, str]]],
 ) -> None:
     """Run the script again for each variant it generated files for, a clock second after
-    the first runs began, and mark the files that came out otherwise (``unstable``): a
-    date, a random value or a temporary name is no template's text."""
+    the first runs began and with another ``$HOME``, and mark the files that came out
+    otherwise (``unstable``): a date, a random value or a path of the machine that ran
+    it is no template's text."""
     again = [name for name, run in runs.items() if run.error is None and run.exit_code == 0
              and (run.written or run.rendered)]
     if not again:
@@ -303,11 +314,13 @@ def _again(
         try:
             proc = subprocess.run(argv, cwd=copy, env=env, stdin=subprocess.DEVNULL,
                                   capture_output=True, timeout=TIMEOUT, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            run.unstable.update(run.written, run.rendered)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            run.unstable.update(dict.fromkeys([*run.written, *run.rendered],
+                                              f"did not run a second time ({exc})"))
             continue
         first = {**run.written, **{r: v.output.encode("utf-8") for r, v in run.rendered.items()}}
         for rel, data in first.items():
             path = copy / rel
             if proc.returncode or not path.is_file() or path.read_bytes() != data:
-                run.unstable.add(rel)
+                run.unstable[rel] = ("differs from one run to the next (a date, a random "
+                                     "value, $HOME?)")
