@@ -253,6 +253,7 @@ def test_bodies_over_the_limit_are_413(http: httpx.Client, version: str) -> None
         {"version": "V", "input": {}, "stream": "yes"},
         {"version": "V", "input": {"prompt": "x"}, "webhook": "not a url"},
         {"version": "V", "input": {"prompt": "x"}, "webhook": "http://[::1/hook"},
+        {"version": "V", "input": {"prompt": "x"}, "webhook": "http://exa mple.com/hook"},
         {"version": "V", "input": {"prompt": "x"}, "webhook_completed": "ftp://host/done"},
         {"version": "V", "input": {"prompt": 5}},
         {"version": "V", "input": {"prompt": "x", "num_outputs": "many"}},

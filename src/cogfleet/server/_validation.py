@@ -33,7 +33,9 @@ def _is_url(value: object) -> bool:
         url = httpx.URL(value)
     except httpx.InvalidURL:
         return False
-    return url.scheme in ("http", "https") and bool(url.host)
+    # A host httpx had to percent-encode (a space, a quote) is no host Go's URL
+    # parser, which Replicate validates with, takes.
+    return url.scheme in ("http", "https") and bool(url.host) and "%" not in url.host
 
 
 _URL = {"type": "string", "minLength": 1, "maxLength": 2048, "format": "uri"}
