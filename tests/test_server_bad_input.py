@@ -226,6 +226,18 @@ def test_lone_surrogates_are_read_as_replacement_characters(
     assert pred["input"]["prompt"] == "a\ufffdb" and pred["output"] == "hello a\ufffdb"
 
 
+def test_bytes_that_are_not_utf8_are_read_as_replacement_characters(
+    http: httpx.Client, version: str
+) -> None:
+    # So does it read invalid UTF-8 in a string (a Latin-1 "é" here), not a 400.
+    body = b'{"version": "%s", "input": {"prompt": "caf\xe9"}}' % version.encode()
+    resp = http.post("/v1/predictions", content=body, headers={"Prefer": "wait"})
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["input"]["prompt"] == "caf\ufffd"
+    # Outside a string it is no JSON at all.
+    _problem(http.post("/v1/predictions", content=b'{"version": \xe9}'), 400)
+
+
 def test_bodies_over_the_limit_are_413(http: httpx.Client, version: str) -> None:
     big = {"version": version, "input": {"prompt": "x" * (6 * 1024 * 1024)}}
     _problem(http.post("/v1/predictions", json=big), 413)

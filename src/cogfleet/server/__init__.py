@@ -44,8 +44,8 @@ webhooks signed like Replicate's). What deliberately differs, and why:
 * **Webhook URLs** must be absolute ``http(s)`` URLs (422 otherwise); ``http://``
   is accepted where Replicate wants HTTPS, since a local receiver rarely has TLS.
 * **JSON** is read as Replicate's Go parser reads it: ``NaN``, ``Infinity`` and
-  numbers beyond a double are 400; an unpaired UTF-16 surrogate escape becomes
-  U+FFFD.
+  numbers beyond a double are 400; an unpaired UTF-16 surrogate escape, and bytes
+  that are not UTF-8, become U+FFFD.
 * **Delivery URLs** (``/delivery/…``) are ``http://`` on loopback, which the 1.0.7
   client leaves as plain strings rather than ``FileOutput``; ``FileOutput(url,
   client).read()`` and any HTTP GET fetch them. The synchronous answer inlines

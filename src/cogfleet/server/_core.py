@@ -209,8 +209,13 @@ def parse_json(raw: bytes | str, what: str) -> Any:
 
     ``NaN``, ``Infinity`` and numbers out of a double's range are not JSON (and
     would poison the store); nesting deeper than :data:`MAX_JSON_DEPTH` is refused;
-    an escaped lone UTF-16 surrogate (``"\\ud800"``) becomes U+FFFD, as Go does.
+    an escaped lone UTF-16 surrogate (``"\\ud800"``) and bytes that are not UTF-8
+    become U+FFFD, as Go does.
     """
+    if isinstance(raw, bytes):
+        # Go's decoder reads bytes that are not UTF-8 as U+FFFD (inside strings; outside
+        # them that is no JSON anyway).
+        raw = raw.decode("utf-8", "replace")
     try:
         value = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
@@ -223,12 +228,12 @@ def parse_json(raw: bytes | str, what: str) -> Any:
         raise ApiError(
             400, f"{what} is nested more than {MAX_JSON_DEPTH} levels deep", "Bad request"
         )
-    if _SURROGATE_ESCAPE.search(raw if isinstance(raw, bytes) else raw.encode("utf-8", "replace")):
+    if _SURROGATE_ESCAPE.search(raw):
         value = _without_lone_surrogates(value)
     return value
 
 
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
