@@ -462,8 +462,11 @@ def test_file_outputs_are_urls_except_in_the_synchronous_answer(
         assert resp.headers["content-type"].startswith("text/plain")
         # Byte ranges, as a CDN serves files (resumed downloads, media players).
         assert resp.headers["accept-ranges"] == "bytes"
+        # A web app's page (another origin) may fetch it, as from Replicate's CDN.
+        assert resp.headers["access-control-allow-origin"] == "*"
         part = plain.get(urls[1], headers={"Range": "bytes=2-4"})
         assert part.status_code == 206 and part.content == b"ame"
+        assert part.headers["access-control-allow-origin"] == "*"
         assert part.headers["content-range"] == "bytes 2-4/7"
         # A range it cannot serve is an error like every other: problem JSON.
         beyond = plain.get(urls[1], headers={"Range": "bytes=50-60"})
@@ -707,9 +710,12 @@ def test_stream_url_needs_no_token(server: LocalServer, alice: replicate.Client)
     pred = alice.predictions.create(version=version["id"], input={"text": "one two"}, stream=True)
     url = pred.urls["stream"]
     with httpx.Client(timeout=60) as plain:  # no Authorization, as a browser EventSource
-        with plain.stream("GET", url, headers={"Accept": "text/event-stream"}) as resp:
+        origin = {"Accept": "text/event-stream", "Origin": "http://localhost:3000"}
+        with plain.stream("GET", url, headers=origin) as resp:
             assert resp.status_code == 200
             assert resp.headers["content-type"].startswith("text/event-stream")
+            # A web app's page (another origin) may read it.
+            assert resp.headers["access-control-allow-origin"] == "*"
             text = "".join(resp.iter_text())
         assert "data: one " in text and "event: done" in text
         _problem(plain.get(url[:-3] + "xyz"), 404)

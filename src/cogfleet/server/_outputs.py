@@ -5,7 +5,8 @@ file under ``<state>/outputs/<key>/out-<n>.<ext>`` (``key``: the run's id and a
 secret) and stores the run's output with ``/delivery/<key>/<name>`` in its place.
 Polled predictions, lists, webhooks and streams show absolute URLs to those files
 (served without a token, like Replicate's delivery host, for as long as the
-state folder keeps the run, with their ``Content-Type``, ``HEAD`` and byte ranges;
+state folder keeps the run, with their ``Content-Type``, ``HEAD``, byte ranges and
+``Access-Control-Allow-Origin: *``;
 no ``Content-Disposition``: the name is the URL's last part); the synchronous
 answer to ``Prefer: wait`` inlines them again as ``data:`` URIs, as Replicate's does.
 """
@@ -28,6 +29,9 @@ from starlette.routing import Route
 
 from cogfleet.server._core import NOT_FOUND, ApiError
 
+# Public URLs (the secret in the path is the credential) may be read by a page of any
+# origin: a web app shows outputs and streams events from another origin than this.
+ANY_ORIGIN = {"Access-Control-Allow-Origin": "*"}
 _KEY_RE = re.compile(r"^[0-9a-z]{26}-[A-Za-z0-9_-]{16,64}$")
 _NAME_RE = re.compile(r"^out-\d+(\.[A-Za-z0-9]+)?$")
 PREFIX = "/delivery/"
@@ -130,7 +134,7 @@ class Outputs:
         if not _KEY_RE.match(key) or not _NAME_RE.match(name) or not path.is_file():
             raise ApiError(404, NOT_FOUND)
         mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        return RangedFile(path, media_type=mime)
+        return RangedFile(path, media_type=mime, headers=ANY_ORIGIN)
 
 
 def _decode(uri: str) -> tuple[str, bytes] | None:

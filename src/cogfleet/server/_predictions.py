@@ -8,6 +8,8 @@ per-prediction secret, so it works without an Authorization header (a browser's
 ``EventSource``), as Replicate's stream URLs do. A client that reconnects with
 ``Last-Event-ID`` (an ``EventSource`` does) gets what follows that event, and a
 204 once the stream has ended, which stops an ``EventSource`` from reconnecting.
+A page of any origin may read it (``Access-Control-Allow-Origin: *``): the URL is
+the credential, and a web app's page is never on this server's origin.
 
 ``GET /v1/predictions`` takes Replicate's filters ``created_after``,
 ``created_before`` (ISO 8601) and ``source`` (``api`` or ``web``; every local
@@ -31,6 +33,7 @@ from cogfleet.server._core import (
     read_json,
 )
 from cogfleet.server._models import Models
+from cogfleet.server._outputs import ANY_ORIGIN
 from cogfleet.server._runs import Runs, stream_position
 from cogfleet.server._state import Condition
 from cogfleet.server._validation import MODEL_PREDICTION, PREDICTION, check_body, invalid
@@ -104,11 +107,11 @@ class Predictions:
         resume = request.headers.get("last-event-id")
         if stream_position(doc["id"], resume)[2]:
             # Reconnected after ``done``: 204 tells an EventSource to stop reconnecting.
-            return Response(status_code=204)
+            return Response(status_code=204, headers=ANY_ORIGIN)
         return StreamingResponse(
             self.runs.events(doc, base_url(request), resume),
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-store"},
+            headers={"Cache-Control": "no-store", **ANY_ORIGIN},
         )
 
 
