@@ -381,6 +381,22 @@ def test_deletion_rules(server: LocalServer, alice: replicate.Client, echo: dict
     assert alice.models.delete("acme/deployed") is True
 
 
+def test_a_model_a_running_training_will_add_to_is_not_deleted(
+    alice: replicate.Client, echo: dict[str, Any]
+) -> None:
+    alice.models.create(owner="alice", name="trained-into", visibility="private", hardware="cpu")
+    training = alice.trainings.create(
+        version=f"acme/echo:{echo['id']}",
+        input={"greeting": "hi", "delay": 60},
+        destination="alice/trained-into",
+    )
+    with pytest.raises(ReplicateError) as info:
+        alice.models.delete("alice/trained-into")
+    assert info.value.status == 409 and training.id in str(info.value.detail)
+    assert alice.trainings.cancel(training.id).status == "canceled"
+    assert alice.models.delete("alice/trained-into") is True
+
+
 def test_deleting_a_version_deletes_its_output_files(
     server: LocalServer, alice: replicate.Client, frames: dict[str, Any]
 ) -> None:

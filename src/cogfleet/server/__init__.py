@@ -19,7 +19,8 @@ webhooks signed like Replicate's). What deliberately differs, and why:
   public model or in use by a deployment or a running training) are 409 problem
   JSON; Replicate documents the rules, not the status. A version with a
   prediction still running is refused too (409): the version's predictions are
-  deleted with it, as on Replicate, and a running one would outlive it.
+  deleted with it, as on Replicate, and a running one would outlive it; so is a
+  model that a training still running will add a version to.
 * **Examples** of a model are its succeeded predictions made by a token of its
   owner (Replicate's are hand-picked on the web, which has no local equivalent);
   ``default_example`` is the newest.

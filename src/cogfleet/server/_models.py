@@ -343,7 +343,8 @@ class Models:
         )
 
     async def delete(self, request: Request) -> Response:
-        """DELETE /v1/models/{owner}/{name}: 204; only private models without versions."""
+        """DELETE /v1/models/{owner}/{name}: 204; only private models without versions
+        (nor one a training in flight will add a version to)."""
         p = request.path_params
         key = f"{p['owner']}/{p['name']}"
         with self.store.transaction():
@@ -353,6 +354,14 @@ class Models:
             if self.store.count("versions", key):
                 raise ApiError(
                     409, "Delete the model's versions before deleting the model", "Conflict"
+                )
+            training, _ = self.store.page(
+                "trainings", limit=1, where=[[("destination", "=", key)], _IN_FLIGHT]
+            )
+            if training:
+                # Its version would be added to a model that is gone.
+                raise ApiError(
+                    409, f"Training {training[0]['id']} will add a version to it", "Conflict"
                 )
             self.store.delete("models", key)
         return Response(status_code=204)
