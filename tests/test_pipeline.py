@@ -348,6 +348,24 @@ def test_match_prompt_needs_the_judge_for_unverified_facts(push, client, demo_re
         assert fake.api_key not in judged.out + judged.err + json.dumps(report2)
 
 
+def test_a_train_section_without_cases_or_fuzz_trains_nothing(push, client, demo_repo):
+    """As in cog-safe-push: with no train test cases and no train fuzzing no training is
+    run (none with made-up inputs either); the training schema is still linted."""
+    create_model(client, "cogfleet-demo/captioner")
+    config = demo_repo / "cog-safe-push-configs/caption.yaml"
+    text = config.read_text()
+    config.write_text(text[: text.index("  test_cases:", text.index("train:"))])
+    result, report = push("test", "caption", "--no-compare-outputs", "--fuzz-iterations", "0")
+    assert result.code == ExitCode.OK, result.err + result.out
+    train_step = next(s for s in report["steps"] if s["name"] == "train")
+    assert (train_step["status"], train_step["message"]) == (
+        "skipped", "no train.test_cases and no train.fuzz: nothing is trained")
+    assert not [c for c in report["cases"] if c["kind"] == "train-case"]
+    assert steps(report)["schema-lint"] == "passed"
+    with pytest.raises(replicate.exceptions.ReplicateError):  # not even created
+        client.models.get("cogfleet-demo/captioner-trained")
+
+
 def test_train_fuzz_trainings_must_succeed(push, client, demo_repo):
     """``train.fuzz`` fuzzes trainings, as cog-safe-push does: each must succeed."""
     create_model(client, "cogfleet-demo/captioner")

@@ -3,7 +3,9 @@
 The test version is trained into the destination (default ``<test_model>-dest``);
 each train test case checks a training's output, and with ``train.fuzz`` trainings
 with generated inputs must succeed with an output (as cog-safe-push fuzzes them);
-then the predict test cases run on the trained version.
+then the predict test cases run on the trained version. A section with neither test
+cases nor fuzzing trains nothing, as in cog-safe-push (its schema is still linted and
+compared).
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ async def train(ctx: PushContext) -> StepOutcome:
     section = ctx.config.train
     if section is None:
         return skipped("no train section")
-    from cogfleet.schema import required_only_inputs
-
+    fuzzing = section.fuzz is not None and section.fuzz.iterations > 0
+    if not section.test_cases and not fuzzing:
+        return skipped("no train.test_cases and no train.fuzz: nothing is trained")
     assert ctx.test_version is not None
     destination = _destination(ctx)
     lookup = ctx.prefetched.get("train")
@@ -46,9 +49,7 @@ async def train(ctx: PushContext) -> StepOutcome:
         await ctx.target.ensure_model(
             destination, hardware=section.destination_hardware, visibility="private"
         )
-    cases = section.test_cases or [
-        TestCase(inputs=required_only_inputs(ctx.test_schema, kind="train"))
-    ]
+    cases = section.test_cases
     owner, name = split_model(ctx.test_model)
     file_inputs = ctx.file_inputs(ctx.test_schema, "train")
     ctx.plan_cases(len(cases))
