@@ -207,6 +207,24 @@ def test_python_version_rejected(tmp_path: Path, written: str, problem: str) -> 
     assert err.line == 3
 
 
+@pytest.mark.parametrize(("cog", "written", "problem"), [
+    ("0.16.12", '"3.8"', None),  # Cog up to 0.16 built Python 3.8 and 3.9
+    ("0.9.26", '"3.9"', None),
+    ("0.16.12", '"3.7"', "'3.7' is too old: cog needs Python 3.8 or newer"),
+    ("0.17.2", '"3.9"', "'3.9' is too old: cog needs Python 3.10 or newer"),
+])
+def test_the_oldest_python_is_the_pinned_cogs(
+    tmp_path: Path, cog: str, written: str, problem: str | None
+) -> None:
+    path = write(tmp_path, f"predict: predict.py:Predictor\nbuild:\n  python_version: {written}\n")
+    if problem is None:
+        assert validate_cog_yaml(path, cog_version=cog) == []
+        return
+    with pytest.raises(ConfigError) as info:
+        validate_cog_yaml(path, cog_version=cog)
+    assert info.value.message == f"build.python_version: {problem}"
+
+
 @pytest.mark.parametrize("cuda", ['"11.8"', '"12.4.1"', "12.1"])
 def test_cuda_accepted(tmp_path: Path, cuda: str) -> None:
     path = write(tmp_path, MINIMAL.replace("build:\n", f"build:\n  gpu: true\n  cuda: {cuda}\n"))
