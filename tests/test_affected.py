@@ -209,6 +209,24 @@ def test_variant_declaration_change_affects_that_variant_only(repo: Path, affect
     assert affected(repo) == {"beta": ["models/fam/variants.yaml"]}
 
 
+@pytest.mark.parametrize(
+    "added",
+    [
+        "official_model: acme/beta-prod",
+        "replace: {python_version: python_version}",
+        "jinja: {templates: [templates/cog.yaml.j2], trim_blocks: true}",
+        "cog_version: '0.15.8'",
+    ],
+)
+def test_any_key_of_a_variant_declaration_affects_that_variant(
+    repo: Path, affected: Affect, added: str
+):
+    text = (repo / "models/fam/variants.yaml").read_text()
+    text = text.replace("  variables: {steps: 8}\n", f"  variables: {{steps: 8}}\n  {added}\n")
+    commit(repo, {"models/fam/variants.yaml": text})
+    assert affected(repo) == {"beta": ["models/fam/variants.yaml"]}
+
+
 def test_comment_in_variants_yaml_affects_nothing(repo: Path, affected: Affect):
     text = (repo / "models/fam/variants.yaml").read_text()
     commit(repo, {"models/fam/variants.yaml": "# the fam family\n" + text})

@@ -22,6 +22,8 @@ are added.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import tarfile
@@ -186,16 +188,12 @@ def dependencies(repo: Repo, variant: Variant, plugins: Plugins) -> tuple[Render
     return rendered, set(rendered.reads) | config_files(repo, rendered)
 
 
-def _declaration(variant: Variant) -> tuple[object, ...]:
-    return (variant.model, _freeze(variant.variables), variant.template, variant.family)
-
-
-def _freeze(value: object) -> object:
-    if isinstance(value, dict):
-        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
-    if isinstance(value, list | tuple):
-        return tuple(_freeze(v) for v in value)
-    return value
+def _declaration(variant: Variant, root: Path) -> str:
+    """Everything variants.yaml says of ``variant`` (its source folder included), in a
+    form that compares equal between two checkouts at different places."""
+    data = variant.to_json(root)
+    data["source"] = os.path.relpath(variant.family_dir, root)
+    return json.dumps(data, sort_keys=True, default=str)
 
 
 def _extract_tree(root: Path, commit: str, dest: Path) -> None:
@@ -220,7 +218,8 @@ def _extract_tree(root: Path, commit: str, dest: Path) -> None:
 
 @dataclass
 class _Base:
-    variants: dict[str, Variant]
+    declarations: dict[str, str]
+    """Each variant's declaration at the base (see :func:`_declaration`)."""
     reads: dict[str, set[str]]
 
 
@@ -246,7 +245,8 @@ def _base_state(root: Path, commit: str, plugins: Plugins, *, render: bool) -> _
                     reads[variant.name] = dependencies(base_repo, variant, plugins)[1]
                 except CogfleetError:
                     continue
-        return _Base(variants=dict(base_repo.variants), reads=reads)
+        declarations = {n: _declaration(v, dest) for n, v in base_repo.variants.items()}
+        return _Base(declarations=declarations, reads=reads)
 
 
 # --- the answer ------------------------------------------------------------------------
@@ -281,7 +281,7 @@ def affected_variants(repo: Repo, ref: str, plugins: Plugins | None = None) -> l
         reads = set(rendered[variant.name][1])
         if base_state is not None and variant.name in base_state.reads:
             reads |= base_state.reads[variant.name]
-        elif deleted and (base_state is None or variant.name in base_state.variants):
+        elif deleted and (base_state is None or variant.name in base_state.declarations):
             # what the variant read at the base is unknown (the base did not load or
             # render): any deleted file may have been one of them
             reads |= set(deleted)
@@ -290,9 +290,9 @@ def affected_variants(repo: Repo, ref: str, plugins: Plugins | None = None) -> l
         if vfile in changed_set:
             if base_state is None:
                 reasons.append(vfile)  # the base did not load: assume the declaration changed
-            elif variant.name not in base_state.variants:
+            elif variant.name not in base_state.declarations:
                 reasons.append(f"{vfile} (new variant)")
-            elif _declaration(base_state.variants[variant.name]) != _declaration(variant):
+            elif base_state.declarations[variant.name] != _declaration(variant, repo.root):
                 reasons.append(vfile)
         if reasons:
             out.append(Affected(variant.name, rendered[variant.name][0].model, reasons))
