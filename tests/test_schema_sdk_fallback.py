@@ -112,6 +112,43 @@ def test_the_pinned_sdk_computes_it_in_the_versions_environment(
     assert not list(folder.rglob("*.egg-info")) and not (folder / "pkgs/spokenlangs/build").exists()
 
 
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def test_a_setuptools_package_folder_is_built_from_a_copy(tmp_path: Path, env_store: Any) -> None:
+    # setuptools writes build/ and *.egg-info into the folder it builds: built in place,
+    # that would change the build folder (and with it the environment's key).
+    from cogfleet.runtime import read_build_spec
+
+    folder = _copy(tmp_path / "speech")
+    pyproject = folder / "pkgs" / "spokenlangs" / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text(encoding="utf-8")
+        .replace('requires = ["flit_core>=3.4,<4"]', 'requires = ["setuptools>=61"]')
+        .replace('"flit_core.buildapi"', '"setuptools.build_meta"'),
+        encoding="utf-8",
+    )
+    assert "setuptools.build_meta" in pyproject.read_text(encoding="utf-8")
+    before = _tree(folder)
+    first = env_store.ensure(read_build_spec(folder, LEGACY_COG), LEGACY_COG)
+    second = env_store.ensure(read_build_spec(folder, LEGACY_COG), LEGACY_COG)
+    assert first.key == second.key and first.built and not second.built
+    assert _tree(folder) == before
+    # the package is installed in the environment, not left in it as sources
+    assert not (first.path / ".sources").exists()
+    doc = sdk_document_in_store(folder, LEGACY_COG, env_store, _needed(folder))
+    assert doc["components"]["schemas"]["language"]["enum"] == LANGUAGE_CHOICES
+    assert _tree(folder) == before
+
+
+def _needed(folder: Path) -> ModelCodeNeeded:
+    with pytest.raises(ModelCodeNeeded) as info:
+        generate_schema(folder, LEGACY_COG)
+    return info.value
+
+
 def test_schema_command_and_push_build_the_environment_once(
     make_repo: Callable[..., Path], cli: Callable[..., CliResult], env_store: Any
 ) -> None:

@@ -19,7 +19,9 @@ A build happens under an exclusive file lock in a temporary folder that is renam
 into place at the end: two pushes that need the same environment at once build it
 once, and a reader never sees half of one. uv installs from the indexes pip on this
 machine is configured with (:mod:`cogfleet.runtime._pipconf`), linking files from
-uv's cache, so environments cost little disk.
+uv's cache, so environments cost little disk. A local package folder is installed
+from a copy made for the build: whatever its build backend writes stays out of the
+build folder (and the user's repo), and the folder's key stays what it was.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ ENV_DIR_VARIABLE = "COGFLEET_ENV_DIR"
 MARKER = "cogfleet-env.json"
 _KEY_VERSION = 1  # bump when the layout or the recipe changes
 _BUILD_TIMEOUT = 3600.0
+_SOURCES = ".sources"  # copies of local package folders, while they are installed
 
 
 class EnvBuildError(CogfleetError):
@@ -253,14 +256,25 @@ class EnvStore:
                 )  # fmt: skip
                 requirements = [*sdk_requirements(cog_version), *spec.requirements]
                 (tmp / "requirements.txt").write_text("\n".join(requirements) + "\n")
+                sources = tmp / _SOURCES
+                install = sources / "requirements.txt"
+                sources.mkdir()
+                install.write_text("\n".join(_from_copies(requirements, sources)) + "\n")
                 args = [uv_bin(), "pip", "install", "--color", "never",
                         "--python", str(tmp / "bin" / "python"),
-                        "--compile-bytecode", "-r", str(tmp / "requirements.txt"),
+                        "--compile-bytecode", "-r", str(install),
                         *index.uv_args()]  # fmt: skip
                 if spec.constraints:
                     (tmp / "constraints.txt").write_text("\n".join(spec.constraints) + "\n")
-                    args += ["--constraint", str(tmp / "constraints.txt")]
-                output = self._run(args, log, env, log_path, None)
+                    constraints = sources / "constraints.txt"
+                    constraints.write_text(
+                        "\n".join(_from_copies(list(spec.constraints), sources)) + "\n"
+                    )
+                    args += ["--constraint", str(constraints)]
+                try:
+                    output = self._run(args, log, env, log_path, None)
+                finally:
+                    shutil.rmtree(sources, ignore_errors=True)
                 if output is not None:
                     raise EnvBuildError(_install_failure(output, spec), log_path)
                 if run_build_commands:
@@ -392,6 +406,24 @@ class EnvStore:
                 except BlockingIOError:
                     continue  # being built right now
                 shutil.rmtree(child, ignore_errors=True)
+
+
+def _from_copies(requirements: list[str], sources: Path) -> list[str]:
+    """``requirements`` with each local folder replaced by a copy under ``sources``.
+
+    A build backend writes into the folder it builds (setuptools leaves ``build/`` and
+    ``*.egg-info`` there): building from a copy keeps the build folder, and so the
+    environment's key (which hashes the folder's content), as it was.
+    """
+    lines = []
+    for index, line in enumerate(requirements):
+        if os.path.isabs(line) and os.path.isdir(line):
+            copy = sources / f"{index}-{os.path.basename(line)}"
+            shutil.copytree(line, copy, ignore=shutil.ignore_patterns("__pycache__"),
+                            ignore_dangling_symlinks=True)  # fmt: skip
+            line = str(copy)
+        lines.append(line)
+    return lines
 
 
 def disk_usage(path: Path) -> int:
