@@ -170,13 +170,20 @@ def test_schema_command_and_push_build_the_environment_once(
     assert steps["test-cases"]["status"] == "passed"
 
 
-def test_a_choice_the_sdks_document_lacks_fails_the_test_case(
+def test_a_choice_the_sdks_document_lacks_is_refused_before_the_push(
     make_repo: Callable[..., Path], cli: Callable[..., CliResult]
 ) -> None:
+    # The push asks the SDK first, so the config is checked against its document as
+    # against a static one: a config error at the line the user wrote, nothing pushed.
     root = _repo(make_repo, test_case="{text: hi, language: Klingon}")
     result = cli("test", "speech", cwd=root)
-    assert result.code == 1
-    assert 'input.language must be one of the following: "auto", "de"' in result.err
+    assert result.code == 2 and result.out == ""
+    assert result.err == (
+        "error: cog-safe-push-configs/speech.yaml:4: predict.test_cases[0].inputs.language: "
+        'must be one of the following: "auto", "de", "en", "fr", "ja", "English", "French", '
+        '"German", "Japanese"\n'
+    )
+    assert not (root / ".cogfleet" / "local").exists()  # no server state: nothing created
 
 
 def test_when_the_sdk_cannot_build_it_either_one_line_names_the_source(
@@ -184,12 +191,19 @@ def test_when_the_sdk_cannot_build_it_either_one_line_names_the_source(
 ) -> None:
     # cog.yaml does not install the package: the SDK fails to import the predictor.
     root = _repo(make_repo, packages=False)
-    result = cli("schema", "speech", cwd=root)
-    assert result.code == 2 and result.out == ""
-    assert result.err == (
-        f"error: {STATIC_ERROR}; the Cog 0.15.8 SDK could not build the schema either: "
+    expected = (
+        f"{STATIC_ERROR}; the Cog 0.15.8 SDK could not build the schema either: "
         "ModuleNotFoundError: No module named 'spokenlangs'\n"
     )
+    result = cli("schema", "speech", cwd=root)
+    assert result.code == 2 and result.out == ""
+    assert result.err == f"error: {expected}"
+    # a push says the same, at the file the user wrote, before anything is created
+    for command in ("push", "test"):
+        result = cli(command, "speech", cwd=root)
+        assert result.code == 2 and result.out == "", result.err
+        assert result.err == f"error: models/speech/{expected}"
+    assert not (root / ".cogfleet" / "local").exists()
 
 
 def test_env_current_cannot_run_the_pinned_sdk(
@@ -197,10 +211,49 @@ def test_env_current_cannot_run_the_pinned_sdk(
 ) -> None:
     root = _repo(make_repo)
     result = cli("test", "speech", "--env", "current", cwd=root)
-    assert result.code == 1
-    line = next(ln for ln in result.err.splitlines() if "push-test" in ln)
-    assert STATIC_ERROR in line
-    assert "needs the version's isolated environment, not --env current" in line
+    assert result.code == 2 and result.out == ""
+    assert result.err == (
+        f"error: models/speech/{STATIC_ERROR} (Cog 0.15.8 wrote the schema by running the "
+        "model's code, which needs the version's isolated environment, not --env current)\n"
+    )
+    assert not (root / ".cogfleet" / "local").exists()
+
+
+def test_a_source_the_pinned_cog_refuses_is_refused_before_the_push(
+    make_repo: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    # Cog 0.23.1's build refuses choices it cannot resolve statically: push and test
+    # say so in one line at the file the user wrote, before any model is created.
+    root = _repo(make_repo, "0.23.1")
+    expected = (
+        "error: models/speech/predict.py:14: parameter 'language': choices expression "
+        "cannot be statically resolved\n"
+    )
+    for command in ("push", "test"):
+        result = cli(command, "speech", cwd=root)
+        assert (result.code, result.out, result.err) == (2, "", expected)
+    assert not (root / ".cogfleet" / "local").exists()
+    # lint leaves it to the push, with a warning (it fails nothing)
+    lint = cli("lint", "speech", cwd=root)
+    assert lint.code == 0, lint.out + lint.err
+    assert "checked by the push only" in lint.err and "statically resolved" in lint.err
+
+
+def test_safe_push_refuses_what_the_pinned_cog_refuses(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    folder = _copy(tmp_path / "speech")
+    (folder / "cog-safe-push.yaml").write_text(
+        "model: acme/speech\npredict:\n  test_cases:\n    - inputs: {text: hi}\n",
+        encoding="utf-8",
+    )
+    result = cli("safe-push", "--cog-version", "0.23.1", "--no-push", cwd=folder)
+    assert (result.code, result.out) == (2, ""), result.err
+    assert result.err == (
+        "error: predict.py:14: parameter 'language': choices expression cannot be "
+        "statically resolved\n"
+    )
+    assert not (folder / ".cogfleet" / "local").exists()
 
 
 # -- Cog 0.17-0.19: a type the static parser cannot follow --------------------------

@@ -7,18 +7,27 @@ without importing it. Each test case is checked with the rule the API applies to
 input (:func:`cogfleet._api_rules.input_problems`: types, choices, bounds, required
 inputs), so a case the server would refuse after the push is a config error now.
 
+A push (``at_push``) refuses a source the pinned Cog's build refuses (``cog build``
+cannot write its schema: ``choices`` no static reading resolves under Cog >= 0.20, say)
+before anything is created or pushed. Where that Cog let its SDK write the document
+(<= 0.16, and 0.17-0.19 for a type the static parser cannot follow), the push asks the
+SDK in the version's environment first (:func:`check_with_sdk`): the environment the
+local server then runs the version in, so it is built once.
+
 What is left to the run, never refused here:
 
 - an input name the schema does not know in a test case: Replicate accepts it and Cog
   drops it, so it is a warning (most likely a misspelling);
-- anything, when the schema cannot be derived statically (a type or expression only
-  the model's own code resolves): a warning says the inputs were not checked.
+- anything, when the schema cannot be derived here (outside a push, or where the SDK's
+  document comes from the target's own build): a warning says the inputs were not
+  checked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +37,8 @@ from cogfleet._errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from cogfleet._render import Rendered
+    from cogfleet.runtime import EnvStore, RuntimeOptions
+    from cogfleet.schema import ModelCodeNeeded
 
 Loc = tuple[str | int, ...]
 
@@ -44,6 +55,21 @@ class InputProblem:
     warning: bool = False
 
 
+@contextlib.contextmanager
+def _folder_of(files: Mapping[str, bytes]) -> Iterator[Path]:
+    """A build folder held in memory (``rel -> bytes``) written to a temporary folder
+    (its sources and cog.yaml: large data files are left out)."""
+    with tempfile.TemporaryDirectory(prefix="cogfleet-schema-") as tmp:
+        folder = Path(tmp)
+        for rel, data in files.items():
+            if len(data) > _MAX_SOURCE_BYTES and not rel.endswith((".py", ".pyi")):
+                continue
+            path = folder / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        yield folder
+
+
 def schema_of_files(files: Mapping[str, bytes], cog_version: str | None) -> dict[str, Any]:
     """The OpenAPI document of a build folder held in memory (``rel -> bytes``).
 
@@ -53,15 +79,20 @@ def schema_of_files(files: Mapping[str, bytes], cog_version: str | None) -> dict
     """
     from cogfleet.schema import generate_schema
 
-    with tempfile.TemporaryDirectory(prefix="cogfleet-schema-") as tmp:
-        folder = Path(tmp)
-        for rel, data in files.items():
-            if len(data) > _MAX_SOURCE_BYTES:
-                continue
-            path = folder / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+    with _folder_of(files) as folder:
         return generate_schema(folder, cog_version)
+
+
+def _cog_yaml_refused(folder: Path, cog_version: str | None) -> bool:
+    """Whether ``folder``'s cog.yaml is invalid (its validation then names the problem,
+    where it was written, before the schema's consequence of it)."""
+    from cogfleet._cogyaml import validate_cog_yaml
+
+    try:
+        validate_cog_yaml(folder / "cog.yaml", folder, cog_version=cog_version)
+    except ConfigError:
+        return True
+    return False
 
 
 def _properties(schema: Mapping[str, Any], component: str) -> dict[str, Any] | None:
@@ -210,36 +241,116 @@ def check_inputs(
     return warnings
 
 
+def _unchecked(exc: ConfigError) -> str:
+    return (f"the config's inputs are checked by the push only: the schema cannot be "
+            f"derived from the source ({exc})")
+
+
+def _refused(exc: ConfigError, cog_version: str | None, needs_code: list[ModelCodeNeeded] | None,
+             where: Callable[[ConfigError], ConfigError]) -> list[str]:  # fmt: skip
+    """What a push does when the schema cannot be derived: ``exc`` (at the file the user
+    wrote) when the pinned Cog refuses the build itself, the SDK's turn (``needs_code``
+    given) when that Cog ran the model's code for it; otherwise a warning."""
+    from cogfleet.schema import ModelCodeNeeded, UnknownCogVersion, rules_for
+
+    if isinstance(exc, ModelCodeNeeded):
+        if needs_code is None:
+            return [_unchecked(exc)]
+        moved = where(exc)
+        needs_code.append(moved if isinstance(moved, ModelCodeNeeded) else exc)
+        return []
+    try:
+        rules_for(cog_version)
+    except UnknownCogVersion:  # whatever that Cog does, cogfleet cannot say
+        return [_unchecked(exc)]
+    raise where(exc) from None
+
+
 def check_rendered(
     rendered: Rendered, config: SafePushConfig, cog_version: str | None,
     *, root: Path | None = None, flags: Mapping[Loc, str] | None = None,
+    needs_code: list[ModelCodeNeeded] | None = None,
 ) -> list[str]:
     """:func:`check_inputs` of a rendered variant (its build files, in memory or not),
-    errors at the line of the template the user wrote; the warnings."""
+    errors at the line of the template the user wrote; the warnings.
+
+    ``needs_code`` given (a push): a source the pinned Cog refuses is a
+    :class:`ConfigError` at the line the user wrote, and a document only the SDK can
+    write is appended there for :func:`check_with_sdk` once the build folder exists.
+    """
+
+    def at_source(exc: ConfigError) -> ConfigError:
+        if exc.path is None or Path(exc.path).is_absolute():
+            return exc
+        where, line = rendered.source_position(Path(exc.path).as_posix(), exc.line)
+        return type(exc)(where, exc.message, line)
+
+    from cogfleet.schema import generate_schema
+
+    with _folder_of(rendered.files) as folder:
+        try:
+            schema = generate_schema(folder, cog_version)
+        except ConfigError as exc:
+            if needs_code is None or _cog_yaml_refused(folder, cog_version):
+                return [_unchecked(exc)]
+            return _refused(exc, cog_version, needs_code, at_source)
+    return check_inputs(config, schema, rendered_text(rendered), root=root, flags=flags)
+
+
+def rendered_text(rendered: Rendered) -> ConfigText:
+    """A rendered variant's config, lines mapped back to the template the user wrote."""
     from cogfleet._render import CONFIG_NAME
 
-    try:
-        schema = schema_of_files(rendered.files, cog_version)
-    except ConfigError as exc:
-        return [f"the config's inputs are checked by the push only: the schema cannot be "
-                f"derived from the source ({exc})"]
-    text = ConfigText(
+    return ConfigText(
         rendered.files[CONFIG_NAME].decode("utf-8"), CONFIG_NAME,
         lambda line: rendered.source_position(CONFIG_NAME, line),
     )
-    return check_inputs(config, schema, text, root=root, flags=flags)
 
 
 def check_folder(
     folder: Path, config: SafePushConfig, cog_version: str | None, text: ConfigText,
-    *, flags: Mapping[Loc, str] | None = None,
+    *, flags: Mapping[Loc, str] | None = None, needs_code: list[ModelCodeNeeded] | None = None,
 ) -> list[str]:
-    """:func:`check_inputs` of a config for one Cog folder (``cogfleet safe-push``)."""
+    """:func:`check_inputs` of a config for one Cog folder (``cogfleet safe-push``);
+    ``needs_code`` as for :func:`check_rendered`."""
     from cogfleet.schema import generate_schema
 
     try:
         schema = generate_schema(folder, cog_version)
     except ConfigError as exc:
-        return [f"the config's inputs are checked by the push only: the schema cannot be "
-                f"derived from the source ({exc})"]
+        if needs_code is None or _cog_yaml_refused(folder, cog_version):
+            return [_unchecked(exc)]
+        return _refused(exc, cog_version, needs_code, lambda e: e)
     return check_inputs(config, schema, text, root=folder, flags=flags)
+
+
+def check_with_sdk(
+    build_dir: Path, reason: ModelCodeNeeded, options: RuntimeOptions, store: EnvStore | None,
+    config: SafePushConfig, text: ConfigText,
+    *, root: Path | None = None, flags: Mapping[Loc, str] | None = None,
+) -> list[str]:  # fmt: skip
+    """:func:`check_inputs` against the document the pinned SDK writes for ``build_dir``
+    in the version's environment of ``store`` (built if missing, as the local server
+    would build it). ``store`` None: the target builds the version itself (its own
+    environments, or an image), so the inputs are left to the push (a warning).
+
+    Raises :class:`ConfigError` at ``reason``'s ``file:line`` when the SDK cannot write
+    the document, its environment cannot be built, or the run has no environment to
+    run the SDK in (``--env current``).
+    """
+    from cogfleet.schema import sdk_document_in_store
+
+    if store is None:
+        return [_unchecked(reason)]
+    if options.environment == "current":
+        raise ConfigError(
+            reason.path,
+            f"{reason.message} (Cog {options.cog_version} wrote the schema by running the "
+            "model's code, which needs the version's isolated environment, not --env current)",
+            reason.line,
+        )
+    schema = sdk_document_in_store(
+        build_dir, options.cog_version, store, reason, python_fallback=options.python,
+        run_build_commands=options.run_build_commands,
+    )  # fmt: skip
+    return check_inputs(config, schema, text, root=root, flags=flags)

@@ -23,13 +23,15 @@ from cogfleet.cli._preflight import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from cogfleet._checks import Checker
     from cogfleet._config import SafePushConfig, TestCase
     from cogfleet._render import Rendered
     from cogfleet._run import RunSettings
     from cogfleet._steps import PushOptions
+    from cogfleet.runtime import EnvStore
+    from cogfleet.schema import ModelCodeNeeded
 
 HELP_CONFIG = """\
 model: <owner>/<name>
@@ -292,17 +294,28 @@ def _push(ns: argparse.Namespace, *, no_push: bool | None) -> int:
     plugins.steps()  # a plugin that cannot register its steps fails before any render
     configs: dict[str, SafePushConfig] = {}
     warnings: list[str] = []
+    needs_code: dict[str, ModelCodeNeeded] = {}
 
     def overridden(r: Rendered) -> None:  # flags checked before any build folder is written
         from cogfleet._config_inputs import check_rendered
 
         config = apply_overrides(r.config, ns, plugins.checkers(), repo.root)
+        pending: list[ModelCodeNeeded] = []
         warnings.extend(f"warning: {r.variant.name}: {w}\n" for w in check_rendered(
-            r, config, repo.pin_for(r.variant).version, root=repo.root, flags=override_flags(ns)
+            r, config, repo.pin_for(r.variant).version, root=repo.root,
+            flags=override_flags(ns), needs_code=pending,
         ))
         configs[r.variant.name] = config
+        if pending:
+            needs_code[r.variant.name] = pending[0]
 
     rendered = render_variants(repo, variants, plugins, check=overridden)
+    if needs_code:  # the SDK's document, in the environment the push then runs it in
+        by_name = {r.variant.name: r for r in rendered}
+        warnings += _sdk_checks(
+            [(by_name[name], configs[name], reason) for name, reason in needs_code.items()],
+            ns, settings, repo.root, lambda r: repo.pin_for(r.variant).version,
+        )
     sys.stderr.writelines(warnings)  # once every variant rendered: an error comes alone
     jobs = [
         Job(name=r.variant.name, build_dir=r.build_dir, config=configs[r.variant.name],
@@ -311,6 +324,47 @@ def _push(ns: argparse.Namespace, *, no_push: bool | None) -> int:
     ]
     skip_push = ns.no_push if no_push is None else no_push
     return run_jobs(jobs, settings, plugins, _options(ns, no_push=skip_push), repo.root)
+
+
+def _sdk_store(settings: RunSettings, state: Path) -> EnvStore | None:
+    """The environments the push's target runs versions in, when they are this
+    machine's (the embedded local server); ``None`` when the target builds its own."""
+    from cogfleet._build import LOCAL_STATE
+    from cogfleet.runtime import EnvStore
+
+    if settings.target != "local" or settings.local_url:
+        return None
+    return EnvStore.for_state(state / LOCAL_STATE)
+
+
+def _sdk_checks(
+    pending: list[tuple[Rendered, SafePushConfig, ModelCodeNeeded]], ns: argparse.Namespace,
+    settings: RunSettings, root: Path, version: Callable[[Rendered], str],
+) -> list[str]:  # fmt: skip
+    """Each variant's config checked against the document its pinned SDK writes (their
+    environments built at once); the warnings. ``ConfigError`` for the first that fails."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cogfleet._config_inputs import check_with_sdk, rendered_text
+    from cogfleet.runtime import RuntimeOptions
+
+    store = _sdk_store(settings, root)
+
+    def check(item: tuple[Rendered, SafePushConfig, ModelCodeNeeded]) -> list[str]:
+        r, config, reason = item
+        options = RuntimeOptions(
+            cog_version=version(r), environment=ns.environment, python=_python_flag(ns.python),
+            run_build_commands=ns.run_build_commands,
+        )
+        found = check_with_sdk(
+            r.build_dir, reason, options, store, config, rendered_text(r), root=root,
+            flags=override_flags(ns),
+        )  # fmt: skip
+        return [f"warning: {r.variant.name}: {w}\n" for w in found]
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(pending), os.cpu_count() or 1))) as pool:
+        results = list(pool.map(check, pending))
+    return [w for found in results for w in found]
 
 
 def cmd_test(ns: argparse.Namespace) -> int:
@@ -393,10 +447,23 @@ def _safe_push(ns: argparse.Namespace) -> int:
         pin = cli_pin(ns.cog_version)
     else:
         pin = load_settings(folder).cog_pin or installed_pin()
-    from cogfleet._config_inputs import ConfigText, check_folder
+    from cogfleet._config_inputs import ConfigText, check_folder, check_with_sdk
 
-    for warning in check_folder(folder, config, pin.version, ConfigText(original, shown),
-                                flags=override_flags(ns)):
+    config_text = ConfigText(original, shown)
+    pending: list[ModelCodeNeeded] = []
+    warnings = check_folder(folder, config, pin.version, config_text, flags=override_flags(ns),
+                            needs_code=pending)  # fmt: skip
+    if pending:  # the SDK's document, in the environment the push then runs it in
+        from cogfleet.runtime import RuntimeOptions
+
+        options = RuntimeOptions(
+            cog_version=pin.version, environment=ns.environment,
+            python=_python_flag(ns.python), run_build_commands=ns.run_build_commands,
+        )  # fmt: skip
+        warnings += check_with_sdk(folder, pending[0], options, _sdk_store(settings, folder),
+                                   config, config_text, root=folder,
+                                   flags=override_flags(ns))  # fmt: skip
+    for warning in warnings:
         sys.stderr.write(f"warning: {warning}\n")
     job = Job(name=config.model.split("/")[1], build_dir=folder, config=config, cog_pin=pin)
     return run_jobs([job], settings, plugins, _options(ns, no_push=ns.no_push), folder)

@@ -121,14 +121,19 @@ def sdk_document(
 
 
 def sdk_document_in_store(
-    build_dir: Path, cog_version: str, store: EnvStore, reason: ModelCodeNeeded
-) -> SdkDocument:
+    build_dir: Path, cog_version: str, store: EnvStore, reason: ModelCodeNeeded,
+    *, python_fallback: str | None = None, run_build_commands: bool = False,
+) -> SdkDocument:  # fmt: skip
     """:func:`sdk_document` in the version's environment of ``store``, built if missing
-    (the push then finds it built). ``ConfigError`` at ``reason``'s line if it cannot be."""
+    (the push then finds it built: give it the push's ``--python`` and
+    ``--run-build-commands``). ``ConfigError`` at ``reason``'s line if it cannot be."""
     from cogfleet.runtime import read_build_spec
 
     try:
-        env = store.ensure(read_build_spec(build_dir, cog_version), cog_version)
+        env = store.ensure(
+            read_build_spec(build_dir, cog_version), cog_version,
+            python_fallback=python_fallback, run_build_commands=run_build_commands,
+        )  # fmt: skip
     except CogfleetError as exc:
         raise ConfigError(
             reason.path,
