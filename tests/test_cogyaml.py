@@ -210,8 +210,8 @@ def test_python_version_rejected(tmp_path: Path, written: str, problem: str) -> 
 @pytest.mark.parametrize(("cog", "written", "problem"), [
     ("0.16.12", '"3.8"', None),  # Cog up to 0.16 built Python 3.8 and 3.9
     ("0.9.26", '"3.9"', None),
-    ("0.16.12", '"3.7"', "'3.7' is too old: cog needs Python 3.8 or newer"),
-    ("0.17.2", '"3.9"', "'3.9' is too old: cog needs Python 3.10 or newer"),
+    ("0.16.12", '"3.7"', "'3.7' is too old: Cog 0.16.12 needs Python 3.8 or newer"),
+    ("0.17.2", '"3.9"', "'3.9' is too old: Cog 0.17.2 needs Python 3.10 or newer"),
 ])
 def test_the_oldest_python_is_the_pinned_cogs(
     tmp_path: Path, cog: str, written: str, problem: str | None

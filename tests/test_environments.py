@@ -189,15 +189,15 @@ def test_requirement_that_does_not_resolve_fails_push_test(push, client, toml_re
 def test_missing_python_is_explained_or_falls_back(push, client, toml_repo):
     create(client, "acme/toml-two")
     variants = toml_repo / "models/toml/variants.yaml"
-    variants.write_text(variants.read_text().replace(f'python: "{HERE_PY}"', 'python: "3.99"'))
+    variants.write_text(variants.read_text().replace(f'python: "{HERE_PY}"', 'python: "3.12.99"'))
     result, reports = push("test", "two")
     assert result.code == ExitCode.CHECKS_FAILED
     message = push_message(only(reports))
-    assert "Python 3.99 (build.python_version) is not on this machine: install it " in message
+    assert "Python 3.12.99 (build.python_version) is not on this machine: install it " in message
     assert "or run with --python X.Y" in message
     result, reports = push("test", "two", "--python", HERE_PY)
     assert result.code == ExitCode.OK, result.err
-    assert f"Python 3.99 is not on this machine; running Python {HERE_PY}." in push_message(
+    assert f"Python 3.12.99 is not on this machine; running Python {HERE_PY}." in push_message(
         only(reports)
     )
 

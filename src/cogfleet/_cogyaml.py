@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from cogfleet._cogyaml_build import build_problems
 from cogfleet._errors import ConfigError
 from cogfleet._pyparse import parse
 
@@ -68,9 +69,6 @@ _DENIED_ENV_NAMES = frozenset(
 )
 _DENIED_ENV_PREFIXES = ("R8_", "REPLICATE_", "CUDA_", "NVIDIA_", "NV_", "PGET_", "KUBERNETES_")
 
-_MIN_PYTHON = (3, 10)
-_MIN_PYTHON_BEFORE_0_17 = (3, 8)  # Cog 0.17 raised its minimum from 3.8 to 3.10
-_MIN_CUDA_MAJOR = 11
 _VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?$")
 _ENV_ENTRY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -222,42 +220,12 @@ def _python_version(doc: _Document) -> tuple[int, int] | None:
     return _version(raw) if raw is not None else None
 
 
-def _least_python(cog: tuple[int, ...] | None) -> tuple[int, int]:
-    """The oldest ``build.python_version`` the pinned Cog builds (3.10; 3.8 before 0.17)."""
-    return _MIN_PYTHON_BEFORE_0_17 if cog is not None and cog < (0, 17) else _MIN_PYTHON
-
-
-def _check_versions(doc: _Document, out: _Problems, cog: tuple[int, ...] | None = None) -> None:
+def _check_versions(doc: _Document, out: _Problems, cog_version: str | None) -> None:
     build = doc.data.get("build")
     if not isinstance(build, dict):
         return
-    # Non-string values (after the raw-text substitution) are the schema's to report.
-    if isinstance(build.get("python_version"), str):
-        raw = doc.raw.get(("build", "python_version"))
-        version = _version(raw) if raw is not None else None
-        if version is None:
-            out.add(
-                ("build", "python_version"),
-                f'expected MAJOR.MINOR such as "3.11", got {raw if raw is not None else "?"!r}',
-            )
-        elif version < (least := _least_python(cog)):
-            hint = ' (write it quoted: "3.10")' if raw == "3.1" else ""
-            out.add(
-                ("build", "python_version"),
-                f"{raw!r} is too old: cog needs Python {least[0]}.{least[1]} or newer{hint}",
-            )
-    if isinstance(build.get("cuda"), str):
-        raw = doc.raw.get(("build", "cuda"))
-        cuda = _version(raw) if raw is not None else None
-        if cuda is None:
-            out.add(("build", "cuda"), f'expected MAJOR.MINOR such as "12.4", got {raw!r}')
-        elif cuda[0] < _MIN_CUDA_MAJOR:
-            out.add(("build", "cuda"), f"{raw!r} is too old: cog needs CUDA 11 or newer")
-    if "python_packages" in build and "python_requirements" in build:
-        out.add(
-            ("build", "python_packages"),
-            "set either python_packages or python_requirements, not both",
-        )
+    for key, problem in build_problems(build, doc.raw, cog_version):
+        out.add(key, problem)
 
 
 def _split_ref(ref: str) -> tuple[str, str] | None:
@@ -520,7 +488,7 @@ def validate_cog_yaml(
     if cog is not None and cog < (0, 20) and "run" in doc.data:
         problems.add(("run",), f"Cog {cog_version} has no top-level run: (added in 0.20); use "
                      "predict:")
-    _check_versions(doc, problems, cog)
+    _check_versions(doc, problems, cog_version)
     _check_refs(doc, problems, build_dir)
     _check_environment(doc, problems)
     _check_concurrency(doc, problems, build_dir)
