@@ -354,7 +354,23 @@ class Plugins:
     # -- report ------------------------------------------------------------------------
 
     def report(self, results: list[RunResult], options: dict[str, Any]) -> None:
-        self._call("cogfleet_report", results=results, options=options)
+        """Every reporter writes its report, even when one called before it fails;
+        then the first failure is raised (naming the plugin)."""
+        caller = self.pm.hook.cogfleet_report
+        impls = caller.get_hookimpls()
+        if any(impl.hookwrapper or impl.wrapper for impl in impls):
+            self._call("cogfleet_report", results=results, options=options)
+            return
+        kwargs = {"results": results, "options": options}
+        errors: list[CogfleetError] = []
+        for impl in reversed(impls):  # pluggy's own call order
+            try:
+                self._guard(impl.function, "cogfleet_report",
+                            **{k: v for k, v in kwargs.items() if k in impl.argnames})
+            except CogfleetError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
 
 def _error_line(exc: BaseException, path: Path) -> int | None:

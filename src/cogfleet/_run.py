@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from cogfleet._config import SafePushConfig
-from cogfleet._errors import ExitCode, UsageError
+from cogfleet._credentials import redact
+from cogfleet._errors import CogfleetError, ExitCode, UsageError
 from cogfleet._pipeline import run_pipeline
 from cogfleet._plugins import Plugins
 from cogfleet._predict import FileCache, Predictions
@@ -198,16 +199,37 @@ def run_jobs(
                 [pid for ctx in contexts for pid in ctx.predictions.cancel_all_sync()]
                 if any(r.interrupted for r in results) else []
             )
-        _report(plugins, results, settings)
+        try:
+            _report(plugins, results, settings)
+        except CogfleetError as exc:  # after the run: say what happened on the target too
+            report_error: CogfleetError | None = exc
+        else:
+            report_error = None
     if interrupt.requested:
         sys.stderr.write(interrupt_summary(results, cancelled) + "\n")
+    if report_error is not None:
+        sys.stderr.write(f"error: {redact(str(report_error))} ({report_failure_note(results)})\n")
     if any(r.interrupted for r in results):
         return ExitCode.INTERRUPTED
+    if report_error is not None:
+        return ExitCode.USAGE_ERROR
     usage = [error for ctx in contexts for error in ctx.usage_errors]
     if usage:  # bad input (the target's answer, a plugin), not the model: exit 2 naming it
         sys.stderr.write(f"error: {usage[0]}\n")
         return ExitCode.USAGE_ERROR
     return ExitCode.OK if all(r.result == "passed" for r in results) else ExitCode.CHECKS_FAILED
+
+
+def report_failure_note(results: list[RunResult]) -> str:
+    """What a report failure did not change: each variant's verdict and its model's state."""
+    states = []
+    for r in results:
+        if r.pushed and r.version:
+            states.append(f"{r.variant} {r.result}, {r.model} promoted to {r.version[:12]}")
+        else:
+            states.append(f"{r.variant} {r.result}, {r.model} not promoted")
+    return ("the run itself had finished: " + "; ".join(states)
+            + "; the other reporters ran")
 
 
 def interrupt_summary(results: list[RunResult], cancelled: list[str]) -> str:

@@ -166,4 +166,8 @@ def cogfleet_report(results: list[RunResult], options: dict[str, Any]) -> None:
     ``junit_xml`` (paths or ``None``), ``markdown`` (path or ``None``; the
     ``$GITHUB_STEP_SUMMARY`` file when set), ``html`` (path or ``None``: the
     self-contained HTML page). Every implementation is called; returns nothing.
+    Reports are written after the run, when a model may already be promoted: an
+    implementation that raises does not stop the others; the command then ends with
+    exit 2 and a last line naming the plugin and saying each variant's verdict and
+    whether its model was promoted.
     """
