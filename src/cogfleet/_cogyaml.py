@@ -31,6 +31,7 @@ import yaml
 from cogfleet._cogyaml_build import build_problems
 from cogfleet._errors import ConfigError
 from cogfleet._pyparse import parse
+from cogfleet._yaml import MAX_DEPTH, check_shape
 
 __all__ = ["validate_cog_yaml"]
 
@@ -122,7 +123,11 @@ def _load(path: Path, text: str) -> _Document:
         raise ConfigError(path, f"invalid YAML: {str(exc).splitlines()[0]}") from None
     try:
         node = loader.get_single_node()
+        if node is not None:
+            check_shape(node, path)
         data = loader.construct_document(node) if node is not None else None
+    except RecursionError:  # composing is recursive in PyYAML's own parser
+        raise ConfigError(path, f"nested more than {MAX_DEPTH} levels deep") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"

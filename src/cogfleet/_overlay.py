@@ -37,6 +37,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from cogfleet._errors import ConfigError
+from cogfleet._yaml import MAX_DEPTH, check_shape
 
 __all__ = ["merge_overlay"]
 
@@ -49,6 +50,10 @@ def _compose(text: str, source: str | Path) -> Node | None:
     """The single document of ``text`` as a node tree (``None`` when empty)."""
     try:
         docs = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        for doc in docs:
+            check_shape(doc, source)
+    except RecursionError:  # PyYAML's own parser composes recursively
+        raise ConfigError(source, f"nested more than {MAX_DEPTH} levels deep") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None

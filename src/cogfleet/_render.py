@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
 
 from cogfleet._config import SafePushConfig, parse_config
 from cogfleet._dockerignore import FILENAME as DOCKERIGNORE
@@ -63,6 +62,7 @@ from cogfleet._templates import (
     render_one,
     template_environment,
 )
+from cogfleet._yaml import load_yaml_text
 
 CONFIG_NAME = "cog-safe-push.yaml"
 _SKIP_DIRS = frozenset(
@@ -144,8 +144,8 @@ def config_model(repo: Repo, variant: Variant, plugins: Plugins) -> str | None:
     env = template_environment(repo, variant, plugins.template_filters())
     try:
         text, _ = render_one(env, rel, rel, _context(variant, plugins), variant)
-        data = yaml.safe_load(text)
-    except (ConfigError, yaml.YAMLError):
+        data = load_yaml_text(text, rel)
+    except ConfigError:
         return None
     model = data.get("model") if isinstance(data, dict) else None
     return model if isinstance(model, str) else None

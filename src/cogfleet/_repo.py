@@ -290,8 +290,8 @@ def _names_configs(folder: Path) -> bool:
     if folder.parent.name == MODELS_DIR and Repo.is_root(folder.parent.parent):
         return False  # a family's folder, not the root
     try:
-        data = yaml.safe_load((folder / VARIANTS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError):
+        data = load_yaml_file(folder / VARIANTS_FILE)
+    except ConfigError:
         return False
     if not isinstance(data, dict):
         return False
