@@ -23,6 +23,7 @@ import pluggy
 from cogfleet import PROJECT_NAME, hookspecs
 from cogfleet._checks import Checker
 from cogfleet._errors import CogfleetError, PluginError, UsageError
+from cogfleet._files import check_readable
 
 if TYPE_CHECKING:  # annotations only: rendering and linting never load the step machinery
     from cogfleet._checks import Judge
@@ -132,6 +133,7 @@ class Plugins:
                 continue
             name = path.stem
             rel = f"plugins/{path.name}"
+            check_readable(path, rel, root)
             self._names.add(name)
             if self.pm.is_blocked(name):
                 continue

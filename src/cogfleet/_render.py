@@ -45,6 +45,7 @@ from cogfleet._config import SafePushConfig, parse_config
 from cogfleet._dockerignore import FILENAME as DOCKERIGNORE
 from cogfleet._dockerignore import DockerIgnore, walk
 from cogfleet._errors import ConfigError
+from cogfleet._files import check_readable
 from cogfleet._overlay import merge_overlay
 from cogfleet._plugins import Plugins
 from cogfleet._repo import (
@@ -275,6 +276,7 @@ class _AdoptedJinja:
 def _read_plain(repo: Repo, loader: RecordingLoader, path: Path) -> bytes:
     """Read a file that is not a template, recording it as read (and its digest)."""
     rel = rel_path(path, repo.root)
+    check_readable(path, rel, repo.root)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -465,5 +467,7 @@ def family_files(repo: Repo, variant: Variant) -> list[Path]:
         name = parts[-1]
         if name in _SKIP_FILES or name.endswith((".pyc", ".pyo")):
             continue
-        found.append(variant.family_dir / rel)
+        path = variant.family_dir / rel
+        check_readable(path, rel_path(path, repo.root), repo.root)
+        found.append(path)
     return found

@@ -158,6 +158,8 @@ def up_to_date(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered | Non
             if (found and rel_path(Path(os.path.normpath(found)), repo.root)) != rel:
                 return None
         for rel, expected in manifest["inputs"].items():
+            if not (repo.root / rel).is_file():  # gone, or a FIFO: the render says which
+                return None
             if digest((repo.root / rel).read_bytes()) != expected:
                 return None
         build_dir = repo.build_root / variant.name

@@ -52,6 +52,7 @@ from typing import Any
 import yaml
 
 from cogfleet._errors import ConfigError, UsageError
+from cogfleet._files import check_readable
 from cogfleet._names import model_problem
 from cogfleet._settings import DEFAULT_CONFIGS_DIR, Settings, load_settings
 from cogfleet._yaml import load_yaml_file
@@ -267,6 +268,8 @@ class Repo:
         missing = [v for v in variants.values() if not v.config_path.is_file()]
         if missing:
             v = missing[0]
+            if os.path.lexists(v.config_path):  # there, but no file: say what it is
+                check_readable(v.config_path, v.config_path.relative_to(root), root)
             raise ConfigError(
                 v.variants_file.relative_to(root),
                 f"variant {v.name!r} has no config file {v.config_path.relative_to(root)}",
@@ -303,7 +306,7 @@ def _names_configs(folder: Path) -> bool:
 def _parse_file(root: Path, vfile: Path, configs_dir: Path) -> list[Variant]:
     """The variants one ``variants.yaml`` declares (flat or structured form)."""
     rel = vfile.relative_to(root)
-    data = load_yaml_file(vfile, rel)
+    data = load_yaml_file(vfile, rel, root)
     if data is None:
         return []
     if not isinstance(data, dict):

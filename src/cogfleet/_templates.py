@@ -29,7 +29,7 @@ from typing import Any
 import jinja2
 
 from cogfleet._errors import ConfigError, TemplateError
-from cogfleet._files import ensure_state_dir, write_atomic
+from cogfleet._files import check_readable, ensure_state_dir, write_atomic
 from cogfleet._repo import STATE_DIR, TEMPLATES_DIR, Repo, Variant
 from cogfleet._template_limits import CACHE_SALT, BoundedEnvironment, TemplateLimit, counted
 
@@ -41,11 +41,13 @@ def digest(data: bytes) -> str:
 
 
 def find_template(searchpath: list[str], template: str) -> str | None:
-    """The file ``template`` resolves to on ``searchpath`` (Jinja's FileSystemLoader rule)."""
+    """The file ``template`` resolves to on ``searchpath`` (Jinja's FileSystemLoader rule;
+    anything there but a folder counts, so a FIFO or a dangling link is named as such
+    when it is read instead of being "not found")."""
     pieces = jinja2.loaders.split_template_path(template)
     for folder in searchpath:
         filename = posixpath.join(folder, *pieces)
-        if os.path.isfile(filename):
+        if os.path.lexists(filename) and not os.path.isdir(filename):
             return filename
     return None
 
@@ -74,6 +76,7 @@ class RecordingLoader(jinja2.FileSystemLoader):
         if found is None:
             self.resolved[template] = None
             return super().get_source(environment, template)  # raises TemplateNotFound
+        check_readable(Path(found), rel_path(Path(found), self.root), self.root)
         # Read the bytes once: the digest must be of exactly what was rendered.
         with open(found, "rb") as f:
             raw = f.read()

@@ -117,8 +117,14 @@ def load_yaml_text(text: str, source: str | Path) -> Any:
         raise ConfigError(source, f"nested more than {MAX_DEPTH} levels deep") from None
 
 
-def load_yaml_file(path: Path, display: str | Path | None = None) -> Any:
-    """Read and parse a YAML file (see :func:`load_yaml_text`)."""
+def load_yaml_file(
+    path: Path, display: str | Path | None = None, root: Path | None = None
+) -> Any:
+    """Read and parse a YAML file (see :func:`load_yaml_text`); with ``root``, the file
+    must be inside it (see :func:`~cogfleet._files.check_readable`)."""
+    from cogfleet._files import check_readable
+
+    check_readable(path, display or path, root)
     try:
         raw = path.read_bytes()
     except OSError as exc:
