@@ -290,7 +290,8 @@ def test_a_bad_source_folder_is_one_line(tmp_path, cli, value):
     assert result.code == ExitCode.USAGE_ERROR
     shown = repr(value.replace("{variant}", "large")) if value != "[a]" else "['a']"
     assert result.err.strip().splitlines() == [
-        f"error: variants.yaml: variant 'large': source: {shown} is not a folder inside the repo"
+        f"error: variants.yaml:7: variant 'large': source: {shown} is not a folder inside "
+        "the repo"
     ]
 
 

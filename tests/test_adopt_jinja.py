@@ -318,7 +318,8 @@ def test_a_bad_jinja_setting_is_one_line_naming_variants_yaml(repo, cli, value, 
     write_files(repo, {"variants.yaml": text.replace("  large: {", f"  large: {{jinja: {value}, ")})
     result = cli("render", "large", cwd=repo)
     assert result.code == ExitCode.USAGE_ERROR
-    assert result.err.strip().splitlines() == [f"error: variants.yaml: {message}"]
+    line = next(n for n, t in enumerate(text.splitlines(), 1) if t.startswith("  large: {"))
+    assert result.err.strip().splitlines() == [f"error: variants.yaml:{line}: {message}"]
 
 
 def test_a_broken_adopted_template_names_its_file_and_line(repo, cli):

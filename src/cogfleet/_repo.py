@@ -304,7 +304,36 @@ def _names_configs(folder: Path) -> bool:
 
 
 def _parse_file(root: Path, vfile: Path, configs_dir: Path) -> list[Variant]:
-    """The variants one ``variants.yaml`` declares (flat or structured form)."""
+    """The variants one ``variants.yaml`` declares; an error names the setting's line."""
+    try:
+        return _parse_variants(root, vfile, configs_dir)
+    except ConfigError as exc:
+        if exc.line is not None or exc.path != str(vfile.relative_to(root)):
+            raise
+        raise ConfigError(exc.path, exc.message, line=_line_of_problem(vfile, exc.message)) \
+            from None
+
+
+def _line_of_problem(vfile: Path, message: str) -> int | None:
+    """The line of the setting (else the variant or key) a message names."""
+    paths: list[tuple[str, ...]] = []
+    named = re.match(r"variant '([^']*)': (?:unknown key '([^']*)'|(\w+))", message)
+    if named:
+        variant, key = named.group(1), named.group(2) or named.group(3)
+        paths = [(variant, key), ("variants", variant, key), ("defaults", key),
+                 (variant,), ("variants", variant)]
+    elif (variant_only := re.match(r"variant '([^']*)'", message)) is not None:
+        paths = [(variant_only.group(1),), ("variants", variant_only.group(1))]
+    elif (top := re.match(r"(?:unknown key '([^']*)'|(\w+):)", message)) is not None:
+        key = top.group(1) or top.group(2)
+        if key == "defaults" and (sub := re.match(r"defaults: (?:unknown key '([^']*)'|(\w+))",
+                                                  message)):
+            paths.append(("defaults", sub.group(1) or sub.group(2)))
+        paths.append((key,))
+    return _node_line(vfile, paths)
+
+
+def _parse_variants(root: Path, vfile: Path, configs_dir: Path) -> list[Variant]:
     rel = vfile.relative_to(root)
     data = load_yaml_file(vfile, rel, root)
     if data is None:
@@ -411,6 +440,10 @@ def _parse_variant(
     variables = spec.get("variables") or {}
     if not isinstance(variables, dict):
         raise ConfigError(rel, f"variant {name!r}: variables must be a mapping")
+    for key in variables:
+        if not isinstance(key, str) or not key.isidentifier():
+            raise ConfigError(rel, f"variant {name!r}: variables: {key!r} is not a name a "
+                              "template can use (letters, digits and _, not first a digit)")
     paths: dict[str, str | None] = {}
     for key in ("template", "overlay"):
         value = spec.get(key)
@@ -574,7 +607,14 @@ def _replace_values(rel: Path, name: str, values: Any) -> dict[str, str]:
 
 def _key_line(vfile: Path, name: str, key: str) -> int | None:
     """The 1-based line of a variant's ``key`` (or of the defaults' one) in ``vfile``."""
-    try:
+    return _node_line(vfile, [(name, key), ("variants", name, key), ("defaults", key)])
+
+
+def _node_line(vfile: Path, paths: list[tuple[str, ...]]) -> int | None:
+    """The 1-based line of the key at the first of ``paths`` that ``vfile`` has."""
+    try:  # (not a FIFO: that read would never end)
+        if not vfile.is_file():
+            return None
         top = yaml.compose(vfile.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return None
@@ -591,7 +631,7 @@ def _key_line(vfile: Path, name: str, key: str) -> int | None:
             node = pair[1]
         return None
 
-    for path in ((name, key), ("variants", name, key), ("defaults", key)):
+    for path in paths:
         line = find(top, path)
         if line is not None:
             return line
