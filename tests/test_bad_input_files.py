@@ -83,3 +83,18 @@ def test_a_fifo_after_a_render_is_refused_not_waited_on(
     result = cli("render", "alpha", cwd=root)
     assert result.code == 2
     assert result.err == f"error: {PARTIAL}: is a FIFO, not a file\n"
+
+
+@pytest.mark.parametrize("rel", [".cogfleet", ".cogfleet/build", ".cogfleet/build/alpha"])
+def test_a_file_where_cogfleet_keeps_its_state_is_named(
+    make_repo: Callable[..., Path], cli: Callable[..., CliResult], rel: str
+) -> None:
+    root = make_repo()
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    (root / rel).write_text("not a folder\n")
+    result = cli("push", "alpha", "--report-json", "report.json", cwd=root)
+    assert result.code == 2
+    assert result.err == (f"error: {rel}: is a file, not a folder: cogfleet keeps its build "
+                          "folders and state there; remove it\n")
+    assert (root / rel).read_text() == "not a folder\n"
+    assert not (root / "report.json").exists()

@@ -284,7 +284,19 @@ class Repo:
                         f"{MODELS_DIR}/<family>/{VARIANTS_FILE} "
                         f"(known: {', '.join(sorted(variants))})",
                     )
+        _check_state_dirs(root, variants)
         return cls(root=root, variants=dict(sorted(variants.items())), settings=settings)
+
+
+def _check_state_dirs(root: Path, variants: dict[str, Variant]) -> None:
+    """cogfleet's own folders must be folders: a file there breaks a write after work."""
+    rels = [STATE_DIR, *(f"{STATE_DIR}/{sub}" for sub in ("build", "cache", "local")),
+            *(f"{STATE_DIR}/build/{name}" for name in variants)]
+    for rel in rels:
+        path = root / rel
+        if os.path.lexists(path) and not path.is_dir():
+            raise ConfigError(rel, "is a file, not a folder: cogfleet keeps its build folders "
+                              "and state there; remove it")
 
 
 def _names_configs(folder: Path) -> bool:
