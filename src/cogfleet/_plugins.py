@@ -344,10 +344,12 @@ class Plugins:
         disabled_inputs: list[str],
         prompt: str | None,
     ) -> list[dict[str, Any]]:
-        inputs: list[dict[str, Any]] = self._call("cogfleet_fuzz_inputs",
-            ctx=ctx, schema=schema, kind=kind, count=count, fixed_inputs=fixed_inputs,
-            disabled_inputs=disabled_inputs, prompt=prompt,
-        )
+        kwargs = {"ctx": ctx, "schema": schema, "kind": kind, "count": count,
+                  "fixed_inputs": fixed_inputs, "disabled_inputs": disabled_inputs,
+                  "prompt": prompt}
+        inputs: list[dict[str, Any]] = self._call("cogfleet_fuzz_inputs", **kwargs)
+        self._check_answers("cogfleet_fuzz_inputs", [inputs], _is_input_list,
+                            "a list of input mappings", **kwargs)
         return inputs
 
     def progress(self, event: ProgressEvent) -> None:
@@ -392,6 +394,12 @@ _FITS = object()
 
 def _is_texts(answer: Any) -> bool:
     return isinstance(answer, list | tuple) and all(isinstance(a, str) for a in answer)
+
+
+def _is_input_list(answer: Any) -> bool:
+    return isinstance(answer, list) and all(
+        isinstance(a, Mapping) and all(isinstance(k, str) for k in a) for a in answer
+    )
 
 
 def _is_variables(answer: Any) -> bool:

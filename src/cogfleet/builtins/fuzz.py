@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 from cogfleet import hookimpl
-from cogfleet._errors import CheckFailed, ConfigError
+from cogfleet._errors import CheckFailed, ConfigError, PluginError
 from cogfleet._result import CaseResult
 from cogfleet._steps import PushContext, Step, StepOutcome, passed, skipped
 
@@ -69,6 +69,8 @@ async def fuzz(ctx: PushContext) -> StepOutcome:
             fixed_inputs=fixed, disabled_inputs=list(settings.disabled_inputs),
             prompt=settings.prompt,
         )
+    except PluginError:
+        raise  # a plugin that broke: a configuration error (exit 2), not a failed check
     except ConfigError as exc:
         raise CheckFailed(f"predict.{exc.message}") from None
     valid = [i for i in inputs if not validate_inputs(schema, i)][: settings.iterations]

@@ -16,7 +16,7 @@ from typing import Any
 
 from cogfleet import hookimpl
 from cogfleet._config import TestCase
-from cogfleet._errors import CheckFailed, ConfigError
+from cogfleet._errors import CheckFailed, ConfigError, PluginError
 from cogfleet._result import CaseResult
 from cogfleet._steps import PushContext, Step, StepOutcome, passed, skipped
 from cogfleet._target_base import split_model
@@ -149,6 +149,8 @@ async def _fuzz_trainings(
             fixed_inputs=fixed, disabled_inputs=list(settings.disabled_inputs),
             prompt=settings.prompt,
         )
+    except PluginError:
+        raise  # a plugin that broke: a configuration error (exit 2), not a failed check
     except ConfigError as exc:
         raise CheckFailed(f"train.{exc.message}") from None
     inputs = [
