@@ -249,6 +249,14 @@ def _settings(ns: argparse.Namespace) -> RunSettings:
     """The run's settings, checked before anything is rendered, pushed or started."""
     from cogfleet._run import RunSettings
 
+    if ns.target == "replicate":  # flags of the local target would be silently unused
+        local_only = [flag for flag, given in (
+            ("--local-url", ns.local_url), ("--env", ns.environment != "isolated"),
+            ("--python", ns.python), ("--run-build-commands", ns.run_build_commands),
+        ) if given]
+        if local_only:
+            raise UsageError(f"{local_only[0]}: only for --target local (Replicate builds "
+                             "with the cog CLI); leave it out")
     check_environment(ns.target)
     check_destinations([("--report-json", ns.report_json), ("--junit-xml", ns.junit_xml),
                         ("--markdown", ns.markdown), ("--html", ns.html)])
@@ -261,6 +269,24 @@ def _settings(ns: argparse.Namespace) -> RunSettings:
         target=ns.target, local_url=local_url, report_json=ns.report_json,
         junit_xml=ns.junit_xml, markdown=ns.markdown, html=ns.html,
     )
+
+
+def spare_inputs(ns: argparse.Namespace, root: Path, reads: set[str]) -> None:
+    """A report must not overwrite a file the run is built from (``reads``: paths
+    relative to ``root``), nor a plugin or the project file."""
+    for flag, value in (("--report-json", ns.report_json), ("--junit-xml", ns.junit_xml),
+                        ("--markdown", ns.markdown), ("--html", ns.html)):
+        if not value or not Path(value).is_file():
+            continue
+        try:
+            rel = Path(value).resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            continue  # outside the repository
+        if rel in reads or rel == "pyproject.toml" or (
+            rel.startswith("plugins/") and rel.endswith(".py")
+        ):
+            raise UsageError(f"{flag} {value}: is a file this run is built from; the report "
+                             "would overwrite it, give another path")
 
 
 def _options(ns: argparse.Namespace, *, no_push: bool) -> PushOptions:
@@ -308,6 +334,7 @@ def _push(ns: argparse.Namespace, *, no_push: bool | None) -> int:
         configs[r.variant.name] = config
         if pending:
             needs_code[r.variant.name] = pending[0]
+        spare_inputs(ns, repo.root, r.reads | {repo.rel(r.variant.variants_file)})
 
     rendered = render_variants(repo, variants, plugins, check=overridden)
     if needs_code:  # the SDK's document, in the environment the push then runs it in
@@ -438,6 +465,11 @@ def _safe_push(ns: argparse.Namespace) -> int:
             plugins.checkers(),
         )
     config = apply_overrides(config, ns, plugins.checkers(), folder)
+    spare_inputs(ns, folder, {"cog.yaml", "requirements.txt", *(
+        p.name for p in folder.glob("*.py")), *(
+        [config_path.resolve().relative_to(folder.resolve()).as_posix()]
+        if config_path.is_file() and folder.resolve() in config_path.resolve().parents
+        else [])})
     if config.effective_test_model == config.model:
         raise ConfigError(None, "test_model must differ from model")
     from cogfleet._settings import load_settings
