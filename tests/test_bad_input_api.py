@@ -23,6 +23,7 @@ ANSWERS: dict[str, tuple[int, str, bytes]] = {
     "null": (200, "application/json", b"null"),
     "not-json": (200, "application/json", b"\x00\x01 not json"),
     "deep": (200, "application/json", b"[" * 100_000 + b"]" * 100_000),
+    "no-id": (200, "application/json", b'{"owner": [], "versions": "x"}'),
 }
 
 
@@ -34,6 +35,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _answer(self) -> None:
         self.rfile.read(int(self.headers.get("content-length") or 0))
+        if self.mode == "redirect":  # to itself, with the empty body a redirect has
+            self.send_response(302)
+            self.send_header("location", self.path)
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
         if self.mode == "echo":  # an error that quotes the token it was sent
             body = json.dumps({"detail": f"bad token {self.headers['authorization']}"})
             status, ctype, data = 400, "application/json", body.encode()
@@ -87,6 +94,21 @@ def test_an_answer_no_api_gives_is_exit_2_naming_the_request(make_repo, cli, bad
     last = result.err.strip().splitlines()[-1]
     assert last == (f"error: alpha: push-test: POST {url}/v1/models/acme/alpha-test/versions: "
                      f"{what}; is this a Replicate API?")
+    assert "Traceback" not in result.err and "internal error" not in result.err
+
+
+@pytest.mark.parametrize(("mode", "what"), [
+    ("no-id", "push to acme/alpha-test: the answer is no version (it has no id)"),
+    ("redirect", "the target's answer could not be read (JSONDecodeError: Expecting value: "
+                 "line 1 column 1 (char 0))"),
+])
+def test_an_answer_without_what_the_api_returns_is_exit_2(make_repo, cli, bad_api, mode, what):
+    root = make_repo()
+    result = cli("push", "alpha", "--local-url", bad_api(mode), cwd=root)
+    assert result.code == 2, result.err
+    assert result.err.strip().splitlines()[-1] == (
+        f"error: alpha: push-test: {what}; is this a Replicate API?"
+    )
     assert "Traceback" not in result.err and "internal error" not in result.err
 
 

@@ -40,6 +40,16 @@ from cogfleet._steps import (
 from cogfleet._target_base import live_version
 
 
+def _unreadable_answer(exc: BaseException) -> bool:
+    """Whether ``exc`` is the API client failing to read an answer: a body that is not
+    JSON (a redirect's empty one) or JSON that is not the object the client expects."""
+    import json
+
+    return isinstance(exc, json.JSONDecodeError) or (
+        type(exc).__name__ == "ValidationError" and type(exc).__module__.startswith("pydantic")
+    )
+
+
 async def _timed(
     ctx: PushContext, name: str, body: Callable[[], Awaitable[StepOutcome]]
 ) -> StepResult:
@@ -64,6 +74,12 @@ async def _timed(
         step.status, step.message = "failed", redact(
             f"step {name} raised {type(exc).__name__}: {exc}"
         )
+        if _unreadable_answer(exc):  # the client could not read what the target sent
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            ctx.usage_errors.append(redact(
+                f"{ctx.name}: {name}: the target's answer could not be read "
+                f"({type(exc).__name__}: {first}); is this a Replicate API?"
+            ))
     except asyncio.CancelledError:
         # cancelled by an interrupt: the step did not finish, it neither passed nor failed
         step.status, step.message = "skipped", "interrupted while running"

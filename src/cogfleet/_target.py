@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from replicate.client import Client
 
-from cogfleet._errors import CheckFailed, RemoteError, UsageError
+from cogfleet._errors import BadAnswer, CheckFailed, RemoteError, UsageError
 from cogfleet._files import ensure_state_dir
 from cogfleet._http import ResilientTransport
 from cogfleet._target_base import PushFlags, Target, split_model
@@ -85,6 +85,9 @@ class LocalTarget(Target):
         version = await asyncio.to_thread(
             push_build, self.client, owner, name, build_dir, options=flags.runtime
         )
+        if not isinstance(version, dict) or not isinstance(version.get("id"), str):
+            raise BadAnswer(f"push to {model}: the answer is no version (it has no id); is "
+                            "this a Replicate API?")
         # how the version runs is the push's own answer, not part of the version
         self._runtime_notes[str(version["id"])] = _describe_runtime(version.pop("cogfleet", {}))
         return version
