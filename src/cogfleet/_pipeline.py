@@ -60,8 +60,8 @@ async def _timed(
     try:
         outcome = await body()
         step.status, step.message = outcome.status, outcome.message
-    except CheckFailed as exc:
-        step.status, step.message = "failed", str(exc)
+    except CheckFailed as exc:  # its text may quote a tool's output: no credential shown
+        step.status, step.message = "failed", redact(str(exc))
     except BadAnswer as exc:  # the target answered what no API answers: not a verdict
         step.status, step.message = "failed", str(exc)
         ctx.usage_errors.append(f"{ctx.name}: {step.name}: {exc}")

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from replicate.client import Client
 
+from cogfleet._credentials import redact
 from cogfleet._errors import BadAnswer, CheckFailed, RemoteError, UsageError
 from cogfleet._files import ensure_state_dir
 from cogfleet._http import ResilientTransport
@@ -191,12 +192,20 @@ class ReplicateTarget(Target):
             raise
         output = out_bytes.decode("utf-8", "replace")
         if proc.returncode != 0:
-            tail = " | ".join(output.strip().splitlines()[-3:])
-            raise CheckFailed(f"cog push {image} failed (exit {proc.returncode}): {tail}")
+            tail = " | ".join(output.strip().splitlines()[-3:])[-600:] or "no output"
+            code = proc.returncode or 0
+            how = f"killed by signal {-code}" if code < 0 else f"exit {code}"
+            raise CheckFailed(redact(f"cog push {image} failed ({how}): {tail}"))
         version_id = parse_cog_push_version(output)
-        if version_id is None:
-            raise RemoteError(f"cog push {image}: no version id in cog's output")
-        version = await self.get_version(model, version_id)  # confirmed through the API
+        if version_id is None:  # cog said it pushed, but not what: no answer cog gives
+            raise BadAnswer(f"cog push {image}: exit 0 but no version id in cog's output")
+        try:
+            version = await self.get_version(model, version_id)  # confirmed through the API
+        except RemoteError as exc:
+            if exc.status != 404 and f"version {version_id[:12]}: 404" not in str(exc):
+                raise
+            raise BadAnswer(f"cog push {image}: cog's output names version "
+                            f"{version_id[:12]}, which {model} does not have ({exc})") from None
         notes = await self._cli_notes(flags.runtime.cog_version) + notes
         self._runtime_notes[version_id] = notes
         return version
