@@ -49,12 +49,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cogfleet._errors import ConfigError, UsageError
 from cogfleet._files import check_readable
 from cogfleet._names import model_problem
 from cogfleet._settings import DEFAULT_CONFIGS_DIR, Settings, load_settings
+from cogfleet._variant_lines import key_line, line_of_problem
 from cogfleet._yaml import load_yaml_file
 from cogfleet.runtime import CogPin, check_version, installed_pin
 
@@ -322,27 +321,8 @@ def _parse_file(root: Path, vfile: Path, configs_dir: Path) -> list[Variant]:
     except ConfigError as exc:
         if exc.line is not None or exc.path != str(vfile.relative_to(root)):
             raise
-        raise ConfigError(exc.path, exc.message, line=_line_of_problem(vfile, exc.message)) \
+        raise ConfigError(exc.path, exc.message, line=line_of_problem(vfile, exc.message)) \
             from None
-
-
-def _line_of_problem(vfile: Path, message: str) -> int | None:
-    """The line of the setting (else the variant or key) a message names."""
-    paths: list[tuple[str, ...]] = []
-    named = re.match(r"variant '([^']*)': (?:unknown key '([^']*)'|(\w+))", message)
-    if named:
-        variant, key = named.group(1), named.group(2) or named.group(3)
-        paths = [(variant, key), ("variants", variant, key), ("defaults", key),
-                 (variant,), ("variants", variant)]
-    elif (variant_only := re.match(r"variant '([^']*)'", message)) is not None:
-        paths = [(variant_only.group(1),), ("variants", variant_only.group(1))]
-    elif (top := re.match(r"(?:unknown key '([^']*)'|(\w+):)", message)) is not None:
-        key = top.group(1) or top.group(2)
-        if key == "defaults" and (sub := re.match(r"defaults: (?:unknown key '([^']*)'|(\w+))",
-                                                  message)):
-            paths.append(("defaults", sub.group(1) or sub.group(2)))
-        paths.append((key,))
-    return _node_line(vfile, paths)
 
 
 def _parse_variants(root: Path, vfile: Path, configs_dir: Path) -> list[Variant]:
@@ -486,7 +466,7 @@ def _parse_variant(
         config_path = named
     cog_pin = None
     if "cog_version" in spec:
-        line = _key_line(vfile, name, "cog_version")
+        line = key_line(vfile, name, "cog_version")
         version = check_version(spec["cog_version"], rel, line, f"variant {name!r}: cog_version")
         cog_pin = CogPin(version, rel.as_posix(), line)
     return Variant(
@@ -615,36 +595,3 @@ def _replace_values(rel: Path, name: str, values: Any) -> dict[str, str]:
                               f"{type(value).__name__}")
         out[key] = value
     return out
-
-
-def _key_line(vfile: Path, name: str, key: str) -> int | None:
-    """The 1-based line of a variant's ``key`` (or of the defaults' one) in ``vfile``."""
-    return _node_line(vfile, [(name, key), ("variants", name, key), ("defaults", key)])
-
-
-def _node_line(vfile: Path, paths: list[tuple[str, ...]]) -> int | None:
-    """The 1-based line of the key at the first of ``paths`` that ``vfile`` has."""
-    try:  # (not a FIFO: that read would never end)
-        if not vfile.is_file():
-            return None
-        top = yaml.compose(vfile.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return None
-
-    def find(node: yaml.Node | None, path: tuple[str, ...]) -> int | None:
-        for index, part in enumerate(path):
-            if not isinstance(node, yaml.MappingNode):
-                return None
-            pair = next(((k, v) for k, v in node.value if k.value == part), None)
-            if pair is None:
-                return None
-            if index == len(path) - 1:
-                return int(pair[0].start_mark.line) + 1
-            node = pair[1]
-        return None
-
-    for path in paths:
-        line = find(top, path)
-        if line is not None:
-            return line
-    return None
