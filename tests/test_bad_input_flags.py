@@ -31,3 +31,16 @@ def test_a_report_never_overwrites_an_input(push_broken, make_repo, flag, path):
 def test_local_target_flags_with_the_replicate_target(push_broken, args, flag):
     result, root = push_broken({}, "--target", "replicate", *args)
     assert_rejected(result, root, f"{flag}: only for --target local")
+
+
+def test_no_command_is_an_error_line_after_the_help(cli):
+    result = cli()
+    assert result.code == 2 and result.out.startswith("usage: cogfleet")
+    assert result.err == "error: no command given (the commands are listed above)\n"
+
+
+def test_a_huge_unknown_variant_name_is_shown_clipped(make_repo, cli):
+    root = make_repo()
+    result = cli("push", "a" * 100_000, cwd=root)
+    assert result.code == 2
+    assert result.err == f"error: unknown variant '{'a' * 57}...'; valid: alpha, beta\n"

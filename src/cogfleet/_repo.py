@@ -198,7 +198,8 @@ class Repo:
         unknown = [n for n in names if n not in self.variants]
         if unknown:
             valid = ", ".join(self.variants) or "(none)"
-            raise UsageError(f"unknown variant {', '.join(map(repr, unknown))}; valid: {valid}")
+            shown = ", ".join(repr(n if len(n) <= 60 else n[:57] + "...") for n in unknown)
+            raise UsageError(f"unknown variant {shown}; valid: {valid}")
         seen: dict[str, Variant] = {}
         for name in names:
             seen.setdefault(name, self.variants[name])

@@ -76,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ns = parser.parse_args(args)
         if not getattr(ns, "handler", None):
             parser.print_help()
+            sys.stderr.write("error: no command given (the commands are listed above)\n")
             return ExitCode.USAGE_ERROR
         return int(ns.handler(ns))
     except KeyboardInterrupt:
