@@ -361,7 +361,9 @@ def test_deletion_rules(server: LocalServer, alice: replicate.Client, echo: dict
     with pytest.raises(ReplicateError) as info:
         model.versions.delete(vid)
     assert info.value.status == 409 and training.id in str(info.value.detail)
-    assert alice.trainings.cancel(training.id).status == "canceled"
+    alice.trainings.cancel(training.id)
+    _until_terminal(training)
+    assert training.status == "canceled"
     with pytest.raises(ReplicateError) as info:
         alice.models.get("acme/echo").versions.delete(echo["id"])
     assert info.value.status == 409 and "private" in str(info.value.detail)
@@ -371,7 +373,9 @@ def test_deletion_rules(server: LocalServer, alice: replicate.Client, echo: dict
     with pytest.raises(ReplicateError) as info:
         model.versions.delete(vid)
     assert info.value.status == 409 and running.id in str(info.value.detail)
-    assert alice.predictions.cancel(running.id).status == "canceled"
+    alice.predictions.cancel(running.id)
+    running.wait()  # the cancel's answer may come before the predictor has stopped
+    assert running.status == "canceled"
     assert model.versions.delete(vid) is False  # 202 Accepted (the client says False)
     # As on Replicate, the version's predictions go with it.
     for gone in (done, running):
@@ -393,8 +397,18 @@ def test_a_model_a_running_training_will_add_to_is_not_deleted(
     with pytest.raises(ReplicateError) as info:
         alice.models.delete("alice/trained-into")
     assert info.value.status == 409 and training.id in str(info.value.detail)
-    assert alice.trainings.cancel(training.id).status == "canceled"
+    alice.trainings.cancel(training.id)
+    _until_terminal(training)  # the cancel's answer may come before the trainer stopped
+    assert training.status == "canceled"
     assert alice.models.delete("alice/trained-into") is True
+
+
+def _until_terminal(training: Any) -> None:
+    give_up = time.monotonic() + 120
+    while training.status not in ("succeeded", "failed", "canceled"):
+        assert time.monotonic() < give_up, training.status
+        time.sleep(0.1)
+        training.reload()
 
 
 def test_deleting_a_version_deletes_its_output_files(
