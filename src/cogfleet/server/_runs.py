@@ -55,9 +55,11 @@ from cogfleet.server._webhooks import WEBHOOK_EVENTS, Webhooks
 
 log = logging.getLogger("cogfleet.server")
 
-_PREFER_RE = re.compile(r"^\s*wait(?:\s*=\s*(\d+))?\s*$")
-_DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|ms|m|s))+$")
-_DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+# Numbers as Replicate's (Go) parser reads them: float() would also take "5_0" and "1e1".
+_PREFER_RE = re.compile(r"^\s*wait(?:\s*=\s*(\d+))?\s*$", re.ASCII)
+_NUMBER_RE = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
+_DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|ms|m|s))+$", re.ASCII)
+_DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)", re.ASCII)
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 MIN_CANCEL_AFTER = 5.0
 # Far beyond any run, and a deadline that dates and timers can still hold.
@@ -69,16 +71,16 @@ Finish = Callable[[dict[str, Any]], None]
 def parse_cancel_after(text: str) -> float:
     """``Cancel-After`` as seconds: ``30s``, ``5m``, ``1h30m45s`` or a bare number."""
     value = text.strip()
-    try:
+    if _NUMBER_RE.fullmatch(value):
         seconds = float(value)
-    except ValueError:
-        if not _DURATION_RE.match(value):
-            raise ApiError(
-                400,
-                f"Cancel-After must be a duration like 30s, 5m or 1h30m45s, got {text!r}",
-                "Bad request",
-            ) from None
+    elif _DURATION_RE.match(value):
         seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART_RE.findall(value))
+    else:
+        raise ApiError(
+            400,
+            f"Cancel-After must be a duration like 30s, 5m or 1h30m45s, got {text!r}",
+            "Bad request",
+        )
     if not seconds >= MIN_CANCEL_AFTER:
         raise ApiError(
             400, f"Cancel-After must be at least {MIN_CANCEL_AFTER:g} seconds", "Bad request"
