@@ -608,7 +608,11 @@ def test_prefer_variants(
 ) -> None:
     body = {"version": echo["id"], "input": {"prompt": "p"}}
     with _raw(server) as http:
-        for prefer, applied in (("wait", "wait"), ("wait=5", "wait=5"), ("wait=61", "wait=60")):
+        for prefer, applied in (
+            ("wait", "wait"), ("wait=5", "wait=5"), ("wait=61", "wait=60"),
+            # RFC 7240: a list of preferences, parameters after ";"
+            ("respond-async, wait=5", "wait=5"), ("handling=lenient; x=1, wait=7", "wait=7"),
+        ):
             resp = http.post("/v1/predictions", json=body, headers={"Prefer": prefer})
             assert resp.status_code == 201, resp.text
             # Preference-Applied says what was applied: a wait beyond 60 s waits 60 s.

@@ -206,12 +206,12 @@ class Runs:
     def _prefer_wait(request: Request) -> tuple[float, str] | None:
         """``Prefer: wait[=N]`` as (seconds, the preference applied), N clamped to 1..60.
 
-        Any other preference is ignored (RFC 7240), and so answered without waiting.
+        Preferences are read as RFC 7240 lists them: several in one header or in
+        several headers (``respond-async, wait=5`` waits 5 s), parameters after ``;``
+        aside. Any other preference is ignored, and so answered without waiting.
         """
-        header = request.headers.get("prefer")
-        if header is None:
-            return None
-        match = _PREFER_RE.match(header)
+        prefs = ",".join(request.headers.getlist("prefer")).split(",")
+        match = next(filter(None, (_PREFER_RE.match(p.split(";")[0]) for p in prefs)), None)
         if not match:
             return None
         if match.group(1) is None:
