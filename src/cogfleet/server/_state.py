@@ -196,12 +196,7 @@ class Store:
         """
         _check_kind(kind)
         position = _ORDER[order].format(kind=kind)
-        clauses: list[str] = []
-        args: list[Any] = []
-        if parent is not None:
-            clauses.append("parent=?")
-            args.append(parent)
-        _where_sql(where, clauses, args)
+        clauses, args = _filters(parent, where)
         # Read away from ``after``: towards the listing's end, or back to its start.
         descending = ascending == backward
         if after is not None:
@@ -243,12 +238,7 @@ class Store:
     ) -> int:
         """Number of documents (under ``parent``, meeting ``where`` as in :meth:`window`)."""
         _check_kind(kind)
-        clauses: list[str] = []
-        args: list[Any] = []
-        if parent is not None:
-            clauses.append("parent=?")
-            args.append(parent)
-        _where_sql(where, clauses, args)
+        clauses, args = _filters(parent, where)
         sql_where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._lock:
             row = self._db.execute(f"SELECT COUNT(*) FROM {kind} {sql_where}", args).fetchone()
@@ -265,8 +255,15 @@ class Store:
         return [json.loads(r[0]) for r in rows]
 
 
-def _where_sql(where: Sequence[Sequence[Condition]], clauses: list[str], args: list[Any]) -> None:
-    """Add ``where``'s groups (see :meth:`Store.window`) to SQL ``clauses`` and ``args``."""
+def _filters(
+    parent: str | None, where: Sequence[Sequence[Condition]]
+) -> tuple[list[str], list[Any]]:
+    """SQL clauses and their arguments for ``parent`` and ``where`` (see :meth:`Store.window`)."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    if parent is not None:
+        clauses.append("parent=?")
+        args.append(parent)
     for group in where:
         ors = []
         for field, op, value in group:
@@ -284,6 +281,7 @@ def _where_sql(where: Sequence[Sequence[Condition]], clauses: list[str], args: l
                 ors.append(f"json_extract(data, '$.{field}') {op} ?")
                 args.append(value)
         clauses.append("(" + " OR ".join(ors) + ")")
+    return clauses, args
 
 
 def _check_kind(kind: str) -> None:
