@@ -11,6 +11,7 @@ the script sees: the render's result is returned as it was.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from typing import Any
@@ -37,10 +38,9 @@ def _install(out: str) -> None:
     def recorded_from_string(self: Any, source: Any, *args: Any, **kwargs: Any) -> Any:
         template = from_string(self, source, *args, **kwargs)
         if isinstance(source, str):
-            try:
+            # a template class without a __dict__ keeps no source: nothing is recorded
+            with contextlib.suppress(Exception):
                 setattr(template, "_cogfleet_source", source)  # noqa: B010
-            except Exception:  # noqa: BLE001, S110 - a template class without a __dict__
-                pass
         return template
 
     def recorded_render(self: Any, *args: Any, **kwargs: Any) -> Any:
