@@ -103,17 +103,16 @@ def plan_by_running(root: Path, select: Select, config: str | None) -> Plan:
             own += [f"envsubst: {{{pairs}}}"] if pairs else []
         elif "cog.yaml" in run.copies:
             templates[name] = run.copies["cog.yaml"]
-        elif "cog.yaml" in run.rendered:
-            pass  # its template is read with the other renders, below
-        elif select.keeps_cog and run.exit_code == 0 and "cog.yaml" not in run.other:
-            templates[name] = "cog.yaml"  # the repo's own, as the script leaves it
-        elif run.generated is not None:
-            generated[name] = run.generated  # read back below: a template, text replaced
-        else:
-            said = f": {run.error_line}" if run.error_line else ""
-            what = "failed" if select.keeps_cog else "did not write cog.yaml"
-            problems.append(f"{select.script} {name} {what} (exit {run.exit_code}{said})")
-            continue
+        elif "cog.yaml" not in run.rendered:  # a rendered one is read with the others, below
+            if select.keeps_cog and run.exit_code == 0 and "cog.yaml" not in run.other:
+                templates[name] = "cog.yaml"  # the repo's own, as the script leaves it
+            elif run.generated is not None:
+                generated[name] = run.generated  # read back below: a template, text replaced
+            else:
+                said = f": {run.error_line}" if run.error_line else ""
+                what = "failed" if select.keeps_cog else "did not write cog.yaml"
+                problems.append(f"{select.script} {name} {what} (exit {run.exit_code}{said})")
+                continue
         files[name] = {d: s for d, s in sorted(run.copies.items())
                        if d not in ("cog.yaml", CONFIG_NAME)}
         rendered[name] = {d: r for d, r in run.rendered.items() if d != CONFIG_NAME}
