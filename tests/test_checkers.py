@@ -296,6 +296,15 @@ def test_jq_zero_fails_as_in_cog_safe_push(ctx: Callable[..., CheckContext]) -> 
     assert run("jq_query", ctx(".count == 0", output)).passed
 
 
+def test_jq_only_the_first_result_is_computed(ctx: Callable[..., CheckContext]) -> None:
+    # As in cog-safe-push: the first result decides, and a later one jq cannot compute
+    # (here indexing a number) is never reached.
+    output = [{"score": 0.9}, 5]
+    assert run("jq_query", ctx(".[] | .score > 0.5", output)).passed
+    failed = run("jq_query", ctx(".[] | .score > 0.5", output[::-1]))
+    assert not failed.passed and "Cannot index number" in failed.message
+
+
 def test_jq_on_non_json_string(ctx: Callable[..., CheckContext]) -> None:
     result = run("jq_query", ctx(".a", "not json"))
     assert not result.passed

@@ -180,6 +180,9 @@ def _jq_truthy(value: Any) -> bool:
     return bool(value)
 
 
+_NO_RESULT = object()
+
+
 def _check_jq(ctx: CheckContext) -> CheckResult:
     failed = _unexpected_status(ctx)
     if failed:
@@ -191,13 +194,15 @@ def _check_jq(ctx: CheckContext) -> CheckResult:
         except json.JSONDecodeError:
             return CheckResult(False, f"output is not JSON: {_short(ctx.output)}")
     query = str(ctx.expected)
+    # Only the first result counts, as in cog-safe-push, and the results after it are
+    # never computed: `.items[] | .score > 0.5` passes on its first item even when a
+    # later item would make jq fail.
     try:
-        results = jq.compile(query).input_value(data).all()
+        value = next(iter(jq.compile(query).input_value(data)), _NO_RESULT)
     except ValueError as exc:
         return CheckResult(False, f"jq {query!r} failed: {_jq_error(exc)}")
-    if not results:
+    if value is _NO_RESULT:
         return CheckResult(False, f"jq {query!r} produced no result on {_short(data)}")
-    value = results[0]
     if not _jq_truthy(value):
         return CheckResult(False, f"jq {query!r} gave {_short(value)} on {_short(data)}")
     return CheckResult(True, f"jq {query!r} gave {_short(value)}")
