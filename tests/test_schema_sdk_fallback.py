@@ -14,6 +14,7 @@ session's store, Cog 0.15.8's SDK, the local server, the official client.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -322,3 +323,49 @@ def test_a_019_push_runs_the_model_with_the_sdks_document(
     result = cli("test", "pkg", cwd=root)
     assert result.code == 0, result.err
     assert "test-case[0] jq_query passed" in result.err
+
+
+def test_a_target_that_writes_the_schema_itself_checks_the_inputs_after_the_test_push(
+    make_repo: Callable[..., Path], cli: Callable[..., CliResult], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Another server (--local-url) or Replicate (`cog push`) runs the pinned SDK in its
+    # own build: the schema exists once the test version does. The config's inputs are
+    # then checked against it as the embedded target checks them before the push: the
+    # same one line at the config's line, exit 2, before any prediction; the model is
+    # never touched.
+    import replicate
+
+    from cogfleet.server._embedded import LocalServer
+    from tests.conftest import write_fake_cog
+
+    root = _repo(make_repo, test_case="{text: hi, language: Klingon}")
+    expected = (
+        "error: cog-safe-push-configs/speech.yaml:4: predict.test_cases[0].inputs.language: "
+        'must be one of the following: "auto", "de", "en", "fr", "ja", "English", "French", '
+        '"German", "Japanese"\n'
+    )
+    bin_dir = write_fake_cog(tmp_path / "bin").parent
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_COG_VERSION", LEGACY_COG)  # its image runs that Cog's SDK
+    with LocalServer(state_dir=tmp_path / "state") as server:
+        client = replicate.Client(api_token=server.token, base_url=server.base_url)
+        client.models.create(owner="acme", name="speech", visibility="public", hardware="cpu")
+        monkeypatch.setenv("REPLICATE_BASE_URL", server.base_url)
+        monkeypatch.setenv("REPLICATE_API_TOKEN", server.token)
+        for target in (["--local-url", server.base_url], ["--target", "replicate"]):
+            result = cli("push", "speech", *target, "--report-json", "r.json", cwd=root)
+            assert result.code == 2, result.err
+            lines = result.err.splitlines(keepends=True)
+            warning, error = lines[0], lines[-1]
+            assert "inputs are checked by the push only, against the schema of the test " \
+                   "version" in warning and STATIC_ERROR in warning
+            assert error == expected
+            report = json.loads((root / "r.json").read_text())
+            steps = {s["name"]: s["status"] for s in report["steps"]}
+            assert steps["push-test"] == "failed" and report["cases"] == []
+            assert steps["test-cases"] == "skipped" and steps["promote"] == "skipped"
+        assert client.models.get("acme/speech").latest_version is None
+        tested = [v.id for v in client.models.get("acme/speech-test").versions.list()]
+        assert tested == [report["test_version"]]  # the same build: one version
+        assert client.predictions.list().results == []

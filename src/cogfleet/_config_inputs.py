@@ -19,8 +19,9 @@ What is left to the run, never refused here:
 - an input name the schema does not know in a test case: Replicate accepts it and Cog
   drops it, so it is a warning (most likely a misspelling);
 - anything, when the schema cannot be derived here (outside a push, or where the SDK's
-  document comes from the target's own build): a warning says the inputs were not
-  checked.
+  document comes from the target's own build): a warning says so, and a push checks
+  the inputs against the pushed test version's schema (:func:`deferred_check`) before
+  any prediction, with the same errors (exit 2 at the config's line).
 """
 
 from __future__ import annotations
@@ -241,9 +242,29 @@ def check_inputs(
     return warnings
 
 
+class Unchecked(str):
+    """A warning that the config's inputs could not be checked before the push: a push
+    then checks them against the schema of the version it made (:func:`deferred_check`)."""
+
+    __slots__ = ()
+
+
 def _unchecked(exc: ConfigError) -> str:
-    return (f"the config's inputs are checked by the push only: the schema cannot be "
-            f"derived from the source ({exc})")
+    return Unchecked(
+        "the config's inputs are checked by the push only, against the schema of the "
+        f"test version before any prediction: the schema cannot be derived from the "
+        f"source ({exc})"
+    )
+
+
+def deferred_check(
+    config: SafePushConfig, text: ConfigText,
+    *, root: Path | None = None, flags: Mapping[Loc, str] | None = None,
+) -> Callable[[Mapping[str, Any]], list[str]]:  # fmt: skip
+    """:func:`check_inputs` of ``config`` for a schema known only once the version is
+    pushed (the target built it, running the model's code where the pinned Cog did):
+    the same errors, at the same file and line, as a check before the push."""
+    return lambda schema: check_inputs(config, schema, text, root=root, flags=flags)
 
 
 def _refused(exc: ConfigError, cog_version: str | None, needs_code: list[ModelCodeNeeded] | None,

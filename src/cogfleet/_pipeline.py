@@ -24,7 +24,14 @@ from functools import partial
 from typing import Any, Literal
 
 from cogfleet._credentials import redact
-from cogfleet._errors import BadAnswer, CheckFailed, CogfleetError, PluginError
+from cogfleet._errors import (
+    BadAnswer,
+    CheckFailed,
+    CogfleetError,
+    ConfigError,
+    PluginError,
+    UsageError,
+)
 from cogfleet._result import RunResult, StepResult
 from cogfleet._ruff import ruff_problems
 from cogfleet._steps import (
@@ -290,4 +297,13 @@ async def push_test(ctx: PushContext) -> StepOutcome:
     pushed = f"pushed {ctx.test_model}:{version['id'][:12]}"
     runtime = target.runtime_summary(version["id"])
     notes.append(f"{pushed} ({runtime})" if runtime else f"{pushed} (Cog {ctx.cog_version})")
+    if ctx.check_inputs is not None:  # the schema exists now: inputs checked as before a push
+        try:
+            notes += [f"warning: {w}" for w in ctx.check_inputs(ctx.test_schema)]
+        except (ConfigError, UsageError) as exc:  # bad input, not a failed check: exit 2
+            ctx.usage_errors.append(str(exc))
+            raise CheckFailed(
+                f"{exc} (against the schema of {ctx.test_model}:{version['id'][:12]}; "
+                "nothing else runs)"
+            ) from None
     return passed("; ".join(notes))

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,9 @@ class Job:
     config: SafePushConfig
     variant: Variant | None = None
     cog_pin: CogPin | None = None
+    # the config's inputs against the pushed test version's schema, when they could not
+    # be checked before the push (see cogfleet._config_inputs.deferred_check)
+    check_inputs: Callable[[dict[str, Any]], list[str]] | None = None
 
 
 @dataclass
@@ -101,7 +104,7 @@ async def _run_all(
                     target.client, parallel=job.config.parallel, repo_root=repo_root
                 ),
                 files=FileCache(repo_root, offline=options.offline), variant=job.variant,
-                interrupt=interrupt, cog_pin=pin,
+                interrupt=interrupt, cog_pin=pin, check_inputs=job.check_inputs,
             )
         )
     tasks = [asyncio.ensure_future(run_pipeline(ctx, steps)) for ctx in contexts]

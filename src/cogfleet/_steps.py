@@ -147,6 +147,10 @@ class PushContext:
     files: FileCache
     variant: Variant | None = None
     cog_pin: CogPin | None = None
+    # the config's inputs checked against the test version's schema once it is pushed
+    # (raises ConfigError or UsageError; returns warnings): set when the schema could
+    # not be known before the push
+    check_inputs: Callable[[dict[str, Any]], list[str]] | None = None
     test_version: dict[str, Any] | None = None
     live_version: dict[str, Any] | None = None
     promoted_version: str | None = None

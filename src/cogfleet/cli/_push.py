@@ -310,6 +310,7 @@ def cmd_push(ns: argparse.Namespace, *, no_push: bool | None = None) -> int:
 
 
 def _push(ns: argparse.Namespace, *, no_push: bool | None) -> int:
+    from cogfleet._config_inputs import Unchecked, deferred_check, rendered_text
     from cogfleet._render_folder import render_variants
     from cogfleet._run import Job, run_jobs
 
@@ -321,32 +322,47 @@ def _push(ns: argparse.Namespace, *, no_push: bool | None) -> int:
     configs: dict[str, SafePushConfig] = {}
     warnings: list[str] = []
     needs_code: dict[str, ModelCodeNeeded] = {}
+    unchecked: set[str] = set()  # variants whose inputs wait for the pushed schema
+
+    def noted(name: str, found: list[str]) -> list[str]:
+        if any(isinstance(w, Unchecked) for w in found):
+            unchecked.add(name)
+        return [f"warning: {name}: {w}\n" for w in found]
 
     def overridden(r: Rendered) -> None:  # flags checked before any build folder is written
         from cogfleet._config_inputs import check_rendered
 
         config = apply_overrides(r.config, ns, plugins.checkers(), repo.root)
         pending: list[ModelCodeNeeded] = []
-        warnings.extend(f"warning: {r.variant.name}: {w}\n" for w in check_rendered(
+        warnings.extend(noted(r.variant.name, check_rendered(
             r, config, repo.pin_for(r.variant).version, root=repo.root,
             flags=override_flags(ns), needs_code=pending,
-        ))
+        )))
         configs[r.variant.name] = config
         if pending:
             needs_code[r.variant.name] = pending[0]
         spare_inputs(ns, repo.root, r.reads | {repo.rel(r.variant.variants_file)})
 
     rendered = render_variants(repo, variants, plugins, check=overridden)
+    by_name = {r.variant.name: r for r in rendered}
     if needs_code:  # the SDK's document, in the environment the push then runs it in
-        by_name = {r.variant.name: r for r in rendered}
-        warnings += _sdk_checks(
+        found = _sdk_checks(
             [(by_name[name], configs[name], reason) for name, reason in needs_code.items()],
             ns, settings, repo.root, lambda r: repo.pin_for(r.variant).version,
         )
+        for name, found_warnings in zip(needs_code, found, strict=True):
+            warnings += noted(name, found_warnings)
     sys.stderr.writelines(warnings)  # once every variant rendered: an error comes alone
+
+    def deferred(r: Rendered) -> Callable[[dict[str, Any]], list[str]] | None:
+        if r.variant.name not in unchecked:
+            return None
+        return deferred_check(configs[r.variant.name], rendered_text(r), root=repo.root,
+                              flags=override_flags(ns))  # fmt: skip
+
     jobs = [
         Job(name=r.variant.name, build_dir=r.build_dir, config=configs[r.variant.name],
-            variant=r.variant, cog_pin=repo.pin_for(r.variant))
+            variant=r.variant, cog_pin=repo.pin_for(r.variant), check_inputs=deferred(r))
         for r in rendered
     ]
     skip_push = ns.no_push if no_push is None else no_push
@@ -367,9 +383,10 @@ def _sdk_store(settings: RunSettings, state: Path) -> EnvStore | None:
 def _sdk_checks(
     pending: list[tuple[Rendered, SafePushConfig, ModelCodeNeeded]], ns: argparse.Namespace,
     settings: RunSettings, root: Path, version: Callable[[Rendered], str],
-) -> list[str]:  # fmt: skip
+) -> list[list[str]]:  # fmt: skip
     """Each variant's config checked against the document its pinned SDK writes (their
-    environments built at once); the warnings. ``ConfigError`` for the first that fails."""
+    environments built at once); each one's warnings. ``ConfigError`` for the first that
+    fails."""
     from concurrent.futures import ThreadPoolExecutor
 
     from cogfleet._config_inputs import check_with_sdk, rendered_text
@@ -383,15 +400,13 @@ def _sdk_checks(
             cog_version=version(r), environment=ns.environment, python=_python_flag(ns.python),
             run_build_commands=ns.run_build_commands,
         )
-        found = check_with_sdk(
+        return check_with_sdk(
             r.build_dir, reason, options, store, config, rendered_text(r), root=root,
             flags=override_flags(ns),
         )  # fmt: skip
-        return [f"warning: {r.variant.name}: {w}\n" for w in found]
 
     with ThreadPoolExecutor(max_workers=max(1, min(len(pending), os.cpu_count() or 1))) as pool:
-        results = list(pool.map(check, pending))
-    return [w for found in results for w in found]
+        return list(pool.map(check, pending))
 
 
 def cmd_test(ns: argparse.Namespace) -> int:
@@ -479,7 +494,13 @@ def _safe_push(ns: argparse.Namespace) -> int:
         pin = cli_pin(ns.cog_version)
     else:
         pin = load_settings(folder).cog_pin or installed_pin()
-    from cogfleet._config_inputs import ConfigText, check_folder, check_with_sdk
+    from cogfleet._config_inputs import (
+        ConfigText,
+        Unchecked,
+        check_folder,
+        check_with_sdk,
+        deferred_check,
+    )
 
     config_text = ConfigText(original, shown)
     pending: list[ModelCodeNeeded] = []
@@ -498,6 +519,9 @@ def _safe_push(ns: argparse.Namespace) -> int:
     for warning in warnings:
         sys.stderr.write(f"warning: {warning}\n")
     job = Job(name=config.model.split("/")[1], build_dir=folder, config=config, cog_pin=pin)
+    if any(isinstance(w, Unchecked) for w in warnings):  # against the pushed version's schema
+        job.check_inputs = deferred_check(config, config_text, root=folder,
+                                          flags=override_flags(ns))  # fmt: skip
     return run_jobs([job], settings, plugins, _options(ns, no_push=ns.no_push), folder)
 
 
