@@ -7,10 +7,19 @@ ordering and positional pagination, and the resource itself as a JSON document.
 One connection is shared by all requests and guarded by a lock: the server's
 work is tiny per call and SQLite serialises writers anyway, so a lock is the
 simplest way to make concurrent requests safe.
+
+Writes commit to the write-ahead log without waiting for the disk
+(``synchronous=NORMAL``). Copying the log back into the database (a checkpoint)
+is the one step that waits for the disk, for milliseconds at a time: SQLite would
+run it inside whichever commit filled the log, on the server's event loop, holding
+up every request. So the request connection never checkpoints; a thread of the
+store's own does, on a connection of its own, when enough writes have gathered
+(``PASSIVE``: it never blocks a writer).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
@@ -27,6 +36,8 @@ _OPS = frozenset({"=", "<", ">", "in"})
 _FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 Condition = tuple[str, str, Any]
+_CHECKPOINT_EVERY = 200  # writes between two checkpoints by the store's own thread
+_LOG_FRAMES_MAX = 16384  # pages (64 MiB) the write-ahead log may grow to under writes
 _SHARED_MAX = 1024  # documents :meth:`Store.shared` keeps per kind
 Order = Literal["created", "latest_child"]
 # One sequence numbers every document of every kind, so these compare across tables.
@@ -56,6 +67,16 @@ class Store:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA wal_autocheckpoint=0")  # _checkpoints does it
+        self._writes = 0
+        self._closing = False
+        self.checkpoints = 0  # checkpoints the store's thread has run
+        self._checkpointed = threading.Condition()
+        self._due = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoints, args=(str(path),), name="store-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
         # Documents decoded once for :meth:`shared`, by kind; a write to a kind drops its.
         self._shared: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
         with self._lock:
@@ -80,9 +101,48 @@ class Store:
             )
 
     def close(self) -> None:
-        """Close the connection."""
+        """Stop the checkpoint thread and close the connection (SQLite checkpoints
+        the log as the last connection closes)."""
+        self._closing = True
+        self._due.set()
+        self._checkpointer.join()
         with self._lock:
             self._db.close()
+
+    def _checkpoints(self, path: str) -> None:
+        """Copy the log into the database whenever :meth:`_wrote` says it is due."""
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        try:
+            while True:
+                self._due.wait()
+                if self._closing:
+                    return
+                self._due.clear()
+                # A failed checkpoint leaves the log as it is; the next one copies it.
+                with contextlib.suppress(sqlite3.Error):
+                    _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    # The next write starts the log over once a checkpoint has copied
+                    # all of it; under writes that never pause, one finishes with the
+                    # writer held, so the log stays bounded.
+                    if frames > _LOG_FRAMES_MAX:
+                        with self._lock:
+                            db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                with self._checkpointed:
+                    self.checkpoints += 1
+                    self._checkpointed.notify_all()
+        finally:
+            db.close()
+
+    def wait_checkpoints(self, count: int, timeout: float) -> bool:
+        """Wait until the store's thread has run ``count`` checkpoints (False on timeout)."""
+        with self._checkpointed:
+            return self._checkpointed.wait_for(lambda: self.checkpoints >= count, timeout)
+
+    def _wrote(self) -> None:
+        """Count a committed write; every so many, wake the checkpoint thread."""
+        self._writes += 1
+        if self._writes % _CHECKPOINT_EVERY == 0:
+            self._due.set()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -110,6 +170,7 @@ class Store:
                 f" parent=COALESCE(excluded.parent, {kind}.parent)",
                 (key, parent, self._seq, text),
             )
+            self._wrote()
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
         """The document stored under ``key``, or None."""
@@ -139,6 +200,7 @@ class Store:
         with self._lock:
             self._shared.pop(kind, None)
             cur = self._db.execute(f"DELETE FROM {kind} WHERE key=?", (key,))
+            self._wrote()
         return cur.rowcount > 0
 
     def page(
