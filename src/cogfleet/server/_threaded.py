@@ -22,6 +22,54 @@ a while (httpx 5 s, aiohttp 15 s); a server that closes one first races with a r
 already on its way, which then fails with a reset connection. uvicorn's default is 5 s."""
 
 
+class _CorkedTransport:
+    """A transport whose writes in one turn of the event loop leave as one.
+
+    uvicorn writes a response's head and its body separately: two system calls and
+    two TCP segments, and a client that reads the head wakes again for the body.
+    Here what one turn writes (the head and body of a response, a stream event's
+    lines) is joined and sent once, at the end of that turn; closing sends it first.
+    """
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def writelines(self, lines: Any) -> None:
+        for data in lines:
+            self.write(data)
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class ProblemHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools (llhttp) protocol, answering a request that is not valid
     HTTP/1.1 with problem JSON like every other error (uvicorn's own answer is
@@ -33,6 +81,11 @@ class ProblemHttpProtocol(HttpToolsProtocol):
     every registered method (``QUERY`` included); a method it does not know is a
     400 here, where a server parsing any token as a method would answer 405.
     """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # Flow control (pausing reads) keeps the socket's own transport.
+        self.transport = _CorkedTransport(transport, self.loop)  # type: ignore[assignment]
 
     def on_headers_complete(self) -> None:
         if self.parser.get_http_version() == "1.1" and not any(
