@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import threading
 from collections.abc import Iterator
 
@@ -29,12 +30,24 @@ ANSWERS: dict[str, tuple[int, str, bytes]] = {
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     mode = "html"
+    requests: list[str]
 
     def log_message(self, *args: object) -> None:
         """Quiet: the tests read the answers, not a request log."""
 
     def _answer(self) -> None:
         self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.requests.append(f"{self.command} {self.path.partition('?')[0]}")
+        if self.mode.isdigit():  # that status to everything, quoting the token it got
+            body = json.dumps({"title": "no", "status": int(self.mode),
+                               "detail": f"token {self.headers['authorization']}"}).encode()
+            self.send_response(int(self.mode))
+            self.send_header("content-type", "application/problem+json")
+            self.send_header("retry-after", "0")  # retried at once: the test waits for none
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if self.mode == "redirect":  # to itself, with the empty body a redirect has
             self.send_response(302)
             self.send_header("location", self.path)
@@ -66,8 +79,9 @@ def bad_api() -> Iterator[object]:
     """Start the stand-in answering in ``mode``; returns a function ``start(mode) -> url``."""
     servers: list[http.server.ThreadingHTTPServer] = []
 
-    def start(mode: str) -> str:
-        handler = type("Handler", (_Handler,), {"mode": mode})
+    def start(mode: str, requests: list[str] | None = None) -> str:
+        seen = [] if requests is None else requests
+        handler = type("Handler", (_Handler,), {"mode": mode, "requests": seen})
         server = _Server(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
@@ -121,3 +135,82 @@ def test_a_token_the_answer_quotes_is_not_shown(make_repo, cli, bad_api, monkeyp
     assert "(400): bad token Bearer ***" in result.err
     assert LOCAL_TOKEN not in result.out + result.err
     assert LOCAL_TOKEN not in (root / "r.json").read_text()
+
+
+@pytest.mark.parametrize(("status", "what"), [
+    ("401", "answered 401 Unauthorized: it refused the token ($COGFLEET_LOCAL_TOKEN)"),
+    ("403", "answered 403 Forbidden (push to acme/alpha-test failed (403): token Bearer ***)"),
+])
+def test_a_refused_token_or_request_is_exit_2_naming_the_target(
+    make_repo, cli, bad_api, monkeypatch, status, what
+):
+    """Not a failed check of the model (exit 1): the target refused; the token is not shown."""
+    monkeypatch.setenv("COGFLEET_LOCAL_TOKEN", LOCAL_TOKEN)
+    root = make_repo()
+    requests: list[str] = []
+    url = bad_api(status, requests)
+    result = cli("push", "alpha", "--local-url", url, "--report-json", "r.json", cwd=root)
+    assert result.code == 2, result.err
+    assert result.err.strip().splitlines()[-1] == f"error: alpha: push-test: {url} {what}"
+    # the push, and the model's look-up running beside it; nothing after them
+    assert set(requests) <= {"POST /v1/models/acme/alpha-test/versions",
+                             "GET /v1/models/acme/alpha"}, requests
+    assert LOCAL_TOKEN not in result.out + result.err + (root / "r.json").read_text()
+    assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize(("status", "phrase"), [
+    ("503", "503 Service Unavailable"), ("500", "500 Internal Server Error"),
+    ("429", "429 Too Many Requests"),
+])
+def test_a_target_failing_every_retry_is_exit_2_and_gets_nothing_more(
+    make_repo, cli, bad_api, status, phrase
+):
+    """The push's retries used up on 5xx or 429: exit 2 naming the target and the status,
+    and no request after them (the model's look-up running beside the push included)."""
+    root = make_repo()
+    requests: list[str] = []
+    url = bad_api(status, requests)
+    result = cli("push", "alpha", "--local-url", url, cwd=root)
+    assert result.code == 2, result.err
+    last = result.err.strip().splitlines()[-1]
+    assert re.fullmatch(rf"error: {re.escape(url)} answered {phrase} to every try "
+                        r"\((POST|GET) /v1/models/acme/alpha(-test/versions)?: 8 tries in \d+ s\)",
+                        last), last
+    assert len(requests) <= 16, requests  # the push's tries and the look-up's, no more
+    assert "Traceback" not in result.err
+
+
+@pytest.mark.slow
+def test_a_target_failing_mid_run_stops_it_after_one_requests_retries(
+    make_repo, cli, tmp_path, monkeypatch
+):
+    """The push passes, then the target answers 503 to every prediction: the first
+    prediction's retries end the run (exit 2, naming the target); no other prediction is
+    sent and the model is not promoted."""
+    import replicate
+
+    from cogfleet.server._embedded import LocalServer
+    from tests.fakes.fault_proxy import FaultProxy, Rule
+
+    root = make_repo({"cog-safe-push-configs/alpha.yaml": """\
+        model: {{ model }}
+        predict:
+          test_cases: [{inputs: {prompt: hi}, exact_string: "hi:4"}]
+          fuzz: {iterations: 3}
+        """})
+    down = Rule("POST", r"^/v1/predictions$", 503, headers={"Retry-After": "0"})
+    with LocalServer(state_dir=tmp_path / "state", owners=["acme"]) as server:
+        client = replicate.Client(api_token=server.token, base_url=server.base_url)
+        client.models.create(owner="acme", name="alpha", visibility="public", hardware="cpu")
+        monkeypatch.setenv("COGFLEET_LOCAL_TOKEN", server.token)
+        with FaultProxy(server.base_url, [down]) as proxy:
+            url = proxy.base_url
+            result = cli("push", "alpha", "--local-url", url, "--parallel", "1", cwd=root)
+        model = client.models.get("acme/alpha")
+    assert result.code == 2, result.err
+    assert result.err.strip().splitlines()[-1] == (
+        f"error: {url} answered 503 Service Unavailable to every try "
+        "(POST /v1/predictions: 8 tries in 0 s)")
+    assert down.hits == 8  # one prediction's tries; none of the others was sent
+    assert model.latest_version is None  # not promoted

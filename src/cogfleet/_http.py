@@ -6,6 +6,13 @@ transport sits under the client and retries every request on 429/500/502/503/504
 and on connection errors, honouring ``Retry-After``, so a transient error that a
 retry fixes never becomes a verdict. It also counts requests (for benchmarks).
 
+A request that has used up its retries says the target itself is failing (it drops
+every connection, or answers 5xx or 429 to every try): the transport then records
+that as :attr:`ResilientTransport.failure`, one line naming the origin, and sends
+nothing more there. Every later request to that origin, and every retry still
+waiting, fails at once with :class:`TargetDown`, so a run ends within one request's
+retry budget instead of spending it again on each request that follows.
+
 Reading the CA bundle for a TLS context takes about 0.1 s of CPU, and httpx reads it
 for every transport it builds. The transports here are built on first use, one per
 scheme: a plain ``http://`` API (the local server) never reads the bundle, and every
@@ -32,7 +39,41 @@ import httpx
 from cogfleet._errors import BadAnswer
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_RETRY_ERRORS = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ConnectTimeout)
+# a connection refused, dropped or reset before the answer came (never a read timeout:
+# a prediction may take long to answer)
+_RETRY_ERRORS = (
+    httpx.ConnectError, httpx.RemoteProtocolError, httpx.ConnectTimeout, httpx.ReadError,
+    httpx.WriteError,
+)
+
+
+class TargetDown(httpx.TransportError):
+    """A request not sent: an earlier request to its origin used up every retry.
+
+    An ``httpx`` error, so every caller that handles a failed request handles it; the
+    reason the run stops is the transport's :attr:`ResilientTransport.failure`.
+    """
+
+
+def origin(url: httpx.URL) -> str:
+    """``scheme://host[:port]`` of ``url`` (no credentials, path or query)."""
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    port = f":{url.port}" if url.port is not None and url.port != default else ""
+    return f"{url.scheme}://{url.host}{port}"
+
+
+def _dropped(exc: Exception) -> str:
+    """What a connection error says about the target, in a few words."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "accepted no connection in time"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "closed every connection without an answer"
+    text = str(exc).lower()
+    if isinstance(exc, httpx.ConnectError) and "refused" in text:
+        return "refused every connection"
+    if "reset" in text:
+        return "reset every connection"
+    return f"dropped every connection ({type(exc).__name__}: {exc})"
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -112,6 +153,8 @@ class ResilientTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         self._lock = threading.Lock()
         self.requests = 0
         self.retries = 0
+        self._down: dict[str, str] = {}  # origin -> why nothing more is sent there
+        self.failure: str | None = None  # the first of those, naming its origin
 
     def _inner(self, built: dict[bool, _T], make: Callable[..., _T], url: httpx.URL) -> _T:
         """The inner transport for ``url``'s scheme, built on first use."""
@@ -126,6 +169,29 @@ class ResilientTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             self.requests += 1
             self.retries += int(retry)
 
+    def _refuse_if_down(self, request: httpx.Request) -> None:
+        """Raise :class:`TargetDown` when ``request``'s origin failed every try before."""
+        why = self._down.get(origin(request.url))
+        if why is not None:
+            raise TargetDown(f"not sent: {why}", request=request)
+
+    def _give_up(self, request: httpx.Request, what: str, started: float) -> None:
+        """``request`` used up its retries: the origin is failing; send nothing more there."""
+        where = origin(request.url)
+        why = (f"{where} {what} ({request.method} {request.url.path}: {self.attempts} tries "
+               f"in {time.monotonic() - started:.0f} s)")
+        with self._lock:
+            self._down.setdefault(where, why)
+            if self.failure is None:
+                self.failure = why
+
+    def _last_answer(self, request: httpx.Request, response: httpx.Response, started: float
+                     ) -> None:  # fmt: skip
+        if response.status_code in RETRY_STATUSES:
+            phrase = httpx.codes.get_reason_phrase(response.status_code)
+            self._give_up(request, f"answered {response.status_code} {phrase} to every try",
+                          started)
+
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:
         if response is not None:
             hinted = retry_after_seconds(response.headers.get("retry-after"))
@@ -137,16 +203,20 @@ class ResilientTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
         inner = self._inner(self._sync, httpx.HTTPTransport, request.url)
+        started = time.monotonic()
         for attempt in range(self.attempts):
+            self._refuse_if_down(request)
             self._count(attempt > 0)
             try:
                 response = inner.handle_request(request)
-            except _RETRY_ERRORS:
+            except _RETRY_ERRORS as exc:
                 if attempt == self.attempts - 1:
+                    self._give_up(request, _dropped(exc), started)
                     raise
                 time.sleep(self._delay(attempt, None))
                 continue
             if response.status_code not in RETRY_STATUSES or attempt == self.attempts - 1:
+                self._last_answer(request, response, started)
                 if _api_answer(request, response):
                     try:
                         response.read()
@@ -162,16 +232,20 @@ class ResilientTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await request.aread()
         inner = self._inner(self._async, httpx.AsyncHTTPTransport, request.url)
+        started = time.monotonic()
         for attempt in range(self.attempts):
+            self._refuse_if_down(request)
             self._count(attempt > 0)
             try:
                 response = await inner.handle_async_request(request)
-            except _RETRY_ERRORS:
+            except _RETRY_ERRORS as exc:
                 if attempt == self.attempts - 1:
+                    self._give_up(request, _dropped(exc), started)
                     raise
                 await asyncio.sleep(self._delay(attempt, None))
                 continue
             if response.status_code not in RETRY_STATUSES or attempt == self.attempts - 1:
+                self._last_answer(request, response, started)
                 if _api_answer(request, response):
                     try:
                         await response.aread()

@@ -69,6 +69,7 @@ async def _timed(
         step.status, step.message = outcome.status, outcome.message
     except CheckFailed as exc:  # its text may quote a tool's output: no credential shown
         step.status, step.message = "failed", redact(str(exc))
+        _target_failed(ctx, name, exc)
     except BadAnswer as exc:  # the target answered what no API answers: not a verdict
         step.status, step.message = "failed", str(exc)
         ctx.usage_errors.append(f"{ctx.name}: {step.name}: {exc}")
@@ -77,11 +78,13 @@ async def _timed(
         ctx.usage_errors.append(str(exc))
     except CogfleetError as exc:
         step.status, step.message = "failed", str(exc)
+        _target_failed(ctx, name, exc)
     except Exception as exc:  # noqa: BLE001 - a step that crashes fails, it never passes
         step.status, step.message = "failed", redact(
             f"step {name} raised {type(exc).__name__}: {exc}"
         )
-        if _unreadable_answer(exc):  # the client could not read what the target sent
+        if not _target_failed(ctx, name, exc) and _unreadable_answer(exc):
+            # the client could not read what the target sent
             first = (str(exc).strip().splitlines() or [""])[0][:200]
             ctx.usage_errors.append(redact(
                 f"{ctx.name}: {name}: the target's answer could not be read "
@@ -100,6 +103,26 @@ async def _timed(
     ctx.result.steps.append(step)
     ctx.emit("step-done", step=step)
     return step
+
+
+def _target_failed(ctx: PushContext, step: str, exc: BaseException) -> bool:
+    """Record a step's failure as the target's, not the model's, when it is: the target
+    failed every try of a request (it drops every connection, or answers 5xx or 429),
+    or it refused the token (401) or the request (403). Such a run ends with exit 2."""
+    failure = getattr(getattr(ctx.target, "transport", None), "failure", None)
+    status = getattr(exc, "status", None)  # a RemoteError's, or the API client's error's
+    if failure is not None:  # the whole target, whichever run's request found it out
+        ctx.usage_errors.append(failure)
+        return True
+    if status == 401:
+        problem = (f"{ctx.target.url} answered 401 Unauthorized: it refused the token "
+                   f"({ctx.target.token_source})")
+    elif status == 403:
+        problem = f"{ctx.target.url} answered 403 Forbidden ({redact(str(exc))})"
+    else:
+        return False
+    ctx.usage_errors.append(f"{ctx.name}: {step}: {problem}")
+    return True
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

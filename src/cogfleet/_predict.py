@@ -389,7 +389,9 @@ class Predictions:
                         error=f"invalid input: {exc.detail or exc}", logs="", prediction={},
                         duration_s=time.monotonic() - start, started=start,
                     )
-                raise RemoteError(f"{kind} failed: {exc.status} {exc.detail or exc}") from None
+                raise RemoteError(
+                    f"{kind} failed: {exc.status} {exc.detail or exc}", status=exc.status
+                ) from None
             except httpx.HTTPError as exc:
                 raise RemoteError(f"{kind} failed: {type(exc).__name__}: {exc}") from None
             finally:

@@ -70,8 +70,10 @@ class LocalTarget(Target):
         client, transport = make_client(base_url, token)
         super().__init__(client, transport)
         self.base_url = base_url
+        self.url = str(httpx.URL(base_url).copy_with(username=None, password=None))
         self.token = token
         self.embedded = embedded
+        self.token_source = "the embedded server's own" if embedded else "$COGFLEET_LOCAL_TOKEN"
         self.create_models = embedded
 
     async def push(self, build_dir: Path, model: str, flags: PushFlags) -> dict[str, Any]:
@@ -146,8 +148,11 @@ class ReplicateTarget(Target):
         token = os.environ.get("REPLICATE_API_TOKEN")
         if not token:
             raise UsageError("--target replicate needs REPLICATE_API_TOKEN in the environment")
-        client, transport = make_client(os.environ.get("REPLICATE_BASE_URL"), token)
+        base_url = os.environ.get("REPLICATE_BASE_URL")
+        client, transport = make_client(base_url, token)
         super().__init__(client, transport)
+        self.url = (base_url or "https://api.replicate.com").rstrip("/")
+        self.token_source = "$REPLICATE_API_TOKEN"
         self.registry = os.environ.get("COG_REGISTRY_HOST", "r8.im")
         self._cli_version: str | None = None
 

@@ -46,6 +46,8 @@ class Target(abc.ABC):
     """Base of both targets; holds the official client."""
 
     name = "?"
+    url = "?"  # the API's base URL, for messages
+    token_source = "the API token"  # where the token comes from, for messages
 
     def __init__(self, client: Client, transport: ResilientTransport) -> None:
         self.client = client
@@ -104,7 +106,8 @@ class Target(abc.ABC):
             version = await Versions(self.client, split_model(model)).async_get(version_id)
         except ReplicateError as exc:
             raise RemoteError(
-                f"{model}: version {version_id[:12]}: {exc.status} {exc.detail or exc}"
+                f"{model}: version {version_id[:12]}: {exc.status} {exc.detail or exc}",
+                status=exc.status,
             ) from None
         return _version_dict(version)
 

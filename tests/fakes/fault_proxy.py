@@ -36,6 +36,7 @@ class Rule:
     status: int
     body: bytes | str | None = None
     content_type: str = "application/problem+json"
+    headers: dict[str, str] | None = None  # sent with the answer (Retry-After...)
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -46,7 +47,8 @@ class Rule:
         if body is None:
             body = json.dumps({"title": "Injected", "detail": f"injected {self.status}",
                                "status": self.status})
-        return Response(body, status_code=self.status, media_type=self.content_type)
+        return Response(body, status_code=self.status, media_type=self.content_type,
+                        headers=self.headers)
 
 
 class _Drop(Exception):
