@@ -140,6 +140,24 @@ def after_select_script(
     return (scratch / name).read_bytes()
 
 
+def assert_cog_build_context(build: Path, selected: Path, own: tuple[str, ...] = ()) -> None:
+    """``build`` holds, byte for byte, what ``cog build`` of ``selected`` (a copy of the repo
+    as its select script left it) sends, less ``own``: cogfleet's files, and the files and
+    folders its ``.dockerignore`` leaves out (the caller names them); a build folder always
+    has the variant's ``cog-safe-push.yaml``."""
+
+    def tree(folder: Path) -> dict[str, bytes]:
+        return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*")
+                if p.is_file() and not {".git", ".cogfleet"} & set(p.relative_to(folder).parts)}
+
+    sent = {rel: data for rel, data in tree(selected).items()
+            if not any(rel == o or rel.startswith(f"{o}/") for o in own)}
+    built = tree(build)
+    if "cog-safe-push.yaml" not in sent:
+        del built["cog-safe-push.yaml"]
+    assert sorted(built) == sorted(sent)
+    assert [rel for rel in sorted(sent) if built[rel] != sent[rel]] == []
+
 
 @pytest.fixture
 def make_repo(tmp_path: Path) -> Callable[..., Path]:

@@ -68,15 +68,19 @@ def test_render_copies_what_a_cog_build_of_the_root_takes(adopted, cli):
     (adopted / ".venv/lib/x.py").write_text("")
     assert cli("render", "dev", cwd=adopted).code == ExitCode.OK
     build = adopted / ".cogfleet/build/dev"
-    files = sorted(p.relative_to(build).as_posix() for p in build.rglob("*") if p.is_file())
-    assert "predict.py" in files and "common.py" in files and "helpers/text.py" in files
-    assert "cog.yaml" in files and "cog-safe-push.yaml" in files
-    for gone in ("model-cache/weights.bin", ".venv/lib/x.py", "cog.yaml.template",
-                 "model-cog-configs/dev.yaml", "safe-push-configs/dev.yaml", ".dockerignore",
-                 "variants.yaml"):
-        assert gone not in files
-    assert not any(f.startswith(".cogfleet") for f in files)
+    files = {p.relative_to(build).as_posix() for p in build.rglob("*") if p.is_file()}
+    # everything the repo's .dockerignore lets through, as it is: the base, every overlay,
+    # the configs, the scripts; not cogfleet's own (variants.yaml, a pyproject.toml that
+    # only holds [tool.cogfleet], .cogfleet/), local environments, nor .dockerignore itself
+    sent = set(mci_repo.FILES) - {".dockerignore", "model-cache/weights.bin"}
+    assert files == sent | {"cog.yaml", "cog-safe-push.yaml"}
+    for rel in sent:
+        assert (build / rel).read_bytes() == (adopted / rel).read_bytes(), rel
     assert yaml.safe_load((build / "cog.yaml").read_text())["predict"] == "predict.py:DevPredictor"
+    # a pyproject.toml of the model's own is sent without the table init appended to it
+    write_files(adopted, {"pyproject.toml": "[project]\nname = 'flux'\n\n" + mci_repo.PYPROJECT})
+    assert cli("render", "dev", cwd=adopted).code == ExitCode.OK
+    assert (build / "pyproject.toml").read_text() == "[project]\nname = 'flux'\n"
 
 
 def test_overlay_errors_name_the_overlay(adopted, cli):

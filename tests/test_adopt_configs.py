@@ -77,9 +77,13 @@ def test_configs_beside_each_models_cog_yaml(tmp_path, cli, folder):
         assert (build / "cog.yaml").read_bytes() == after_select_script(
             root, "script/select-model", name, tmp_path / name
         )
-        # the configs are not model files: only the variant's own, written by cogfleet
-        configs = [p.relative_to(build).as_posix() for p in build.rglob("cog-safe-push*")]
-        assert configs == ["cog-safe-push.yaml"], name
+        # the configs are in the build as `cog build` of the root sends them; the variant's
+        # own is cog-safe-push.yaml too
+        configs = sorted(p.relative_to(build).as_posix() for p in build.rglob("cog-safe-push*"))
+        assert configs == sorted([f"{folder}large/cog-safe-push.yaml", "cog-safe-push.yaml",
+                                  f"{folder}small/cog-safe-push.yaml"]), name
+        assert (build / "cog-safe-push.yaml").read_bytes() == (
+            root / f"{folder}{name}/cog-safe-push.yaml").read_bytes()
     assert cli("lint", "large", cwd=root).code == ExitCode.OK
     # from a variant's folder, the repo is still found
     assert cli("list", cwd=root / f"{folder}small").code == ExitCode.OK
@@ -165,9 +169,14 @@ def test_cog_safe_push_name_yaml_configs(tmp_path, cli, folder):
             after_select_script(root, "script/select.sh", name, tmp_path / name)
         )
     build = root / ".cogfleet/build/dev"
-    assert [p.relative_to(build).as_posix() for p in build.rglob("cog-safe-push*")] == [
-        "cog-safe-push.yaml"
-    ]
+    # every config is in the build as `cog build` of the root sends it, the variant's own
+    # as cog-safe-push.yaml too
+    assert sorted(p.relative_to(build).as_posix() for p in build.rglob("cog-safe-push*")) == sorted(
+        [f"{folder}cog-safe-push-dev.yaml", f"{folder}cog-safe-push-schnell.yaml",
+         "cog-safe-push.yaml"]
+    )
+    assert (build / "cog-safe-push.yaml").read_bytes() == (
+        root / f"{folder}cog-safe-push-dev.yaml").read_bytes()
 
 
 def test_the_workflows_config_option_names_an_unusual_place(tmp_path, cli):

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from cogfleet import ExitCode
-from tests.conftest import DESCRIBED_PREDICTORS, write_files
+from tests.conftest import DESCRIBED_PREDICTORS, assert_cog_build_context, write_files
 
 SELECT = '''\
 """Pick a model: render cog.yaml and settings.py for it."""
@@ -104,6 +104,9 @@ def _renders_as_the_script(root, cli, tmp_path, argv, files=("cog.yaml", "settin
             assert (root / ".cogfleet/build" / model / name).read_bytes() == _script_output(
                 root, args, name, tmp_path / f"run-{model}-{name}"
             ), (model, name)
+        # and the rest is what `cog build` of the root then sends: templates/ too
+        assert_cog_build_context(root / ".cogfleet/build" / model,
+                                 tmp_path / f"run-{model}-cog.yaml", own=("variants.yaml",))
 
 
 def test_init_declares_the_templates_the_script_renders(repo, cli, tmp_path):

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from cogfleet import ExitCode
-from tests.conftest import DESCRIBED_PREDICTORS, write_files
+from tests.conftest import DESCRIBED_PREDICTORS, assert_cog_build_context, write_files
 
 MAKEFILE = """\
 model ?= $(SELECTED_MODEL)
@@ -87,6 +87,15 @@ def test_a_make_select_target_is_run_per_config(tmp_path, cli):
             assert (root / ".cogfleet/build" / model / name).read_bytes() == _left_by(
                 root, ["make", "-s", "select", f"model={model}"], name,
                 tmp_path / f"{model}-{name}"), (model, name)
+        # the rest is what `cog build` then sends: the .dockerignore the target wrote keeps
+        # the other model's folder out (and models/dockerignore: Docker reads `models/*/` as
+        # `models/*`); the template init wrote for it is no model file
+        other = "large" if model == "small-v1" else "small-v1"
+        assert_cog_build_context(
+            root / ".cogfleet/build" / model, tmp_path / f"{model}-cog.yaml",
+            own=("variants.yaml", ".dockerignore.j2", f"models/{other}", "models/dockerignore"),
+        )
+    assert variants["own_files"] == [".dockerignore.j2"]
 
 
 @needs_make

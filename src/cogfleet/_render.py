@@ -15,9 +15,12 @@ values replace literal text there (``sed "s/MODEL_NAME/$1/g"``), and its ``files
 are copied over the family's files of the same name (``cp predictors/$1.py predict.py``).
 
 The family's files are what a ``cog build`` of its folder would take: its
-``.dockerignore`` applies, and a family whose source is the repository root leaves out
-the repo's own folders (configs, cogfleet state, other families), the files that make
-its ``cog.yaml`` and what ``cogfleet select`` writes there.
+``.dockerignore`` applies. A family whose source is the repository root (an adopted
+select-script repo) takes what ``cog build`` of the root takes after the select script,
+as it is (its templates, overlays, configs and every variant's files too; no ``*.j2``
+there is rendered unless a variant names it), less cogfleet's own: its state and
+folders, ``variants.yaml``, the ``[tool.cogfleet]`` table init added to
+``pyproject.toml``, and the ``cog.yaml`` and config the render writes.
 
 Everything is rendered in memory here, so a template error writes nothing; writing
 the build folder (and reusing one that is up to date) is :mod:`cogfleet._render_folder`.
@@ -66,6 +69,7 @@ from cogfleet._templates import (
 from cogfleet._yaml import load_yaml_text
 
 CONFIG_NAME = "cog-safe-push.yaml"
+PYPROJECT = "pyproject.toml"
 _SKIP_DIRS = frozenset(
     {"__pycache__", ".cog", ".ruff_cache", ".pytest_cache", ".mypy_cache", ".git"}
 )
@@ -166,20 +170,24 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
     family_cog: str | None = None  # the family's own cog.yaml[.j2], relative to the family
     sources_in_family = family_files(repo, variant)
     plain = {p.relative_to(variant.family_dir).as_posix() for p in sources_in_family}
+    # at the root, only the files a variant names are templates: Cog sends the rest as is
+    at_root = variant.family_dir == repo.root
+    passengers = _of_other_variants(repo, variant) if at_root else set()
     for path in sources_in_family:
         rel_in_family = path.relative_to(variant.family_dir).as_posix()
         twin = rel_in_family[: -len(".j2")] if rel_in_family.endswith(".j2") else None
-        if twin in plain and twin != "cog.yaml":  # (cog.yaml[.j2] is chosen below)
+        if twin in plain and twin != "cog.yaml" and not at_root:  # (cog.yaml: see below)
             # both would be the build folder's file: which one wins is no choice to guess
             raise ConfigError(rel_path(path, repo.root), f"renders {twin}, and "
                               f"{rel_path(variant.family_dir / twin, repo.root)} is there too; "
                               "keep one of them")
         if rel_in_family in ("cog.yaml", "cog.yaml.j2"):
             family_cog = family_cog or rel_in_family
-            if explicit:
+            if explicit and not at_root:
                 continue  # the variant names where its cog.yaml comes from
-        loader.reads.add(rel_path(path, repo.root))
-        if path.name.endswith(".j2"):
+        if rel_in_family not in passengers:  # in the image, but no change of this variant's
+            loader.reads.add(rel_path(path, repo.root))
+        if path.name.endswith(".j2") and not at_root:
             out_name = rel_in_family[: -len(".j2")]
             text, sources[out_name] = render_one(
                 env, rel_in_family, rel_path(path, repo.root), context, variant
@@ -187,8 +195,13 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
             files[out_name] = text.encode("utf-8")
         else:
             out_name = rel_in_family
-            files[out_name] = path.read_bytes()
-            loader.digests[rel_path(path, repo.root)] = digest(files[out_name])
+            data = path.read_bytes()
+            loader.digests[rel_path(path, repo.root)] = digest(data)
+            if at_root and out_name == PYPROJECT:
+                data = without_cogfleet_table(data)
+                if not data.strip():
+                    continue  # written by `cogfleet init`: not the model's
+            files[out_name] = data
             sources[out_name] = [(rel_path(path, repo.root), 0)]  # line for line
     adopted = _AdoptedJinja(repo, variant, plugins, context, loader)
     for out_name, source in variant.files.items():  # what the select script copied
@@ -198,6 +211,11 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
             continue
         files[out_name] = _read_plain(repo, loader, repo.root / source)
         sources[out_name] = [(source, 0)]
+    if at_root and DOCKERIGNORE in variant.files:  # the select script writes one per variant
+        own = DockerIgnore(files[DOCKERIGNORE].decode("utf-8", "replace").splitlines())
+        for rel in [r for r in files if r not in variant.files and own.excludes(r)]:
+            del files[rel]
+            sources.pop(rel, None)
     dockerignore = variant.family_dir / DOCKERIGNORE
     if dockerignore.is_file():  # decides which family files are copied
         _read_plain(repo, loader, dockerignore)
@@ -415,10 +433,46 @@ def replace_literal(text: str, values: Mapping[str, str]) -> str:
     return re.sub("|".join(map(re.escape, keys)), lambda m: values[m.group(0)], text)
 
 
+# the last table of the file, and the blank line init put before it
+_COGFLEET_TABLE = re.compile(
+    rb"(?:(?<=\n)\r?\n)?^\[tool\.cogfleet\][^\n]*(?:\n(?!\s*\[)[^\n]*)*\n?\Z", re.MULTILINE
+)
+
+
+def without_cogfleet_table(data: bytes) -> bytes:
+    """``pyproject.toml`` as it was before ``cogfleet init`` appended ``[tool.cogfleet]``
+    (the last table) to it, or created it with that table alone (then: empty)."""
+    return _COGFLEET_TABLE.sub(b"", data, count=1)
+
+
+def _declared(repo: Repo, variant: Variant) -> set[str]:
+    """The repo files ``variant`` names: its template, overlay, files and config."""
+    named = {variant.template, variant.overlay, *variant.files.values(), *variant.jinja_templates}
+    return {rel for rel in named if rel is not None} | {repo.rel(variant.config_path)}
+
+
+def _of_other_variants(repo: Repo, variant: Variant) -> set[str]:
+    """Files of a root family that only its other variants name (``model-cog-configs/dev.yaml``
+    for ``schnell``): Cog sends them, but a change to them changes nothing of ``variant``."""
+    others: set[str] = set()
+    for other in repo.variants.values():
+        if other.name != variant.name and other.family_dir == variant.family_dir:
+            others |= _declared(repo, other)
+    return others - _declared(repo, variant)
+
+
 def _left_out(repo: Repo, variant: Variant) -> set[str]:
-    """Paths (relative to the family folder) that are never copied as family files."""
-    out: set[str] = set()
+    """Paths (relative to the family folder) that are never copied as family files.
+
+    A family whose source is the repository root is what a ``cog build`` of the root takes
+    after the select script: everything but cogfleet's own (its state, its folders, the
+    ``cog.yaml`` and config the render writes) and local environments. Its templates,
+    overlays, configs and each variant's files are copied as they are, as Cog sends them.
+    """
     family_dir = variant.family_dir
+    if family_dir == repo.root:
+        return {*LOCAL_STATE, *repo.own_dirs(), "cog.yaml", CONFIG_NAME, *variant.own_files}
+    out: set[str] = set()
     for other in repo.variants.values():
         if other.family_dir != family_dir:
             continue
@@ -428,10 +482,6 @@ def _left_out(repo: Repo, variant: Variant) -> set[str]:
             if rel is not None:
                 with contextlib.suppress(ValueError):
                     out.add((repo.root / rel).relative_to(family_dir).as_posix())
-    if family_dir == repo.root:
-        out.update(LOCAL_STATE)
-        out.update({repo.settings.configs_dir, *repo.own_dirs()})
-        out.update({"cog.yaml", CONFIG_NAME})  # what `cogfleet select` writes
     return out
 
 

@@ -29,6 +29,7 @@ every variant (``{variant}`` in a default's text is the variant's name)::
     variants:
       schnell: {}
       dev: {official_model: acme/flux-dev}
+    own_files: [.dockerignore.j2]       # files init wrote (templates of what a script generates)
 
 Each variant is published with ``<configs-dir>/<variant>.yaml`` (``configs-dir`` from
 ``[tool.cogfleet]``, default ``cog-safe-push-configs``), or with the file its ``config:``
@@ -45,7 +46,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,7 @@ _NOT_COPIED = ("cog.yaml", "cog-safe-push.yaml")
 #: A shell variable's name (``envsubst:`` keys).
 SHELL_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _ENV_NAME_RE = re.compile(rf"^{SHELL_NAME}$")
-_FAMILY_KEYS = {"family", "source", "defaults", "variants"}
+_FAMILY_KEYS = {"family", "source", "defaults", "variants", "own_files"}
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,8 @@ class Variant:
     """Repo files rendered as Jinja though not named ``*.j2`` (``jinja: {templates: ...}``)."""
     jinja_options: dict[str, bool] = field(default_factory=dict, hash=False, compare=False)
     """Jinja's options for ``jinja_templates`` that differ from cogfleet's."""
+    own_files: tuple[str, ...] = ()
+    """Files of the family ``cogfleet init`` wrote (``own_files:``): never model source."""
 
     def to_json(self, root: Path) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -138,6 +141,8 @@ class Variant:
             data["files"] = self.files
         if self.jinja_templates:
             data["jinja"] = {"templates": list(self.jinja_templates), **self.jinja_options}
+        if self.own_files:
+            data["own_files"] = list(self.own_files)
         return data
 
 
@@ -165,15 +170,12 @@ class Repo:
         """The repo's folders that are cogfleet's, never model source: ``models/``,
         ``templates/`` and ``plugins/`` when cogfleet's families, templates or plugins are
         there (a select-script repo may keep model files in such folders:
-        ``models/<name>/cog.yaml``, ``templates/prompt.txt``, ``plugins/loader.py``)."""
+        ``models/<name>/cog.yaml``, ``templates/prompt.txt``, ``plugins/loader.py``; the
+        templates its select script renders are its own too, and ``cog build`` takes them)."""
         variants = self.variants.values()
         native = any(v.family_dir != self.root for v in variants)  # models/<family>/
         dirs = [MODELS_DIR] if native else []
-        prefix = f"{TEMPLATES_DIR}/"
-        if native or any(
-            v.template is None or v.template.startswith(prefix)
-            or (v.overlay or "").startswith(prefix) for v in variants
-        ):
+        if native or any(v.template is None for v in variants):  # templates/cog.yaml.j2
             dirs.append(TEMPLATES_DIR)
         plugins = self.root / PLUGINS_DIR
         if native or any(b"cogfleet" in p.read_bytes() for p in plugins.glob("*.py")):
@@ -336,6 +338,7 @@ def _parse_variants(root: Path, vfile: Path, configs_dir: Path) -> list[Variant]
     family = vfile.parent.name
     family_dir = vfile.parent
     defaults: dict[str, Any] = {}
+    own_files: list[str] = []
     if "variants" in data:  # the structured form
         unknown = sorted(set(map(str, data)) - _FAMILY_KEYS)
         if unknown:
@@ -358,6 +361,9 @@ def _parse_variants(root: Path, vfile: Path, configs_dir: Path) -> list[Variant]
         for key in _MAPPING_KEYS:  # a variant's own mapping is added to it, key by key
             if defaults.get(key) is not None and not isinstance(defaults[key], dict):
                 raise ConfigError(rel, f"defaults: {key} must be a mapping")
+        own_files = data.get("own_files") or []
+        if not isinstance(own_files, list) or not all(isinstance(f, str) for f in own_files):
+            raise ConfigError(rel, "own_files: expected a list of the files init wrote")
         data = data.get("variants") or {}
         if not isinstance(data, dict):
             raise ConfigError(rel, "variants: expected a mapping of variant name -> settings")
@@ -377,7 +383,8 @@ def _parse_variants(root: Path, vfile: Path, configs_dir: Path) -> list[Variant]
             ):
                 value = {**merged[key], **value}
             merged[key] = value
-        out.append(_parse_variant(root, vfile, name, merged, family, family_dir, configs_dir))
+        variant = _parse_variant(root, vfile, name, merged, family, family_dir, configs_dir)
+        out.append(replace(variant, own_files=tuple(own_files)) if own_files else variant)
     return out
 
 

@@ -132,6 +132,9 @@ def finish(
         if name in excluded:
             spec += f"  # {official[2] if official else ''} does not push it"
         lines.append(f"  {name}: {spec}")
+    written = sorted(set(plan.files) - {VARIANTS_FILE})  # templates of what the script generates
+    if written:  # not the model's: its build folder leaves them out
+        lines.append(f"own_files: [{', '.join(json.dumps(rel) for rel in written)}]")
     plan.files[VARIANTS_FILE] = "\n".join(lines) + "\n"
     settings = []
     config_folder = configs_folder(config)
