@@ -70,13 +70,21 @@ def test_render_copies_what_a_cog_build_of_the_root_takes(adopted, cli):
     build = adopted / ".cogfleet/build/dev"
     files = {p.relative_to(build).as_posix() for p in build.rglob("*") if p.is_file()}
     # everything the repo's .dockerignore lets through, as it is: the base, every overlay,
-    # the configs, the scripts; not cogfleet's own (variants.yaml, a pyproject.toml that
-    # only holds [tool.cogfleet], .cogfleet/), local environments, nor .dockerignore itself
-    sent = set(mci_repo.FILES) - {".dockerignore", "model-cache/weights.bin"}
+    # the configs, the scripts, .dockerignore itself; not cogfleet's own (variants.yaml, a
+    # pyproject.toml that only holds [tool.cogfleet], .cogfleet/), nor local environments
+    sent = set(mci_repo.FILES) - {"model-cache/weights.bin"}
     assert files == sent | {"cog.yaml", "cog-safe-push.yaml"}
     for rel in sent:
         assert (build / rel).read_bytes() == (adopted / rel).read_bytes(), rel
     assert yaml.safe_load((build / "cog.yaml").read_text())["predict"] == "predict.py:DevPredictor"
+    # the lines `cogfleet select` adds to the root's .dockerignore are not the user's:
+    # the build folder stays as it was
+    before = {rel: (build / rel).read_bytes() for rel in files}
+    assert cli("select", "schnell", cwd=adopted).code == ExitCode.OK
+    assert "safe-push-configs" in (adopted / ".dockerignore").read_text()
+    assert cli("render", "dev", cwd=adopted).code == ExitCode.OK
+    assert {rel: (build / rel).read_bytes() for rel in files} == before
+    assert {p.relative_to(build).as_posix() for p in build.rglob("*") if p.is_file()} == files
     # a pyproject.toml of the model's own is sent without the table init appended to it
     write_files(adopted, {"pyproject.toml": "[project]\nname = 'flux'\n\n" + mci_repo.PYPROJECT})
     assert cli("render", "dev", cwd=adopted).code == ExitCode.OK

@@ -47,6 +47,8 @@ FILES = {
     "cog.yaml": COG,
     "predict.py": DESCRIBED_PREDICTORS,
     "models/dockerignore": "models/*/\n.git\n",
+    "model_templates/.dockerignore": "weights/\n",  # Docker reads only the root's: sent
+    "scripts/.DS_Store": "\x00",  # sent too
     "models/small-v1/settings.py": 'REPO = "acme/small"\n',
     "models/small-v1/.env": "THREADS=1\n",
     "models/large/settings.py": 'REPO = "acme/large"\n',

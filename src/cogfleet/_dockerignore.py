@@ -22,6 +22,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FILENAME = ".dockerignore"
+#: The marked block ``cogfleet select`` keeps in a repo's ``.dockerignore`` (its own lines).
+BLOCK_START = "# >>> cogfleet select: keeps cogfleet's files out of the build (edit outside)"
+BLOCK_END = "# <<< cogfleet select"
+
+
+def without_select_block(text: str) -> str:
+    """``text`` less the block ``cogfleet select`` added (and the blank line before it):
+    the ``.dockerignore`` the user wrote."""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip("\r\n") == BLOCK_START), None)
+    if start is None:
+        return text
+    end = next((i for i in range(start, len(lines)) if lines[i].rstrip("\r\n") == BLOCK_END),
+               len(lines) - 1)
+    before = "".join(lines[:start])
+    if before.endswith("\n\n"):  # the separator select put before its block
+        before = before[:-1]
+    return before + "".join(lines[end + 1 :])
 
 
 @dataclass(frozen=True)
@@ -81,12 +99,13 @@ class DockerIgnore:
         self.has_negations = any(p.negated for p in self.patterns)
 
     @classmethod
-    def read(cls, folder: Path) -> DockerIgnore:
+    def read(cls, folder: Path, *, select_block: bool = True) -> DockerIgnore:
+        """The folder's patterns (without ``select_block``: less ``cogfleet select``'s)."""
         try:
             text = (folder / FILENAME).read_text(encoding="utf-8", errors="replace")
         except OSError:
             return cls([])
-        return cls(text.splitlines())
+        return cls((text if select_block else without_select_block(text)).splitlines())
 
     def excludes(self, rel: str) -> bool:
         """True when the posix path ``rel`` (relative to the folder) is left out."""

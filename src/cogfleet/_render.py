@@ -46,7 +46,7 @@ import jinja2
 
 from cogfleet._config import SafePushConfig, parse_config
 from cogfleet._dockerignore import FILENAME as DOCKERIGNORE
-from cogfleet._dockerignore import DockerIgnore, walk
+from cogfleet._dockerignore import DockerIgnore, walk, without_select_block
 from cogfleet._errors import ConfigError
 from cogfleet._files import check_readable
 from cogfleet._overlay import merge_overlay
@@ -56,6 +56,7 @@ from cogfleet._repo import (
     JINJA_OPTIONS,
     SHELL_NAME,
     STATE_DIR,
+    VARIANTS_FILE,
     Repo,
     Variant,
 )
@@ -201,6 +202,10 @@ def render_in_memory(repo: Repo, variant: Variant, plugins: Plugins) -> Rendered
                 data = without_cogfleet_table(data)
                 if not data.strip():
                     continue  # written by `cogfleet init`: not the model's
+            if at_root and out_name == DOCKERIGNORE:
+                data = without_select_block(data.decode("utf-8", "replace")).encode("utf-8")
+                if not data:
+                    continue  # only select's block: the user has none
             files[out_name] = data
             sources[out_name] = [(rel_path(path, repo.root), 0)]  # line for line
     adopted = _AdoptedJinja(repo, variant, plugins, context, loader)
@@ -471,7 +476,8 @@ def _left_out(repo: Repo, variant: Variant) -> set[str]:
     """
     family_dir = variant.family_dir
     if family_dir == repo.root:
-        return {*LOCAL_STATE, *repo.own_dirs(), "cog.yaml", CONFIG_NAME, *variant.own_files}
+        return {*LOCAL_STATE, *repo.own_dirs(), "cog.yaml", CONFIG_NAME, VARIANTS_FILE,
+                *variant.own_files}
     out: set[str] = set()
     for other in repo.variants.values():
         if other.family_dir != family_dir:
@@ -508,14 +514,18 @@ def with_official_model(
 def family_files(repo: Repo, variant: Variant) -> list[Path]:
     """The family's files a render copies or renders, in a stable order."""
     left_out = _left_out(repo, variant)
-    ignore = DockerIgnore.read(variant.family_dir)
+    at_root = variant.family_dir == repo.root
+    # at the root, as `cog build` reads it: the user's lines, not those select adds
+    ignore = DockerIgnore.read(variant.family_dir, select_block=not at_root)
     found = []
     for rel in walk(variant.family_dir, ignore, _SKIP_DIRS):
         parts = rel.split("/")
         if any("/".join(parts[: n + 1]) in left_out for n in range(len(parts))):
             continue
         name = parts[-1]
-        if name in _SKIP_FILES or name.endswith((".pyc", ".pyo")):
+        if name.endswith((".pyc", ".pyo")) or (
+            name in _SKIP_FILES and not at_root  # at the root, Cog sends them all
+        ):
             continue
         path = variant.family_dir / rel
         check_readable(path, rel_path(path, repo.root), repo.root)

@@ -28,6 +28,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cogfleet._dockerignore import BLOCK_END, BLOCK_START
 from cogfleet._dockerignore import FILENAME as DOCKERIGNORE
 from cogfleet._errors import ConfigError, UsageError
 from cogfleet._files import ensure_state_dir, write_atomic
@@ -41,8 +42,6 @@ from cogfleet._repo import (
     Variant,
 )
 
-BLOCK_START = "# >>> cogfleet select: keeps cogfleet's files out of the build (edit outside)"
-BLOCK_END = "# <<< cogfleet select"
 _MANIFEST = "select.json"
 _ROOT_FILES = ("cog.yaml", CONFIG_NAME)
 
