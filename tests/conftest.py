@@ -236,8 +236,16 @@ def shared_env_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     Every local server of the session (embedded, ``cogfleet serve``, subprocesses)
     builds into and reuses it through ``$COGFLEET_ENV_DIR``; uv's own download cache
     is the machine's, so an environment costs a download once and a link after.
+    Under pytest-xdist the workers share one store (in the run's temporary root, the
+    parent of each worker's): the store builds an environment once under a file lock
+    and renames it into place, so two workers that need it at once build it once.
     """
-    root = tmp_path_factory.mktemp("envs")
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = base.parent / "envs-shared"
+        root.mkdir(exist_ok=True)
+    else:
+        root = tmp_path_factory.mktemp("envs")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("COGFLEET_ENV_DIR", str(root))
         yield root

@@ -80,7 +80,9 @@ def sdk_documents(
     """version -> case -> the SDK's document (dict) or its error line (str)."""
     root = tmp_path_factory.mktemp("cog-sdks")
     folders = _copy_corpus(root / "corpus")
-    pythons = {version: _environment(env_store, root, version) for version in SDK_VERSIONS}
+    with ThreadPoolExecutor(max_workers=2) as pool:  # independent builds (uv waits on I/O)
+        built = pool.map(lambda version: _environment(env_store, root, version), SDK_VERSIONS)
+        pythons = dict(zip(SDK_VERSIONS, built, strict=True))
 
     def run(version: str) -> tuple[str, dict[str, Any]]:
         python = pythons[version]
