@@ -13,7 +13,8 @@ runners out to predictions.
   with its worker; :meth:`Runner.stop` sends SIGTERM to the group, then SIGKILL
   after a grace period. On Linux the child also gets ``PR_SET_PDEATHSIG(SIGKILL)``,
   so it dies if the thread that started it (the event loop's thread) dies;
-  coglet's worker exits on its own when coglet dies.
+  coglet's worker exits on its own when coglet dies. Where the system allows it, the
+  group has a mount namespace whose ``/tmp`` is its own (:func:`_private_tmp`).
 * **Runtimes.** Each runner runs a :class:`Runtime`: the interpreter (an isolated
   environment's ``bin/python``, or cogfleet's own) and which server its Cog SDK
   ships. Everything above is coglet (SDK >= 0.17). SDKs 0.7 - 0.16 ship the Python
@@ -135,8 +136,59 @@ def _load_libc() -> Any:
 _LIBC = _load_libc()
 
 
-def _child_preexec(parent_pid: int) -> Callable[[], None]:
-    """Make the child die with its parent (Linux ``PR_SET_PDEATHSIG``)."""
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWUSER = 0x10000000
+_MS_REC = 0x4000
+_MS_PRIVATE = 0x40000
+
+
+def _private_tmp(scratch: str) -> None:
+    """In the child before exec: give it a ``/tmp`` of its own, as its container has.
+
+    A mount namespace of the child's own (as root; otherwise inside a user namespace
+    that maps the user to itself) where ``/tmp`` is an overlay: the host's ``/tmp``
+    below, read as it is, and a tmpfs mounted on ``scratch`` (this runner's folder)
+    above, taking every write. Two versions writing ``/tmp/out.png`` at once then
+    each read their own file. Where the system allows none of this the child keeps
+    the host's ``/tmp``; each step that fails leaves the ones before in place.
+    """
+    libc = _LIBC
+    if libc is None:
+        return
+    if libc.unshare(_CLONE_NEWNS) != 0:
+        uid, gid = os.getuid(), os.getgid()
+        if uid == 0 or libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNS) != 0:
+            return
+        try:
+            for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
+                               ("gid_map", f"{gid} {gid} 1")):  # fmt: skip
+                fd = os.open(f"/proc/self/{name}", os.O_WRONLY)
+                try:
+                    os.write(fd, text.encode())
+                finally:
+                    os.close(fd)
+        except OSError:
+            return
+    # Nothing mounted here may reach the host's mount table.
+    if libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+        return
+    if libc.mount(b"tmpfs", scratch.encode(), b"tmpfs", 0, b"mode=0700") != 0:
+        return
+    upper, work = f"{scratch}/upper", f"{scratch}/work"
+    try:
+        os.mkdir(upper, 0o700)
+        os.mkdir(work, 0o700)
+        # The overlay's top folder is ``upper``: it looks like the host's /tmp (1777).
+        os.chmod(upper, os.stat("/tmp").st_mode & 0o7777)
+    except OSError:
+        return
+    options = f"lowerdir=/tmp,upperdir={upper},workdir={work}".encode()
+    libc.mount(b"overlay", b"/tmp", b"overlay", 0, options)
+
+
+def _child_preexec(parent_pid: int, scratch: str | None = None) -> Callable[[], None]:
+    """Make the child die with its parent (Linux ``PR_SET_PDEATHSIG``) and, given a
+    scratch folder, give it a ``/tmp`` of its own (:func:`_private_tmp`)."""
 
     def preexec() -> None:
         if _LIBC is not None:
@@ -144,6 +196,8 @@ def _child_preexec(parent_pid: int) -> Callable[[], None]:
         # The parent may have died between fork and prctl; the signal would never come.
         if os.getppid() != parent_pid:
             os._exit(1)
+        if scratch is not None:
+            _private_tmp(scratch)
 
     return preexec
 
@@ -323,7 +377,7 @@ class Runner:
                     stdout=log_file,
                     stderr=log_file,
                     start_new_session=True,
-                    preexec_fn=_child_preexec(os.getpid()),
+                    preexec_fn=_child_preexec(os.getpid(), str(self.tmp_dir)),
                 )
             if self.stopping:
                 raise SetupFailed("the runner pool is closing", "")
