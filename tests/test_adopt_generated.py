@@ -16,7 +16,12 @@ import pytest
 import yaml
 
 from cogfleet import ExitCode
-from tests.conftest import DESCRIBED_PREDICTORS, after_select_script, write_files
+from tests.conftest import (
+    DESCRIBED_PREDICTORS,
+    after_select_script,
+    assert_cog_build_context,
+    write_files,
+)
 
 TEMPLATE = """\
 # MODEL_NAME (acme/flux-MODEL_NAME): built by script/select-model
@@ -137,7 +142,12 @@ def test_init_writes_a_heredoc_as_the_template(repo, cli, tmp_path):
     assert variants["defaults"]["envsubst"] == {"MODEL": "{variant}"}
     assert variants["defaults"]["replace"] == {"$1": "{variant}"}
     assert variants["variants"]["large"] == {"envsubst": {"PREDICTOR": "LargePredictor"}}
+    assert variants["own_files"] == ["cog.yaml.template"]
     _renders_as_the_script(repo, cli, tmp_path, "script/select-model")
+    for name in ("small", "large"):  # the template init wrote is cogfleet's, not the model's
+        assert_cog_build_context(repo / ".cogfleet/build" / name,
+                                 tmp_path / f"script-select-model-{name}",
+                                 own=("variants.yaml", "cog.yaml.template"))
 
 
 @pytest.mark.parametrize(("step", "shape"), [
