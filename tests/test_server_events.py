@@ -187,7 +187,8 @@ def test_a_stream_resumes_after_the_last_event_id(client: replicate.Client, burs
     assert pred.urls is not None
     url = pred.urls["stream"]
     first = _read(url, limit=1)
-    assert first[0][:1] == ("output",) and first[0][2] == "one"
+    # The model prints "burst one" before it yields "one".
+    assert first[0][:1] == ("logs",) and first[0][2] == "burst one"
     rest = _read(url, last_event_id=first[0][1])
     whole = _read(url)
 
@@ -196,9 +197,14 @@ def test_a_stream_resumes_after_the_last_event_id(client: replicate.Client, burs
 
     # Every output and log line once, in order, across the reconnect.
     assert kinds(first + rest) == kinds(whole) and rest[-1] == whole[-1]
-    assert [e[0] for e in whole].count("output") == 2 and whole[-1][:1] == ("done",)
-    assert whole[-1][2] == "{}"
-    assert [e[2] for e in whole if e[0] == "logs"] == ["burst one", "burst two"]
+    # Read after the run ended, the events come in the order they happened.
+    assert [(e[0], e[2]) for e in whole] == [
+        ("logs", "burst one"),
+        ("output", "one"),
+        ("logs", "burst two"),
+        ("output", "two"),
+        ("done", "{}"),
+    ]
     # The official client reads the same events.
     read = [(e.event.value, e.id, e.data) for e in client.predictions.get(pred.id).stream()]
     assert read == whole
@@ -206,6 +212,32 @@ def test_a_stream_resumes_after_the_last_event_id(client: replicate.Client, burs
     assert _read(url, last_event_id=whole[-1][1]) == 204
     # An id of no event of this stream reads it from the start.
     assert _read(url, last_event_id="someone-else:1:1") == whole
+
+
+def test_a_stream_read_after_the_run_replays_it_in_order(
+    client: replicate.Client, bursts: str
+) -> None:
+    # Nobody reads the stream while the model runs; it failed after three outputs.
+    pred = client.predictions.create(
+        version=bursts, input={"words": "a b c", "pause": 0.5, "fail": True}
+    )
+    pred.wait()
+    assert pred.status == "failed" and pred.urls is not None
+    events = _read(pred.urls["stream"])
+    assert [(e[0], e[2]) for e in events[:-2]] == [
+        ("logs", "burst a"),
+        ("output", "a"),
+        ("logs", "burst b"),
+        ("output", "b"),
+        ("logs", "burst c"),
+        ("output", "c"),
+    ]
+    assert [e[0] for e in events[-2:]] == ["error", "done"]
+    read = []
+    with pytest.raises(RuntimeError, match="the burst went wrong"):
+        for event in client.predictions.get(pred.id).stream():
+            read.append((event.event.value, event.id, event.data))
+    assert read == events[:-2]
 
 
 def test_a_failed_or_canceled_stream_says_why(client: replicate.Client, bursts: str) -> None:
@@ -218,7 +250,7 @@ def test_a_failed_or_canceled_stream_says_why(client: replicate.Client, bursts: 
     long = client.predictions.create(version=bursts, input={"words": "w", "pause": 60})
     assert long.urls is not None
     stream = long.urls["stream"]
-    assert _read(stream, limit=1)[0][2] == "w"  # it runs
+    assert ("output", "w") in [(e[0], e[2]) for e in _read(stream, limit=2)]  # it runs
     client.predictions.cancel(long.id)
     assert json.loads(_read(stream)[-1][2]) == {"reason": "canceled"}
     # The official client raises the error event's data.
@@ -235,7 +267,8 @@ def test_a_run_is_starting_until_its_model_runs(
     # The model runs one prediction at a time: the second waits for the first.
     first = client.predictions.create(version=bursts, input={"words": "busy", "pause": 60})
     assert first.urls is not None
-    assert _read(first.urls["stream"], limit=1)[0][2] == "busy"  # it holds the slot
+    running = [(e[0], e[2]) for e in _read(first.urls["stream"], limit=2)]
+    assert ("output", "busy") in running  # it holds the slot
     waiting = client.predictions.create(
         version=bursts,
         input={"words": "next"},

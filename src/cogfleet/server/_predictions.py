@@ -34,8 +34,9 @@ from cogfleet.server._core import (
 )
 from cogfleet.server._models import Models
 from cogfleet.server._outputs import ANY_ORIGIN
-from cogfleet.server._runs import Runs, stream_position
+from cogfleet.server._runs import Runs
 from cogfleet.server._state import Condition
+from cogfleet.server._streams import stream_position
 from cogfleet.server._validation import MODEL_PREDICTION, PREDICTION, check_body, invalid
 
 

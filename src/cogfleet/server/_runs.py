@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import re
 import secrets
@@ -51,6 +50,7 @@ from cogfleet.server._inputs import Inputs, detail_text, redact_secrets
 from cogfleet.server._outputs import Outputs
 from cogfleet.server._runtimes import Runtimes
 from cogfleet.server._state import Condition, Store
+from cogfleet.server._streams import chunks, encode, record, stream_position
 from cogfleet.server._webhooks import WEBHOOK_EVENTS, Webhooks
 
 log = logging.getLogger("cogfleet.server")
@@ -340,6 +340,9 @@ class Runs:
             doc = self._live.get(pid)
             if doc is None or doc["status"] in TERMINAL:
                 return
+            if doc.get("_stream"):
+                # Where the run was: a stream replays its events in this order.
+                record(doc, partial)
             if doc["status"] == "starting":
                 # The runner's first word: the model runs (start-up and queue are over).
                 self._started(doc, partial.get("started_at") or now_iso())
@@ -412,6 +415,10 @@ class Runs:
             if status not in TERMINAL:
                 status = "failed"
             doc["status"] = status
+            if doc.get("_stream") and not isinstance(result.get("output"), list):
+                # A failed or canceled run's answer drops the outputs it streamed:
+                # its stream still replays them.
+                doc["_streamed"] = doc.get("output")
             doc["output"] = result.get("output")
             doc["error"] = result.get("error")
             doc["logs"] = result.get("logs") or doc.get("logs") or ""
@@ -493,7 +500,8 @@ class Runs:
     async def events(
         self, doc: dict[str, Any], base: str, resume: str | None = None
     ) -> AsyncIterator[bytes]:
-        """Server-sent events of a streamable prediction until it ends.
+        """Server-sent events of a streamable prediction until it ends, in the order
+        they happened (see :mod:`._streams`).
 
         Each event's ``id`` is ``<prediction id>:<outputs sent>:<log characters sent>``
         after it (``:error`` / ``:done`` added to the last ones): a position, so
@@ -503,39 +511,18 @@ class Runs:
         pid = doc["id"]
         cond = self._changed.get(pid)
         sent_items, sent_logs, _ = stream_position(pid, resume)
+        position = (sent_items, sent_logs)
         while True:
             seen = self._generation.get(pid, -1)
             current = self._live.get(pid) or self.store.get("predictions", pid) or doc
-            chunks: list[tuple[str, str, str]] = []
-            output = self.outputs.render(
-                current.get("output"), current.get("_files") or [], base, inline=False
-            )
-            terminal = current["status"] in TERMINAL
-            if isinstance(output, list):
-                for item in output[sent_items:]:
-                    sent_items += 1
-                    chunks.append(("output", _sse_text(item), f"{pid}:{sent_items}:{sent_logs}"))
-            logs = current.get("logs") or ""
-            pending = logs[sent_logs:]
-            if not terminal:
-                # A line still being written goes out once it is whole.
-                pending = pending[: pending.rfind("\n") + 1]
-            for line in pending.splitlines(keepends=True):
-                sent_logs += len(line)
-                chunks.append(("logs", line.rstrip("\r\n"), f"{pid}:{sent_items}:{sent_logs}"))
-            if terminal:
-                position = f"{pid}:{sent_items}:{sent_logs}"
-                if current["status"] == "failed":
-                    detail = json.dumps({"detail": current.get("error") or "failed"})
-                    chunks.append(("error", detail, f"{position}:error"))
-                reason = {"succeeded": {}, "failed": {"reason": "error"}}.get(
-                    current["status"], {"reason": "canceled"}
-                )
-                chunks.append(("done", json.dumps(reason), f"{position}:done"))
-            for name, data, event_id in chunks:
-                lines = "".join(f"data: {part}\n" for part in data.split("\n"))
-                yield f"event: {name}\nid: {event_id}\n{lines}\n".encode()
-            if terminal or cond is None:
+            shown = current.get("output")
+            if not isinstance(shown, list):
+                shown = current.get("_streamed")
+            output = self.outputs.render(shown, current.get("_files") or [], base, inline=False)
+            found, position = chunks(pid, current, output, position)
+            for name, data, event_id in found:
+                yield encode(name, data, event_id)
+            if current["status"] in TERMINAL or cond is None:
                 return
             async with cond:
                 with contextlib.suppress(TimeoutError):
@@ -574,21 +561,7 @@ class Runs:
         return JSONResponse(self.render(doc, base_url(request), plural=plural))
 
 
-def stream_position(pid: str, event_id: str | None) -> tuple[int, int, bool]:
-    """Where a stream of ``pid`` resumes after ``event_id`` (a ``Last-Event-ID``):
-    outputs and log characters already sent, and whether its ``done`` was sent.
-    An id of no event of this stream starts it from the beginning."""
-    parts = (event_id or "").strip().split(":")
-    if len(parts) < 3 or parts[0] != pid or not (parts[1].isdigit() and parts[2].isdigit()):
-        return 0, 0, False
-    return int(parts[1]), int(parts[2]), parts[3:] == ["done"]
-
-
 def _is_iterator(schema: dict[str, Any]) -> bool:
     """Whether a version's Output is an iterator (what makes it streamable)."""
     output = schema.get("components", {}).get("schemas", {}).get("Output", {})
     return isinstance(output, dict) and output.get("x-cog-array-type") == "iterator"
-
-
-def _sse_text(item: Any) -> str:
-    return item if isinstance(item, str) else json.dumps(item)
