@@ -186,6 +186,11 @@ def test_files_are_their_uploaders(
     note.write_text("alice's note")
     uploaded = alice.files.create(note)
     url = uploaded.urls["get"]
+    with httpx.Client(headers={"Authorization": f"Bearer {ALICE}"}) as http:
+        download = http.get(f"{url}/download")
+    # Its ETag is the file's etag (the MD5 of its bytes).
+    assert download.content == b"alice's note"
+    assert download.headers["etag"] == f'"{uploaded.etag}"'
     # Ids like Replicate's (26 lowercase letters and digits), and a URL that names it.
     assert re.fullmatch(r"[0-9a-z]{26}", uploaded.id) and url.endswith(f"/v1/files/{uploaded.id}")
     with pytest.raises(ReplicateError) as info:

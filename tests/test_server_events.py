@@ -277,6 +277,11 @@ def test_a_run_is_starting_until_its_model_runs(
     )
     queued = client.predictions.get(waiting.id)
     assert (queued.status, queued.started_at) == ("starting", None)
+    # Canceled while it waited, a run never started: no predict_time.
+    dropped = client.predictions.create(version=bursts, input={"words": "never"})
+    dropped = client.predictions.cancel(dropped.id)
+    assert (dropped.status, dropped.started_at) == ("canceled", None)
+    assert dropped.metrics is not None and set(dropped.metrics) == {"total_time"}
     assert client.predictions.get(first.id).status == "processing"
     assert not receiver.received  # no start event while it waits
     canceling = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -64,6 +64,9 @@ webhooks signed like Replicate's). What deliberately differs, and why:
   documents disagree on that default (see ``_webhooks``). A terminal webhook that
   fails is retried until about a minute after the run ended, as on Replicate,
   unless the server stops first.
+* **Accounts** (``GET /v1/account``, a deployment release's ``created_by``) have no
+  ``avatar_url`` (the spec makes it optional; there are no avatars here) and
+  ``github_url`` is ``null``: a token names an account, nothing more.
 * **Stream event ids** are ``<id>:<outputs sent>:<log characters sent>``
   (Replicate's look like ``<timestamp>:<n>``; clients keep them opaque), so that a
   reconnect with ``Last-Event-ID`` resumes exactly after that event.

@@ -203,4 +203,6 @@ class Files:
         """GET /v1/files/{id}/download: the bytes."""
         fid = request.path_params["fid"]
         doc = self._file(fid, account_of(request))
-        return RangedFile(self.dir / fid, media_type=doc["content_type"])
+        # Its ETag is the file's etag (the MD5 of its bytes), not one of the disk file.
+        etag = {"ETag": f'"{doc["etag"]}"'}
+        return RangedFile(self.dir / fid, media_type=doc["content_type"], headers=etag)

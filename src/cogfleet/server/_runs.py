@@ -386,7 +386,6 @@ class Runs:
         from cogfleet.server._runner import InvalidInput, SetupFailed
 
         doc = self._live[pid]
-        started = datetime.now(UTC)
         try:
             if self.config.latency > 0:
                 # Injected delay (--latency) so callers can test timeouts and waits.
@@ -422,10 +421,9 @@ class Runs:
             doc["output"] = result.get("output")
             doc["error"] = result.get("error")
             doc["logs"] = result.get("logs") or doc.get("logs") or ""
-            predict_time = (result.get("metrics") or {}).get("predict_time")
-            doc["metrics"] = {k: v for k, v in (result.get("metrics") or {}).items()}
-            if predict_time is None:
-                doc["metrics"]["predict_time"] = (datetime.now(UTC) - started).total_seconds()
+            # Without the runner's predict_time, _complete counts it from started_at: a
+            # run that never started (canceled while it waited) has none.
+            doc["metrics"] = dict(result.get("metrics") or {})
             if result.get("started_at"):
                 doc["started_at"] = result["started_at"]
             if status == "succeeded" and finish is not None:
