@@ -7,6 +7,7 @@ organization) and bob.
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import re
@@ -788,3 +789,84 @@ def test_embedded_push_server_writes_only_under_the_configs_owners(tmp_path: Pat
         with pytest.raises(ReplicateError) as info:
             client.models.create(owner="elsewhere", name="m", visibility="private", hardware="cpu")
         assert info.value.status == 403
+
+
+# --- the client's async methods --------------------------------------------------------
+
+
+def test_the_clients_async_methods_answer_as_its_sync_ones(
+    alice: replicate.Client, echo: dict[str, Any], tmp_path: Path
+) -> None:
+    vid = str(echo["id"])
+    note = tmp_path / "async.txt"
+    note.write_text("async note")
+
+    async def main() -> None:
+        assert (await alice.accounts.async_current()).username == "alice"
+        assert [h.sku for h in await alice.hardware.async_list()][0] == "cpu"
+        assert (await alice.webhooks.default.async_secret()).key.startswith("whsec_")
+        featured = await alice.collections.async_get("featured")
+        assert "acme/echo" in [f"{m.owner}/{m.name}" for m in featured.models or []]
+        assert [c.slug for c in (await alice.collections.async_list()).results] == ["featured"]
+        # Models and versions, and every page of the list (two a page here).
+        made = await alice.models.async_create(
+            owner="alice", name="async-dest", visibility="private", hardware="cpu"
+        )
+        assert (made.owner, made.latest_version) == ("alice", None)
+        await alice.models.async_create(
+            owner="alice", name="async-other", visibility="private", hardware="cpu"
+        )
+        model = await alice.models.async_get("acme/echo")
+        assert model.latest_version is not None and model.latest_version.id == vid
+        assert [v.id for v in await model.versions.async_list()] == [vid]
+        assert (await model.versions.async_get(vid)).cog_version
+        found = await alice.models.async_search("echo")
+        assert "acme/echo" in [f"{m.owner}/{m.name}" for m in found]
+        pages = [page async for page in replicate.async_paginate(alice.models.async_list)]
+        names = [f"{m.owner}/{m.name}" for page in pages for m in page.results]
+        assert len(pages) > 1 and {"acme/echo", "alice/async-dest", "alice/async-other"} <= set(
+            names
+        )
+        assert await alice.models.async_delete("alice/async-other")
+        # Predictions: synchronous, polled, listed, canceled; run.
+        waited = await alice.predictions.async_create(version=vid, input={"prompt": "a"}, wait=True)
+        assert (waited.status, waited.output) == ("succeeded", "hello a")
+        polled = await alice.predictions.async_create(version=vid, input={"prompt": "b"})
+        await polled.async_wait()
+        assert (polled.status, polled.output) == ("succeeded", "hello b")
+        assert (await alice.predictions.async_get(polled.id)).output == "hello b"
+        listed = await alice.predictions.async_list()
+        assert polled.id in [p.id for p in listed.results]
+        slow = await alice.predictions.async_create(version=vid, input={"prompt": "c", "delay": 60})
+        assert (await alice.predictions.async_cancel(slow.id)).status == "canceled"
+        assert await alice.async_run(f"acme/echo:{vid}", input={"prompt": "r"}) == "hello r"
+        # Files.
+        uploaded = await alice.files.async_create(note, metadata={"k": 1})
+        assert (await alice.files.async_get(uploaded.id)).metadata == {"k": 1}
+        assert uploaded.id in [f.id for f in await alice.files.async_list()]
+        assert await alice.files.async_delete(uploaded.id)
+        # Deployments and their predictions.
+        deployment = await alice.deployments.async_create(
+            name="async-app", model="acme/echo", version=vid, hardware="cpu",
+            min_instances=0, max_instances=1,
+        )
+        assert deployment.current_release is not None
+        assert deployment.current_release.number == 1
+        updated = await alice.deployments.async_update("alice", "async-app", max_instances=2)
+        assert updated.current_release is not None and updated.current_release.number == 2
+        assert (await alice.deployments.async_get("alice/async-app")).name == "async-app"
+        assert "async-app" in [d.name for d in (await alice.deployments.async_list()).results]
+        ran = await deployment.predictions.async_create(input={"prompt": "d"}, wait=True)
+        assert ran.output == "hello d"
+        assert await alice.deployments.async_delete("alice", "async-app")
+        # Trainings.
+        training = await alice.trainings.async_create(
+            model="acme/echo", version=vid, input={"greeting": "yo", "delay": 60},
+            destination="alice/async-dest",
+        )
+        assert (await alice.trainings.async_get(training.id)).destination == "alice/async-dest"
+        assert training.id in [t.id for t in (await alice.trainings.async_list()).results]
+        assert (await alice.trainings.async_cancel(training.id)).status == "canceled"
+        await alice.models.async_delete("alice/async-dest")
+
+    asyncio.run(main())

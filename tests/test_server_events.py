@@ -7,6 +7,7 @@ streams are read over real HTTP as the client and a browser's ``EventSource`` re
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import threading
@@ -208,6 +209,12 @@ def test_a_stream_resumes_after_the_last_event_id(client: replicate.Client, burs
     # The official client reads the same events.
     read = [(e.event.value, e.id, e.data) for e in client.predictions.get(pred.id).stream()]
     assert read == whole
+
+    async def read_async() -> list[tuple[str, str, str]]:
+        found = await client.predictions.async_get(pred.id)
+        return [(e.event.value, e.id, e.data) async for e in found.async_stream()]
+
+    assert asyncio.run(read_async()) == whole
     # After done, a reconnecting EventSource is told to stop (204).
     assert _read(url, last_event_id=whole[-1][1]) == 204
     # An id of no event of this stream reads it from the start.
