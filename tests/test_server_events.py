@@ -300,3 +300,15 @@ def test_a_run_is_starting_until_its_model_runs(
     assert start["started_at"] > canceling > waiting.created_at
     assert done["started_at"] == start["started_at"]
     assert 0 < done["metrics"]["predict_time"] <= done["metrics"]["total_time"]
+
+
+def test_a_carriage_return_in_streamed_data_does_not_cut_it() -> None:
+    # A bare CR ends a line in an event stream: the client reads what follows it too.
+    from replicate.stream import EventSource
+
+    from cogfleet.server._streams import encode
+
+    body = encode("output", "50%\r60%\r\nend", "p:1:0") + encode("done", "{}", "p:1:0:done")
+    resp = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+    read = EventSource(replicate.Client(api_token="unused"), resp)
+    assert [(e.event.value, e.data) for e in read] == [("output", "50%\n60%\nend"), ("done", "{}")]

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 from typing import Any
 
 __all__ = ["chunks", "encode", "record", "stream_position"]
 
 Chunk = tuple[str, str, str]
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def record(doc: dict[str, Any], update: dict[str, Any]) -> None:
@@ -86,8 +89,12 @@ def chunks(
 
 
 def encode(name: str, data: str, event_id: str) -> bytes:
-    """One event as ``text/event-stream`` bytes (a ``data:`` line per line of data)."""
-    lines = "".join(f"data: {part}\n" for part in data.split("\n"))
+    """One event as ``text/event-stream`` bytes (a ``data:`` line per line of data).
+
+    A bare CR ends a line in an event stream as LF does: it starts a new ``data:``
+    line too, or a reader would drop what follows it.
+    """
+    lines = "".join(f"data: {part}\n" for part in _LINE_BREAK.split(data))
     return f"event: {name}\nid: {event_id}\n{lines}\n".encode()
 
 
