@@ -251,6 +251,22 @@ def test_bodies_over_the_limit_are_413(http: httpx.Client, version: str) -> None
     _problem(http.post("/v1/predictions", content=chunks()), 413)
 
 
+def test_an_upload_over_the_files_limit_is_413_as_on_replicate(server: LocalServer) -> None:
+    # Refused from its declared length, before a byte of it is read.
+    head = (
+        b"POST /v1/files HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer %s\r\n"
+        b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: %d\r\n\r\n"
+    ) % (TOKEN.encode(), 101 * 1024 * 1024)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head)
+        answer = b""
+        while b"}" not in answer and (chunk := sock.recv(65536)):
+            answer += chunk
+    status, _, body = answer.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 413 "), answer
+    assert json.loads(body)["detail"] == "Files must be less than 100MB in size"
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -460,16 +460,22 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise HTTPException(413, _too_large(limit))
+                    raise HTTPException(413, _too_large(limit, scope["path"]))
             return message
 
         await self.app(scope, counted, send)
 
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        resp = problem(413, _too_large(limit), "Request too large")
+        resp = problem(413, _too_large(limit, scope["path"]), "Request too large")
         await resp(scope, receive, send)
 
 
-def _too_large(limit: int) -> str:
+# Replicate's answer to files.create over its limit.
+FILE_TOO_LARGE = "Files must be less than 100MB in size"
+
+
+def _too_large(limit: int, path: str = "") -> str:
+    if path == "/v1/files":
+        return FILE_TOO_LARGE
     return f"Request body must be at most {limit / (1024 * 1024):g} MiB"

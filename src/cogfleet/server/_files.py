@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cogfleet.server._core import (
+    FILE_TOO_LARGE,
     NOT_FOUND,
     Account,
     ApiError,
@@ -130,7 +131,7 @@ class Files:
             raise ApiError(400, f"The multipart body is malformed: {exc}", "Bad request") from exc
         except HTTPException as exc:
             if exc.status_code == 413:
-                raise ApiError(413, "Files must be less than 100MB in size") from exc
+                raise ApiError(413, FILE_TOO_LARGE) from exc
             raise ApiError(
                 400, f"The multipart body is malformed: {exc.detail}", "Bad request"
             ) from exc
@@ -150,7 +151,7 @@ class Files:
             if not isinstance(metadata, dict):
                 raise invalid([("invalid_type", "metadata", "must be a JSON object")])
         if len(data) > MAX_FILE_SIZE:
-            raise ApiError(413, "Files must be less than 100MB in size")
+            raise ApiError(413, FILE_TOO_LARGE)
         fid = new_id()
         (self.dir / fid).write_bytes(data)
         created = datetime.now(UTC)
