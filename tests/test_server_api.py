@@ -838,7 +838,9 @@ def test_the_clients_async_methods_answer_as_its_sync_ones(
         listed = await alice.predictions.async_list()
         assert polled.id in [p.id for p in listed.results]
         slow = await alice.predictions.async_create(version=vid, input={"prompt": "c", "delay": 60})
-        assert (await alice.predictions.async_cancel(slow.id)).status == "canceled"
+        await alice.predictions.async_cancel(slow.id)
+        await slow.async_wait()  # the cancel's answer may come before the predictor stopped
+        assert slow.status == "canceled"
         assert await alice.async_run(f"acme/echo:{vid}", input={"prompt": "r"}) == "hello r"
         # Files.
         uploaded = await alice.files.async_create(note, metadata={"k": 1})
@@ -866,7 +868,13 @@ def test_the_clients_async_methods_answer_as_its_sync_ones(
         )
         assert (await alice.trainings.async_get(training.id)).destination == "alice/async-dest"
         assert training.id in [t.id for t in (await alice.trainings.async_list()).results]
-        assert (await alice.trainings.async_cancel(training.id)).status == "canceled"
+        await alice.trainings.async_cancel(training.id)
+        give_up = time.monotonic() + 120  # the answer may come before the trainer stopped
+        while training.status not in ("succeeded", "failed", "canceled"):
+            assert time.monotonic() < give_up, training.status
+            await asyncio.sleep(0.1)
+            await training.async_reload()
+        assert training.status == "canceled"
         await alice.models.async_delete("alice/async-dest")
 
     asyncio.run(main())

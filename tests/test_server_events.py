@@ -286,7 +286,8 @@ def test_a_run_is_starting_until_its_model_runs(
     assert (queued.status, queued.started_at) == ("starting", None)
     # Canceled while it waited, a run never started: no predict_time.
     dropped = client.predictions.create(version=bursts, input={"words": "never"})
-    dropped = client.predictions.cancel(dropped.id)
+    client.predictions.cancel(dropped.id)
+    dropped.wait()  # the cancel's answer may come before the run has ended
     assert (dropped.status, dropped.started_at) == ("canceled", None)
     assert dropped.metrics is not None and set(dropped.metrics) == {"total_time"}
     assert client.predictions.get(first.id).status == "processing"
