@@ -57,6 +57,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.mode == "echo":  # an error that quotes the token it was sent
             body = json.dumps({"detail": f"bad token {self.headers['authorization']}"})
             status, ctype, data = 400, "application/json", body.encode()
+        elif self.mode == "no-id" and self.command == "GET":  # the models exist: the push is
+            owner, _, name = self.path.removeprefix("/v1/models/").partition("/")  # reached
+            body = json.dumps({"url": f"https://replicate.com/{owner}/{name}", "owner": owner,
+                               "name": name, "visibility": "private", "run_count": 0,
+                               "latest_version": None})
+            status, ctype, data = 200, "application/json", body.encode()
         else:
             status, ctype, data = ANSWERS[self.mode]
         self.send_response(status)
@@ -106,7 +112,8 @@ def test_an_answer_no_api_gives_is_exit_2_naming_the_request(make_repo, cli, bad
     result = cli("push", "alpha", "--local-url", url, cwd=root)
     assert result.code == 2, result.err
     last = result.err.strip().splitlines()[-1]
-    assert last == (f"error: alpha: push-test: POST {url}/v1/models/acme/alpha-test/versions: "
+    # the first request: the model is looked up before anything is pushed
+    assert last == (f"error: alpha: push-test: GET {url}/v1/models/acme/alpha: "
                      f"{what}; is this a Replicate API?")
     assert "Traceback" not in result.err and "internal error" not in result.err
 
@@ -132,14 +139,14 @@ def test_a_token_the_answer_quotes_is_not_shown(make_repo, cli, bad_api, monkeyp
     result = cli("push", "alpha", "--local-url", bad_api("echo"), "--report-json", "r.json",
                  cwd=root)
     assert result.code == 1, result.err  # an API error: the push test failed
-    assert "(400): bad token Bearer ***" in result.err
+    assert "acme/alpha: 400 bad token Bearer ***" in result.err  # the model's look-up
     assert LOCAL_TOKEN not in result.out + result.err
     assert LOCAL_TOKEN not in (root / "r.json").read_text()
 
 
 @pytest.mark.parametrize(("status", "what"), [
     ("401", "answered 401 Unauthorized: it refused the token ($COGFLEET_LOCAL_TOKEN)"),
-    ("403", "answered 403 Forbidden (push to acme/alpha-test failed (403): token Bearer ***)"),
+    ("403", "answered 403 Forbidden (acme/alpha: 403 token Bearer ***)"),  # the look-up
 ])
 def test_a_refused_token_or_request_is_exit_2_naming_the_target(
     make_repo, cli, bad_api, monkeypatch, status, what
@@ -152,7 +159,7 @@ def test_a_refused_token_or_request_is_exit_2_naming_the_target(
     result = cli("push", "alpha", "--local-url", url, "--report-json", "r.json", cwd=root)
     assert result.code == 2, result.err
     assert result.err.strip().splitlines()[-1] == f"error: alpha: push-test: {url} {what}"
-    # the push, and the model's look-up running beside it; nothing after them
+    # the model's look-up (the first request), and nothing after it
     assert set(requests) <= {"POST /v1/models/acme/alpha-test/versions",
                              "GET /v1/models/acme/alpha"}, requests
     assert LOCAL_TOKEN not in result.out + result.err + (root / "r.json").read_text()

@@ -1246,6 +1246,23 @@ def test_push_test_never_creates_a_test_model_for_a_missing_model(server, client
 
 
 @pytest.mark.slow
+def test_push_test_pushes_nothing_for_a_missing_model_whose_test_model_exists(
+    server, client, plugins, repo
+):
+    # as cog-safe-push: the model is looked up before the build is pushed anywhere
+    from cogfleet._pipeline import push_test
+
+    client.models.create(owner="acme", name="pins-orphan-test", visibility="private",
+                         hardware="cpu")
+    ctx = _push_ctx(server, plugins, repo, "acme/pins-orphan")
+    with pytest.raises(CheckFailed) as caught:
+        run(push_test(ctx))
+    assert str(caught.value) == "model acme/pins-orphan does not exist on local; create it first"
+    assert client.models.get("acme/pins-orphan-test").versions.list().results == []
+    assert ctx.test_version is None
+
+
+@pytest.mark.slow
 def test_push_test_creates_the_test_model_and_reads_the_live_version(
     server, client, plugins, repo
 ):

@@ -270,12 +270,12 @@ def _schema_answers(ctx: PushContext) -> list[str]:
 
 
 async def push_test(ctx: PushContext) -> StepOutcome:
-    """Push the build to the test model (created if missing); look up the live model meanwhile.
+    """Push the build to the test model (created if missing) once the live model is found.
 
-    Two requests run at once: the upload of the build, and the model's look-up, whose
-    answer also carries the live version to compare with. Only when the test model
-    does not exist yet does the push wait for the look-up (no test model is created
-    for a model that does not exist) and create it.
+    The model's look-up also carries the live version to compare with. As in
+    cog-safe-push, a model that does not exist stops the run before anything is created
+    or pushed. On the embedded local server, which makes a missing model itself, the
+    look-up and the upload of the build run at once.
     """
     target = ctx.target
     notes: list[str] = []
@@ -301,6 +301,8 @@ async def push_test(ctx: PushContext) -> StepOutcome:
         return found
 
     try:
+        if not target.create_models:  # a model it cannot make: no test push without it
+            await live_model()
         version, created = await target.push_creating(
             ctx.build_dir, ctx.test_model, push_flags(ctx),
             hardware=ctx.config.test_hardware, may_create=live_model,
