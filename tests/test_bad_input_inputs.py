@@ -206,10 +206,19 @@ def test_an_unknown_input_name_is_a_warning_as_replicate_ignores_it(make_repo, c
 
 
 def test_a_schema_the_source_cannot_give_is_a_warning_not_an_error(make_repo, cli):
-    """An expression only the model's code resolves: the inputs are left to the push."""
+    """An expression only the model's code resolves: under a Cog whose SDK imported the
+    model for the schema (<= 0.16) the inputs are left to the push; under one that reads
+    the source (0.17 on) the build refuses it, and lint says so as the push does."""
     predict = RICH_PREDICT.replace('choices=["euler", "ddim"]', "choices=SAMPLERS").replace(
         "class Predictor", "SAMPLERS = sorted(['euler', 'ddim'])\n\n\nclass Predictor")
     root = make_repo({PREDICT: predict, CONFIG: config("{prompt: hi, sampler: ddim}")})
+    refused = cli("lint", "alpha", cwd=root)
+    assert refused.code == 2, refused.err
+    assert refused.err == ("error: models/fam/predict.py:13: parameter 'sampler': choices "
+                           "expression cannot be statically resolved\n")
+    variants = root / "models/fam/variants.yaml"
+    variants.write_text(variants.read_text().replace(
+        "model: acme/alpha", 'model: acme/alpha\n  cog_version: "0.15.8"'))
     result = cli("lint", "alpha", cwd=root)
     assert "error" not in result.err.replace("warning:", ""), result.err
     assert "the config's inputs are checked by the push only" in result.err

@@ -288,9 +288,9 @@ def _refused(exc: ConfigError, cog_version: str | None, needs_code: list[ModelCo
 
 
 def check_rendered(
-    rendered: Rendered, config: SafePushConfig, cog_version: str | None,
+    rendered: Rendered, config: SafePushConfig | None, cog_version: str | None,
     *, root: Path | None = None, flags: Mapping[Loc, str] | None = None,
-    needs_code: list[ModelCodeNeeded] | None = None,
+    needs_code: list[ModelCodeNeeded] | None = None, strict: bool = False,
 ) -> list[str]:
     """:func:`check_inputs` of a rendered variant (its build files, in memory or not),
     errors at the line of the template the user wrote; the warnings.
@@ -298,6 +298,8 @@ def check_rendered(
     ``needs_code`` given (a push): a source the pinned Cog refuses is a
     :class:`ConfigError` at the line the user wrote, and a document only the SDK can
     write is appended there for :func:`check_with_sdk` once the build folder exists.
+    ``strict`` (lint, build): such a source is an error too, and a document only the SDK
+    can write is a warning. ``config`` ``None``: the source alone is checked.
     """
 
     def at_source(exc: ConfigError) -> ConfigError:
@@ -312,9 +314,11 @@ def check_rendered(
         try:
             schema = generate_schema(folder, cog_version)
         except ConfigError as exc:
-            if needs_code is None or _cog_yaml_refused(folder, cog_version):
+            if (needs_code is None and not strict) or _cog_yaml_refused(folder, cog_version):
                 return [_unchecked(exc)]
             return _refused(exc, cog_version, needs_code, at_source)
+    if config is None:
+        return []
     return check_inputs(config, schema, rendered_text(rendered), root=root, flags=flags)
 
 

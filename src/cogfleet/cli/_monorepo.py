@@ -76,8 +76,8 @@ def cmd_lint(ns: argparse.Namespace) -> int:
     def inputs_checked(r: Rendered) -> None:  # before any build folder is written
         from cogfleet._config_inputs import check_rendered
 
-        input_warnings[r.variant.name] = check_rendered(
-            r, r.config, repo.pin_for(r.variant).version, root=repo.root
+        input_warnings[r.variant.name] = check_rendered(  # a source Cog refuses: exit 2
+            r, r.config, repo.pin_for(r.variant).version, root=repo.root, strict=True
         )
 
     for rendered in render_variants(repo, variants, plugins, check=inputs_checked):

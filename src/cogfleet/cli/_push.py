@@ -416,11 +416,18 @@ def cmd_test(ns: argparse.Namespace) -> int:
 def cmd_build(ns: argparse.Namespace) -> int:
     """Build what a push of each variant would run: its environment, or its image."""
     from cogfleet._build import LOCAL_STATE, BuildJob, build_images, build_local
+    from cogfleet._config_inputs import check_rendered
     from cogfleet._render_folder import render_variants
 
     check_environment(ns.target, api=False)  # a local build: no API is asked
     repo = load_repo(ns)
-    rendered = render_variants(repo, repo.select(ns.variants), load_plugins(repo.root))
+
+    def buildable(r: Rendered) -> None:  # a source Cog's build refuses: exit 2, nothing built
+        check_rendered(r, None, repo.pin_for(r.variant).version, strict=True)
+
+    rendered = render_variants(
+        repo, repo.select(ns.variants), load_plugins(repo.root), check=buildable
+    )
     jobs = [
         BuildJob(r.variant.name, r.build_dir, r.config, repo.pin_for(r.variant)) for r in rendered
     ]

@@ -9,6 +9,8 @@ collects the model classes of the predictor file and of those siblings.
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,11 +84,11 @@ class Project:
         try:
             resolved = path.resolve()
             resolved.relative_to(self.build_dir.resolve())
-            text = resolved.read_text(encoding="utf-8")
-        except (OSError, ValueError, UnicodeDecodeError):
+            data = resolved.read_bytes()
+        except (OSError, ValueError):
             self._modules[rel] = None
             return None
-        module = SourceFile(self.build_dir, rel, text)
+        module = SourceFile(self.build_dir, rel, _source_text(rel, data))
         self._modules[rel] = module
         return module
 
@@ -267,3 +269,21 @@ def _typed_dict_field(module: SourceFile, ann: Annotation, total: bool) -> tuple
         if entry[1] == "Required":
             return ann.args[0], True
     return ann, total
+
+
+def _source_text(rel: str, data: bytes) -> str:
+    """A module's text as Python reads it: UTF-8, or what a coding comment declares. Bytes
+    it cannot decode are a :class:`SourceError` at their line (Python refuses to import
+    such a module), not a module taken for missing."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError:  # no UTF-8 in the first two lines, or a coding comment it refuses
+        encoding = "utf-8"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        reason = f"not {encoding}: byte 0x{data[exc.start]:02x} cannot be decoded"
+    except LookupError:  # a coding comment naming an encoding Python does not know
+        line, reason = None, f"unknown encoding {encoding!r}"
+    raise SourceError(rel, f"failed to parse Python source: {reason}", line)

@@ -180,9 +180,10 @@ class SourceFile:
         try:
             self.tree = parse(text, filename=rel)
         except SyntaxError as exc:
-            raise SourceError(
-                rel, f"failed to parse Python source: {exc.msg}", exc.lineno
-            ) from None
+            line = exc.lineno
+            if line is None and "\0" in text:  # Python names no line for a NUL byte
+                line = text.count("\n", 0, text.index("\0")) + 1
+            raise SourceError(rel, f"failed to parse Python source: {exc.msg}", line) from None
         self.lines = text.splitlines(keepends=True)
         # Byte offsets of line starts for source segments (ast offsets are UTF-8 bytes).
         self._encoded = [line.encode("utf-8") for line in self.lines]
