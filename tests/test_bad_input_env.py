@@ -81,3 +81,20 @@ def test_the_replicate_target_checks_its_environment_first(
     result, root = push_broken({}, "--target", "replicate")
     assert_rejected(result, root, where)
     assert TOKEN not in result.err + result.out
+
+
+@pytest.mark.parametrize("token", [TOKEN + "\nX-Other: 1", TOKEN + "é", "two words"])
+def test_a_local_token_that_cannot_be_sent_is_refused_first(push_broken, monkeypatch, token):
+    """$COGFLEET_LOCAL_TOKEN goes to a --local-url server in a header: one it cannot be
+    sent in is exit 2 naming the variable (not an internal error, nor a failed push
+    that quotes it)."""
+    import socket
+
+    monkeypatch.setenv("COGFLEET_LOCAL_TOKEN", token)
+    with socket.socket() as listening:  # something listens: the URL itself is fine
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+        result, root = push_broken({}, "--local-url", url)
+    assert_rejected(result, root, "COGFLEET_LOCAL_TOKEN is not a token")
+    assert token not in result.err + result.out

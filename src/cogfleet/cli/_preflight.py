@@ -168,9 +168,7 @@ def _check_api(env: os._Environ[str]) -> None:
     token = env.get("REPLICATE_API_TOKEN", "")
     if not token.strip():
         raise UsageError("--target replicate needs REPLICATE_API_TOKEN in the environment")
-    if not all(c.isascii() and c.isprintable() and not c.isspace() for c in token):
-        raise UsageError("REPLICATE_API_TOKEN is not a token: it holds spaces, control or "
-                         "non-ASCII characters")
+    _check_token("REPLICATE_API_TOKEN", token)
     base = env.get("REPLICATE_BASE_URL")
     if base is not None:
         try:
@@ -183,6 +181,13 @@ def _check_api(env: os._Environ[str]) -> None:
                              "https://HOST[:PORT] (or unset it for api.replicate.com)")
 
 
+def _check_token(name: str, token: str) -> None:
+    """A token goes into an HTTP header: printable ASCII without spaces (never shown)."""
+    if not all(c.isascii() and c.isprintable() and not c.isspace() for c in token):
+        raise UsageError(f"{name} is not a token: it holds spaces, control or non-ASCII "
+                         "characters")
+
+
 def check_secret(spec: str) -> None:
     """``--secret id=NAME,src=PATH`` (cog push's format; the file is read by cog's build)."""
     fields = dict(part.partition("=")[::2] for part in spec.split(","))
@@ -191,7 +196,8 @@ def check_secret(spec: str) -> None:
 
 
 def check_local_url(url: str, *, timeout: float = 10.0) -> str:
-    """``url`` without its trailing slash, once something listens there.
+    """``url`` without its trailing slash, once something listens there (and
+    ``$COGFLEET_LOCAL_TOKEN``, sent to it, is a token).
 
     A malformed URL or one where nothing listens is a one-line ``UsageError`` now, not
     a traceback after rendering. Only a connection is opened (no API request, so the
@@ -206,6 +212,9 @@ def check_local_url(url: str, *, timeout: float = 10.0) -> str:
         raise UsageError(f"--local-url {shown}: not a URL ({exc})") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise UsageError(f"--local-url {shown}: expected http://HOST:PORT")
+    token = os.environ.get("COGFLEET_LOCAL_TOKEN")
+    if token:  # the token the server is sent
+        _check_token("COGFLEET_LOCAL_TOKEN", token)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
         with socket.create_connection((parsed.host, port), timeout=timeout):
