@@ -264,6 +264,26 @@ PLUGIN_CASES = [
     pytest.param(HOOK + "@hookimpl\ndef cogfleet_register_steps(register):\n"
                  "    register('step')\n", "plugins/bad.py:5",
                  ["registered str 'step', not a Step"], id="plugin-registers-a-non-step"),
+    pytest.param(HOOK + "from cogfleet._steps import Step\n\n@hookimpl\n"
+                 "def cogfleet_register_steps(register):\n"
+                 "    register(Step('mine', 'later', lambda ctx: None))\n", "plugins/bad.py:7",
+                 ["registered the step 'mine' in phase 'later'; the phases are gate, check, "
+                  "promote, release"], id="plugin-step-in-no-phase"),
+    pytest.param(HOOK + "from cogfleet._steps import Step\n\n@hookimpl\n"
+                 "def cogfleet_register_steps(register):\n"
+                 "    register(Step('mine', 'gate', None))\n", "plugins/bad.py:7",
+                 ["registered the step 'mine' with a run that is not callable"],
+                 id="plugin-step-run-not-callable"),
+    pytest.param(HOOK + "from cogfleet._steps import Step\n\n@hookimpl\n"
+                 "def cogfleet_register_steps(register):\n"
+                 "    register(Step('push-test', 'gate', lambda ctx: None))\n",
+                 "plugins/bad.py:7", ["registered the step 'push-test', which cogfleet runs "
+                                      "itself"], id="plugin-step-core-name"),
+    pytest.param(HOOK + "from cogfleet._steps import Step\n\n@hookimpl\n"
+                 "def cogfleet_register_steps(register):\n"
+                 "    register(Step('fuzz', 'check', lambda ctx: None))\n",
+                 "plugins bad (plugins/bad.py) and fuzz (builtin) both register the pipeline "
+                 "step 'fuzz'", [], id="plugin-step-name-taken"),
     pytest.param(HOOK + "@hookimpl\ndef cogfleet_lnt(variant, build_dir):\n    return []\n",
                  "plugins/bad.py", ["cogfleet_lnt"], id="plugin-unknown-hook"),
     pytest.param(HOOK + "@hookimpl\ndef cogfleet_template_variables(variant):\n"

@@ -166,6 +166,18 @@ def test_a_refused_token_or_request_is_exit_2_naming_the_target(
     assert "Traceback" not in result.err
 
 
+def test_a_model_the_target_does_not_have_is_exit_2(make_repo, cli, bad_api):
+    """The config names a model the target lacks: a configuration error, not a failed check,
+    and no test model is created for it."""
+    root = make_repo()
+    requests: list[str] = []
+    result = cli("push", "alpha", "--local-url", bad_api("404", requests), cwd=root)
+    assert result.code == 2, result.err
+    assert result.err.strip().splitlines()[-1] == (
+        "error: alpha: push-test: model acme/alpha does not exist on local; create it first")
+    assert "POST /v1/models" not in requests  # nothing created
+
+
 @pytest.mark.parametrize(("status", "phrase"), [
     ("503", "503 Service Unavailable"), ("500", "500 Internal Server Error"),
     ("429", "429 Too Many Requests"),

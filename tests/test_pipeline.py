@@ -76,10 +76,13 @@ def edit(path: Path, old: str, new: str) -> None:
 
 
 def test_model_must_exist(push):
+    """A model the target lacks is a configuration error (exit 2), not a failed check."""
     result, report = push("push", "schnell")
-    assert result.code == ExitCode.CHECKS_FAILED
+    assert result.code == ExitCode.USAGE_ERROR
     assert steps(report)["push-test"] == "failed"
     assert f"model {SCHNELL} does not exist" in report["steps"][1]["message"]
+    assert result.err.strip().splitlines()[-1] == (
+        f"error: schnell: push-test: model {SCHNELL} does not exist on local; create it first")
 
 
 def test_passing_push_then_second_push(push, client, demo_repo):

@@ -62,7 +62,12 @@ async def _timed(
 ) -> StepResult:
     start = time.monotonic()
     step = StepResult(name=name, status="passed", started_s=ctx.since_start(start))
+    errors = len(ctx.usage_errors)
     ctx.emit("step-start", step=step)
+    if len(ctx.usage_errors) > errors:  # a progress plugin failed: the step is not run
+        step.status, step.message = "skipped", "not run: a plugin failed"
+        ctx.result.steps.append(step)
+        return step
     ctx.running.append(name)
     try:
         outcome = await body()
@@ -125,6 +130,9 @@ def _target_failed(ctx: PushContext, step: str, exc: BaseException) -> bool:
     return True
 
 
+_STOPPED = "stopped: a plugin failed"
+
+
 def _retrieve(future: asyncio.Future[Any]) -> None:
     """Mark a background task's error as seen: it matters only to the step awaiting it."""
     if not future.cancelled():
@@ -179,11 +187,15 @@ async def run_pipeline(ctx: PushContext, steps: list[Step]) -> RunResult:
     try:
         if ctx.interrupt.requested:
             raise Interrupted
+        if ctx.usage_errors:  # a progress plugin failed on the run's start
+            return finish("failed", _STOPPED)
         core = [Step("lint", "gate", lint_build), Step("push-test", "gate", push_test)]
         for step in core + by_phase["gate"]:
             if (await _timed(ctx, step.name, partial(step.run, ctx))).status == "failed":
-                await judge_ready
+                await asyncio.wait([judge_ready])  # ended, whether it raised or not
                 return finish("failed", f"{step.name} failed")
+            if ctx.usage_errors:
+                return finish("failed", _STOPPED)
 
         checks = await asyncio.gather(
             *(_timed(ctx, s.name, partial(s.run, ctx)) for s in by_phase["check"])
@@ -191,6 +203,8 @@ async def run_pipeline(ctx: PushContext, steps: list[Step]) -> RunResult:
         failed = [s.name for s in checks if s.status == "failed"]
         if failed:
             return finish("failed", f"{', '.join(failed)} failed")
+        if ctx.usage_errors:
+            return finish("failed", _STOPPED)
         # Checked and entered in one go (no await between): an interrupt either came
         # before, and nothing is promoted, or it comes after, and promotion finishes.
         if ctx.interrupt.requested:
@@ -216,15 +230,18 @@ async def run_pipeline(ctx: PushContext, steps: list[Step]) -> RunResult:
     if ctx.interrupt.requested:
         result.interrupted = True
     if failed_step is not None:
-        return finish("failed", f"{failed_step} failed")
+        return finish("failed", failed_step)
     return finish("passed")
 
 
 async def _promote_and_release(ctx: PushContext, by_phase: dict[Phase, list[Step]]) -> str | None:
-    """The critical section: promote, then release; the name of the step that failed."""
+    """The critical section: promote, then release; why it stopped (``None``: it did
+    not). A plugin that failed meanwhile stops it between two steps, never inside one."""
     for step in by_phase["promote"] + by_phase["release"]:
+        if ctx.usage_errors:
+            return _STOPPED
         if (await _timed(ctx, step.name, partial(step.run, ctx))).status == "failed":
-            return step.name
+            return f"{step.name} failed"
     return None
 
 
@@ -250,9 +267,29 @@ async def lint_build(ctx: PushContext) -> StepOutcome:
         )
     problems = [a for a in answers if not isinstance(a, LintWarning)]
     warnings = [f"warning: {a}" for a in answers if isinstance(a, LintWarning)]
+    # the plugins a push would call, on what is known before it: a judge or schema-lint
+    # plugin that raises (or answers what its hook does not) stops the run here
+    await ctx.wait_judge()
+    await asyncio.to_thread(_lint_local_schema, ctx)
     if problems:
         raise CheckFailed("; ".join([*problems[:10], *warnings]))
     return passed("; ".join(["ruff, cog.yaml and config are clean", *warnings]))
+
+
+def _lint_local_schema(ctx: PushContext) -> None:
+    """Call the schema-lint plugins on the schema cogfleet derives from the source, so
+    that one that raises does before anything is pushed. Their verdict on the schema is
+    the ``schema-lint`` step's, on the pushed version's own schema."""
+    from cogfleet.schema import UnknownCogVersion, generate_schema
+
+    try:
+        schema = generate_schema(ctx.build_dir, ctx.cog_version)
+    except (CogfleetError, UnknownCogVersion):
+        return  # only the SDK can write it (or the push reports the source): the step lints
+    config = ctx.config
+    kinds = ["predict"] if config.predict is not None or config.train is None else []
+    for kind in kinds + (["train"] if config.train is not None else []):
+        ctx.plugins.schema_lint(schema, kind)
 
 
 def _schema_answers(ctx: PushContext) -> list[str]:
@@ -287,10 +324,10 @@ async def push_test(ctx: PushContext) -> StepOutcome:
             return known[0]
         found = await asyncio.shield(lookup)
         if found is None:
-            if not target.create_models:
-                raise CheckFailed(
-                    f"model {ctx.model} does not exist on {target.name}; create it first"
-                )
+            if not target.create_models:  # the config names a model the target lacks
+                missing = f"model {ctx.model} does not exist on {target.name}; create it first"
+                ctx.usage_errors.append(f"{ctx.name}: push-test: {missing}")
+                raise CheckFailed(missing)
             # the embedded server starts empty: its models are made on first use
             await target.ensure_model(
                 ctx.model, hardware=ctx.config.test_hardware, visibility="public"

@@ -83,6 +83,34 @@ class Plugins:
             raise PluginError(
                 self._sources.get(name, name), f"plugin {name!r}: {exc}"
             ) from None
+        self._check_functions()
+
+    def _check_functions(self) -> None:
+        """A hook implementation that pluggy would call to get a coroutine or a generator
+        back (``async def``, or ``yield`` without ``wrapper=True``) is an error at load,
+        naming it, instead of a wrong answer in the middle of a push."""
+        import inspect
+
+        for caller in vars(self.pm.hook).values():
+            if not isinstance(caller, pluggy.HookCaller):
+                continue
+            for impl in caller.get_hookimpls():
+                func = impl.function
+                if impl.wrapper or impl.hookwrapper:
+                    continue
+                if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+                    what = "an async def"
+                elif inspect.isgeneratorfunction(func):
+                    what = "a generator (it yields) without wrapper=True"
+                else:
+                    continue
+                name = impl.plugin_name
+                code = getattr(func, "__code__", None)
+                raise PluginError(
+                    self._sources.get(name, name),
+                    f"plugin {name!r}: {caller.name} is {what}; a hook is a plain function",
+                    code.co_firstlineno if code is not None else None,
+                )
 
     # -- loading ---------------------------------------------------------------------
 
@@ -306,20 +334,28 @@ class Plugins:
     # -- push / check / promote ------------------------------------------------------------
 
     def steps(self) -> list[Step]:
-        """Every registered pipeline step; two plugins registering one name is an error."""
-        steps: dict[str, Step] = {}
+        """Every registered pipeline step. A step the pipeline could not run (a phase it
+        does not have, a ``run`` that is not callable, the name of a step cogfleet runs
+        itself) or two plugins registering one name is an error naming the plugin."""
+        from cogfleet._steps import PHASES
 
-        from cogfleet._steps import Step
+        steps: dict[str, tuple[Step, str]] = {}
+        # in pluggy's own call order (the last registered first), as a hook call would
+        for impl in reversed(self.pm.hook.cogfleet_register_steps.get_hookimpls()):
+            owner = self.source_of(impl.plugin)
 
-        def register(step: Step) -> None:
-            if not isinstance(step, Step):
-                raise TypeError(f"registered {type(step).__name__} {step!r}, not a Step")
-            if step.name in steps:
-                raise PluginError(None, f"two plugins register the pipeline step {step.name!r}")
-            steps[step.name] = step
+            def register(step: Step, _owner: str = owner) -> None:
+                problem = _step_problem(step, PHASES)
+                if problem is not None:  # raised in the plugin's call: named at its line
+                    raise TypeError(problem)
+                if step.name in steps:
+                    raise PluginError(None, f"plugins {steps[step.name][1]} and {_owner} both "
+                                      f"register the pipeline step {step.name!r}")
+                steps[step.name] = (step, _owner)
 
-        self._call("cogfleet_register_steps", register=register)
-        return list(steps.values())
+            self._guard(impl.function, "cogfleet_register_steps",
+                        **({"register": register} if "register" in impl.argnames else {}))
+        return [step for step, _ in steps.values()]
 
     def schema_lint(self, schema: dict[str, Any], kind: str) -> list[str]:
         problems: list[str] = []
@@ -390,6 +426,34 @@ def _error_line(exc: BaseException, path: Path) -> int | None:
 
 
 _FITS = object()
+_CORE_STEPS = ("lint", "push-test")  # run by the pipeline itself, before every plugin step
+
+
+def _step_problem(step: Any, phases: tuple[str, ...]) -> str | None:
+    """What keeps the pipeline from running ``step`` (registered by a plugin), or None."""
+    from cogfleet._steps import Step
+
+    if not isinstance(step, Step):
+        return f"registered {type(step).__name__} {_short(step)}, not a Step"
+    if not isinstance(step.name, str) or not step.name.strip():
+        return f"registered a step named {_short(step.name)}; a name is a non-empty string"
+    if step.name in _CORE_STEPS:
+        return f"registered the step {step.name!r}, which cogfleet runs itself"
+    if step.phase not in phases:
+        return (f"registered the step {step.name!r} in phase {_short(step.phase)}; the phases "
+                f"are {', '.join(phases)}")
+    if not callable(step.run):
+        return f"registered the step {step.name!r} with a run that is not callable"
+    if step.prefetch is not None and not callable(step.prefetch):
+        return f"registered the step {step.name!r} with a prefetch that is not callable"
+    if not isinstance(step.order, int) or isinstance(step.order, bool):
+        return f"registered the step {step.name!r} with order {_short(step.order)}, not an int"
+    return None
+
+
+def _short(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
 def _is_texts(answer: Any) -> bool:

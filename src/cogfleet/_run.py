@@ -218,7 +218,10 @@ def run_jobs(
         return ExitCode.USAGE_ERROR
     usage = [error for ctx in contexts for error in ctx.usage_errors]
     if usage:  # bad input (the target's answer, a plugin), not the model: exit 2 naming it
-        sys.stderr.write(f"error: {usage[0]}\n")
+        promoted = [f"{r.model} promoted to {r.version[:12]}" for r in results
+                    if r.pushed and r.version]
+        note = f" ({'; '.join(promoted)})" if promoted else ""
+        sys.stderr.write(f"error: {usage[0]}{note}\n")
         return ExitCode.USAGE_ERROR
     return ExitCode.OK if all(r.result == "passed" for r in results) else ExitCode.CHECKS_FAILED
 

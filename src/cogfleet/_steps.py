@@ -207,7 +207,14 @@ class PushContext:
     # -- progress ----------------------------------------------------------------------
 
     def emit(self, kind: Any, **kwargs: Any) -> None:
-        self.plugins.progress(ProgressEvent(kind=kind, result=self.result, **kwargs))
+        """Tell the progress plugins. One that raises never breaks off what the run is
+        doing: its error is recorded (the run ends with exit 2 naming it) and the
+        pipeline stops at its next step, before promotion if it has not begun."""
+        try:
+            self.plugins.progress(ProgressEvent(kind=kind, result=self.result, **kwargs))
+        except CogfleetError as exc:
+            if str(exc) not in self.usage_errors:
+                self.usage_errors.append(str(exc))
 
     def plan_cases(self, count: int) -> None:
         self.cases_planned += count

@@ -6,7 +6,8 @@ any subset of them with ``from cogfleet import hookimpl``.
 
 Collection hooks take a ``register`` callback and return nothing; decision hooks are
 ``firstresult`` (the first non-``None`` answer wins); the rest collect a list of the
-answers of every plugin.
+answers of every plugin. An implementation is a plain function: an ``async def`` or a
+generator (without ``wrapper=True``) is an error when the plugin loads.
 """
 
 from __future__ import annotations
@@ -96,7 +97,10 @@ def cogfleet_register_steps(register: Callable[[Step], None]) -> None:
     :class:`cogfleet.CheckFailed` fails the step with its message. ``Step.prefetch``
     (optional) is called when the run starts and returns an awaitable (or ``None``):
     a look-up the step will need, which then runs while the earlier steps work; the
-    step finds it in ``ctx.prefetched[name]``. Returns nothing.
+    step finds it in ``ctx.prefetched[name]``. A step the pipeline cannot run (a phase
+    it does not have, a ``run`` that is not callable, the name ``lint`` or ``push-test``
+    of the steps the core runs itself, a name another plugin registers) is an error at
+    start-up naming the plugin. Returns nothing.
     """
 
 
@@ -106,7 +110,10 @@ def cogfleet_schema_lint(schema: dict[str, Any], kind: str) -> list[str] | None:
 
     ``kind`` is ``"predict"`` or ``"train"``. Return one line per problem (naming the
     input), or ``None``/``[]``. Every plugin's answer is collected; any problem fails
-    the ``schema-lint`` step.
+    the ``schema-lint`` step. Before the push it is also called on the schema cogfleet
+    derives from the source (when it can), so that an implementation that raises or
+    answers no list of str stops the run before anything is pushed (exit 2); only its
+    answer on the pushed version's schema decides the step.
     """
 
 
@@ -116,7 +123,8 @@ def cogfleet_judge(ctx: PushContext) -> Judge | None:
 
     ``firstresult``: the first non-``None`` answer wins; the built-in Anthropic judge
     is ``trylast`` and answers only when ``ANTHROPIC_API_KEY`` is set. Return ``None``
-    to leave the choice to other plugins.
+    to leave the choice to other plugins. Called once per variant, before the push: an
+    implementation that raises stops the run there (exit 2 naming it).
     """
 
 
@@ -150,7 +158,9 @@ def cogfleet_progress(event: ProgressEvent) -> None:
     ``event.kind`` is one of ``run-start``, ``step-start``, ``step-done``,
     ``cases-planned``, ``case-done``, ``run-done``; ``event.result`` is the variant's
     :class:`~cogfleet._result.RunResult` so far. Called for every plugin; returns
-    nothing. Must be quick: it runs on the event loop.
+    nothing. Must be quick: it runs on the event loop. An implementation that raises
+    never breaks off a step: the run stops at its next step (before promotion, if that
+    has not begun; promotion under way finishes) and ends with exit 2 naming it.
     """
 
 
