@@ -148,7 +148,7 @@ def _private_tmp(scratch: str) -> None:
     A mount namespace of the child's own (as root; otherwise inside a user namespace
     that maps the user to itself) where ``/tmp`` is an overlay: the host's ``/tmp``
     below, read as it is, and a tmpfs mounted on ``scratch`` (this runner's folder)
-    above, taking every write. Two versions writing ``/tmp/out.png`` at once then
+    above, taking every write. Two versions writing ``out.png`` into /tmp at once then
     each read their own file. Where the system allows none of this the child keeps
     the host's ``/tmp``; each step that fails leaves the ones before in place.
     """
