@@ -1,4 +1,5 @@
-"""Each runner has a /tmp of its own, as each version's container has on Replicate."""
+"""Each runner has a /tmp of its own and its build folder at /src, its working folder,
+as each version's container has on Replicate."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from cogfleet.server._runner import RunnerPool
 pytestmark = pytest.mark.slow
 
 PREDICTOR = '''
+import os
 from pathlib import Path
 
 from cog import BasePredictor
 
-TAG = Path(__file__).with_name("tag.txt").read_text()
+# Cog's image copies the model to /src, its working folder; real models open files there.
+TAG = open("/src/tag.txt").read()
 
 
 class Predictor(BasePredictor):
@@ -30,33 +33,44 @@ class Predictor(BasePredictor):
         shared = Path("/tmp") / name
         before = shared.read_text() if shared.exists() else "nothing"
         shared.write_text(TAG)
-        return f"{before} -> {TAG}"
+        Path("written.txt").write_text(TAG)
+        return f"{before} -> {TAG} in {os.getcwd()} from {__file__}"
 '''
 
 
 COG_YAML = 'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n'
 
 
-def _private_tmp_here() -> bool:
-    """Whether this system lets a process mount a /tmp of its own (root, or user
-    namespaces), asked of util-linux's unshare, independently of cogfleet's code."""
-    if shutil.which("unshare") is None:
+def _container_view_here() -> bool:
+    """Whether this system lets a process mount a /tmp of its own and a root of its own
+    with a /src the host lacks (root, or user namespaces), asked of util-linux's unshare
+    and chroot, independently of cogfleet's code."""
+    if shutil.which("unshare") is None or shutil.which("chroot") is None:
         return False
-    flags = ["-m"] if os.geteuid() == 0 else ["-U", "-m"]
+    flags = ["-m"] if os.geteuid() == 0 else ["-U", "-r", "-m"]
     with tempfile.TemporaryDirectory() as scratch:
+        # The new root is filled from inside it: once the overlay is on /tmp, the
+        # scratch folder's path no longer leads to the tmpfs.
         script = (
             f"mount --make-rprivate / && mount -t tmpfs none {scratch} && "
-            f"mkdir {scratch}/u {scratch}/w && mount -t overlay overlay "
-            f"-o lowerdir=/tmp,upperdir={scratch}/u,workdir={scratch}/w /tmp"
+            f"mkdir {scratch}/u {scratch}/w {scratch}/r {scratch}/r/src && "
+            f"mount --bind {scratch}/u {scratch}/r/src && cd {scratch}/r && "
+            f"mount -t overlay overlay "
+            f"-o lowerdir=/tmp,upperdir={scratch}/u,workdir={scratch}/w /tmp && "
+            "for e in /*; do n=${e#/}; [ $n = src ] && continue; "
+            'if [ -L "$e" ]; then ln -s "$(readlink "$e")" "$n" || exit 1; '
+            'elif [ -d "$e" ]; then mkdir "$n" && mount --rbind "$e" "$n" || exit 1; '
+            'else touch "$n" && mount --bind "$e" "$n" || exit 1; fi; done && '
+            "chroot . sh -c 'cd /src && touch here'"
         )
         probe = subprocess.run(["unshare", *flags, "sh", "-c", script], capture_output=True)
     return probe.returncode == 0
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mount namespaces are Linux's")
-def test_two_versions_do_not_see_each_others_tmp_files(tmp_path: Path) -> None:
-    if not _private_tmp_here():
-        pytest.skip("this system lets no process mount a /tmp of its own")
+def test_two_versions_see_their_own_tmp_and_src(tmp_path: Path) -> None:
+    if not _container_view_here():
+        pytest.skip("this system lets no process mount a /tmp or a /src of its own")
     builds = {}
     for tag in ("live", "test"):
         build = tmp_path / tag
@@ -83,6 +97,13 @@ def test_two_versions_do_not_see_each_others_tmp_files(tmp_path: Path) -> None:
             await pool.close()
 
     outputs = asyncio.run(asyncio.wait_for(scenario(), timeout=60))
-    assert outputs == ["nothing -> live", "nothing -> test", "live -> live"]
+    where = " in /src from /src/predict.py"
+    assert outputs == [f"nothing -> live{where}", f"nothing -> test{where}", f"live -> live{where}"]
+    # What a model writes relative to its working folder lands in its build folder.
+    assert [(builds[tag] / "written.txt").read_text() for tag in ("live", "test")] == [
+        "live", "test"
+    ]
+    # The host has no /src of the models'.
+    assert not Path("/src/tag.txt").exists()
     # Nothing the models wrote reached the host's /tmp.
     assert not (Path("/tmp") / name).exists()

@@ -1,8 +1,8 @@
 """One model server process (coglet, or the Python server of Cog <= 0.16) for one key.
 
-:class:`Runner` starts its server in the build folder, waits for ``/health-check``
-to report ``READY`` and stops the whole process group; :mod:`._runner` shares
-runners out to predictions.
+:class:`Runner` starts its server in the build folder (seen at ``/src``, see below),
+waits for ``/health-check`` to report ``READY`` and stops the whole process group;
+:mod:`._runner` shares runners out to predictions.
 
 * **Interpreter.** coglet starts its worker as plain ``python`` looked up on
   ``PATH`` (not ``sys.executable``); without the venv first on ``PATH`` the worker
@@ -14,7 +14,8 @@ runners out to predictions.
   after a grace period. On Linux the child also gets ``PR_SET_PDEATHSIG(SIGKILL)``,
   so it dies if the thread that started it (the event loop's thread) dies;
   coglet's worker exits on its own when coglet dies. Where the system allows it, the
-  group has a mount namespace whose ``/tmp`` is its own (:func:`_private_tmp`).
+  group has a mount namespace whose ``/tmp`` is its own and where the build folder is
+  ``/src``, its working folder, as in its container (:func:`_container_view`).
 * **Runtimes.** Each runner runs a :class:`Runtime`: the interpreter (an isolated
   environment's ``bin/python``, or cogfleet's own) and which server its Cog SDK
   ships. Everything above is coglet (SDK >= 0.17). SDKs 0.7 - 0.16 ship the Python
@@ -140,17 +141,25 @@ _CLONE_NEWNS = 0x00020000
 _CLONE_NEWUSER = 0x10000000
 _MS_REC = 0x4000
 _MS_PRIVATE = 0x40000
+_MS_BIND = 0x1000
 
 
-def _private_tmp(scratch: str) -> None:
-    """In the child before exec: give it a ``/tmp`` of its own, as its container has.
+def _container_view(scratch: str, src: str | None) -> None:
+    """In the child before exec: see the file system as its container would.
 
     A mount namespace of the child's own (as root; otherwise inside a user namespace
-    that maps the user to itself) where ``/tmp`` is an overlay: the host's ``/tmp``
-    below, read as it is, and a tmpfs mounted on ``scratch`` (this runner's folder)
-    above, taking every write. Two versions writing ``out.png`` into /tmp at once then
-    each read their own file. Where the system allows none of this the child keeps
-    the host's ``/tmp``; each step that fails leaves the ones before in place.
+    that maps the user to itself), where:
+
+    * ``/tmp`` is an overlay: the host's ``/tmp`` below, read as it is, and a tmpfs
+      mounted on ``scratch`` (this runner's folder) above, taking every write. Two
+      versions writing ``out.png`` into /tmp at once then each read their own file.
+    * given ``src`` (the build folder), the child's root is a tmpfs in ``scratch``
+      holding every entry of the host's ``/`` (folders and files bound, symlinks copied)
+      and ``src`` bound on ``/src``, its working folder, as Cog's ``WORKDIR /src``: code
+      that opens ``/src/weights.txt`` works, and the host gets no ``/src``.
+
+    Where the system allows none of this the child keeps the host's view (and the
+    working folder it was started in); each step that fails leaves the ones before.
     """
     libc = _LIBC
     if libc is None:
@@ -174,21 +183,62 @@ def _private_tmp(scratch: str) -> None:
         return
     if libc.mount(b"tmpfs", scratch.encode(), b"tmpfs", 0, b"mode=0700") != 0:
         return
-    upper, work = f"{scratch}/upper", f"{scratch}/work"
+    upper, work, root = f"{scratch}/upper", f"{scratch}/work", f"{scratch}/root"
     try:
         os.mkdir(upper, 0o700)
         os.mkdir(work, 0o700)
         # The overlay's top folder is ``upper``: it looks like the host's /tmp (1777).
         os.chmod(upper, os.stat("/tmp").st_mode & 0o7777)
+        os.mkdir(root, 0o755)
+        # ``scratch`` may lie in /tmp, hidden once the overlay is there: keep a handle.
+        root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY)
     except OSError:
         return
+    new_root = src is not None and _bind(libc, src, f"/proc/self/fd/{root_fd}/src", root_fd)
     options = f"lowerdir=/tmp,upperdir={upper},workdir={work}".encode()
     libc.mount(b"overlay", b"/tmp", b"overlay", 0, options)
+    if new_root and _fill_root(libc, root_fd):
+        with contextlib.suppress(OSError):
+            os.fchdir(root_fd)
+            os.chroot(".")
+            os.chdir("/src")
 
 
-def _child_preexec(parent_pid: int, scratch: str | None = None) -> Callable[[], None]:
+def _bind(libc: Any, source: str, target: str, root_fd: int, name: str = "src") -> bool:
+    """Bind ``source`` (a folder, with what is mounted below it, or a file) on a new
+    entry ``name`` of the root being made."""
+    try:
+        if os.path.isdir(source):
+            os.mkdir(name, 0o755, dir_fd=root_fd)
+        else:
+            os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=root_fd))
+    except OSError:
+        return False
+    return bool(libc.mount(source.encode(), target.encode(), None, _MS_BIND | _MS_REC, None) == 0)
+
+
+def _fill_root(libc: Any, root_fd: int) -> bool:
+    """Every entry of the host's ``/`` but ``src`` in the new root, at the same path."""
+    try:
+        entries = os.listdir("/")
+        for name in entries:
+            if name == "src":
+                continue
+            path = f"/{name}"
+            if os.path.islink(path):
+                os.symlink(os.readlink(path), name, dir_fd=root_fd)
+            elif not _bind(libc, path, f"/proc/self/fd/{root_fd}/{name}", root_fd, name):
+                return False
+    except OSError:
+        return False
+    return True
+
+
+def _child_preexec(
+    parent_pid: int, scratch: str | None = None, src: str | None = None
+) -> Callable[[], None]:
     """Make the child die with its parent (Linux ``PR_SET_PDEATHSIG``) and, given a
-    scratch folder, give it a ``/tmp`` of its own (:func:`_private_tmp`)."""
+    scratch folder, let it see its container's file system (:func:`_container_view`)."""
 
     def preexec() -> None:
         if _LIBC is not None:
@@ -197,7 +247,7 @@ def _child_preexec(parent_pid: int, scratch: str | None = None) -> Callable[[], 
         if os.getppid() != parent_pid:
             os._exit(1)
         if scratch is not None:
-            _private_tmp(scratch)
+            _container_view(scratch, src)
 
     return preexec
 
@@ -377,7 +427,9 @@ class Runner:
                     stdout=log_file,
                     stderr=log_file,
                     start_new_session=True,
-                    preexec_fn=_child_preexec(os.getpid(), str(self.tmp_dir)),
+                    preexec_fn=_child_preexec(
+                        os.getpid(), str(self.tmp_dir), str(self.build_dir.resolve())
+                    ),
                 )
             if self.stopping:
                 raise SetupFailed("the runner pool is closing", "")
