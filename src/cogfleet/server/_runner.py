@@ -330,6 +330,11 @@ class RunnerPool:
             return
         inflight.receive(body, self._exchange.inline_update)
 
+    def running(self, key: str) -> bool:
+        """Whether a runner for ``key`` is up (started and its process alive)."""
+        runner = self._runners.get(key)
+        return runner is not None and runner.ready.done() and runner.alive()
+
     async def _runner_for(
         self,
         key: str,

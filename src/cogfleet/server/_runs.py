@@ -396,12 +396,16 @@ class Runs:
             env = {"COG_WEIGHTS": version["_weights"]} if version.get("_weights") else None
             mode = "train" if plural == "trainings" else "predict"
             build_dir = self.state_dir / "builds" / version["_build"]
-            runtime = await self.runtimes.runtime_for(version, build_dir)
             # One runner per build (and weights), whichever models have it as a version.
             weights = version.get("_weights") or ""
             tag = hashlib.sha256(weights.encode()).hexdigest()[:12] if weights else "base"
+            key = f"{version['_build']}:{mode}:{tag}"
+            # An environment removed from disk matters only to a runner yet to start.
+            runtime = await self.runtimes.runtime_for(
+                version, build_dir, check=not self.pool.running(key)
+            )
             result = await self.pool.run(
-                f"{version['_build']}:{mode}:{tag}",
+                key,
                 build_dir,
                 mode=mode,
                 prediction_id=pid,

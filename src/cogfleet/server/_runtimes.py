@@ -124,14 +124,20 @@ class Runtimes:
             sdk_document, build_dir, prepared.runtime.python, options.cog_version, reason
         )
 
-    async def runtime_for(self, version: dict[str, Any], build_dir: Path) -> Runtime:
-        """The runtime of a stored version (its environment rebuilt if it was removed)."""
+    async def runtime_for(
+        self, version: dict[str, Any], build_dir: Path, *, check: bool = True
+    ) -> Runtime:
+        """The runtime of a stored version (its environment rebuilt if it was removed).
+
+        ``check=False`` trusts a runtime already prepared without looking at its
+        interpreter on disk: for a version whose model server is up, which needs none.
+        """
         options = self.options_of(version)
         if options.environment == "current":
             return Runtime()
         key = f"{build_dir}:{options.identity()}"
         ready = self._ready.get(key)
-        if ready is not None and Path(ready.python).exists():
+        if ready is not None and (not check or Path(ready.python).exists()):
             return ready
         return (await self.prepare(build_dir, options)).runtime
 
