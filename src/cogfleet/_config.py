@@ -27,6 +27,12 @@ from pydantic import (
 
 from cogfleet._checks import Checker
 from cogfleet._errors import ConfigError
+from cogfleet._limits import (
+    MAX_FUZZ_ITERATIONS,
+    MAX_PARALLEL,
+    MAX_PREDICT_TIMEOUT,
+    MAX_TRAIN_TIMEOUT,
+)
 from cogfleet._names import account_problem, model_problem, name_problem
 from cogfleet._yaml import load_yaml_text
 
@@ -42,8 +48,6 @@ def _not_bool(value: Any) -> Any:
 #: An integer setting: pydantic would read ``true`` as 1 (a one-second timeout).
 Int = Annotated[int, BeforeValidator(_not_bool)]
 
-#: The most fuzz inputs one run makes (each is a prediction; they are made up front).
-MAX_FUZZ_ITERATIONS = 10_000
 
 
 def _json_inputs(value: dict[str, Any]) -> dict[str, Any]:
@@ -130,7 +134,7 @@ class FuzzConfig(_Strict):
 
 class PredictConfig(_Strict):
     compare_outputs: bool = True
-    predict_timeout: Int = Field(default=DEFAULT_TIMEOUT, gt=0)
+    predict_timeout: Int = Field(default=DEFAULT_TIMEOUT, gt=0, le=MAX_PREDICT_TIMEOUT)
     test_cases: list[TestCase] = Field(default_factory=list)
     fuzz: FuzzConfig | None = None
 
@@ -138,7 +142,7 @@ class PredictConfig(_Strict):
 class TrainConfig(_Strict):
     destination: ModelRef | None = None
     destination_hardware: Hardware = "cpu"
-    train_timeout: Int = Field(default=DEFAULT_TIMEOUT, gt=0)
+    train_timeout: Int = Field(default=DEFAULT_TIMEOUT, gt=0, le=MAX_TRAIN_TIMEOUT)
     test_cases: list[TestCase] = Field(default_factory=list)
     fuzz: FuzzConfig | None = None
 
@@ -170,7 +174,7 @@ class SafePushConfig(_Strict):
     train: TrainConfig | None = None
     deployment: DeploymentConfig | None = None
     dockerfile: str | None = None
-    parallel: Int = Field(default=4, ge=1)
+    parallel: Int = Field(default=4, ge=1, le=MAX_PARALLEL)
     fast_push: bool = False
     use_cog_base_image: bool = True
     ignore_schema_compatibility: bool = False

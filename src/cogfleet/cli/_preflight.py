@@ -20,8 +20,8 @@ from cogfleet._errors import UsageError
 from cogfleet._names import model_problem
 
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an integer not below ``minimum``."""
+def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer not below ``minimum`` (nor above ``maximum``)."""
 
     def parse(text: str) -> int:
         try:
@@ -31,6 +31,9 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
         if value < minimum:
             what = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
             raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
+        if maximum is not None and value > maximum:
+            shown = text if len(text) <= 24 else f"{text[:21]}..."
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {shown}")
         return value
 
     parse.__name__ = "int"  # argparse names the type in its messages

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cogfleet._errors import ConfigError, UsageError
+from cogfleet._limits import MAX_FUZZ_ITERATIONS, MAX_PARALLEL, MAX_PREDICT_TIMEOUT
 from cogfleet.cli._common import Command, add_target_flags, load_plugins, load_repo
 from cogfleet.cli._preflight import (
     check_destinations,
@@ -134,7 +135,8 @@ def add_common_flags(p: argparse.ArgumentParser) -> None:
     o.add_argument("--test-hardware", default=argparse.SUPPRESS)
     o.add_argument("--no-compare-outputs", dest="compare_outputs", action="store_false",
                    default=argparse.SUPPRESS)
-    o.add_argument("--predict-timeout", type=int_at_least(1), default=argparse.SUPPRESS)
+    o.add_argument("--predict-timeout", type=int_at_least(1, MAX_PREDICT_TIMEOUT),
+                   default=argparse.SUPPRESS)
     o.add_argument("--fast-push", action="store_true", default=argparse.SUPPRESS,
                    help="accepted for compatibility (cog >= 0.17 has no fast push)")
     o.add_argument("--test-case", dest="test_cases", action="append", type=parse_test_case,
@@ -144,9 +146,10 @@ def add_common_flags(p: argparse.ArgumentParser) -> None:
                    metavar="K=V;...")
     o.add_argument("--fuzz-disabled-inputs", type=lambda s: [x for x in s.split(";") if x],
                    default=argparse.SUPPRESS, metavar="K;...")
-    o.add_argument("--fuzz-iterations", type=int_at_least(0), default=argparse.SUPPRESS)
+    o.add_argument("--fuzz-iterations", type=int_at_least(0, MAX_FUZZ_ITERATIONS),
+                   default=argparse.SUPPRESS)
     o.add_argument("--fuzz-prompt", default=argparse.SUPPRESS)
-    o.add_argument("--parallel", type=int_at_least(1), default=argparse.SUPPRESS)
+    o.add_argument("--parallel", type=int_at_least(1, MAX_PARALLEL), default=argparse.SUPPRESS)
     o.add_argument("--ignore-schema-compatibility", action="store_true",
                    default=argparse.SUPPRESS)
     o.add_argument("--push-official-model", action="store_true",
