@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from tests.test_bad_input import assert_rejected
+from tests.test_bad_input import CONFIG, assert_rejected
 
 EMPTY_VALUES = [
     pytest.param(["--report-json", ""], "--report-json", id="report-json"),
@@ -46,8 +46,9 @@ CLI_CASES = [
                  ["is not a URL"], id="test-case-url-malformed"),
     pytest.param(["--junit-xml", "./report.json"], "--junit-xml ./report.json",
                  ["--report-json writes that file too"], id="two-reports-one-file"),
-    pytest.param(["--fuzz-iterations", "99999999999"], "--fuzz-iterations",
-                 ["less than or equal to 10000"], id="fuzz-iterations-huge"),
+    pytest.param(["--fuzz-iterations", "99999999999"],
+                 "cogfleet push: argument --fuzz-iterations",
+                 ["must be at most 10000, got 99999999999"], id="fuzz-iterations-huge"),
 ]
 
 
@@ -55,6 +56,12 @@ CLI_CASES = [
 def test_flags_are_checked_before_rendering(push_broken, args, where, what):
     result, root = push_broken({}, *args)
     assert_rejected(result, root, where, *what)
+
+
+def test_a_test_model_that_is_the_official_model_is_refused(push_broken):
+    config = "model: acme/alpha\nofficial_model: acme/official\n"
+    result, root = push_broken({CONFIG: config}, "--test-model", "acme/official")
+    assert_rejected(result, root, "--test-model acme/official: the same model as official_model")
 
 
 def test_a_password_in_the_local_url_is_not_shown(push_broken):

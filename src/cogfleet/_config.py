@@ -33,7 +33,7 @@ from cogfleet._limits import (
     MAX_PREDICT_TIMEOUT,
     MAX_TRAIN_TIMEOUT,
 )
-from cogfleet._names import account_problem, model_problem, name_problem
+from cogfleet._names import SAME_AS_MODEL, account_problem, model_problem, name_problem
 from cogfleet._yaml import load_yaml_text
 
 DEFAULT_TIMEOUT = 300
@@ -334,8 +334,35 @@ def parse_config(
                     f"{section_name}.fuzz: {sorted(overlap)[0]!r} is both fixed and disabled",
                     line=_line_of(text, (section_name, "fuzz")),
                 )
-    if config.test_model is not None and config.test_model == config.model:
-        raise ConfigError(
-            source, "test_model: must differ from model", line=_line_of(text, ("test_model",))
-        )
+    clash = model_clash(config)
+    if clash is not None:
+        key, problem = clash
+        raise ConfigError(source, f"{key}: {problem}", line=_line_of(text, tuple(key.split("."))))
     return config
+
+
+def model_clash(config: SafePushConfig) -> tuple[str, str] | None:
+    """``(key, problem)`` when two roles of a safe push name one model (``None`` when not).
+
+    The model, the test model, the official model and the training destination are
+    four models: the test push must never land on the model or the official model, the
+    second pass never on the model it was tested as, and a test training never writes
+    versions to the model, the test model or the official model.
+    """
+    test_model = config.effective_test_model
+    if config.test_model is not None and test_model == config.model:
+        return "test_model", "must differ from model"
+    official = config.official_model
+    if official is not None:
+        if official == config.model:
+            return "official_model", f"{official!r} {SAME_AS_MODEL}"
+        if official == test_model:
+            return "official_model", f"{official!r} is also the test model"
+    destination = config.train.destination if config.train is not None else None
+    if destination is not None:
+        for role, other in (("the model", config.model), ("the test model", test_model),
+                            ("the official model", official)):
+            if destination == other:
+                return "train.destination", (
+                    f"{destination!r} is also {role}; test trainings need a model of their own")
+    return None

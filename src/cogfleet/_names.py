@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import re
 
+#: Why an official model may not be the model itself (the config and variants.yaml).
+SAME_AS_MODEL = ("is the model itself; the official model is a second model the tested build "
+                 "is pushed to")
+
 _ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 

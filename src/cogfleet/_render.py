@@ -508,6 +508,16 @@ def with_official_model(
             line=_line_of(config_text, ("official_model",)),
         )
     config.official_model = declared
+    from cogfleet._config import model_clash
+
+    clash = model_clash(config)
+    if clash is not None:
+        raise ConfigError(
+            config_rel,
+            f"{clash[0]}: {clash[1]} (official_model {declared!r} is declared for variant "
+            f"{variant.name!r} in {repo.rel(variant.variants_file)})",
+            line=_line_of(config_text, tuple(clash[0].split("."))),
+        )
     return config
 
 

@@ -52,7 +52,7 @@ from typing import Any
 
 from cogfleet._errors import ConfigError, UsageError
 from cogfleet._files import check_readable
-from cogfleet._names import model_problem
+from cogfleet._names import SAME_AS_MODEL, model_problem
 from cogfleet._settings import DEFAULT_CONFIGS_DIR, Settings, load_settings
 from cogfleet._variant_lines import key_line, line_of_problem
 from cogfleet._yaml import load_yaml_file
@@ -437,6 +437,8 @@ def _parse_variant(
     problem = None if official is None else model_problem(official)
     if problem:
         raise ConfigError(rel, f"variant {name!r}: official_model: {problem}")
+    if official is not None and official == model:
+        raise ConfigError(rel, f"variant {name!r}: official_model: {official!r} {SAME_AS_MODEL}")
     variables = spec.get("variables") or {}
     if not isinstance(variables, dict):
         raise ConfigError(rel, f"variant {name!r}: variables must be a mapping")

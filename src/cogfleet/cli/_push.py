@@ -184,11 +184,16 @@ def apply_overrides(
     """Command-line flags win over the config file (as in cog-safe-push).
 
     The result is checked as a config file is: ``--test-case`` values by ``checkers``
-    (with files read from ``root``), and ``--test-model`` must differ from the model.
+    (with files read from ``root``), and ``--test-model`` must name a model of its own.
     """
+    from cogfleet._config import model_clash
+
     merged = _merge_overrides(config, ns)
-    if "test_model" in ns and merged.test_model == merged.model:
-        raise UsageError(f"--test-model {merged.test_model}: must differ from the model")
+    clash = model_clash(merged)
+    if "test_model" in ns and clash is not None:
+        problem = ("must differ from the model" if clash[0] == "test_model"
+                   else f"the same model as {clash[0]}")
+        raise UsageError(f"--test-model {merged.test_model}: {problem}")
     if checkers is not None:
         from cogfleet._config import case_problem
 
