@@ -220,6 +220,18 @@ FILE_CASES = [
                  id="cog-yaml-requirements-absolute"),
     pytest.param({TEMPLATE: 'build:\n  python_version: "3.11"\n'}, f"{TEMPLATE}:1",
                  ["nothing to run: set run:"], id="cog-yaml-nothing-to-run"),
+    pytest.param({TEMPLATE: 'build:\n  python_version: "3.11"\n  python_packages:\n'
+                  '    - "not a package ==="\npredict: "predict.py:Predictor"\n'}, f"{TEMPLATE}:4",
+                 ["build.python_packages[0]: 'not a package ===' is not a requirement pip can "
+                  "read"], id="cog-yaml-package-unparseable"),
+    pytest.param({TEMPLATE: 'build:\n  python_version: "3.11"\n  python_requirements: r.txt\n'
+                  'predict: "predict.py:Predictor"\n',
+                  "models/fam/r.txt": "pillow\nnot a package ===\n"}, "models/fam/r.txt:2",
+                 ["'not a package ===' is not a requirement pip can read"],
+                 id="requirements-line-unparseable"),
+    pytest.param({TEMPLATE: 'build:\n  python_version: "3.11"\nimage: UPPER/Case\n'
+                  'predict: "predict.py:Predictor"\n'}, f"{TEMPLATE}:3",
+                 ["image: image names are lower case"], id="cog-yaml-image-upper-case"),
     pytest.param({TEMPLATE: ""}, f"{TEMPLATE}", ["nothing to run"], id="cog-yaml-empty"),
     pytest.param({TEMPLATE: 'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n'
                   "# \x00\n"}, TEMPLATE, ["invalid YAML: unacceptable character #x0000"],

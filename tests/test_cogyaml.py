@@ -323,6 +323,60 @@ def test_requirements_file_must_exist(tmp_path: Path) -> None:
     assert validate_cog_yaml(path, tmp_path) == []
 
 
+@pytest.mark.parametrize(
+    "package", ["not a package ===", "numpy==", "foo bar", "foo~=1", "foo<=>1", "foo;;"]
+)
+def test_python_packages_are_requirements_pip_reads(tmp_path: Path, package: str) -> None:
+    text = MINIMAL.replace("build:\n", f"build:\n  python_packages:\n    - pillow\n"
+                           f"    - {package!r}\n")
+    err = error_of(write(tmp_path, text))
+    assert err.message.startswith(
+        f"build.python_packages[1]: {package!r} is not a requirement pip can read ("
+    ), err.message
+    assert err.line == 4
+
+
+GOOD_REQUIREMENTS = """\
+# pinned for the demo
+numpy==1.26.*  # trailing comment
+torch==2.3.0+cpu ; platform_machine == "x86_64"
+pillow[avif]>=10,<12 \\
+    --hash=sha256:0123
+-r other.txt
+--extra-index-url https://download.pytorch.org/whl/cpu
+-e ./vendored
+./wheels/tool-1.0-py3-none-any.whl
+git+https://github.com/acme/tool@v1
+tool @ https://example.com/tool-1.0.tar.gz
+${PACKAGE_FROM_ENV}
+"""
+
+
+def test_a_requirements_file_as_pip_reads_it_is_valid(tmp_path: Path) -> None:
+    (tmp_path / "predict.py").write_text("class Predictor: ...\n")
+    (tmp_path / "r.txt").write_text(GOOD_REQUIREMENTS)
+    path = write(tmp_path, MINIMAL.replace("build:\n", "build:\n  python_requirements: r.txt\n"))
+    assert validate_cog_yaml(path, tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "bad"),
+    [("numpy\nnot a package ===\n", 2, "not a package ==="),
+     ("numpy \\\n  ==\nfoo\n", 1, "numpy   =="),  # a continued line is named by its first
+     ("# ok\n\npillow>=10 --hash=sha256:0\nfoo==1.0-foo\n", 4, "foo==1.0-foo")],
+)
+def test_a_requirements_line_pip_cannot_read_is_named(
+    tmp_path: Path, text: str, line: int, bad: str
+) -> None:
+    (tmp_path / "predict.py").write_text("class Predictor: ...\n")
+    (tmp_path / "r.txt").write_text(text)
+    path = write(tmp_path, MINIMAL.replace("build:\n", "build:\n  python_requirements: r.txt\n"))
+    err = error_of(path, tmp_path)
+    assert err.path == str(tmp_path / "r.txt")
+    assert err.line == line
+    assert err.message.startswith(f"{bad!r} is not a requirement pip can read ("), err.message
+
+
 def test_deprecated_build_keys_warn(tmp_path: Path) -> None:
     text = MINIMAL.replace(
         "build:\n", "build:\n  python_packages: [pillow]\n  pre_install: [echo hi]\n"
@@ -428,6 +482,36 @@ def test_image_and_model_are_exclusive(tmp_path: Path) -> None:
 def test_model_must_be_a_bare_repository(tmp_path: Path, model: str) -> None:
     err = error_of(write(tmp_path, MINIMAL + f"model: {model}\n"))
     assert err.message == f"model: must be a bare repository without tag or digest, got {model!r}"
+
+
+@pytest.mark.parametrize(
+    ("image", "problem"),
+    [("UPPER/Case", "image names are lower case"),
+     ("r8.im/Acme/Alpha", "image names are lower case"),
+     ("Acme/alpha", "image names are lower case"),  # Docker: a registry host named Acme
+     ("a b c", "expected an image name of lower-case letters"),
+     ("acme//alpha", "expected an image name of lower-case letters"),
+     ("-acme/alpha", "expected an image name of lower-case letters"),
+     ("r8.im/acme", "an image on r8.im is r8.im/<owner>/<model name>"),
+     ("r8.im/acme/alpha/extra", "an image on r8.im is r8.im/<owner>/<model name>"),
+     ("acme/alpha:", "'' is not an image tag"),
+     ("acme/alpha@sha256:xyz", "'sha256:xyz' is not an image digest"),
+     ("bad_host:5000/acme/alpha", "'bad_host:5000' is not a registry host")],
+)
+def test_image_is_a_name_docker_and_replicate_take(
+    tmp_path: Path, image: str, problem: str
+) -> None:
+    err = error_of(write(tmp_path, MINIMAL + f"image: {image!r}\n"))
+    assert err.message.startswith(f"image: {problem}"), err.message
+    assert err.line == 4
+
+
+@pytest.mark.parametrize(
+    "image", ["r8.im/acme/alpha", "acme/alpha", "alpha", "localhost:5000/a/b:v1.2",
+              "registry.example.com/team/a__b/c-d:latest", f"acme/alpha@sha256:{'0' * 64}"],
+)
+def test_image_names_docker_takes_are_valid(tmp_path: Path, image: str) -> None:
+    assert validate_cog_yaml(write(tmp_path, MINIMAL + f"image: {image!r}\n")) == []
 
 
 def test_model_with_registry_port_is_bare(tmp_path: Path) -> None:

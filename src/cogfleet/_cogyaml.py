@@ -30,7 +30,9 @@ import yaml
 
 from cogfleet._cogyaml_build import build_problems
 from cogfleet._errors import ConfigError
+from cogfleet._names import image_problem
 from cogfleet._pyparse import parse
+from cogfleet._requirements import requirements_file_problems
 from cogfleet._yaml import MAX_DEPTH, check_shape
 
 __all__ = ["validate_cog_yaml"]
@@ -287,6 +289,27 @@ def _check_refs(doc: _Document, out: _Problems, build_dir: Path | None) -> None:
             out.add(where, f"{requirements} does not exist in {_shown(build_dir)}")
 
 
+def _check_requirements_file(build: Any, build_dir: Path) -> None:
+    """Every line of ``build.python_requirements`` is one pip can read; the error names
+    that file and line (cog.yaml itself is valid by now)."""
+    rel = build.get("python_requirements") if isinstance(build, dict) else None
+    if not isinstance(rel, str) or not (build_dir / rel).is_file():
+        return
+    path = build_dir / rel
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(path, f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(path, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x})",
+                          line=line) from None
+    problems = requirements_file_problems(text)
+    if problems:
+        line, problem = problems[0]
+        raise ConfigError(path, problem, line=line)
+
+
 def _check_environment(doc: _Document, out: _Problems) -> None:
     entries = doc.data.get("environment")
     if not isinstance(entries, list):
@@ -398,9 +421,11 @@ def _check_image_model(doc: _Document, out: _Problems) -> None:
     data = doc.data
     if "image" in data and "model" in data:
         out.add(("model",), "set either image or model, not both")
-    model = data.get("model")
-    if isinstance(model, str) and ("@" in model or ":" in model.rsplit("/", 1)[-1]):
-        out.add(("model",), f"must be a bare repository without tag or digest, got {model!r}")
+    for key, bare in (("image", False), ("model", True)):
+        value = data.get(key)
+        problem = image_problem(value, bare=bare) if isinstance(value, str) else None
+        if problem:
+            out.add((key,), problem)
     if data.get("weights") and "model" not in data:
         out.add(("weights",), "needs a top-level model: to push weights to")
     _check_weights(data.get("weights"), out)
@@ -502,6 +527,8 @@ def validate_cog_yaml(
         # Report in file order; the error's line is the first problem's.
         ordered = sorted(problems.errors, key=lambda e: (e[0] is None, e[0] or 0))
         raise ConfigError(path, "; ".join(message for _, message in ordered), line=ordered[0][0])
+    if build_dir is not None:
+        _check_requirements_file(doc.data.get("build"), build_dir)
     deprecated = dict(_DEPRECATED)
     if cog is not None and cog < (0, 20):
         del deprecated[("predict",)]  # the pinned Cog knows nothing else

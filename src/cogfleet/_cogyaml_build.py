@@ -11,7 +11,8 @@ is rendered, built or pushed:
 - ``cuda`` (with ``gpu: true``): a CUDA release the pinned Cog has a base image for,
   and a ``cudnn`` that image carries. Without ``gpu: true`` Cog ignores both.
 - ``sdk_version``: ``prerelease`` or an SDK release from 0.16.0 on (Cog's minimum).
-- ``python_packages`` and ``python_requirements`` exclude each other.
+- ``python_packages`` and ``python_requirements`` exclude each other, and each package
+  is a requirement pip can read (:mod:`cogfleet._requirements`).
 
 :func:`build_problems` returns every problem as ``(key path, text)``.
 """
@@ -21,6 +22,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from cogfleet._requirements import requirement_problem
 
 __all__ = ["build_problems", "python_range"]
 
@@ -164,6 +167,11 @@ def build_problems(
         problem = _sdk_problem(sdk)
         if problem:
             problems.append((("build", "sdk_version"), problem))
+    packages = build.get("python_packages")
+    for index, package in enumerate(packages if isinstance(packages, list) else []):
+        problem = requirement_problem(package) if isinstance(package, str) else None
+        if problem:
+            problems.append((("build", "python_packages", index), problem))
     if "python_packages" in build and "python_requirements" in build:
         problems.append((("build", "python_packages"),
                          "set either python_packages or python_requirements, not both"))

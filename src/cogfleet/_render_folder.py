@@ -90,9 +90,13 @@ def _write(repo: Repo, rendered: Rendered, plugins: Plugins) -> Rendered:
         shutil.rmtree(rendered.build_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # an empty .cogfleet/build/ is no build either
             rendered.build_dir.parent.rmdir()
-        where, line = rendered.source_position("cog.yaml", exc.line)
+        # the error is in cog.yaml or in a file it names (its requirements)
+        rel = "cog.yaml"
+        if exc.path and Path(exc.path).is_relative_to(rendered.build_dir):
+            rel = Path(exc.path).relative_to(rendered.build_dir).as_posix()
+        where, line = rendered.source_position(rel, exc.line)
         layers = rendered.cog_layers
-        if layers and exc.line:
+        if layers and exc.line and rel == "cog.yaml":
             found = source_line(rendered.files["cog.yaml"].decode("utf-8"), exc.line,
                                 [(str(i), text) for i, (_, text, _) in enumerate(layers)])
             if found is not None:
