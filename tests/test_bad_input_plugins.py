@@ -30,11 +30,32 @@ HOOK = ("from cogfleet import hookimpl\n\n\n@hookimpl(tryfirst=True)\n"
     ],
 )
 def test_a_broken_fuzz_hook_names_the_plugin(push_broken, body, error):
-    result, _ = push_broken({CONFIG: FUZZ_CONFIG,
+    """The hook is asked on the schema derived from the source before the push: a broken
+    one is found there, and nothing is pushed."""
+    result, root = push_broken({CONFIG: FUZZ_CONFIG,
                                 "plugins/fuzzer.py": HOOK.format(body=body)})
     assert result.code == 2, (result.out, result.err)
     assert result.err.strip().splitlines()[-1] == error
     assert "Traceback" not in result.err
+    run = _run(root / "report.json")
+    assert not run["pushed"] and run["test_version"] is None
+    assert [(s["name"], s["status"]) for s in run["steps"] if s["status"] != "skipped"] == [
+        ("lint", "failed")]
+
+
+COUNTING_HOOK = HOOK.format(
+    body="open(__file__ + '.calls', 'a').write(kind + '\\n')\n"
+         "    return [{'prompt': 'p' + str(i)} for i in range(count)]")
+
+
+def test_the_fuzz_inputs_proposed_before_the_push_are_the_ones_run(push_broken):
+    """No double work: the answer given on the source's schema is the fuzz step's."""
+    result, root = push_broken({CONFIG: FUZZ_CONFIG, "plugins/fuzzer.py": COUNTING_HOOK})
+    assert result.code == 0, (result.out, result.err)
+    assert (root / "plugins" / "fuzzer.py.calls").read_text() == "predict\n"
+    run = _run(root / "report.json")
+    assert sorted(c["inputs"]["prompt"] for c in run["cases"] if c["kind"] == "fuzz") == [
+        "p0", "p1"]
 
 
 def _run(report_path) -> dict:

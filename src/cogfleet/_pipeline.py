@@ -276,10 +276,14 @@ async def lint_build(ctx: PushContext) -> StepOutcome:
     return passed("; ".join(["ruff, cog.yaml and config are clean", *warnings]))
 
 
+_NOT_UPLOADED = ("data:", "http://", "https://")  # file inputs passed on as they are
+
+
 def _lint_local_schema(ctx: PushContext) -> None:
-    """Call the schema-lint plugins on the schema cogfleet derives from the source, so
-    that one that raises does before anything is pushed. Their verdict on the schema is
-    the ``schema-lint`` step's, on the pushed version's own schema."""
+    """Call the schema-lint and fuzz-input plugins on the schema cogfleet derives from
+    the source, so that one that raises does before anything is pushed. The schema-lint
+    verdict is the ``schema-lint`` step's, on the pushed version's own schema; the fuzz
+    inputs proposed here are used when that schema is the same."""
     from cogfleet.schema import UnknownCogVersion, generate_schema
 
     try:
@@ -290,6 +294,21 @@ def _lint_local_schema(ctx: PushContext) -> None:
     kinds = ["predict"] if config.predict is not None or config.train is None else []
     for kind in kinds + (["train"] if config.train is not None else []):
         ctx.plugins.schema_lint(schema, kind)
+    for kind, section in (("predict", config.predict), ("train", config.train)):
+        settings = section.fuzz if section is not None else None
+        if settings is None or settings.iterations <= 0:
+            continue
+        fixed = dict(settings.fixed_inputs)
+        if any(isinstance(fixed[name], str) and not fixed[name].startswith(_NOT_UPLOADED)
+               for name in ctx.file_inputs(schema, kind) & set(fixed)):
+            continue  # a repository file the step uploads first: the hook sees its URL
+        try:
+            ctx.propose_fuzz_inputs(schema, kind, settings.iterations, fixed,
+                                    list(settings.disabled_inputs), settings.prompt)
+        except PluginError:
+            raise
+        except ConfigError:
+            continue  # the fuzz step reports it, as a failed check
 
 
 def _schema_answers(ctx: PushContext) -> list[str]:

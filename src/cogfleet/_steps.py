@@ -163,6 +163,10 @@ class PushContext:
     critical: bool = False  # promotion or release under way: never cancelled halfway
     t0: float = field(default_factory=time.monotonic)  # when the run started
     prefetched: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
+    # fuzz inputs proposed before the push, on the schema derived from the source: the
+    # call's arguments and the answer, reused when the pushed schema is equal to it
+    fuzz_proposals: dict[str, tuple[tuple[Any, ...], list[dict[str, Any]]]] = field(
+        default_factory=dict)
     _judge: Judge | None = field(default=None, repr=False)
     _judge_loaded: bool = field(default=False, repr=False)
     _judge_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -197,6 +201,31 @@ class PushContext:
                 self._judge = self.plugins.judge(self)
                 self._judge_loaded = True
         return self._judge
+
+    def propose_fuzz_inputs(
+        self,
+        schema: dict[str, Any],
+        kind: str,
+        count: int,
+        fixed_inputs: dict[str, Any],
+        disabled_inputs: list[str],
+        prompt: str | None,
+    ) -> list[dict[str, Any]]:
+        """The fuzz-input plugins' proposals for ``kind`` (blocking: call it in a thread).
+
+        A proposal made before the push for the same arguments (see
+        :attr:`fuzz_proposals`) is used instead of asking the plugins again.
+        """
+        key = (schema, count, fixed_inputs, disabled_inputs, prompt)  # 4 == 4.0, as in JSON
+        early = self.fuzz_proposals.get(kind)
+        if early is not None and early[0] == key:
+            return early[1]
+        inputs = self.plugins.fuzz_inputs(
+            ctx=self, schema=schema, kind=kind, count=count, fixed_inputs=fixed_inputs,
+            disabled_inputs=disabled_inputs, prompt=prompt,
+        )
+        self.fuzz_proposals[kind] = (key, inputs)
+        return inputs
 
     async def wait_judge(self) -> Judge | None:
         """:attr:`judge` for the event loop: waits in a thread while the judge is made."""
@@ -413,3 +442,4 @@ def push_flags(ctx: PushContext) -> PushFlags:
         secrets=list(ctx.options.secrets),
         runtime=runtime_options(ctx),
     )
+

@@ -147,7 +147,12 @@ def cogfleet_fuzz_inputs(
     ``firstresult``: the first non-``None`` list wins. The built-in generator is
     ``trylast`` (boundaries first, then seeded random values); the AI proposer answers
     when an API key is set. Whatever is returned is validated against the schema
-    before any prediction is spent; invalid inputs are dropped and reported.
+    before any prediction is spent; invalid inputs are dropped and reported. Called
+    before the push on the schema cogfleet derives from the source (when it can, and
+    when no ``fixed_inputs`` value is a repository file still to upload), so that an
+    implementation that raises or answers no list of input mappings stops the run
+    before anything is pushed (exit 2); that answer is used when the pushed version's
+    schema is the same, else the hook is asked again.
     """
 
 

@@ -64,10 +64,8 @@ async def fuzz(ctx: PushContext) -> StepOutcome:
     )
     try:
         inputs: list[dict[str, Any]] = await asyncio.to_thread(
-            ctx.plugins.fuzz_inputs,
-            ctx=ctx, schema=schema, kind="predict", count=settings.iterations,
-            fixed_inputs=fixed, disabled_inputs=list(settings.disabled_inputs),
-            prompt=settings.prompt,
+            ctx.propose_fuzz_inputs, schema, "predict", settings.iterations, fixed,
+            list(settings.disabled_inputs), settings.prompt,
         )
     except PluginError:
         raise  # a plugin that broke: a configuration error (exit 2), not a failed check

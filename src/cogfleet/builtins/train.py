@@ -144,10 +144,8 @@ async def _fuzz_trainings(
     fixed = await ctx.predictions.prepare_inputs(dict(settings.fixed_inputs), file_inputs)
     try:
         proposed: list[dict[str, Any]] = await asyncio.to_thread(
-            ctx.plugins.fuzz_inputs,
-            ctx=ctx, schema=ctx.test_schema, kind="train", count=settings.iterations,
-            fixed_inputs=fixed, disabled_inputs=list(settings.disabled_inputs),
-            prompt=settings.prompt,
+            ctx.propose_fuzz_inputs, ctx.test_schema, "train", settings.iterations, fixed,
+            list(settings.disabled_inputs), settings.prompt,
         )
     except PluginError:
         raise  # a plugin that broke: a configuration error (exit 2), not a failed check
