@@ -603,7 +603,7 @@ def test_a_failing_deployment_lookup_is_not_taken_for_a_missing_one(
     forbidden = Rule("GET", r"^/v1/deployments/acme/lookup-fails$", 403)
     with FaultProxy(server.base_url, [forbidden]) as proxy:
         ctx.target = LocalTarget(proxy.base_url, server.token, embedded=False)
-        with pytest.raises(CheckFailed, match="deployment acme/lookup-fails: 403"):
+        with pytest.raises(RemoteError, match="deployment acme/lookup-fails: 403"):
             run(deployment(ctx))
     assert forbidden.hits == 1
     names = [d.name for d in client.deployments.list()]
@@ -705,9 +705,32 @@ def test_a_failing_account_look_up_names_the_deployment(server, client, plugins,
     ctx = _promoted_ctx(server, client, plugins, repo, version, {"name": "no-account"})
     with FaultProxy(server.base_url, [Rule("GET", r"^/v1/account$", 403)]) as proxy:
         ctx.target = LocalTarget(proxy.base_url, server.token, embedded=False)
-        with pytest.raises(CheckFailed) as caught:
+        with pytest.raises(RemoteError) as caught:
             run(deployment(ctx))
     assert str(caught.value) == "deployment <account>/no-account: 403 injected 403"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_deployment_update_is_the_targets_error(
+    server, client, plugins, repo, version, status
+):
+    """A 401 or 403 when the deployment is updated after promotion ends the run with
+    exit 2 (a usage error naming the target and the deployment), as a refused request
+    does in every other step; it is not a failed check of the model."""
+    ctx = _promoted_ctx(server, client, plugins, repo, version, {"name": f"refused-{status}"})
+    run(deployment(ctx))  # created: the next run's step updates it
+    account = client.accounts.current().username
+    refused = Rule("PATCH", rf"^/v1/deployments/{account}/refused-{status}$", status)
+    with FaultProxy(server.base_url, [refused]) as proxy:
+        proxy_url = proxy.base_url
+        ctx.target = LocalTarget(proxy_url, server.token, embedded=False)
+        step = run(_timed(ctx, "deployment", lambda: deployment(ctx)))
+    assert refused.hits == 1
+    assert step.status == "failed"
+    assert step.message == f"deployment {account}/refused-{status}: {status} injected {status}"
+    [usage] = ctx.usage_errors
+    assert usage.startswith(f"{ctx.name}: deployment: {proxy_url} answered {status} ")
 
 
 @pytest.mark.slow

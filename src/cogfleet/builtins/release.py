@@ -8,7 +8,7 @@ from typing import Any
 from replicate.exceptions import ReplicateError
 
 from cogfleet import hookimpl
-from cogfleet._errors import CheckFailed
+from cogfleet._errors import CheckFailed, RemoteError
 from cogfleet._steps import PushContext, Step, StepOutcome, passed, push_flags, skipped
 
 # cog-safe-push's scaling defaults for a new deployment
@@ -77,7 +77,9 @@ async def deployment(ctx: PushContext) -> StepOutcome:
     (``min_instances``/``max_instances``, default cpu 1-20, gpu 0-2). An existing one
     gets the new version only, plus the scaling bounds the config sets explicitly: its
     hardware and scaling, perhaps tuned on the web, are left as they are. A section
-    without ``name`` deploys nothing (cog-safe-push ignores it too).
+    without ``name`` deploys nothing (cog-safe-push ignores it too). A look-up, creation
+    or update the target refuses (401, 403) is its error, not the model's (the run ends
+    with exit 2, saying the model was promoted); any other API error fails the step.
     """
     settings = ctx.config.deployment
     if settings is None:
@@ -105,7 +107,10 @@ async def deployment(ctx: PushContext) -> StepOutcome:
             min_instances=min_instances, max_instances=max_instances,
         )
     except ReplicateError as exc:
-        raise CheckFailed(f"{where}: {exc.status} {exc.detail or exc}") from None
+        problem = f"{where}: {exc.status} {exc.detail or exc}"
+        if exc.status in (401, 403):  # the target refused the token or the request: exit 2,
+            raise RemoteError(problem, status=exc.status) from None  # as everywhere else
+        raise CheckFailed(problem) from None
     return passed(
         f"created {where} -> {ctx.promoted_version[:12]} "
         f"({hardware}, {min_instances}-{max_instances} instances)"
