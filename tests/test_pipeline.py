@@ -226,6 +226,9 @@ def test_train_then_predict_on_trained_version(push, client, demo_repo):
     assert len(train_cases) == 5 and all(c["status"] == "passed" for c in train_cases)
     trained = versions(client, "cogfleet-demo/captioner-trained")
     assert trained, "the destination got a version"
+    # the training's output names "<owner>/<name>:<id>"; the step names the version by its id
+    message = next(s["message"] for s in report["steps"] if s["name"] == "train")
+    assert message.endswith(f"3 test cases passed on {trained[0][:12]}"), message
     assert report["result"] == "passed"
     # the trained version really carries the training's weights
     with open(demo_repo / "models/captioner/examples/red.png", "rb") as image:

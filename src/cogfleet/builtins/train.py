@@ -70,7 +70,8 @@ async def train(ctx: PushContext) -> StepOutcome:
         ok, message, error_kind = await ctx.verdict(outcome, case.inputs, key, expected)
         trained = None
         if outcome.succeeded and isinstance(outcome.output, dict):
-            trained = outcome.output.get("version")
+            made = outcome.output.get("version")  # Replicate's "<owner>/<name>:<id>"
+            trained = made.rpartition(":")[2] if isinstance(made, str) else None
         record = ctx.add_case(
             CaseResult(
                 kind="train-case", index=index, inputs=case.inputs, checker=key,
