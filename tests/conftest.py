@@ -159,6 +159,30 @@ def assert_cog_build_context(build: Path, selected: Path, own: tuple[str, ...] =
     assert [rel for rel in sorted(sent) if built[rel] != sent[rel]] == []
 
 
+def assert_select_sends_the_build(root: Path, variant: str) -> None:
+    """After ``cogfleet select variant``, ``cog build`` of ``root`` (as its ``.dockerignore``
+    has it) sends, byte for byte, the files of the variant's build folder (less the
+    ``.dockerignore`` lines select adds, and the header of a ``models/`` family's
+    ``cog.yaml``; a ``[tool.cogfleet]`` table is the build folder's only if the user's)."""
+    from cogfleet._dockerignore import DockerIgnore, walk, without_select_block
+    from cogfleet._render import without_cogfleet_table
+
+    build = root / ".cogfleet" / "build" / variant
+    built = {p.relative_to(build).as_posix(): p.read_bytes() for p in build.rglob("*")
+             if p.is_file()}
+    sent = {rel: (root / rel).read_bytes() for rel in walk(root, DockerIgnore.read(root))}
+    if ".dockerignore" in sent:
+        text = without_select_block(sent.pop(".dockerignore").decode())
+        if text:
+            sent[".dockerignore"] = text.encode()
+    if "pyproject.toml" in sent:
+        sent["pyproject.toml"] = without_cogfleet_table(sent["pyproject.toml"])
+    if sent.get("cog.yaml", b"").startswith(b"# written by `cogfleet select"):
+        sent["cog.yaml"] = sent["cog.yaml"].split(b"\n", 1)[1]
+    assert sorted(sent) == sorted(built)
+    assert [rel for rel in sorted(sent) if built[rel] != sent[rel]] == []
+
+
 @pytest.fixture
 def make_repo(tmp_path: Path) -> Callable[..., Path]:
     """Build a throw-away monorepo: ``make_repo()`` (the basic one) or ``make_repo(files)``."""

@@ -15,7 +15,7 @@ import yaml
 from cogfleet import ExitCode
 from cogfleet._dockerignore import DockerIgnore, walk
 from tests import mci_repo
-from tests.conftest import REPO_ROOT, write_files
+from tests.conftest import REPO_ROOT, assert_select_sends_the_build, write_files
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def test_render_copies_what_a_cog_build_of_the_root_takes(adopted, cli):
     # the build folder stays as it was
     before = {rel: (build / rel).read_bytes() for rel in files}
     assert cli("select", "schnell", cwd=adopted).code == ExitCode.OK
-    assert "safe-push-configs" in (adopted / ".dockerignore").read_text()
+    assert "variants.yaml" in (adopted / ".dockerignore").read_text().splitlines()
     assert cli("render", "dev", cwd=adopted).code == ExitCode.OK
     assert {rel: (build / rel).read_bytes() for rel in files} == before
     assert {p.relative_to(build).as_posix() for p in build.rglob("*") if p.is_file()} == files
@@ -192,9 +192,13 @@ def test_select_leaves_the_root_a_cog_folder_as_the_select_script_did(adopted, c
     assert {"predict.py", "common.py", "helpers/text.py", "helpers/__init__.py",
             "cog.yaml"} <= taken
     for rel in taken:
-        assert not rel.startswith((".cogfleet/", "safe-push-configs/", "model-cog-configs/",
-                                   "model-cache/", ".git/")), rel
-    assert "cog.yaml.template" not in taken and "variants.yaml" not in taken
+        assert not rel.startswith((".cogfleet/", "model-cache/", ".git/")), rel
+    assert "variants.yaml" not in taken and "pyproject.toml" not in taken
+    # as the select script and `cog build` had it: the base, overlays and configs are sent,
+    # as they are in the variant's build folder
+    assert {"cog.yaml.template", "model-cog-configs/dev.yaml", "safe-push-configs/dev.yaml",
+            "cog-safe-push.yaml"} <= taken
+    assert_select_sends_the_build(adopted, "krea-dev")
     # selecting again changes only what differs
     again = cli("select", "dev", cwd=adopted)
     assert sorted(line.split()[-1] for line in again.out.splitlines()) == [
@@ -225,8 +229,10 @@ def test_safe_push_of_the_selected_root_runs_the_multi_module_predictor(adopted,
     assert len(builds) == 1
     pushed = {p.relative_to(builds[0]).as_posix() for p in builds[0].rglob("*") if p.is_file()}
     assert {"predict.py", "common.py", "helpers/text.py", "cog.yaml"} <= pushed
-    assert not any(p.startswith(("model-cache/", ".cogfleet/", "safe-push-configs/",
-                                 "model-cog-configs/")) for p in pushed), pushed
+    assert not any(p.startswith(("model-cache/", ".cogfleet/")) for p in pushed), pushed
+    # as the select script and `cog build` sent them: the base, overlays and configs too
+    assert {"cog.yaml.template", "model-cog-configs/schnell.yaml",
+            "safe-push-configs/schnell.yaml"} <= pushed
 
 
 OFFICIAL_VARIANTS = mci_repo.VARIANTS_YAML.replace(

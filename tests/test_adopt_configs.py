@@ -16,7 +16,12 @@ import pytest
 import yaml
 
 from cogfleet import ExitCode
-from tests.conftest import DESCRIBED_PREDICTORS, after_select_script, write_files
+from tests.conftest import (
+    DESCRIBED_PREDICTORS,
+    after_select_script,
+    assert_select_sends_the_build,
+    write_files,
+)
 
 CONFIG = """\
 model: acme/{name}
@@ -89,8 +94,7 @@ def test_configs_beside_each_models_cog_yaml(tmp_path, cli, folder):
     assert cli("list", cwd=root / f"{folder}small").code == ExitCode.OK
     assert cli("select", "small", cwd=root).code == ExitCode.OK
     assert (root / "cog-safe-push.yaml").read_text() == files[f"{folder}small/cog-safe-push.yaml"]
-    ignored = (root / ".dockerignore").read_text().splitlines()
-    assert f"{folder}large/cog-safe-push.yaml" in ignored
+    assert_select_sends_the_build(root, "small")  # every config, as the build folder has
 
 
 @pytest.mark.slow

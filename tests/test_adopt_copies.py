@@ -17,7 +17,12 @@ import pytest
 import yaml
 
 from cogfleet import ExitCode
-from tests.conftest import TWO_PREDICTORS, after_select_script, write_files
+from tests.conftest import (
+    TWO_PREDICTORS,
+    after_select_script,
+    assert_select_sends_the_build,
+    write_files,
+)
 
 SELECT = """\
 #!/bin/bash
@@ -345,9 +350,7 @@ def test_a_models_folder_of_per_model_files_is_model_source(tmp_path, cli):
     assert (build / "models/large/cog.yaml").is_file()  # `cog build` of the root sends it
     assert cli("lint", "small", cwd=root).code == ExitCode.OK
     assert cli("select", "small", cwd=root).code == ExitCode.OK
-    kept_out = (root / ".dockerignore").read_text().splitlines()
-    assert "models" not in kept_out and "templates" not in kept_out
-    assert "models/small/cog.yaml" in kept_out and "plugins" not in kept_out
+    assert_select_sends_the_build(root, "small")  # models/large/cog.yaml too
 
 
 def test_a_plugins_folder_of_model_code_is_not_loaded_as_cogfleet_plugins(repo, cli):

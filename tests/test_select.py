@@ -13,7 +13,7 @@ import yaml
 
 from cogfleet import ExitCode
 from cogfleet._select import BLOCK_START
-from tests.conftest import PREDICT_PY, REPO_ROOT
+from tests.conftest import PREDICT_PY, REPO_ROOT, assert_select_sends_the_build
 
 
 def test_select_writes_root_files(make_repo, cli):
@@ -34,10 +34,12 @@ def test_select_writes_root_files(make_repo, cli):
         assert (root / name).read_bytes() == (root / "models/fam" / name).read_bytes()
     config = yaml.safe_load((root / "cog-safe-push.yaml").read_text())
     assert config["model"] == "acme/alpha"
-    ignore = (root / ".dockerignore").read_text().splitlines()
-    for entry in (".cogfleet", ".git", ".venv", "models", "templates", "cog-safe-push-configs",
-                  "cog-safe-push.yaml"):
-        assert entry in ignore
+    # `cog build` of the root sends the build folder's files: the other families, the
+    # configs, templates and local state stay out
+    (root / ".venv/lib").mkdir(parents=True)
+    (root / ".venv/lib/x.py").write_text("")
+    (root / "README.md").write_text("# the monorepo\n")
+    assert_select_sends_the_build(root, "alpha")
 
 
 def test_select_again_replaces_what_it_wrote_and_never_overwrites_other_files(make_repo, cli):

@@ -491,6 +491,24 @@ def _left_out(repo: Repo, variant: Variant) -> set[str]:
     return out
 
 
+def root_left_out(repo: Repo) -> list[str]:
+    """``.dockerignore`` patterns for what a build folder of a family whose source is the
+    root never holds, though ``cog build`` of the root would send it: cogfleet's own files
+    and folders, local environments, caches and compiled Python (what :func:`family_files`
+    skips). ``cog.yaml`` and ``cog-safe-push.yaml`` are sent: the variant's."""
+    out = [*LOCAL_STATE, *repo.own_dirs(), VARIANTS_FILE]
+    for variant in repo.variants.values():
+        if variant.family_dir == repo.root:
+            out += variant.own_files
+    pyproject = repo.root / PYPROJECT
+    with contextlib.suppress(OSError):
+        if pyproject.is_file() and not without_cogfleet_table(pyproject.read_bytes()).strip():
+            out.append(PYPROJECT)  # written by `cogfleet init`: not the model's
+    out += [f"**/{name}" for name in sorted(_SKIP_DIRS)]
+    out += ["**/*.pyc", "**/*.pyo"]
+    return out
+
+
 def with_official_model(
     repo: Repo, variant: Variant, config: SafePushConfig, config_rel: str, config_text: str
 ) -> SafePushConfig:

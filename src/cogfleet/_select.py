@@ -12,9 +12,13 @@ After ``cogfleet select VARIANT`` the repository root is a Cog folder that ``cog
   predictor's subfolder, on ``sys.path``). Those files are listed in
   ``.cogfleet/select.json``; the next select (or ``--clear``) removes them, and a root
   file that select did not write is never overwritten;
-- ``.dockerignore`` gets a marked block (the rest of the file is left as it is) that
-  keeps cogfleet's state, local environments, the configs, overlays and templates and
-  the other families out of the build context;
+- ``.dockerignore`` gets a marked block (the rest of the file is left as it is) so that
+  ``cog build`` of the root sends what the variant's build folder holds. For a family
+  whose source is the root, that is what the select script and ``cog build`` sent: every
+  file the user's ``.dockerignore`` lets through (the configs, overlays and templates
+  too) but cogfleet's own (its state, ``variants.yaml``, the files ``cogfleet init``
+  wrote) and local environments. For a ``models/<family>/`` family, only the files the
+  select wrote;
 - a root file select overwrites that it did not write (a committed ``cog.yaml``) is
   kept under ``.cogfleet/select-saved/``, and ``--clear`` puts it back.
 """
@@ -33,11 +37,10 @@ from cogfleet._dockerignore import FILENAME as DOCKERIGNORE
 from cogfleet._errors import ConfigError, UsageError
 from cogfleet._files import ensure_state_dir, write_atomic
 from cogfleet._plugins import Plugins
-from cogfleet._render import CONFIG_NAME, LOCAL_STATE
+from cogfleet._render import CONFIG_NAME, root_left_out
 from cogfleet._render_folder import render_variant
 from cogfleet._repo import (
     STATE_DIR,
-    VARIANTS_FILE,
     Repo,
     Variant,
 )
@@ -59,19 +62,20 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def dockerignore_block(repo: Repo) -> str:
-    """The managed ``.dockerignore`` block: the same for every variant of the repo."""
-    entries = [*LOCAL_STATE, repo.settings.configs_dir, CONFIG_NAME, VARIANTS_FILE]
-    entries += repo.own_dirs()
-    for variant in repo.variants.values():
-        config = repo.rel(variant.config_path)  # named by `config:`, outside the folder
-        if variant.config_path.parent != repo.configs_dir:
-            entries.append(config)
-        for rel in (variant.template, variant.overlay):
-            if rel is not None and rel not in _ROOT_FILES:
-                entries.append(rel)
-    lines = sorted(dict.fromkeys(e.strip("/") for e in entries))
+def dockerignore_block(repo: Repo, variant: Variant, sent: list[str]) -> str:
+    """The managed ``.dockerignore`` block for ``variant``, whose select wrote ``sent``
+    (root-relative paths): a ``cog build`` of the root then takes the variant's build
+    folder's files (see the module doc)."""
+    if variant.family_dir == repo.root:  # the same for every variant of the family
+        lines = sorted(dict.fromkeys(rel.strip("/") for rel in root_left_out(repo)))
+    else:
+        lines = ["*", *(f"!{_escaped(rel)}" for rel in sorted(sent))]
     return "\n".join([BLOCK_START, *lines, BLOCK_END]) + "\n"
+
+
+def _escaped(rel: str) -> str:
+    """``rel`` as a ``.dockerignore`` pattern that matches that path alone."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in rel)
 
 
 def with_block(existing: str, block: str) -> str:
@@ -176,7 +180,9 @@ def select(repo: Repo, variant: Variant, plugins: Plugins) -> Selection:
             "select would overwrite; rename that file (e.g. cog.yaml.template)",
         )
     rendered = render_variant(repo, variant, plugins)
-    header = (
+    at_root = variant.family_dir == repo.root
+    # at the root, cog.yaml is the select script's, byte for byte (it wrote no header)
+    header = b"" if at_root else (
         f"# written by `cogfleet select {variant.name}` from {repo.rel(variant.family_dir)}; "
         "do not edit\n"
     ).encode()
@@ -185,7 +191,7 @@ def select(repo: Repo, variant: Variant, plugins: Plugins) -> Selection:
         CONFIG_NAME: rendered.files[CONFIG_NAME],
     }
     materialized: dict[str, bytes] = {}
-    if variant.family_dir == repo.root:  # the files the select script copied, as it did
+    if at_root:  # the files the select script copied, as it did
         targets.update({rel: rendered.files[rel] for rel in variant.files})
     else:
         materialized = {
@@ -222,7 +228,7 @@ def select(repo: Repo, variant: Variant, plugins: Plugins) -> Selection:
     write_atomic(_manifest_path(repo), json.dumps(manifest, sort_keys=True).encode())
     ignore = repo.root / DOCKERIGNORE
     current = ignore.read_text(encoding="utf-8") if ignore.is_file() else ""
-    updated = with_block(current, dockerignore_block(repo))
+    updated = with_block(current, dockerignore_block(repo, variant, [*targets, *materialized]))
     if updated != current:
         write_atomic(ignore, updated.encode("utf-8"))
         selection.written.append(DOCKERIGNORE)
