@@ -182,3 +182,71 @@ def test_invalid_yaml_and_several_documents_name_the_file():
         merged("a: 1\n", "a: 1\n@b: 2\n")
     with pytest.raises(ConfigError, match=r"^base.yaml: expected one YAML document, found 2"):
         merged("a: 1\n---\nb: 2\n", "a: 1\n")
+
+
+def test_the_text_is_laid_out_as_yq_v4_prints_it():
+    # a base of the model-ci-template shape: a comment header, comments above entries,
+    # blank lines, quoted strings, a list under a key, a block scalar with a blank line
+    base = """\
+        # the model's build
+        # (a second line)
+
+        build:
+          # no GPU here
+          gpu: false
+          cuda: "12.4"    # the driver's
+
+          python_version: '3.11'
+
+          python_packages:
+          - "alpha==1.0"
+          - beta
+
+
+          # after the packages
+          run:
+            - |
+              echo one
+
+              echo two
+        # the end of build
+
+        predict: "predict.py:Base"
+        """
+    overlay = """\
+        build:
+          python_packages:
+            - gamma
+        predict: predict.py:Fast
+        image: r8.im/acme/fast
+        """
+    assert merged(base, overlay) == textwrap.dedent("""\
+        # the model's build
+        # (a second line)
+
+        build:
+          # no GPU here
+          gpu: false
+          cuda: "12.4" # the driver's
+          python_version: '3.11'
+          python_packages:
+            - "alpha==1.0"
+            - beta
+            - gamma
+          # after the packages
+          run:
+            - |
+              echo one
+
+              echo two
+        # the end of build
+
+        predict: "predict.py:Fast"
+        image: r8.im/acme/fast
+        """)
+
+
+def test_other_document_shapes_read_back_as_the_merge():
+    # a top-level list, a base of comments alone: what is written reads back as the merge
+    assert data("- a\n", "- b\n") == ["a", "b"]
+    assert data("# only a comment\n", "a: 1\n") == {"a": 1}

@@ -25,7 +25,7 @@ style it was written with (``python_version: 3.10`` stays ``3.10``, never the fl
 - At the top, a mapping merges into a mapping or ``null``, and a list into a list or
   ``null``; any other pairing is an error, as in yq.
 
-Comments are not carried over (yq keeps them; they do not change what Cog reads).
+The text is yq's, comments included (:mod:`cogfleet._overlay_text`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from cogfleet._errors import ConfigError
+from cogfleet._overlay_text import yq_text
 from cogfleet._yaml import MAX_DEPTH, check_shape
 
 __all__ = ["merge_overlay"]
@@ -192,7 +193,8 @@ def merge_overlay(
     text: str = yaml.serialize(
         merged, Dumper=yaml.SafeDumper, allow_unicode=True, width=1 << 16
     )
-    return text
+    # the same document as yq prints it (comments kept), when that reads back the same
+    return yq_text(base_text, overlay_text, yaml.safe_load(text)) or text
 
 
 def _key_path_at(
