@@ -180,6 +180,10 @@ COMMANDS = [
             description="In a model-ci-template repo (base cog.yaml, overlays, cog-safe-push "
             "configs, select script), write variants.yaml and [tool.cogfleet] without moving "
             "or rewriting any file; in an empty folder, scaffold a minimal monorepo."),
+    Command("adopt", "the same as init (adopt a select-script repo in place)", cmd_init,
+            _init_arguments,
+            description="The same as `cogfleet init`: in a select-script repo, write "
+            "variants.yaml and [tool.cogfleet] without moving or rewriting any file."),
     Command("list", "list the variants", cmd_list, _json_flag),
     Command("render", "render build folders (.cogfleet/build/<variant>/)", cmd_render,
             variants_argument),
