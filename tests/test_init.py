@@ -12,7 +12,7 @@ import yaml
 
 from cogfleet import ExitCode
 from tests import mci_repo
-from tests.conftest import write_files
+from tests.conftest import PREDICT_PY, write_files
 from tests.test_workflows import tool
 
 
@@ -153,6 +153,48 @@ def test_a_folder_that_is_neither_empty_nor_adoptable(tmp_path, cli):
     assert "found notes.txt" in result.err and "missing" in result.err
     assert "a select script that writes cog.yaml, such as script/select.sh" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+_PLAIN_COG = {"cog.yaml": 'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n',
+              "predict.py": PREDICT_PY, "README.md": "# a model\n"}
+
+
+def test_a_plain_cog_folder_with_its_config_is_one_variant(tmp_path, cli):
+    root = tmp_path / "fast-model"
+    write_files(root, {**_PLAIN_COG, "cog-safe-push.yaml": "model: acme/fast\n"})
+    result = cli("adopt", cwd=root)  # `adopt` is init's other name
+    assert result.code == ExitCode.OK, result.err
+    assert "found: one Cog folder (cog.yaml at the top); its config cog-safe-push.yaml" \
+        in result.out
+    listed = json.loads(cli("list", "--json", cwd=root).out)
+    assert [(v["name"], v["model"]) for v in listed] == [("fast", "acme/fast")]
+    assert cli("lint", cwd=root).code == ExitCode.OK
+    build = root / ".cogfleet/build/fast"
+    assert (build / "cog.yaml").read_bytes() == (root / "cog.yaml").read_bytes()
+    assert (build / "cog-safe-push.yaml").read_bytes() == (root / "cog-safe-push.yaml").read_bytes()
+    assert (build / "predict.py").is_file() and (build / "README.md").is_file()
+
+
+def test_a_plain_cog_folder_names_its_model_by_cog_yaml_image_or_exits_2(tmp_path, cli):
+    root = tmp_path / "plain"
+    write_files(root, dict(_PLAIN_COG))
+    result = cli("init", cwd=root)
+    assert result.code == ExitCode.USAGE_ERROR
+    assert result.err.strip() == (
+        "error: cannot adopt this repo: it is one Cog folder (cog.yaml at the top) with no "
+        "cog-safe-push.yaml and no `image: r8.im/<owner>/<name>` in cog.yaml, so the model it "
+        "pushes is unknown; write cog-safe-push.yaml with `model: <owner>/<name>`, then run "
+        "init again"
+    )
+    assert sorted(p.name for p in root.iterdir()) == ["README.md", "cog.yaml", "predict.py"]
+    write_files(root, {"cog.yaml": _PLAIN_COG["cog.yaml"] + 'image: "r8.im/acme/plain-v2"\n'})
+    result = cli("init", cwd=root)
+    assert result.code == ExitCode.OK, result.err
+    assert (root / "cog-safe-push-configs/plain-v2.yaml").read_text().endswith(
+        "model: acme/plain-v2\n")
+    listed = json.loads(cli("list", "--json", cwd=root).out)
+    assert [(v["name"], v["model"]) for v in listed] == [("plain-v2", "acme/plain-v2")]
+    assert cli("render", cwd=root).code == ExitCode.OK
 
 
 def test_scaffold_in_an_empty_folder_dry_run(tmp_path, cli):

@@ -31,11 +31,14 @@ import re
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from cogfleet._render import CONFIG_NAME
+from cogfleet._settings import DEFAULT_CONFIGS_DIR
 from cogfleet.adopt._plancommon import (
     CONFIGS_WANTED,
     Plan,
     check_names,
     config_file,
+    family_name,
     finish,
     scalar,
     where,
@@ -43,6 +46,7 @@ from cogfleet.adopt._plancommon import (
 from cogfleet.adopt._planrun import plan_by_running
 from cogfleet.adopt._read import (
     BASE_NAMES,
+    NAME_RE,
     OVERLAY_DIRS,
     LayoutError,
     Select,
@@ -71,7 +75,7 @@ def plan_adopt(root: Path) -> Plan | None:
         overlay = f"{overlay_dir}/{{variant}}.yaml" if overlay_dir else None
     config = config_pattern(root, select)
     if not any((select, base, overlay, config)):
-        return None
+        return _plan_single(root)
     own_folder = re.fullmatch(r"((?:[^{}]+/)?\{variant\})/cog-safe-push\.yaml", config or "")
     if select is None and own_folder and base is None and overlay is None:
         return _plan_folders(root, own_folder.group(1), config or "")
@@ -134,6 +138,59 @@ def plan_adopt(root: Path) -> Plan | None:
         defaults.append("  merge: concatenate")
     return finish(root, plan, header, defaults, {name: [] for name in names}, config,
                    select.files if select else {})
+
+
+_IMAGE_RE = re.compile(r"^image:\s*['\"]?r8\.im/([\w.-]+/[\w.-]+?)['\"]?\s*(?:#.*)?$", re.M)
+
+
+def _plan_single(root: Path) -> Plan | None:
+    """A plain Cog folder (a root ``cog.yaml``, no select script, no configs folder): one
+    variant, whose cog.yaml is the root's and whose config is the root
+    ``cog-safe-push.yaml``, or a new one naming the model of cog.yaml's ``image:``.
+    ``None`` when there is no root ``cog.yaml``."""
+    import yaml
+
+    if not (root / "cog.yaml").is_file():
+        return None
+    plan = Plan(kind="adopt", found=["one Cog folder (cog.yaml at the top)"])
+    model: object = None
+    if (root / CONFIG_NAME).is_file():
+        config = CONFIG_NAME
+        try:
+            data = yaml.safe_load((root / CONFIG_NAME).read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
+            raise LayoutError(f"cannot adopt this repo: {CONFIG_NAME} is not readable "
+                              f"YAML ({str(exc).splitlines()[0]})") from None
+        model = data.get("model") if isinstance(data, dict) else None
+        if not isinstance(model, str) or "/" not in model:
+            raise LayoutError(f"cannot adopt this repo: {CONFIG_NAME} has no `model: "
+                              "<owner>/<name>`; add it, then run init again")
+        plan.found.append(f"its config {CONFIG_NAME} (model {model})")
+    else:
+        image = _IMAGE_RE.search((root / "cog.yaml").read_text(encoding="utf-8", errors="replace"))
+        if image is None:
+            raise LayoutError(
+                "cannot adopt this repo: it is one Cog folder (cog.yaml at the top) with no "
+                f"{CONFIG_NAME} and no `image: r8.im/<owner>/<name>` in cog.yaml, so the "
+                f"model it pushes is unknown; write {CONFIG_NAME} with `model: "
+                "<owner>/<name>`, then run init again"
+            )
+        model = image.group(1)
+        config = f"{DEFAULT_CONFIGS_DIR}/{{variant}}.yaml"
+        plan.found.append(f"image r8.im/{model} in cog.yaml")
+    assert isinstance(model, str)
+    name = model.rsplit("/", 1)[-1].lower()
+    if not NAME_RE.match(name):
+        name = family_name(root)
+    if config != CONFIG_NAME:
+        plan.files[config_file(config, name)] = (
+            f"# Written by `cogfleet init`: the model cog.yaml's image pushes.\nmodel: {model}\n"
+        )
+    header = [
+        "# Written by `cogfleet init`: this repo is one Cog folder, one variant. Its cog.yaml",
+        f"# is the repo's cog.yaml, and its publishing config is {config_file(config, name)}.",
+    ]
+    return finish(root, plan, header, ["  template: cog.yaml"], {name: []}, config, {})
 
 
 def _plan_shared(root: Path, config: str) -> Plan:
