@@ -330,7 +330,16 @@ def test_one_cog_yaml_at_the_top_with_a_config_per_variant(tmp_path, cli):
     for name in ("dev", "pro"):
         assert (root / ".cogfleet/build" / name / "cog.yaml").read_text() == cog
     assert cli("lint", "dev", "pro", cwd=root).code == ExitCode.OK
-    # the root already is the Cog folder: select would overwrite the template
+    # the root already is the Cog folder: select leaves cog.yaml and writes the config
+    selected = cli("select", "pro", cwd=root)
+    assert selected.code == ExitCode.OK, selected.err
+    assert (root / "cog.yaml").read_text() == cog
+    assert (root / "cog-safe-push.yaml").read_text() == CONFIG.format(name="pro", expected="hihi")
+    assert_select_sends_the_build(root, "pro")
+    # a root cog.yaml the variant would change is refused (select would overwrite it)
+    overlaid = "template: cog.yaml\n  overlay: cog-safe-push-configs/{variant}.yaml"
+    write_files(root, {"variants.yaml": (root / "variants.yaml").read_text().replace(
+        "template: cog.yaml", overlaid)})
     selected = cli("select", "pro", cwd=root)
     assert selected.code == ExitCode.USAGE_ERROR
     assert "its cog.yaml is made from the root cog.yaml, which select would overwrite" \

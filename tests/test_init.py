@@ -12,7 +12,7 @@ import yaml
 
 from cogfleet import ExitCode
 from tests import mci_repo
-from tests.conftest import PREDICT_PY, write_files
+from tests.conftest import PREDICT_PY, assert_select_sends_the_build, write_files
 from tests.test_workflows import tool
 
 
@@ -173,6 +173,14 @@ def test_a_plain_cog_folder_with_its_config_is_one_variant(tmp_path, cli):
     assert (build / "cog.yaml").read_bytes() == (root / "cog.yaml").read_bytes()
     assert (build / "cog-safe-push.yaml").read_bytes() == (root / "cog-safe-push.yaml").read_bytes()
     assert (build / "predict.py").is_file() and (build / "README.md").is_file()
+    # select leaves the root cog.yaml as it is (it is the variant's) and never removes it
+    result = cli("select", "fast", cwd=root)
+    assert result.code == ExitCode.OK, result.err
+    assert (root / "cog.yaml").read_text() == _PLAIN_COG["cog.yaml"]
+    assert_select_sends_the_build(root, "fast")
+    assert cli("select", "--clear", cwd=root).code == ExitCode.OK
+    assert (root / "cog.yaml").read_text() == _PLAIN_COG["cog.yaml"]
+    assert (root / "cog-safe-push.yaml").read_text() == "model: acme/fast\n"
 
 
 def test_a_plain_cog_folder_names_its_model_by_cog_yaml_image_or_exits_2(tmp_path, cli):

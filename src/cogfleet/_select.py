@@ -171,14 +171,19 @@ def select_variant(repo: Repo, variant: Variant, plugins: Plugins) -> list[Path]
     return [repo.root / rel for rel in select(repo, variant, plugins).written]
 
 
+def _overwrites_root(repo: Repo, variant: Variant) -> ConfigError:
+    return ConfigError(
+        repo.rel(variant.variants_file),
+        f"variant {variant.name!r}: its cog.yaml is made from the root cog.yaml, which "
+        "select would overwrite; rename that file (e.g. cog.yaml.template)",
+    )
+
+
 def select(repo: Repo, variant: Variant, plugins: Plugins) -> Selection:
     """:func:`select_variant`, telling what was written and what was removed."""
-    if "cog.yaml" in (variant.template, variant.overlay):
-        raise ConfigError(
-            repo.rel(variant.variants_file),
-            f"variant {variant.name!r}: its cog.yaml is made from the root cog.yaml, which "
-            "select would overwrite; rename that file (e.g. cog.yaml.template)",
-        )
+    made_from_root = "cog.yaml" in (variant.template, variant.overlay)
+    if made_from_root and variant.overlay is not None:
+        raise _overwrites_root(repo, variant)
     rendered = render_variant(repo, variant, plugins)
     at_root = variant.family_dir == repo.root
     # at the root, cog.yaml is the select script's, byte for byte (it wrote no header)
@@ -190,6 +195,12 @@ def select(repo: Repo, variant: Variant, plugins: Plugins) -> Selection:
         "cog.yaml": header + rendered.files["cog.yaml"],
         CONFIG_NAME: rendered.files[CONFIG_NAME],
     }
+    if made_from_root:
+        # the root cog.yaml is the variant's as it is (a select script that keeps it and
+        # copies the rest, a plain Cog folder): it stays, and is never select's to remove
+        if (repo.root / "cog.yaml").read_bytes() != rendered.files["cog.yaml"]:
+            raise _overwrites_root(repo, variant)
+        del targets["cog.yaml"]
     materialized: dict[str, bytes] = {}
     if at_root:  # the files the select script copied, as it did
         targets.update({rel: rendered.files[rel] for rel in variant.files})
