@@ -222,3 +222,32 @@ def test_without_test_cases_outputs_are_compared_with_the_fixed_fuzz_inputs(cli,
         data = json.loads(report.read_text())
         compared = next(c for c in data["cases"] if c["kind"] == "compare-outputs")
         assert (compared["status"], compared["inputs"]) == ("passed", {"text": "abc"})
+
+
+@pytest.mark.slow
+def test_predict_cases_judge_the_test_version_and_the_trained_one_must_answer(cli, tmp_path):
+    """The trainer's weights change the predictor's answer: the predict case's checker
+    (written for the base weights) judges the test version, as in cog-safe-push; on the
+    trained version the same inputs must only get an answer."""
+    folder = tmp_path / "trainer"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "runner" / "trainer", folder)
+    (folder / "cog-safe-push.yaml").write_text(
+        "model: acme/trainable\ntrain:\n  test_cases:\n"
+        "    - {inputs: {word: hey, epochs: 2}, jq_query: '.weights | type == \"string\"'}\n"
+        "predict:\n  test_cases:\n    - {inputs: {prefix: 'x-'}, exact_string: x-base}\n"
+    )
+    report = tmp_path / "r.json"
+    with LocalServer(state_dir=tmp_path / "state") as srv:
+        client = replicate.Client(api_token=srv.token, base_url=srv.base_url)
+        client.models.create(owner="acme", name="trainable", visibility="public",
+                             hardware="cpu")
+        result = cli("safe-push", "--local-url", srv.base_url, "--report-json", str(report),
+                     cwd=folder)
+        assert result.code == ExitCode.OK, result.err
+        data = json.loads(report.read_text())
+        cases = {(c["kind"], c["checker"]): c for c in data["cases"]}
+        assert cases[("test-case", "exact_string")]["status"] == "passed"
+        on_trained = cases[("train-case", None)]
+        assert (on_trained["status"], on_trained["inputs"]) == ("passed", {"prefix": "x-"})
+        assert on_trained["output"] == "x-hey hey"  # the trained weights answered
+        assert data["pushed"]

@@ -3,9 +3,10 @@
 The test version is trained into the destination (default ``<test_model>-dest``);
 each train test case checks a training's output, and with ``train.fuzz`` trainings
 with generated inputs must succeed with an output (as cog-safe-push fuzzes them);
-then the predict test cases run on the trained version. A section with neither test
-cases nor fuzzing trains nothing, as in cog-safe-push (its schema is still linted and
-compared).
+then the predict test cases' inputs run on the trained version, which must answer them
+(or fail those that expect an error): their checkers judge the test version. A section
+with neither test cases nor fuzzing trains nothing, as in cog-safe-push (its schema is
+still linted and compared).
 """
 
 from __future__ import annotations
@@ -108,9 +109,13 @@ async def train(ctx: PushContext) -> StepOutcome:
         trained_version = latest["id"]
     predict_cases = ctx.config.predict.test_cases if ctx.config.predict else []
     ctx.plan_cases(len(predict_cases))
+    # training changes what the model answers (that is its point), so the checkers, written
+    # for the test version's outputs, judge that one; the trained version must answer (or
+    # fail where the case expects an error)
     results = await asyncio.gather(
         *(
-            ctx.run_case("train-case", len(cases) + len(fuzzed) + i, case,
+            ctx.run_case("train-case", len(cases) + len(fuzzed) + i,
+                         case if _expects_error(case) else dict(case.inputs),
                          version=trained_version)
             for i, case in enumerate(predict_cases)
         )
@@ -176,6 +181,10 @@ async def _fuzz_trainings(
         ))
 
     return list(await asyncio.gather(*(one(first + i, c) for i, c in enumerate(inputs))))
+
+
+def _expects_error(case: TestCase) -> bool:
+    return case.checker is not None and case.checker[0] == "error_contains"
 
 
 @hookimpl
