@@ -169,6 +169,12 @@ def test_incompatible_schema_stops(push, client, demo_repo):
     waived, report2 = push("push", "schnell", "--ignore-schema-compatibility")
     assert waived.code == ExitCode.OK, waived.err
     assert steps(report2)["schema-compat"] == "skipped"
+    # what is waived is said, as cog-safe-push's warning does
+    waived_message = next(
+        s["message"] for s in report2["steps"] if s["name"] == "schema-compat")
+    assert waived_message.startswith(
+        "ignore_schema_compatibility is set; ignored: not backwards compatible with ")
+    assert "num_outputs" in waived_message
 
 
 def test_output_comparison_failure_stops(push, client, demo_repo):

@@ -112,9 +112,14 @@ async def schema_compat(ctx: PushContext) -> StepOutcome:
     live_schema = ctx.live_version["openapi_schema"]
     # the table of every difference is for the reports, whether or not it is enforced
     if ctx.config.ignore_schema_compatibility:
+        breaks = []
         with contextlib.suppress(CogfleetError):  # not checked, so not a failure either
-            ctx.result.schema_changes = schema_changes(live_schema, ctx.test_schema)
-        return skipped("ignore_schema_compatibility is set")
+            breaks = check_compatibility(live_schema, ctx.test_schema, parts=tested_parts(ctx))
+            ctx.result.schema_changes = schema_changes(live_schema, ctx.test_schema, breaks)
+        ignored = (f"; ignored: not backwards compatible with "
+                   f"{ctx.model}:{ctx.live_version['id'][:12]}: {'; '.join(breaks)}"
+                   if breaks else "")
+        return skipped(f"ignore_schema_compatibility is set{ignored}")
     breaks = check_compatibility(live_schema, ctx.test_schema, parts=tested_parts(ctx))
     ctx.result.schema_changes = schema_changes(live_schema, ctx.test_schema, breaks)
     if breaks:
