@@ -148,6 +148,10 @@ def test_only_the_terminal_webhook_is_retried_with_its_id(
     final = [headers for headers, body in receiver.received[1:]]
     assert len({h["webhook-id"] for h in final}) == 1  # the same message, retried
     assert receiver.received[0][0]["webhook-id"] != final[0]["webhook-id"]
+    # Each attempt is signed when it is sent: the last retry (3 s of back-off after
+    # the first attempt) carries a later timestamp, so a receiver's tolerance holds.
+    assert int(final[-1]["webhook-timestamp"]) > int(final[0]["webhook-timestamp"])
+    assert final[-1]["webhook-signature"] != final[0]["webhook-signature"]
     secret = client.webhooks.default.secret()
     for headers, body in receiver.received:
         replicate.webhooks.validate(headers=headers, body=body, secret=secret)

@@ -8,7 +8,9 @@ Each run's events are delivered in order, one at a time. ``output`` and ``logs``
 go out at most every 500 ms, as on Replicate: a change within that time is sent
 when it ends (the run as it is then), unless the run has completed meanwhile.
 Only the terminal event is retried, on a connection error or an HTTP status of 400
-or more, with the same ``webhook-id``, backing off exponentially until about a
+or more, with the same ``webhook-id`` and a new ``webhook-timestamp`` and signature
+(each attempt is signed when it is sent, so a receiver's timestamp tolerance holds
+for late retries too), backing off exponentially until about a
 minute after the run ended (Replicate's schedule); retries still pending when the
 server stops are dropped. Redirects are not followed.
 
@@ -146,21 +148,15 @@ class Webhooks:
             await asyncio.gather(previous, return_exceptions=True)
         key = base64.b64decode(self.key().split("_", 1)[1])
         msg_id = "msg_" + "".join(secrets.choice(_ID_CHARS) for _ in range(24))
-        stamp = str(int(datetime.now(UTC).timestamp()))
-        mac = hmac.new(key, f"{msg_id}.{stamp}.{body}".encode(), hashlib.sha256).digest()
-        headers = {
-            "Content-Type": "application/json",
-            "webhook-id": msg_id,
-            "webhook-timestamp": stamp,
-            "webhook-signature": "v1," + base64.b64encode(mac).decode(),
-        }
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=10, follow_redirects=False)
         for url in urls:
             shown = url.split("?", 1)[0]  # a query may hold the receiver's secret
-            # Only the terminal event is retried, as on Replicate (same webhook-id).
+            # Only the terminal event is retried, as on Replicate: the same webhook-id,
+            # signed again with the time of each attempt (the Standard Webhooks way).
             for delay in (*RETRY_DELAYS, None) if retry else (None,):
                 try:
+                    headers = _signed(key, msg_id, body)
                     resp = await self._http.post(url, content=body, headers=headers)
                     if resp.status_code < 400:
                         break
@@ -169,3 +165,15 @@ class Webhooks:
                     log.warning("webhook %s failed: %s", shown, type(exc).__name__)
                 if delay is not None:
                     await asyncio.sleep(delay)
+
+
+def _signed(key: bytes, msg_id: str, body: str) -> dict[str, str]:
+    """The headers of one delivery attempt, signed with the time it is sent."""
+    stamp = str(int(datetime.now(UTC).timestamp()))
+    mac = hmac.new(key, f"{msg_id}.{stamp}.{body}".encode(), hashlib.sha256).digest()
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": stamp,
+        "webhook-signature": "v1," + base64.b64encode(mac).decode(),
+    }
