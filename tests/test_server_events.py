@@ -317,3 +317,50 @@ def test_a_carriage_return_in_streamed_data_does_not_cut_it() -> None:
     resp = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
     read = EventSource(replicate.Client(api_token="unused"), resp)
     assert [(e.event.value, e.data) for e in read] == [("output", "50%\n60%\nend"), ("done", "{}")]
+
+
+def test_a_live_stream_waits_for_an_output_update_that_arrives_late() -> None:
+    # coglet sends one update per output, concurrently: the second output's update can
+    # arrive first. A live stream then sends the same events, in the same order, as
+    # one read after the run ended.
+    from cogfleet.server._streams import chunks, record
+
+    first = {"output": ["a"], "logs": "one\n"}
+    second = {"output": ["a", "b"], "logs": "one\ntwo\n"}
+    doc: dict[str, Any] = {"id": "p", "status": "processing", **second}
+    assert record(doc, second)
+    assert chunks("p", doc, doc["output"], (0, 0)) == ([], (0, 0))  # held before the gap
+    assert record(doc, first)  # the late update lets the stream go on
+    live, position = chunks("p", doc, doc["output"], (0, 0))
+    assert [(event, data) for event, data, _ in live] == [
+        ("logs", "one"), ("output", "a"), ("logs", "two"), ("output", "b")
+    ]
+    doc["status"] = "succeeded"
+    replay, _ = chunks("p", doc, doc["output"], (0, 0))
+    assert replay[:-1] == live and replay[-1][0] == "done"
+    assert chunks("p", doc, doc["output"], position)[0] == replay[-1:]
+
+
+def test_a_live_stream_sends_merged_outputs_once_a_later_update_shows_them() -> None:
+    # The Python server throttles its updates: one can carry two new outputs at once.
+    from cogfleet.server._streams import chunks, record
+
+    doc: dict[str, Any] = {"id": "p", "status": "processing", "output": ["a", "b"], "logs": ""}
+    record(doc, doc)
+    assert chunks("p", doc, doc["output"], (0, 0))[0] == []
+    doc.update(output=["a", "b", "c"], logs="x\n")
+    record(doc, doc)
+    sent, _ = chunks("p", doc, doc["output"], (0, 0))
+    assert [(event, data) for event, data, _ in sent] == [
+        ("output", "a"), ("output", "b"), ("logs", "x"), ("output", "c")
+    ]
+
+
+def test_a_unicode_line_separator_stays_inside_its_data_line() -> None:
+    # Only CR and LF end a line of an event stream: U+2028, U+2029 and U+0085 go out
+    # as the model wrote them (a reader that follows the format gets them back).
+    from cogfleet.server._streams import encode
+
+    text = "a\u2028b\u2029c\x85d"
+    wire = encode("output", text, "p:1:0").decode()
+    assert wire == f"event: output\nid: p:1:0\ndata: {text}\n\n"

@@ -70,6 +70,17 @@ webhooks signed like Replicate's). What deliberately differs, and why:
 * **Stream event ids** are ``<id>:<outputs sent>:<log characters sent>``
   (Replicate's look like ``<timestamp>:<n>``; clients keep them opaque), so that a
   reconnect with ``Last-Event-ID`` resumes exactly after that event.
+* **Unicode line separators** (U+2028, U+2029, U+0085) in streamed text go out as
+  they are, inside one ``data:`` line: an event stream ends lines only at CR and
+  LF, and Replicate sends the text unchanged. The 1.0.7 client reads the stream
+  with httpx's ``iter_lines``, which splits there too, so it loses the rest of that
+  line; no encoding of the event avoids it (the client joins ``data:`` lines with
+  LF). A reader that follows the format (a browser's ``EventSource``) gets the
+  text exactly.
+* **A live stream of a Python-server model** (Cog <= 0.16) can send two outputs
+  only with that server's next update or at the end: that server merges updates,
+  and a jump of two outputs looks like coglet's update of one arriving late, which
+  the stream waits for to keep the order (see ``_streams``).
 * **Versions delete** answers 202, as Replicate does, which the 1.0.7 client
   reports as ``False``.
 * **``Prefer: wait=N``** with N outside 1..60 waits the nearest bound and says so in

@@ -340,9 +340,9 @@ class Runs:
             doc = self._live.get(pid)
             if doc is None or doc["status"] in TERMINAL:
                 return
-            if doc.get("_stream"):
-                # Where the run was: a stream replays its events in this order.
-                record(doc, partial)
+            # Where the run was: a stream replays its events in this order (a late
+            # point can let a live stream go on).
+            late = bool(doc.get("_stream")) and record(doc, partial)
             if doc["status"] == "starting":
                 # The runner's first word: the model runs (start-up and queue are over).
                 self._started(doc, partial.get("started_at") or now_iso())
@@ -363,6 +363,7 @@ class Runs:
                 changed.append("logs")
             if changed:
                 self.webhooks.notify(doc, changed[0], self._render_own)
+            if changed or late:
                 self._wake(pid)
 
         return update

@@ -12,6 +12,14 @@ live, read after the run ended, or resumed with ``Last-Event-ID`` has its
 Between two points where both counts grew, the log lines go first: the model
 server sends an update when an output is yielded, carrying the logs printed
 before it.
+
+coglet sends one update per output and sends them concurrently, so a live reader
+can see the update of a second output before the first one's. The latest point
+jumping by more than one output is such a gap: a live stream stops before it until
+the missing point arrives (:func:`record` says so, and the reader is woken), a later
+update shows the gap was real (the Python server throttles its updates and can
+merge two outputs into one), or the run ends. A live stream then sends the same
+events in the same order as a stream read after the end.
 """
 
 from __future__ import annotations
@@ -28,22 +36,24 @@ Chunk = tuple[str, str, str]
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
-def record(doc: dict[str, Any], update: dict[str, Any]) -> None:
-    """Keep the point of ``doc``'s history that the runner's ``update`` shows."""
+def record(doc: dict[str, Any], update: dict[str, Any]) -> bool:
+    """Keep the point of ``doc``'s history that the runner's ``update`` shows;
+    whether it is new (a late one changes what a live stream may send)."""
     output, logs = update.get("output"), update.get("logs")
     point = [
         len(output) if isinstance(output, list) else 0,
         len(logs) if isinstance(logs, str) else 0,
     ]
     if point == [0, 0]:
-        return
+        return False
     marks: list[list[int]] = doc.setdefault("_marks", [])
     at = bisect.bisect_left(marks, point)
     if at < len(marks) and (marks[at] == point or marks[at][1] < point[1]):
-        return
+        return False
     if at > 0 and marks[at - 1][1] > point[1]:
-        return  # not a point of the same history as those kept (a partial update)
+        return False  # not a point of the same history as those kept (a partial update)
     marks.insert(at, point)
+    return True
 
 
 def chunks(
@@ -64,8 +74,14 @@ def chunks(
     logs = doc.get("logs") or ""
     terminal = doc["status"] in ("succeeded", "failed", "canceled")
     found: list[Chunk] = []
-    steps = [m for m in doc.get("_marks") or () if m[0] >= sent_items and m[1] >= sent_logs]
-    for to_items, to_logs in [*steps, [len(items), len(logs)]]:
+    marks = list(doc.get("_marks") or ())
+    end = [len(items), len(logs)]
+    if not terminal and marks and marks[-1][0] > (marks[-2][0] if len(marks) > 1 else 0) + 1:
+        # An output's update may still be on its way: stop before the gap.
+        marks.pop()
+        end = marks[-1] if marks else [0, 0]
+    steps = [m for m in marks if sent_items <= m[0] <= end[0] and sent_logs <= m[1] <= end[1]]
+    for to_items, to_logs in [*steps, end]:
         pending = logs[sent_logs : max(sent_logs, to_logs)]
         if not (terminal and to_logs == len(logs)):
             # A line still being written goes out once it is whole.
