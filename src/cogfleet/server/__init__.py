@@ -75,8 +75,8 @@ webhooks signed like Replicate's). What deliberately differs, and why:
   LF, and Replicate sends the text unchanged. The 1.0.7 client reads the stream
   with httpx's ``iter_lines``, which splits there too, so it loses the rest of that
   line; no encoding of the event avoids it (the client joins ``data:`` lines with
-  LF). A reader that follows the format (a browser's ``EventSource``) gets the
-  text exactly.
+  LF). A reader that follows the format (a browser's ``EventSource``, httpx-sse
+  0.4.2 and later) gets the text exactly.
 * **A live stream of a Python-server model** (Cog <= 0.16) can send two outputs
   only with that server's next update or at the end: that server merges updates,
   and a jump of two outputs looks like coglet's update of one arriving late, which
