@@ -122,7 +122,8 @@ def test_merge_is_checked_in_variants_yaml(repo, cli):
                                         "{merge: cat, template: cog.yaml.template, overlay: "
                                         "model-cog-configs/schnell.yaml}\n"})
     result = cli("list", cwd=repo)
-    assert "variant 'schnell': merge must be one of yq, concatenate, got 'cat'" in result.err
+    assert ("variant 'schnell': merge must be one of yq, replace-lists, concatenate, got 'cat'"
+            in result.err)
 
 
 MAKEFILE = """\

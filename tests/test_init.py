@@ -49,6 +49,34 @@ def test_init_adopts_in_place_then_list_and_render_work(mci, cli):
         assert cog == expected, variant
 
 
+def test_init_adopts_a_select_script_merging_with_yq_star_lists_replaced(mci, cli):
+    # `ireduce` over the two files with `*` (not `*+`): an overlay's list replaces the base's
+    script = mci_repo.FILES["script/select.sh"].replace(
+        "'select(fileIndex == 0) *+ select(fileIndex == 1)'",
+        "'. as $item ireduce ({}; . * $item)'")
+    write_files(mci, {"script/select.sh": script})
+    result = cli("init", cwd=mci)
+    assert result.code == ExitCode.OK, result.err
+    variants = yaml.safe_load((mci / "variants.yaml").read_text())
+    assert variants["defaults"]["merge"] == "replace-lists"
+    assert cli("render", cwd=mci).code == ExitCode.OK
+    replaced = {"dev": ("build", "run", ["echo dev"]),
+                "krea-dev": ("environment", None, ["MCI_KREA=1"])}
+    for variant, expected in mci_repo.YQ_OUTPUT.items():
+        cog = yaml.safe_load((mci / ".cogfleet/build" / variant / "cog.yaml").read_text())
+        if variant in replaced:
+            top, inner, value = replaced[variant]
+            expected = {**expected, top: {**expected[top], inner: value} if inner else value}
+        assert cog == expected, variant
+    # another expression is refused, naming the script and what it found
+    write_files(mci, {"script/select.sh": script.replace(". * $item", ". *d $item")})
+    (mci / "variants.yaml").unlink()
+    (mci / "pyproject.toml").unlink()
+    result = cli("init", cwd=mci)
+    assert result.code == ExitCode.USAGE_ERROR
+    assert "script/select.sh: merges with '. as $item ireduce ({}; . *d $item)'" in result.err
+
+
 def test_init_leaves_git_two_new_files_to_commit(mci, cli):
     # what cogfleet keeps for itself (.cogfleet/, compiled templates included) is ignored
     # by git without touching the repo's own .gitignore

@@ -250,3 +250,38 @@ def test_other_document_shapes_read_back_as_the_merge():
     # a top-level list, a base of comments alone: what is written reads back as the merge
     assert data("- a\n", "- b\n") == ["a", "b"]
     assert data("# only a comment\n", "a: 1\n") == {"a": 1}
+
+
+def test_yq_star_replaces_lists_and_keeps_the_next_entrys_comments():
+    base = """\
+        build:
+          python_packages:
+            - "alpha==1.0"
+            - beta
+          # after the packages
+          run: [echo base]
+        environment:
+          - A=1
+        """
+    overlay = """\
+        build:
+          python_packages:
+            - gamma
+          run:
+            - echo fast
+        """
+    out = merge_overlay(textwrap.dedent(base), textwrap.dedent(overlay), "base.yaml", "ov.yaml",
+                        append_lists=False)
+    assert out == textwrap.dedent("""\
+        build:
+          python_packages:
+            - gamma
+          # after the packages
+          run:
+            - echo fast
+        environment:
+          - A=1
+        """)
+    # with *+, the same overlay appends
+    assert data(base, overlay)["build"] == {"python_packages": ["alpha==1.0", "beta", "gamma"],
+                                            "run": ["echo base", "echo fast"]}

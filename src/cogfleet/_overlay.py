@@ -18,7 +18,8 @@ style it was written with (``python_version: 3.10`` stays ``3.10``, never the fl
   - a **mapping** merges into the base's mapping there (a missing or ``null`` base
     value, or one of another type, becomes an empty mapping first);
   - a **list** is appended to the base's list there (a missing or ``null`` base value
-    takes the list as it is; a mapping or a non-null scalar there is an error);
+    takes the list as it is; a mapping or a non-null scalar there is an error); with
+    yq's ``*`` (``merge: replace-lists``) it replaces whatever is there;
   - a **scalar** (``null`` included) replaces whatever the base has there.
 
 - Keys the base already has keep their place; new keys follow in the overlay's order.
@@ -91,8 +92,9 @@ def _null() -> ScalarNode:
 class _Merge:
     """One ``base *+ overlay`` merge; mutates its own copy of the base."""
 
-    def __init__(self, overlay_source: str | Path) -> None:
+    def __init__(self, overlay_source: str | Path, append_lists: bool = True) -> None:
         self.source = overlay_source
+        self.append_lists = append_lists
 
     def error(self, path: _Path, rhs: Node, lhs: Node | None) -> ConfigError:
         return ConfigError(
@@ -153,7 +155,7 @@ class _Merge:
         parent, index = self._slot(holder, path, rhs)
         key, lhs = parent.value[index]
         if isinstance(rhs, SequenceNode):
-            if _is_null(lhs):
+            if _is_null(lhs) or not self.append_lists:  # yq's `*` replaces the base's list
                 new: Node = copy.deepcopy(rhs)
             elif isinstance(lhs, SequenceNode):
                 new = SequenceNode(
@@ -178,23 +180,25 @@ class _Merge:
 
 
 def merge_overlay(
-    base_text: str, overlay_text: str, base_source: str | Path, overlay_source: str | Path
+    base_text: str, overlay_text: str, base_source: str | Path, overlay_source: str | Path,
+    *, append_lists: bool = True,
 ) -> str:
-    """``base *+ overlay`` (see the module docstring) as YAML text.
+    """``base *+ overlay`` (see the module docstring) as YAML text; without
+    ``append_lists``, ``base * overlay``: a list of the overlay replaces the base's.
 
     A YAML error names its file and line; a merge yq refuses (a list onto a mapping, a
     mapping at the top onto a list) names the overlay, the key path and the line.
     """
     base = _compose(base_text, base_source)
     overlay = _compose(overlay_text, overlay_source)
-    merged = _Merge(overlay_source).run(copy.deepcopy(base), overlay)
+    merged = _Merge(overlay_source, append_lists).run(copy.deepcopy(base), overlay)
     if merged is None:
         return ""
     text: str = yaml.serialize(
         merged, Dumper=yaml.SafeDumper, allow_unicode=True, width=1 << 16
     )
     # the same document as yq prints it (comments kept), when that reads back the same
-    return yq_text(base_text, overlay_text, yaml.safe_load(text)) or text
+    return yq_text(base_text, overlay_text, yaml.safe_load(text), append_lists) or text
 
 
 def _key_path_at(

@@ -66,9 +66,9 @@ def _last(container: Any) -> tuple[Any, Any, int] | None:
     else:
         return None
     value = container[key]
-    if isinstance(value, (CommentedMap, CommentedSeq)) and value:
+    if isinstance(value, (CommentedMap, CommentedSeq)) and value and not value.fa.flow_style():
         return _last(value)
-    return container, key, slot
+    return container, key, slot  # a scalar, or a [flow] {collection}: after it
 
 
 def _detach_tail(container: Any) -> str:
@@ -87,15 +87,30 @@ def _detach_tail(container: Any) -> str:
     return str(rest)
 
 
+def _detach_entry(holder: Any, key: Any) -> str:
+    """The comment lines after the line of ``holder[key]`` (a scalar or a flow
+    collection: ruamel keeps them with the entry), taken off it."""
+    tokens = holder.ca.items.get(key) if key in holder else None
+    token = tokens[2] if tokens and len(tokens) > 2 else None
+    if token is None or "\n" not in token.value:
+        return ""
+    own, _, rest = token.value.partition("\n")
+    token.value = own + "\n"
+    return str(rest)
+
+
 def _attach_tail(container: Any, rest: str) -> None:
     """Put back what :func:`_detach_tail` took, after ``container``'s (new) last line."""
+    found = _last(container) if rest else None
+    if found is not None:
+        _attach_at(*found, rest)
+
+
+def _attach_at(holder: Any, key: Any, slot: int, rest: str) -> None:
+    """Add comment lines ``rest`` after the scalar at ``key`` of ``holder``."""
     from ruamel.yaml.error import CommentMark
     from ruamel.yaml.tokens import CommentToken
 
-    found = _last(container) if rest else None
-    if found is None:
-        return
-    holder, key, slot = found
     tokens = holder.ca.items.setdefault(key, [None] * (slot + 2))
     token = tokens[slot]
     if token is None:
@@ -104,7 +119,7 @@ def _attach_tail(container: Any, rest: str) -> None:
         token.value = (token.value if token.value.endswith("\n") else token.value + "\n") + rest
 
 
-def _merge(base: Any, overlay: Any) -> Any:
+def _merge(base: Any, overlay: Any, append: bool = True) -> Any:
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
     if isinstance(overlay, CommentedMap):
@@ -112,16 +127,28 @@ def _merge(base: Any, overlay: Any) -> Any:
         tail = _detach_tail(target)
         for key, value in overlay.items():
             old = target.get(key) if key in target else None
+            merges = isinstance(value, CommentedMap) or (
+                append and isinstance(value, CommentedSeq))
+            # what follows a value that is replaced (the next entry's comments) stays
+            after = "" if merges else _detach_tail(old) + _detach_entry(target, key)
             if isinstance(value, (CommentedMap, CommentedSeq)):
-                target[key] = _merge(old, value)
+                target[key] = _merge(old, value, append)
             else:
                 target[key] = _replacement(old, copy.deepcopy(value))
             if key in overlay.ca.items:  # the overlay's comments on the entry win
                 target.ca.items[key] = copy.deepcopy(overlay.ca.items[key])
+            if after:  # after the new value's last line
+                value_now = target[key]
+                block = isinstance(value_now, (CommentedMap, CommentedSeq)) and bool(
+                    value_now) and not value_now.fa.flow_style()
+                if block:
+                    _attach_tail(value_now, after)
+                else:
+                    _attach_at(target, key, 2, after)
         _attach_tail(target, tail)
         return target
     if isinstance(overlay, CommentedSeq):
-        if not isinstance(base, CommentedSeq):
+        if not isinstance(base, CommentedSeq) or not append:
             return copy.deepcopy(overlay)
         tail = _detach_tail(base)
         start = len(base)
@@ -191,7 +218,9 @@ def _layout(text: str) -> str:
     return "\n".join(out) + "\n" if out else ""
 
 
-def yq_text(base_text: str, overlay_text: str, expected: Any) -> str | None:
+def yq_text(
+    base_text: str, overlay_text: str, expected: Any, append_lists: bool = True
+) -> str | None:
     """``base *+ overlay`` printed as yq prints it, or ``None`` when that text would not
     read back as ``expected`` (the merge :mod:`cogfleet._overlay` made, as data)."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -213,7 +242,7 @@ def yq_text(base_text: str, overlay_text: str, expected: Any) -> str | None:
                 overlay.yaml_set_comment_before_after_key(
                     first, before="\n".join(c.lstrip("# ").rstrip() for c in
                                             comment.splitlines() if c.strip()))
-        merged = _merge(base, overlay) if overlay is not None else base
+        merged = _merge(base, overlay, append_lists) if overlay is not None else base
         buffer = io.StringIO()
         rt.dump(merged, buffer)
         text = _layout(buffer.getvalue())

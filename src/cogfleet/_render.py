@@ -379,7 +379,8 @@ def _cog_yaml(
             (base_text, base_origins or _plain_origins(base_rel, base_text)),
             (overlay_text, overlay_origins or _plain_origins(overlay_rel, overlay_text)),
         )
-    merged = merge_overlay(base_text, overlay_text, base_rel, overlay_rel)
+    merged = merge_overlay(base_text, overlay_text, base_rel, overlay_rel,
+                           append_lists=variant.merge != "replace-lists")
     layers.extend([(base_rel, base_text, base_origins),
                    (overlay_rel, overlay_text, overlay_origins)])
     return merged.encode("utf-8"), None

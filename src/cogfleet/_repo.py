@@ -9,6 +9,7 @@ whose model source is at the top, in ``variants.yaml`` there)::
       template: templates/cog.yaml.j2   # optional: the cog.yaml template or base (default shown)
       overlay: overlays/schnell.yaml    # optional: merged onto the base as yq's *+ merges it
       merge: concatenate                # optional: the overlay appended to the base, as `cat` does
+                                        # (replace-lists: yq's `*`, lists replaced not appended)
       official_model: acme/schnell      # optional: where --push-official-model pushes
       cog_version: "0.15.8"             # optional: the Cog version (default: the repo's pin)
       envsubst: {PREDICTOR: Predictor}  # optional: $NAME / ${NAME} values in the template
@@ -75,8 +76,9 @@ _VARIANT_KEYS = {
 _MAPPING_KEYS = ("variables", "envsubst", "files", "replace", "jinja")
 #: ``jinja:`` options (Jinja's own names) for the templates it names; cogfleet's defaults.
 JINJA_OPTIONS = {"keep_trailing_newline": True, "trim_blocks": False, "lstrip_blocks": False}
-#: How an overlay meets its base: yq's ``*+`` merge, or appended as ``cat`` appends it.
-MERGES = ("yq", "concatenate")
+#: How an overlay meets its base: yq's ``*+`` merge, yq's ``*`` (lists replaced, not
+#: appended), or appended as ``cat`` appends it.
+MERGES = ("yq", "replace-lists", "concatenate")
 #: What ``files:`` may not write: cog.yaml and the config come from elsewhere.
 _NOT_COPIED = ("cog.yaml", "cog-safe-push.yaml")
 #: A shell variable's name (``envsubst:`` keys).

@@ -127,7 +127,9 @@ def plan_adopt(root: Path) -> Plan | None:
             f"{config_file(config, name)}"
         )
     how = (f"appended to it (as {select.script} concatenates them)"
-           if select and select.concatenates else "merged onto it (as yq's *+ merges them)")
+           if select and select.concatenates else
+           "merged onto it (as yq's * merges them: lists replaced)"
+           if select and select.replaces_lists else "merged onto it (as yq's *+ merges them)")
     header = [
         "# Written by `cogfleet init`: this repo's variants. Each variant's cog.yaml is",
         f"# {base} with the variant's overlay {how},",
@@ -136,6 +138,8 @@ def plan_adopt(root: Path) -> Plan | None:
     defaults = [f"  template: {scalar(base)}", f"  overlay: {scalar(overlay)}"]
     if select and select.concatenates:
         defaults.append("  merge: concatenate")
+    elif select and select.replaces_lists:
+        defaults.append("  merge: replace-lists")
     return finish(root, plan, header, defaults, {name: [] for name in names}, config,
                    select.files if select else {})
 

@@ -84,6 +84,14 @@ class LayoutError(UsageError):
     """The folder is neither empty nor a repo ``init`` can adopt (exit 2)."""
 
 
+#: The yq expressions (blanks removed) of a two-file merge: ``*+`` appends lists, ``*``
+#: replaces them (``ireduce`` merges the files in order, from an empty mapping).
+_APPENDING_MERGES = {"select(fileIndex==0)*+select(fileIndex==1)",
+                     ".as$itemireduce({};.*+$item)"}
+_REPLACING_MERGES = {"select(fileIndex==0)*select(fileIndex==1)",
+                     ".as$itemireduce({};.*$item)"}
+
+
 @dataclass
 class Select:
     script: str
@@ -91,6 +99,7 @@ class Select:
     overlay: str | None = None  # with {variant}
     config: str | None = None  # with {variant}
     concatenates: bool = False
+    replaces_lists: bool = False  # yq's `*`, not `*+`: an overlay's list replaces the base's
     envsubst: bool = False  # cog.yaml is ``envsubst < base``, with variables the script sets
     copies: bool = False  # cog.yaml is a whole file per variant (``base`` has {variant})
     files: dict[str, str] = field(default_factory=dict)  # other copies: dest -> {variant} src
@@ -153,11 +162,14 @@ def read_select(root: Path) -> Select | None:
         found = Select(script=rel)
         merge = re.search(r"\byq\s+(?:eval-all|ea)\s+(['\"])(.*?)\1\s+(\S+)\s+(\S+)", text)
         if merge:
-            if "*+" not in merge.group(2).replace(" ", ""):
+            expression = re.sub(r"\s+", "", merge.group(2))
+            if expression in _REPLACING_MERGES:  # yq's `*`: lists replaced
+                found.replaces_lists = True
+            elif expression not in _APPENDING_MERGES:
                 raise LayoutError(
                     f"{rel}: merges with {merge.group(2)!r}; cogfleet overlays merge as "
-                    "yq's *+ (maps deeply, lists appended); change the script or write "
-                    f"{VARIANTS_FILE} by hand"
+                    "yq's *+ (maps deeply, lists appended) or * (lists replaced) of the "
+                    f"two files; change the script or write {VARIANTS_FILE} by hand"
                 )
             found.base = _pattern(merge.group(3)) or merge.group(3).strip("'\"")
             found.overlay = _pattern(merge.group(4))
