@@ -317,6 +317,47 @@ def test_jq_runtime_error_is_a_failure(ctx: Callable[..., CheckContext]) -> None
     assert "Cannot index number" in result.message
 
 
+def test_jq_reads_nothing_of_cogfleets_environment(
+    ctx: Callable[..., CheckContext], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a query runs in a process without cogfleet's variables: no token reaches a report
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_jq-must-not-see-this")
+    for query in ("$ENV.REPLICATE_API_TOKEN", "env.REPLICATE_API_TOKEN"):
+        result = run("jq_query", ctx(query, {"a": 1}))
+        assert not result.passed and result.message == f"jq {query!r} gave null on {{\"a\": 1}}"
+
+
+@pytest.mark.parametrize("query", ["def f: f; f"])
+def test_a_jq_query_that_never_ends_is_stopped(
+    ctx: Callable[..., CheckContext], monkeypatch: pytest.MonkeyPatch, query: str
+) -> None:
+    from cogfleet.builtins import _jq_run
+
+    monkeypatch.setattr(_jq_run, "SECONDS", 1.0)
+    result = run("jq_query", ctx(query, {"a": 1}))
+    assert not result.passed
+    assert result.message == f"jq {query!r} failed: ran longer than 1 s and was stopped"
+
+
+def test_a_jq_query_that_exhausts_memory_fails_the_case_not_the_run(
+    ctx: Callable[..., CheckContext], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cogfleet.builtins import _jq_run
+
+    monkeypatch.setattr(_jq_run, "MEMORY", 256 << 20)  # jq aborts its process at the limit
+    query = 'reduce range(40) as $i ("xx"; . + .) | length'  # a string of 2 TiB
+    result = run("jq_query", ctx(query, {"a": 1}))
+    assert not result.passed
+    assert result.message == f"jq {query!r} failed: cannot allocate memory"
+
+
+def test_jq_validate_refuses_a_huge_query() -> None:
+    validate = CHECKERS["jq_query"].validate
+    assert validate is not None
+    with pytest.raises(ValueError, match=r"^jq_query is 10001 characters long; at most 10000"):
+        validate("." + " " * 10_000)
+
+
 def test_jq_validate_rejects_bad_query_in_one_line() -> None:
     validate = CHECKERS["jq_query"].validate
     assert validate is not None

@@ -45,6 +45,19 @@ def test_drop_prefixes():
     assert without_credentials(env, drop_prefixes=("COG_",)) == {"PATH": "/bin"}
 
 
+def test_a_checker_message_never_carries_a_credential(tmp_path, monkeypatch):
+    # a plugin's checker (or a query of the environment) may quote what it read
+    from cogfleet._result import CaseResult
+    from tests.test_mutation_pins import _bare_ctx
+
+    monkeypatch.setenv("DB_PASSWORD", f"db-{SECRET}")
+    ctx = _bare_ctx(tmp_path)
+    case = ctx.add_case(CaseResult(kind="test-case", index=0, inputs={}, checker="mine",
+                                   status="passed", message=f"saw db-{SECRET} in the output"))
+    assert case.message == "saw *** in the output"
+    assert ctx.result.cases[0].message == "saw *** in the output"
+
+
 PREDICT_PY = '''\
 import json
 import os

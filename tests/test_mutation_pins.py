@@ -1030,6 +1030,8 @@ def test_jq_runtime_error_message_is_one_line_without_the_prefix():
         ("jq_query", ".a |", "jq_query '.a |' does not compile: syntax error, unexpected end "
          "of file"),
         ("match_prompt", None, "match_prompt must be a non-empty string, got null"),
+        ("match_prompt", " \n\t", "match_prompt must be a non-empty string, got "),
+        ("error_contains", "   ", "error_contains must be a non-empty string, got "),
     ],
 )
 def test_checker_validation_messages(checker, value, message):

@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 
 from cogfleet._checks import CheckContext, Checker, Judge
 from cogfleet._config import SafePushConfig, TestCase
+from cogfleet._credentials import redact
 from cogfleet._errors import CogfleetError, NetworkError
 from cogfleet._predict import FileCache, Outcome, Predictions, input_urls, is_remote_url
 from cogfleet._repo import Variant
@@ -250,6 +251,9 @@ class PushContext:
         self.emit("cases-planned", planned=self.cases_planned)
 
     def add_case(self, case: CaseResult) -> CaseResult:
+        # a checker's message may quote what it read (a plugin's, or a jq query of $ENV):
+        # no credential of the environment reaches output or reports through it
+        case.message = redact(case.message)
         self.result.cases.append(case)
         self.emit("case-done", case=case, planned=self.cases_planned)
         return case

@@ -24,6 +24,7 @@ from cogfleet._checks import (
     iter_file_refs,
 )
 from cogfleet._errors import RemoteError
+from cogfleet.builtins import _jq_run
 
 _SHOWN = 200
 
@@ -48,7 +49,7 @@ def _unexpected_status(ctx: CheckContext) -> CheckResult | None:
 
 def _require_string(name: str) -> Callable[[Any], None]:
     def validate(value: Any) -> None:
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not value.strip():  # blank: nothing to check for
             raise ValueError(f"{name} must be a non-empty string, got {_short(value)}")
 
     return validate
@@ -158,7 +159,7 @@ def _check_match_prompt(ctx: CheckContext) -> CheckResult:
 # --- jq_query ---------------------------------------------------------------------
 
 
-def _jq_error(exc: ValueError) -> str:
+def _jq_error(exc: ValueError | str) -> str:
     """jq's message on one line: its ``jq: error`` lines without the source excerpt."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     errors = [line.removeprefix("jq: error: ") for line in lines if line.startswith("jq: error")]
@@ -167,6 +168,9 @@ def _jq_error(exc: ValueError) -> str:
 
 def _validate_jq(value: Any) -> None:
     _require_string("jq_query")(value)
+    if len(value) > _jq_run.MAX_QUERY:
+        raise ValueError(f"jq_query is {len(value)} characters long; at most "
+                         f"{_jq_run.MAX_QUERY} are read")
     try:
         jq.compile(value)
     except ValueError as exc:
@@ -178,9 +182,6 @@ def _jq_truthy(value: Any) -> bool:
     # "", [] and {} fail, so `.images` on an empty list, `.caption` on "" and
     # `.count` on 0 fail as a reader would expect.
     return bool(value)
-
-
-_NO_RESULT = object()
 
 
 def _check_jq(ctx: CheckContext) -> CheckResult:
@@ -197,12 +198,12 @@ def _check_jq(ctx: CheckContext) -> CheckResult:
     # Only the first result counts, as in cog-safe-push, and the results after it are
     # never computed: `.items[] | .score > 0.5` passes on its first item even when a
     # later item would make jq fail.
-    try:
-        value = next(iter(jq.compile(query).input_value(data)), _NO_RESULT)
-    except ValueError as exc:
-        return CheckResult(False, f"jq {query!r} failed: {_jq_error(exc)}")
-    if value is _NO_RESULT:
+    answer = _jq_run.run_query(query, data)
+    if answer.error is not None:
+        return CheckResult(False, f"jq {query!r} failed: {_jq_error(answer.error)}")
+    if not answer.found:
         return CheckResult(False, f"jq {query!r} produced no result on {_short(data)}")
+    value = answer.value
     if not _jq_truthy(value):
         return CheckResult(False, f"jq {query!r} gave {_short(value)} on {_short(data)}")
     return CheckResult(True, f"jq {query!r} gave {_short(value)}")
