@@ -85,6 +85,17 @@ FILE_CASES = [
                  ["duplicate key 'variables' (first on line 3)"], id="variants-duplicate-key"),
     pytest.param({VARIANTS: "Alpha!:\n  model: acme/alpha\n"}, VARIANTS,
                  ["names are lower-case"], id="variant-bad-name"),
+    pytest.param({VARIANTS: "a" * 101 + ":\n  model: acme/alpha\n"}, VARIANTS,
+                 [f"variant '{'a' * 57}...': 101 characters long; a name has at most 100"],
+                 id="variant-name-too-long"),
+    pytest.param({VARIANTS: "alpha:\n  model: acme/alpha\n  variables: {steps: 4}\n"
+                  "beta:\n  model: acme/alpha\n"}, f"{VARIANTS}:5",
+                 ["variant 'beta': model: 'acme/alpha' is already the model of variant 'alpha'"],
+                 id="two-variants-one-model"),
+    pytest.param({VARIANTS: "alpha:\n  model: acme/alpha\n  variables: {steps: 4}\n"
+                  "beta:\n  model: acme/beta\n  official_model: acme/alpha\n"}, f"{VARIANTS}:6",
+                 ["variant 'beta': official_model: 'acme/alpha' is already the model of "
+                  "variant 'alpha'"], id="official-model-of-one-is-model-of-another"),
     # --- the cog-safe-push config -----------------------------------------------------
     pytest.param({CONFIG: b"model: {{ model }}\n# caf\xe9\n"}, f"{CONFIG}:2",
                  ["not UTF-8 text"], id="config-not-utf8"),

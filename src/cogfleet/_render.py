@@ -54,7 +54,6 @@ from cogfleet._plugins import Plugins
 from cogfleet._repo import (
     DEFAULT_TEMPLATE,
     JINJA_OPTIONS,
-    SHELL_NAME,
     STATE_DIR,
     VARIANTS_FILE,
     Repo,
@@ -67,6 +66,7 @@ from cogfleet._templates import (
     render_one,
     template_environment,
 )
+from cogfleet._variant_values import SHELL_NAME
 from cogfleet._yaml import load_yaml_text
 
 CONFIG_NAME = "cog-safe-push.yaml"

@@ -56,6 +56,7 @@ from cogfleet._files import check_readable
 from cogfleet._names import SAME_AS_MODEL, model_problem
 from cogfleet._settings import DEFAULT_CONFIGS_DIR, Settings, load_settings
 from cogfleet._variant_lines import key_line, line_of_problem
+from cogfleet._variant_values import envsubst_values, replace_values
 from cogfleet._yaml import load_yaml_file
 from cogfleet.runtime import CogPin, check_version, installed_pin
 
@@ -68,6 +69,28 @@ VARIANTS_FILE = "variants.yaml"
 DEFAULT_TEMPLATE = f"{TEMPLATES_DIR}/cog.yaml.j2"
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+MAX_NAME = 100  # the longest variant name: it names files and folders
+
+
+def _check_models_apart(root: Path, variants: list[Variant]) -> None:
+    """No two variants publish to one model (the last push would win, each time)."""
+    owner: dict[str, tuple[Variant, str]] = {}
+    for variant in variants:
+        for key, model in (("model", variant.model), ("official_model", variant.official_model)):
+            if model is None:
+                continue
+            other = owner.setdefault(model, (variant, key))
+            if other[0] is not variant:
+                raise ConfigError(
+                    variant.variants_file.relative_to(root),
+                    f"variant {variant.name!r}: {key}: {model!r} is already the {other[1]} of "
+                    f"variant {other[0].name!r}; each variant publishes to models of its own",
+                    line=key_line(variant.variants_file, variant.name, key),
+                )
+
+
+def _clipped(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
 _VARIANT_KEYS = {
     "model", "variables", "template", "overlay", "official_model", "cog_version", "envsubst",
     "files", "merge", "config", "replace", "source", "jinja",
@@ -81,9 +104,6 @@ JINJA_OPTIONS = {"keep_trailing_newline": True, "trim_blocks": False, "lstrip_bl
 MERGES = ("yq", "replace-lists", "concatenate")
 #: What ``files:`` may not write: cog.yaml and the config come from elsewhere.
 _NOT_COPIED = ("cog.yaml", "cog-safe-push.yaml")
-#: A shell variable's name (``envsubst:`` keys).
-SHELL_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_ENV_NAME_RE = re.compile(rf"^{SHELL_NAME}$")
 _FAMILY_KEYS = {"family", "source", "defaults", "variants", "own_files"}
 
 
@@ -202,7 +222,7 @@ class Repo:
         unknown = [n for n in names if n not in self.variants]
         if unknown:
             valid = ", ".join(self.variants) or "(none)"
-            shown = ", ".join(repr(n if len(n) <= 60 else n[:57] + "...") for n in unknown)
+            shown = ", ".join(repr(_clipped(n)) for n in unknown)
             raise UsageError(f"unknown variant {shown}; valid: {valid}")
         seen: dict[str, Variant] = {}
         for name in names:
@@ -269,6 +289,7 @@ class Repo:
                     )
                 variants[variant.name] = variant
                 declared_in[variant.name] = vfile
+        _check_models_apart(root, list(variants.values()))
         missing = [v for v in variants.values() if not v.config_path.is_file()]
         if missing:
             v = missing[0]
@@ -374,8 +395,11 @@ def _parse_variants(root: Path, vfile: Path, configs_dir: Path) -> list[Variant]
         name = str(name)
         if not _NAME_RE.match(name):
             raise ConfigError(
-                rel, f"variant {name!r}: names are lower-case letters, digits, . _ -"
+                rel, f"variant {_clipped(name)!r}: names are lower-case letters, digits, . _ -"
             )
+        if len(name) > MAX_NAME:
+            raise ConfigError(rel, f"variant {_clipped(name)!r}: {len(name)} characters long; "
+                              f"a name has at most {MAX_NAME}")
         if spec is not None and not isinstance(spec, dict):
             raise ConfigError(rel, f"variant {name!r}: expected a mapping")
         merged = {k: _for_variant(v, name) for k, v in defaults.items()}
@@ -464,8 +488,8 @@ def _parse_variant(
                           f"got {merge!r}")
     if merge != "yq" and paths["overlay"] is None:
         raise ConfigError(rel, f"variant {name!r}: merge: {merge} needs an overlay")
-    envsubst = _envsubst_values(rel, name, spec.get("envsubst"))
-    replace = _replace_values(rel, name, spec.get("replace"))
+    envsubst = envsubst_values(rel, name, spec.get("envsubst"))
+    replace = replace_values(rel, name, spec.get("replace"))
     files = _copied_files(root, rel, name, spec.get("files"))
     jinja_templates, jinja_options = _jinja_settings(root, rel, name, spec.get("jinja"))
     config_path = configs_dir / f"{name}.yaml"
@@ -559,51 +583,3 @@ def _jinja_settings(
             raise ConfigError(rel, f"{where}: templates: {item!r} is not a file in the repo")
         templates.append(target.relative_to(root).as_posix())
     return tuple(dict.fromkeys(templates)), options
-
-
-def _envsubst_values(rel: Path, name: str, values: Any) -> dict[str, str]:
-    """A variant's ``envsubst:`` mapping: shell variable names to one-line text."""
-    if values is None:
-        return {}
-    if not isinstance(values, dict):
-        raise ConfigError(rel, f"variant {name!r}: envsubst must be a mapping of NAME: value")
-    out: dict[str, str] = {}
-    for key, value in values.items():
-        if not isinstance(key, str) or not _ENV_NAME_RE.match(key):
-            raise ConfigError(rel, f"variant {name!r}: envsubst: {key!r} is not a shell "
-                              "variable name")
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, str | int | float):
-            text = str(value)
-        elif value is None:
-            text = ""
-        else:
-            raise ConfigError(rel, f"variant {name!r}: envsubst: {key}: expected text, got "
-                              f"{type(value).__name__}")
-        if "\n" in text or "\r" in text:
-            raise ConfigError(rel, f"variant {name!r}: envsubst: {key}: one line of text only")
-        out[key] = text
-    return out
-
-
-def _replace_values(rel: Path, name: str, values: Any) -> dict[str, str]:
-    """A variant's ``replace:`` mapping: literal text to the text that replaces it."""
-    if values is None:
-        return {}
-    if not isinstance(values, dict):
-        raise ConfigError(rel, f"variant {name!r}: replace must be a mapping of text: value")
-    out: dict[str, str] = {}
-    for key, value in values.items():
-        if not isinstance(key, str) or not key:
-            raise ConfigError(rel, f"variant {name!r}: replace: {key!r} is not text to "
-                              "replace")
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        if isinstance(value, int | float):
-            value = str(value)
-        if not isinstance(value, str):
-            raise ConfigError(rel, f"variant {name!r}: replace: {key}: expected text, got "
-                              f"{type(value).__name__}")
-        out[key] = value
-    return out
