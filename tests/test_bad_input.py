@@ -513,6 +513,9 @@ CLI_CASES = [
                  ["models/fam/predict.py is a file, not a folder"], id="report-inside-a-file"),
     pytest.param(["--report-json", "models"], "--report-json models", ["is a folder"],
                  id="report-is-a-folder"),
+    # written through a rename, a report would replace the device (as root)
+    pytest.param(["--report-json", "/dev/null"], "--report-json /dev/null",
+                 ["is not a regular file"], id="report-is-a-device"),
     # permission bits say yes to root there: creating a file is what is tried
     pytest.param(["--report-json", "/proc/r.json"], "--report-json /proc/r.json",
                  ["/proc is not writable"], id="report-where-no-file-can-be-made"),

@@ -12,6 +12,7 @@ import argparse
 import os
 import re
 import socket
+import stat
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -88,6 +89,11 @@ def check_destinations(flags: Iterable[tuple[str, str | None]]) -> None:
             raise UsageError(f"{flag} {value}: {same} writes that file too; give another path")
         if path.is_dir():
             raise UsageError(f"{flag} {value}: is a folder; give a file path")
+        # a report is written through a rename, which replaces what is there: a device
+        # (as root) or the link itself, not the file it points at
+        if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+            raise UsageError(f"{flag} {value}: is not a regular file (a device, FIFO, socket "
+                             "or link); give a file path")
         for parent in path.parents:
             if parent.exists():
                 if not parent.is_dir():
