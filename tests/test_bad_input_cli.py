@@ -108,3 +108,13 @@ def test_canary_flags_are_usage_errors_not_a_failed_canary(tmp_path, cli, args, 
     assert result.err.startswith(f"error: {message}"), result.err
     assert len(result.err.splitlines()) == 1 and "CANARY FAILED" not in result.err
     assert not (tmp_path / ".cogfleet").exists()
+
+
+@pytest.mark.parametrize("command", ["cog-version", "schema", "lint", "render"])
+def test_an_empty_variant_name_is_an_unknown_variant_not_none(make_repo, cli, command):
+    # `cogfleet cog-version "$VARIANT"` with VARIANT unset printed the repo's pin
+    root = make_repo()
+    result = cli(command, "", cwd=root)
+    assert result.code == 2, (result.code, result.out, result.err)
+    assert result.err == "error: unknown variant ''; valid: alpha, beta\n"
+    assert not (root / ".cogfleet" / "build").exists()

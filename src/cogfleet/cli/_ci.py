@@ -48,7 +48,7 @@ def cmd_cog_version(ns: argparse.Namespace) -> int:
     from cogfleet.runtime import installed_pin
 
     repo = load_repo(ns)
-    if ns.variant:
+    if ns.variant is not None:  # "" (an unset $VARIANT) is an unknown variant, not none
         pin = repo.pin_for(repo.select([ns.variant])[0])
     else:
         pin = repo.settings.cog_pin or installed_pin()
