@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -335,3 +337,30 @@ def run_console(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Cli
         check=False,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@functools.cache
+def container_view_here() -> bool:
+    """Whether this system lets a process mount a /tmp of its own and a root of its own
+    with a /src the host lacks (root, or user namespaces), asked of util-linux's unshare
+    and chroot, independently of cogfleet's code."""
+    if shutil.which("unshare") is None or shutil.which("chroot") is None:
+        return False
+    flags = ["-m"] if os.geteuid() == 0 else ["-U", "-r", "-m"]
+    with tempfile.TemporaryDirectory() as scratch:
+        # The new root is filled from inside it: once the overlay is on /tmp, the
+        # scratch folder's path no longer leads to the tmpfs.
+        script = (
+            f"mount --make-rprivate / && mount -t tmpfs none {scratch} && "
+            f"mkdir {scratch}/u {scratch}/w {scratch}/r {scratch}/r/src && "
+            f"mount --bind {scratch}/u {scratch}/r/src && cd {scratch}/r && "
+            f"mount -t overlay overlay "
+            f"-o lowerdir=/tmp,upperdir={scratch}/u,workdir={scratch}/w /tmp && "
+            "for e in /*; do n=${e#/}; [ $n = src ] && continue; "
+            'if [ -L "$e" ]; then ln -s "$(readlink "$e")" "$n" || exit 1; '
+            'elif [ -d "$e" ]; then mkdir "$n" && mount --rbind "$e" "$n" || exit 1; '
+            'else touch "$n" && mount --bind "$e" "$n" || exit 1; fi; done && '
+            "chroot . sh -c 'cd /src && touch here'"
+        )
+        probe = subprocess.run(["unshare", *flags, "sh", "-c", script], capture_output=True)
+    return probe.returncode == 0

@@ -4,17 +4,14 @@ as each version's container has on Replicate."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 
 from cogfleet.server._runner import RunnerPool
+from tests.conftest import container_view_here
 
 pytestmark = pytest.mark.slow
 
@@ -41,35 +38,9 @@ class Predictor(BasePredictor):
 COG_YAML = 'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n'
 
 
-def _container_view_here() -> bool:
-    """Whether this system lets a process mount a /tmp of its own and a root of its own
-    with a /src the host lacks (root, or user namespaces), asked of util-linux's unshare
-    and chroot, independently of cogfleet's code."""
-    if shutil.which("unshare") is None or shutil.which("chroot") is None:
-        return False
-    flags = ["-m"] if os.geteuid() == 0 else ["-U", "-r", "-m"]
-    with tempfile.TemporaryDirectory() as scratch:
-        # The new root is filled from inside it: once the overlay is on /tmp, the
-        # scratch folder's path no longer leads to the tmpfs.
-        script = (
-            f"mount --make-rprivate / && mount -t tmpfs none {scratch} && "
-            f"mkdir {scratch}/u {scratch}/w {scratch}/r {scratch}/r/src && "
-            f"mount --bind {scratch}/u {scratch}/r/src && cd {scratch}/r && "
-            f"mount -t overlay overlay "
-            f"-o lowerdir=/tmp,upperdir={scratch}/u,workdir={scratch}/w /tmp && "
-            "for e in /*; do n=${e#/}; [ $n = src ] && continue; "
-            'if [ -L "$e" ]; then ln -s "$(readlink "$e")" "$n" || exit 1; '
-            'elif [ -d "$e" ]; then mkdir "$n" && mount --rbind "$e" "$n" || exit 1; '
-            'else touch "$n" && mount --bind "$e" "$n" || exit 1; fi; done && '
-            "chroot . sh -c 'cd /src && touch here'"
-        )
-        probe = subprocess.run(["unshare", *flags, "sh", "-c", script], capture_output=True)
-    return probe.returncode == 0
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mount namespaces are Linux's")
 def test_two_versions_see_their_own_tmp_and_src(tmp_path: Path) -> None:
-    if not _container_view_here():
+    if not container_view_here():
         pytest.skip("this system lets no process mount a /tmp or a /src of its own")
     builds = {}
     for tag in ("live", "test"):

@@ -26,10 +26,11 @@ from cogfleet.schema import (
     ModelCodeNeeded,
     dumps_schema,
     generate_schema,
+    sdk_document,
     sdk_document_in_store,
     validate_inputs,
 )
-from tests.conftest import LEGACY_COG, CliResult
+from tests.conftest import LEGACY_COG, CliResult, container_view_here
 
 FIXTURE = Path(__file__).parent / "fixtures" / "schema" / "sdk_fallback" / "speech"
 
@@ -366,3 +367,35 @@ def test_a_target_that_writes_the_schema_itself_checks_the_inputs_after_the_test
         tested = [v.id for v in client.models.get("acme/speech-test").versions.list()]
         assert tested == [report["test_version"]]  # the same build: one version
         assert client.predictions.list().results == []
+
+
+SRC_PREDICTOR = '''
+from cog import BasePredictor, Input
+
+# Cog's image has the model at /src, its working folder; models read files there.
+MODES = open("/src/modes.txt").read().split()
+
+
+class Predictor(BasePredictor):
+    def predict(self, mode: str = Input(choices=MODES)) -> str:
+        return mode
+'''
+
+
+def test_the_sdk_imports_the_model_from_src_as_in_the_image(
+    tmp_path: Path, legacy_env: Any
+) -> None:
+    if not container_view_here():
+        pytest.skip("this system lets no process mount a /src of its own")
+    folder = tmp_path / "modes"
+    folder.mkdir()
+    (folder / "cog.yaml").write_text(
+        'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n'
+    )
+    (folder / "predict.py").write_text(SRC_PREDICTOR)
+    (folder / "modes.txt").write_text("fast slow\n")
+    with pytest.raises(ModelCodeNeeded) as info:
+        generate_schema(folder, LEGACY_COG)
+    doc = sdk_document(folder, legacy_env.python, LEGACY_COG, info.value)
+    assert doc["components"]["schemas"]["mode"]["enum"] == ["fast", "slow"]
+    assert not Path("/src/modes.txt").exists()

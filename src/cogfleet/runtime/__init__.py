@@ -6,6 +6,7 @@
 ``_python``    finding the interpreter ``python_version`` asks for
 ``_pipconf``   the package indexes pip on this machine is configured with
 ``_envs``      the content-addressed store of uv-built environments
+``_container`` the file system a model's process sees in its container (/src, /tmp)
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from cogfleet.runtime._versions import (
 )
 
 _LAZY = {
+    "LIBC": "_container",
+    "container_view": "_container",
     "ENV_DIR_VARIABLE": "_envs",
     "EnvBuildError": "_envs",
     "EnvInfo": "_envs",
@@ -52,6 +55,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from cogfleet.runtime._container import LIBC, container_view
     from cogfleet.runtime._envs import (
         ENV_DIR_VARIABLE,
         EnvBuildError,
@@ -78,6 +82,7 @@ __all__ = [
     "ENVIRONMENTS",
     "ENV_DIR_VARIABLE",
     "KNOWN_VERSIONS",
+    "LIBC",
     "BuildSpec",
     "CogPin",
     "EnvBuildError",
@@ -93,6 +98,7 @@ __all__ = [
     "check_version",
     "cli_pin",
     "cog_cli_version",
+    "container_view",
     "cuda_available",
     "disk_usage",
     "find_python",

@@ -12,9 +12,11 @@ environment (the one its predictions run in: cog.yaml's packages and that SDK) a
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,12 +90,14 @@ def sdk_document(
     """The document Cog ``cog_version``'s SDK writes for ``build_dir`` with ``python``.
 
     ``python`` is the interpreter of the version's environment (cog.yaml's packages
-    and that SDK); the SDK imports the predictor with the build folder as working
-    directory, as ``cog build`` did in the image, without running ``setup()``. The
-    process gets no credentials. Raises :class:`ConfigError` at ``reason``'s
-    ``file:line`` with the SDK's last error line when the SDK cannot build it either.
+    and that SDK); the SDK imports the predictor with the build folder at ``/src``, its
+    working directory, as ``cog build`` did in the image (where the system allows a
+    mount namespace, :func:`cogfleet.runtime.container_view`; elsewhere in the build
+    folder itself), without running ``setup()``. The process gets no credentials.
+    Raises :class:`ConfigError` at ``reason``'s ``file:line`` with the SDK's last
+    error line when the SDK cannot build it either.
     """
-    from cogfleet.runtime import scrubbed_environ
+    from cogfleet.runtime import container_view, scrubbed_environ
 
     def failed(why: str) -> ConfigError:
         return ConfigError(
@@ -105,11 +109,14 @@ def sdk_document(
 
     command = [python, "-m", "cog.command.openapi_schema"]
     env = scrubbed_environ({"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"})
+    src = str(build_dir.resolve())
     try:
-        proc = subprocess.run(
-            command, cwd=build_dir, env=env, capture_output=True, text=True,
-            errors="replace", timeout=SDK_TIMEOUT, check=False, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="cogfleet-schema-") as scratch:
+            proc = subprocess.run(
+                command, cwd=build_dir, env=env, capture_output=True, text=True,
+                errors="replace", timeout=SDK_TIMEOUT, check=False, stdin=subprocess.DEVNULL,
+                preexec_fn=functools.partial(container_view, scratch, src),
+            )  # fmt: skip
     except subprocess.TimeoutExpired:
         raise failed(f"it did not answer in {SDK_TIMEOUT:.0f} s") from None
     except OSError as exc:
