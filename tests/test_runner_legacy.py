@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from cogfleet.server._runner import InvalidInput, RunnerPool, Runtime, SetupFailed
+from tests.conftest import container_view_here
 
 FIXTURES = Path(__file__).parent / "fixtures" / "legacy"
 
@@ -60,6 +61,9 @@ def test_legacy_server_predicts_with_optional_seed_and_no_leaks(
             assert out.startswith("yo seed=None calls=1 cog=0.15.8 greeting=hello from cog.yaml")
             assert "leaked=[]" in out
             assert f"prefix={legacy_env.path}" in out
+            # Its working folder is /src, as in the image, where the system allows it.
+            cwd = "/src" if container_view_here() else str(build("echo").resolve())
+            assert out.endswith(f" cwd={cwd}")
             assert "echoing 'yo'" in first["logs"]
             assert first["error"] is None and first["metrics"]["predict_time"] > 0
             assert updates and updates[0]["status"] == "processing"
