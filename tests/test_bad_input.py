@@ -462,6 +462,13 @@ def test_serve_on_a_port_in_use(tmp_path):
         (["--idle-timeout", "-1"], "--idle-timeout"),
         (["--idle-timeout", "0"], "--idle-timeout"),
         (["--token", "no-account"], "--token"),
+        # an empty path is not the current folder; sizes past any use are refused
+        (["--state", ""], "--state: empty value"),
+        (["--state="], "--state: empty value"),
+        (["--latency", "1e20"], "--latency must be at most 86400"),
+        (["--request-latency", "99999999999999999999"], "--request-latency must be at most"),
+        (["--idle-timeout", "1e300"], "--idle-timeout must be at most 604800"),
+        (["--page-size", "99999999999"], "--page-size must be from 1 to 10000"),
     ],
 )
 def test_serve_bad_flags(tmp_path, args, what):
@@ -470,6 +477,7 @@ def test_serve_bad_flags(tmp_path, args, what):
     assert proc.stderr.startswith("error: ") and what in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / ".cogfleet").exists()
+    assert not (tmp_path / "builds").exists()
 
 
 def test_serve_names_the_variable_a_bad_token_came_from(tmp_path):

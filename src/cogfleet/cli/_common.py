@@ -38,6 +38,19 @@ class Parser(argparse.ArgumentParser):
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
+        given = list(sys.argv[1:] if args is None else args)
+        # An empty value that an option's type turns into something else (Path("") is
+        # ".") is gone after parsing, so the words themselves are looked at first.
+        takes_value = {s: a for a in self._actions if a.nargs != 0 for s in a.option_strings}
+        for i, word in enumerate(given):
+            if word == "--":
+                break
+            name, eq, text = word.partition("=")
+            if not eq:
+                text = given[i + 1] if i + 1 < len(given) else "x"
+            action = takes_value.get(name)
+            if action is not None and not text.strip() and _hides_empty(action):
+                self.error(f"argument {name}: empty value")
         ns, rest = super().parse_known_args(args, namespace)
         for action in self._actions:
             value = getattr(ns, action.dest, None) if action.option_strings else None
@@ -45,6 +58,17 @@ class Parser(argparse.ArgumentParser):
             if any(isinstance(v, str) and not v.strip() for v in values):
                 self.error(f"argument {'/'.join(action.option_strings)}: empty value")
         return ns, rest
+
+
+def _hides_empty(action: argparse.Action) -> bool:
+    """Whether ``action``'s type takes an empty text without a word (a path, say)."""
+    if action.type is None or not callable(action.type):
+        return False
+    try:
+        converted = action.type("")
+    except (ValueError, TypeError, argparse.ArgumentTypeError):
+        return False  # its own message names the problem
+    return not isinstance(converted, str)
 
 
 class Command(NamedTuple):

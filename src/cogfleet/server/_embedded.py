@@ -282,12 +282,12 @@ def run_serve(ns: argparse.Namespace) -> int:
     if not 0.0 <= ns.fail_rate <= 1.0:
         raise UsageError(f"--fail-rate must be between 0 and 1, not {ns.fail_rate}")
     if ns.rate_limit is not None:
-        _seconds("--rate-limit", ns.rate_limit, positive=True)
+        _seconds("--rate-limit", ns.rate_limit, positive=True, most=1e6)
     _seconds("--latency", ns.latency)
     _seconds("--request-latency", ns.request_latency)
-    _seconds("--idle-timeout", ns.idle_timeout, positive=True)
-    if ns.page_size is not None and ns.page_size < 1:
-        raise UsageError(f"--page-size must be at least 1, not {ns.page_size}")
+    _seconds("--idle-timeout", ns.idle_timeout, positive=True, most=_WEEK)
+    if ns.page_size is not None and not 1 <= ns.page_size <= _PAGE_MAX:
+        raise UsageError(f"--page-size must be from 1 to {_PAGE_MAX}, not {ns.page_size}")
     state = Path(ns.state)
     if state.exists() and not state.is_dir():
         raise UsageError(f"--state {ns.state}: not a directory (a file is there)")
@@ -328,11 +328,18 @@ def run_serve(ns: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
-def _seconds(flag: str, value: float, *, positive: bool = False) -> None:
-    """A number of seconds (or a rate) a flag gives: finite, and not negative (or positive)."""
+_DAY, _WEEK = 86400.0, 7 * 86400.0
+_PAGE_MAX = 10000
+
+
+def _seconds(flag: str, value: float, *, positive: bool = False, most: float = _DAY) -> None:
+    """A number of seconds (or a rate) a flag gives: finite, not negative (or positive),
+    and at most ``most`` (a day of seconds unless said otherwise)."""
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
         rule = "a positive number" if positive else "a number not below 0"
         raise UsageError(f"{flag} must be {rule}, not {value}")
+    if value > most:
+        raise UsageError(f"{flag} must be at most {most:g}, not {value:g}")
 
 
 def _prune(state_dir: Path, *, everything: bool) -> int:
