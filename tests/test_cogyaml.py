@@ -41,6 +41,20 @@ def test_minimal_config_is_valid_without_warnings(tmp_path: Path) -> None:
     assert validate_cog_yaml(write(tmp_path, MINIMAL)) == []
 
 
+def test_a_run_command_over_several_lines_is_refused_as_cog_refuses_it(tmp_path: Path) -> None:
+    text = (
+        "build:\n  python_version: '3.11'\n  run:\n"
+        "    - |\n      echo one\n    - |\n      echo a\n      echo b\n"
+        "predict: predict.py:P\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        validate_cog_yaml(write(tmp_path, text))
+    # the block's own final newline is stripped, as Cog strips it; the second one spans lines
+    assert err.value.line == 6
+    assert "build.run[1]: contains a new line" in str(err.value)
+    assert "build.run[0]" not in str(err.value)
+
+
 def test_empty_file_is_valid(tmp_path: Path) -> None:
     assert validate_cog_yaml(write(tmp_path, "# nothing yet\n")) == []
 

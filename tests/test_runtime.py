@@ -148,6 +148,7 @@ def test_build_spec_reads_requirements_like_pip(tmp_path: Path) -> None:
             "cog.yaml": (
                 "build:\n  python_version: 3.10\n  gpu: true\n  python_requirements: req.txt\n"
                 "  run:\n    - echo one\n    - command: echo two\n"
+                "  pre_install:\n    - echo three\n"
                 "  system_packages: [ffmpeg]\npredict: predict.py:P\n"
             ),
             "req.txt": (
@@ -164,7 +165,8 @@ def test_build_spec_reads_requirements_like_pip(tmp_path: Path) -> None:
     spec = read_build_spec(build, "0.23.1")
     assert spec.python == "3.10"  # as written, not YAML's float 3.1
     assert spec.gpu and spec.system_packages == ("ffmpeg",)
-    assert spec.run_commands == ("echo one", "echo two")
+    # Cog runs the old build.pre_install after build.run, as run commands
+    assert spec.run_commands == ("echo one", "echo two", "echo three")
     assert spec.requirements[:3] == (
         "six>=1.16", "attrs >=23", "--extra-index-url https://example.invalid/simple"
     )  # fmt: skip

@@ -310,6 +310,24 @@ def _check_requirements_file(build: Any, build_dir: Path) -> None:
         raise ConfigError(path, problem, line=line)
 
 
+def _check_run_commands(doc: _Document, out: _Problems) -> None:
+    # Cog writes each command (build.run, then the old build.pre_install) into one RUN
+    # line of its Dockerfile, stripped, and refuses one that spans lines ("One of the
+    # commands in 'run' contains a new line").
+    build = doc.data.get("build")
+    if not isinstance(build, dict):
+        return
+    for key in ("run", "pre_install"):
+        commands = build.get(key)
+        if not isinstance(commands, list):
+            continue
+        for index, item in enumerate(commands):
+            command = item.get("command") if isinstance(item, dict) else item
+            if isinstance(command, str) and "\n" in command.strip():
+                out.add(("build", key, index), "contains a new line: Cog's build takes one "
+                        "line a command (one list item each, or join them with &&)")
+
+
 def _check_environment(doc: _Document, out: _Problems) -> None:
     entries = doc.data.get("environment")
     if not isinstance(entries, list):
@@ -521,6 +539,7 @@ def validate_cog_yaml(
     _check_versions(doc, problems, cog_version)
     _check_refs(doc, problems, build_dir)
     _check_environment(doc, problems)
+    _check_run_commands(doc, problems)
     _check_concurrency(doc, problems, build_dir)
     _check_image_model(doc, problems)
     if problems.errors:

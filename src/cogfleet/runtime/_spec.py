@@ -252,7 +252,9 @@ def read_build_spec(build_dir: Path, cog_version: str) -> BuildSpec:
         requirements=tuple(out.install),
         identity=tuple(out.identity),
         constraints=tuple(out.constraints),
-        run_commands=_run_commands(build.get("run"), path),
+        # Cog runs the old build.pre_install after build.run, as more run commands.
+        run_commands=_run_commands(build.get("run"), path)
+        + _strings(build.get("pre_install"), "build.pre_install", path),
         gpu=str(build.get("gpu", "false")).lower() in _TRUE,
         system_packages=_strings(build.get("system_packages"), "build.system_packages", path),
         requirement_names=out.names,
