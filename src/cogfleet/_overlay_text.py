@@ -79,19 +79,18 @@ def _detach_tail(container: Any) -> str:
         return ""
     holder, key, slot = found
     tokens = holder.ca.items.get(key)
-    token = tokens[slot] if tokens and len(tokens) > slot else None
-    if token is None or "\n" not in token.value:
-        return ""
-    own, _, rest = token.value.partition("\n")
-    token.value = own + "\n"
-    return str(rest)
+    return _take_after_first_line(tokens[slot] if tokens and len(tokens) > slot else None)
 
 
 def _detach_entry(holder: Any, key: Any) -> str:
     """The comment lines after the line of ``holder[key]`` (a scalar or a flow
     collection: ruamel keeps them with the entry), taken off it."""
     tokens = holder.ca.items.get(key) if key in holder else None
-    token = tokens[2] if tokens and len(tokens) > 2 else None
+    return _take_after_first_line(tokens[2] if tokens and len(tokens) > 2 else None)
+
+
+def _take_after_first_line(token: Any) -> str:
+    """The lines of a comment ``token`` after its first, taken off it ("" if none)."""
     if token is None or "\n" not in token.value:
         return ""
     own, _, rest = token.value.partition("\n")
