@@ -28,12 +28,11 @@ MAX_QUERY = 10_000
 _PYTHON_VARIABLES = ("PATH", "HOME", "PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE", "SYSTEMROOT")
 
 _CHILD = r"""
-import json, sys
-try:
+import contextlib, json, sys
+# Where the system has no address-space limit, the time limit still holds.
+with contextlib.suppress(ImportError, ValueError, OSError):
     import resource
     resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[1]), int(sys.argv[1])))
-except (ImportError, ValueError, OSError):
-    pass
 import jq
 job = json.load(sys.stdin)
 try:
